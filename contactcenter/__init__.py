@@ -1,0 +1,1 @@
+"""contactcenter: the host — settings, app assembly, CLI, ports and their adapters."""

@@ -1,0 +1,49 @@
+"""Settings, read once from the environment (and a `.env` file) with the `CC_` prefix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CC_", env_file=".env", extra="ignore")
+
+    # Unset URLs mean embedded defaults: pgserver, fakeredis, the in-process bus.
+    database_url: SecretStr | None = None
+    redis_url: SecretStr | None = None
+    amqp_url: SecretStr | None = None
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    smtp_port: int = 2525
+    public_url: str | None = None
+    admin_token: SecretStr | None = None
+
+    twilio_account_sid: str = ""
+    twilio_auth_token: SecretStr = SecretStr("")
+    twilio_api_base: str = "https://api.twilio.com"
+    smtp_relay_url: SecretStr | None = None
+    mail_domains: list[str] = Field(default_factory=list)
+    default_region: str = "US"
+
+    # Origins allowed to open the agent and chat sockets, besides the service's own.
+    allowed_origins: list[str] = Field(default_factory=list)
+    # Names of exchanges, queues and Redis keys start with this; tests give each run its own.
+    namespace: str = "cc"
+    # PostgreSQL schema the tables live in.
+    database_schema: str = "public"
+    # Where embedded mode keeps its PostgreSQL data.
+    data_dir: Path = Path("var")
+
+    reservation_timeout_seconds: float = 30.0
+    publish_timeout_seconds: float = 5.0
+    router_prefetch: int = 32
+    delivery_limit: int = 5
+    log_level: str = "INFO"
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None and self.redis_url is None and self.amqp_url is None

@@ -1,0 +1,49 @@
+"""What the router and the gateway tell an agent's desktop: offers (screen pops), messages, revocations."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, TypeAdapter
+
+from schema.cards import ClientCard
+from schema.interactions import Interaction
+
+
+class OfferedReservation(BaseModel):
+    id: uuid.UUID
+    conversation_id: uuid.UUID
+    queue: str
+    expires_at: datetime
+    interaction: Interaction
+
+
+class Offer(BaseModel):
+    """The screen pop: the reserved work and the whole card of the client behind it."""
+
+    type: Literal["offer"] = "offer"
+    agent_id: uuid.UUID
+    reservation: OfferedReservation
+    card: ClientCard
+
+
+class InboundMessage(BaseModel):
+    """A new inbound interaction in a conversation the agent has accepted."""
+
+    type: Literal["message"] = "message"
+    agent_id: uuid.UUID
+    conversation_id: uuid.UUID
+    interaction: Interaction
+
+
+class Revoked(BaseModel):
+    type: Literal["revoked"] = "revoked"
+    agent_id: uuid.UUID
+    reservation_id: uuid.UUID
+    reason: str
+
+
+AgentNotice = Annotated[Offer | InboundMessage | Revoked, Field(discriminator="type")]
+AGENT_NOTICE: TypeAdapter[AgentNotice] = TypeAdapter(AgentNotice)
