@@ -1,0 +1,189 @@
+"""Interactions and the conversations they belong to: stored once, attached, assigned, closed."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+
+from contactcenter.errors import NotFound
+from contactcenter.identities import Identity
+from contactcenter.store.cards import resolve_identity
+from contactcenter.store.directory import QueueRef
+from schema import Channel, Direction, Interaction
+
+
+@dataclass(frozen=True)
+class RecordedInteraction:
+    """Where an inbound interaction landed. `new` is False for a redelivery or a provider's retry."""
+
+    interaction_id: uuid.UUID
+    client_id: uuid.UUID
+    conversation_id: uuid.UUID
+    queue_id: uuid.UUID | None
+    agent_id: uuid.UUID | None
+    conversation_open: bool
+    new: bool
+
+
+@dataclass(frozen=True)
+class InteractionInContext:
+    interaction: Interaction
+    client_id: uuid.UUID
+    queue_name: str
+
+
+EXISTING = """
+SELECT x.id, x.client_id, x.conversation_id, v.queue_id, v.agent_id, v.state = 'open' AS open
+FROM interactions x JOIN conversations v ON v.id = x.conversation_id
+WHERE x.channel = $1 AND x.direction = $2 AND x.provider_id = $3
+"""
+OPEN_CONVERSATION = """
+SELECT id, queue_id, agent_id FROM conversations WHERE client_id = $1 AND channel = $2 AND state = 'open'
+"""
+INSERT_CONVERSATION = "INSERT INTO conversations (id, client_id, channel, queue_id) VALUES ($1, $2, $3, $4)"
+INSERT_INTERACTION = """
+INSERT INTO interactions (id, channel, direction, provider_id, client_id, conversation_id,
+                          from_address, to_address, from_verified, body, received_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+"""
+# An interaction with what an offer needs beside it: the client and the queue's name.
+INTERACTION_IN_CONTEXT = """
+SELECT x.id, x.channel, x.direction, x.provider_id, x.from_address, x.to_address, x.from_verified, x.body,
+       x.received_at, x.client_id, coalesce(q.name, '') AS queue_name
+FROM interactions x
+LEFT JOIN conversations v ON v.id = x.conversation_id
+LEFT JOIN queues q ON q.id = v.queue_id
+WHERE x.id = $1
+"""
+# Where a reply goes: back to whoever last wrote in, from the address they wrote to.
+REPLY_ROUTE = """
+SELECT v.channel, v.client_id, x.from_address, x.to_address
+FROM conversations v
+JOIN LATERAL (SELECT from_address, to_address FROM interactions
+              WHERE conversation_id = v.id AND direction = 'inbound'
+              ORDER BY received_at DESC LIMIT 1) x ON true
+WHERE v.id = $1 AND v.agent_id = $2 AND v.state = 'open'
+"""
+ASSIGN = "UPDATE conversations SET agent_id = $2 WHERE id = $1 AND state = 'open'"
+CLOSE = """
+UPDATE conversations SET state = 'closed', closed_at = now()
+WHERE id = $1 AND agent_id = $2 AND state = 'open'
+"""
+
+
+@dataclass(frozen=True)
+class ReplyRoute:
+    conversation_id: uuid.UUID
+    client_id: uuid.UUID
+    channel: Channel
+    client_address: str
+    our_address: str
+
+
+class Conversations:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def record_inbound(
+        self, interaction: Interaction, sender: Identity, queue: QueueRef | None
+    ) -> RecordedInteraction:
+        """Resolve the sender, store the interaction once and attach it to the client's open conversation
+        on its channel (opened in `queue` if there is none) — all in one transaction."""
+        channel, direction = str(interaction.channel), str(interaction.direction)
+        async with self._pool.acquire() as conn, conn.transaction():
+            # The identity lock taken by resolve_identity also serialises this sender's duplicates.
+            client_id = await resolve_identity(conn, sender)
+            existing = await conn.fetchrow(EXISTING, channel, direction, interaction.provider_id)
+            if existing is not None:
+                return RecordedInteraction(
+                    interaction_id=existing["id"],
+                    client_id=existing["client_id"],
+                    conversation_id=existing["conversation_id"],
+                    queue_id=existing["queue_id"],
+                    agent_id=existing["agent_id"],
+                    conversation_open=existing["open"],
+                    new=False,
+                )
+            conversation = await conn.fetchrow(OPEN_CONVERSATION, client_id, channel)
+            if conversation is None:
+                conversation_id, queue_id, agent_id = uuid.uuid4(), queue.id if queue else None, None
+                await conn.execute(INSERT_CONVERSATION, conversation_id, client_id, channel, queue_id)
+            else:
+                conversation_id = conversation["id"]
+                queue_id, agent_id = conversation["queue_id"], conversation["agent_id"]
+            await conn.execute(
+                INSERT_INTERACTION,
+                interaction.id,
+                channel,
+                direction,
+                interaction.provider_id,
+                client_id,
+                conversation_id,
+                interaction.from_address,
+                interaction.to_address,
+                interaction.from_verified,
+                interaction.body,
+                interaction.received_at,
+            )
+        return RecordedInteraction(
+            interaction_id=interaction.id,
+            client_id=client_id,
+            conversation_id=conversation_id,
+            queue_id=queue_id,
+            agent_id=agent_id,
+            conversation_open=True,
+            new=True,
+        )
+
+    async def interaction(self, interaction_id: uuid.UUID) -> InteractionInContext:
+        row = await self._pool.fetchrow(INTERACTION_IN_CONTEXT, interaction_id)
+        if row is None:
+            raise NotFound(f"no interaction {interaction_id}")
+        interaction = Interaction(
+            id=row["id"],
+            channel=Channel(row["channel"]),
+            direction=Direction(row["direction"]),
+            provider_id=row["provider_id"],
+            from_address=row["from_address"],
+            to_address=row["to_address"],
+            from_verified=row["from_verified"],
+            body=row["body"],
+            received_at=row["received_at"],
+        )
+        return InteractionInContext(interaction, row["client_id"], row["queue_name"])
+
+    async def assign(self, conversation_id: uuid.UUID, agent_id: uuid.UUID) -> None:
+        status = await self._pool.execute(ASSIGN, conversation_id, agent_id)
+        if status.endswith(" 0"):
+            raise NotFound(f"conversation {conversation_id} is not open", field="conversation_id")
+
+    async def close(self, conversation_id: uuid.UUID, agent_id: uuid.UUID) -> None:
+        status = await self._pool.execute(CLOSE, conversation_id, agent_id)
+        if status.endswith(" 0"):
+            raise NotFound(f"conversation {conversation_id} is not open and assigned to you", field="conversation_id")
+
+    async def reply_route(self, conversation_id: uuid.UUID, agent_id: uuid.UUID) -> ReplyRoute:
+        row = await self._pool.fetchrow(REPLY_ROUTE, conversation_id, agent_id)
+        if row is None:
+            raise NotFound(f"conversation {conversation_id} is not open and assigned to you", field="conversation_id")
+        return ReplyRoute(
+            conversation_id, row["client_id"], Channel(row["channel"]), row["from_address"], row["to_address"]
+        )
+
+    async def record_outbound(self, route: ReplyRoute, interaction: Interaction) -> None:
+        await self._pool.execute(
+            INSERT_INTERACTION,
+            interaction.id,
+            str(interaction.channel),
+            str(Direction.OUTBOUND),
+            interaction.provider_id,
+            route.client_id,
+            route.conversation_id,
+            interaction.from_address,
+            interaction.to_address,
+            True,
+            interaction.body,
+            interaction.received_at,
+        )

@@ -1,0 +1,81 @@
+"""Queues and agents: who works which queue, and how an agent's token is recognised."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+
+from contactcenter.errors import Conflict, Invalid
+from schema import AgentCreate, AgentCreated, Channel, QueueCreate, QueueCreated
+
+
+@dataclass(frozen=True)
+class AgentProfile:
+    id: uuid.UUID
+    name: str
+    queue_ids: list[uuid.UUID]
+
+
+@dataclass(frozen=True)
+class QueueRef:
+    id: uuid.UUID
+    name: str
+
+
+INSERT_QUEUE = "INSERT INTO queues (id, name, channels) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING"
+QUEUE_IDS_BY_NAME = "SELECT name, id FROM queues WHERE name = ANY($1::text[])"
+INSERT_AGENT = "INSERT INTO agents (id, name, token_hash) VALUES ($1, $2, $3)"
+INSERT_AGENT_QUEUES = "INSERT INTO agent_queues (agent_id, queue_id) SELECT $1, unnest($2::uuid[])"
+AGENT_BY_TOKEN = """
+SELECT a.id, a.name, coalesce(array_agg(aq.queue_id) FILTER (WHERE aq.queue_id IS NOT NULL), '{}') AS queue_ids
+FROM agents a LEFT JOIN agent_queues aq ON aq.agent_id = a.id
+WHERE a.token_hash = $1
+GROUP BY a.id
+"""
+# The oldest queue that serves a channel takes its contacts (routing rules per number come later).
+QUEUE_FOR_CHANNEL = "SELECT id, name FROM queues WHERE $1 = ANY(channels) ORDER BY created_at, name LIMIT 1"
+
+
+def token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+class Directory:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def create_queue(self, body: QueueCreate) -> QueueCreated:
+        queue_id = uuid.uuid4()
+        channels = list(dict.fromkeys(body.channels))
+        status = await self._pool.execute(INSERT_QUEUE, queue_id, body.name, [str(c) for c in channels])
+        if status.endswith(" 0"):
+            raise Conflict(f"a queue named {body.name!r} exists already", field="name")
+        return QueueCreated(id=queue_id, name=body.name, channels=channels)
+
+    async def create_agent(self, body: AgentCreate) -> AgentCreated:
+        names = list(dict.fromkeys(body.queues))
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(QUEUE_IDS_BY_NAME, names)
+            found = {row["name"]: row["id"] for row in rows}
+            missing = [name for name in names if name not in found]
+            if missing:
+                raise Invalid(f"no such queue: {', '.join(missing)}", field="queues")
+            agent_id = uuid.uuid4()
+            token = secrets.token_urlsafe(32)
+            await conn.execute(INSERT_AGENT, agent_id, body.name, token_hash(token))
+            await conn.execute(INSERT_AGENT_QUEUES, agent_id, [found[name] for name in names])
+        return AgentCreated(id=agent_id, name=body.name, queues=names, token=token)
+
+    async def agent_by_token(self, token: str) -> AgentProfile | None:
+        row = await self._pool.fetchrow(AGENT_BY_TOKEN, token_hash(token))
+        if row is None:
+            return None
+        return AgentProfile(id=row["id"], name=row["name"], queue_ids=list(row["queue_ids"]))
+
+    async def queue_for_channel(self, channel: Channel) -> QueueRef | None:
+        row = await self._pool.fetchrow(QUEUE_FOR_CHANNEL, str(channel))
+        return None if row is None else QueueRef(id=row["id"], name=row["name"])
