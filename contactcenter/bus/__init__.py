@@ -1,0 +1,73 @@
+"""The bus port: publish with the broker's confirm, consume with ack.
+
+Two adapters are one: `amqp.AmqpBus` (RabbitMQ through aio-pika) and `memory.MemoryBus` (in-process, for
+embedded mode). Both pass `tests/contract/test_bus.py`. Exchanges are durable topic exchanges, declared on
+first use by either side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """A queue and what it is bound to.
+
+    `shared` queues are durable (quorum queues on RabbitMQ) and read by competing consumers: every message
+    is handled by one of them, and survives a restart. A queue that is not shared belongs to the process
+    that declared it and is gone with it (the gateway's queue for the agents it holds).
+    A message whose handler fails `delivery_limit` times goes to `dead_letter_exchange` (if set) with the
+    queue's name as routing key, and is no longer redelivered.
+    """
+
+    name: str
+    exchange: str
+    binding_keys: tuple[str, ...] = ()
+    shared: bool = True
+    prefetch: int = 32
+    delivery_limit: int = 5
+    dead_letter_exchange: str | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    body: bytes
+    routing_key: str
+    message_id: str
+    # True when an earlier delivery of this message was not acknowledged (a failed handler, a lost consumer).
+    redelivered: bool
+
+
+# A handler that returns acknowledges the message; one that raises hands it back for redelivery.
+Handler = Callable[[Delivery], Awaitable[None]]
+
+
+class Subscription(Protocol):
+    async def bind(self, routing_key: str) -> None: ...
+
+    async def unbind(self, routing_key: str) -> None: ...
+
+    async def close(self) -> None:
+        """Stop consuming; deliveries in progress finish first."""
+
+
+class Bus(Protocol):
+    async def declare(self, spec: QueueSpec) -> None:
+        """Create the exchange, queue and bindings (idempotent), so no message is dropped before a consumer comes."""
+
+    async def publish(
+        self, exchange: str, routing_key: str, body: bytes, *, message_id: str, mandatory: bool = False
+    ) -> None:
+        """Return once the broker has taken the message. Raise `errors.Unavailable` when it does not
+        confirm within the bus's publish timeout, or when `mandatory` and no queue is bound for the key."""
+
+    async def subscribe(self, spec: QueueSpec, handler: Handler) -> Subscription:
+        """Declare `spec` and start calling `handler` for its messages, at most `spec.prefetch` at once."""
+
+    async def ping(self) -> bool:
+        """True when the broker answers (readiness)."""
+
+    async def close(self) -> None: ...
