@@ -1,0 +1,128 @@
+-- Shared by every live-state script; the loader prepends it (Redis scripts cannot include each other).
+--
+-- Every script gets the same head of ARGV:
+--   ARGV[1] key prefix ("<namespace>:"), ARGV[2] now in ms, ARGV[3] reservation ttl in ms,
+--   ARGV[4] a fresh uuid4 from Python, the base of this run's reservation ids (its last 12 hex digits are
+--   replaced by a counter), then the script's own arguments (ARGS).
+-- Keys are derived from the prefix inside the scripts, so all of them must live on one Redis node: on a
+-- cluster, give the namespace a hash tag ("{cc}").
+--
+-- Keys (P = prefix):
+--   P agent:<id>            hash  state, load, capacity, queues (comma list), idle_since
+--   P agent:<id>:offers     set   the agent's pending reservation ids
+--   P queue:<id>:agents     zset  agents that may take work now (available, load < capacity); score idle_since
+--   P queue:<id>:tasks      zset  queued tasks (conversation ids); score: priority first, then arrival
+--   P task:<conversation>   hash  queue, interaction, score, state (queued|reserved|assigned), agent, reservation
+--   P reservation:<id>      hash  agent, conversation, queue, interaction, expires
+--   P reservations          zset  reservation ids by expiry
+-- Invariants: a task is in exactly one of queued/reserved/assigned; an agent's load (pending reservations
+-- plus assigned tasks) never exceeds its capacity; an agent is in a queue's agents set only while available
+-- with load < capacity.
+
+local P = ARGV[1]
+local NOW = tonumber(ARGV[2])
+local TTL = tonumber(ARGV[3])
+local ID_BASE = string.sub(ARGV[4], 1, 24)
+local ids_made = 0
+local ARGS = {}
+for i = 5, #ARGV do ARGS[#ARGS + 1] = ARGV[i] end
+local unpack = unpack or table.unpack
+-- Bounds the work of one script run, so Redis is never blocked for long.
+local MAX_RESERVATIONS = 200
+
+local OFFERS, REVOKED = {}, {}
+
+local function agent_key(a) return P .. 'agent:' .. a end
+local function task_key(c) return P .. 'task:' .. c end
+local function reservation_key(r) return P .. 'reservation:' .. r end
+local function queue_agents(q) return P .. 'queue:' .. q .. ':agents' end
+local function queue_tasks(q) return P .. 'queue:' .. q .. ':tasks' end
+
+local function split(csv)
+  local out = {}
+  for item in string.gmatch(csv or '', '[^,]+') do out[#out + 1] = item end
+  return out
+end
+
+local function agent_queues(a) return split(redis.call('HGET', agent_key(a), 'queues')) end
+
+local function may_take_work(a)
+  local state, load, capacity = unpack(redis.call('HMGET', agent_key(a), 'state', 'load', 'capacity'))
+  return state == 'available' and tonumber(load or 0) < tonumber(capacity or 1)
+end
+
+-- Put the agent into (or take it out of) the agents sets of its queues, as its state and load say.
+local function refresh_eligibility(a)
+  local idle_since = redis.call('HGET', agent_key(a), 'idle_since') or NOW
+  local eligible = may_take_work(a)
+  for _, q in ipairs(agent_queues(a)) do
+    if eligible then redis.call('ZADD', queue_agents(q), idle_since, a)
+    else redis.call('ZREM', queue_agents(q), a) end
+  end
+end
+
+local function push(list, r, a, c, q, i, expires)
+  list[#list + 1] = { r, a, c, q, i, tostring(expires) }
+end
+
+local function reserve(c, a, q)
+  if ids_made >= MAX_RESERVATIONS then return false end
+  ids_made = ids_made + 1
+  local r = ID_BASE .. string.format('%012x', ids_made)
+  local i = redis.call('HGET', task_key(c), 'interaction')
+  local expires = NOW + TTL
+  redis.call('ZREM', queue_tasks(q), c)
+  redis.call('HSET', task_key(c), 'state', 'reserved', 'agent', a, 'reservation', r)
+  redis.call('HSET', reservation_key(r), 'agent', a, 'conversation', c, 'queue', q, 'interaction', i,
+    'expires', expires)
+  redis.call('ZADD', P .. 'reservations', expires, r)
+  redis.call('SADD', agent_key(a) .. ':offers', r)
+  redis.call('HINCRBY', agent_key(a), 'load', 1)
+  refresh_eligibility(a)
+  push(OFFERS, r, a, c, q, i, expires)
+  return true
+end
+
+-- Pair the queue's head task with its longest-idle eligible agent, while both exist.
+local function match_queue(q)
+  while true do
+    local task = redis.call('ZRANGE', queue_tasks(q), 0, 0)[1]
+    local agent = redis.call('ZRANGE', queue_agents(q), 0, 0)[1]
+    if not task or not agent then return end
+    if not reserve(task, agent, q) then return end
+  end
+end
+
+-- Match several queues, the one whose head task waits longest (or matters most) first.
+local function match_queues(queues)
+  local heads = {}
+  for _, q in ipairs(queues) do
+    local head = redis.call('ZRANGE', queue_tasks(q), 0, 0, 'WITHSCORES')
+    if head[2] then heads[#heads + 1] = { tonumber(head[2]), q } end
+  end
+  table.sort(heads, function(x, y) return x[1] < y[1] end)
+  for _, head in ipairs(heads) do match_queue(head[2]) end
+end
+
+-- Take a pending reservation back: the task returns to its queue at its original place, the agent's load
+-- drops. Returns the queue, or nil when there is no such reservation.
+local function revoke(r, reason_list)
+  local a, c, q, i, expires = unpack(redis.call('HMGET', reservation_key(r), 'agent', 'conversation', 'queue',
+    'interaction', 'expires'))
+  if not a then return nil end
+  redis.call('DEL', reservation_key(r))
+  redis.call('ZREM', P .. 'reservations', r)
+  redis.call('SREM', agent_key(a) .. ':offers', r)
+  redis.call('HINCRBY', agent_key(a), 'load', -1)
+  local score = redis.call('HGET', task_key(c), 'score')
+  if score then
+    redis.call('HSET', task_key(c), 'state', 'queued', 'agent', '', 'reservation', '')
+    redis.call('ZADD', queue_tasks(q), score, c)
+  end
+  if reason_list then push(reason_list, r, a, c, q, i, expires) end
+  return q
+end
+
+local function answer(status, extra)
+  return { status, OFFERS, REVOKED, extra or {} }
+end

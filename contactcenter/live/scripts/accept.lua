@@ -1,0 +1,19 @@
+-- accept: the agent takes the work it was offered. ARGS: agent, reservation.
+-- Returns {"ok", offers, revoked, {conversation, queue, interaction, expires}}, {"not_found", ...} when the
+-- reservation is not this agent's, or {"expired", ...} when its time ran out (then it is revoked and matched).
+-- Invariant: the task turns from reserved to assigned; the agent's load is unchanged.
+local a, r = ARGS[1], ARGS[2]
+local holder, c, q, i, expires = unpack(redis.call('HMGET', reservation_key(r), 'agent', 'conversation', 'queue',
+  'interaction', 'expires'))
+if holder ~= a then return answer('not_found') end
+if tonumber(expires) <= NOW then
+  revoke(r, REVOKED)
+  refresh_eligibility(a)
+  match_queue(q)
+  return answer('expired')
+end
+redis.call('DEL', reservation_key(r))
+redis.call('ZREM', P .. 'reservations', r)
+redis.call('SREM', agent_key(a) .. ':offers', r)
+redis.call('HSET', task_key(c), 'state', 'assigned', 'agent', a, 'reservation', '')
+return answer('ok', { c, q, i, tostring(expires) })

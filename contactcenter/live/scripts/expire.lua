@@ -1,0 +1,20 @@
+-- expire: take back offers nobody answered in time. ARGS: limit (how many at most in one run).
+-- Returns {"ok", offers, revoked, {}}. An agent that missed an offer is set away — it is likely not there —
+-- and its other pending offers are revoked too; the work is matched again.
+local limit = tonumber(ARGS[1])
+local touched = {}
+for _, r in ipairs(redis.call('ZRANGEBYSCORE', P .. 'reservations', '-inf', NOW, 'LIMIT', 0, limit)) do
+  local a = redis.call('HGET', reservation_key(r), 'agent')
+  local q = revoke(r, REVOKED)
+  if q then touched[#touched + 1] = q end
+  if a then
+    redis.call('HSET', agent_key(a), 'state', 'away')
+    for _, other in ipairs(redis.call('SMEMBERS', agent_key(a) .. ':offers')) do
+      local oq = revoke(other, REVOKED)
+      if oq then touched[#touched + 1] = oq end
+    end
+    refresh_eligibility(a)
+  end
+end
+match_queues(touched)
+return answer('ok')

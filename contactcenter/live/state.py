@@ -1,0 +1,130 @@
+"""Live state on Redis: each change one atomic Lua script from `scripts/` (with `_lib.lua` prepended).
+
+redis-py's `Script` runs EVALSHA and loads the script again after a `NOSCRIPT` (a restarted Redis).
+Time is passed in (`now_ms`), so tests control the clock and every router agrees on it with its own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+
+from contactcenter.errors import Conflict, NotFound
+from contactcenter.live import LiveChanges, Reservation, Task
+
+EXPIRE_BATCH = 100
+
+
+def _load(name: str) -> str:
+    folder = resources.files("contactcenter.live") / "scripts"
+    return (folder / "_lib.lua").read_text("utf-8") + "\n" + (folder / f"{name}.lua").read_text("utf-8")
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _reservations(rows: list[list[bytes]]) -> list[Reservation]:
+    return [
+        Reservation(
+            id=uuid.UUID(_text(r)),
+            agent_id=uuid.UUID(_text(a)),
+            conversation_id=uuid.UUID(_text(c)),
+            queue_id=uuid.UUID(_text(q)),
+            interaction_id=uuid.UUID(_text(i)),
+            expires_at_ms=int(_text(expires)),
+        )
+        for r, a, c, q, i, expires in rows
+    ]
+
+
+@dataclass(frozen=True)
+class AgentStatus:
+    state: str
+    load: int
+    capacity: int
+
+
+class LiveState:
+    def __init__(self, redis: aioredis.Redis, *, namespace: str, reservation_ttl_ms: int) -> None:
+        self._redis = redis
+        self._prefix = f"{namespace}:"
+        self._ttl_ms = reservation_ttl_ms
+        self._scripts: dict[str, AsyncScript] = {
+            name: redis.register_script(_load(name))
+            for name in ("enqueue", "agent_state", "accept", "reject", "complete", "expire", "forget")
+        }
+
+    async def _run(self, name: str, now_ms: int, *args: str | int) -> tuple[str, LiveChanges, list[Any]]:
+        argv = [self._prefix, now_ms, self._ttl_ms, str(uuid.uuid4()), *args]
+        status, offers, revoked, extra = await self._scripts[name](keys=[], args=argv)
+        return _text(status), LiveChanges(_reservations(offers), _reservations(revoked)), extra
+
+    async def enqueue(self, task: Task, now_ms: int) -> LiveChanges:
+        """Queue a conversation's work (once: again is a no-op) and reserve an agent if one is free."""
+        _, changes, _ = await self._run(
+            "enqueue", now_ms, str(task.conversation_id), str(task.queue_id), str(task.interaction_id), task.priority
+        )
+        return changes
+
+    async def set_agent_state(
+        self, agent_id: uuid.UUID, state: str, queue_ids: list[uuid.UUID], now_ms: int, capacity: int = 1
+    ) -> LiveChanges:
+        queues = ",".join(str(q) for q in queue_ids)
+        _, changes, _ = await self._run("agent_state", now_ms, str(agent_id), str(state), capacity, queues)
+        return changes
+
+    async def accept(self, agent_id: uuid.UUID, reservation_id: uuid.UUID, now_ms: int) -> Reservation:
+        """The reservation becomes an assignment. NotFound when it is not this agent's; Conflict when it has
+        expired (it is then revoked and its work goes back to the queue)."""
+        status, _, extra = await self._run("accept", now_ms, str(agent_id), str(reservation_id))
+        if status == "not_found":
+            raise NotFound(f"no pending reservation {reservation_id} for you", field="reservation_id")
+        if status == "expired":
+            raise Conflict(f"reservation {reservation_id} has expired", field="reservation_id")
+        conversation, queue, interaction, expires = (_text(value) for value in extra)
+        return Reservation(
+            id=reservation_id,
+            agent_id=agent_id,
+            conversation_id=uuid.UUID(conversation),
+            queue_id=uuid.UUID(queue),
+            interaction_id=uuid.UUID(interaction),
+            expires_at_ms=int(expires),
+        )
+
+    async def reject(self, agent_id: uuid.UUID, reservation_id: uuid.UUID, now_ms: int) -> LiveChanges:
+        status, changes, _ = await self._run("reject", now_ms, str(agent_id), str(reservation_id))
+        if status == "not_found":
+            raise NotFound(f"no pending reservation {reservation_id} for you", field="reservation_id")
+        return changes
+
+    async def complete(self, agent_id: uuid.UUID, conversation_id: uuid.UUID, now_ms: int) -> LiveChanges:
+        status, changes, _ = await self._run("complete", now_ms, str(agent_id), str(conversation_id))
+        if status == "not_found":
+            raise NotFound(f"conversation {conversation_id} is not assigned to you", field="conversation_id")
+        return changes
+
+    async def expire_reservations(self, now_ms: int) -> LiveChanges:
+        _, changes, _ = await self._run("expire", now_ms, EXPIRE_BATCH)
+        return changes
+
+    async def forget_task(self, conversation_id: uuid.UUID, now_ms: int) -> LiveChanges:
+        _, changes, _ = await self._run("forget", now_ms, str(conversation_id))
+        return changes
+
+    async def queue_length(self, queue_id: uuid.UUID) -> int:
+        length: int = await self._redis.zcard(f"{self._prefix}queue:{queue_id}:tasks")
+        return length
+
+    async def agent_status(self, agent_id: uuid.UUID) -> AgentStatus:
+        state, load, capacity = await self._redis.hmget(f"{self._prefix}agent:{agent_id}", "state", "load", "capacity")
+        return AgentStatus(
+            state=_text(state) if state else "offline",
+            load=int(load or 0),
+            capacity=int(capacity or 1),
+        )
