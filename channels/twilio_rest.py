@@ -1,0 +1,40 @@
+"""Sends SMS through Twilio's REST API (`CC_TWILIO_API_BASE`; tests point it at a local fake)."""
+
+from __future__ import annotations
+
+import base64
+import logging
+
+import aiohttp
+
+from channels.replies import OutboundMessage
+from contactcenter.errors import Invalid, Unavailable
+
+log = logging.getLogger(__name__)
+
+SEND_TIMEOUT = aiohttp.ClientTimeout(total=10)
+
+
+class TwilioSmsSender:
+    def __init__(self, http: aiohttp.ClientSession, *, api_base: str, account_sid: str, auth_token: str) -> None:
+        self._http = http
+        self._url = f"{api_base.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
+        credentials = base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
+        self._headers = {"Authorization": f"Basic {credentials}"}
+
+    async def send(self, message: OutboundMessage) -> str:
+        form = {"To": message.to_address, "From": message.from_address, "Body": message.body}
+        try:
+            async with self._http.post(self._url, data=form, headers=self._headers, timeout=SEND_TIMEOUT) as response:
+                answer = await response.json(content_type=None)
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise Unavailable(f"Twilio could not be reached: {type(exc).__name__}") from exc
+        if status >= 500 or status in (401, 429):
+            log.warning("Twilio refused a message with HTTP %s", status)
+            raise Unavailable(f"Twilio answered HTTP {status}; try again")
+        if status >= 400 or not isinstance(answer, dict) or "sid" not in answer:
+            detail = answer.get("message", "") if isinstance(answer, dict) else ""
+            raise Invalid(f"Twilio refused the message: {detail or status}", field="text")
+        sid: str = answer["sid"]
+        return sid

@@ -1,0 +1,209 @@
+"""The agent desktop WebSocket, `GET /api/v1/agents/ws`.
+
+Each connected agent holds one socket here. Notices for an agent (offers, messages, revocations) reach
+this process through its own bus queue, bound to the agents it holds, so several gateway processes can run
+behind a load balancer. Commands from the desktop change live state and the database, and are answered on
+the socket; a malformed command gets an error message, never a dropped connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from pydantic import ValidationError
+
+from contactcenter.agents.notices import AgentNotices
+from contactcenter.agents.replies import Replies
+from contactcenter.auth import Authenticator
+from contactcenter.bus import Bus, Delivery, Subscription
+from contactcenter.errors import ContactCenterError, Forbidden
+from contactcenter.http_errors import invalid_from
+from contactcenter.live.state import LiveState
+from contactcenter.store.conversations import Conversations
+from contactcenter.store.directory import AgentProfile
+from contactcenter.topology import Topology
+from schema.desktop import (
+    AGENT_COMMAND,
+    AcceptCommand,
+    AgentCommand,
+    AgentState,
+    CompleteCommand,
+    RejectCommand,
+    ReplyCommand,
+    StateCommand,
+)
+from schema.offers import AGENT_NOTICE
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 64 * 1024
+HEARTBEAT_SECONDS = 20.0
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class AgentSession:
+    """One agent's socket; sends are serialised so frames from the bus and from commands never interleave."""
+
+    def __init__(self, agent: AgentProfile, socket: web.WebSocketResponse) -> None:
+        self.agent = agent
+        self.socket = socket
+        self._send_lock = asyncio.Lock()
+
+    async def send(self, message: dict[str, Any] | str) -> None:
+        async with self._send_lock:
+            if self.socket.closed:
+                return
+            if isinstance(message, str):
+                await self.socket.send_str(message)
+            else:
+                await self.socket.send_json(message)
+
+
+class AgentGateway:
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        topology: Topology,
+        auth: Authenticator,
+        live: LiveState,
+        conversations: Conversations,
+        notices: AgentNotices,
+        replies: Replies,
+        allowed_origins: list[str],
+    ) -> None:
+        self._bus = bus
+        self._topology = topology
+        self._auth = auth
+        self._live = live
+        self._conversations = conversations
+        self._notices = notices
+        self._replies = replies
+        self._allowed_origins = set(allowed_origins)
+        self._sessions: dict[uuid.UUID, AgentSession] = {}
+        self._subscription: Subscription | None = None
+
+    async def start(self) -> None:
+        self._subscription = await self._bus.subscribe(self._topology.gateway_queue(), self._deliver)
+
+    async def stop(self) -> None:
+        for session in list(self._sessions.values()):
+            await session.socket.close(code=1001, message=b"server shutting down")
+        if self._subscription is not None:
+            await self._subscription.close()
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get("/api/v1/agents/ws", self.connect)]
+
+    async def connect(self, request: web.Request) -> web.WebSocketResponse:
+        self._check_origin(request)
+        agent = await self._auth.require_agent(request, allow_query=True)
+        socket = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=MAX_MESSAGE_BYTES)
+        await socket.prepare(request)
+        session = AgentSession(agent, socket)
+        await self._open(session)
+        try:
+            await session.send({"type": "hello", "agent": {"id": str(agent.id), "name": agent.name}})
+            async for frame in socket:
+                if frame.type is WSMsgType.TEXT:
+                    await self._answer(session, frame.data)
+                elif frame.type is WSMsgType.BINARY:
+                    await session.send(_error("invalid", "send JSON text frames"))
+        finally:
+            await self._close(session)
+        return socket
+
+    def _check_origin(self, request: web.Request) -> None:
+        """Browsers let any page open a WebSocket anywhere: only our own origin and the allow-list may."""
+        origin = request.headers.get("Origin")
+        if origin is None or origin in self._allowed_origins:
+            return
+        if origin.split("://", 1)[-1] == request.host:
+            return
+        raise Forbidden(f"origin {origin} is not allowed", field="Origin")
+
+    async def _open(self, session: AgentSession) -> None:
+        agent_id = session.agent.id
+        previous = self._sessions.get(agent_id)
+        self._sessions[agent_id] = session
+        if previous is not None:
+            await previous.socket.close(code=4000, message=b"replaced by a newer connection")
+        elif self._subscription is not None:
+            await self._subscription.bind(self._topology.agent_key(agent_id))
+        log.info("agent %s connected", agent_id)
+
+    async def _close(self, session: AgentSession) -> None:
+        agent_id = session.agent.id
+        if self._sessions.get(agent_id) is not session:
+            return  # replaced: the newer socket carries on
+        del self._sessions[agent_id]
+        if self._subscription is not None:
+            await self._subscription.unbind(self._topology.agent_key(agent_id))
+        try:
+            changes = await self._live.set_agent_state(agent_id, AgentState.OFFLINE, session.agent.queue_ids, now_ms())
+            await self._notices.announce(changes)
+        except ContactCenterError as exc:
+            log.warning("agent %s left, but its state could not be cleared: %s", agent_id, exc)
+        log.info("agent %s disconnected", agent_id)
+
+    async def _deliver(self, delivery: Delivery) -> None:
+        notice = AGENT_NOTICE.validate_json(delivery.body)
+        session = self._sessions.get(notice.agent_id)
+        if session is None:
+            return  # the agent left; an unanswered offer expires and goes back to the queue
+        await session.send(delivery.body.decode())
+
+    async def _answer(self, session: AgentSession, text: str) -> None:
+        try:
+            command = AGENT_COMMAND.validate_json(text)
+            await session.send(await self._perform(session.agent, command))
+        except ValidationError as exc:
+            problem = invalid_from(exc, tagged=True)
+            await session.send(_error(problem.code, problem.message, problem.field))
+        except ContactCenterError as exc:
+            await session.send(_error(exc.code, exc.message, exc.field))
+
+    async def _perform(self, agent: AgentProfile, command: AgentCommand) -> dict[str, Any]:
+        match command:
+            case StateCommand(state=state):
+                changes = await self._live.set_agent_state(agent.id, state, agent.queue_ids, now_ms())
+                await self._notices.announce(changes)
+                return {"type": "state", "state": state.value}
+            case AcceptCommand(reservation_id=reservation_id):
+                reservation = await self._live.accept(agent.id, reservation_id, now_ms())
+                await self._conversations.assign(reservation.conversation_id, agent.id)
+                return {
+                    "type": "accepted",
+                    "reservation_id": str(reservation_id),
+                    "conversation_id": str(reservation.conversation_id),
+                }
+            case RejectCommand(reservation_id=reservation_id):
+                await self._notices.announce(await self._live.reject(agent.id, reservation_id, now_ms()))
+                return {"type": "rejected", "reservation_id": str(reservation_id)}
+            case CompleteCommand(conversation_id=conversation_id):
+                await self._conversations.close(conversation_id, agent.id)
+                await self._notices.announce(await self._live.complete(agent.id, conversation_id, now_ms()))
+                return {"type": "completed", "conversation_id": str(conversation_id)}
+            case ReplyCommand(conversation_id=conversation_id, text=text):
+                interaction = await self._replies.reply(agent.id, conversation_id, text)
+                return {
+                    "type": "replied",
+                    "conversation_id": str(conversation_id),
+                    "interaction": interaction.model_dump(mode="json"),
+                }
+        raise AssertionError(f"unhandled command {command!r}")
+
+
+def _error(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    detail: dict[str, Any] = {"code": code, "message": message}
+    if field:
+        detail["field"] = field
+    return {"type": "error", "error": detail}

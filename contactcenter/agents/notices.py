@@ -1,0 +1,67 @@
+"""Tells agents what live state decided: an offer with the whole card (the screen pop), a revocation, a new
+message in an accepted conversation. Notices travel on the bus to whichever gateway holds the agent's socket."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+
+from contactcenter.bus import Bus
+from contactcenter.errors import NotFound
+from contactcenter.live import LiveChanges, Reservation
+from contactcenter.store.cards import Cards
+from contactcenter.store.conversations import Conversations
+from contactcenter.topology import Topology
+from schema import Interaction, Offer, OfferedReservation
+from schema.offers import InboundMessage, Revoked
+
+log = logging.getLogger(__name__)
+
+
+class AgentNotices:
+    def __init__(
+        self,
+        bus: Bus,
+        topology: Topology,
+        cards: Cards,
+        conversations: Conversations,
+    ) -> None:
+        self._bus = bus
+        self._topology = topology
+        self._cards = cards
+        self._conversations = conversations
+
+    async def announce(self, changes: LiveChanges) -> None:
+        for revoked in changes.revoked:
+            notice = Revoked(agent_id=revoked.agent_id, reservation_id=revoked.id, reason="timeout_or_state")
+            await self._send(revoked.agent_id, notice.model_dump_json().encode(), f"revoked-{revoked.id}")
+        for reservation in changes.offers:
+            await self.offer(reservation)
+
+    async def offer(self, reservation: Reservation) -> None:
+        found = await self._conversations.interaction(reservation.interaction_id)
+        card = await self._cards.by_id(found.client_id)
+        if card is None:
+            raise NotFound(f"client {found.client_id} has no card")
+        offer = Offer(
+            agent_id=reservation.agent_id,
+            reservation=OfferedReservation(
+                id=reservation.id,
+                conversation_id=reservation.conversation_id,
+                queue=found.queue_name,
+                expires_at=datetime.fromtimestamp(reservation.expires_at_ms / 1000, UTC),
+                interaction=found.interaction,
+            ),
+            card=card,
+        )
+        await self._send(reservation.agent_id, offer.model_dump_json().encode(), f"offer-{reservation.id}")
+
+    async def message(self, agent_id: uuid.UUID, conversation_id: uuid.UUID, interaction: Interaction) -> None:
+        notice = InboundMessage(agent_id=agent_id, conversation_id=conversation_id, interaction=interaction)
+        await self._send(agent_id, notice.model_dump_json().encode(), f"message-{interaction.id}")
+
+    async def _send(self, agent_id: uuid.UUID, body: bytes, message_id: str) -> None:
+        # Not mandatory: an agent with no socket open anywhere simply misses the notice; an unanswered
+        # offer expires and the work goes back to the queue.
+        await self._bus.publish(self._topology.agents, self._topology.agent_key(agent_id), body, message_id=message_id)

@@ -1,0 +1,37 @@
+"""An agent's reply: sent out on the conversation's own channel, then recorded on the client's timeline."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from channels.replies import OutboundMessage, ReplySender
+from contactcenter.errors import Invalid
+from contactcenter.store.conversations import Conversations
+from schema import Channel, Direction, Interaction
+
+
+class Replies:
+    def __init__(self, conversations: Conversations, senders: dict[Channel, ReplySender]) -> None:
+        self._conversations = conversations
+        self._senders = senders
+
+    async def reply(self, agent_id: uuid.UUID, conversation_id: uuid.UUID, text: str) -> Interaction:
+        route = await self._conversations.reply_route(conversation_id, agent_id)
+        sender = self._senders.get(route.channel)
+        if sender is None:
+            raise Invalid(f"replies on {route.channel} are not supported yet", field="conversation_id")
+        message = OutboundMessage(to_address=route.client_address, from_address=route.our_address, body=text)
+        provider_id = await sender.send(message)
+        interaction = Interaction(
+            channel=route.channel,
+            direction=Direction.OUTBOUND,
+            provider_id=provider_id,
+            from_address=message.from_address,
+            to_address=message.to_address,
+            from_verified=True,
+            body=text,
+            received_at=datetime.now(UTC),
+        )
+        await self._conversations.record_outbound(route, interaction)
+        return interaction

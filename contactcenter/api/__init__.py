@@ -1,0 +1,1 @@
+"""The HTTP API under `/api/v1`: admin (queues, agents) and client cards."""

@@ -1,0 +1,226 @@
+"""The app assembly: the one place that knows which adapter runs (embedded or production) and wires the
+roles. Resources open in the aiohttp app's cleanup contexts and close in reverse."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from enum import StrEnum
+
+import aiohttp
+import asyncpg
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from channels.publishing import InteractionPublisher
+from channels.replies import ReplySender
+from channels.sms import SmsWebhook
+from channels.twilio_rest import TwilioSmsSender
+from contactcenter.agents.gateway import AgentGateway
+from contactcenter.agents.notices import AgentNotices
+from contactcenter.agents.replies import Replies
+from contactcenter.api.admin import AdminApi
+from contactcenter.api.clients import ClientsApi
+from contactcenter.auth import Authenticator
+from contactcenter.bus import Bus
+from contactcenter.health import Health
+from contactcenter.http_errors import error_middleware
+from contactcenter.live.state import LiveState
+from contactcenter.settings import Settings
+from contactcenter.store import open_pool
+from contactcenter.store.cards import Cards
+from contactcenter.store.conversations import Conversations
+from contactcenter.store.directory import Directory
+from contactcenter.store.migrate import migrate
+from contactcenter.topology import Topology
+from routing.router import Router
+from routing.sweeper import sweep_expired_reservations
+from schema import Channel
+
+log = logging.getLogger(__name__)
+
+
+class Role(StrEnum):
+    API = "api"
+    ROUTER = "router"
+    ALL = "all"
+
+
+@dataclass(frozen=True)
+class Services:
+    """The opened adapters and the repositories on top of them."""
+
+    pool: asyncpg.Pool
+    redis: aioredis.Redis
+    bus: Bus
+    topology: Topology
+    live: LiveState
+    directory: Directory
+    cards: Cards
+    conversations: Conversations
+    notices: AgentNotices
+    http: aiohttp.ClientSession
+
+
+SETTINGS = web.AppKey("settings", Settings)
+SERVICES = web.AppKey("services", Services)
+
+
+@contextlib.asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    async with contextlib.AsyncExitStack() as stack:
+        pool = await _open_database(settings)
+        stack.push_async_callback(pool.close)
+        applied = await migrate(pool)
+        if applied:
+            log.info("migrations applied: %s", ", ".join(applied))
+        redis = _open_redis(settings)
+        stack.push_async_callback(redis.aclose)
+        bus = await _open_bus(settings)
+        stack.push_async_callback(bus.close)
+        topology = Topology(settings.namespace, settings.router_prefetch, settings.delivery_limit)
+        # Declared by every role, so no contact is dropped before the first router comes up.
+        await bus.declare(topology.router_queue)
+        await bus.declare(topology.dead_letter_queue)
+        live = LiveState(
+            redis,
+            namespace=settings.namespace,
+            reservation_ttl_ms=int(settings.reservation_timeout_seconds * 1000),
+        )
+        cards, conversations = Cards(pool), Conversations(pool)
+        http = aiohttp.ClientSession()
+        stack.push_async_callback(http.close)
+        yield Services(
+            pool=pool,
+            redis=redis,
+            bus=bus,
+            topology=topology,
+            live=live,
+            directory=Directory(pool),
+            cards=cards,
+            conversations=conversations,
+            notices=AgentNotices(bus, topology, cards, conversations),
+            http=http,
+        )
+
+
+async def _open_database(settings: Settings) -> asyncpg.Pool:
+    if settings.database_url is not None:
+        url = settings.database_url.get_secret_value()
+    else:
+        from contactcenter.embedded import start_postgres
+
+        url = await start_postgres(settings.data_dir)
+    return await open_pool(url, schema=settings.database_schema)
+
+
+def _open_redis(settings: Settings) -> aioredis.Redis:
+    if settings.redis_url is not None:
+        return aioredis.from_url(settings.redis_url.get_secret_value())
+    import fakeredis
+
+    redis: aioredis.Redis = fakeredis.FakeAsyncRedis()
+    return redis
+
+
+async def _open_bus(settings: Settings) -> Bus:
+    if settings.amqp_url is not None:
+        from contactcenter.bus.amqp import connect_amqp
+
+        return await connect_amqp(
+            settings.amqp_url.get_secret_value(), publish_timeout=settings.publish_timeout_seconds
+        )
+    from contactcenter.bus.memory import MemoryBus
+
+    return MemoryBus()
+
+
+def create_app(settings: Settings, role: Role = Role.ALL) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_services_context)
+    app.cleanup_ctx.append(_role_context(role))
+    return app
+
+
+async def _services_context(app: web.Application) -> AsyncIterator[None]:
+    async with open_services(app[SETTINGS]) as services:
+        app[SERVICES] = services
+        yield
+
+
+def _role_context(role: Role):  # type: ignore[no-untyped-def]
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        settings, services = app[SETTINGS], app[SERVICES]
+        async with contextlib.AsyncExitStack() as stack:
+            app.router.add_routes(Health(services).routes())
+            if role in (Role.API, Role.ALL):
+                await _start_api(app, settings, services, stack)
+            if role in (Role.ROUTER, Role.ALL):
+                await _start_router(settings, services, stack)
+            yield
+
+    return context
+
+
+async def _start_api(
+    app: web.Application, settings: Settings, services: Services, stack: contextlib.AsyncExitStack
+) -> None:
+    admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
+    auth = Authenticator(admin_token, services.directory)
+    gateway = AgentGateway(
+        bus=services.bus,
+        topology=services.topology,
+        auth=auth,
+        live=services.live,
+        conversations=services.conversations,
+        notices=services.notices,
+        replies=Replies(services.conversations, _reply_senders(settings, services)),
+        allowed_origins=settings.allowed_origins,
+    )
+    await gateway.start()
+    stack.push_async_callback(gateway.stop)
+    sms = SmsWebhook(settings, InteractionPublisher(services.bus, services.topology))
+    app.router.add_routes(
+        [
+            web.post("/channels/twilio/sms", sms.receive),
+            *AdminApi(auth, services.directory).routes(),
+            *ClientsApi(auth, services.cards, settings.default_region).routes(),
+            *gateway.routes(),
+        ]
+    )
+
+
+def _reply_senders(settings: Settings, services: Services) -> dict[Channel, ReplySender]:
+    sms = TwilioSmsSender(
+        services.http,
+        api_base=settings.twilio_api_base,
+        account_sid=settings.twilio_account_sid,
+        auth_token=settings.twilio_auth_token.get_secret_value(),
+    )
+    return {Channel.SMS: sms}
+
+
+async def _start_router(settings: Settings, services: Services, stack: contextlib.AsyncExitStack) -> None:
+    router = Router(
+        bus=services.bus,
+        topology=services.topology,
+        directory=services.directory,
+        conversations=services.conversations,
+        live=services.live,
+        notices=services.notices,
+        default_region=settings.default_region,
+    )
+    subscription = await router.start()
+    stack.push_async_callback(subscription.close)
+    sweeper = asyncio.create_task(sweep_expired_reservations(services.live, services.notices))
+    stack.push_async_callback(_cancel, sweeper)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,75 @@
+"""`contactcenter serve [--role api|router|all]`, `contactcenter migrate`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import secrets
+import sys
+
+from aiohttp import web
+from pydantic import SecretStr
+
+from contactcenter.app import Role, create_app
+from contactcenter.settings import Settings
+from contactcenter.store import open_pool
+from contactcenter.store.migrate import migrate
+
+log = logging.getLogger("contactcenter")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="contactcenter", description="Omnichannel contact-center backend.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the service")
+    serve.add_argument("--role", choices=[role.value for role in Role], default=Role.ALL.value)
+    commands.add_parser("migrate", help="apply database migrations and exit")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    if args.command == "migrate":
+        asyncio.run(_migrate(settings))
+    else:
+        serve(settings, Role(args.role))
+
+
+def serve(settings: Settings, role: Role) -> None:
+    if role is not Role.ALL and None in (settings.database_url, settings.redis_url, settings.amqp_url):
+        sys.exit("roles run apart only on shared services: set CC_DATABASE_URL, CC_REDIS_URL and CC_AMQP_URL")
+    if settings.admin_token is None and settings.embedded:
+        token = secrets.token_urlsafe(24)
+        settings = settings.model_copy(update={"admin_token": SecretStr(token)})
+        # Shown once so a newcomer can use the API; production sets CC_ADMIN_TOKEN.
+        print(f"CC_ADMIN_TOKEN was not set; this run's admin token: {token}", flush=True)
+    mode = "embedded" if settings.embedded else "production"
+    base = f"http://{settings.http_host}:{settings.http_port}"
+    print(
+        f"contactcenter ({mode}, role {role.value}) on {base}: health {base}/healthz, "
+        f"readiness {base}/readyz, Twilio SMS webhook {base}/channels/twilio/sms, agents {base}/api/v1/agents/ws",
+        flush=True,
+    )
+    web.run_app(
+        create_app(settings, role),
+        host=settings.http_host,
+        port=settings.http_port,
+        print=None,
+        access_log=None,
+    )
+
+
+async def _migrate(settings: Settings) -> None:
+    if settings.database_url is None:
+        sys.exit("set CC_DATABASE_URL (embedded mode migrates by itself when it starts)")
+    pool = await open_pool(settings.database_url.get_secret_value(), schema=settings.database_schema)
+    try:
+        applied = await migrate(pool)
+        print(f"applied: {', '.join(applied) or 'nothing, the database is up to date'}")
+    finally:
+        await pool.close()

@@ -1,0 +1,22 @@
+"""Embedded defaults for a newcomer's machine: a real PostgreSQL from `pgserver` (data under `./var/`),
+an in-process Redis (`fakeredis` running the same Lua scripts), the in-process bus."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+async def start_postgres(data_dir: Path) -> str:
+    """Start (or reuse) the embedded PostgreSQL and return its URL (a Unix socket under `data_dir`)."""
+    from pgserver import get_server  # type: ignore[attr-defined]
+
+    folder = (data_dir / "postgres").resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    log.info("starting embedded PostgreSQL in %s", folder)
+    server = await asyncio.to_thread(get_server, folder)
+    uri: str = server.get_uri()
+    return uri

@@ -1,0 +1,80 @@
+"""Maps contactcenter's errors to HTTP answers, in one place: `{"error": {"code", "message", "field"?}}`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from contactcenter.errors import (
+    Conflict,
+    ContactCenterError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    Unauthorized,
+    Unavailable,
+)
+from schema import ErrorBody, ErrorDetail
+
+log = logging.getLogger(__name__)
+
+STATUS: dict[type[ContactCenterError], int] = {
+    Invalid: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    Unavailable: 503,
+}
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type"}
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None) -> web.Response:
+    body = ErrorBody(error=ErrorDetail(code=code, message=message, field=field))
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return web.json_response(body.model_dump(exclude_none=True), status=status, headers=headers)
+
+
+def invalid_from(exc: ValidationError, *, tagged: bool = False) -> Invalid:
+    """The first problem, naming its field. In a `tagged` union the location starts with the tag: drop it."""
+    first = exc.errors()[0]
+    loc = first["loc"][1:] if tagged else first["loc"]
+    field = ".".join(str(part) for part in loc) or None
+    if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        field = "type"
+    return Invalid(f"{field + ': ' if field else ''}{first['msg']}", field=field)
+
+
+async def read_body(request: web.Request, model: type[Model]) -> Model:
+    try:
+        raw = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise Invalid("the body is not valid JSON", field="body") from exc
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise invalid_from(exc) from exc
+
+
+@web.middleware
+async def error_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ContactCenterError as exc:
+        status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
+        if status == 503:
+            log.warning("%s %s: %s", request.method, request.path, exc.message)
+        return error_response(status, exc.code, exc.message, exc.field)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(exc.status, _HTTP_CODES.get(exc.status, "http_error"), exc.reason)

@@ -1,0 +1,1 @@
+"""The router: consumes inbound interactions, resolves the client, stores, queues and reserves an agent."""

@@ -1,0 +1,72 @@
+"""The router worker: one inbound interaction at a time per delivery, as a competing consumer.
+
+For each: resolve the sender to a client card, store the interaction once and attach it to a conversation
+(one PostgreSQL transaction), then queue the conversation in live state, which reserves the longest-idle
+agent atomically, and tell that agent. The delivery is acknowledged only after all of it, so a crash at
+any point means a redelivery — and every step is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from contactcenter.agents.notices import AgentNotices
+from contactcenter.bus import Bus, Delivery, Subscription
+from contactcenter.identities import sender_identity
+from contactcenter.live import Task
+from contactcenter.live.state import LiveState
+from contactcenter.store.conversations import Conversations
+from contactcenter.store.directory import Directory
+from contactcenter.topology import Topology
+from schema import Interaction
+
+log = logging.getLogger(__name__)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Router:
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        topology: Topology,
+        directory: Directory,
+        conversations: Conversations,
+        live: LiveState,
+        notices: AgentNotices,
+        default_region: str,
+    ) -> None:
+        self._bus = bus
+        self._topology = topology
+        self._directory = directory
+        self._conversations = conversations
+        self._live = live
+        self._notices = notices
+        self._default_region = default_region
+
+    async def start(self) -> Subscription:
+        return await self._bus.subscribe(self._topology.router_queue, self.route_delivery)
+
+    async def route_delivery(self, delivery: Delivery) -> None:
+        # A body that does not parse raises: after the delivery limit it rests in the dead-letter queue.
+        await self.route(Interaction.model_validate_json(delivery.body))
+
+    async def route(self, interaction: Interaction) -> None:
+        sender = sender_identity(interaction, self._default_region)
+        queue = await self._directory.queue_for_channel(interaction.channel)
+        recorded = await self._conversations.record_inbound(interaction, sender, queue)
+        if not recorded.conversation_open:
+            return
+        if recorded.agent_id is not None:
+            await self._notices.message(recorded.agent_id, recorded.conversation_id, interaction)
+            return
+        if recorded.queue_id is None:
+            log.warning("no queue serves %s: interaction %s waits unrouted", interaction.channel, interaction.id)
+            return
+        task = Task(recorded.conversation_id, recorded.queue_id, recorded.interaction_id)
+        changes = await self._live.enqueue(task, now_ms())
+        await self._notices.announce(changes)
