@@ -1,0 +1,157 @@
+"""Fixtures for the real services. Every test gets its own namespace (exchange, queue and Redis key names)
+and its own PostgreSQL schema, and removes them afterwards, so tests run in any order and twice.
+
+The suite runs against real PostgreSQL, Redis and RabbitMQ (`TEST_DATABASE_URL`, `TEST_REDIS_URL`,
+`TEST_AMQP_URL`, defaulting to the local servers). A server that does not answer fails the run: nothing is
+skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
+from urllib.parse import urlparse
+
+import pytest
+
+from tests.running import (
+    ADMIN_TOKEN,
+    TWILIO_ACCOUNT_SID,
+    TWILIO_AUTH_TOKEN,
+    FakeTwilioApi,
+    RunningService,
+    run_service,
+)
+
+if TYPE_CHECKING:
+    from contactcenter.settings import Settings
+
+DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+def _require(url: str, default_port: int, what: str) -> None:
+    parsed = urlparse(url)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or default_port
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+    except OSError as exc:
+        pytest.exit(f"{what} at {host}:{port} does not answer ({exc}); start it (see .ci/run)", returncode=3)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _require(DATABASE_URL, 5432, "PostgreSQL")
+    _require(REDIS_URL, 6379, "Redis")
+    _require(AMQP_URL, 5672, "RabbitMQ")
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A name no other test uses: prefix for exchanges, queues and Redis keys."""
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def database_url() -> str:
+    return DATABASE_URL
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return REDIS_URL
+
+
+@pytest.fixture
+def amqp_url() -> str:
+    return AMQP_URL
+
+
+@pytest.fixture
+async def database_schema(namespace: str) -> AsyncIterator[str]:
+    """An empty PostgreSQL schema of the test's own, dropped afterwards."""
+    import asyncpg
+
+    conn = await asyncpg.connect(DATABASE_URL)
+    try:
+        await conn.execute(f'CREATE SCHEMA "{namespace}"')
+        yield namespace
+        await conn.execute(f'DROP SCHEMA "{namespace}" CASCADE')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def redis_cleanup(namespace: str) -> AsyncIterator[None]:
+    """Deletes the test's Redis keys afterwards."""
+    import redis.asyncio as aioredis
+
+    yield
+    client = aioredis.from_url(REDIS_URL)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{namespace}:*", count=500)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def amqp_cleanup(namespace: str) -> AsyncIterator[None]:
+    """Deletes the test's exchanges and queues afterwards (quorum queues refuse `if_unused`, see DESIGN.md)."""
+    import aio_pika
+
+    yield
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        for queue in (f"{namespace}.router", f"{namespace}.dead-letters"):
+            channel = await connection.channel()
+            await channel.queue_delete(queue, if_unused=False, if_empty=False)
+        for exchange in ("interactions", "agents", "dead", "events"):
+            channel = await connection.channel()
+            await channel.exchange_delete(f"{namespace}.{exchange}")
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def fake_twilio() -> AsyncIterator[FakeTwilioApi]:
+    api = FakeTwilioApi(TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN)
+    await api.start()
+    yield api
+    await api.stop()
+
+
+@pytest.fixture
+def service_settings(
+    namespace: str, database_schema: str, redis_cleanup: None, amqp_cleanup: None, fake_twilio: FakeTwilioApi
+) -> Iterator[Settings]:
+    """Settings of a service on the real PostgreSQL, Redis and RabbitMQ, in the test's own namespace."""
+    from pydantic import SecretStr
+
+    from contactcenter.settings import Settings
+
+    yield Settings(
+        _env_file=None,
+        database_url=SecretStr(DATABASE_URL),
+        redis_url=SecretStr(REDIS_URL),
+        amqp_url=SecretStr(AMQP_URL),
+        namespace=namespace,
+        database_schema=database_schema,
+        admin_token=SecretStr(ADMIN_TOKEN),
+        twilio_auth_token=SecretStr(TWILIO_AUTH_TOKEN),
+        twilio_account_sid=TWILIO_ACCOUNT_SID,
+        twilio_api_base=fake_twilio.base_url,
+        default_region="US",
+        http_port=0,
+    )
+
+
+@pytest.fixture
+async def service(service_settings: Settings) -> AsyncIterator[RunningService]:
+    """The whole service (`--role all`) on the real servers, listening on a free loopback port."""
+    async with run_service(service_settings) as running:
+        yield running

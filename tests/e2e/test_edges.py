@@ -1,0 +1,162 @@
+"""Bad input at each edge gets a clear answer: 403 for Twilio signatures, 400 naming the field, 401 for
+unknown tokens, an error message on the agent socket — never a 500, never a dropped connection."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from tests.running import RunningService
+
+
+async def test_unsigned_sms_webhook_is_refused(service: RunningService) -> None:
+    url = f"{service.base_url}/channels/twilio/sms"
+    async with service.http.post(url, data={"From": "+14155550134", "MessageSid": "SM1"}) as response:
+        assert response.status == 403
+        assert (await response.json())["error"]["code"] == "forbidden"
+
+
+async def test_wrongly_signed_sms_webhook_is_refused(service: RunningService) -> None:
+    form = {"From": "+14155550134", "MessageSid": "SM1", "Body": "hi"}
+    response = await service.post_twilio("/channels/twilio/sms", form, signature="bm90IGEgc2lnbmF0dXJl")
+    assert response.status == 403
+
+
+@pytest.mark.parametrize("missing", ["From", "MessageSid"])
+async def test_sms_without_a_required_field_is_refused_naming_it(service: RunningService, missing: str) -> None:
+    form = {"From": "+14155550134", "MessageSid": "SM" + "b" * 32, "Body": "hi"}
+    del form[missing]
+    response = await service.post_twilio("/channels/twilio/sms", form)
+    assert response.status == 400
+    assert (await response.json())["error"]["field"] == missing
+
+
+async def test_sms_from_something_that_is_no_phone_number_is_refused(service: RunningService) -> None:
+    response = await service.post_sms(sender="not-a-number", body="hi")
+    assert response.status == 400
+    assert (await response.json())["error"]["field"] == "From"
+
+
+async def test_unknown_agent_token_is_refused_at_the_handshake(service: RunningService) -> None:
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await service.http.ws_connect(f"{service.base_url}/api/v1/agents/ws?token=nobody")
+    assert refused.value.status == 401
+
+
+async def test_agent_socket_from_a_foreign_origin_is_refused(service: RunningService) -> None:
+    await service.create_queue("sales", ["sms"])
+    agent = await service.create_agent("Ann", ["sales"])
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await service.http.ws_connect(
+            f"{service.base_url}/api/v1/agents/ws?token={agent['token']}", headers={"Origin": "https://evil.example"}
+        )
+    assert refused.value.status == 403
+
+
+@pytest.mark.parametrize(
+    ("frame", "field"),
+    [
+        ("this is not json", None),
+        ('{"type": "dance"}', "type"),
+        ('{"type": "state", "state": "sleeping"}', "state"),
+        ('{"type": "accept", "reservation_id": "not-a-uuid"}', "reservation_id"),
+        ('{"state": "away"}', "type"),
+    ],
+)
+async def test_malformed_desktop_message_gets_an_error_and_the_socket_stays_open(
+    service: RunningService, frame: str, field: str | None
+) -> None:
+    await service.create_queue("sales", ["sms"])
+    agent = await service.create_agent("Ann", ["sales"])
+    desktop = await service.agent_desktop(agent["token"])
+    await desktop.socket.send_str(frame)
+    error = await desktop.receive("error")
+    assert error["error"]["code"] == "invalid"
+    if field is not None:
+        assert error["error"]["field"] == field
+    # Still connected and answering.
+    await desktop.command({"type": "state", "state": "away"}, "state")
+    await desktop.close()
+
+
+async def test_accepting_an_unknown_reservation_is_an_error_on_the_socket(service: RunningService) -> None:
+    await service.create_queue("sales", ["sms"])
+    agent = await service.create_agent("Ann", ["sales"])
+    desktop = await service.agent_desktop(agent["token"])
+    error = await desktop.command({"type": "accept", "reservation_id": "00000000-0000-4000-8000-000000000000"}, "error")
+    assert error["error"]["code"] == "not_found"
+    await desktop.close()
+
+
+async def test_admin_api_needs_the_admin_token(service: RunningService) -> None:
+    url = f"{service.base_url}/api/v1/queues"
+    async with service.http.post(url, json={"name": "sales", "channels": ["sms"]}) as response:
+        assert response.status == 401
+    async with service.http.post(
+        url, json={"name": "sales", "channels": ["sms"]}, headers={"Authorization": "Bearer wrong"}
+    ) as response:
+        assert response.status == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "Sales Team!", "channels": ["sms"]}, "name"),
+        ({"name": "sales", "channels": ["fax"]}, "channels.0"),
+        ({"name": "sales", "channels": []}, "channels"),
+        ({"channels": ["sms"]}, "name"),
+    ],
+)
+async def test_bad_queue_body_is_refused_naming_the_field(
+    service: RunningService, body: dict[str, object], field: str
+) -> None:
+    async with service.http.post(
+        f"{service.base_url}/api/v1/queues", json=body, headers=service.admin_headers()
+    ) as response:
+        assert response.status == 400
+        assert (await response.json())["error"]["field"] == field
+
+
+async def test_queue_names_are_unique_and_agents_need_existing_queues(service: RunningService) -> None:
+    await service.create_queue("sales", ["sms"])
+    headers = service.admin_headers()
+    async with service.http.post(
+        f"{service.base_url}/api/v1/queues", json={"name": "sales", "channels": ["sms"]}, headers=headers
+    ) as response:
+        assert response.status == 409
+    async with service.http.post(
+        f"{service.base_url}/api/v1/agents", json={"name": "Ann", "queues": ["support"]}, headers=headers
+    ) as response:
+        assert response.status == 400
+        assert (await response.json())["error"]["field"] == "queues"
+    async with service.http.post(f"{service.base_url}/api/v1/agents", data=b"{not json", headers=headers) as response:
+        assert response.status == 400
+        assert (await response.json())["error"]["field"] == "body"
+
+
+async def test_lookup_of_an_unknown_client_is_404_and_a_bad_number_400(service: RunningService) -> None:
+    headers = service.admin_headers()
+    url = f"{service.base_url}/api/v1/clients/lookup"
+    async with service.http.get(url, params={"phone": "+14155550199"}, headers=headers) as response:
+        assert response.status == 404
+    async with service.http.get(url, params={"phone": "banana"}, headers=headers) as response:
+        assert response.status == 400
+        assert (await response.json())["error"]["field"] == "phone"
+    async with service.http.get(f"{service.base_url}/api/v1/clients/42", headers=headers) as response:
+        assert response.status == 400
+    async with service.http.get(url, params={"phone": "+14155550199"}) as response:
+        assert response.status == 401
+
+
+async def test_health_and_readiness_answer(service: RunningService) -> None:
+    async with service.http.get(f"{service.base_url}/healthz") as response:
+        assert response.status == 200
+    async with service.http.get(f"{service.base_url}/readyz") as response:
+        assert response.status == 200
+        assert (await response.json())["checks"] == {"database": True, "redis": True, "bus": True}
+
+
+async def test_unknown_path_is_a_json_404(service: RunningService) -> None:
+    async with service.http.get(f"{service.base_url}/api/v1/nothing-here") as response:
+        assert response.status == 404
+        assert (await response.json())["error"]["code"] == "not_found"

@@ -1,0 +1,78 @@
+"""The README's first command on a machine with no service URLs: embedded PostgreSQL (pgserver), in-process
+Redis and bus — the whole spine in one process, driven from outside like a newcomer would."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from contactcenter.settings import Settings
+from tests.running import ADMIN_TOKEN, TWILIO_AUTH_TOKEN, RunningService
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def embedded_service(tmp_path: Path) -> AsyncIterator[RunningService]:
+    port = _free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CC_")}
+    env |= {
+        "CC_HTTP_PORT": str(port),
+        "CC_DATA_DIR": str(tmp_path / "var"),
+        "CC_ADMIN_TOKEN": ADMIN_TOKEN,
+        "CC_TWILIO_AUTH_TOKEN": TWILIO_AUTH_TOKEN,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "contactcenter", "serve", cwd=tmp_path, env=env
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            await _wait_ready(http, base_url, process)
+            settings = Settings(_env_file=None, twilio_account_sid="AC" + "0" * 32)
+            yield RunningService(base_url, settings, http, app=None)  # type: ignore[arg-type]
+    finally:
+        process.terminate()
+        # SIGTERM is a graceful shutdown: the embedded PostgreSQL is stopped and the exit is clean.
+        assert await asyncio.wait_for(process.wait(), 30) == 0
+
+
+async def _wait_ready(http: aiohttp.ClientSession, base_url: str, process: asyncio.subprocess.Process) -> None:
+    async with asyncio.timeout(60):
+        while True:
+            assert process.returncode is None, "the service exited during start-up"
+            try:
+                async with http.get(f"{base_url}/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.2)
+
+
+async def test_embedded_mode_runs_the_whole_spine_in_one_process(embedded_service: RunningService) -> None:
+    service = embedded_service
+    await service.create_queue("sales", ["sms"])
+    agent = await service.create_agent("Ann", ["sales"])
+    desktop = await service.agent_desktop(agent["token"])
+    await desktop.command({"type": "state", "state": "available"}, "state")
+
+    assert (await service.post_sms(sender="+14155550134", body="hello from embedded")).status == 200
+    offer = await desktop.receive("offer")
+    assert offer["card"]["identities"][0]["value"] == "+14155550134"
+    await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+    await service.post_sms(sender="+14155550134", body="again")
+    assert (await desktop.receive("message"))["conversation_id"] == offer["reservation"]["conversation_id"]
+    await desktop.close()

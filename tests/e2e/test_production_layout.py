@@ -1,0 +1,89 @@
+"""Production layout: the API and two routers as separate service instances (own connections each) on the
+same RabbitMQ, PostgreSQL and Redis. No interaction is stored twice and no agent is booked twice."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import asyncpg
+
+from contactcenter.app import Role
+from contactcenter.settings import Settings
+from tests.conftest import DATABASE_URL
+from tests.running import AgentDesktop, run_service
+
+CLIENTS = 12
+AGENTS = 3
+
+
+async def _work_until(desktop: AgentDesktop, offers: list[tuple[str, str]], done: asyncio.Event) -> None:
+    """Accept every offer, then complete it: the agent never holds more than one piece of work at a time."""
+    while not done.is_set():
+        offer = await desktop.receive("offer", timeout=30)
+        reservation = offer["reservation"]
+        offers.append((desktop.agent_id, reservation["conversation_id"]))
+        await desktop.command({"type": "accept", "reservation_id": reservation["id"]}, "accepted")
+        await desktop.command({"type": "complete", "conversation_id": reservation["conversation_id"]}, "completed")
+        if len({conversation for _, conversation in offers}) == CLIENTS:
+            done.set()
+
+
+async def _wait_for_stored(settings: Settings, count: int) -> None:
+    conn = await asyncpg.connect(DATABASE_URL, server_settings={"search_path": settings.database_schema})
+    try:
+        async with asyncio.timeout(30):
+            while await conn.fetchval("SELECT count(*) FROM interactions") < count:
+                await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+
+
+async def test_two_routers_store_each_interaction_once_and_book_no_agent_twice(service_settings: Settings) -> None:
+    async with (
+        run_service(service_settings, Role.API) as api,
+        run_service(service_settings, Role.ROUTER),
+        run_service(service_settings, Role.ROUTER),
+    ):
+        await api.create_queue("sales", ["sms"])
+        desktops = []
+        for n in range(AGENTS):
+            agent = await api.create_agent(f"agent {n}", ["sales"])
+            desktops.append(await api.agent_desktop(agent["token"]))
+
+        # Every client sends two messages, and Twilio retries each one: 4 posts per client.
+        posts = []
+        for n in range(CLIENTS):
+            sender = f"+1415555{n:04d}"
+            for m in range(2):
+                sid = f"SM{n:016d}{m:016d}"
+                posts += [api.post_sms(sender=sender, body=f"message {m}", message_sid=sid)] * 2
+        responses = await asyncio.gather(*posts)
+        assert {response.status for response in responses} == {200}
+
+        # Both messages of a client land in one conversation only if both are routed before it is completed.
+        await _wait_for_stored(service_settings, CLIENTS * 2)
+        offers: list[tuple[str, str]] = []
+        done = asyncio.Event()
+        for desktop in desktops:
+            await desktop.command({"type": "state", "state": "available"}, "state")
+        workers = [asyncio.create_task(_work_until(d, offers, done)) for d in desktops]
+        async with asyncio.timeout(60):
+            await done.wait()
+        for worker in workers:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+
+        conversations = [conversation for _, conversation in offers]
+        assert len(conversations) == len(set(conversations)) == CLIENTS, "a conversation was offered twice"
+
+        conn = await asyncpg.connect(DATABASE_URL, server_settings={"search_path": service_settings.database_schema})
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM interactions") == CLIENTS * 2
+            assert await conn.fetchval("SELECT count(*) FROM clients") == CLIENTS
+            assert await conn.fetchval("SELECT count(DISTINCT conversation_id) FROM interactions") == CLIENTS
+        finally:
+            await conn.close()
+        for desktop in desktops:
+            await desktop.close()

@@ -1,0 +1,174 @@
+"""The spine on the real PostgreSQL, RabbitMQ and Redis: an SMS in, a client card resolved, an agent popped."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from contactcenter.app import SERVICES
+from tests.conftest import DATABASE_URL
+from tests.running import AgentDesktop, FakeTwilioApi, RunningService
+
+SENDER = "(415) 555-0134"
+SENDER_E164 = "+14155550134"
+
+
+async def _available_agent(service: RunningService, queue: str = "sales") -> AgentDesktop:
+    agent = await service.create_agent("Ann", [queue])
+    desktop = await service.agent_desktop(agent["token"])
+    await desktop.command({"type": "state", "state": "available"}, "state")
+    return desktop
+
+
+async def test_sms_pops_the_whole_card_and_the_next_sms_joins_the_accepted_conversation(
+    service: RunningService,
+) -> None:
+    await service.create_queue("sales", ["sms", "voice"])
+    desktop = await _available_agent(service)
+
+    response = await service.post_sms(sender=SENDER, body="Is my car ready?")
+    assert response.status == 200
+    assert response.content_type == "text/xml"
+    assert "<Response" in await response.text()
+
+    offer = await desktop.receive("offer")
+    card = offer["card"]
+    assert card["identities"] == [{"kind": "phone", "value": SENDER_E164, "verified": True}]
+    assert [(e["channel"], e["direction"], e["body"]) for e in card["timeline"]] == [
+        ("sms", "inbound", "Is my car ready?")
+    ]
+    reservation = offer["reservation"]
+    assert reservation["interaction"]["body"] == "Is my car ready?"
+    assert reservation["queue"] == "sales"
+
+    accepted = await desktop.command({"type": "accept", "reservation_id": reservation["id"]}, "accepted")
+    assert accepted["conversation_id"] == reservation["conversation_id"]
+
+    await service.post_sms(sender="+1 415 555 0134", body="It's the blue one")
+    message = await desktop.receive("message")
+    assert message["conversation_id"] == reservation["conversation_id"]
+    assert message["interaction"]["body"] == "It's the blue one"
+
+    async with service.http.get(
+        f"{service.base_url}/api/v1/clients/lookup", params={"phone": SENDER}, headers=service.admin_headers()
+    ) as response:
+        assert response.status == 200
+        looked_up = await response.json()
+    assert looked_up["client"]["id"] == card["client"]["id"]
+    assert [e["body"] for e in looked_up["timeline"]] == ["It's the blue one", "Is my car ready?"]
+    assert {e["conversation_id"] for e in looked_up["timeline"]} == {reservation["conversation_id"]}
+
+    async with service.http.get(
+        f"{service.base_url}/api/v1/clients/{card['client']['id']}", headers=service.admin_headers()
+    ) as response:
+        assert response.status == 200
+        assert (await response.json())["client"]["id"] == card["client"]["id"]
+    await desktop.close()
+
+
+async def test_twilio_retry_of_same_message_sid_is_stored_once_and_offered_once(service: RunningService) -> None:
+    await service.create_queue("sales", ["sms"])
+    desktop = await _available_agent(service)
+
+    for _ in range(3):
+        response = await service.post_sms(sender=SENDER, body="hello", message_sid="SM" + "a" * 32)
+        assert response.status == 200
+    offer = await desktop.receive("offer")
+    await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+    # One more, different, message: it is the next thing the desktop sees — no second offer before it.
+    await service.post_sms(sender=SENDER, body="second")
+    assert (await desktop.receive("message"))["interaction"]["body"] == "second"
+
+    conn = await asyncpg.connect(DATABASE_URL, server_settings={"search_path": service.settings.database_schema})
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM interactions WHERE body = 'hello'") == 1
+        assert await conn.fetchval("SELECT count(*) FROM clients") == 1
+    finally:
+        await conn.close()
+    await desktop.close()
+
+
+async def test_sms_waits_in_the_queue_until_an_agent_becomes_available(service: RunningService) -> None:
+    await service.create_queue("sales", ["sms"])
+    agent = await service.create_agent("Bob", ["sales"])
+    assert (await service.post_sms(sender=SENDER, body="anyone there?")).status == 200
+
+    desktop = await service.agent_desktop(agent["token"])
+    await desktop.command({"type": "state", "state": "available"}, "state")
+    offer = await desktop.receive("offer")
+    assert offer["reservation"]["interaction"]["body"] == "anyone there?"
+    await desktop.close()
+
+
+async def test_completed_conversation_frees_the_agent_for_the_next_client(service: RunningService) -> None:
+    await service.create_queue("sales", ["sms"])
+    desktop = await _available_agent(service)
+    await service.post_sms(sender="+14155550101", body="first client")
+    await service.post_sms(sender="+14155550102", body="second client")
+
+    first = await desktop.receive("offer")
+    assert first["reservation"]["interaction"]["body"] == "first client"
+    await desktop.command({"type": "accept", "reservation_id": first["reservation"]["id"]}, "accepted")
+    conversation_id = first["reservation"]["conversation_id"]
+    await desktop.command({"type": "complete", "conversation_id": conversation_id}, "completed")
+
+    second = await desktop.receive("offer")
+    assert second["reservation"]["interaction"]["body"] == "second client"
+    await desktop.close()
+
+
+async def test_unanswered_offer_is_revoked_and_goes_to_another_agent(service_settings, namespace) -> None:  # type: ignore[no-untyped-def]
+    from tests.running import run_service
+
+    settings = service_settings.model_copy(update={"reservation_timeout_seconds": 0.5})
+    async with run_service(settings) as service:
+        await service.create_queue("sales", ["sms"])
+        sleepy = await _available_agent(service)
+        await service.post_sms(sender=SENDER, body="hello?")
+        missed = await sleepy.receive("offer")
+
+        awake = await _available_agent(service)
+        revoked = await sleepy.receive("revoked")
+        assert revoked["reservation_id"] == missed["reservation"]["id"]
+        offer = await awake.receive("offer")
+        assert offer["reservation"]["conversation_id"] == missed["reservation"]["conversation_id"]
+        await sleepy.close()
+        await awake.close()
+
+
+async def test_broker_that_does_not_confirm_gets_twilio_a_503_to_retry(service: RunningService) -> None:
+    await service.create_queue("sales", ["sms"])
+    await service.app[SERVICES].bus.close()
+    response = await service.post_sms(sender=SENDER, body="lost?")
+    assert response.status == 503
+
+
+async def test_agent_reply_leaves_by_twilio_and_lands_on_the_timeline(
+    service: RunningService, fake_twilio: FakeTwilioApi
+) -> None:
+    await service.create_queue("sales", ["sms"])
+    desktop = await _available_agent(service)
+    await service.post_sms(sender=SENDER_E164, body="When do you open?")
+    offer = await desktop.receive("offer")
+    conversation_id = offer["reservation"]["conversation_id"]
+    await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+
+    replied = await desktop.command(
+        {"type": "reply", "conversation_id": conversation_id, "text": "At nine."}, "replied"
+    )
+    assert fake_twilio.sent == [{"To": SENDER_E164, "From": "+15005550006", "Body": "At nine."}]
+    assert replied["interaction"]["direction"] == "outbound"
+
+    async with service.http.get(
+        f"{service.base_url}/api/v1/clients/lookup", params={"phone": SENDER_E164}, headers=service.admin_headers()
+    ) as response:
+        timeline = (await response.json())["timeline"]
+    assert [(e["direction"], e["body"]) for e in timeline] == [
+        ("outbound", "At nine."),
+        ("inbound", "When do you open?"),
+    ]
+    # Replying in somebody else's (or no) conversation is refused on the socket.
+    error = await desktop.command(
+        {"type": "reply", "conversation_id": "00000000-0000-4000-8000-000000000000", "text": "hi"}, "error"
+    )
+    assert error["error"]["field"] == "conversation_id"
+    await desktop.close()

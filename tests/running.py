@@ -1,0 +1,166 @@
+"""Runs the service in the test's process on a free port, and talks to it as its real clients do:
+Twilio-signed webhooks over HTTP, the admin API, an agent desktop on the WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from twilio.request_validator import RequestValidator
+
+from contactcenter.app import Role, create_app
+from contactcenter.settings import Settings
+
+ADMIN_TOKEN = "test-admin-token"
+TWILIO_AUTH_TOKEN = "test-twilio-auth-token"
+TWILIO_ACCOUNT_SID = "AC" + "0" * 32
+
+
+@dataclass
+class RunningService:
+    base_url: str
+    settings: Settings
+    http: aiohttp.ClientSession
+    app: web.Application
+
+    def admin_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+    async def create_queue(self, name: str, channels: list[str]) -> dict[str, Any]:
+        async with self.http.post(
+            f"{self.base_url}/api/v1/queues", json={"name": name, "channels": channels}, headers=self.admin_headers()
+        ) as response:
+            assert response.status == 201, await response.text()
+            body: dict[str, Any] = await response.json()
+            return body
+
+    async def create_agent(self, name: str, queues: list[str]) -> dict[str, Any]:
+        async with self.http.post(
+            f"{self.base_url}/api/v1/agents", json={"name": name, "queues": queues}, headers=self.admin_headers()
+        ) as response:
+            assert response.status == 201, await response.text()
+            body: dict[str, Any] = await response.json()
+            return body
+
+    async def post_sms(
+        self, *, sender: str, body: str, message_sid: str | None = None, extra: dict[str, str] | None = None
+    ) -> aiohttp.ClientResponse:
+        """What Twilio does on an inbound SMS: a signed form post."""
+        form = {
+            "MessageSid": message_sid or "SM" + uuid.uuid4().hex,
+            "AccountSid": self.settings.twilio_account_sid,
+            "From": sender,
+            "To": "+15005550006",
+            "Body": body,
+            "NumMedia": "0",
+            "FromCountry": "US",
+            **(extra or {}),
+        }
+        return await self.post_twilio("/channels/twilio/sms", form)
+
+    async def post_twilio(
+        self, path: str, form: dict[str, str], *, signature: str | None = None
+    ) -> aiohttp.ClientResponse:
+        url = f"{self.base_url}{path}"
+        signed_url = (self.settings.public_url.rstrip("/") + path) if self.settings.public_url else url
+        if signature is None:
+            signature = RequestValidator(TWILIO_AUTH_TOKEN).compute_signature(signed_url, form)
+        response = await self.http.post(url, data=form, headers={"X-Twilio-Signature": signature})
+        await response.read()
+        return response
+
+    async def agent_desktop(self, token: str) -> AgentDesktop:
+        socket = await self.http.ws_connect(f"{self.base_url}/api/v1/agents/ws?token={token}")
+        desktop = AgentDesktop(socket)
+        hello = await desktop.receive("hello")
+        desktop.agent_id = hello["agent"]["id"]
+        return desktop
+
+
+class AgentDesktop:
+    """An agent's desktop: a real WebSocket client."""
+
+    def __init__(self, socket: aiohttp.ClientWebSocketResponse) -> None:
+        self.socket = socket
+        self.agent_id = ""
+        self.received_at: dict[str, float] = {}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.socket.send_json(message)
+
+    async def receive(self, kind: str, timeout: float = 10.0) -> dict[str, Any]:
+        """The next message of `kind`, failing on any other kind in between (so nothing goes unnoticed)."""
+        async with asyncio.timeout(timeout):
+            frame = await self.socket.receive()
+        assert frame.type is aiohttp.WSMsgType.TEXT, f"expected a text frame, got {frame.type}: {frame.data!r}"
+        message: dict[str, Any] = json.loads(frame.data)
+        self.received_at[message["type"]] = time.perf_counter()
+        assert message["type"] == kind, f"expected {kind}, got {message}"
+        return message
+
+    async def command(self, message: dict[str, Any], answer: str) -> dict[str, Any]:
+        await self.send(message)
+        return await self.receive(answer)
+
+    async def close(self) -> None:
+        await self.socket.close()
+
+
+@contextlib.asynccontextmanager
+async def run_service(settings: Settings, role: Role = Role.ALL) -> AsyncIterator[RunningService]:
+    app = create_app(settings, role)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with aiohttp.ClientSession() as http:
+            yield RunningService(f"http://127.0.0.1:{port}", settings, http, app)
+    finally:
+        await runner.cleanup()
+
+
+class FakeTwilioApi:
+    """Twilio's Messages REST endpoint on loopback: checks the basic auth and records what was sent."""
+
+    def __init__(self, account_sid: str, auth_token: str) -> None:
+        self.account_sid = account_sid
+        self.authorization = "Basic " + base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
+        self.sent: list[dict[str, str]] = []
+        self.base_url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def _messages(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != self.authorization:
+            return web.json_response({"code": 20003, "message": "Authenticate"}, status=401)
+        if request.match_info["account"] != self.account_sid:
+            return web.json_response({"code": 20404, "message": "not found"}, status=404)
+        form = {key: str(value) for key, value in (await request.post()).items()}
+        if not form.get("To", "").startswith("+"):
+            return web.json_response({"code": 21211, "message": "Invalid 'To' Phone Number"}, status=400)
+        self.sent.append(form)
+        sid = "SM" + uuid.uuid4().hex
+        return web.json_response({"sid": sid, "status": "queued", **form}, status=201)
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/2010-04-01/Accounts/{account}/Messages.json", self._messages)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
