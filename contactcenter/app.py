@@ -3,7 +3,6 @@ roles. Resources open in the aiohttp app's cleanup contexts and close in reverse
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -37,7 +36,7 @@ from contactcenter.store.directory import Directory
 from contactcenter.store.migrate import migrate
 from contactcenter.topology import Topology
 from routing.router import Router
-from routing.sweeper import sweep_expired_reservations
+from routing.sweeper import ReservationSweeper
 from schema import Channel
 
 log = logging.getLogger(__name__)
@@ -120,10 +119,9 @@ async def _open_database(settings: Settings) -> asyncpg.Pool:
 def _open_redis(settings: Settings) -> aioredis.Redis:
     if settings.redis_url is not None:
         return aioredis.from_url(settings.redis_url.get_secret_value())
-    import fakeredis
+    from contactcenter.embedded import in_process_redis
 
-    redis: aioredis.Redis = fakeredis.FakeAsyncRedis()
-    return redis
+    return in_process_redis()
 
 
 async def _open_bus(settings: Settings) -> Bus:
@@ -216,11 +214,6 @@ async def _start_router(settings: Settings, services: Services, stack: contextli
     )
     subscription = await router.start()
     stack.push_async_callback(subscription.close)
-    sweeper = asyncio.create_task(sweep_expired_reservations(services.live, services.notices))
-    stack.push_async_callback(_cancel, sweeper)
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    sweeper = ReservationSweeper(services.live, services.notices)
+    sweeper.start()
+    stack.push_async_callback(sweeper.stop)

@@ -7,6 +7,8 @@ import asyncio
 import logging
 from pathlib import Path
 
+import redis.asyncio as aioredis
+
 log = logging.getLogger(__name__)
 
 
@@ -20,3 +22,12 @@ async def start_postgres(data_dir: Path) -> str:
     server = await asyncio.to_thread(get_server, folder)
     uri: str = server.get_uri()
     return uri
+
+
+def in_process_redis() -> aioredis.Redis:
+    """fakeredis with Lua (`lupa`): the same scripts as on a real Redis. Its pool is a plain object pool, so
+    it may be large — the default 100 turns a burst of concurrent scripts into errors."""
+    import fakeredis
+
+    redis: aioredis.Redis = fakeredis.FakeAsyncRedis(max_connections=10_000)
+    return redis

@@ -23,6 +23,7 @@ from contactcenter.auth import Authenticator
 from contactcenter.bus import Bus, Delivery, Subscription
 from contactcenter.errors import ContactCenterError, Forbidden
 from contactcenter.http_errors import invalid_from
+from contactcenter.live import LiveChanges
 from contactcenter.live.state import LiveState
 from contactcenter.store.conversations import Conversations
 from contactcenter.store.directory import AgentProfile
@@ -164,41 +165,45 @@ class AgentGateway:
     async def _answer(self, session: AgentSession, text: str) -> None:
         try:
             command = AGENT_COMMAND.validate_json(text)
-            await session.send(await self._perform(session.agent, command))
+            answer, changes = await self._perform(session.agent, command)
+            # The answer goes out before any offer the change set in motion, so a desktop sees them in order.
+            await session.send(answer)
+            await self._notices.announce(changes)
         except ValidationError as exc:
             problem = invalid_from(exc, tagged=True)
             await session.send(_error(problem.code, problem.message, problem.field))
         except ContactCenterError as exc:
             await session.send(_error(exc.code, exc.message, exc.field))
 
-    async def _perform(self, agent: AgentProfile, command: AgentCommand) -> dict[str, Any]:
+    async def _perform(self, agent: AgentProfile, command: AgentCommand) -> tuple[dict[str, Any], LiveChanges]:
         match command:
             case StateCommand(state=state):
                 changes = await self._live.set_agent_state(agent.id, state, agent.queue_ids, now_ms())
-                await self._notices.announce(changes)
-                return {"type": "state", "state": state.value}
+                return {"type": "state", "state": state.value}, changes
             case AcceptCommand(reservation_id=reservation_id):
                 reservation = await self._live.accept(agent.id, reservation_id, now_ms())
                 await self._conversations.assign(reservation.conversation_id, agent.id)
-                return {
+                answer: dict[str, Any] = {
                     "type": "accepted",
                     "reservation_id": str(reservation_id),
                     "conversation_id": str(reservation.conversation_id),
                 }
+                return answer, LiveChanges()
             case RejectCommand(reservation_id=reservation_id):
-                await self._notices.announce(await self._live.reject(agent.id, reservation_id, now_ms()))
-                return {"type": "rejected", "reservation_id": str(reservation_id)}
+                changes = await self._live.reject(agent.id, reservation_id, now_ms())
+                return {"type": "rejected", "reservation_id": str(reservation_id)}, changes
             case CompleteCommand(conversation_id=conversation_id):
                 await self._conversations.close(conversation_id, agent.id)
-                await self._notices.announce(await self._live.complete(agent.id, conversation_id, now_ms()))
-                return {"type": "completed", "conversation_id": str(conversation_id)}
+                changes = await self._live.complete(agent.id, conversation_id, now_ms())
+                return {"type": "completed", "conversation_id": str(conversation_id)}, changes
             case ReplyCommand(conversation_id=conversation_id, text=text):
                 interaction = await self._replies.reply(agent.id, conversation_id, text)
-                return {
+                replied: dict[str, Any] = {
                     "type": "replied",
                     "conversation_id": str(conversation_id),
                     "interaction": interaction.model_dump(mode="json"),
                 }
+                return replied, LiveChanges()
         raise AssertionError(f"unhandled command {command!r}")
 
 
