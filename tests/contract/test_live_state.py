@@ -1,0 +1,266 @@
+"""The live-state contract: the same Lua scripts on a real Redis and on fakeredis (embedded mode).
+Time is passed in, so nothing here sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import fakeredis
+import pytest
+import redis.asyncio as aioredis
+
+from contactcenter.embedded import in_process_redis
+from contactcenter.errors import Conflict, NotFound
+from contactcenter.live import LiveChanges, Reservation, Task
+from contactcenter.live.state import LiveState
+
+TTL = 30_000
+QUEUE = uuid.UUID("00000000-0000-4000-8000-0000000000a1")
+OTHER_QUEUE = uuid.UUID("00000000-0000-4000-8000-0000000000a2")
+
+
+@pytest.fixture(params=["redis", "fakeredis"])
+async def redis_client(
+    request: pytest.FixtureRequest, redis_url: str, redis_cleanup: None
+) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(redis_url) if request.param == "redis" else in_process_redis()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def live(redis_client: aioredis.Redis, namespace: str) -> LiveState:
+    return LiveState(redis_client, namespace=namespace, reservation_ttl_ms=TTL)
+
+
+def task(queue: uuid.UUID = QUEUE, priority: int = 0) -> Task:
+    return Task(uuid.uuid4(), queue, uuid.uuid4(), priority)
+
+
+def agent() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+def only_offer(changes: LiveChanges) -> Reservation:
+    assert len(changes.offers) == 1, changes
+    return changes.offers[0]
+
+
+async def test_queued_work_goes_to_the_longest_idle_available_agent(live: LiveState) -> None:
+    early, late = agent(), agent()
+    await live.set_agent_state(early, "available", [QUEUE], now_ms=1_000)
+    await live.set_agent_state(late, "available", [QUEUE], now_ms=2_000)
+    work = task()
+    offer = only_offer(await live.enqueue(work, now_ms=3_000))
+    assert (offer.agent_id, offer.conversation_id, offer.interaction_id) == (
+        early,
+        work.conversation_id,
+        work.interaction_id,
+    )
+    assert offer.expires_at_ms == 3_000 + TTL
+
+
+async def test_work_waits_until_an_agent_becomes_available(live: LiveState) -> None:
+    work = task()
+    assert await live.enqueue(work, now_ms=1_000) == LiveChanges()
+    assert await live.queue_length(QUEUE) == 1
+    ann = agent()
+    offer = only_offer(await live.set_agent_state(ann, "available", [QUEUE], now_ms=2_000))
+    assert (offer.agent_id, offer.conversation_id) == (ann, work.conversation_id)
+    assert await live.queue_length(QUEUE) == 0
+
+
+async def test_the_same_conversation_is_queued_once(live: LiveState) -> None:
+    work = task()
+    await live.enqueue(work, now_ms=1_000)
+    await live.enqueue(work, now_ms=1_001)
+    assert await live.queue_length(QUEUE) == 1
+    ann = agent()
+    await live.set_agent_state(ann, "available", [QUEUE], now_ms=2_000)
+    # Reserved now: enqueueing it again (a redelivery) neither queues nor offers it twice.
+    assert await live.enqueue(work, now_ms=2_001) == LiveChanges()
+    assert await live.queue_length(QUEUE) == 0
+
+
+async def test_an_agent_of_capacity_one_holds_one_reservation(live: LiveState) -> None:
+    ann = agent()
+    await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)
+    only_offer(await live.enqueue(task(), now_ms=2_000))
+    assert await live.enqueue(task(), now_ms=2_001) == LiveChanges()
+    status = await live.agent_status(ann)
+    assert (status.state, status.load, status.capacity) == ("available", 1, 1)
+
+
+async def test_an_agent_of_capacity_two_takes_two(live: LiveState) -> None:
+    ann = agent()
+    await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000, capacity=2)
+    for n in range(3):
+        await live.enqueue(task(), now_ms=2_000 + n)
+    assert (await live.agent_status(ann)).load == 2
+    assert await live.queue_length(QUEUE) == 1
+
+
+async def test_work_leaves_by_priority_then_arrival(live: LiveState) -> None:
+    first, urgent, second = task(), task(priority=5), task()
+    await live.enqueue(first, now_ms=1_000)
+    await live.enqueue(second, now_ms=1_001)
+    await live.enqueue(urgent, now_ms=1_002)
+    order = []
+    for n in range(3):
+        offer = only_offer(await live.set_agent_state(agent(), "available", [QUEUE], now_ms=2_000 + n))
+        order.append(offer.conversation_id)
+    assert order == [urgent.conversation_id, first.conversation_id, second.conversation_id]
+
+
+async def test_an_agent_in_two_queues_gets_the_work_that_waits_longest(live: LiveState) -> None:
+    newer, older = task(QUEUE), task(OTHER_QUEUE)
+    await live.enqueue(older, now_ms=1_000)
+    await live.enqueue(newer, now_ms=2_000)
+    offer = only_offer(await live.set_agent_state(agent(), "available", [QUEUE, OTHER_QUEUE], now_ms=3_000))
+    assert offer.conversation_id == older.conversation_id
+
+
+async def test_accept_turns_the_reservation_into_an_assignment(live: LiveState) -> None:
+    ann, work = agent(), task()
+    await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)
+    offer = only_offer(await live.enqueue(work, now_ms=2_000))
+    accepted = await live.accept(ann, offer.id, now_ms=3_000)
+    assert accepted.conversation_id == work.conversation_id
+    assert (await live.agent_status(ann)).load == 1
+    # No longer pending: it does not expire, and cannot be accepted twice.
+    assert await live.expire_reservations(now_ms=10**13) == LiveChanges()
+    with pytest.raises(NotFound):
+        await live.accept(ann, offer.id, now_ms=3_001)
+
+
+async def test_accepting_someone_elses_reservation_is_not_found(live: LiveState) -> None:
+    ann = agent()
+    await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)
+    offer = only_offer(await live.enqueue(task(), now_ms=2_000))
+    with pytest.raises(NotFound):
+        await live.accept(agent(), offer.id, now_ms=2_001)
+    with pytest.raises(NotFound):
+        await live.reject(agent(), offer.id, now_ms=2_001)
+
+
+async def test_a_late_accept_is_a_conflict_and_the_work_is_queued_again(live: LiveState) -> None:
+    ann, work = agent(), task()
+    await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)
+    offer = only_offer(await live.enqueue(work, now_ms=2_000))
+    await live.set_agent_state(agent(), "away", [QUEUE], now_ms=2_001)
+    with pytest.raises(Conflict):
+        await live.accept(ann, offer.id, now_ms=2_000 + TTL)
+    # Revoked, then offered afresh to whoever is longest idle — here Ann again, with a new reservation.
+    status = await live.agent_status(ann)
+    assert status.load == 1
+    assert await live.queue_length(QUEUE) == 0
+
+
+async def test_a_rejected_offer_goes_to_another_idle_agent_first(live: LiveState) -> None:
+    ann, bob = agent(), agent()
+    await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)
+    offer = only_offer(await live.enqueue(task(), now_ms=2_000))
+    await live.set_agent_state(bob, "available", [QUEUE], now_ms=3_000)
+    again = only_offer(await live.reject(ann, offer.id, now_ms=4_000))
+    assert (again.agent_id, again.conversation_id) == (bob, offer.conversation_id)
+    assert again.id != offer.id
+    assert (await live.agent_status(ann)).load == 0
+
+
+async def test_a_rejected_offer_keeps_its_place_at_the_front(live: LiveState) -> None:
+    ann = agent()
+    first, second = task(), task()
+    await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)
+    offer = only_offer(await live.enqueue(first, now_ms=2_000))
+    await live.enqueue(second, now_ms=2_001)
+    again = only_offer(await live.reject(ann, offer.id, now_ms=3_000))
+    assert again.conversation_id == first.conversation_id
+
+
+async def test_complete_frees_the_agent_for_the_next_work(live: LiveState) -> None:
+    ann, first, second = agent(), task(), task()
+    await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)
+    offer = only_offer(await live.enqueue(first, now_ms=2_000))
+    await live.enqueue(second, now_ms=2_001)
+    await live.accept(ann, offer.id, now_ms=2_002)
+    following = only_offer(await live.complete(ann, first.conversation_id, now_ms=3_000))
+    assert following.conversation_id == second.conversation_id
+    with pytest.raises(NotFound):
+        await live.complete(ann, first.conversation_id, now_ms=3_001)
+
+
+async def test_an_agent_going_away_gives_its_pending_offer_to_another(live: LiveState) -> None:
+    ann, bob = agent(), agent()
+    await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)
+    offer = only_offer(await live.enqueue(task(), now_ms=2_000))
+    await live.set_agent_state(bob, "available", [QUEUE], now_ms=3_000)
+    changes = await live.set_agent_state(ann, "offline", [QUEUE], now_ms=4_000)
+    assert [r.id for r in changes.revoked] == [offer.id]
+    assert only_offer(changes).agent_id == bob
+    assert (await live.agent_status(ann)).state == "offline"
+
+
+async def test_assigned_work_stays_with_an_agent_that_goes_away(live: LiveState) -> None:
+    ann, work = agent(), task()
+    await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)
+    offer = only_offer(await live.enqueue(work, now_ms=2_000))
+    await live.accept(ann, offer.id, now_ms=2_001)
+    assert await live.set_agent_state(ann, "away", [QUEUE], now_ms=3_000) == LiveChanges()
+    await live.set_agent_state(ann, "available", [QUEUE], now_ms=4_000)
+    assert await live.enqueue(task(), now_ms=5_000) == LiveChanges(), "still busy with the assigned work"
+    await live.complete(ann, work.conversation_id, now_ms=6_000)
+
+
+async def test_unanswered_offers_expire_and_the_agent_is_set_away(live: LiveState) -> None:
+    ann, bob = agent(), agent()
+    await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)
+    offer = only_offer(await live.enqueue(task(), now_ms=2_000))
+    await live.set_agent_state(bob, "available", [QUEUE], now_ms=3_000)
+    assert await live.expire_reservations(now_ms=2_000 + TTL - 1) == LiveChanges()
+    changes = await live.expire_reservations(now_ms=2_000 + TTL)
+    assert [r.id for r in changes.revoked] == [offer.id]
+    assert only_offer(changes).agent_id == bob
+    status = await live.agent_status(ann)
+    assert (status.state, status.load) == ("away", 0)
+
+
+async def test_forgetting_a_task_frees_whoever_held_it(live: LiveState) -> None:
+    ann, work = agent(), task()
+    await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)
+    offer = only_offer(await live.enqueue(work, now_ms=2_000))
+    changes = await live.forget_task(work.conversation_id, now_ms=3_000)
+    assert [r.id for r in changes.revoked] == [offer.id]
+    assert (await live.agent_status(ann)).load == 0
+    assert await live.queue_length(QUEUE) == 0
+
+
+async def test_concurrent_routers_never_book_an_agent_twice_nor_hand_work_out_twice(
+    redis_client: aioredis.Redis, namespace: str, redis_url: str
+) -> None:
+    fake = isinstance(redis_client, fakeredis.FakeAsyncRedis)
+    clients = [redis_client] * 4 if fake else [aioredis.from_url(redis_url) for _ in range(4)]
+    routers = [LiveState(client, namespace=namespace, reservation_ttl_ms=TTL) for client in clients]
+    agents = [agent() for _ in range(10)]
+    work = [task() for _ in range(50)]
+
+    results = await asyncio.gather(
+        *(routers[n % 4].enqueue(w, now_ms=1_000 + n) for n, w in enumerate(work)),
+        *(routers[n % 4].set_agent_state(a, "available", [QUEUE], now_ms=1_000 + n) for n, a in enumerate(agents)),
+        *(routers[n % 4].enqueue(w, now_ms=2_000 + n) for n, w in enumerate(work)),  # redeliveries
+    )
+    offers = [offer for changes in results for offer in changes.offers]
+    assert sorted(o.agent_id for o in offers) == sorted(agents), "each agent booked exactly once"
+    assert len({o.conversation_id for o in offers}) == len(offers), "no work handed out twice"
+    assert await routers[0].queue_length(QUEUE) == len(work) - len(offers)
+    if not fake:
+        for client in clients:
+            await client.aclose()
+
+
+async def test_scripts_survive_a_redis_that_forgot_them(live: LiveState, redis_client: aioredis.Redis) -> None:
+    await redis_client.script_flush()
+    ann = agent()
+    await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)
+    assert only_offer(await live.enqueue(task(), now_ms=2_000)).agent_id == ann
