@@ -1,0 +1,1 @@
+"""Benchmarks: load through the service's real edges, beside the raw limits of the same machine."""

@@ -1,0 +1,200 @@
+"""`python -m bench` (or `make bench`): the service under load through its real edges, beside the raw
+limits of the same machine, measured in one run. Prints a short table and one JSON line.
+
+Against the real services by default (TEST_*_URL or the local servers); `--embedded` runs the one-process
+embedded mode instead. Figures come from here, never from timed assertions in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import socket
+import statistics
+import time
+import uuid
+
+import aiohttp
+import asyncpg
+
+from bench.agents import AgentPool
+from bench.processes import ServiceProcesses
+from bench.raw_limits import RawLimits, measure_raw_limits
+from bench.traffic import SmsTraffic, drive
+
+DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--rate", type=float, default=300, help="inbound interactions per second")
+    parser.add_argument("--duration", type=float, default=20, help="seconds of load")
+    parser.add_argument("--customers", type=int, default=5000, help="distinct customers (some return)")
+    parser.add_argument("--agents", type=int, default=100)
+    parser.add_argument("--accept-delay", type=float, default=0.05, help="seconds before an agent accepts")
+    parser.add_argument("--hold", type=float, default=0.1, help="seconds an agent keeps a conversation")
+    parser.add_argument("--routers", type=int, default=1, help="router processes (production layout)")
+    parser.add_argument("--embedded", action="store_true", help="one embedded process instead")
+    parser.add_argument("--skip-raw", action="store_true", help="do not measure the raw limits")
+    return parser.parse_args()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _admin(http: aiohttp.ClientSession, base_url: str, token: str, agents: int) -> list[str]:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with http.post(f"{base_url}/api/v1/queues", json={"name": "bench", "channels": ["sms"]}, headers=headers):
+        pass
+    tokens = []
+    for n in range(agents):
+        body = {"name": f"agent {n}", "queues": ["bench"]}
+        async with http.post(f"{base_url}/api/v1/agents", json=body, headers=headers) as response:
+            tokens.append((await response.json())["token"])
+    return tokens
+
+
+async def _stored(database_url: str, schema: str, sids: list[str]) -> tuple[int, int]:
+    """How many acknowledged messages are stored, and how many are stored more than once."""
+    conn = await asyncpg.connect(database_url, server_settings={"search_path": schema})
+    try:
+        rows = await conn.fetch(
+            "SELECT provider_id, count(*) AS n FROM interactions WHERE provider_id = ANY($1::text[]) GROUP BY 1", sids
+        )
+        return len(rows), sum(row["n"] - 1 for row in rows)
+    finally:
+        await conn.close()
+
+
+async def _wait_stored(database_url: str, schema: str, sids: list[str], within: float) -> tuple[int, int]:
+    deadline = time.monotonic() + within
+    while True:
+        stored, duplicated = await _stored(database_url, schema, sids)
+        if stored == len(sids) or time.monotonic() > deadline:
+            return stored, duplicated
+        await asyncio.sleep(0.5)
+
+
+async def run(args: argparse.Namespace) -> dict[str, object]:
+    raw: RawLimits | None = None
+    if not args.skip_raw and not args.embedded:
+        raw = await measure_raw_limits(amqp_url=AMQP_URL, database_url=DATABASE_URL, redis_url=REDIS_URL)
+
+    namespace = f"bench{uuid.uuid4().hex[:8]}"
+    admin_token, twilio_token = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    env = {"CC_ADMIN_TOKEN": admin_token, "CC_TWILIO_AUTH_TOKEN": twilio_token, "CC_LOG_LEVEL": "WARNING"}
+    if args.embedded:
+        env["CC_DATA_DIR"] = f"var/bench-{namespace}"
+        roles = ["all"]
+        database_url = None
+    else:
+        env |= {
+            "CC_DATABASE_URL": DATABASE_URL,
+            "CC_REDIS_URL": REDIS_URL,
+            "CC_AMQP_URL": AMQP_URL,
+            "CC_NAMESPACE": namespace,
+            "CC_DATABASE_SCHEMA": namespace,
+        }
+        roles = ["api"] + ["router"] * args.routers
+        database_url = DATABASE_URL
+        conn = await asyncpg.connect(DATABASE_URL)
+        await conn.execute(f'CREATE SCHEMA "{namespace}"')
+        await conn.close()
+
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    service = ServiceProcesses(env, roles, port)
+    await service.start()
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as http:
+            tokens = await _admin(http, base_url, admin_token, args.agents)
+            agents = AgentPool(base_url, tokens, accept_delay=args.accept_delay, hold=args.hold)
+            await agents.start()
+            service.start_sampling()
+            started = time.perf_counter()
+            traffic = await drive(
+                SmsTraffic(http, base_url, twilio_token, args.customers), rate=args.rate, duration=args.duration
+            )
+            elapsed = time.perf_counter() - started
+            stored = duplicated = -1
+            if database_url is not None:
+                stored, duplicated = await _wait_stored(database_url, namespace, traffic.accepted, within=60)
+            await asyncio.sleep(max(args.accept_delay + args.hold, 0.5) * 2)
+            await agents.stop()
+    finally:
+        await service.stop()
+
+    figures = agents.figures
+    latencies = figures.arrival_to_offer_ms
+    achieved = len(traffic.accepted) / elapsed
+    result: dict[str, object] = {
+        "benchmark": "sms_end_to_end",
+        "mode": "embedded" if args.embedded else f"production ({args.routers} router(s))",
+        "offered_rate_per_s": args.rate,
+        "duration_s": round(elapsed, 2),
+        "sent": traffic.sent,
+        "acknowledged": len(traffic.accepted),
+        "statuses": dict(traffic.statuses),
+        "client_failures": dict(traffic.failures),
+        "sustained_interactions_per_s": round(achieved, 1),
+        "offers": len(figures.offers),
+        "messages_to_agents": figures.messages,
+        "arrival_to_offer_ms": {
+            "p50": round(_percentile(latencies, 0.50), 2),
+            "p95": round(_percentile(latencies, 0.95), 2),
+            "p99": round(_percentile(latencies, 0.99), 2),
+            "mean": round(statistics.fmean(latencies), 2) if latencies else None,
+        },
+        "lost": (len(traffic.accepted) - stored) if stored >= 0 else None,
+        "duplicated": (duplicated + sum(n - 1 for n in figures.offers.values())) if stored >= 0 else None,
+        "processes": [
+            {"role": p.role, "cpu_percent": round(p.cpu_percent, 1), "peak_rss_mb": round(p.peak_rss_mb, 1)}
+            for p in service.figures
+        ],
+    }
+    if raw is not None:
+        result["raw"] = {key: round(value, 1) for key, value in raw.__dict__.items()}
+        result["ratio_to_raw_bus_publish"] = round(achieved / raw.bus_publish_per_s, 3)
+    return result
+
+
+def _table(result: dict[str, object]) -> str:
+    latency = result["arrival_to_offer_ms"]
+    assert isinstance(latency, dict)
+    lines = [
+        f"mode                 {result['mode']}",
+        f"sustained            {result['sustained_interactions_per_s']} interactions/s"
+        f" (offered {result['offered_rate_per_s']})",
+        f"arrival -> offer     p50 {latency['p50']} ms  p95 {latency['p95']} ms  p99 {latency['p99']} ms",
+        f"lost / duplicated    {result['lost']} / {result['duplicated']}",
+    ]
+    if "raw" in result:
+        lines.append(f"raw limits           {result['raw']}")
+        lines.append(f"ratio to raw bus     {result['ratio_to_raw_bus_publish']}")
+    for process in result["processes"]:  # type: ignore[attr-defined]
+        lines.append(f"process {process['role']:<12} cpu {process['cpu_percent']}%  peak {process['peak_rss_mb']} MiB")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    result = asyncio.run(run(_arguments()))
+    print(_table(result))
+    print(json.dumps(result))
+
+
+main()

@@ -1,0 +1,86 @@
+"""A pool of simulated agents on the real desktop WebSocket: each accepts every offer after a delay, holds
+the conversation a while, completes it, and records when each offer arrived."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+
+
+@dataclass
+class AgentFigures:
+    # Arrival of the webhook (the server's clock, from the offered interaction) to the offer on the socket.
+    arrival_to_offer_ms: list[float] = field(default_factory=list)
+    offers: Counter[str] = field(default_factory=Counter)  # reservation id -> times received
+    offered_conversations: Counter[str] = field(default_factory=Counter)
+    messages: int = 0
+    revoked: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class AgentPool:
+    def __init__(self, base_url: str, tokens: list[str], *, accept_delay: float, hold: float) -> None:
+        self._base_url = base_url
+        self._tokens = tokens
+        self._accept_delay = accept_delay
+        self._hold = hold
+        self.figures = AgentFigures()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._http: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self._http = aiohttp.ClientSession()
+        ready = [asyncio.get_running_loop().create_future() for _ in self._tokens]
+        self._tasks = [asyncio.create_task(self._agent(t, r)) for t, r in zip(self._tokens, ready, strict=True)]
+        await asyncio.gather(*ready)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._http is not None:
+            await self._http.close()
+
+    async def _agent(self, token: str, ready: asyncio.Future[None]) -> None:
+        assert self._http is not None
+        async with self._http.ws_connect(f"{self._base_url}/api/v1/agents/ws?token={token}") as socket:
+            await socket.send_json({"type": "state", "state": "available"})
+            ready.set_result(None)
+            async for frame in socket:
+                if frame.type is not aiohttp.WSMsgType.TEXT:
+                    break
+                received = time.time()
+                message: dict[str, Any] = json.loads(frame.data)
+                match message["type"]:
+                    case "offer":
+                        self._on_offer(message, received)
+                        asyncio.create_task(self._work(socket, message["reservation"]))  # noqa: RUF006
+                    case "message":
+                        self.figures.messages += 1
+                    case "revoked":
+                        self.figures.revoked += 1
+                    case "error":
+                        self.figures.errors.append(message["error"]["message"])
+
+    def _on_offer(self, message: dict[str, Any], received: float) -> None:
+        reservation = message["reservation"]
+        arrived = datetime.fromisoformat(reservation["interaction"]["received_at"]).timestamp()
+        self.figures.arrival_to_offer_ms.append((received - arrived) * 1000)
+        self.figures.offers[reservation["id"]] += 1
+        self.figures.offered_conversations[reservation["conversation_id"]] += 1
+
+    async def _work(self, socket: aiohttp.ClientWebSocketResponse, reservation: dict[str, Any]) -> None:
+        await asyncio.sleep(self._accept_delay)
+        await socket.send_json({"type": "accept", "reservation_id": reservation["id"]})
+        await asyncio.sleep(self._hold)
+        await socket.send_json({"type": "complete", "conversation_id": reservation["conversation_id"]})
