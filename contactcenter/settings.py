@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# A list given in the environment as "a.example, b.example" (a JSON list works too).
+CommaList = Annotated[list[str], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -26,11 +31,11 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr = SecretStr("")
     twilio_api_base: str = "https://api.twilio.com"
     smtp_relay_url: SecretStr | None = None
-    mail_domains: list[str] = Field(default_factory=list)
+    mail_domains: CommaList = Field(default_factory=list)
     default_region: str = "US"
 
     # Origins allowed to open the agent and chat sockets, besides the service's own.
-    allowed_origins: list[str] = Field(default_factory=list)
+    allowed_origins: CommaList = Field(default_factory=list)
     # Names of exchanges, queues and Redis keys start with this; tests give each run its own.
     namespace: str = "cc"
     # PostgreSQL schema the tables live in.
@@ -43,6 +48,16 @@ class Settings(BaseSettings):
     router_prefetch: int = 32
     delivery_limit: int = 5
     log_level: str = "INFO"
+
+    @field_validator("mail_domains", "allowed_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [item.strip() for item in text.split(",") if item.strip()]
+        return value
 
     @property
     def embedded(self) -> bool:
