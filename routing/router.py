@@ -53,16 +53,19 @@ class Router:
 
     async def route_delivery(self, delivery: Delivery) -> None:
         # A body that does not parse raises: after the delivery limit it rests in the dead-letter queue.
-        await self.route(Interaction.model_validate_json(delivery.body))
+        await self.route(Interaction.model_validate_json(delivery.body), redelivered=delivery.redelivered)
 
-    async def route(self, interaction: Interaction) -> None:
+    async def route(self, interaction: Interaction, *, redelivered: bool = False) -> None:
         sender = sender_identity(interaction, self._default_region)
         queue = await self._directory.queue_for_channel(interaction.channel)
         recorded = await self._conversations.record_inbound(interaction, sender, queue)
         if not recorded.conversation_open:
             return
         if recorded.agent_id is not None:
-            await self._notices.message(recorded.agent_id, recorded.conversation_id, interaction)
+            # A provider's retry of a stored message is not news to the agent; our own redelivery after a
+            # failure may be (the first attempt may have died before telling), so it is told again.
+            if recorded.new or redelivered:
+                await self._notices.message(recorded.agent_id, recorded.conversation_id, interaction)
             return
         if recorded.queue_id is None:
             log.warning("no queue serves %s: interaction %s waits unrouted", interaction.channel, interaction.id)
