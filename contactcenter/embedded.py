@@ -16,6 +16,8 @@ async def start_postgres(data_dir: Path) -> str:
     """Start (or reuse) the embedded PostgreSQL and return its URL (a Unix socket under `data_dir`)."""
     from pgserver import get_server  # type: ignore[attr-defined]
 
+    # pgserver narrates every pg_ctl call at INFO; its warnings are what an operator needs.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     folder = (data_dir / "postgres").resolve()
     folder.mkdir(parents=True, exist_ok=True)
     log.info("starting embedded PostgreSQL in %s", folder)
