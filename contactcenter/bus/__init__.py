@@ -19,7 +19,8 @@ class QueueSpec:
     `shared` queues are durable (quorum queues on RabbitMQ) and read by competing consumers: every message
     is handled by one of them, and survives a restart. A queue that is not shared belongs to the process
     that declared it and is gone with it (the gateway's queue for the agents it holds).
-    A message whose handler fails `delivery_limit` times goes to `dead_letter_exchange` (if set) with the
+    A message is delivered at most `delivery_limit + 1` times, as RabbitMQ counts: once, then once per
+    failure up to the limit; the failure past it sends it to `dead_letter_exchange` (if set) with the
     queue's name as routing key, and is no longer redelivered.
     """
 

@@ -1,12 +1,18 @@
 """The bus on RabbitMQ through aio-pika: durable topic exchanges, quorum queues with a delivery limit and a
-dead-letter exchange, publisher confirms, manual acks. A robust connection reconnects by itself; acks of
-deliveries from a channel lost meanwhile fail, the message is redelivered, and our handlers are idempotent.
+dead-letter exchange, publisher confirms, manual acks.
+
+Open it with `await connect_amqp(url, publish_timeout=...)`. The connection is robust: it reconnects by itself
+and restores channels, queues, bindings and consumers. Every broker round trip is bounded by the publish
+timeout, and every broker failure reaches the caller as `errors.Unavailable`, whose message never holds the URL.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any, TypeVar
 
 import aio_pika
 import aiormq
@@ -15,8 +21,12 @@ from aio_pika.abc import (
     AbstractExchange,
     AbstractIncomingMessage,
     AbstractQueue,
+    AbstractRobustChannel,
     AbstractRobustConnection,
+    AbstractRobustExchange,
 )
+from aio_pika.exceptions import CONNECTION_EXCEPTIONS, DeliveryError, PublishError
+from pamqp.common import FieldTable
 
 from contactcenter.bus import Delivery, Handler, QueueSpec
 from contactcenter.errors import Unavailable
@@ -24,48 +34,84 @@ from contactcenter.errors import Unavailable
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0
-# What a broker that is gone or refuses looks like to aio-pika and aiormq.
-_BROKER_ERRORS = (
-    aio_pika.exceptions.AMQPError,
-    aiormq.exceptions.AMQPError,
-    ConnectionError,
-    OSError,
-    RuntimeError,  # aiormq: "Connection closed" on a channel of a closed connection
-)
+
+T = TypeVar("T")
 
 
-async def connect_amqp(url: str, *, publish_timeout: float) -> AmqpBus:
-    """Connect to the broker; raise `Unavailable` (without the URL, which holds a password) when it is not there."""
+async def connect_amqp(url: str, *, publish_timeout: float, connect_timeout: float = CONNECT_TIMEOUT) -> AmqpBus:
+    """Connect to the broker and open the publishing channel.
+
+    Raise `Unavailable` when the broker cannot be reached or refuses us (the first connection fails fast;
+    later losses are healed by reconnecting)."""
     try:
-        connection = await asyncio.wait_for(aio_pika.connect_robust(url), CONNECT_TIMEOUT)
-    except (TimeoutError, *_BROKER_ERRORS) as exc:
+        connection = await asyncio.wait_for(aio_pika.connect_robust(url), connect_timeout)
+    except (TimeoutError, *CONNECTION_EXCEPTIONS) as exc:
         raise Unavailable(f"RabbitMQ cannot be reached: {type(exc).__name__}") from exc
-    bus = AmqpBus(connection, publish_timeout=publish_timeout)
-    await bus.open()
-    return bus
+    try:
+        # Returned (unroutable) mandatory messages raise `PublishError` in `publish` instead of vanishing.
+        channel = await asyncio.wait_for(
+            connection.channel(publisher_confirms=True, on_return_raises=True), connect_timeout
+        )
+    except (TimeoutError, *CONNECTION_EXCEPTIONS) as exc:
+        await connection.close()
+        raise Unavailable(f"RabbitMQ refused a channel: {type(exc).__name__}") from exc
+    return AmqpBus(connection, channel, publish_timeout=publish_timeout)
+
+
+async def _bounded(operation: Awaitable[T], seconds: float, what: str) -> T:
+    """Await one broker operation; a timeout or any broker failure becomes `Unavailable`."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await operation
+    except TimeoutError as exc:
+        raise Unavailable(f"RabbitMQ did not answer within {seconds}s ({what})") from exc
+    except PublishError as exc:
+        raise Unavailable(f"RabbitMQ returned the message: no queue is bound for it ({what})") from exc
+    except DeliveryError as exc:
+        raise Unavailable(f"RabbitMQ refused the message ({what})") from exc
+    except CONNECTION_EXCEPTIONS as exc:
+        raise Unavailable(f"RabbitMQ is unavailable ({what}): {type(exc).__name__}") from exc
+
+
+async def _uncancelled(operation: Awaitable[T]) -> T:
+    """Await an AMQP call the caller may stop waiting for (a timeout). aiormq closes the channel of a cancelled
+    call, which would cost a subscription its unacked deliveries: the call runs on to the broker's answer."""
+    running = asyncio.ensure_future(operation)
+    running.add_done_callback(_mark_failure_seen)
+    return await asyncio.shield(running)
+
+
+def _mark_failure_seen(done: asyncio.Future[Any]) -> None:
+    """A failure reaches the caller if it still waits, or was reported as `Unavailable` already: asyncio need
+    not log it again as "never retrieved"."""
+    if not done.cancelled():
+        done.exception()
 
 
 class AmqpBus:
-    def __init__(self, connection: AbstractRobustConnection, *, publish_timeout: float) -> None:
+    def __init__(
+        self, connection: AbstractRobustConnection, publish_channel: AbstractRobustChannel, *, publish_timeout: float
+    ) -> None:
         self._connection = connection
-        self._publish_timeout = publish_timeout
-        self._publish_channel: AbstractChannel | None = None
-        self._exchanges: dict[str, AbstractExchange] = {}
-        self._subscriptions: list[AmqpSubscription] = []
+        self._publish_channel = publish_channel
+        self._timeout = publish_timeout
+        # Declared once, on first use, on the publishing channel, which re-declares them after a reconnect (a
+        # broker without a volume comes back empty).
+        self._exchanges: dict[str, asyncio.Future[AbstractRobustExchange]] = {}
+        self._subscriptions: set[AmqpSubscription] = set()
 
-    async def open(self) -> None:
-        # Returned (unroutable) mandatory messages raise in `publish` instead of vanishing.
-        self._publish_channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
-
-    async def _exchange(self, name: str, channel: AbstractChannel | None = None) -> AbstractExchange:
-        if channel is not None:
-            return await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
+    async def _exchange(self, name: str) -> AbstractExchange:
         if name not in self._exchanges:
-            assert self._publish_channel is not None, "open() first"
-            self._exchanges[name] = await self._publish_channel.declare_exchange(
-                name, aio_pika.ExchangeType.TOPIC, durable=True
+            declaring = asyncio.ensure_future(
+                self._publish_channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
             )
-        return self._exchanges[name]
+            declaring.add_done_callback(partial(self._forget_failed_exchange, name))
+            self._exchanges[name] = declaring
+        return await asyncio.shield(self._exchanges[name])
+
+    def _forget_failed_exchange(self, name: str, declaring: asyncio.Future[AbstractRobustExchange]) -> None:
+        if declaring.cancelled() or declaring.exception() is not None:
+            del self._exchanges[name]  # the next use declares it again
 
     async def publish(
         self, exchange: str, routing_key: str, body: bytes, *, message_id: str, mandatory: bool = False
@@ -76,61 +122,82 @@ class AmqpBus:
             content_type="application/json",
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
-        try:
-            async with asyncio.timeout(self._publish_timeout):
-                target = await self._exchange(exchange)
-                confirmation = await target.publish(message, routing_key, mandatory=mandatory)
-        except TimeoutError as exc:
-            raise Unavailable(f"the broker did not confirm within {self._publish_timeout}s") from exc
-        except aio_pika.exceptions.DeliveryError as exc:
-            raise Unavailable(f"the broker returned the message ({routing_key}): no queue takes it") from exc
-        except _BROKER_ERRORS as exc:
-            raise Unavailable(f"the broker is unavailable: {type(exc).__name__}") from exc
+        await _bounded(self._publish(exchange, routing_key, message, mandatory), self._timeout, "publish")
+
+    async def _publish(self, exchange: str, routing_key: str, message: aio_pika.Message, mandatory: bool) -> None:
+        target = await self._exchange(exchange)
+        confirmation = await target.publish(message, routing_key, mandatory=mandatory)
         if not isinstance(confirmation, aiormq.spec.Basic.Ack):
-            raise Unavailable("the broker did not accept the message")
+            raise Unavailable(f"RabbitMQ did not confirm the message (publish): {type(confirmation).__name__}")
 
     async def declare(self, spec: QueueSpec) -> None:
+        await _bounded(self._declare(spec), self._timeout, f"declare {spec.name}")
+
+    async def _declare(self, spec: QueueSpec) -> None:
+        # A channel of its own: a refused declaration closes the channel, and the publishing one must live on.
         channel = await self._connection.channel()
         try:
-            await _declare(channel, spec)
+            await self._declare_on(channel, spec)
         finally:
             await channel.close()
 
+    async def _declare_on(self, channel: AbstractChannel, spec: QueueSpec) -> tuple[AbstractExchange, AbstractQueue]:
+        exchange = await self._exchange(spec.exchange)
+        arguments: FieldTable = {}
+        if spec.dead_letter_exchange:
+            await self._exchange(spec.dead_letter_exchange)
+            arguments["x-dead-letter-exchange"] = spec.dead_letter_exchange
+            arguments["x-dead-letter-routing-key"] = spec.name
+        if spec.shared:
+            arguments["x-queue-type"] = "quorum"
+            # RabbitMQ 3.10 sets no limit by default: without one a poison message loops forever.
+            arguments["x-delivery-limit"] = spec.delivery_limit
+            queue = await channel.declare_queue(spec.name, durable=True, arguments=arguments)
+        else:
+            # Classic queues know no delivery limit: the subscription counts failures itself (`_may_retry`).
+            queue = await channel.declare_queue(
+                spec.name, durable=False, exclusive=True, auto_delete=True, arguments=arguments
+            )
+        for key in spec.binding_keys:
+            await queue.bind(exchange, key)
+        return exchange, queue
+
     async def subscribe(self, spec: QueueSpec, handler: Handler) -> AmqpSubscription:
+        return await _bounded(self._subscribe(spec, handler), self._timeout, f"subscribe {spec.name}")
+
+    async def _subscribe(self, spec: QueueSpec, handler: Handler) -> AmqpSubscription:
         channel = await self._connection.channel()
-        await channel.set_qos(prefetch_count=spec.prefetch)
-        exchange, queue = await _declare(channel, spec)
-        subscription = AmqpSubscription(channel, exchange, queue, spec, handler)
-        await subscription.start()
-        self._subscriptions.append(subscription)
+        try:
+            await channel.set_qos(prefetch_count=spec.prefetch)
+            exchange, queue = await self._declare_on(channel, spec)
+            subscription = AmqpSubscription(
+                channel, exchange, queue, spec, handler, timeout=self._timeout, on_closed=self._subscriptions.discard
+            )
+            await subscription.start()
+        except BaseException:
+            await channel.close()
+            raise
+        self._subscriptions.add(subscription)
         return subscription
 
     async def ping(self) -> bool:
-        return (
-            not self._connection.is_closed and self._publish_channel is not None and not self._publish_channel.is_closed
-        )
+        if self._connection.is_closed or not self._connection.connected.is_set():
+            return False
+        try:
+            # A robust connection looks open while it reconnects: ask the broker itself, on a channel of its own
+            # (aiormq closes the channel of a call cut short by the timeout).
+            async with asyncio.timeout(self._timeout):
+                channel = await self._connection.channel()
+                await channel.close()
+        except (TimeoutError, *CONNECTION_EXCEPTIONS) as exc:
+            log.info("RabbitMQ does not answer: %s", type(exc).__name__)
+            return False
+        return True
 
     async def close(self) -> None:
-        for subscription in self._subscriptions:
+        for subscription in list(self._subscriptions):
             await subscription.close()
-        self._subscriptions.clear()
         await self._connection.close()
-
-
-async def _declare(channel: AbstractChannel, spec: QueueSpec) -> tuple[AbstractExchange, AbstractQueue]:
-    exchange = await channel.declare_exchange(spec.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
-    if spec.shared:
-        arguments: dict[str, str | int] = {"x-queue-type": "quorum", "x-delivery-limit": spec.delivery_limit}
-        if spec.dead_letter_exchange:
-            await channel.declare_exchange(spec.dead_letter_exchange, aio_pika.ExchangeType.TOPIC, durable=True)
-            arguments["x-dead-letter-exchange"] = spec.dead_letter_exchange
-            arguments["x-dead-letter-routing-key"] = spec.name
-        queue = await channel.declare_queue(spec.name, durable=True, arguments=arguments)  # type: ignore[arg-type]
-    else:
-        queue = await channel.declare_queue(spec.name, durable=False, exclusive=True, auto_delete=True)
-    for key in spec.binding_keys:
-        await queue.bind(exchange, key)
-    return exchange, queue
 
 
 class AmqpSubscription:
@@ -141,21 +208,29 @@ class AmqpSubscription:
         queue: AbstractQueue,
         spec: QueueSpec,
         handler: Handler,
+        *,
+        timeout: float,
+        on_closed: Callable[[AmqpSubscription], None],
     ) -> None:
         self._channel = channel
         self._exchange = exchange
         self._queue = queue
         self._spec = spec
         self._handler = handler
+        self._timeout = timeout
         self._consumer_tag: str | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._on_closed = on_closed
+        # Failed deliveries per message id, for a private queue only: the broker does not count them there, and
+        # this subscription, the queue's only consumer, sees every delivery.
+        self._failures: dict[str, int] = {}
 
     async def start(self) -> None:
         self._consumer_tag = await self._queue.consume(self._on_message)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        # aio-pika awaits this callback before reading the next frame: run the handler as its own task so
-        # up to `prefetch` deliveries are handled at once.
+        # The handler runs in a task of our own: aiormq cancels its callback tasks when the channel closes, and
+        # a handler cut half-way is worse than one whose ack is lost. `close` waits for these tasks.
         task = asyncio.create_task(self._handle(message))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
@@ -171,38 +246,58 @@ class AmqpSubscription:
             await self._handler(delivery)
         except Exception:
             # Any failure of a handler hands the message back; the delivery limit ends a poison message.
-            log.exception("handling %s from %s failed; it will be redelivered", delivery.message_id, self._spec.name)
-            await self._settle(message, ack=False)
+            log.exception("handling %s from %s failed", delivery.message_id, self._spec.name)
+            await self._settle(message, ack=False, requeue=self._may_retry(delivery.message_id))
         else:
+            self._failures.pop(delivery.message_id, None)
             await self._settle(message, ack=True)
 
-    async def _settle(self, message: AbstractIncomingMessage, *, ack: bool) -> None:
+    def _may_retry(self, message_id: str) -> bool:
+        """Whether a failed message goes back to the queue; past the limit it is dead-lettered (or dropped)."""
+        if self._spec.shared:
+            return True  # the quorum queue counts deliveries and dead-letters by itself
+        failures = self._failures.pop(message_id, 0) + 1
+        if failures <= self._spec.delivery_limit:
+            self._failures[message_id] = failures
+            return True
+        log.warning("%s from %s failed %d times: dead-lettering it", message_id, self._spec.name, failures)
+        return False
+
+    async def _settle(self, message: AbstractIncomingMessage, *, ack: bool, requeue: bool = True) -> None:
         try:
             if ack:
                 await message.ack()
             else:
-                await message.nack(requeue=True)
-        except _BROKER_ERRORS as exc:
-            # The channel was replaced by a reconnect: the broker redelivers the message by itself.
+                await message.nack(requeue=requeue)
+        except CONNECTION_EXCEPTIONS as exc:
+            # The channel that delivered it is gone (a reconnect replaced it): the broker has requeued the
+            # message and redelivers it, marked redelivered, so the handler's effects must be idempotent.
             log.warning(
-                "could not settle %s on %s (%s); it will be redelivered", message.message_id, self._spec.name, exc
+                "could not %s %s on %s (%s); the broker will redeliver it",
+                "ack" if ack else "nack",
+                message.message_id,
+                self._spec.name,
+                type(exc).__name__,
             )
 
     async def bind(self, routing_key: str) -> None:
-        await self._queue.bind(self._exchange, routing_key)
+        binding = _uncancelled(self._queue.bind(self._exchange, routing_key))
+        await _bounded(binding, self._timeout, f"bind {self._spec.name}")
 
     async def unbind(self, routing_key: str) -> None:
-        if not self._channel.is_closed:
-            await self._queue.unbind(self._exchange, routing_key)
+        unbinding = _uncancelled(self._queue.unbind(self._exchange, routing_key))
+        await _bounded(unbinding, self._timeout, f"unbind {self._spec.name}")
 
     async def close(self) -> None:
-        if self._consumer_tag is not None and not self._channel.is_closed:
+        if self._consumer_tag is not None:
+            tag, self._consumer_tag = self._consumer_tag, None
             try:
-                await self._queue.cancel(self._consumer_tag)
-            except _BROKER_ERRORS as exc:
-                log.warning("cancelling the consumer of %s failed: %s", self._spec.name, exc)
-            self._consumer_tag = None
+                await _bounded(self._queue.cancel(tag), self._timeout, f"cancel the consumer of {self._spec.name}")
+            except Unavailable as exc:
+                # Closing the channel below stops the consumer too; the broker requeues what it had sent us.
+                log.warning("%s", exc.message)
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
         if not self._channel.is_closed:
             await self._channel.close()
+        self._on_closed(self)

@@ -1,5 +1,9 @@
-"""The bus in process, for embedded mode: the same topic routing, competing consumers, redelivery on
-failure and dead-lettering past the delivery limit as on RabbitMQ — without a broker, in one process."""
+"""The bus in process, for embedded mode: the same topic routing, competing consumers, redelivery on failure
+and dead-lettering past the delivery limit as on RabbitMQ, without a broker, in one process.
+
+Open it with `MemoryBus()`. Messages live in memory only: they do not survive the process, as nothing in
+embedded mode does beyond the database.
+"""
 
 from __future__ import annotations
 
@@ -18,19 +22,18 @@ log = logging.getLogger(__name__)
 
 @cache
 def _topic_pattern(binding_key: str) -> re.Pattern[str]:
-    """AMQP topic matching: `*` is one dot-separated word, `#` zero or more."""
-    parts = []
-    for word in binding_key.split("."):
-        if word == "#":
-            parts.append(r"(?:[^.]+(?:\.[^.]+)*)?")
-        elif word == "*":
-            parts.append(r"[^.]+")
-        else:
-            parts.append(re.escape(word))
-    pattern = r"\.".join(parts)
-    # `a.#` also matches `a`: let the dot before a `#` be optional.
-    pattern = pattern.replace(r"\.(?:[^.]+(?:\.[^.]+)*)?", r"(?:\.[^.]+)*")
-    return re.compile(f"^{pattern}$")
+    """AMQP topic matching on dot-separated words: `*` is exactly one word, `#` zero or more.
+
+    Both sides are matched with a dot before every word (`a.b` as `.a.b`), so `#` can swallow its own dot and
+    `a.#` matches `a`, `#.b` matches `b`; an empty key has no words at all, as on RabbitMQ."""
+    words = binding_key.split(".") if binding_key else []
+    parts = [r"(?:\.[^.]*)*" if w == "#" else r"\.[^.]*" if w == "*" else r"\." + re.escape(w) for w in words]
+    return re.compile("".join(parts))
+
+
+def topic_matches(binding_key: str, routing_key: str) -> bool:
+    dotted = f".{routing_key}" if routing_key else ""
+    return _topic_pattern(binding_key).fullmatch(dotted) is not None
 
 
 @dataclass
@@ -38,64 +41,76 @@ class _Message:
     body: bytes
     routing_key: str
     message_id: str
+    # Failed deliveries so far; RabbitMQ's delivery count.
     failures: int = 0
 
 
 @dataclass
 class _Queue:
     spec: QueueSpec
-    messages: asyncio.Queue[_Message] = field(default_factory=asyncio.Queue)
-    bindings: set[str] = field(default_factory=set)
+    bindings: set[str]
+    ready: asyncio.Queue[_Message] = field(default_factory=asyncio.Queue)
 
-    def matches(self, exchange: str, routing_key: str) -> bool:
-        return self.spec.exchange == exchange and any(_topic_pattern(b).match(routing_key) for b in self.bindings)
+    def takes(self, exchange: str, routing_key: str) -> bool:
+        return self.spec.exchange == exchange and any(topic_matches(key, routing_key) for key in self.bindings)
 
 
 class MemoryBus:
     def __init__(self) -> None:
         self._queues: dict[str, _Queue] = {}
-        self._subscriptions: list[MemorySubscription] = []
+        self._subscriptions: set[MemorySubscription] = set()
         self._closed = False
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise Unavailable("the in-process bus is closed")
+
     async def declare(self, spec: QueueSpec) -> None:
+        self._check_open()
         self._declare(spec)
 
     def _declare(self, spec: QueueSpec) -> _Queue:
         queue = self._queues.get(spec.name)
         if queue is None:
-            queue = self._queues[spec.name] = _Queue(spec)
+            queue = self._queues[spec.name] = _Queue(spec, set())
         queue.bindings.update(spec.binding_keys)
         return queue
 
     async def publish(
         self, exchange: str, routing_key: str, body: bytes, *, message_id: str, mandatory: bool = False
     ) -> None:
-        if self._closed:
-            raise Unavailable("the bus is closed")
-        targets = [queue for queue in self._queues.values() if queue.matches(exchange, routing_key)]
-        if not targets and mandatory:
-            raise Unavailable(f"no queue takes {routing_key} on {exchange}")
-        for queue in targets:
-            queue.messages.put_nowait(_Message(body, routing_key, message_id))
+        self._check_open()
+        if not self._route(exchange, routing_key, body, message_id) and mandatory:
+            raise Unavailable(f"no queue is bound for {routing_key} on {exchange}")
 
-    async def subscribe(self, spec: QueueSpec, handler: Handler) -> MemorySubscription:
-        if self._closed:
-            raise Unavailable("the bus is closed")
-        subscription = MemorySubscription(self, self._declare(spec), handler)
-        self._subscriptions.append(subscription)
-        return subscription
+    def _route(self, exchange: str, routing_key: str, body: bytes, message_id: str) -> bool:
+        """Put a copy in every queue bound for the key; False when there is none (the message is dropped)."""
+        targets = [queue for queue in self._queues.values() if queue.takes(exchange, routing_key)]
+        for queue in targets:
+            queue.ready.put_nowait(_Message(body, routing_key, message_id))
+        return bool(targets)
 
     def _dead_letter(self, queue: _Queue, message: _Message) -> None:
         exchange = queue.spec.dead_letter_exchange
-        targets = [q for q in self._queues.values() if exchange and q.matches(exchange, queue.spec.name)]
-        if not targets:
-            log.warning("dropping %s from %s after %d failures", message.message_id, queue.spec.name, message.failures)
-        for target in targets:
-            target.messages.put_nowait(_Message(message.body, queue.spec.name, message.message_id))
+        if exchange is None or not self._route(exchange, queue.spec.name, message.body, message.message_id):
+            log.warning(
+                "dropping %s from %s after %d failed deliveries: no dead-letter queue takes it",
+                message.message_id,
+                queue.spec.name,
+                message.failures,
+            )
 
-    def _forget(self, queue: _Queue) -> None:
-        if not queue.spec.shared:
-            self._queues.pop(queue.spec.name, None)
+    async def subscribe(self, spec: QueueSpec, handler: Handler) -> MemorySubscription:
+        self._check_open()
+        subscription = MemorySubscription(self, self._declare(spec), handler)
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def _closed_subscription(self, subscription: MemorySubscription) -> None:
+        self._subscriptions.discard(subscription)
+        queue = subscription.queue
+        if not queue.spec.shared and self._queues.get(queue.spec.name) is queue:
+            del self._queues[queue.spec.name]
 
     async def ping(self) -> bool:
         return not self._closed
@@ -104,25 +119,27 @@ class MemoryBus:
         self._closed = True
         for subscription in list(self._subscriptions):
             await subscription.close()
-        self._subscriptions.clear()
 
 
 class MemorySubscription:
     def __init__(self, bus: MemoryBus, queue: _Queue, handler: Handler) -> None:
         self._bus = bus
-        self._queue = queue
+        self.queue = queue
         self._handler = handler
         self._in_flight: set[asyncio.Task[None]] = set()
+        # One worker per prefetch slot: at most `prefetch` handlers at once. Workers of every subscription to
+        # a queue wait on the same `asyncio.Queue`, so each message goes to one of them.
         self._workers = [asyncio.create_task(self._work()) for _ in range(queue.spec.prefetch)]
-        self._closing = False
+        self._closed = False
 
     async def _work(self) -> None:
         while True:
-            message = await self._queue.messages.get()
+            # Cancelling `get` at close leaves the message in the queue for the next consumer.
+            message = await self.queue.ready.get()
             handling = asyncio.create_task(self._handle(message))
             self._in_flight.add(handling)
             handling.add_done_callback(self._in_flight.discard)
-            # Closing cancels the worker, not the handler: `close` waits for what is in flight.
+            # Closing cancels the worker, not the handler it runs: `close` waits for the handler instead.
             await asyncio.shield(handling)
 
     async def _handle(self, message: _Message) -> None:
@@ -131,25 +148,27 @@ class MemorySubscription:
             await self._handler(delivery)
         except Exception:
             # Any failure of a handler hands the message back; the delivery limit ends a poison message.
-            log.exception(
-                "handling %s from %s failed; it will be redelivered", message.message_id, self._queue.spec.name
-            )
-            message.failures += 1
-            if message.failures > self._queue.spec.delivery_limit:
-                self._bus._dead_letter(self._queue, message)
-            else:
-                self._queue.messages.put_nowait(message)
+            log.exception("handling %s from %s failed", message.message_id, self.queue.spec.name)
+            self._fail(message)
+
+    def _fail(self, message: _Message) -> None:
+        message.failures += 1
+        # As RabbitMQ counts: a message is delivered once plus `delivery_limit` redeliveries, then dead-lettered.
+        if message.failures > self.queue.spec.delivery_limit:
+            self._bus._dead_letter(self.queue, message)
+        else:
+            self.queue.ready.put_nowait(message)
 
     async def bind(self, routing_key: str) -> None:
-        self._queue.bindings.add(routing_key)
+        self.queue.bindings.add(routing_key)
 
     async def unbind(self, routing_key: str) -> None:
-        self._queue.bindings.discard(routing_key)
+        self.queue.bindings.discard(routing_key)
 
     async def close(self) -> None:
-        if self._closing:
+        if self._closed:
             return
-        self._closing = True
+        self._closed = True
         for worker in self._workers:
             worker.cancel()
         for worker in self._workers:
@@ -157,4 +176,4 @@ class MemorySubscription:
                 await worker
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
-        self._bus._forget(self._queue)
+        self._bus._closed_subscription(self)
