@@ -13,6 +13,7 @@ import json
 import secrets
 import socket
 import statistics
+import sys
 import time
 import uuid
 
@@ -41,6 +42,10 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--embedded", action="store_true", help="one embedded process instead")
     parser.add_argument("--skip-raw", action="store_true", help="do not measure the raw limits")
     return parser.parse_args()
+
+
+def _progress(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
 def _free_port() -> int:
@@ -90,9 +95,35 @@ async def _wait_stored(database_url: str, schema: str, sids: list[str], within: 
         await asyncio.sleep(0.5)
 
 
+async def _clean_up(namespace: str) -> None:
+    """Leave the shared servers as they were: the run's schema, queues, exchanges and Redis keys go."""
+    import aio_pika
+    import redis.asyncio as aioredis
+
+    conn = await asyncpg.connect(DATABASE_URL)
+    await conn.execute(f'DROP SCHEMA IF EXISTS "{namespace}" CASCADE')
+    await conn.close()
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        for queue in ("router", "dead-letters"):
+            channel = await connection.channel()
+            await channel.queue_delete(f"{namespace}.{queue}", if_unused=False, if_empty=False)
+        for exchange in ("interactions", "agents", "dead"):
+            channel = await connection.channel()
+            await channel.exchange_delete(f"{namespace}.{exchange}")
+    finally:
+        await connection.close()
+    client = aioredis.from_url(REDIS_URL)
+    keys = [key async for key in client.scan_iter(match=f"{namespace}:*", count=1000)]
+    for start in range(0, len(keys), 1000):
+        await client.delete(*keys[start : start + 1000])
+    await client.aclose()
+
+
 async def run(args: argparse.Namespace) -> dict[str, object]:
     raw: RawLimits | None = None
     if not args.skip_raw and not args.embedded:
+        _progress("measuring the raw limits of the bus, PostgreSQL and Redis")
         raw = await measure_raw_limits(amqp_url=AMQP_URL, database_url=DATABASE_URL, redis_url=REDIS_URL)
 
     namespace = f"bench{uuid.uuid4().hex[:8]}"
@@ -119,18 +150,22 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
     service = ServiceProcesses(env, roles, port)
+    _progress(f"starting the service: {', '.join(roles)}")
     await service.start()
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as http:
+            _progress(f"creating and connecting {args.agents} agents")
             tokens = await _admin(http, base_url, admin_token, args.agents)
             agents = AgentPool(base_url, tokens, accept_delay=args.accept_delay, hold=args.hold)
             await agents.start()
+            _progress(f"sending {args.rate}/s for {args.duration}s")
             service.start_sampling()
             started = time.perf_counter()
             traffic = await drive(
                 SmsTraffic(http, base_url, twilio_token, args.customers), rate=args.rate, duration=args.duration
             )
             elapsed = time.perf_counter() - started
+            _progress(f"sent {traffic.sent}; waiting for every acknowledged message to be stored")
             stored = duplicated = -1
             if database_url is not None:
                 stored, duplicated = await _wait_stored(database_url, namespace, traffic.accepted, within=60)
@@ -138,6 +173,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             await agents.stop()
     finally:
         await service.stop()
+        if not args.embedded:
+            await _clean_up(namespace)
 
     figures = agents.figures
     latencies = figures.arrival_to_offer_ms

@@ -37,7 +37,8 @@ class AgentPool:
         self._http: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        self._http = aiohttp.ClientSession()
+        # Each agent holds one connection for the whole run: no pool limit.
+        self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         ready = [asyncio.get_running_loop().create_future() for _ in self._tokens]
         self._tasks = [asyncio.create_task(self._agent(t, r)) for t, r in zip(self._tokens, ready, strict=True)]
         await asyncio.gather(*ready)

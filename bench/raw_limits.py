@@ -57,9 +57,10 @@ async def _bus_rates(amqp_url: str, count: int, window: int) -> tuple[float, flo
 
         started = time.perf_counter()
         queue_on_consumer = await consumer.get_queue(name)
-        await queue_on_consumer.consume(on_message)
+        tag = await queue_on_consumer.consume(on_message)
         await consumed.wait()
         consume_rate = count / (time.perf_counter() - started)
+        await queue_on_consumer.cancel(tag)
         await queue_on_consumer.delete(if_unused=False, if_empty=False)
         await exchange.delete()
         return publish_rate, consume_rate

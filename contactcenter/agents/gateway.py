@@ -59,13 +59,17 @@ class AgentSession:
         self._send_lock = asyncio.Lock()
 
     async def send(self, message: dict[str, Any] | str) -> None:
+        """Send, unless the agent has gone: a socket closing under us is the agent leaving, not an error."""
         async with self._send_lock:
             if self.socket.closed:
                 return
-            if isinstance(message, str):
-                await self.socket.send_str(message)
-            else:
-                await self.socket.send_json(message)
+            try:
+                if isinstance(message, str):
+                    await self.socket.send_str(message)
+                else:
+                    await self.socket.send_json(message)
+            except ConnectionResetError:
+                log.info("agent %s left while a message was on its way", self.agent.id)
 
 
 class AgentGateway:
