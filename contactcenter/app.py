@@ -101,7 +101,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             directory=Directory(pool),
             cards=cards,
             conversations=conversations,
-            notices=AgentNotices(bus, topology, cards, conversations),
+            notices=AgentNotices(bus, topology, conversations),
             http=http,
         )
 
@@ -206,7 +206,6 @@ async def _start_router(settings: Settings, services: Services, stack: contextli
     router = Router(
         bus=services.bus,
         topology=services.topology,
-        directory=services.directory,
         conversations=services.conversations,
         live=services.live,
         notices=services.notices,

@@ -55,3 +55,12 @@ class Topology:
     @staticmethod
     def agent_key(agent_id: uuid.UUID) -> str:
         return f"agent.{agent_id}"
+
+    @staticmethod
+    def agent_of_key(routing_key: str) -> uuid.UUID | None:
+        """The agent a notice is for, read from its routing key without parsing the body."""
+        _, _, agent = routing_key.partition(".")
+        try:
+            return uuid.UUID(agent)
+        except ValueError:
+            return None

@@ -17,7 +17,6 @@ from contactcenter.identities import sender_identity
 from contactcenter.live import Task
 from contactcenter.live.state import LiveState
 from contactcenter.store.conversations import Conversations
-from contactcenter.store.directory import Directory
 from contactcenter.topology import Topology
 from schema import Interaction
 
@@ -34,7 +33,6 @@ class Router:
         *,
         bus: Bus,
         topology: Topology,
-        directory: Directory,
         conversations: Conversations,
         live: LiveState,
         notices: AgentNotices,
@@ -42,7 +40,6 @@ class Router:
     ) -> None:
         self._bus = bus
         self._topology = topology
-        self._directory = directory
         self._conversations = conversations
         self._live = live
         self._notices = notices
@@ -57,8 +54,7 @@ class Router:
 
     async def route(self, interaction: Interaction, *, redelivered: bool = False) -> None:
         sender = sender_identity(interaction, self._default_region)
-        queue = await self._directory.queue_for_channel(interaction.channel)
-        recorded = await self._conversations.record_inbound(interaction, sender, queue)
+        recorded = await self._conversations.record_inbound(interaction, sender)
         if not recorded.conversation_open:
             return
         if recorded.agent_id is not None:

@@ -38,7 +38,6 @@ from schema.desktop import (
     ReplyCommand,
     StateCommand,
 )
-from schema.offers import AGENT_NOTICE
 
 log = logging.getLogger(__name__)
 
@@ -160,10 +159,11 @@ class AgentGateway:
         log.info("agent %s disconnected", agent_id)
 
     async def _deliver(self, delivery: Delivery) -> None:
-        notice = AGENT_NOTICE.validate_json(delivery.body)
-        session = self._sessions.get(notice.agent_id)
+        agent_id = self._topology.agent_of_key(delivery.routing_key)
+        session = self._sessions.get(agent_id) if agent_id else None
         if session is None:
             return  # the agent left; an unanswered offer expires and goes back to the queue
+        # Passed on as the router wrote it (a `schema.offers` notice): no need to parse the whole card here.
         await session.send(delivery.body.decode())
 
     async def _answer(self, session: AgentSession, text: str) -> None:

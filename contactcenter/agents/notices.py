@@ -8,9 +8,7 @@ import uuid
 from datetime import UTC, datetime
 
 from contactcenter.bus import Bus
-from contactcenter.errors import NotFound
 from contactcenter.live import LiveChanges, Reservation
-from contactcenter.store.cards import Cards
 from contactcenter.store.conversations import Conversations
 from contactcenter.topology import Topology
 from schema import Interaction, Offer, OfferedReservation
@@ -24,12 +22,10 @@ class AgentNotices:
         self,
         bus: Bus,
         topology: Topology,
-        cards: Cards,
         conversations: Conversations,
     ) -> None:
         self._bus = bus
         self._topology = topology
-        self._cards = cards
         self._conversations = conversations
 
     async def announce(self, changes: LiveChanges) -> None:
@@ -41,9 +37,6 @@ class AgentNotices:
 
     async def offer(self, reservation: Reservation) -> None:
         found = await self._conversations.interaction(reservation.interaction_id)
-        card = await self._cards.by_id(found.client_id)
-        if card is None:
-            raise NotFound(f"client {found.client_id} has no card")
         offer = Offer(
             agent_id=reservation.agent_id,
             reservation=OfferedReservation(
@@ -53,7 +46,7 @@ class AgentNotices:
                 expires_at=datetime.fromtimestamp(reservation.expires_at_ms / 1000, UTC),
                 interaction=found.interaction,
             ),
-            card=card,
+            card=found.card,
         )
         await self._send(reservation.agent_id, offer.model_dump_json().encode(), f"offer-{reservation.id}")
 

@@ -1,27 +1,16 @@
-"""Client cards: resolving an identity to one client, and reading the whole card in one query."""
+"""Client cards: the whole card in one query, by client id or by any identity.
+(Identities are resolved to clients where interactions are recorded: `cc_record_inbound`, migration 002.)"""
 
 from __future__ import annotations
 
 import uuid
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
-from contactcenter.identities import Identity
 from schema import ClientCard, IdentityKind
 
 TIMELINE_LIMIT = 200
 
-Connection = asyncpg.Connection | PoolConnectionProxy
-
-
-# Serialises the resolution of one identifier across routers: two first contacts from one new number at
-# once end with one client. Released at the end of the transaction.
-LOCK_IDENTITY = "SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || $2, 0))"
-CLIENT_BY_IDENTITY = "SELECT client_id FROM identities WHERE kind = $1 AND value = $2"
-INSERT_CLIENT = "INSERT INTO clients (id) VALUES ($1)"
-INSERT_IDENTITY = "INSERT INTO identities (kind, value, client_id, verified) VALUES ($1, $2, $3, $4)"
-VERIFY_IDENTITY = "UPDATE identities SET verified = true WHERE kind = $1 AND value = $2 AND NOT verified"
 
 _CARD_SELECT = """
 SELECT json_build_object(
@@ -39,23 +28,11 @@ SELECT json_build_object(
 FROM clients c
 """
 CARD_BY_ID = _CARD_SELECT + "WHERE c.id = $1"
+# The card as a column beside an interaction `x`: an offer reads both in one round trip.
+CARD_OF_INTERACTION = f"({_CARD_SELECT.replace('$2', str(TIMELINE_LIMIT))} WHERE c.id = x.client_id)"
 CARD_BY_IDENTITY = (
     _CARD_SELECT.replace("$2", "$3") + "WHERE c.id = (SELECT client_id FROM identities WHERE kind = $1 AND value = $2)"
 )
-
-
-async def resolve_identity(conn: Connection, identity: Identity) -> uuid.UUID:
-    """The client behind `identity`, created on first contact. Call inside a transaction."""
-    await conn.execute(LOCK_IDENTITY, str(identity.kind), identity.value)
-    client_id: uuid.UUID | None = await conn.fetchval(CLIENT_BY_IDENTITY, str(identity.kind), identity.value)
-    if client_id is not None:
-        if identity.verified:
-            await conn.execute(VERIFY_IDENTITY, str(identity.kind), identity.value)
-        return client_id
-    client_id = uuid.uuid4()
-    await conn.execute(INSERT_CLIENT, client_id)
-    await conn.execute(INSERT_IDENTITY, str(identity.kind), identity.value, client_id, identity.verified)
-    return client_id
 
 
 class Cards:

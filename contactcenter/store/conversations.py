@@ -9,9 +9,8 @@ import asyncpg
 
 from contactcenter.errors import NotFound
 from contactcenter.identities import Identity
-from contactcenter.store.cards import resolve_identity
-from contactcenter.store.directory import QueueRef
-from schema import Channel, Direction, Interaction
+from contactcenter.store.cards import CARD_OF_INTERACTION
+from schema import Channel, ClientCard, Direction, Interaction
 
 
 @dataclass(frozen=True)
@@ -30,28 +29,20 @@ class RecordedInteraction:
 @dataclass(frozen=True)
 class InteractionInContext:
     interaction: Interaction
-    client_id: uuid.UUID
     queue_name: str
+    card: ClientCard
 
 
-EXISTING = """
-SELECT x.id, x.client_id, x.conversation_id, v.queue_id, v.agent_id, v.state = 'open' AS open
-FROM interactions x JOIN conversations v ON v.id = x.conversation_id
-WHERE x.channel = $1 AND x.direction = $2 AND x.provider_id = $3
-"""
-OPEN_CONVERSATION = """
-SELECT id, queue_id, agent_id FROM conversations WHERE client_id = $1 AND channel = $2 AND state = 'open'
-"""
-INSERT_CONVERSATION = "INSERT INTO conversations (id, client_id, channel, queue_id) VALUES ($1, $2, $3, $4)"
+RECORD_INBOUND = "SELECT * FROM cc_record_inbound($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 INSERT_INTERACTION = """
 INSERT INTO interactions (id, channel, direction, provider_id, client_id, conversation_id,
                           from_address, to_address, from_verified, body, received_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 """
-# An interaction with what an offer needs beside it: the client and the queue's name.
-INTERACTION_IN_CONTEXT = """
+# An interaction with what an offer needs beside it: the queue's name and the client's whole card.
+INTERACTION_IN_CONTEXT = f"""
 SELECT x.id, x.channel, x.direction, x.provider_id, x.from_address, x.to_address, x.from_verified, x.body,
-       x.received_at, x.client_id, coalesce(q.name, '') AS queue_name
+       x.received_at, x.client_id, coalesce(q.name, '') AS queue_name, {CARD_OF_INTERACTION} AS card
 FROM interactions x
 LEFT JOIN conversations v ON v.id = x.conversation_id
 LEFT JOIN queues q ON q.id = v.queue_id
@@ -86,55 +77,32 @@ class Conversations:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def record_inbound(
-        self, interaction: Interaction, sender: Identity, queue: QueueRef | None
-    ) -> RecordedInteraction:
-        """Resolve the sender, store the interaction once and attach it to the client's open conversation
-        on its channel (opened in `queue` if there is none) — all in one transaction."""
-        channel, direction = str(interaction.channel), str(interaction.direction)
-        async with self._pool.acquire() as conn, conn.transaction():
-            # The identity lock taken by resolve_identity also serialises this sender's duplicates.
-            client_id = await resolve_identity(conn, sender)
-            existing = await conn.fetchrow(EXISTING, channel, direction, interaction.provider_id)
-            if existing is not None:
-                return RecordedInteraction(
-                    interaction_id=existing["id"],
-                    client_id=existing["client_id"],
-                    conversation_id=existing["conversation_id"],
-                    queue_id=existing["queue_id"],
-                    agent_id=existing["agent_id"],
-                    conversation_open=existing["open"],
-                    new=False,
-                )
-            conversation = await conn.fetchrow(OPEN_CONVERSATION, client_id, channel)
-            if conversation is None:
-                conversation_id, queue_id, agent_id = uuid.uuid4(), queue.id if queue else None, None
-                await conn.execute(INSERT_CONVERSATION, conversation_id, client_id, channel, queue_id)
-            else:
-                conversation_id = conversation["id"]
-                queue_id, agent_id = conversation["queue_id"], conversation["agent_id"]
-            await conn.execute(
-                INSERT_INTERACTION,
-                interaction.id,
-                channel,
-                direction,
-                interaction.provider_id,
-                client_id,
-                conversation_id,
-                interaction.from_address,
-                interaction.to_address,
-                interaction.from_verified,
-                interaction.body,
-                interaction.received_at,
-            )
+    async def record_inbound(self, interaction: Interaction, sender: Identity) -> RecordedInteraction:
+        """Resolve the sender, store the interaction once and attach it to the client's open conversation on
+        its channel — one transaction, one round trip (`cc_record_inbound`, migration 002)."""
+        row = await self._pool.fetchrow(
+            RECORD_INBOUND,
+            interaction.id,
+            str(interaction.channel),
+            str(interaction.direction),
+            interaction.provider_id,
+            str(sender.kind),
+            sender.value,
+            interaction.from_verified,
+            interaction.from_address,
+            interaction.to_address,
+            interaction.body,
+            interaction.received_at,
+        )
+        assert row is not None, "cc_record_inbound always answers one row"
         return RecordedInteraction(
-            interaction_id=interaction.id,
-            client_id=client_id,
-            conversation_id=conversation_id,
-            queue_id=queue_id,
-            agent_id=agent_id,
-            conversation_open=True,
-            new=True,
+            interaction_id=row["o_interaction_id"],
+            client_id=row["o_client_id"],
+            conversation_id=row["o_conversation_id"],
+            queue_id=row["o_queue_id"],
+            agent_id=row["o_agent_id"],
+            conversation_open=row["o_open"],
+            new=row["o_new"],
         )
 
     async def interaction(self, interaction_id: uuid.UUID) -> InteractionInContext:
@@ -152,7 +120,7 @@ class Conversations:
             body=row["body"],
             received_at=row["received_at"],
         )
-        return InteractionInContext(interaction, row["client_id"], row["queue_name"])
+        return InteractionInContext(interaction, row["queue_name"], ClientCard.model_validate_json(row["card"]))
 
     async def assign(self, conversation_id: uuid.UUID, agent_id: uuid.UUID) -> None:
         status = await self._pool.execute(ASSIGN, conversation_id, agent_id)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from contactcenter.errors import Conflict, Invalid
-from schema import AgentCreate, AgentCreated, Channel, QueueCreate, QueueCreated
+from schema import AgentCreate, AgentCreated, QueueCreate, QueueCreated
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,6 @@ FROM agents a LEFT JOIN agent_queues aq ON aq.agent_id = a.id
 WHERE a.token_hash = $1
 GROUP BY a.id
 """
-# The oldest queue that serves a channel takes its contacts (routing rules per number come later).
-QUEUE_FOR_CHANNEL = "SELECT id, name FROM queues WHERE $1 = ANY(channels) ORDER BY created_at, name LIMIT 1"
 
 
 def token_hash(token: str) -> bytes:
@@ -75,7 +73,3 @@ class Directory:
         if row is None:
             return None
         return AgentProfile(id=row["id"], name=row["name"], queue_ids=list(row["queue_ids"]))
-
-    async def queue_for_channel(self, channel: Channel) -> QueueRef | None:
-        row = await self._pool.fetchrow(QUEUE_FOR_CHANNEL, str(channel))
-        return None if row is None else QueueRef(id=row["id"], name=row["name"])
