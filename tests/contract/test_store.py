@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-
 from contactcenter.identities import Identity
 from contactcenter.store import open_pool
 from contactcenter.store.conversations import Conversations
