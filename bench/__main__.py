@@ -11,11 +11,14 @@ import argparse
 import asyncio
 import json
 import secrets
+import shutil
 import socket
 import statistics
 import sys
+import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import aiohttp
 import asyncpg
@@ -130,9 +133,12 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     admin_token, twilio_token = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
     env = {"CC_ADMIN_TOKEN": admin_token, "CC_TWILIO_AUTH_TOKEN": twilio_token, "CC_LOG_LEVEL": "WARNING"}
     if args.embedded:
-        env["CC_DATA_DIR"] = f"var/bench-{namespace}"
+        data_dir = Path(tempfile.mkdtemp(prefix="cc-bench-"))
+        env["CC_DATA_DIR"] = str(data_dir)
         roles = ["all"]
-        database_url = None
+        # The embedded PostgreSQL listens on a Unix socket in its data folder; the bench reads it directly.
+        database_url = f"postgresql://postgres:@/postgres?host={(data_dir / 'postgres').resolve()}"
+        namespace_schema = "public"
     else:
         env |= {
             "CC_DATABASE_URL": DATABASE_URL,
@@ -143,6 +149,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         }
         roles = ["api"] + ["router"] * args.routers
         database_url = DATABASE_URL
+        namespace_schema = namespace
         conn = await asyncpg.connect(DATABASE_URL)
         await conn.execute(f'CREATE SCHEMA "{namespace}"')
         await conn.close()
@@ -166,14 +173,14 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             )
             elapsed = time.perf_counter() - started
             _progress(f"sent {traffic.sent}; waiting for every acknowledged message to be stored")
-            stored = duplicated = -1
-            if database_url is not None:
-                stored, duplicated = await _wait_stored(database_url, namespace, traffic.accepted, within=60)
+            stored, duplicated = await _wait_stored(database_url, namespace_schema, traffic.accepted, within=60)
             await asyncio.sleep(max(args.accept_delay + args.hold, 0.5) * 2)
             await agents.stop()
     finally:
         await service.stop()
-        if not args.embedded:
+        if args.embedded:
+            shutil.rmtree(data_dir, ignore_errors=True)
+        else:
             await _clean_up(namespace)
 
     figures = agents.figures
@@ -197,10 +204,15 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             "p99": round(_percentile(latencies, 0.99), 2),
             "mean": round(statistics.fmean(latencies), 2) if latencies else None,
         },
-        "lost": (len(traffic.accepted) - stored) if stored >= 0 else None,
-        "duplicated": (duplicated + sum(n - 1 for n in figures.offers.values())) if stored >= 0 else None,
+        "lost": len(traffic.accepted) - stored,
+        "duplicated": duplicated + sum(n - 1 for n in figures.offers.values()),
         "processes": [
-            {"role": p.role, "cpu_percent": round(p.cpu_percent, 1), "peak_rss_mb": round(p.peak_rss_mb, 1)}
+            {
+                "role": p.role,
+                "cpu_percent": round(p.cpu_percent, 1),
+                "peak_rss_mb": round(p.peak_rss_mb, 1),
+                "rss_growth_after_warmup_pct": p.growth_after_warmup_pct(),
+            }
             for p in service.figures
         ],
     }

@@ -20,6 +20,13 @@ class ProcessFigures:
     peak_rss_mb: float = 0.0
     rss_mb_samples: list[float] = field(default_factory=list)
 
+    def growth_after_warmup_pct(self) -> float | None:
+        """Memory at the end against memory once warm (a fifth into the run): flat means no leak."""
+        if len(self.rss_mb_samples) < 10:
+            return None
+        warm = self.rss_mb_samples[len(self.rss_mb_samples) // 5]
+        return round(100 * (self.rss_mb_samples[-1] - warm) / warm, 1)
+
 
 class ServiceProcesses:
     def __init__(self, env: dict[str, str], roles: list[str], port: int) -> None:
