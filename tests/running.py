@@ -36,20 +36,17 @@ class RunningService:
         return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
     async def create_queue(self, name: str, channels: list[str]) -> dict[str, Any]:
-        async with self.http.post(
-            f"{self.base_url}/api/v1/queues", json={"name": name, "channels": channels}, headers=self.admin_headers()
-        ) as response:
-            assert response.status == 201, await response.text()
-            body: dict[str, Any] = await response.json()
-            return body
+        return await self._create("queues", {"name": name, "channels": channels})
 
     async def create_agent(self, name: str, queues: list[str]) -> dict[str, Any]:
-        async with self.http.post(
-            f"{self.base_url}/api/v1/agents", json={"name": name, "queues": queues}, headers=self.admin_headers()
-        ) as response:
+        return await self._create("agents", {"name": name, "queues": queues})
+
+    async def _create(self, collection: str, body: dict[str, Any]) -> dict[str, Any]:
+        url = f"{self.base_url}/api/v1/{collection}"
+        async with self.http.post(url, json=body, headers=self.admin_headers()) as response:
             assert response.status == 201, await response.text()
-            body: dict[str, Any] = await response.json()
-            return body
+            created: dict[str, Any] = await response.json()
+            return created
 
     async def post_sms(
         self, *, sender: str, body: str, message_sid: str | None = None, extra: dict[str, str] | None = None
