@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
+from twilio.request_validator import RequestValidator
 
-from tests.running import RunningService
+from contactcenter.settings import Settings
+from tests.running import TWILIO_AUTH_TOKEN, RunningService, run_service
 
 
 async def test_unsigned_sms_webhook_is_refused(service: RunningService) -> None:
@@ -160,3 +162,27 @@ async def test_unknown_path_is_a_json_404(service: RunningService) -> None:
     async with service.http.get(f"{service.base_url}/api/v1/nothing-here") as response:
         assert response.status == 404
         assert (await response.json())["error"]["code"] == "not_found"
+
+
+async def test_behind_a_proxy_the_signature_covers_the_public_url(service_settings: Settings) -> None:
+    settings = service_settings.model_copy(update={"public_url": "https://cc.example.com/"})
+    async with run_service(settings) as service:
+        await service.create_queue("sales", ["sms"])
+        # Signed as Twilio signs it: over the public URL it called, not the one the server sees.
+        assert (await service.post_sms(sender="+14155550134", body="hi")).status == 200
+        form = {"From": "+14155550134", "MessageSid": "SM" + "c" * 32, "Body": "hi"}
+        local_signature = RequestValidator(TWILIO_AUTH_TOKEN).compute_signature(
+            f"{service.base_url}/channels/twilio/sms", form
+        )
+        refused = await service.post_twilio("/channels/twilio/sms", form, signature=local_signature)
+        assert refused.status == 403
+
+
+async def test_an_agent_may_authenticate_with_a_bearer_header(service: RunningService) -> None:
+    await service.create_queue("sales", ["sms"])
+    agent = await service.create_agent("Ann", ["sales"])
+    socket = await service.http.ws_connect(
+        f"{service.base_url}/api/v1/agents/ws", headers={"Authorization": f"Bearer {agent['token']}"}
+    )
+    assert (await socket.receive_json())["type"] == "hello"
+    await socket.close()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncpg
 
 from contactcenter.app import SERVICES
+from contactcenter.settings import Settings
 from tests.conftest import DATABASE_URL
-from tests.running import AgentDesktop, FakeTwilioApi, RunningService
+from tests.running import AgentDesktop, FakeTwilioApi, RunningService, run_service
 
 SENDER = "(415) 555-0134"
 SENDER_E164 = "+14155550134"
@@ -118,9 +119,7 @@ async def test_completed_conversation_frees_the_agent_for_the_next_client(servic
     await desktop.close()
 
 
-async def test_unanswered_offer_is_revoked_and_goes_to_another_agent(service_settings, namespace) -> None:  # type: ignore[no-untyped-def]
-    from tests.running import run_service
-
+async def test_unanswered_offer_is_revoked_and_goes_to_another_agent(service_settings: Settings) -> None:
     settings = service_settings.model_copy(update={"reservation_timeout_seconds": 0.5})
     async with run_service(settings) as service:
         await service.create_queue("sales", ["sms"])
