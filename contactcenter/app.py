@@ -28,6 +28,7 @@ from contactcenter.bus import Bus
 from contactcenter.health import Health
 from contactcenter.http_errors import error_middleware
 from contactcenter.live.state import LiveState
+from contactcenter.periodic import Periodic
 from contactcenter.settings import Settings
 from contactcenter.store import open_pool
 from contactcenter.store.cards import Cards
@@ -35,6 +36,7 @@ from contactcenter.store.conversations import Conversations
 from contactcenter.store.directory import Directory
 from contactcenter.store.migrate import migrate
 from contactcenter.topology import Topology
+from routing.recovery import LiveStateRecovery
 from routing.router import Router
 from routing.sweeper import ReservationSweeper
 from schema import Channel
@@ -181,6 +183,11 @@ async def _start_api(
     )
     await gateway.start()
     stack.push_async_callback(gateway.stop)
+    restore_states = Periodic(
+        "agent-state check", gateway.restore_lost_states, every_seconds=settings.live_check_seconds
+    )
+    restore_states.start()
+    stack.push_async_callback(restore_states.stop)
     sms = SmsWebhook(settings, InteractionPublisher(services.bus, services.topology))
     app.router.add_routes(
         [
@@ -214,5 +221,10 @@ async def _start_router(settings: Settings, services: Services, stack: contextli
     subscription = await router.start()
     stack.push_async_callback(subscription.close)
     sweeper = ReservationSweeper(services.live, services.notices)
-    sweeper.start()
-    stack.push_async_callback(sweeper.stop)
+    recovery = LiveStateRecovery(services.live, services.conversations, services.notices)
+    for job in (
+        Periodic("live-state recovery", recovery.check, every_seconds=settings.live_check_seconds),
+        Periodic("reservation sweep", sweeper.sweep, every_seconds=1.0),
+    ):
+        job.start()
+        stack.push_async_callback(job.stop)

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
 
     reservation_timeout_seconds: float = 30.0
+    # How often routers check that Redis still holds live state (and rebuild it from PostgreSQL if not).
+    live_check_seconds: float = 2.0
     publish_timeout_seconds: float = 5.0
     router_prefetch: int = 32
     delivery_limit: int = 5

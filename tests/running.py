@@ -17,7 +17,7 @@ import aiohttp
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
-from contactcenter.app import Role, create_app
+from contactcenter.app import SERVICES, Role, Services, create_app
 from contactcenter.settings import Settings
 
 ADMIN_TOKEN = "test-admin-token"
@@ -31,6 +31,10 @@ class RunningService:
     settings: Settings
     http: aiohttp.ClientSession
     app: web.Application
+
+    @property
+    def services(self) -> Services:
+        return self.app[SERVICES]
 
     def admin_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {ADMIN_TOKEN}"}

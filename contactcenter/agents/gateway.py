@@ -55,6 +55,8 @@ class AgentSession:
     def __init__(self, agent: AgentProfile, socket: web.WebSocketResponse) -> None:
         self.agent = agent
         self.socket = socket
+        # What the agent last asked to be; restored if Redis loses live state while the agent is connected.
+        self.state = AgentState.OFFLINE
         self._send_lock = asyncio.Lock()
 
     async def send(self, message: dict[str, Any] | str) -> None:
@@ -97,6 +99,23 @@ class AgentGateway:
 
     async def start(self) -> None:
         self._subscription = await self._bus.subscribe(self._topology.gateway_queue(), self._deliver)
+
+    async def restore_lost_states(self) -> None:
+        """After Redis lost live state, connected agents would never be offered work again: tell it anew
+        what each one last asked to be — once the routers have put back the work agents hold, so that an
+        agent busy with accepted work is not booked again."""
+        if not await self._live.rebuilt():
+            return
+        for session in list(self._sessions.values()):
+            if session.state is AgentState.OFFLINE:
+                continue
+            status = await self._live.agent_status(session.agent.id)
+            if status.state == AgentState.OFFLINE:
+                log.warning("live state forgot agent %s; restoring it as %s", session.agent.id, session.state)
+                changes = await self._live.set_agent_state(
+                    session.agent.id, session.state, session.agent.queue_ids, now_ms()
+                )
+                await self._notices.announce(changes)
 
     async def stop(self) -> None:
         for session in list(self._sessions.values()):
@@ -183,6 +202,7 @@ class AgentGateway:
         match command:
             case StateCommand(state=state):
                 changes = await self._live.set_agent_state(agent.id, state, agent.queue_ids, now_ms())
+                self._sessions[agent.id].state = state
                 return {"type": "state", "state": state.value}, changes
             case AcceptCommand(reservation_id=reservation_id):
                 reservation = await self._live.accept(agent.id, reservation_id, now_ms())

@@ -57,7 +57,7 @@ class LiveState:
         self._ttl_ms = reservation_ttl_ms
         self._scripts: dict[str, AsyncScript] = {
             name: redis.register_script(_load(name))
-            for name in ("enqueue", "agent_state", "accept", "reject", "complete", "expire", "forget")
+            for name in ("enqueue", "agent_state", "accept", "reject", "complete", "expire", "forget", "restore")
         }
 
     async def _run(self, name: str, now_ms: int, *args: str | int) -> tuple[str, LiveChanges, list[Any]]:
@@ -116,6 +116,33 @@ class LiveState:
     async def forget_task(self, conversation_id: uuid.UUID, now_ms: int) -> LiveChanges:
         _, changes, _ = await self._run("forget", now_ms, str(conversation_id))
         return changes
+
+    async def restore(self, task: Task, enqueued_ms: int, agent_id: uuid.UUID | None, now_ms: int) -> LiveChanges:
+        """Put an open conversation back after Redis lost live state: assigned to its agent, or queued."""
+        _, changes, _ = await self._run(
+            "restore",
+            now_ms,
+            str(task.conversation_id),
+            str(task.queue_id),
+            str(task.interaction_id),
+            enqueued_ms,
+            str(agent_id) if agent_id else "",
+        )
+        return changes
+
+    async def claim_rebuild(self, owner: str, ttl_ms: int) -> bool:
+        """True when live state is missing (a new or restarted Redis) and this caller may rebuild it; the
+        claim is the marker, so only one router rebuilds and the rest see live state as present."""
+        claimed = await self._redis.set(f"{self._prefix}live", owner, nx=True, px=ttl_ms)
+        return bool(claimed)
+
+    async def finish_rebuild(self) -> None:
+        await self._redis.persist(f"{self._prefix}live")
+
+    async def rebuilt(self) -> bool:
+        """True when live state is whole: the marker is there and no rebuild is under way (no expiry)."""
+        ttl: int = await self._redis.pttl(f"{self._prefix}live")
+        return ttl == -1
 
     async def queue_length(self, queue_id: uuid.UUID) -> int:
         length: int = await self._redis.zcard(f"{self._prefix}queue:{queue_id}:tasks")

@@ -57,6 +57,15 @@ JOIN LATERAL (SELECT from_address, to_address FROM interactions
               ORDER BY received_at DESC LIMIT 1) x ON true
 WHERE v.id = $1 AND v.agent_id = $2 AND v.state = 'open'
 """
+# Every open conversation that has a queue, with the interaction that opened it: what live state holds.
+OPEN_IN_QUEUES = """
+SELECT v.id, v.queue_id, v.agent_id, (extract(epoch FROM v.opened_at) * 1000)::bigint AS opened_ms,
+       (SELECT x.id FROM interactions x WHERE x.conversation_id = v.id AND x.direction = 'inbound'
+        ORDER BY x.received_at LIMIT 1) AS interaction_id
+FROM conversations v
+WHERE v.state = 'open' AND v.queue_id IS NOT NULL
+ORDER BY v.opened_at
+"""
 ASSIGN = "UPDATE conversations SET agent_id = $2 WHERE id = $1 AND state = 'open'"
 CLOSE = """
 UPDATE conversations SET state = 'closed', closed_at = now()
@@ -71,6 +80,15 @@ class ReplyRoute:
     channel: Channel
     client_address: str
     our_address: str
+
+
+@dataclass(frozen=True)
+class OpenConversation:
+    conversation_id: uuid.UUID
+    queue_id: uuid.UUID
+    agent_id: uuid.UUID | None
+    interaction_id: uuid.UUID
+    opened_ms: int
 
 
 class Conversations:
@@ -155,3 +173,11 @@ class Conversations:
             interaction.body,
             interaction.received_at,
         )
+
+    async def open_in_queues(self) -> list[OpenConversation]:
+        rows = await self._pool.fetch(OPEN_IN_QUEUES)
+        return [
+            OpenConversation(row["id"], row["queue_id"], row["agent_id"], row["interaction_id"], row["opened_ms"])
+            for row in rows
+            if row["interaction_id"] is not None
+        ]
