@@ -7,8 +7,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from contactcenter.errors import (
     Conflict,
@@ -34,6 +37,17 @@ STATUS: dict[type[ContactCenterError], int] = {
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type"}
 
 Model = TypeVar("Model", bound=BaseModel)
+
+# A database, Redis or broker that went away under a request: the caller gets a 503 to retry, not a 500.
+SERVICE_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
 
 
 def error_response(status: int, code: str, message: str, field: str | None = None) -> web.Response:
@@ -74,6 +88,9 @@ async def error_middleware(
         if status == 503:
             log.warning("%s %s: %s", request.method, request.path, exc.message)
         return error_response(status, exc.code, exc.message, exc.field)
+    except SERVICE_ERRORS as exc:
+        log.warning("%s %s: a service we depend on failed: %s", request.method, request.path, type(exc).__name__)
+        return error_response(503, Unavailable.code, "a service we depend on is unavailable; try again")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

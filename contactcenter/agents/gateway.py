@@ -22,7 +22,7 @@ from contactcenter.agents.replies import Replies
 from contactcenter.auth import Authenticator
 from contactcenter.bus import Bus, Delivery, Subscription
 from contactcenter.errors import ContactCenterError, Forbidden
-from contactcenter.http_errors import invalid_from
+from contactcenter.http_errors import SERVICE_ERRORS, invalid_from
 from contactcenter.live import LiveChanges
 from contactcenter.live.state import LiveState
 from contactcenter.store.conversations import Conversations
@@ -197,6 +197,9 @@ class AgentGateway:
             await session.send(_error(problem.code, problem.message, problem.field))
         except ContactCenterError as exc:
             await session.send(_error(exc.code, exc.message, exc.field))
+        except SERVICE_ERRORS as exc:
+            log.warning("agent %s: a service we depend on failed: %s", session.agent.id, type(exc).__name__)
+            await session.send(_error("unavailable", "a service we depend on is unavailable; try again"))
 
     async def _perform(self, agent: AgentProfile, command: AgentCommand) -> tuple[dict[str, Any], LiveChanges]:
         match command:

@@ -29,7 +29,8 @@ async def open_pool(url: str, *, schema: str = "public", min_size: int = 2, max_
         url,
         min_size=min_size,
         max_size=max_size,
-        server_settings={"search_path": schema, "application_name": "contactcenter"},
+        # The schema in the name tells an operator (and a test) whose connections these are.
+        server_settings={"search_path": schema, "application_name": f"contactcenter:{schema}"},
         init=_init_connection,
         reset=_keep_session,
     )

@@ -1,15 +1,17 @@
-"""Redis may be lost (it keeps nothing on disk here): live state is rebuilt from PostgreSQL, so queued
-contacts are still offered, accepted ones stay with their agents, and connected agents keep their state."""
+"""Services restart under us. Redis may be lost (it keeps nothing on disk here): live state is rebuilt from
+PostgreSQL, so queued contacts are still offered, accepted ones stay with their agents, and connected agents
+keep their state. PostgreSQL may drop every connection: the pool heals and nothing is lost."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 
+import asyncpg
 import redis.asyncio as aioredis
 
 from contactcenter.settings import Settings
-from tests.conftest import REDIS_URL
+from tests.conftest import DATABASE_URL, REDIS_URL
 from tests.running import run_service
 
 
@@ -67,4 +69,37 @@ async def test_accepted_work_and_agent_states_survive_redis_losing_live_state(se
         await desktop.command({"type": "complete", "conversation_id": conversation_id}, "completed")
         second = await desktop.receive("offer")
         assert second["reservation"]["interaction"]["body"] == "second"
+        await desktop.close()
+
+
+async def test_connections_cut_by_postgresql_heal_and_no_contact_is_lost(service_settings: Settings) -> None:
+    """What a PostgreSQL restart does to a pool: every connection it holds is gone at once."""
+    async with run_service(service_settings) as service:
+        await service.create_queue("sales", ["sms"])
+        agent = await service.create_agent("Ann", ["sales"])
+        desktop = await service.agent_desktop(agent["token"])
+        await desktop.command({"type": "state", "state": "available"}, "state")
+
+        admin = await asyncpg.connect(DATABASE_URL)
+        try:
+            cut = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+                f"contactcenter:{service_settings.database_schema}",
+            )
+        finally:
+            await admin.close()
+        assert cut > 0
+
+        assert (await service.post_sms(sender="+14155550101", body="after the cut")).status == 200
+        offer = await desktop.receive("offer")
+        assert offer["reservation"]["interaction"]["body"] == "after the cut"
+        url = f"{service.base_url}/api/v1/clients/lookup"
+        async with asyncio.timeout(10):
+            while True:
+                async with service.http.get(
+                    url, params={"phone": "+14155550101"}, headers=service.admin_headers()
+                ) as response:
+                    assert response.status in (200, 503), await response.text()
+                    if response.status == 200:
+                        break
         await desktop.close()
