@@ -57,6 +57,7 @@ def serve(settings: Settings, role: Role) -> None:
     )
     web.run_app(
         create_app(settings, role),
+        loop=_event_loop(),
         host=settings.http_host,
         port=settings.http_port,
         print=None,
@@ -73,3 +74,13 @@ async def _migrate(settings: Settings) -> None:
         print(f"applied: {', '.join(applied) or 'nothing, the database is up to date'}")
     finally:
         await pool.close()
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it installs (Linux, macOS): the same asyncio, with a cheaper loop and socket layer."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
