@@ -26,7 +26,7 @@ import asyncpg
 from bench.agents import AgentPool
 from bench.processes import ServiceProcesses
 from bench.raw_limits import RawLimits, measure_raw_limits
-from bench.traffic import SmsTraffic, drive
+from bench.traffic import CHANNELS, drive, parse_mix
 
 DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -37,6 +37,7 @@ def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--rate", type=float, default=300, help="inbound interactions per second")
     parser.add_argument("--duration", type=float, default=20, help="seconds of load")
+    parser.add_argument("--mix", default="sms=1", help="channel shares, e.g. sms=1 (more as channels land)")
     parser.add_argument("--customers", type=int, default=5000, help="distinct customers (some return)")
     parser.add_argument("--agents", type=int, default=100)
     parser.add_argument("--accept-delay", type=float, default=0.05, help="seconds before an agent accepts")
@@ -168,9 +169,11 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             _progress(f"sending {args.rate}/s for {args.duration}s")
             service.start_sampling()
             started = time.perf_counter()
-            traffic = await drive(
-                SmsTraffic(http, base_url, twilio_token, args.customers), rate=args.rate, duration=args.duration
-            )
+            mix = [
+                (CHANNELS[name](http, base_url, twilio_token, args.customers), share)
+                for name, share in parse_mix(args.mix).items()
+            ]
+            traffic = await drive(mix, rate=args.rate, duration=args.duration)
             elapsed = time.perf_counter() - started
             _progress(f"sent {traffic.sent}; waiting for every acknowledged message to be stored")
             stored, duplicated = await _wait_stored(database_url, namespace_schema, traffic.accepted, within=60)
@@ -187,7 +190,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     latencies = figures.arrival_to_offer_ms
     achieved = len(traffic.accepted) / elapsed
     result: dict[str, object] = {
-        "benchmark": "sms_end_to_end",
+        "benchmark": "end_to_end",
+        "mix": parse_mix(args.mix),
         "mode": "embedded" if args.embedded else f"production ({args.routers} router(s))",
         "offered_rate_per_s": args.rate,
         "duration_s": round(elapsed, 2),

@@ -8,7 +8,9 @@ import random
 import time
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import aiohttp
 from twilio.request_validator import RequestValidator
@@ -57,8 +59,32 @@ class SmsTraffic:
             figures.failures[type(exc).__name__] += 1
 
 
-async def drive(traffic: SmsTraffic, *, rate: float, duration: float) -> TrafficFigures:
-    """Send at `rate` per second for `duration` seconds, whatever the answers' speed (open loop)."""
+class Traffic(Protocol):
+    """One channel's customers: sends one contact through the service's real edge and records the answer."""
+
+    async def send_one(self, figures: TrafficFigures) -> None: ...
+
+
+# The channels a mix may name; voice webhooks, SMTP mail and chat sockets join here as they land.
+CHANNELS: dict[str, type[SmsTraffic]] = {"sms": SmsTraffic}
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """`sms=0.4,voice=0.6` -> shares that add up to 1, over channels that exist."""
+    shares: dict[str, float] = {}
+    for part in text.split(","):
+        name, _, share = part.partition("=")
+        if name.strip() not in CHANNELS:
+            raise ValueError(f"no traffic for channel {name.strip()!r} yet (have: {', '.join(CHANNELS)})")
+        shares[name.strip()] = float(share or 1)
+    total = sum(shares.values())
+    return {name: share / total for name, share in shares.items()}
+
+
+async def drive(mix: Sequence[tuple[Traffic, float]], *, rate: float, duration: float) -> TrafficFigures:
+    """Send at `rate` per second for `duration` seconds, whatever the answers' speed (open loop), each
+    contact on a channel drawn by the mix's shares."""
+    sources, weights = zip(*mix, strict=True)
     figures = TrafficFigures()
     in_flight: set[asyncio.Task[None]] = set()
     started = time.perf_counter()
@@ -67,7 +93,8 @@ async def drive(traffic: SmsTraffic, *, rate: float, duration: float) -> Traffic
         delay = started + n / rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        task = asyncio.create_task(traffic.send_one(figures))
+        source = random.choices(sources, weights)[0]
+        task = asyncio.create_task(source.send_one(figures))
         in_flight.add(task)
         task.add_done_callback(in_flight.discard)
     if in_flight:
