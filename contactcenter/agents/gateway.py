@@ -173,7 +173,7 @@ class AgentGateway:
         try:
             changes = await self._live.set_agent_state(agent_id, AgentState.OFFLINE, session.agent.queue_ids, now_ms())
             await self._notices.announce(changes)
-        except ContactCenterError as exc:
+        except (ContactCenterError, *SERVICE_ERRORS) as exc:
             log.warning("agent %s left, but its state could not be cleared: %s", agent_id, exc)
         log.info("agent %s disconnected", agent_id)
 
