@@ -42,6 +42,7 @@ from schema.desktop import (
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 64 * 1024
+LEAVING_ERRORS: tuple[type[BaseException], ...] = (ContactCenterError, *SERVICE_ERRORS)
 HEARTBEAT_SECONDS = 20.0
 
 
@@ -173,7 +174,7 @@ class AgentGateway:
         try:
             changes = await self._live.set_agent_state(agent_id, AgentState.OFFLINE, session.agent.queue_ids, now_ms())
             await self._notices.announce(changes)
-        except (ContactCenterError, *SERVICE_ERRORS) as exc:
+        except LEAVING_ERRORS as exc:
             log.warning("agent %s left, but its state could not be cleared: %s", agent_id, exc)
         log.info("agent %s disconnected", agent_id)
 
