@@ -6,6 +6,7 @@ from __future__ import annotations
 from contactcenter.agents.notices import AgentNotices
 from contactcenter.live.state import LiveState
 from routing.router import now_ms
+from schema.offers import RevokeReason
 
 
 class ReservationSweeper:
@@ -14,4 +15,5 @@ class ReservationSweeper:
         self._notices = notices
 
     async def sweep(self) -> None:
-        await self._notices.announce(await self._live.expire_reservations(now_ms()))
+        changes = await self._live.expire_reservations(now_ms())
+        await self._notices.announce(changes, revoked_because=RevokeReason.EXPIRED)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
@@ -38,11 +39,18 @@ class InboundMessage(BaseModel):
     interaction: Interaction
 
 
+class RevokeReason(StrEnum):
+    # Not answered in time: the agent is set away and gets no work until it says it is available again.
+    EXPIRED = "expired"
+    # The agent went away or offline (or its socket closed) with the offer pending.
+    AGENT_UNAVAILABLE = "agent_unavailable"
+
+
 class Revoked(BaseModel):
     type: Literal["revoked"] = "revoked"
     agent_id: uuid.UUID
     reservation_id: uuid.UUID
-    reason: str
+    reason: RevokeReason
 
 
 AgentNotice = Annotated[Offer | InboundMessage | Revoked, Field(discriminator="type")]

@@ -12,7 +12,7 @@ from contactcenter.live import LiveChanges, Reservation
 from contactcenter.store.conversations import Conversations
 from contactcenter.topology import Topology
 from schema import Interaction, Offer, OfferedReservation
-from schema.offers import InboundMessage, Revoked
+from schema.offers import InboundMessage, Revoked, RevokeReason
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +28,11 @@ class AgentNotices:
         self._topology = topology
         self._conversations = conversations
 
-    async def announce(self, changes: LiveChanges) -> None:
+    async def announce(
+        self, changes: LiveChanges, *, revoked_because: RevokeReason = RevokeReason.AGENT_UNAVAILABLE
+    ) -> None:
         for revoked in changes.revoked:
-            notice = Revoked(agent_id=revoked.agent_id, reservation_id=revoked.id, reason="timeout_or_state")
+            notice = Revoked(agent_id=revoked.agent_id, reservation_id=revoked.id, reason=revoked_because)
             await self._send(revoked.agent_id, notice.model_dump_json().encode(), f"revoked-{revoked.id}")
         for reservation in changes.offers:
             await self.offer(reservation)

@@ -129,7 +129,7 @@ async def test_unanswered_offer_is_revoked_and_goes_to_another_agent(service_set
 
         awake = await _available_agent(service)
         revoked = await sleepy.receive("revoked")
-        assert revoked["reservation_id"] == missed["reservation"]["id"]
+        assert (revoked["reservation_id"], revoked["reason"]) == (missed["reservation"]["id"], "expired")
         offer = await awake.receive("offer")
         assert offer["reservation"]["conversation_id"] == missed["reservation"]["conversation_id"]
         await sleepy.close()
@@ -173,3 +173,33 @@ async def test_agent_reply_leaves_by_twilio_and_lands_on_the_timeline(
     )
     assert error["error"]["field"] == "conversation_id"
     await desktop.close()
+
+
+async def test_an_agent_stepping_away_hands_its_pending_offer_to_another(service: RunningService) -> None:
+    await service.create_queue("sales", ["sms"])
+    leaving = await _available_agent(service)
+    await service.post_sms(sender=SENDER, body="anyone?")
+    offer = await leaving.receive("offer")
+    staying = await _available_agent(service)
+
+    await leaving.command({"type": "state", "state": "away"}, "state")
+    revoked = await leaving.receive("revoked")
+    assert (revoked["reservation_id"], revoked["reason"]) == (offer["reservation"]["id"], "agent_unavailable")
+    again = await staying.receive("offer")
+    assert again["reservation"]["conversation_id"] == offer["reservation"]["conversation_id"]
+    await leaving.close()
+    await staying.close()
+
+
+async def test_a_rejected_offer_goes_to_the_next_agent(service: RunningService) -> None:
+    await service.create_queue("sales", ["sms"])
+    first = await _available_agent(service)
+    await service.post_sms(sender=SENDER, body="hello")
+    offer = await first.receive("offer")
+    second = await _available_agent(service)
+
+    await first.command({"type": "reject", "reservation_id": offer["reservation"]["id"]}, "rejected")
+    again = await second.receive("offer")
+    assert again["reservation"]["conversation_id"] == offer["reservation"]["conversation_id"]
+    await first.close()
+    await second.close()
