@@ -20,12 +20,6 @@ class AgentProfile:
     queue_ids: list[uuid.UUID]
 
 
-@dataclass(frozen=True)
-class QueueRef:
-    id: uuid.UUID
-    name: str
-
-
 INSERT_QUEUE = "INSERT INTO queues (id, name, channels) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING"
 QUEUE_IDS_BY_NAME = "SELECT name, id FROM queues WHERE name = ANY($1::text[])"
 INSERT_AGENT = "INSERT INTO agents (id, name, token_hash) VALUES ($1, $2, $3)"

@@ -264,3 +264,11 @@ async def test_scripts_survive_a_redis_that_forgot_them(live: LiveState, redis_c
     ann = agent()
     await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)
     assert only_offer(await live.enqueue(task(), now_ms=2_000)).agent_id == ann
+
+
+async def test_a_rejecting_agent_goes_behind_one_freed_in_the_same_millisecond(live: LiveState) -> None:
+    ann, bob = agent(), agent()
+    await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)
+    offer = only_offer(await live.enqueue(task(), now_ms=2_000))
+    await live.set_agent_state(bob, "available", [QUEUE], now_ms=3_000)
+    assert only_offer(await live.reject(ann, offer.id, now_ms=3_000)).agent_id == bob

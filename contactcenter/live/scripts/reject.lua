@@ -4,7 +4,13 @@
 local a, r = ARGS[1], ARGS[2]
 if redis.call('HGET', reservation_key(r), 'agent') ~= a then return answer('not_found') end
 local q = revoke(r, nil)
-redis.call('HSET', agent_key(a), 'idle_since', NOW)
+-- Behind every agent now waiting in its queues, even one that became free in this same millisecond.
+local last = NOW
+for _, aq in ipairs(agent_queues(a)) do
+  local tail = redis.call('ZRANGE', queue_agents(aq), -1, -1, 'WITHSCORES')
+  if tail[2] and tonumber(tail[2]) >= last then last = tonumber(tail[2]) + 1 end
+end
+redis.call('HSET', agent_key(a), 'idle_since', last)
 refresh_eligibility(a)
 match_queue(q)
 match_queues(agent_queues(a))
