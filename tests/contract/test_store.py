@@ -4,7 +4,11 @@ recording an interaction is idempotent and safe under concurrent routers."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+
+import asyncpg
+import pytest
 
 from contactcenter.identities import Identity
 from contactcenter.store import open_pool
@@ -32,39 +36,36 @@ def _sms(sender: str, sid: str) -> Interaction:
     )
 
 
+@pytest.fixture
+async def pool(database_url: str, database_schema: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the test's own, migrated schema."""
+    opened = await open_pool(database_url, schema=database_schema)
+    await migrate(opened)
+    yield opened
+    await opened.close()
+
+
 async def test_concurrent_first_contacts_from_one_number_make_one_client_and_one_conversation(
-    database_url: str, database_schema: str
+    pool: asyncpg.Pool,
 ) -> None:
-    pool = await open_pool(database_url, schema=database_schema)
-    try:
-        await migrate(pool)
-        conversations = Conversations(pool)
-        sender = Identity(IdentityKind.PHONE, "+14155550134", verified=True)
-        sids = [f"SM{n:032d}" for n in range(20)]
-        recorded = await asyncio.gather(
-            *(conversations.record_inbound(_sms("+14155550134", sid), sender) for sid in sids + sids)
-        )
-        assert len({r.client_id for r in recorded}) == 1
-        assert len({r.conversation_id for r in recorded}) == 1
-        assert sum(r.new for r in recorded) == len(sids), "each message is new exactly once"
-        assert await pool.fetchval("SELECT count(*) FROM interactions") == len(sids)
-    finally:
-        await pool.close()
+    conversations = Conversations(pool)
+    sender = Identity(IdentityKind.PHONE, "+14155550134", verified=True)
+    sids = [f"SM{n:032d}" for n in range(20)]
+    recorded = await asyncio.gather(
+        *(conversations.record_inbound(_sms("+14155550134", sid), sender) for sid in sids + sids)
+    )
+    assert len({r.client_id for r in recorded}) == 1
+    assert len({r.conversation_id for r in recorded}) == 1
+    assert sum(r.new for r in recorded) == len(sids), "each message is new exactly once"
+    assert await pool.fetchval("SELECT count(*) FROM interactions") == len(sids)
 
 
-async def test_an_identity_first_seen_unverified_becomes_verified_when_a_channel_vouches(
-    database_url: str, database_schema: str
-) -> None:
-    pool = await open_pool(database_url, schema=database_schema)
-    try:
-        await migrate(pool)
-        conversations = Conversations(pool)
-        claim = Identity(IdentityKind.PHONE, "+14155550134", verified=False)
-        first = await conversations.record_inbound(_sms("+14155550134", "SM1"), claim)
-        second = await conversations.record_inbound(
-            _sms("+14155550134", "SM2"), Identity(IdentityKind.PHONE, "+14155550134", verified=True)
-        )
-        assert first.client_id == second.client_id
-        assert await pool.fetchval("SELECT verified FROM identities") is True
-    finally:
-        await pool.close()
+async def test_an_identity_first_seen_unverified_becomes_verified_when_a_channel_vouches(pool: asyncpg.Pool) -> None:
+    conversations = Conversations(pool)
+    claim = Identity(IdentityKind.PHONE, "+14155550134", verified=False)
+    first = await conversations.record_inbound(_sms("+14155550134", "SM1"), claim)
+    second = await conversations.record_inbound(
+        _sms("+14155550134", "SM2"), Identity(IdentityKind.PHONE, "+14155550134", verified=True)
+    )
+    assert first.client_id == second.client_id
+    assert await pool.fetchval("SELECT verified FROM identities") is True
