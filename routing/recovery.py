@@ -8,10 +8,9 @@ import logging
 import uuid
 
 from contactcenter.agents.notices import AgentNotices
-from contactcenter.live import Task
+from contactcenter.live import Task, now_ms
 from contactcenter.live.state import LiveState
 from contactcenter.store.conversations import Conversations
-from routing.router import now_ms
 
 log = logging.getLogger(__name__)
 

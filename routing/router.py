@@ -9,22 +9,17 @@ any point means a redelivery — and every step is idempotent.
 from __future__ import annotations
 
 import logging
-import time
 
 from contactcenter.agents.notices import AgentNotices
 from contactcenter.bus import Bus, Delivery, Subscription
 from contactcenter.identities import sender_identity
-from contactcenter.live import Task
+from contactcenter.live import Task, now_ms
 from contactcenter.live.state import LiveState
 from contactcenter.store.conversations import Conversations
 from contactcenter.topology import Topology
 from schema import Interaction
 
 log = logging.getLogger(__name__)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class Router:

@@ -4,8 +4,8 @@ each expiry is one atomic script, so sweeps running at once do not collide."""
 from __future__ import annotations
 
 from contactcenter.agents.notices import AgentNotices
+from contactcenter.live import now_ms
 from contactcenter.live.state import LiveState
-from routing.router import now_ms
 from schema.offers import RevokeReason
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from typing import Any
 
@@ -23,7 +22,7 @@ from contactcenter.auth import Authenticator
 from contactcenter.bus import Bus, Delivery, Subscription
 from contactcenter.errors import ContactCenterError, Forbidden
 from contactcenter.http_errors import SERVICE_ERRORS, invalid_from
-from contactcenter.live import LiveChanges
+from contactcenter.live import LiveChanges, now_ms
 from contactcenter.live.state import LiveState
 from contactcenter.store.conversations import Conversations
 from contactcenter.store.directory import AgentProfile
@@ -44,10 +43,6 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 64 * 1024
 LEAVING_ERRORS: tuple[type[BaseException], ...] = (ContactCenterError, *SERVICE_ERRORS)
 HEARTBEAT_SECONDS = 20.0
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class AgentSession:

@@ -7,8 +7,14 @@ agent twice nor hand one piece of work to two agents. The same scripts run on a 
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
+
+
+def now_ms() -> int:
+    """Live state's clock: wall time in ms, passed into every script so tests can set it."""
+    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True)
