@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -152,7 +152,7 @@ async def _services_context(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-def _role_context(role: Role):  # type: ignore[no-untyped-def]
+def _role_context(role: Role) -> Callable[[web.Application], AsyncIterator[None]]:
     async def context(app: web.Application) -> AsyncIterator[None]:
         settings, services = app[SETTINGS], app[SERVICES]
         async with contextlib.AsyncExitStack() as stack:
