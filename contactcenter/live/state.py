@@ -57,7 +57,7 @@ class LiveState:
         self._ttl_ms = reservation_ttl_ms
         self._scripts: dict[str, AsyncScript] = {
             name: redis.register_script(_load(name))
-            for name in ("enqueue", "agent_state", "accept", "reject", "complete", "expire", "forget", "restore")
+            for name in ("enqueue", "agent_state", "accept", "reject", "complete", "expire", "restore")
         }
 
     async def _run(self, name: str, now_ms: int, *args: str | int) -> tuple[str, LiveChanges, list[Any]]:
@@ -111,10 +111,6 @@ class LiveState:
 
     async def expire_reservations(self, now_ms: int) -> LiveChanges:
         _, changes, _ = await self._run("expire", now_ms, EXPIRE_BATCH)
-        return changes
-
-    async def forget_task(self, conversation_id: uuid.UUID, now_ms: int) -> LiveChanges:
-        _, changes, _ = await self._run("forget", now_ms, str(conversation_id))
         return changes
 
     async def restore(self, task: Task, enqueued_ms: int, agent_id: uuid.UUID | None, now_ms: int) -> LiveChanges:

@@ -226,16 +226,6 @@ async def test_unanswered_offers_expire_and_the_agent_is_set_away(live: LiveStat
     assert (status.state, status.load) == ("away", 0)
 
 
-async def test_forgetting_a_task_frees_whoever_held_it(live: LiveState) -> None:
-    ann, work = agent(), task()
-    await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)
-    offer = only_offer(await live.enqueue(work, now_ms=2_000))
-    changes = await live.forget_task(work.conversation_id, now_ms=3_000)
-    assert [r.id for r in changes.revoked] == [offer.id]
-    assert (await live.agent_status(ann)).load == 0
-    assert await live.queue_length(QUEUE) == 0
-
-
 async def test_concurrent_routers_never_book_an_agent_twice_nor_hand_work_out_twice(
     redis_client: aioredis.Redis, namespace: str, redis_url: str
 ) -> None:
