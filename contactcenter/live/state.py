@@ -1,6 +1,8 @@
 """Live state on Redis: each change one atomic Lua script from `scripts/` (with `_lib.lua` prepended).
 
-redis-py's `Script` runs EVALSHA and loads the script again after a `NOSCRIPT` (a restarted Redis).
+Changes that arrive while others are on the wire go to Redis together, as one pipeline of EVALSHA calls
+(`batching.Batcher`): each script stays atomic on its own, and under load a round trip carries many. A
+script Redis does not know (a restarted Redis) is loaded and its calls run again.
 Time is passed in (`now_ms`), so tests control the clock and every router agrees on it with its own.
 """
 
@@ -13,11 +15,17 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
+from contactcenter.batching import Batcher
 from contactcenter.errors import Conflict, NotFound
 from contactcenter.live import LiveChanges, Reservation, Task
 
 EXPIRE_BATCH = 100
+# Pipelines in flight at once: a call finding one free goes out alone, at once; the rest wait together.
+LANES = 2
+
+ScriptCall = tuple[str, list[str | int]]
 
 
 def _load(name: str) -> str:
@@ -59,11 +67,29 @@ class LiveState:
             name: redis.register_script(_load(name))
             for name in ("enqueue", "agent_state", "accept", "reject", "complete", "expire", "restore")
         }
+        self._batcher: Batcher[ScriptCall, Any] = Batcher(self._run_scripts, lanes=LANES)
 
     async def _run(self, name: str, now_ms: int, *args: str | int) -> tuple[str, LiveChanges, list[Any]]:
-        argv = [self._prefix, now_ms, self._ttl_ms, str(uuid.uuid4()), *args]
-        status, offers, revoked, extra = await self._scripts[name](keys=[], args=argv)
+        argv: list[str | int] = [self._prefix, now_ms, self._ttl_ms, str(uuid.uuid4()), *args]
+        status, offers, revoked, extra = await self._batcher.call((name, argv))
         return _text(status), LiveChanges(_reservations(offers), _reservations(revoked)), extra
+
+    async def _run_scripts(self, calls: list[ScriptCall]) -> list[Any]:
+        results = await self._pipeline(calls)
+        refused = [n for n, result in enumerate(results) if isinstance(result, NoScriptError)]
+        if refused:
+            # A restarted Redis forgot the scripts: load them, and run what it refused once more.
+            for script in self._scripts.values():
+                await self._redis.script_load(script.script)
+            for n, result in zip(refused, await self._pipeline([calls[n] for n in refused]), strict=True):
+                results[n] = result
+        return results
+
+    async def _pipeline(self, calls: list[ScriptCall]) -> list[Any]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name, argv in calls:
+                pipe.evalsha(self._scripts[name].sha, 0, *argv)
+            return list(await pipe.execute(raise_on_error=False))
 
     async def enqueue(self, task: Task, now_ms: int) -> LiveChanges:
         """Queue a conversation's work (once: again is a no-op) and reserve an agent if one is free."""

@@ -262,3 +262,20 @@ async def test_a_rejecting_agent_goes_behind_one_freed_in_the_same_millisecond(l
     offer = only_offer(await live.enqueue(task(), now_ms=2_000))
     await live.set_agent_state(bob, "available", [QUEUE], now_ms=3_000)
     assert only_offer(await live.reject(ann, offer.id, now_ms=3_000)).agent_id == bob
+
+
+async def test_changes_sent_together_in_one_pipeline_keep_every_invariant(live: LiveState) -> None:
+    """Under load the changes travel to Redis as batches: each must still be atomic on its own."""
+    agents = [agent() for _ in range(30)]
+    await asyncio.gather(*(live.set_agent_state(a, "available", [QUEUE], now_ms=1_000) for a in agents))
+    work = [task() for _ in range(100)]
+    results = await asyncio.gather(*(live.enqueue(w, now_ms=2_000 + n) for n, w in enumerate(work)))
+    offers = [offer for changes in results for offer in changes.offers]
+    assert len(offers) == len(agents)
+    assert {offer.agent_id for offer in offers} == set(agents)
+    assert len({offer.conversation_id for offer in offers}) == len(agents)
+    assert await live.queue_length(QUEUE) == len(work) - len(agents)
+    accepted = await asyncio.gather(*(live.accept(o.agent_id, o.id, now_ms=3_000) for o in offers))
+    completed = await asyncio.gather(*(live.complete(r.agent_id, r.conversation_id, now_ms=4_000) for r in accepted))
+    assert sum(len(changes.offers) for changes in completed) == len(agents)
+    assert await live.queue_length(QUEUE) == len(work) - 2 * len(agents)
