@@ -1,12 +1,21 @@
-"""Interactions and the conversations they belong to: stored once, attached, assigned, closed."""
+"""Interactions and the conversations they belong to: stored once, attached, assigned, closed.
+
+The hot paths (recording an inbound interaction, reading one for an offer, assigning and closing) go through
+`batching.Batcher`: calls that meet under load share one statement. A batch that fails runs again call by
+call, so one bad call fails alone.
+"""
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import asyncpg
 
+from contactcenter.batching import Batcher
 from contactcenter.errors import NotFound
 from contactcenter.identities import Identity
 from contactcenter.store.cards import CARD_OF_INTERACTION
@@ -33,7 +42,22 @@ class InteractionInContext:
     card: ClientCard
 
 
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
 RECORD_INBOUND = "SELECT * FROM cc_record_inbound($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+# Many recordings in one statement (one transaction), in the order given: callers sort by identity, so two
+# routers take the per-identity advisory locks in the same order and never wait on each other in a circle.
+RECORD_INBOUND_MANY = """
+SELECT r.* FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::boolean[],
+                       $8::text[], $9::text[], $10::text[], $11::timestamptz[]) WITH ORDINALITY
+    AS a(id, channel, direction, provider_id, kind, value, verified, from_address, to_address, body, received_at, n)
+CROSS JOIN LATERAL cc_record_inbound(a.id, a.channel, a.direction, a.provider_id, a.kind, a.value, a.verified,
+                                     a.from_address, a.to_address, a.body, a.received_at) r
+ORDER BY a.n
+"""
 INSERT_INTERACTION = """
 INSERT INTO interactions (id, channel, direction, provider_id, client_id, conversation_id,
                           from_address, to_address, from_verified, body, received_at)
@@ -46,7 +70,7 @@ SELECT x.id, x.channel, x.direction, x.provider_id, x.from_address, x.to_address
 FROM interactions x
 LEFT JOIN conversations v ON v.id = x.conversation_id
 LEFT JOIN queues q ON q.id = v.queue_id
-WHERE x.id = $1
+WHERE x.id = ANY($1::uuid[])
 """
 # Where a reply goes: back to whoever last wrote in, from the address they wrote to.
 REPLY_ROUTE = """
@@ -66,11 +90,22 @@ FROM conversations v
 WHERE v.state = 'open' AND v.queue_id IS NOT NULL
 ORDER BY v.opened_at
 """
-ASSIGN = "UPDATE conversations SET agent_id = $2 WHERE id = $1 AND state = 'open'"
-CLOSE = """
-UPDATE conversations SET state = 'closed', closed_at = now()
-WHERE id = $1 AND agent_id = $2 AND state = 'open'
+# Assign and close answer the (conversation, agent) pairs they changed; a pair missing from the answer was not
+# open (or, for close, not this agent's).
+ASSIGN = """
+UPDATE conversations v SET agent_id = u.agent_id
+FROM unnest($1::uuid[], $2::uuid[]) AS u(id, agent_id)
+WHERE v.id = u.id AND v.state = 'open'
+RETURNING v.id, v.agent_id
 """
+CLOSE = """
+UPDATE conversations v SET state = 'closed', closed_at = now()
+FROM unnest($1::uuid[], $2::uuid[]) AS u(id, agent_id)
+WHERE v.id = u.id AND v.agent_id = u.agent_id AND v.state = 'open'
+RETURNING v.id, v.agent_id
+"""
+# Statements of one kind in flight at once; the pool's other connections stay free for the rest.
+LANES = 3
 
 
 @dataclass(frozen=True)
@@ -91,64 +126,93 @@ class OpenConversation:
     opened_ms: int
 
 
+Assignment = tuple[uuid.UUID, uuid.UUID]  # conversation, agent
+
+
 class Conversations:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        self._recording: Batcher[tuple[Interaction, Identity], RecordedInteraction] = Batcher(
+            _each_alone_on_failure(self._record_many), lanes=LANES
+        )
+        self._reading: Batcher[uuid.UUID, InteractionInContext] = Batcher(self._read_many, lanes=LANES)
+        self._assigning: Batcher[Assignment, None] = Batcher(_each_alone_on_failure(self._assign_many), lanes=LANES)
+        self._closing: Batcher[Assignment, None] = Batcher(_each_alone_on_failure(self._close_many), lanes=LANES)
 
     async def record_inbound(self, interaction: Interaction, sender: Identity) -> RecordedInteraction:
         """Resolve the sender, store the interaction once and attach it to the client's open conversation on
         its channel — one transaction, one round trip (`cc_record_inbound`, migration 002)."""
-        row = await self._pool.fetchrow(
-            RECORD_INBOUND,
-            interaction.id,
-            str(interaction.channel),
-            str(interaction.direction),
-            interaction.provider_id,
-            str(sender.kind),
-            sender.value,
-            interaction.from_verified,
-            interaction.from_address,
-            interaction.to_address,
-            interaction.body,
-            interaction.received_at,
+        return await self._recording.call((interaction, sender))
+
+    async def _record_many(self, calls: list[tuple[Interaction, Identity]]) -> list[RecordedInteraction]:
+        order = sorted(range(len(calls)), key=lambda n: (calls[n][1].kind, calls[n][1].value))
+        ordered = [calls[n] for n in order]
+        rows = await self._pool.fetch(
+            RECORD_INBOUND_MANY,
+            [i.id for i, _ in ordered],
+            [str(i.channel) for i, _ in ordered],
+            [str(i.direction) for i, _ in ordered],
+            [i.provider_id for i, _ in ordered],
+            [str(sender.kind) for _, sender in ordered],
+            [sender.value for _, sender in ordered],
+            [i.from_verified for i, _ in ordered],
+            [i.from_address for i, _ in ordered],
+            [i.to_address for i, _ in ordered],
+            [i.body for i, _ in ordered],
+            [i.received_at for i, _ in ordered],
         )
-        assert row is not None, "cc_record_inbound always answers one row"
-        return RecordedInteraction(
-            interaction_id=row["o_interaction_id"],
-            client_id=row["o_client_id"],
-            conversation_id=row["o_conversation_id"],
-            queue_id=row["o_queue_id"],
-            agent_id=row["o_agent_id"],
-            conversation_open=row["o_open"],
-            new=row["o_new"],
-        )
+        assert len(rows) == len(calls), "cc_record_inbound always answers one row"
+        recorded = {
+            n: RecordedInteraction(
+                interaction_id=row["o_interaction_id"],
+                client_id=row["o_client_id"],
+                conversation_id=row["o_conversation_id"],
+                queue_id=row["o_queue_id"],
+                agent_id=row["o_agent_id"],
+                conversation_open=row["o_open"],
+                new=row["o_new"],
+            )
+            for n, row in zip(order, rows, strict=True)
+        }
+        return [recorded[n] for n in range(len(calls))]
 
     async def interaction(self, interaction_id: uuid.UUID) -> InteractionInContext:
-        row = await self._pool.fetchrow(INTERACTION_IN_CONTEXT, interaction_id)
-        if row is None:
-            raise NotFound(f"no interaction {interaction_id}")
-        interaction = Interaction(
-            id=row["id"],
-            channel=Channel(row["channel"]),
-            direction=Direction(row["direction"]),
-            provider_id=row["provider_id"],
-            from_address=row["from_address"],
-            to_address=row["to_address"],
-            from_verified=row["from_verified"],
-            body=row["body"],
-            received_at=row["received_at"],
-        )
-        return InteractionInContext(interaction, row["queue_name"], ClientCard.model_validate_json(row["card"]))
+        """An interaction with its queue's name and the client's whole card: what an offer shows."""
+        return await self._reading.call(interaction_id)
+
+    async def _read_many(self, interaction_ids: list[uuid.UUID]) -> list[InteractionInContext | NotFound]:
+        rows = await self._pool.fetch(INTERACTION_IN_CONTEXT, list(set(interaction_ids)))
+        found = {row["id"]: row for row in rows}
+        return [
+            _in_context(found[n]) if n in found else NotFound(f"no interaction {n}", field="interaction_id")
+            for n in interaction_ids
+        ]
 
     async def assign(self, conversation_id: uuid.UUID, agent_id: uuid.UUID) -> None:
-        status = await self._pool.execute(ASSIGN, conversation_id, agent_id)
-        if status.endswith(" 0"):
-            raise NotFound(f"conversation {conversation_id} is not open", field="conversation_id")
+        await self._assigning.call((conversation_id, agent_id))
+
+    async def _assign_many(self, calls: list[Assignment]) -> list[NotFound | None]:
+        changed = await self._changed(ASSIGN, calls)
+        return [
+            None if call in changed else NotFound(f"conversation {call[0]} is not open", field="conversation_id")
+            for call in calls
+        ]
 
     async def close(self, conversation_id: uuid.UUID, agent_id: uuid.UUID) -> None:
-        status = await self._pool.execute(CLOSE, conversation_id, agent_id)
-        if status.endswith(" 0"):
-            raise NotFound(f"conversation {conversation_id} is not open and assigned to you", field="conversation_id")
+        await self._closing.call((conversation_id, agent_id))
+
+    async def _close_many(self, calls: list[Assignment]) -> list[NotFound | None]:
+        changed = await self._changed(CLOSE, calls)
+        return [
+            None
+            if call in changed
+            else NotFound(f"conversation {call[0]} is not open and assigned to you", field="conversation_id")
+            for call in calls
+        ]
+
+    async def _changed(self, statement: str, calls: list[Assignment]) -> set[Assignment]:
+        rows = await self._pool.fetch(statement, [c for c, _ in calls], [a for _, a in calls])
+        return {(row["id"], row["agent_id"]) for row in rows}
 
     async def reply_route(self, conversation_id: uuid.UUID, agent_id: uuid.UUID) -> ReplyRoute:
         row = await self._pool.fetchrow(REPLY_ROUTE, conversation_id, agent_id)
@@ -181,3 +245,42 @@ class Conversations:
             for row in rows
             if row["interaction_id"] is not None
         ]
+
+
+def _in_context(row: asyncpg.Record) -> InteractionInContext:
+    interaction = Interaction(
+        id=row["id"],
+        channel=Channel(row["channel"]),
+        direction=Direction(row["direction"]),
+        provider_id=row["provider_id"],
+        from_address=row["from_address"],
+        to_address=row["to_address"],
+        from_verified=row["from_verified"],
+        body=row["body"],
+        received_at=row["received_at"],
+    )
+    return InteractionInContext(interaction, row["queue_name"], ClientCard.model_validate_json(row["card"]))
+
+
+def _each_alone_on_failure(
+    run_many: Callable[[list[T]], Awaitable[Sequence[R | BaseException]]],
+) -> Callable[[list[T]], Awaitable[Sequence[R | BaseException]]]:
+    """A statement for many calls fails as a whole (a deadlock, one bad row): run each call alone then, so
+    only the call that fails on its own fails."""
+
+    async def run(calls: list[T]) -> Sequence[R | BaseException]:
+        try:
+            return await run_many(calls)
+        except asyncpg.PostgresError as exc:
+            if len(calls) == 1:
+                raise
+            log.warning("a batch of %d failed (%s); running each alone", len(calls), type(exc).__name__)
+        results: list[R | BaseException] = []
+        for call in calls:
+            try:
+                results.extend(await run_many([call]))
+            except Exception as exc:
+                results.append(exc)
+        return results
+
+    return run

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
+from contactcenter.errors import NotFound
 from contactcenter.identities import Identity
 from contactcenter.store import open_pool
 from contactcenter.store.conversations import Conversations
@@ -69,3 +70,68 @@ async def test_an_identity_first_seen_unverified_becomes_verified_when_a_channel
     )
     assert first.client_id == second.client_id
     assert await pool.fetchval("SELECT verified FROM identities") is True
+
+
+async def test_two_routers_recording_the_same_people_at_once_neither_deadlock_nor_duplicate(
+    pool: asyncpg.Pool,
+) -> None:
+    """Under load, recordings share one statement (one transaction): two routers whose batches hold the
+    same people in different orders must not wait on each other in a circle."""
+    routers = [Conversations(pool), Conversations(pool)]
+    numbers = [f"+1415555{n:04d}" for n in range(12)]
+    messages = [(number, f"SM{number[1:]}{k}") for number in numbers for k in range(3)]
+    calls = []
+    for n, (number, sid) in enumerate(messages + messages[::-1]):  # every message twice: a retry
+        sender = Identity(IdentityKind.PHONE, number, verified=True)
+        calls.append(routers[n % 2].record_inbound(_sms(number, sid), sender))
+    recorded = await asyncio.gather(*calls)
+    assert sum(r.new for r in recorded) == len(messages)
+    assert await pool.fetchval("SELECT count(*) FROM interactions") == len(messages)
+    assert await pool.fetchval("SELECT count(*) FROM clients") == len(numbers)
+    assert await pool.fetchval("SELECT count(*) FROM conversations WHERE state = 'open'") == len(numbers)
+    by_number: dict[str, set[object]] = {}
+    for (number, _), r in zip(messages + messages[::-1], recorded, strict=True):
+        by_number.setdefault(number, set()).add(r.conversation_id)
+    assert all(len(conversation) == 1 for conversation in by_number.values())
+
+
+async def test_a_recording_that_fails_fails_alone_in_its_batch(pool: asyncpg.Pool) -> None:
+    conversations = Conversations(pool)
+    sender = Identity(IdentityKind.PHONE, "+14155550134", verified=True)
+    broken = _sms("+14155550134", "SMbroken").model_copy(update={"body": "a NUL \x00 PostgreSQL refuses"})
+    calls = [conversations.record_inbound(_sms("+14155550134", f"SM{n}"), sender) for n in range(5)]
+    calls.insert(3, conversations.record_inbound(broken, sender))
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    failed = [r for r in results if isinstance(r, BaseException)]
+    assert len(failed) == 1 and isinstance(results[3], asyncpg.PostgresError)
+    assert await pool.fetchval("SELECT count(*) FROM interactions") == 5
+
+
+async def test_assigning_and_closing_together_answer_each_conversation_alone(pool: asyncpg.Pool) -> None:
+    conversations = Conversations(pool)
+    agents = [
+        await pool.fetchval(
+            "INSERT INTO agents (id, name, token_hash) VALUES (gen_random_uuid(), $1, $2) RETURNING id",
+            f"a{n}",
+            bytes([n]),
+        )
+        for n in range(6)
+    ]
+    recorded = await asyncio.gather(
+        *(
+            conversations.record_inbound(
+                _sms(f"+1415555{n:04d}", f"SM{n}"), Identity(IdentityKind.PHONE, f"+1415555{n:04d}", verified=True)
+            )
+            for n in range(6)
+        )
+    )
+    await asyncio.gather(*(conversations.assign(r.conversation_id, a) for r, a in zip(recorded, agents, strict=True)))
+    results = await asyncio.gather(
+        *(conversations.close(r.conversation_id, a) for r, a in zip(recorded, agents[1:] + agents[:1], strict=True)),
+        conversations.close(recorded[0].conversation_id, agents[0]),
+        return_exceptions=True,
+    )
+    assert [type(r).__name__ for r in results] == ["NotFound"] * 6 + ["NoneType"]
+    assert await pool.fetchval("SELECT count(*) FROM conversations WHERE state = 'closed'") == 1
+    with pytest.raises(NotFound):
+        await conversations.assign(recorded[0].conversation_id, agents[1])
