@@ -95,6 +95,7 @@ class AgentGateway:
 
     async def start(self) -> None:
         self._subscription = await self._bus.subscribe(self._topology.gateway_queue(), self._deliver)
+        self._notices.deliver_locally_through(self)
 
     async def restore_lost_states(self) -> None:
         """After Redis lost live state, connected agents would never be offered work again: tell it anew
@@ -175,11 +176,17 @@ class AgentGateway:
 
     async def _deliver(self, delivery: Delivery) -> None:
         agent_id = self._topology.agent_of_key(delivery.routing_key)
-        session = self._sessions.get(agent_id) if agent_id else None
+        if agent_id is not None:
+            # An agent that left misses it: an unanswered offer expires and goes back to the queue.
+            await self.deliver_here(agent_id, delivery.body)
+
+    async def deliver_here(self, agent_id: uuid.UUID, body: bytes) -> bool:
+        session = self._sessions.get(agent_id)
         if session is None:
-            return  # the agent left; an unanswered offer expires and goes back to the queue
+            return False
         # Passed on as the router wrote it (a `schema.offers` notice): no need to parse the whole card here.
-        await session.send(delivery.body.decode())
+        await session.send(body.decode())
+        return True
 
     async def _answer(self, session: AgentSession, text: str) -> None:
         try:

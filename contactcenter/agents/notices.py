@@ -1,11 +1,14 @@
 """Tells agents what live state decided: an offer with the whole card (the screen pop), a revocation, a new
-message in an accepted conversation. Notices travel on the bus to whichever gateway holds the agent's socket."""
+message in an accepted conversation. Notices travel on the bus to whichever gateway holds the agent's socket —
+unless this process holds it itself (a gateway handing out the work an agent's `complete` freed): then the
+notice goes straight to the socket, without a round trip through the broker."""
 
 from __future__ import annotations
 
 import logging
 import uuid
 from datetime import UTC, datetime
+from typing import Protocol
 
 from contactcenter.bus import Bus
 from contactcenter.live import LiveChanges, Reservation
@@ -15,6 +18,11 @@ from schema import Interaction, Offer, OfferedReservation
 from schema.offers import InboundMessage, Revoked, RevokeReason
 
 log = logging.getLogger(__name__)
+
+
+class LocalAgents(Protocol):
+    async def deliver_here(self, agent_id: uuid.UUID, body: bytes) -> bool:
+        """Send a notice to the agent's socket if this process holds it; False when it does not."""
 
 
 class AgentNotices:
@@ -27,6 +35,10 @@ class AgentNotices:
         self._bus = bus
         self._topology = topology
         self._conversations = conversations
+        self._local: LocalAgents | None = None
+
+    def deliver_locally_through(self, local: LocalAgents) -> None:
+        self._local = local
 
     async def announce(
         self, changes: LiveChanges, *, revoked_because: RevokeReason = RevokeReason.AGENT_UNAVAILABLE
@@ -57,6 +69,8 @@ class AgentNotices:
         await self._send(agent_id, notice.model_dump_json().encode(), f"message-{interaction.id}")
 
     async def _send(self, agent_id: uuid.UUID, body: bytes, message_id: str) -> None:
+        if self._local is not None and await self._local.deliver_here(agent_id, body):
+            return
         # Not mandatory: an agent with no socket open anywhere simply misses the notice; an unanswered
         # offer expires and the work goes back to the queue.
         await self._bus.publish(self._topology.agents, self._topology.agent_key(agent_id), body, message_id=message_id)

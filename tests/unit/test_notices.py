@@ -1,0 +1,66 @@
+"""Notices for an agent whose socket this process holds skip the broker; the rest travel on the bus."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import cast
+
+import asyncpg
+
+from contactcenter.agents.notices import AgentNotices
+from contactcenter.store.conversations import Conversations
+from contactcenter.topology import Topology
+from schema import Channel, Interaction
+
+
+class SpyBus:
+    def __init__(self) -> None:
+        self.published: list[tuple[str, str]] = []
+
+    async def publish(
+        self, exchange: str, routing_key: str, body: bytes, *, message_id: str, mandatory: bool = False
+    ) -> None:
+        self.published.append((exchange, routing_key))
+
+
+class Here:
+    """The sockets this process holds."""
+
+    def __init__(self, *agents: uuid.UUID) -> None:
+        self.agents = set(agents)
+        self.delivered: list[tuple[uuid.UUID, dict[str, object]]] = []
+
+    async def deliver_here(self, agent_id: uuid.UUID, body: bytes) -> bool:
+        if agent_id not in self.agents:
+            return False
+        self.delivered.append((agent_id, json.loads(body)))
+        return True
+
+
+def _sms() -> Interaction:
+    return Interaction(
+        channel=Channel.SMS, provider_id="SM1", from_address="+14155550134", received_at=datetime.now(UTC)
+    )
+
+
+async def test_a_notice_for_an_agent_held_here_goes_straight_to_its_socket() -> None:
+    bus, topology = SpyBus(), Topology("t")
+    local, remote = uuid.uuid4(), uuid.uuid4()
+    notices = AgentNotices(bus, topology, Conversations(cast(asyncpg.Pool, None)))  # type: ignore[arg-type]
+    here = Here(local)
+    notices.deliver_locally_through(here)
+    conversation = uuid.uuid4()
+    await notices.message(local, conversation, _sms())
+    await notices.message(remote, conversation, _sms())
+    assert [(agent, body["type"]) for agent, body in here.delivered] == [(local, "message")]
+    assert bus.published == [(topology.agents, topology.agent_key(remote))]
+
+
+async def test_without_local_sockets_every_notice_travels_on_the_bus() -> None:
+    bus, topology = SpyBus(), Topology("t")
+    notices = AgentNotices(bus, topology, Conversations(cast(asyncpg.Pool, None)))  # type: ignore[arg-type]
+    agent = uuid.uuid4()
+    await notices.message(agent, uuid.uuid4(), _sms())
+    assert bus.published == [(topology.agents, topology.agent_key(agent))]
