@@ -12,7 +12,7 @@ from schema import Interaction
 @dataclass(frozen=True)
 class Topology:
     namespace: str
-    router_prefetch: int = 32
+    router_prefetch: int = 128
     delivery_limit: int = 5
 
     @property

@@ -23,7 +23,7 @@ from contactcenter.live import LiveChanges, Reservation, Task
 
 EXPIRE_BATCH = 100
 # Pipelines in flight at once: a call finding one free goes out alone, at once; the rest wait together.
-LANES = 2
+LANES = 1
 
 ScriptCall = tuple[str, list[str | int]]
 

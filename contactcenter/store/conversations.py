@@ -105,7 +105,7 @@ WHERE v.id = u.id AND v.agent_id = u.agent_id AND v.state = 'open'
 RETURNING v.id, v.agent_id
 """
 # Statements of one kind in flight at once; the pool's other connections stay free for the rest.
-LANES = 3
+LANES = 1
 
 
 @dataclass(frozen=True)
