@@ -23,10 +23,9 @@ class LiveStateRecovery:
         self._live = live
         self._conversations = conversations
         self._notices = notices
-        self._owner = uuid.uuid4().hex
 
     async def check(self) -> None:
-        if not await self._live.claim_rebuild(self._owner, REBUILD_CLAIM_MS):
+        if not await self._live.claim_rebuild(uuid.uuid4().hex, REBUILD_CLAIM_MS):
             return
         restored = 0
         for conversation in await self._conversations.open_in_queues():

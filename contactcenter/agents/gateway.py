@@ -92,6 +92,8 @@ class AgentGateway:
         self._allowed_origins = set(allowed_origins)
         self._sessions: dict[uuid.UUID, AgentSession] = {}
         self._subscription: Subscription | None = None
+        # The live-state rebuild whose aftermath this gateway has seen to (`restore_lost_states`).
+        self._seen_rebuild: str | None = None
 
     async def start(self) -> None:
         self._subscription = await self._bus.subscribe(self._topology.gateway_queue(), self._deliver)
@@ -100,19 +102,20 @@ class AgentGateway:
     async def restore_lost_states(self) -> None:
         """After Redis lost live state, connected agents would never be offered work again: tell it anew
         what each one last asked to be — once the routers have put back the work agents hold, so that an
-        agent busy with accepted work is not booked again."""
-        if not await self._live.rebuilt():
+        agent busy with accepted work is not booked again. One round trip when nothing was lost."""
+        rebuild = await self._live.rebuilt()
+        if rebuild is None or rebuild == self._seen_rebuild:
             return
-        for session in list(self._sessions.values()):
-            if session.state is AgentState.OFFLINE:
-                continue
-            status = await self._live.agent_status(session.agent.id)
-            if status.state == AgentState.OFFLINE:
+        sessions = [session for session in self._sessions.values() if session.state is not AgentState.OFFLINE]
+        statuses = await self._live.agent_statuses([session.agent.id for session in sessions])
+        for session, status in zip(sessions, statuses, strict=True):
+            if status.state == AgentState.OFFLINE and self._sessions.get(session.agent.id) is session:
                 log.warning("live state forgot agent %s; restoring it as %s", session.agent.id, session.state)
                 changes = await self._live.set_agent_state(
                     session.agent.id, session.state, session.agent.queue_ids, now_ms()
                 )
                 await self._notices.announce(changes)
+        self._seen_rebuild = rebuild
 
     async def stop(self) -> None:
         for session in list(self._sessions.values()):

@@ -152,28 +152,38 @@ class LiveState:
         )
         return changes
 
-    async def claim_rebuild(self, owner: str, ttl_ms: int) -> bool:
+    async def claim_rebuild(self, claim: str, ttl_ms: int) -> bool:
         """True when live state is missing (a new or restarted Redis) and this caller may rebuild it; the
-        claim is the marker, so only one router rebuilds and the rest see live state as present."""
-        claimed = await self._redis.set(f"{self._prefix}live", owner, nx=True, px=ttl_ms)
+        claim is the marker, so only one router rebuilds and the rest see live state as present. Each claim
+        names itself anew: the name tells gateways that a rebuild happened since they last looked."""
+        claimed = await self._redis.set(f"{self._prefix}live", claim, nx=True, px=ttl_ms)
         return bool(claimed)
 
     async def finish_rebuild(self) -> None:
         await self._redis.persist(f"{self._prefix}live")
 
-    async def rebuilt(self) -> bool:
-        """True when live state is whole: the marker is there and no rebuild is under way (no expiry)."""
-        ttl: int = await self._redis.pttl(f"{self._prefix}live")
-        return ttl == -1
+    async def rebuilt(self) -> str | None:
+        """The claim of the rebuild that made live state whole, or None while it is missing or being rebuilt."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.get(f"{self._prefix}live")
+            pipe.pttl(f"{self._prefix}live")
+            claim, ttl = await pipe.execute()
+        return _text(claim) if claim is not None and ttl == -1 else None
 
     async def queue_length(self, queue_id: uuid.UUID) -> int:
         length: int = await self._redis.zcard(f"{self._prefix}queue:{queue_id}:tasks")
         return length
 
     async def agent_status(self, agent_id: uuid.UUID) -> AgentStatus:
-        state, load, capacity = await self._redis.hmget(f"{self._prefix}agent:{agent_id}", "state", "load", "capacity")
-        return AgentStatus(
-            state=_text(state) if state else "offline",
-            load=int(load or 0),
-            capacity=int(capacity or 1),
-        )
+        return (await self.agent_statuses([agent_id]))[0]
+
+    async def agent_statuses(self, agent_ids: list[uuid.UUID]) -> list[AgentStatus]:
+        """Many agents' states in one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for agent_id in agent_ids:
+                pipe.hmget(f"{self._prefix}agent:{agent_id}", "state", "load", "capacity")
+            rows = await pipe.execute()
+        return [
+            AgentStatus(state=_text(state) if state else "offline", load=int(load or 0), capacity=int(capacity or 1))
+            for state, load, capacity in rows
+        ]
