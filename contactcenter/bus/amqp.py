@@ -224,18 +224,26 @@ class AmqpSubscription:
         # Failed deliveries per message id, for a private queue only: the broker does not count them there, and
         # this subscription, the queue's only consumer, sees every delivery.
         self._failures: dict[str, int] = {}
+        # Deliveries not yet settled, per channel (a reconnect brings a new channel with new delivery tags), in
+        # the order the broker sent them, each True once its handler succeeded. Successes are acknowledged
+        # together (`_send_acks`): a run of handled deliveries at the head costs one `multiple` ack.
+        self._unsettled: dict[aiormq.abc.AbstractChannel, dict[int, bool]] = {}
+        self._acking: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._consumer_tag = await self._queue.consume(self._on_message)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        # The channel is read now: once closed, aio-pika no longer tells which one the message came on.
+        channel = message.channel
+        self._unsettled.setdefault(channel, {})[_tag(message)] = False
         # The handler runs in a task of our own: aiormq cancels its callback tasks when the channel closes, and
         # a handler cut half-way is worse than one whose ack is lost. `close` waits for these tasks.
-        task = asyncio.create_task(self._handle(message))
+        task = asyncio.create_task(self._handle(message, channel))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
 
-    async def _handle(self, message: AbstractIncomingMessage) -> None:
+    async def _handle(self, message: AbstractIncomingMessage, channel: aiormq.abc.AbstractChannel) -> None:
         delivery = Delivery(
             body=message.body,
             routing_key=message.routing_key or "",
@@ -247,10 +255,10 @@ class AmqpSubscription:
         except Exception:
             # Any failure of a handler hands the message back; the delivery limit ends a poison message.
             log.exception("handling %s from %s failed", delivery.message_id, self._spec.name)
-            await self._settle(message, ack=False, requeue=self._may_retry(delivery.message_id))
+            await self._reject(message, channel, requeue=self._may_retry(delivery.message_id))
         else:
             self._failures.pop(delivery.message_id, None)
-            await self._settle(message, ack=True)
+            self._acknowledge(message, channel)
 
     def _may_retry(self, message_id: str) -> bool:
         """Whether a failed message goes back to the queue; past the limit it is dead-lettered (or dropped)."""
@@ -263,22 +271,63 @@ class AmqpSubscription:
         log.warning("%s from %s failed %d times: dead-lettering it", message_id, self._spec.name, failures)
         return False
 
-    async def _settle(self, message: AbstractIncomingMessage, *, ack: bool, requeue: bool = True) -> None:
+    def _acknowledge(self, message: AbstractIncomingMessage, channel: aiormq.abc.AbstractChannel) -> None:
+        unsettled = self._unsettled.get(channel)
+        if unsettled is None:
+            _ack_lost(self._spec.name, [_tag(message)], "channel closed")
+            return
+        unsettled[_tag(message)] = True
+        if self._acking is None or self._acking.done():
+            self._acking = asyncio.create_task(self._send_acks())
+
+    async def _send_acks(self) -> None:
+        """Acknowledge every handled delivery: the run at the head of each channel with one `multiple` ack, the
+        rest (behind a delivery still being handled) one by one. Runs until nothing handled is left."""
+        await asyncio.sleep(0)  # handlers finishing in this turn of the loop go out with these
+        while True:
+            sent = False
+            for channel, unsettled in list(self._unsettled.items()):
+                if channel.is_closed:
+                    del self._unsettled[channel]
+                    _ack_lost(self._spec.name, [tag for tag, handled in unsettled.items() if handled], "channel closed")
+                    continue
+                head = None
+                while _head_handled(unsettled):
+                    head = next(iter(unsettled))
+                    del unsettled[head]
+                behind = [tag for tag, handled in unsettled.items() if handled]
+                for tag in behind:
+                    del unsettled[tag]
+                try:
+                    if head is not None:
+                        await channel.basic_ack(head, multiple=True)
+                    for tag in behind:
+                        await channel.basic_ack(tag)
+                except CONNECTION_EXCEPTIONS as exc:
+                    _ack_lost(self._spec.name, [*([head] if head is not None else []), *behind], type(exc).__name__)
+                sent = sent or head is not None or bool(behind)
+            if not sent:
+                return
+
+    async def _reject(
+        self, message: AbstractIncomingMessage, channel: aiormq.abc.AbstractChannel, *, requeue: bool
+    ) -> None:
+        """Hand a failed delivery back (or dead-letter it). It stays unsettled until the nack is on its way, so
+        no `multiple` ack sent meanwhile can cover it."""
         try:
-            if ack:
-                await message.ack()
-            else:
-                await message.nack(requeue=requeue)
+            await message.nack(requeue=requeue)
         except CONNECTION_EXCEPTIONS as exc:
-            # The channel that delivered it is gone (a reconnect replaced it): the broker has requeued the
-            # message and redelivers it, marked redelivered, so the handler's effects must be idempotent.
             log.warning(
-                "could not %s %s on %s (%s); the broker will redeliver it",
-                "ack" if ack else "nack",
+                "could not nack %s on %s (%s); the broker will redeliver it",
                 message.message_id,
                 self._spec.name,
                 type(exc).__name__,
             )
+        unsettled = self._unsettled.get(channel)
+        if unsettled is not None:
+            unsettled.pop(_tag(message), None)
+            if _head_handled(unsettled) and (self._acking is None or self._acking.done()):
+                self._acking = asyncio.create_task(self._send_acks())  # it held back handled ones behind it
 
     async def bind(self, routing_key: str) -> None:
         binding = _uncancelled(self._queue.bind(self._exchange, routing_key))
@@ -298,6 +347,27 @@ class AmqpSubscription:
                 log.warning("%s", exc.message)
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
+        if self._acking is not None:
+            await self._acking
         if not self._channel.is_closed:
             await self._channel.close()
         self._on_closed(self)
+
+
+def _tag(message: AbstractIncomingMessage) -> int:
+    assert message.delivery_tag is not None, "a consumer with manual acks gets a delivery tag with each message"
+    return message.delivery_tag
+
+
+def _head_handled(unsettled: dict[int, bool]) -> bool:
+    """Whether the oldest unsettled delivery has been handled (and may be acknowledged)."""
+    for handled in unsettled.values():
+        return handled
+    return False
+
+
+def _ack_lost(queue: str, tags: list[int], why: str) -> None:
+    if tags:
+        # The channel that delivered them is gone (a reconnect replaced it): the broker has requeued the
+        # messages and redelivers them, marked redelivered, so the handlers' effects must be idempotent.
+        log.warning("could not ack %d deliveries on %s (%s); the broker will redeliver them", len(tags), queue, why)

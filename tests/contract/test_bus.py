@@ -185,6 +185,39 @@ async def test_closing_a_subscription_finishes_its_handlers_and_leaves_the_rest_
     assert sorted(finished + rest.bodies()) == sorted(bodies)
 
 
+async def test_a_slow_delivery_holds_back_neither_the_acks_nor_the_deliveries_behind_it(bus: Bus, names: Names) -> None:
+    """Handled deliveries are acknowledged together; one still being handled must not keep the others
+    unacknowledged, or the prefetch window would close behind it and the consumer stall."""
+    exchange = names.exchange("interactions")
+    spec = QueueSpec(names.queue("router"), exchange, ("#",), prefetch=5)
+    await bus.declare(spec)
+    bodies = [f"m{n}".encode() for n in range(12)]
+    release, seen, done = asyncio.Event(), Inbox(), []
+
+    async def handler(delivery: Delivery) -> None:
+        await seen(delivery)
+        if delivery.body == b"m0":
+            await release.wait()
+        done.append(delivery.body)
+
+    for body in bodies:
+        await _publish(bus, exchange, "interaction.sms.inbound", body)
+    subscription = await bus.subscribe(spec, handler)
+    try:
+        await seen.wait_for(len(bodies))  # m0 still in hand: the rest got through a window of five
+        assert b"m0" not in done
+    finally:
+        release.set()  # a failure above must not leave the close below waiting on m0 for ever
+    await _eventually(lambda: len(done) == len(bodies))
+    await subscription.close()
+
+    again = Inbox()
+    subscription = await bus.subscribe(spec, again)
+    await _settled(bus, exchange, again, 0)
+    assert again.bodies() == [b"marker"], "every handled delivery was acknowledged"
+    await subscription.close()
+
+
 @pytest.mark.parametrize(
     ("binding", "delivered", "not_delivered"),
     [
