@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import secrets
 import shutil
 import socket
@@ -24,6 +25,7 @@ import aiohttp
 import asyncpg
 
 from bench.agents import AgentPool
+from bench.http import HttpClient
 from bench.processes import ServiceProcesses
 from bench.raw_limits import RawLimits, measure_raw_limits
 from bench.traffic import CHANNELS, drive, parse_mix
@@ -39,13 +41,19 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=20, help="seconds of load")
     parser.add_argument("--mix", default="sms=1", help="channel shares, e.g. sms=1 (more as channels land)")
     parser.add_argument("--customers", type=int, default=5000, help="distinct customers (some return)")
-    parser.add_argument("--agents", type=int, default=100)
+    parser.add_argument(
+        "--agents", type=int, default=None, help="simulated agents (default: three times what the rate keeps busy)"
+    )
     parser.add_argument("--accept-delay", type=float, default=0.05, help="seconds before an agent accepts")
     parser.add_argument("--hold", type=float, default=0.1, help="seconds an agent keeps a conversation")
     parser.add_argument("--routers", type=int, default=1, help="router processes (production layout)")
     parser.add_argument("--embedded", action="store_true", help="one embedded process instead")
     parser.add_argument("--skip-raw", action="store_true", help="do not measure the raw limits")
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.agents is None:
+        # Enough that offers never wait for a free agent: the figures are the service's, not the agents'.
+        args.agents = max(20, math.ceil(3 * args.rate * (args.accept_delay + args.hold)))
+    return args
 
 
 def _progress(message: str) -> None:
@@ -161,23 +169,29 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     _progress(f"starting the service: {', '.join(roles)}")
     await service.start()
     try:
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as http:
+        async with aiohttp.ClientSession() as http:
             _progress(f"creating and connecting {args.agents} agents")
             tokens = await _admin(http, base_url, admin_token, args.agents)
-            agents = AgentPool(base_url, tokens, accept_delay=args.accept_delay, hold=args.hold)
-            await agents.start()
+        agents = AgentPool(base_url, tokens, accept_delay=args.accept_delay, hold=args.hold)
+        await agents.start()
+        webhooks = HttpClient("127.0.0.1", port)
+        try:
             _progress(f"sending {args.rate}/s for {args.duration}s")
             service.start_sampling()
             started = time.perf_counter()
             mix = [
-                (CHANNELS[name](http, base_url, twilio_token, args.customers), share)
+                (CHANNELS[name](webhooks, twilio_token, args.customers), share)
                 for name, share in parse_mix(args.mix).items()
             ]
             traffic = await drive(mix, rate=args.rate, duration=args.duration)
-            elapsed = time.perf_counter() - started
-            _progress(f"sent {traffic.sent}; waiting for every acknowledged message to be stored")
+            _progress(f"sent {traffic.sent}; waiting for every acknowledged message to be stored and offered")
             stored, duplicated = await _wait_stored(database_url, namespace_schema, traffic.accepted, within=60)
             await asyncio.sleep(max(args.accept_delay + args.hold, 0.5) * 2)
+            service.stop_sampling()
+            # Until the last contact reached an agent: a service that falls behind stretches this, and its rate falls.
+            elapsed = max(agents.figures.last_delivery, started + traffic.sending_s) - started
+        finally:
+            webhooks.close()
             await agents.stop()
     finally:
         await service.stop()
@@ -196,6 +210,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "offered_rate_per_s": args.rate,
         "duration_s": round(elapsed, 2),
         "sent": traffic.sent,
+        "sending_rate_per_s": round(traffic.sent / traffic.sending_s, 1) if traffic.sending_s else None,
         "acknowledged": len(traffic.accepted),
         "statuses": dict(traffic.statuses),
         "client_failures": dict(traffic.failures),
@@ -219,6 +234,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             }
             for p in service.figures
         ],
+        "machine_cpu_percent": service.machine_cpu_percent,
     }
     if raw is not None:
         result["raw"] = {key: round(value, 1) for key, value in raw.__dict__.items()}
@@ -241,11 +257,20 @@ def _table(result: dict[str, object]) -> str:
         lines.append(f"ratio to raw bus     {result['ratio_to_raw_bus_publish']}")
     for process in result["processes"]:  # type: ignore[attr-defined]
         lines.append(f"process {process['role']:<12} cpu {process['cpu_percent']}%  peak {process['peak_rss_mb']} MiB")
+    machine = result["machine_cpu_percent"]
+    assert isinstance(machine, dict)
+    lines.append("machine cpu          " + ", ".join(f"{group} {cpu}%" for group, cpu in machine.items()))
     return "\n".join(lines)
 
 
 def main() -> None:
-    result = asyncio.run(run(_arguments()))
+    arguments = _arguments()
+    try:
+        import uvloop  # the load generator's own cost comes out of the two cores the service runs on
+    except ImportError:
+        result = asyncio.run(run(arguments))
+    else:
+        result = uvloop.run(run(arguments))
     print(_table(result))
     print(json.dumps(result))
 

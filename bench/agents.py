@@ -22,6 +22,8 @@ class AgentFigures:
     offers: Counter[str] = field(default_factory=Counter)  # reservation id -> times received
     offered_conversations: Counter[str] = field(default_factory=Counter)
     messages: int = 0
+    # perf_counter() of the last offer or message: when the service had carried everything to an agent.
+    last_delivery: float = 0.0
     revoked: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -65,9 +67,11 @@ class AgentPool:
                 match message["type"]:
                     case "offer":
                         self._on_offer(message, received)
+                        self.figures.last_delivery = time.perf_counter()
                         asyncio.create_task(self._work(socket, message["reservation"]))  # noqa: RUF006
                     case "message":
                         self.figures.messages += 1
+                        self.figures.last_delivery = time.perf_counter()
                     case "revoked":
                         self.figures.revoked += 1
                     case "error":

@@ -1,5 +1,6 @@
 """Runs the service in production layout (`--role api` and N times `--role router`, or one embedded process)
-and samples each process's CPU and peak memory."""
+and samples each process's CPU and peak memory — and the CPU of everything else on the machine (the servers,
+the load generator), since on two shared cores they all draw from the same budget."""
 
 from __future__ import annotations
 
@@ -28,6 +29,34 @@ class ProcessFigures:
         return round(100 * (self.rss_mb_samples[-1] - warm) / warm, 1)
 
 
+# Who else runs on the machine, by process name or command line.
+MACHINE_GROUPS = {"rabbitmq": ("beam.smp",), "postgres": ("postgres",), "redis": ("redis-server",)}
+
+
+def _group_of(process: psutil.Process, own: dict[int, str]) -> str:
+    if process.pid in own:
+        return own[process.pid]
+    if process.pid == os.getpid():
+        return "load generator"
+    name = process.name()
+    for group, names in MACHINE_GROUPS.items():
+        if name in names:
+            return group
+    return "other"
+
+
+def _cpu_seconds_by_group(own: dict[int, str]) -> dict[str, float]:
+    used: dict[str, float] = {}
+    for process in psutil.process_iter():
+        try:
+            times = process.cpu_times()
+            group = _group_of(process, own)
+        except psutil.Error:
+            continue  # it ended meanwhile
+        used[group] = used.get(group, 0.0) + times.user + times.system
+    return used
+
+
 class ServiceProcesses:
     def __init__(self, env: dict[str, str], roles: list[str], port: int) -> None:
         self._env = env
@@ -36,6 +65,9 @@ class ServiceProcesses:
         self._processes: list[tuple[str, asyncio.subprocess.Process]] = []
         self._sampler: asyncio.Task[None] | None = None
         self.figures: list[ProcessFigures] = []
+        # CPU per group of processes on the machine over the sampled window, in % of one core.
+        self.machine_cpu_percent: dict[str, float] = {}
+        self._machine_start: tuple[dict[str, float], float] | None = None
 
     async def start(self) -> None:
         for n, role in enumerate(self._roles):
@@ -58,8 +90,26 @@ class ServiceProcesses:
                 port = self._port if role in ("api", "all") else self._port + 1 + n
                 await _wait_ready(http, f"http://127.0.0.1:{port}/readyz")
 
+    def _own(self) -> dict[int, str]:
+        return {process.pid: f"service {role}" for role, process in self._processes}
+
     def start_sampling(self) -> None:
+        self._machine_start = (_cpu_seconds_by_group(self._own()), time.perf_counter())
         self._sampler = asyncio.create_task(self._sample())
+
+    def stop_sampling(self) -> None:
+        """End the window: CPU of each group of processes on the machine since `start_sampling`."""
+        if self._sampler is not None:
+            self._sampler.cancel()
+        if self._machine_start is None:
+            return
+        before, started = self._machine_start
+        elapsed = time.perf_counter() - started
+        after = _cpu_seconds_by_group(self._own())
+        self.machine_cpu_percent = {
+            group: round(100 * (seconds - before.get(group, 0.0)) / elapsed, 1)
+            for group, seconds in sorted(after.items(), key=lambda item: before.get(item[0], 0.0) - item[1])
+        }
 
     async def _sample(self) -> None:
         handles = [(role, psutil.Process(p.pid)) for role, p in self._processes]
