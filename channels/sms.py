@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from channels.publishing import InteractionPublisher
-from channels.twilio_signature import twilio_form, verify_twilio_signature
+from channels.twilio_signature import TwilioSignature, twilio_form
 from contactcenter.errors import Invalid
 from contactcenter.identities import normalise_phone
 from contactcenter.settings import Settings
@@ -47,16 +47,12 @@ def inbound_sms(form: Mapping[str, str], default_region: str) -> Interaction:
 class SmsWebhook:
     def __init__(self, settings: Settings, publisher: InteractionPublisher) -> None:
         self._settings = settings
+        self._signature = TwilioSignature(settings.twilio_auth_token.get_secret_value(), settings.public_url)
         self._publisher = publisher
 
     async def receive(self, request: web.Request) -> web.Response:
         form = await twilio_form(request)
-        verify_twilio_signature(
-            request,
-            form,
-            auth_token=self._settings.twilio_auth_token.get_secret_value(),
-            public_url=self._settings.public_url,
-        )
+        self._signature.verify(request, form)
         interaction = inbound_sms(form, self._settings.default_region)
         await self._publisher.publish(interaction)
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
