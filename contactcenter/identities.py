@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import phonenumbers
 
@@ -21,6 +22,13 @@ class Identity:
 
 def normalise_phone(raw: str, default_region: str, *, field: str = "From") -> str:
     """E.164 form of `raw`, read in `default_region` when it has no country code."""
+    return _e164(raw, default_region, field)
+
+
+# Customers come back, and each contact is read twice (at the edge, then by the router): parsing is the
+# costly part, so the numbers seen lately are remembered. What does not parse raises, and is not remembered.
+@lru_cache(maxsize=16384)
+def _e164(raw: str, default_region: str, field: str) -> str:
     try:
         number = phonenumbers.parse(raw, default_region)
     except phonenumbers.NumberParseException as exc:
