@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aio_pika
 import aiormq
@@ -116,17 +116,27 @@ class AmqpBus:
     async def publish(
         self, exchange: str, routing_key: str, body: bytes, *, message_id: str, mandatory: bool = False
     ) -> None:
-        message = aio_pika.Message(
-            body,
+        properties = aiormq.spec.Basic.Properties(
             message_id=message_id,
             content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT.value,
         )
-        await _bounded(self._publish(exchange, routing_key, message, mandatory), self._timeout, "publish")
+        await _bounded(self._publish(exchange, routing_key, body, properties, mandatory), self._timeout, "publish")
 
-    async def _publish(self, exchange: str, routing_key: str, message: aio_pika.Message, mandatory: bool) -> None:
-        target = await self._exchange(exchange)
-        confirmation = await target.publish(message, routing_key, mandatory=mandatory)
+    async def _publish(
+        self, exchange: str, routing_key: str, body: bytes, properties: aiormq.spec.Basic.Properties, mandatory: bool
+    ) -> None:
+        await self._exchange(exchange)
+        if self._publish_channel.is_closed:  # closed for good (or reconnecting): say so now, as aio-pika does
+            raise aiormq.exceptions.ChannelInvalidStateError("the publishing channel is closed")
+        channel = cast(aiormq.Channel, await self._publish_channel.get_underlay_channel())  # `wait` is aiormq.Channel's
+        # aio-pika's `Exchange.publish` keeps the channel's lock until the frame is written and drained, so
+        # concurrent publishes leave one per turn of the loop, each waiter rescanning the lock's queue. Without
+        # the drain the lock is let go once the frame is queued; the connection's bounded write queue still
+        # holds back a publisher that runs ahead, and the broker's confirm is awaited all the same.
+        confirmation = await channel.basic_publish(
+            body, exchange=exchange, routing_key=routing_key, properties=properties, mandatory=mandatory, wait=False
+        )
         if not isinstance(confirmation, aiormq.spec.Basic.Ack):
             raise Unavailable(f"RabbitMQ did not confirm the message (publish): {type(confirmation).__name__}")
 
