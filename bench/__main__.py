@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import secrets
 import shutil
 import socket
@@ -30,9 +31,9 @@ from bench.processes import ServiceProcesses
 from bench.raw_limits import RawLimits, measure_raw_limits
 from bench.traffic import CHANNELS, drive, parse_mix
 
-DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
-REDIS_URL = "redis://127.0.0.1:6379/0"
-AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
 def _arguments() -> argparse.Namespace:

@@ -1,0 +1,38 @@
+"""The benchmark's one command works end to end: a short, slow run through the real edges prints its figures
+and the raw limits beside them. (It proves the command, not a speed: figures come from a real run.)"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+
+
+async def test_the_benchmark_command_prints_its_figures_and_the_ratio_to_the_raw_bus() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench",
+        "--rate",
+        "20",
+        "--duration",
+        "2",
+        "--agents",
+        "5",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 100)
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    table, _, line = stdout.decode().strip().rpartition("\n")
+    result = json.loads(line)
+    assert "arrival -> offer" in table and "machine cpu" in table
+    assert result["sent"] == result["acknowledged"] == 40
+    assert result["lost"] == 0 and result["duplicated"] == 0
+    assert 0 < result["offers"] <= 40
+    assert set(result["arrival_to_offer_ms"]) == {"p50", "p95", "p99", "mean"}
+    assert {process["role"] for process in result["processes"]} == {"api", "router"}
+    assert result["ratio_to_raw_bus_publish"] > 0 and result["raw"]["bus_publish_per_s"] > 0
+    assert "load generator" in result["machine_cpu_percent"]

@@ -1,0 +1,49 @@
+"""`X-Twilio-Signature`: one HMAC for the usual webhook, Twilio's other URL forms still accepted."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp.test_utils import make_mocked_request
+from twilio.request_validator import RequestValidator
+
+from channels.twilio_signature import TwilioSignature
+from contactcenter.errors import Forbidden
+
+TOKEN = "12345678901234567890123456789012"
+FORM = {"MessageSid": "SM1", "From": "+14155550100", "Body": "Hello"}
+PATH = "/channels/twilio/sms"
+
+
+def _signed(url: str, token: str = TOKEN) -> dict[str, str]:
+    return {"X-Twilio-Signature": RequestValidator(token).compute_signature(url, FORM)}
+
+
+@pytest.mark.parametrize(
+    "signed_url",
+    ["https://cc.example.com/channels/twilio/sms", "https://cc.example.com:443/channels/twilio/sms"],
+)
+def test_a_signature_over_the_public_url_with_or_without_its_port_is_accepted(signed_url: str) -> None:
+    request = make_mocked_request("POST", PATH, headers=_signed(signed_url))
+    TwilioSignature(TOKEN, "https://cc.example.com").verify(request, FORM)
+
+
+@pytest.mark.parametrize(
+    ("headers", "token"),
+    [
+        ({}, TOKEN),
+        (_signed("https://cc.example.com/channels/twilio/sms", token="another token"), TOKEN),
+        (_signed("https://elsewhere.example.com/channels/twilio/sms"), TOKEN),
+        (_signed("https://cc.example.com/channels/twilio/sms"), ""),
+    ],
+    ids=["missing", "other token", "other url", "no token configured"],
+)
+def test_a_missing_or_wrong_signature_is_forbidden(headers: dict[str, str], token: str) -> None:
+    request = make_mocked_request("POST", PATH, headers=headers)
+    with pytest.raises(Forbidden):
+        TwilioSignature(token, "https://cc.example.com").verify(request, FORM)
+
+
+def test_a_changed_form_is_forbidden() -> None:
+    request = make_mocked_request("POST", PATH, headers=_signed("https://cc.example.com/channels/twilio/sms"))
+    with pytest.raises(Forbidden):
+        TwilioSignature(TOKEN, "https://cc.example.com").verify(request, {**FORM, "Body": "Goodbye"})
