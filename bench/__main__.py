@@ -75,6 +75,18 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def _p99_by_window(arrivals: list[float], latencies: list[float], windows: int = 10) -> list[float]:
+    """p99 of the offers that arrived in each tenth of the run: a long run that slows down shows it here."""
+    if not arrivals:
+        return []
+    first, last = min(arrivals), max(arrivals)
+    width = (last - first) / windows or 1.0
+    split: list[list[float]] = [[] for _ in range(windows)]
+    for arrived, latency in zip(arrivals, latencies, strict=True):
+        split[min(windows - 1, int((arrived - first) / width))].append(latency)
+    return [round(_percentile(part, 0.99), 1) for part in split]
+
+
 async def _admin(http: aiohttp.ClientSession, base_url: str, token: str, agents: int) -> list[str]:
     headers = {"Authorization": f"Bearer {token}"}
     async with http.post(f"{base_url}/api/v1/queues", json={"name": "bench", "channels": ["sms"]}, headers=headers):
@@ -224,6 +236,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             "p99": round(_percentile(latencies, 0.99), 2),
             "mean": round(statistics.fmean(latencies), 2) if latencies else None,
         },
+        "arrival_to_offer_p99_ms_by_tenth": _p99_by_window(figures.arrivals, latencies),
         "lost": len(traffic.accepted) - stored,
         "duplicated": duplicated + sum(n - 1 for n in figures.offers.values()),
         "processes": [
@@ -251,6 +264,7 @@ def _table(result: dict[str, object]) -> str:
         f"sustained            {result['sustained_interactions_per_s']} interactions/s"
         f" (offered {result['offered_rate_per_s']})",
         f"arrival -> offer     p50 {latency['p50']} ms  p95 {latency['p95']} ms  p99 {latency['p99']} ms",
+        f"p99 by tenth of run  {result['arrival_to_offer_p99_ms_by_tenth']}",
         f"lost / duplicated    {result['lost']} / {result['duplicated']}",
     ]
     if "raw" in result:

@@ -19,6 +19,7 @@ import aiohttp
 class AgentFigures:
     # Arrival of the webhook (the server's clock, from the offered interaction) to the offer on the socket.
     arrival_to_offer_ms: list[float] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)  # each offer's arrival (epoch seconds), in the same order
     offers: Counter[str] = field(default_factory=Counter)  # reservation id -> times received
     offered_conversations: Counter[str] = field(default_factory=Counter)
     messages: int = 0
@@ -81,6 +82,7 @@ class AgentPool:
         reservation = message["reservation"]
         arrived = datetime.fromisoformat(reservation["interaction"]["received_at"]).timestamp()
         self.figures.arrival_to_offer_ms.append((received - arrived) * 1000)
+        self.figures.arrivals.append(arrived)
         self.figures.offers[reservation["id"]] += 1
         self.figures.offered_conversations[reservation["conversation_id"]] += 1
 

@@ -45,16 +45,40 @@ def _group_of(process: psutil.Process, own: dict[int, str]) -> str:
     return "other"
 
 
-def _cpu_seconds_by_group(own: dict[int, str]) -> dict[str, float]:
-    used: dict[str, float] = {}
+def _cpu_seconds_by_pid(own: dict[int, str]) -> dict[int, tuple[str, float]]:
+    used: dict[int, tuple[str, float]] = {}
     for process in psutil.process_iter():
         try:
             times = process.cpu_times()
-            group = _group_of(process, own)
+            used[process.pid] = (_group_of(process, own), times.user + times.system)
         except psutil.Error:
             continue  # it ended meanwhile
-        used[group] = used.get(group, 0.0) + times.user + times.system
     return used
+
+
+class MachineCpu:
+    """CPU per group of processes over a window. Sampled as the window goes, per process: a server's worker
+    that ends mid-window (a database connection the pool retired) still counts up to its last sample, and
+    one that starts counts from nought."""
+
+    def __init__(self, own: dict[int, str]) -> None:
+        self._own = own
+        self._first = _cpu_seconds_by_pid(own)
+        self._last = dict(self._first)
+        self._started = time.perf_counter()
+
+    def sample(self) -> None:
+        self._last |= _cpu_seconds_by_pid(self._own)
+
+    def percent_by_group(self) -> dict[str, float]:
+        self.sample()
+        elapsed = time.perf_counter() - self._started
+        used: dict[str, float] = {}
+        for pid, (group, seconds) in self._last.items():
+            used[group] = used.get(group, 0.0) + seconds - self._first.get(pid, (group, 0.0))[1]
+        return {
+            group: round(100 * seconds / elapsed, 1) for group, seconds in sorted(used.items(), key=lambda x: -x[1])
+        }
 
 
 class ServiceProcesses:
@@ -67,7 +91,7 @@ class ServiceProcesses:
         self.figures: list[ProcessFigures] = []
         # CPU per group of processes on the machine over the sampled window, in % of one core.
         self.machine_cpu_percent: dict[str, float] = {}
-        self._machine_start: tuple[dict[str, float], float] | None = None
+        self._machine: MachineCpu | None = None
 
     async def start(self) -> None:
         for n, role in enumerate(self._roles):
@@ -90,26 +114,16 @@ class ServiceProcesses:
                 port = self._port if role in ("api", "all") else self._port + 1 + n
                 await _wait_ready(http, f"http://127.0.0.1:{port}/readyz")
 
-    def _own(self) -> dict[int, str]:
-        return {process.pid: f"service {role}" for role, process in self._processes}
-
     def start_sampling(self) -> None:
-        self._machine_start = (_cpu_seconds_by_group(self._own()), time.perf_counter())
+        self._machine = MachineCpu({process.pid: f"service {role}" for role, process in self._processes})
         self._sampler = asyncio.create_task(self._sample())
 
     def stop_sampling(self) -> None:
         """End the window: CPU of each group of processes on the machine since `start_sampling`."""
         if self._sampler is not None:
             self._sampler.cancel()
-        if self._machine_start is None:
-            return
-        before, started = self._machine_start
-        elapsed = time.perf_counter() - started
-        after = _cpu_seconds_by_group(self._own())
-        self.machine_cpu_percent = {
-            group: round(100 * (seconds - before.get(group, 0.0)) / elapsed, 1)
-            for group, seconds in sorted(after.items(), key=lambda item: before.get(item[0], 0.0) - item[1])
-        }
+        if self._machine is not None:
+            self.machine_cpu_percent = self._machine.percent_by_group()
 
     async def _sample(self) -> None:
         handles = [(role, psutil.Process(p.pid)) for role, p in self._processes]
@@ -118,6 +132,8 @@ class ServiceProcesses:
         try:
             while True:
                 await asyncio.sleep(0.5)
+                if self._machine is not None:
+                    self._machine.sample()
                 for figures, (_, handle), (times, started) in zip(self.figures, handles, first, strict=True):
                     rss = handle.memory_info().rss / 2**20
                     figures.rss_mb_samples.append(rss)

@@ -29,15 +29,8 @@ async def open_pool(url: str, *, schema: str = "public", min_size: int = 2, max_
         url,
         min_size=min_size,
         max_size=max_size,
-        # The schema in the name tells an operator (and a test) whose connections these are. Every statement
-        # is prepared once per connection and looks rows up by key: a generic plan serves each call, where
-        # custom plans (the default for statements taking arrays) would plan every call again — half the
-        # database's time reading an offer's card went into planning.
-        server_settings={
-            "search_path": schema,
-            "application_name": f"contactcenter:{schema}",
-            "plan_cache_mode": "force_generic_plan",
-        },
+        # The schema in the name tells an operator (and a test) whose connections these are.
+        server_settings={"search_path": schema, "application_name": f"contactcenter:{schema}"},
         init=_init_connection,
         reset=_keep_session,
     )
