@@ -54,8 +54,11 @@ class _Connection(asyncio.Protocol):
             self._fail(HttpError(f"not an HTTP answer: {head[0]!r}"))
             return
         answer, self._answer = self._answer, None
+        if answer is None:
+            self._fail(HttpError(f"an answer nobody asked for: {head[0]!r}"))
+            return
         self._idle.append(self)
-        if answer is not None and not answer.done():
+        if not answer.done():
             answer.set_result(status)
 
     def connection_lost(self, exc: Exception | None) -> None:
