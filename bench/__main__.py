@@ -28,6 +28,7 @@ import asyncpg
 from bench.agents import AgentPool
 from bench.http import HttpClient
 from bench.processes import ServiceProcesses
+from bench.profiling import Profilers
 from bench.raw_limits import RawLimits, measure_raw_limits
 from bench.traffic import CHANNELS, drive, parse_mix
 
@@ -50,6 +51,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--routers", type=int, default=1, help="router processes (production layout)")
     parser.add_argument("--embedded", action="store_true", help="one embedded process instead")
     parser.add_argument("--skip-raw", action="store_true", help="do not measure the raw limits")
+    parser.add_argument("--profile", type=Path, help="write a py-spy flame graph of each process into this folder")
     args = parser.parse_args()
     if args.agents is None:
         # Enough that offers never wait for a free agent: the figures are the service's, not the agents'.
@@ -146,6 +148,7 @@ async def _clean_up(namespace: str) -> None:
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
+    profilers = Profilers(args.profile) if args.profile else None
     raw: RawLimits | None = None
     if not args.skip_raw and not args.embedded:
         _progress("measuring the raw limits of the bus, PostgreSQL and Redis")
@@ -191,6 +194,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         try:
             _progress(f"sending {args.rate}/s for {args.duration}s")
             service.start_sampling()
+            if profilers is not None:
+                await profilers.start(service.pids, args.duration)
             started = time.perf_counter()
             mix = [
                 (CHANNELS[name](webhooks, twilio_token, args.customers), share)
@@ -201,6 +206,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             stored, duplicated = await _wait_stored(database_url, namespace_schema, traffic.accepted, within=60)
             await asyncio.sleep(max(args.accept_delay + args.hold, 0.5) * 2)
             service.stop_sampling()
+            if profilers is not None:
+                _progress(f"flame graphs: {', '.join(str(path) for path in await profilers.finish())}")
             # Until the last contact reached an agent: a service that falls behind stretches this, and its rate falls.
             elapsed = max(agents.figures.last_delivery, started + traffic.sending_s) - started
         finally:

@@ -114,6 +114,10 @@ class ServiceProcesses:
                 port = self._port if role in ("api", "all") else self._port + 1 + n
                 await _wait_ready(http, f"http://127.0.0.1:{port}/readyz")
 
+    @property
+    def pids(self) -> dict[str, int]:
+        return {f"{role}{n}" if role == "router" else role: p.pid for n, (role, p) in enumerate(self._processes)}
+
     def start_sampling(self) -> None:
         self._machine = MachineCpu({process.pid: f"service {role}" for role, process in self._processes})
         self._sampler = asyncio.create_task(self._sample())
