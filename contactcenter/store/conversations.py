@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
+# Each batched statement below has a twin for a batch of one — the usual case below saturation. PostgreSQL
+# cannot tell how long an array parameter is, so a statement taking arrays never finds its generic plan cheap
+# enough and is planned anew on every call, which costs several times its execution (~150 µs of the
+# database's CPU for reading a card); the twin over plain values is planned once per connection.
 RECORD_INBOUND = "SELECT * FROM cc_record_inbound($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 # Many recordings in one statement (one transaction), in the order given: callers sort by identity, so two
 # routers take the per-identity advisory locks in the same order and never wait on each other in a circle.
@@ -64,14 +68,15 @@ INSERT INTO interactions (id, channel, direction, provider_id, client_id, conver
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 """
 # An interaction with what an offer needs beside it: the queue's name and the client's whole card.
-INTERACTION_IN_CONTEXT = f"""
+_IN_CONTEXT = f"""
 SELECT x.id, x.channel, x.direction, x.provider_id, x.from_address, x.to_address, x.from_verified, x.body,
        x.received_at, x.client_id, coalesce(q.name, '') AS queue_name, {CARD_OF_INTERACTION} AS card
 FROM interactions x
 LEFT JOIN conversations v ON v.id = x.conversation_id
 LEFT JOIN queues q ON q.id = v.queue_id
-WHERE x.id = ANY($1::uuid[])
 """
+INTERACTION_IN_CONTEXT = _IN_CONTEXT + "WHERE x.id = $1"
+INTERACTIONS_IN_CONTEXT = _IN_CONTEXT + "WHERE x.id = ANY($1::uuid[])"
 # Where a reply goes: back to whoever last wrote in, from the address they wrote to.
 REPLY_ROUTE = """
 SELECT v.channel, v.client_id, x.from_address, x.to_address
@@ -92,17 +97,23 @@ ORDER BY v.opened_at
 """
 # Assign and close answer the (conversation, agent) pairs they changed; a pair missing from the answer was not
 # open (or, for close, not this agent's).
-ASSIGN = """
+ASSIGN_MANY = """
 UPDATE conversations v SET agent_id = u.agent_id
 FROM unnest($1::uuid[], $2::uuid[]) AS u(id, agent_id)
 WHERE v.id = u.id AND v.state = 'open'
 RETURNING v.id, v.agent_id
 """
-CLOSE = """
+ASSIGN = "UPDATE conversations SET agent_id = $2 WHERE id = $1 AND state = 'open' RETURNING id, agent_id"
+CLOSE_MANY = """
 UPDATE conversations v SET state = 'closed', closed_at = now()
 FROM unnest($1::uuid[], $2::uuid[]) AS u(id, agent_id)
 WHERE v.id = u.id AND v.agent_id = u.agent_id AND v.state = 'open'
 RETURNING v.id, v.agent_id
+"""
+CLOSE = """
+UPDATE conversations SET state = 'closed', closed_at = now()
+WHERE id = $1 AND agent_id = $2 AND state = 'open'
+RETURNING id, agent_id
 """
 # Statements of one kind in flight at once; the pool's other connections stay free for the rest.
 LANES = 1
@@ -147,8 +158,7 @@ class Conversations:
     async def _record_many(self, calls: list[tuple[Interaction, Identity]]) -> list[RecordedInteraction]:
         order = sorted(range(len(calls)), key=lambda n: (calls[n][1].kind, calls[n][1].value))
         ordered = [calls[n] for n in order]
-        rows = await self._pool.fetch(
-            RECORD_INBOUND_MANY,
+        columns = (
             [i.id for i, _ in ordered],
             [str(i.channel) for i, _ in ordered],
             [str(i.direction) for i, _ in ordered],
@@ -161,6 +171,10 @@ class Conversations:
             [i.body for i, _ in ordered],
             [i.received_at for i, _ in ordered],
         )
+        if len(calls) == 1:
+            rows = await self._pool.fetch(RECORD_INBOUND, *(column[0] for column in columns))
+        else:
+            rows = await self._pool.fetch(RECORD_INBOUND_MANY, *columns)
         assert len(rows) == len(calls), "cc_record_inbound always answers one row"
         recorded = {
             n: RecordedInteraction(
@@ -181,7 +195,11 @@ class Conversations:
         return await self._reading.call(interaction_id)
 
     async def _read_many(self, interaction_ids: list[uuid.UUID]) -> list[InteractionInContext | NotFound]:
-        rows = await self._pool.fetch(INTERACTION_IN_CONTEXT, list(set(interaction_ids)))
+        distinct = list(set(interaction_ids))
+        if len(distinct) == 1:
+            rows = await self._pool.fetch(INTERACTION_IN_CONTEXT, distinct[0])
+        else:
+            rows = await self._pool.fetch(INTERACTIONS_IN_CONTEXT, distinct)
         found = {row["id"]: row for row in rows}
         return [
             _in_context(found[n]) if n in found else NotFound(f"no interaction {n}", field="interaction_id")
@@ -192,7 +210,7 @@ class Conversations:
         await self._assigning.call((conversation_id, agent_id))
 
     async def _assign_many(self, calls: list[Assignment]) -> list[NotFound | None]:
-        changed = await self._changed(ASSIGN, calls)
+        changed = await self._changed(ASSIGN, ASSIGN_MANY, calls)
         return [
             None if call in changed else NotFound(f"conversation {call[0]} is not open", field="conversation_id")
             for call in calls
@@ -202,7 +220,7 @@ class Conversations:
         await self._closing.call((conversation_id, agent_id))
 
     async def _close_many(self, calls: list[Assignment]) -> list[NotFound | None]:
-        changed = await self._changed(CLOSE, calls)
+        changed = await self._changed(CLOSE, CLOSE_MANY, calls)
         return [
             None
             if call in changed
@@ -210,8 +228,11 @@ class Conversations:
             for call in calls
         ]
 
-    async def _changed(self, statement: str, calls: list[Assignment]) -> set[Assignment]:
-        rows = await self._pool.fetch(statement, [c for c, _ in calls], [a for _, a in calls])
+    async def _changed(self, one: str, many: str, calls: list[Assignment]) -> set[Assignment]:
+        if len(calls) == 1:
+            rows = await self._pool.fetch(one, *calls[0])
+        else:
+            rows = await self._pool.fetch(many, [c for c, _ in calls], [a for _, a in calls])
         return {(row["id"], row["agent_id"]) for row in rows}
 
     async def reply_route(self, conversation_id: uuid.UUID, agent_id: uuid.UUID) -> ReplyRoute:
