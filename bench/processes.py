@@ -29,7 +29,7 @@ class ProcessFigures:
         return round(100 * (self.rss_mb_samples[-1] - warm) / warm, 1)
 
 
-# Who else runs on the machine, by process name or command line.
+# Who else runs on the machine, by process name.
 MACHINE_GROUPS = {"rabbitmq": ("beam.smp",), "postgres": ("postgres",), "redis": ("redis-server",)}
 
 
