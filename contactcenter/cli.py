@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import secrets
 import sys
@@ -55,14 +56,24 @@ def serve(settings: Settings, role: Role) -> None:
         f"readiness {base}/readyz, Twilio SMS webhook {base}/channels/twilio/sms, agents {base}/api/v1/agents/ws",
         flush=True,
     )
+    app = create_app(settings, role)
+    app.on_startup.append(_freeze_what_startup_made)
     web.run_app(
-        create_app(settings, role),
+        app,
         loop=_event_loop(),
         host=settings.http_host,
         port=settings.http_port,
         print=None,
         access_log=None,
     )
+
+
+async def _freeze_what_startup_made(app: web.Application) -> None:
+    """Modules, models and connections made at start-up live as long as the process: kept out of the garbage
+    collector's view, its full collections (tens of ms stalls under load, each a spike in the latency of
+    every contact in flight) scan only what came since."""
+    gc.collect()
+    gc.freeze()
 
 
 async def _migrate(settings: Settings) -> None:
