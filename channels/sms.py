@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from channels.admission import Admission
 from channels.publishing import InteractionPublisher
 from channels.twilio_signature import TwilioSignature, twilio_form
 from contactcenter.errors import Invalid
@@ -45,14 +46,16 @@ def inbound_sms(form: Mapping[str, str], default_region: str) -> Interaction:
 
 
 class SmsWebhook:
-    def __init__(self, settings: Settings, publisher: InteractionPublisher) -> None:
+    def __init__(self, settings: Settings, publisher: InteractionPublisher, admission: Admission) -> None:
         self._settings = settings
         self._signature = TwilioSignature(settings.twilio_auth_token.get_secret_value(), settings.public_url)
         self._publisher = publisher
+        self._admission = admission
 
     async def receive(self, request: web.Request) -> web.Response:
-        form = await twilio_form(request)
-        self._signature.verify(request, form)
-        interaction = inbound_sms(form, self._settings.default_region)
-        await self._publisher.publish(interaction)
+        with self._admission.slot():
+            form = await twilio_form(request)
+            self._signature.verify(request, form)
+            interaction = inbound_sms(form, self._settings.default_region)
+            await self._publisher.publish(interaction)
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")

@@ -14,6 +14,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from channels.admission import Admission
 from channels.publishing import InteractionPublisher
 from channels.replies import ReplySender
 from channels.sms import SmsWebhook
@@ -68,6 +69,7 @@ class Services:
 
 SETTINGS = web.AppKey("settings", Settings)
 SERVICES = web.AppKey("services", Services)
+ADMISSION = web.AppKey("admission", Admission)
 
 
 @contextlib.asynccontextmanager
@@ -188,7 +190,8 @@ async def _start_api(
     )
     restore_states.start()
     stack.push_async_callback(restore_states.stop)
-    sms = SmsWebhook(settings, InteractionPublisher(services.bus, services.topology))
+    admission = app[ADMISSION] = Admission(settings.webhook_concurrency)  # shared by every provider's webhooks
+    sms = SmsWebhook(settings, InteractionPublisher(services.bus, services.topology), admission)
     app.router.add_routes(
         [
             web.post("/channels/twilio/sms", sms.receive),

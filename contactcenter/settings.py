@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     # How often routers check that Redis still holds live state (and rebuild it from PostgreSQL if not).
     live_check_seconds: float = 2.0
     publish_timeout_seconds: float = 5.0
+    # Contacts an API process takes in from webhooks at once; past it, providers get a 503 and retry.
+    webhook_concurrency: int = Field(default=200, ge=1)
     router_prefetch: int = 32
     delivery_limit: int = 5
     log_level: str = "INFO"

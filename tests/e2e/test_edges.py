@@ -3,11 +3,18 @@ unknown tokens, an error message on the agent socket — never a 500, never a dr
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from urllib.parse import urlencode
+
 import aiohttp
 import pytest
 from twilio.request_validator import RequestValidator
 
+from contactcenter.app import ADMISSION
 from contactcenter.settings import Settings
+from contactcenter.store.cards import Cards
+from schema import ClientCard, IdentityKind
 from tests.running import TWILIO_AUTH_TOKEN, RunningService, run_service
 
 
@@ -186,3 +193,57 @@ async def test_an_agent_may_authenticate_with_a_bearer_header(service: RunningSe
     )
     assert (await socket.receive_json())["type"] == "hello"
     await socket.close()
+
+
+async def test_webhooks_past_the_admission_bound_get_a_503_to_retry_and_nothing_is_lost(
+    service_settings: Settings,
+) -> None:
+    """An overloaded API answers at once with a 503 (Twilio retries) instead of taking in more than it carries."""
+    async with run_service(service_settings.model_copy(update={"webhook_concurrency": 1})) as service:
+        await service.create_queue("sales", ["sms"])
+        # A webhook whose body is still on its way holds the only place.
+        form = {"From": "+14155550134", "MessageSid": "SM" + "d" * 32, "Body": "first"}
+        path = "/channels/twilio/sms"
+        body = urlencode(form).encode()
+        signature = RequestValidator(TWILIO_AUTH_TOKEN).compute_signature(f"{service.base_url}{path}", form)
+        host, port = service.base_url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(body)}\r\n"
+            f"Content-Type: application/x-www-form-urlencoded\r\nX-Twilio-Signature: {signature}\r\n\r\n".encode()
+            + body[:10]
+        )
+        await writer.drain()
+        try:
+            admission = service.app[ADMISSION]
+            await _until(lambda: admission.in_hand == 1)
+
+            refused = await service.post_sms(sender="+14155550135", body="second", message_sid="SM" + "e" * 32)
+            assert refused.status == 503
+            assert refused.headers["Retry-After"] == "1"
+            assert (await refused.json())["error"]["code"] == "unavailable"
+
+            writer.write(body[10:])
+            await writer.drain()
+            assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+        finally:
+            writer.close()  # a failure above must not leave the service waiting for the rest of the body
+        # Twilio's retry of the refused one now gets through, and both are on the card.
+        retried = await service.post_sms(sender="+14155550135", body="second", message_sid="SM" + "e" * 32)
+        assert retried.status == 200
+        for number, text in (("+14155550134", "first"), ("+14155550135", "second")):
+            card = await _card_when_stored(service.services.cards, number)
+            assert [entry.body for entry in card.timeline] == [text]
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 10) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+async def _card_when_stored(cards: Cards, number: str, timeout: float = 10) -> ClientCard:
+    async with asyncio.timeout(timeout):
+        while (card := await cards.by_identity(IdentityKind.PHONE, number)) is None:
+            await asyncio.sleep(0.02)
+    return card
