@@ -53,6 +53,12 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--skip-raw", action="store_true", help="do not measure the raw limits")
     parser.add_argument("--profile", type=Path, help="write a py-spy flame graph of each process into this folder")
     args = parser.parse_args()
+    if args.rate <= 0 or args.duration <= 0:
+        parser.error("--rate and --duration must be above zero")
+    try:
+        parse_mix(args.mix)
+    except ValueError as exc:
+        parser.error(f"--mix: {exc}")
     if args.agents is None:
         # Enough that offers never wait for a free agent: the figures are the service's, not the agents'.
         args.agents = max(20, math.ceil(3 * args.rate * (args.accept_delay + args.hold)))

@@ -10,7 +10,7 @@ import secrets
 import sys
 
 from aiohttp import web
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from contactcenter.app import Role, create_app
 from contactcenter.settings import Settings
@@ -31,7 +31,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        # Name the variable, not pydantic's model: the operator set CC_..., not `Settings.webhook_concurrency`.
+        problems = "; ".join(f"CC_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        sys.exit(f"contactcenter: bad configuration: {problems}")
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from contactcenter.cli import main
 from contactcenter.settings import Settings
 
 
@@ -29,3 +32,14 @@ def test_secrets_do_not_show_in_the_settings_repr(monkeypatch: pytest.MonkeyPatc
     shown = repr(Settings(_env_file=None))
     assert "hunter2" not in shown
     assert "twilio-secret" not in shown
+
+
+@pytest.mark.parametrize(("name", "value"), [("CC_WEBHOOK_CONCURRENCY", "0"), ("CC_HTTP_PORT", "eighty")])
+def test_a_bad_setting_stops_the_command_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, value: str
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env of the developer's
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as stopped:
+        main(["serve"])
+    assert isinstance(stopped.value.code, str) and name in stopped.value.code
