@@ -2,8 +2,9 @@
 
 A provider retries a 503 (Twilio does, with the same idempotency key), so nothing is lost. What the bound buys
 is that an overloaded service goes on carrying what it accepted at full speed, instead of taking everything
-in, confirming nothing within the provider's patience, and carrying less: on two cores at 1,200 SMS/s offered,
-the ~950/s the service can carry fell to ~690/s, with 503s only after five-second waits.
+in, confirming nothing within the provider's patience, and carrying less: on two cores at 1,000 SMS/s offered
+it carried 645 to 710/s without the bound (503s only after five-second waits, p99 6.4 s) and 774/s with it
+(p99 0.9 s).
 """
 
 from __future__ import annotations

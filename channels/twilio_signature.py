@@ -34,8 +34,9 @@ class TwilioSignature:
         url = public_url_of(request, self._public_url)
         # One signature over the URL as we see it answers almost every webhook; `validate` then tries what
         # Twilio may also have signed (the URL with or without its port) — twice the HMACs, for the rest only.
-        expected = self._validator.compute_signature(url, dict(form))
-        if not hmac.compare_digest(expected, signature) and not self._validator.validate(url, dict(form), signature):
+        params = dict(form)
+        expected = self._validator.compute_signature(url, params)
+        if not hmac.compare_digest(expected, signature) and not self._validator.validate(url, params, signature):
             raise Forbidden("X-Twilio-Signature does not match")
 
 
