@@ -63,4 +63,6 @@ class Router:
             return
         task = Task(recorded.conversation_id, recorded.queue_id, recorded.interaction_id)
         changes = await self._live.enqueue(task, now_ms())
-        await self._notices.announce(changes)
+        # Offered at once (an agent was free): the offer shows what the recording read, not a second read.
+        offered_now = any(offer.interaction_id == recorded.interaction_id for offer in changes.offers)
+        await self._notices.announce(changes, known=recorded.offer_context(interaction) if offered_now else None)

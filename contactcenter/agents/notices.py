@@ -12,7 +12,7 @@ from typing import Protocol
 
 from contactcenter.bus import Bus
 from contactcenter.live import LiveChanges, Reservation
-from contactcenter.store.conversations import Conversations
+from contactcenter.store.conversations import Conversations, InteractionInContext
 from contactcenter.topology import Topology
 from schema import Interaction, Offer, OfferedReservation
 from schema.offers import InboundMessage, Revoked, RevokeReason
@@ -41,16 +41,24 @@ class AgentNotices:
         self._local = local
 
     async def announce(
-        self, changes: LiveChanges, *, revoked_because: RevokeReason = RevokeReason.AGENT_UNAVAILABLE
+        self,
+        changes: LiveChanges,
+        *,
+        revoked_because: RevokeReason = RevokeReason.AGENT_UNAVAILABLE,
+        known: InteractionInContext | None = None,
     ) -> None:
+        """Send the revocations and offers; an offer of the interaction in `known` shows it as it is there."""
         for revoked in changes.revoked:
             notice = Revoked(agent_id=revoked.agent_id, reservation_id=revoked.id, reason=revoked_because)
             await self._send(revoked.agent_id, notice.model_dump_json().encode(), f"revoked-{revoked.id}")
         for reservation in changes.offers:
-            await self.offer(reservation)
+            await self.offer(reservation, known=known)
 
-    async def offer(self, reservation: Reservation) -> None:
-        found = await self._conversations.interaction(reservation.interaction_id)
+    async def offer(self, reservation: Reservation, *, known: InteractionInContext | None = None) -> None:
+        if known is not None and known.interaction.id == reservation.interaction_id:
+            found = known
+        else:
+            found = await self._conversations.interaction(reservation.interaction_id)
         offer = Offer(
             agent_id=reservation.agent_id,
             reservation=OfferedReservation(

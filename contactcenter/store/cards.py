@@ -1,5 +1,5 @@
 """Client cards: the whole card in one query, by client id or by any identity.
-(Identities are resolved to clients where interactions are recorded: `cc_record_inbound`, migration 002.)"""
+(Identities are resolved to clients where interactions are recorded: `cc_record_inbound`, migrations 002, 005.)"""
 
 from __future__ import annotations
 
@@ -12,27 +12,12 @@ from schema import ClientCard, IdentityKind
 TIMELINE_LIMIT = 200
 
 
-_CARD_SELECT = """
-SELECT json_build_object(
-    'client', json_build_object('id', c.id, 'display_name', c.display_name, 'created_at', c.created_at),
-    'identities', (
-        SELECT coalesce(json_agg(json_build_object('kind', i.kind, 'value', i.value, 'verified', i.verified)
-                                 ORDER BY i.created_at, i.kind, i.value), '[]'::json)
-        FROM identities i WHERE i.client_id = c.id),
-    'timeline', (
-        SELECT coalesce(json_agg(t ORDER BY t.occurred_at DESC, t.id), '[]'::json)
-        FROM (SELECT x.id, x.channel, x.direction, x.body, x.received_at AS occurred_at, x.conversation_id
-              FROM interactions x WHERE x.client_id = c.id
-              ORDER BY x.received_at DESC LIMIT $2) t)
-)::text
-FROM clients c
-"""
-CARD_BY_ID = _CARD_SELECT + "WHERE c.id = $1"
-# The card as a column beside an interaction `x`: an offer reads both in one round trip.
-CARD_OF_INTERACTION = f"({_CARD_SELECT.replace('$2', str(TIMELINE_LIMIT))} WHERE c.id = x.client_id)"
-CARD_BY_IDENTITY = (
-    _CARD_SELECT.replace("$2", "$3") + "WHERE c.id = (SELECT client_id FROM identities WHERE kind = $1 AND value = $2)"
-)
+# The card is defined once, in the database (`cc_card`, migration 005): the recording of an inbound
+# interaction reads it there too, for the offer that follows.
+CARD_BY_ID = "SELECT cc_card($1, $2)"
+# The card as a column beside an interaction `x`.
+CARD_OF_INTERACTION = f"cc_card(x.client_id, {TIMELINE_LIMIT})"
+CARD_BY_IDENTITY = "SELECT cc_card((SELECT client_id FROM identities WHERE kind = $1 AND value = $2), $3)"
 
 
 class Cards:

@@ -18,7 +18,7 @@ import asyncpg
 from contactcenter.batching import Batcher
 from contactcenter.errors import NotFound
 from contactcenter.identities import Identity
-from contactcenter.store.cards import CARD_OF_INTERACTION
+from contactcenter.store.cards import CARD_OF_INTERACTION, TIMELINE_LIMIT
 from schema import Channel, ClientCard, Direction, Interaction
 
 
@@ -33,6 +33,16 @@ class RecordedInteraction:
     agent_id: uuid.UUID | None
     conversation_open: bool
     new: bool
+    # What an offer of this interaction shows, read in the same transaction when it opened a conversation or
+    # joined one still waiting in a queue (None otherwise): the queue's name and the card as JSON text.
+    queue_name: str | None = None
+    card: str | None = None
+
+    def offer_context(self, interaction: Interaction) -> InteractionInContext | None:
+        """What an offer of `interaction` (the one recorded) shows, without reading it again."""
+        if self.queue_name is None or self.card is None:
+            return None
+        return InteractionInContext(interaction, self.queue_name, ClientCard.model_validate_json(self.card))
 
 
 @dataclass(frozen=True)
@@ -51,7 +61,7 @@ R = TypeVar("R")
 # cannot tell how long an array parameter is, so a statement taking arrays never finds its generic plan cheap
 # enough and is planned anew on every call, which costs several times its execution (~150 µs of the
 # database's CPU for reading a card); the twin over plain values is planned once per connection.
-RECORD_INBOUND = "SELECT * FROM cc_record_inbound($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+RECORD_INBOUND = "SELECT * FROM cc_record_inbound($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 # Many recordings in one statement (one transaction), in the order given: callers sort by identity, so two
 # routers take the per-identity advisory locks in the same order and never wait on each other in a circle.
 RECORD_INBOUND_MANY = """
@@ -59,7 +69,7 @@ SELECT r.* FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[
                        $8::text[], $9::text[], $10::text[], $11::timestamptz[]) WITH ORDINALITY
     AS a(id, channel, direction, provider_id, kind, value, verified, from_address, to_address, body, received_at, n)
 CROSS JOIN LATERAL cc_record_inbound(a.id, a.channel, a.direction, a.provider_id, a.kind, a.value, a.verified,
-                                     a.from_address, a.to_address, a.body, a.received_at) r
+                                     a.from_address, a.to_address, a.body, a.received_at, $12) r
 ORDER BY a.n
 """
 INSERT_INTERACTION = """
@@ -152,7 +162,7 @@ class Conversations:
 
     async def record_inbound(self, interaction: Interaction, sender: Identity) -> RecordedInteraction:
         """Resolve the sender, store the interaction once and attach it to the client's open conversation on
-        its channel — one transaction, one round trip (`cc_record_inbound`, migration 002)."""
+        its channel — one transaction, one round trip (`cc_record_inbound`, migrations 002 and 005)."""
         return await self._recording.call((interaction, sender))
 
     async def _record_many(self, calls: list[tuple[Interaction, Identity]]) -> list[RecordedInteraction]:
@@ -172,9 +182,9 @@ class Conversations:
             [i.received_at for i, _ in ordered],
         )
         if len(calls) == 1:
-            rows = await self._pool.fetch(RECORD_INBOUND, *(column[0] for column in columns))
+            rows = await self._pool.fetch(RECORD_INBOUND, *(column[0] for column in columns), TIMELINE_LIMIT)
         else:
-            rows = await self._pool.fetch(RECORD_INBOUND_MANY, *columns)
+            rows = await self._pool.fetch(RECORD_INBOUND_MANY, *columns, TIMELINE_LIMIT)
         assert len(rows) == len(calls), "cc_record_inbound always answers one row"
         recorded = {
             n: RecordedInteraction(
@@ -185,6 +195,8 @@ class Conversations:
                 agent_id=row["o_agent_id"],
                 conversation_open=row["o_open"],
                 new=row["o_new"],
+                queue_name=row["o_queue_name"],
+                card=row["o_card"],
             )
             for n, row in zip(order, rows, strict=True)
         }

@@ -14,6 +14,7 @@ import pytest
 from contactcenter.errors import NotFound
 from contactcenter.identities import Identity
 from contactcenter.store import open_pool
+from contactcenter.store.cards import Cards
 from contactcenter.store.conversations import Conversations
 from contactcenter.store.migrate import migrate
 from schema import Channel, IdentityKind, Interaction
@@ -138,3 +139,30 @@ async def test_assigning_and_closing_together_answer_each_conversation_alone(poo
     assert await pool.fetchval("SELECT count(*) FROM conversations WHERE state = 'closed'") == 1
     with pytest.raises(NotFound):
         await conversations.assign(recorded[0].conversation_id, agents[1])
+
+
+async def test_a_recording_that_waits_for_an_agent_answers_the_card_an_offer_shows(pool: asyncpg.Pool) -> None:
+    """The offer made at once shows what the recording read: the same card the card endpoints read, the
+    interaction just recorded at its head. Nothing when no offer can follow (a retry, an agent's conversation)."""
+    conversations, cards = Conversations(pool), Cards(pool)
+    sender = Identity(IdentityKind.PHONE, "+14155550134", verified=True)
+    unqueued = await conversations.record_inbound(_sms("+14155550134", "SM0"), sender)
+    assert (unqueued.queue_id, unqueued.queue_name, unqueued.card) == (None, None, None), "no queue serves SMS yet"
+    await pool.execute("UPDATE conversations SET state = 'closed'")
+    await pool.execute("INSERT INTO queues (id, name, channels) VALUES (gen_random_uuid(), 'service', '{sms}')")
+
+    first = await conversations.record_inbound(_sms("+14155550134", "SM1"), sender)
+    assert first.queue_name == "service" and first.card is not None
+    context = first.offer_context(_sms("+14155550134", "SM1"))
+    assert context is not None and context.queue_name == "service"
+    assert [entry.id for entry in context.card.timeline][:2] == [first.interaction_id, unqueued.interaction_id]
+    assert context.card == await cards.by_id(first.client_id)
+
+    retry = await conversations.record_inbound(_sms("+14155550134", "SM1"), sender)
+    assert not retry.new and retry.card is None and retry.offer_context(_sms("+14155550134", "SM1")) is None
+    agent = await pool.fetchval(
+        "INSERT INTO agents (id, name, token_hash) VALUES (gen_random_uuid(), 'a', '\\x00') RETURNING id"
+    )
+    await conversations.assign(first.conversation_id, agent)
+    held = await conversations.record_inbound(_sms("+14155550134", "SM2"), sender)
+    assert held.new and held.agent_id == agent and held.card is None

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
 import asyncpg
 
 from contactcenter.agents.notices import AgentNotices
-from contactcenter.store.conversations import Conversations
+from contactcenter.live import LiveChanges, Reservation
+from contactcenter.store.conversations import Conversations, InteractionInContext
 from contactcenter.topology import Topology
-from schema import Channel, Interaction
+from schema import Channel, ClientCard, Interaction
+from schema.cards import ClientSummary
 
 
 class SpyBus:
@@ -64,3 +66,39 @@ async def test_without_local_sockets_every_notice_travels_on_the_bus() -> None:
     agent = uuid.uuid4()
     await notices.message(agent, uuid.uuid4(), _sms())
     assert bus.published == [(topology.agents, topology.agent_key(agent))]
+
+
+class Reads(Conversations):
+    """The store's offer read, counted: it answers the same context for whatever is asked."""
+
+    def __init__(self, answer: InteractionInContext) -> None:
+        self.answer = answer
+        self.asked: list[uuid.UUID] = []
+
+    async def interaction(self, interaction_id: uuid.UUID) -> InteractionInContext:
+        self.asked.append(interaction_id)
+        return self.answer
+
+
+def _context(interaction: Interaction, queue: str) -> InteractionInContext:
+    card = ClientCard(client=ClientSummary(id=uuid.uuid4(), created_at=datetime.now(UTC)), identities=[], timeline=[])
+    return InteractionInContext(interaction, queue, card)
+
+
+def _reservation(agent: uuid.UUID, interaction: Interaction) -> Reservation:
+    return Reservation(uuid.uuid4(), agent, uuid.uuid4(), uuid.uuid4(), interaction.id, expires_at_ms=0)
+
+
+async def test_an_offer_of_the_interaction_just_recorded_shows_what_the_recording_read_without_reading_again() -> None:
+    recorded, waiting = _sms(), _sms()
+    reads = Reads(_context(waiting, "read"))
+    notices = AgentNotices(SpyBus(), Topology("t"), reads)  # type: ignore[arg-type]
+    agent, other = uuid.uuid4(), uuid.uuid4()
+    here = Here(agent, other)
+    notices.deliver_locally_through(here)
+    changes = LiveChanges(offers=[_reservation(agent, recorded), _reservation(other, waiting)])
+    await notices.announce(changes, known=_context(recorded, "known"))
+    assert reads.asked == [waiting.id], "only the offer of another interaction reads it"
+    offers = {agent: cast(dict[str, Any], body["reservation"]) for agent, body in here.delivered}
+    assert offers[agent]["queue"] == "known" and offers[agent]["interaction"]["id"] == str(recorded.id)
+    assert offers[other]["queue"] == "read"
