@@ -5,34 +5,72 @@ is that an overloaded service goes on carrying what it accepted at full speed, i
 in, confirming nothing within the provider's patience, and carrying less: on two cores at 1,000 SMS/s offered
 it carried 645 to 710/s without the bound (503s only after five-second waits, p99 6.4 s) and 774/s with it
 (p99 0.9 s).
+
+Refusals are logged as a summary — the first at once, then how many more every `report_every` seconds while
+they go on — not one line each: at the ceiling that was thousands of lines a second, each costing the CPU the
+service was short of.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import Iterator
 
-from contactcenter.errors import Unavailable
+from contactcenter.errors import Overloaded
+
+log = logging.getLogger(__name__)
 
 
 class Admission:
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, *, report_every: float = 10.0) -> None:
         if limit < 1:
             raise ValueError("admission needs room for at least one contact")
         self._limit = limit
         self._in_hand = 0
+        self._report_every = report_every
+        self._refused = 0
+        self._unreported = 0
+        self._report: asyncio.TimerHandle | None = None
 
     @property
     def in_hand(self) -> int:
         return self._in_hand
 
+    @property
+    def refused(self) -> int:
+        """Contacts refused since the process started."""
+        return self._refused
+
     @contextlib.contextmanager
     def slot(self) -> Iterator[None]:
-        """Hold one place while a contact is taken in; `Unavailable` (503, retry) when all are taken."""
+        """Hold one place while a contact is taken in; `Overloaded` (503, retry) when all are taken."""
         if self._in_hand >= self._limit:
-            raise Unavailable("too many contacts are being taken in; retry shortly")
+            self._count_refusal()
+            raise Overloaded("too many contacts are being taken in; retry shortly")
         self._in_hand += 1
         try:
             yield
         finally:
             self._in_hand -= 1
+
+    def _count_refusal(self) -> None:
+        self._refused += 1
+        if self._report is not None:
+            self._unreported += 1
+            return
+        log.warning(
+            "%d contacts in hand, the bound (CC_WEBHOOK_CONCURRENCY): refusing more with 503 until there is room; "
+            "providers retry them",
+            self._limit,
+        )
+        self._report = asyncio.get_running_loop().call_later(self._report_every, self._report_refusals)
+
+    def _report_refusals(self) -> None:
+        if not self._unreported:
+            self._report = None  # the next refusal is news again
+            return
+        log.warning("refused %d more contacts in the last %g s (503, retried)", self._unreported, self._report_every)
+        self._unreported = 0
+        self._report = asyncio.get_running_loop().call_later(self._report_every, self._report_refusals)

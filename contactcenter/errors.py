@@ -36,3 +36,8 @@ class Unavailable(ContactCenterError):
     """A service we depend on (bus, database, Redis) did not answer in time; the caller may retry."""
 
     code = "unavailable"
+
+
+class Overloaded(Unavailable):
+    """We hold as much as we may and refuse more for now; the caller may retry. Whoever refuses logs a summary,
+    so a flood of refusals is not a flood of log lines."""

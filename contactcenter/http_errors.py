@@ -19,6 +19,7 @@ from contactcenter.errors import (
     Forbidden,
     Invalid,
     NotFound,
+    Overloaded,
     Unauthorized,
     Unavailable,
 )
@@ -85,7 +86,7 @@ async def error_middleware(
         return await handler(request)
     except ContactCenterError as exc:
         status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
-        if status == 503:
+        if status == 503 and not isinstance(exc, Overloaded):
             log.warning("%s %s: %s", request.method, request.path, exc.message)
         return error_response(status, exc.code, exc.message, exc.field)
     except SERVICE_ERRORS as exc:
