@@ -20,6 +20,9 @@ class ProcessFigures:
     cpu_percent: float = 0.0
     peak_rss_mb: float = 0.0
     rss_mb_samples: list[float] = field(default_factory=list)
+    # Read- and write-like system calls over the window (each socket message in or out is one or more): the
+    # process's crossings, which the cost model of docs/performance.md counts.
+    system_calls: int = 0
 
     def growth_after_warmup_pct(self) -> float | None:
         """Memory at the end against memory once warm (a fifth into the run): flat means no leak."""
@@ -70,15 +73,13 @@ class MachineCpu:
     def sample(self) -> None:
         self._last |= _cpu_seconds_by_pid(self._own)
 
-    def percent_by_group(self) -> dict[str, float]:
+    def seconds_by_group(self) -> tuple[dict[str, float], float]:
+        """CPU seconds per group since the start, and the seconds the window lasted."""
         self.sample()
-        elapsed = time.perf_counter() - self._started
         used: dict[str, float] = {}
         for pid, (group, seconds) in self._last.items():
             used[group] = used.get(group, 0.0) + seconds - self._first.get(pid, (group, 0.0))[1]
-        return {
-            group: round(100 * seconds / elapsed, 1) for group, seconds in sorted(used.items(), key=lambda x: -x[1])
-        }
+        return used, time.perf_counter() - self._started
 
 
 class ServiceProcesses:
@@ -89,8 +90,9 @@ class ServiceProcesses:
         self._processes: list[tuple[str, asyncio.subprocess.Process]] = []
         self._sampler: asyncio.Task[None] | None = None
         self.figures: list[ProcessFigures] = []
-        # CPU per group of processes on the machine over the sampled window, in % of one core.
+        # CPU per group of processes on the machine over the sampled window, in % of one core, and in all.
         self.machine_cpu_percent: dict[str, float] = {}
+        self.machine_cpu_seconds = 0.0
         self._machine: MachineCpu | None = None
 
     async def start(self) -> None:
@@ -127,18 +129,25 @@ class ServiceProcesses:
         if self._sampler is not None:
             self._sampler.cancel()
         if self._machine is not None:
-            self.machine_cpu_percent = self._machine.percent_by_group()
+            used, elapsed = self._machine.seconds_by_group()
+            ranked = sorted(used.items(), key=lambda item: -item[1])
+            self.machine_cpu_percent = {group: round(100 * seconds / elapsed, 1) for group, seconds in ranked}
+            self.machine_cpu_seconds = sum(used.values())
 
     async def _sample(self) -> None:
         handles = [(role, psutil.Process(p.pid)) for role, p in self._processes]
         self.figures = [ProcessFigures(role) for role, _ in handles]
         first = [(h.cpu_times(), time.perf_counter()) for _, h in handles]
+        first_calls = [_system_calls(h) for _, h in handles]
         try:
             while True:
                 await asyncio.sleep(0.5)
                 if self._machine is not None:
                     self._machine.sample()
-                for figures, (_, handle), (times, started) in zip(self.figures, handles, first, strict=True):
+                for figures, (_, handle), (times, started), calls in zip(
+                    self.figures, handles, first, first_calls, strict=True
+                ):
+                    figures.system_calls = _system_calls(handle) - calls
                     rss = handle.memory_info().rss / 2**20
                     figures.rss_mb_samples.append(rss)
                     figures.peak_rss_mb = max(figures.peak_rss_mb, rss)
@@ -156,6 +165,11 @@ class ServiceProcesses:
             process.terminate()
         for _, process in self._processes:
             await asyncio.wait_for(process.wait(), 30)
+
+
+def _system_calls(process: psutil.Process) -> int:
+    counters = process.io_counters()  # Linux: syscr and syscw of /proc/<pid>/io
+    return int(counters.read_count + counters.write_count)
 
 
 async def _wait_ready(http: aiohttp.ClientSession, url: str) -> None:
