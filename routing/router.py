@@ -62,7 +62,9 @@ class Router:
             log.warning("no queue serves %s: interaction %s waits unrouted", interaction.channel, interaction.id)
             return
         task = Task(recorded.conversation_id, recorded.queue_id, recorded.interaction_id)
-        changes = await self._live.enqueue(task, now_ms())
+        # Our own redelivery: the attempt before may have reserved an agent and failed before telling it, which
+        # would leave the contact waiting for the reservation to expire; it is offered again (same reservation).
+        changes = await self._live.enqueue(task, now_ms(), offer_again=redelivered)
         # Offered at once (an agent was free): the offer shows what the recording read, not a second read.
         offered_now = any(offer.interaction_id == recorded.interaction_id for offer in changes.offers)
         await self._notices.announce(changes, known=recorded.offer_context(interaction) if offered_now else None)

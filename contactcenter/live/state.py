@@ -91,10 +91,19 @@ class LiveState:
                 pipe.evalsha(self._scripts[name].sha, 0, *argv)
             return list(await pipe.execute(raise_on_error=False))
 
-    async def enqueue(self, task: Task, now_ms: int) -> LiveChanges:
-        """Queue a conversation's work (once: again is a no-op) and reserve an agent if one is free."""
+    async def enqueue(self, task: Task, now_ms: int, *, offer_again: bool = False) -> LiveChanges:
+        """Queue a conversation's work (once: again is a no-op) and reserve an agent if one is free.
+
+        `offer_again` (a redelivery): a task already reserved answers its pending reservation as an offer once
+        more, since the attempt that reserved it may have failed before telling the agent."""
         _, changes, _ = await self._run(
-            "enqueue", now_ms, str(task.conversation_id), str(task.queue_id), str(task.interaction_id), task.priority
+            "enqueue",
+            now_ms,
+            str(task.conversation_id),
+            str(task.queue_id),
+            str(task.interaction_id),
+            task.priority,
+            int(offer_again),
         )
         return changes
 

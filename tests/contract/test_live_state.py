@@ -84,6 +84,22 @@ async def test_the_same_conversation_is_queued_once(live: LiveState) -> None:
     assert await live.queue_length(QUEUE) == 0
 
 
+async def test_a_redelivery_offers_a_pending_reservation_again_and_changes_nothing(live: LiveState) -> None:
+    """The attempt that reserved an agent may have failed before telling it: a redelivery hears of the same
+    reservation again. Work still queued or already accepted has nothing to offer again."""
+    ann, work, waiting = agent(), task(), task()
+    await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)
+    first = only_offer(await live.enqueue(work, now_ms=2_000))
+    assert only_offer(await live.enqueue(work, now_ms=2_500, offer_again=True)) == first
+    assert await live.enqueue(work, now_ms=2_600) == LiveChanges()
+    assert await live.enqueue(waiting, now_ms=3_000) == LiveChanges()
+    assert await live.enqueue(waiting, now_ms=3_001, offer_again=True) == LiveChanges()
+    assert await live.queue_length(QUEUE) == 1
+    await live.accept(ann, first.id, now_ms=3_100)
+    assert await live.enqueue(work, now_ms=3_200, offer_again=True) == LiveChanges()
+    assert await live.queue_length(QUEUE) == 1
+
+
 async def test_an_agent_of_capacity_one_holds_one_reservation(live: LiveState) -> None:
     ann = agent()
     await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)

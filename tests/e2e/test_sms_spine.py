@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncpg
 
 from contactcenter.app import SERVICES
+from contactcenter.errors import Unavailable
+from contactcenter.live import Reservation
 from contactcenter.settings import Settings
+from contactcenter.store.conversations import InteractionInContext
 from tests.conftest import DATABASE_URL
 from tests.running import AgentDesktop, FakeTwilioApi, RunningService, run_service
 
@@ -134,6 +137,32 @@ async def test_unanswered_offer_is_revoked_and_goes_to_another_agent(service_set
         assert offer["reservation"]["conversation_id"] == missed["reservation"]["conversation_id"]
         await sleepy.close()
         await awake.close()
+
+
+async def test_an_offer_lost_with_a_failed_attempt_is_made_again_when_the_interaction_is_redelivered(
+    service: RunningService,
+) -> None:
+    """The router reserved the agent, then could not tell it (the broker refused the offer): the delivery fails,
+    comes back, and the agent is offered the same reservation — not left waiting until the reservation expires
+    (30 s, three times this test's patience)."""
+    await service.create_queue("sales", ["sms"])
+    desktop = await _available_agent(service)
+    notices = service.services.notices
+    offer_once = notices.offer
+    failed: list[Reservation] = []
+
+    async def broker_refuses_the_first(reservation: Reservation, *, known: InteractionInContext | None = None) -> None:
+        if not failed:
+            failed.append(reservation)
+            raise Unavailable("RabbitMQ did not confirm the message (publish)")
+        await offer_once(reservation, known=known)
+
+    notices.offer = broker_refuses_the_first  # type: ignore[method-assign]
+    await service.post_sms(sender=SENDER, body="Anyone there?")
+    offer = await desktop.receive("offer", timeout=10)
+    assert [str(r.id) for r in failed] == [offer["reservation"]["id"]], "the same reservation, told this time"
+    await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+    await desktop.close()
 
 
 async def test_broker_that_does_not_confirm_gets_twilio_a_503_to_retry(service: RunningService) -> None:
