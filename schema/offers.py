@@ -21,13 +21,23 @@ class OfferedReservation(BaseModel):
     interaction: Interaction
 
 
-class Offer(BaseModel):
-    """The screen pop: the reserved work and the whole card of the client behind it."""
-
+class _OfferHead(BaseModel):
     type: Literal["offer"] = "offer"
     agent_id: uuid.UUID
     reservation: OfferedReservation
+
+
+class Offer(_OfferHead):
+    """The screen pop: the reserved work and the whole card of the client behind it."""
+
     card: ClientCard
+
+
+def offer_json(agent_id: uuid.UUID, reservation: OfferedReservation, card_json: str) -> bytes:
+    """An `Offer` as JSON around a card already rendered as JSON (by the database: `store.cards`), which is
+    placed as it is rather than parsed and written again."""
+    head = _OfferHead(agent_id=agent_id, reservation=reservation).model_dump_json()
+    return f'{head[:-1]},"card":{card_json}}}'.encode()
 
 
 class InboundMessage(BaseModel):

@@ -14,8 +14,8 @@ from contactcenter.bus import Bus
 from contactcenter.live import LiveChanges, Reservation
 from contactcenter.store.conversations import Conversations, InteractionInContext
 from contactcenter.topology import Topology
-from schema import Interaction, Offer, OfferedReservation
-from schema.offers import InboundMessage, Revoked, RevokeReason
+from schema import Interaction, OfferedReservation
+from schema.offers import InboundMessage, Revoked, RevokeReason, offer_json
 
 log = logging.getLogger(__name__)
 
@@ -59,18 +59,15 @@ class AgentNotices:
             found = known
         else:
             found = await self._conversations.interaction(reservation.interaction_id)
-        offer = Offer(
-            agent_id=reservation.agent_id,
-            reservation=OfferedReservation(
-                id=reservation.id,
-                conversation_id=reservation.conversation_id,
-                queue=found.queue_name,
-                expires_at=datetime.fromtimestamp(reservation.expires_at_ms / 1000, UTC),
-                interaction=found.interaction,
-            ),
-            card=found.card,
+        offered = OfferedReservation(
+            id=reservation.id,
+            conversation_id=reservation.conversation_id,
+            queue=found.queue_name,
+            expires_at=datetime.fromtimestamp(reservation.expires_at_ms / 1000, UTC),
+            interaction=found.interaction,
         )
-        await self._send(reservation.agent_id, offer.model_dump_json().encode(), f"offer-{reservation.id}")
+        body = offer_json(reservation.agent_id, offered, found.card_json)
+        await self._send(reservation.agent_id, body, f"offer-{reservation.id}")
 
     async def message(self, agent_id: uuid.UUID, conversation_id: uuid.UUID, interaction: Interaction) -> None:
         notice = InboundMessage(agent_id=agent_id, conversation_id=conversation_id, interaction=interaction)

@@ -10,7 +10,7 @@ from contactcenter.auth import Authenticator
 from contactcenter.errors import Invalid, NotFound
 from contactcenter.identities import normalise_phone
 from contactcenter.store.cards import Cards
-from schema import ClientCard, IdentityKind
+from schema import IdentityKind
 
 
 class ClientsApi:
@@ -46,7 +46,8 @@ class ClientsApi:
         return _card_response(await self._cards.by_id(client_id))
 
 
-def _card_response(card: ClientCard | None) -> web.Response:
-    if card is None:
+def _card_response(card_json: str | None) -> web.Response:
+    """The card as the database rendered it: a `schema.ClientCard`."""
+    if card_json is None:
         raise NotFound("no client with that identity", field=None)
-    return web.json_response(card.model_dump(mode="json"))
+    return web.Response(text=card_json, content_type="application/json")

@@ -29,8 +29,9 @@ async def open_pool(url: str, *, schema: str = "public", min_size: int = 2, max_
         url,
         min_size=min_size,
         max_size=max_size,
-        # The schema in the name tells an operator (and a test) whose connections these are.
-        server_settings={"search_path": schema, "application_name": f"contactcenter:{schema}"},
+        # The schema in the name tells an operator (and a test) whose connections these are. Cards are rendered
+        # by the database (`cc_card`): in UTC, whatever the server's own time zone.
+        server_settings={"search_path": schema, "application_name": f"contactcenter:{schema}", "TimeZone": "UTC"},
         init=_init_connection,
         reset=_keep_session,
     )

@@ -19,7 +19,7 @@ from contactcenter.batching import Batcher
 from contactcenter.errors import NotFound
 from contactcenter.identities import Identity
 from contactcenter.store.cards import CARD_OF_INTERACTION, TIMELINE_LIMIT
-from schema import Channel, ClientCard, Direction, Interaction
+from schema import Channel, Direction, Interaction
 
 
 @dataclass(frozen=True)
@@ -42,14 +42,14 @@ class RecordedInteraction:
         """What an offer of `interaction` (the one recorded) shows, without reading it again."""
         if self.queue_name is None or self.card is None:
             return None
-        return InteractionInContext(interaction, self.queue_name, ClientCard.model_validate_json(self.card))
+        return InteractionInContext(interaction, self.queue_name, self.card)
 
 
 @dataclass(frozen=True)
 class InteractionInContext:
     interaction: Interaction
     queue_name: str
-    card: ClientCard
+    card_json: str  # the client's card as the database rendered it (`store.cards`)
 
 
 log = logging.getLogger(__name__)
@@ -292,7 +292,7 @@ def _in_context(row: asyncpg.Record) -> InteractionInContext:
         body=row["body"],
         received_at=row["received_at"],
     )
-    return InteractionInContext(interaction, row["queue_name"], ClientCard.model_validate_json(row["card"]))
+    return InteractionInContext(interaction, row["queue_name"], row["card"])
 
 
 def _each_alone_on_failure(

@@ -4,6 +4,8 @@ recording an interaction is idempotent and safe under concurrent routers."""
 from __future__ import annotations
 
 import asyncio
+import json
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from importlib import resources
@@ -17,7 +19,7 @@ from contactcenter.store import open_pool
 from contactcenter.store.cards import Cards
 from contactcenter.store.conversations import Conversations
 from contactcenter.store.migrate import migrate
-from schema import Channel, IdentityKind, Interaction
+from schema import Channel, ClientCard, IdentityKind, Interaction
 
 
 async def test_processes_starting_together_apply_each_migration_once(database_url: str, database_schema: str) -> None:
@@ -155,8 +157,9 @@ async def test_a_recording_that_waits_for_an_agent_answers_the_card_an_offer_sho
     assert first.queue_name == "service" and first.card is not None
     context = first.offer_context(_sms("+14155550134", "SM1"))
     assert context is not None and context.queue_name == "service"
-    assert [entry.id for entry in context.card.timeline][:2] == [first.interaction_id, unqueued.interaction_id]
-    assert context.card == await cards.by_id(first.client_id)
+    card = ClientCard.model_validate_json(context.card_json)
+    assert [entry.id for entry in card.timeline][:2] == [first.interaction_id, unqueued.interaction_id]
+    assert context.card_json == await cards.by_id(first.client_id)
 
     retry = await conversations.record_inbound(_sms("+14155550134", "SM1"), sender)
     assert not retry.new and retry.card is None and retry.offer_context(_sms("+14155550134", "SM1")) is None
@@ -166,3 +169,28 @@ async def test_a_recording_that_waits_for_an_agent_answers_the_card_an_offer_sho
     await conversations.assign(first.conversation_id, agent)
     held = await conversations.record_inbound(_sms("+14155550134", "SM2"), sender)
     assert held.new and held.agent_id == agent and held.card is None
+
+
+async def test_the_card_the_database_renders_is_exactly_the_schema_s_card(pool: asyncpg.Pool) -> None:
+    """Cards go out as the database wrote them (not parsed and written again): every field the model has, no
+    other, and times in UTC."""
+    conversations, cards = Conversations(pool), Cards(pool)
+    sender = Identity(IdentityKind.PHONE, "+14155550134", verified=True)
+    recorded = await conversations.record_inbound(_sms("+14155550134", "SM1"), sender)
+    await conversations.record_inbound(_sms("+14155550134", "SM2"), sender)
+    text = await cards.by_id(recorded.client_id)
+    assert text is not None and text == await cards.by_identity(IdentityKind.PHONE, "+14155550134")
+    rendered = json.loads(text)
+    modelled = json.loads(ClientCard.model_validate_json(text).model_dump_json())
+    assert _shape(rendered) == _shape(modelled) and len(rendered["timeline"]) == 2
+    assert rendered["timeline"][0]["occurred_at"].endswith("+00:00")
+    assert await cards.by_id(uuid.uuid4()) is None
+
+
+def _shape(value: object) -> object:
+    """The keys of a JSON value, all the way down."""
+    if isinstance(value, dict):
+        return {key: _shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shape(item) for item in value]
+    return None

@@ -246,4 +246,4 @@ async def _card_when_stored(cards: Cards, number: str, timeout: float = 10) -> C
     async with asyncio.timeout(timeout):
         while (card := await cards.by_identity(IdentityKind.PHONE, number)) is None:
             await asyncio.sleep(0.02)
-    return card
+    return ClientCard.model_validate_json(card)

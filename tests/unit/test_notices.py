@@ -15,6 +15,7 @@ from contactcenter.store.conversations import Conversations, InteractionInContex
 from contactcenter.topology import Topology
 from schema import Channel, ClientCard, Interaction
 from schema.cards import ClientSummary
+from schema.offers import AGENT_NOTICE, Offer, OfferedReservation, offer_json
 
 
 class SpyBus:
@@ -82,7 +83,7 @@ class Reads(Conversations):
 
 def _context(interaction: Interaction, queue: str) -> InteractionInContext:
     card = ClientCard(client=ClientSummary(id=uuid.uuid4(), created_at=datetime.now(UTC)), identities=[], timeline=[])
-    return InteractionInContext(interaction, queue, card)
+    return InteractionInContext(interaction, queue, card.model_dump_json())
 
 
 def _reservation(agent: uuid.UUID, interaction: Interaction) -> Reservation:
@@ -102,3 +103,14 @@ async def test_an_offer_of_the_interaction_just_recorded_shows_what_the_recordin
     offers = {agent: cast(dict[str, Any], body["reservation"]) for agent, body in here.delivered}
     assert offers[agent]["queue"] == "known" and offers[agent]["interaction"]["id"] == str(recorded.id)
     assert offers[other]["queue"] == "read"
+
+
+def test_an_offer_written_around_a_rendered_card_is_the_schema_s_offer() -> None:
+    interaction = _sms()
+    card = ClientCard(client=ClientSummary(id=uuid.uuid4(), created_at=datetime.now(UTC)), identities=[], timeline=[])
+    reservation = OfferedReservation(
+        id=uuid.uuid4(), conversation_id=uuid.uuid4(), queue="q", expires_at=datetime.now(UTC), interaction=interaction
+    )
+    agent = uuid.uuid4()
+    written = offer_json(agent, reservation, card.model_dump_json())
+    assert AGENT_NOTICE.validate_json(written) == Offer(agent_id=agent, reservation=reservation, card=card)
