@@ -26,11 +26,12 @@ import aiohttp
 import asyncpg
 
 from bench.agents import AgentPool
+from bench.history import seed_history
 from bench.http import HttpClient
 from bench.processes import ServiceProcesses
 from bench.profiling import Profilers
 from bench.raw_limits import RawLimits, measure_raw_limits
-from bench.traffic import CHANNELS, drive, parse_mix
+from bench.traffic import CHANNELS, customer_number, drive, parse_mix
 
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -44,6 +45,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--mix", default="sms=1", help="channel shares, e.g. sms=1 (more as channels land)")
     parser.add_argument("--customers", type=int, default=5000, help="distinct customers (some return)")
     parser.add_argument(
+        "--history", type=int, default=0, help="earlier contacts each customer has before the run (card size)"
+    )
+    parser.add_argument(
         "--agents", type=int, default=None, help="simulated agents (default: three times what the rate keeps busy)"
     )
     parser.add_argument("--accept-delay", type=float, default=0.05, help="seconds before an agent accepts")
@@ -55,6 +59,8 @@ def _arguments() -> argparse.Namespace:
     args = parser.parse_args()
     if args.rate <= 0 or args.duration <= 0:
         parser.error("--rate and --duration must be above zero")
+    if args.customers < 1 or args.history < 0:
+        parser.error("--customers must be at least 1 and --history at least 0")
     try:
         parse_mix(args.mix)
     except ValueError as exc:
@@ -191,6 +197,10 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     _progress(f"starting the service: {', '.join(roles)}")
     await service.start()
     try:
+        if args.history:
+            _progress(f"writing {args.history} earlier contacts for each of {args.customers} customers")
+            numbers = [customer_number(n) for n in range(args.customers)]
+            await seed_history(database_url, namespace_schema, numbers, args.history)
         async with aiohttp.ClientSession() as http:
             _progress(f"creating and connecting {args.agents} agents")
             tokens = await _admin(http, base_url, admin_token, args.agents)
@@ -232,6 +242,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     result: dict[str, object] = {
         "benchmark": "end_to_end",
         "mix": parse_mix(args.mix),
+        "customers": args.customers,
+        "history_per_customer": args.history,
         "mode": "embedded" if args.embedded else f"production ({args.routers} router(s))",
         "offered_rate_per_s": args.rate,
         "duration_s": round(elapsed, 2),
@@ -242,6 +254,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "client_failures": dict(traffic.failures),
         "sustained_interactions_per_s": round(achieved, 1),
         "offers": len(figures.offers),
+        "card_timeline_entries_mean": round(figures.card_entries / len(figures.offers), 1) if figures.offers else None,
         "messages_to_agents": figures.messages,
         "arrival_to_offer_ms": {
             "p50": round(_percentile(latencies, 0.50), 2),

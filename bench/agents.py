@@ -22,6 +22,7 @@ class AgentFigures:
     arrivals: list[float] = field(default_factory=list)  # each offer's arrival (epoch seconds), in the same order
     offers: Counter[str] = field(default_factory=Counter)  # reservation id -> times received
     offered_conversations: Counter[str] = field(default_factory=Counter)
+    card_entries: int = 0  # timeline entries over all offers' cards: how much each screen pop carried
     messages: int = 0
     # perf_counter() of the last offer or message: when the service had carried everything to an agent.
     last_delivery: float = 0.0
@@ -85,6 +86,7 @@ class AgentPool:
         self.figures.arrivals.append(arrived)
         self.figures.offers[reservation["id"]] += 1
         self.figures.offered_conversations[reservation["conversation_id"]] += 1
+        self.figures.card_entries += len(message["card"]["timeline"])
 
     async def _work(self, socket: aiohttp.ClientWebSocketResponse, reservation: dict[str, Any]) -> None:
         await asyncio.sleep(self._accept_delay)

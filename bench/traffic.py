@@ -28,6 +28,11 @@ class TrafficFigures:
     failures: Counter[str] = field(default_factory=Counter)
 
 
+def customer_number(n: int) -> str:
+    """The phone number of customer `n` (of `--customers`)."""
+    return f"+1415{n:07d}"
+
+
 class SmsTraffic:
     """Inbound SMS as Twilio posts them: signed form, many fields, `MessageSid` the idempotency key."""
 
@@ -45,7 +50,7 @@ class SmsTraffic:
             "MessageSid": sid,
             "SmsSid": sid,
             "AccountSid": "AC" + "0" * 32,
-            "From": f"+1415{random.randrange(self._customers):07d}",
+            "From": customer_number(random.randrange(self._customers)),
             "To": "+15005550006",
             "Body": "Hello, is my order on its way?",
             "NumMedia": "0",

@@ -20,6 +20,10 @@ async def test_the_benchmark_command_prints_its_figures_and_the_ratio_to_the_raw
         "2",
         "--agents",
         "5",
+        "--customers",
+        "50",
+        "--history",
+        "3",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -32,6 +36,8 @@ async def test_the_benchmark_command_prints_its_figures_and_the_ratio_to_the_raw
     assert result["sent"] == result["acknowledged"] == 40
     assert result["lost"] == 0 and result["duplicated"] == 0
     assert 0 < result["offers"] <= 40
+    # Each customer came with three earlier contacts: every card offered shows them beside the new one.
+    assert result["history_per_customer"] == 3 and result["card_timeline_entries_mean"] >= 4
     assert set(result["arrival_to_offer_ms"]) == {"p50", "p95", "p99", "mean"}
     assert {process["role"] for process in result["processes"]} == {"api", "router"}
     assert result["ratio_to_raw_bus_publish"] > 0 and result["raw"]["bus_publish_per_s"] > 0
