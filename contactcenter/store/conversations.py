@@ -36,13 +36,13 @@ class RecordedInteraction:
     # What an offer of this interaction shows, read in the same transaction when it opened a conversation or
     # joined one still waiting in a queue (None otherwise): the queue's name and the card as JSON text.
     queue_name: str | None = None
-    card: str | None = None
+    card_json: str | None = None
 
     def offer_context(self, interaction: Interaction) -> InteractionInContext | None:
         """What an offer of `interaction` (the one recorded) shows, without reading it again."""
-        if self.queue_name is None or self.card is None:
+        if self.queue_name is None or self.card_json is None:
             return None
-        return InteractionInContext(interaction, self.queue_name, self.card)
+        return InteractionInContext(interaction, self.queue_name, self.card_json)
 
 
 @dataclass(frozen=True)
@@ -196,7 +196,7 @@ class Conversations:
                 conversation_open=row["o_open"],
                 new=row["o_new"],
                 queue_name=row["o_queue_name"],
-                card=row["o_card"],
+                card_json=row["o_card"],
             )
             for n, row in zip(order, rows, strict=True)
         }

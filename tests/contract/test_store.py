@@ -149,12 +149,12 @@ async def test_a_recording_that_waits_for_an_agent_answers_the_card_an_offer_sho
     conversations, cards = Conversations(pool), Cards(pool)
     sender = Identity(IdentityKind.PHONE, "+14155550134", verified=True)
     unqueued = await conversations.record_inbound(_sms("+14155550134", "SM0"), sender)
-    assert (unqueued.queue_id, unqueued.queue_name, unqueued.card) == (None, None, None), "no queue serves SMS yet"
+    assert (unqueued.queue_id, unqueued.queue_name, unqueued.card_json) == (None, None, None), "no queue serves SMS yet"
     await pool.execute("UPDATE conversations SET state = 'closed'")
     await pool.execute("INSERT INTO queues (id, name, channels) VALUES (gen_random_uuid(), 'service', '{sms}')")
 
     first = await conversations.record_inbound(_sms("+14155550134", "SM1"), sender)
-    assert first.queue_name == "service" and first.card is not None
+    assert first.queue_name == "service" and first.card_json is not None
     context = first.offer_context(_sms("+14155550134", "SM1"))
     assert context is not None and context.queue_name == "service"
     card = ClientCard.model_validate_json(context.card_json)
@@ -162,13 +162,13 @@ async def test_a_recording_that_waits_for_an_agent_answers_the_card_an_offer_sho
     assert context.card_json == await cards.by_id(first.client_id)
 
     retry = await conversations.record_inbound(_sms("+14155550134", "SM1"), sender)
-    assert not retry.new and retry.card is None and retry.offer_context(_sms("+14155550134", "SM1")) is None
+    assert not retry.new and retry.card_json is None and retry.offer_context(_sms("+14155550134", "SM1")) is None
     agent = await pool.fetchval(
         "INSERT INTO agents (id, name, token_hash) VALUES (gen_random_uuid(), 'a', '\\x00') RETURNING id"
     )
     await conversations.assign(first.conversation_id, agent)
     held = await conversations.record_inbound(_sms("+14155550134", "SM2"), sender)
-    assert held.new and held.agent_id == agent and held.card is None
+    assert held.new and held.agent_id == agent and held.card_json is None
 
 
 async def test_the_card_the_database_renders_is_exactly_the_schema_s_card(pool: asyncpg.Pool) -> None:
