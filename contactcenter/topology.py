@@ -12,7 +12,8 @@ from schema import Interaction
 @dataclass(frozen=True)
 class Topology:
     namespace: str
-    router_prefetch: int = 128
+    # The service sets both from `Settings` (CC_ROUTER_PREFETCH, CC_DELIVERY_LIMIT); these defaults are theirs.
+    router_prefetch: int = 32
     delivery_limit: int = 5
 
     @property

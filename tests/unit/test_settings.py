@@ -34,7 +34,15 @@ def test_secrets_do_not_show_in_the_settings_repr(monkeypatch: pytest.MonkeyPatc
     assert "twilio-secret" not in shown
 
 
-@pytest.mark.parametrize(("name", "value"), [("CC_WEBHOOK_CONCURRENCY", "0"), ("CC_HTTP_PORT", "eighty")])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CC_WEBHOOK_CONCURRENCY", "0"),
+        ("CC_HTTP_PORT", "eighty"),
+        ("CC_ROUTER_PREFETCH", "0"),
+        ("CC_DELIVERY_LIMIT", "-1"),
+    ],
+)
 def test_a_bad_setting_stops_the_command_naming_the_variable(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, value: str
 ) -> None:
