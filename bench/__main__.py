@@ -283,6 +283,13 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "machine_cpu_ms_per_interaction": round(1000 * service.machine_cpu_seconds / len(traffic.accepted), 2)
         if traffic.accepted
         else None,
+        # Sleeps and wake-ups (all threads) per contact carried, per group: the cost model of docs/performance.md.
+        "context_switches_per_interaction": {
+            group: round(switches / len(traffic.accepted), 1)
+            for group, switches in service.machine_context_switches.items()
+        }
+        if traffic.accepted
+        else {},
     }
     if raw is not None:
         result["raw"] = {key: round(value, 1) for key, value in raw.__dict__.items()}
@@ -313,6 +320,9 @@ def _table(result: dict[str, object]) -> str:
     assert isinstance(machine, dict)
     lines.append("machine cpu          " + ", ".join(f"{group} {cpu}%" for group, cpu in machine.items()))
     lines.append(f"machine cpu per interaction {result['machine_cpu_ms_per_interaction']} ms")
+    switches = result["context_switches_per_interaction"]
+    assert isinstance(switches, dict)
+    lines.append("context switches per interaction " + ", ".join(f"{g} {n}" for g, n in switches.items()))
     return "\n".join(lines)
 
 

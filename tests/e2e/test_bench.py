@@ -43,4 +43,5 @@ async def test_the_benchmark_command_prints_its_figures_and_the_ratio_to_the_raw
     assert result["ratio_to_raw_bus_publish"] > 0 and result["raw"]["bus_publish_per_s"] > 0
     assert "load generator" in result["machine_cpu_percent"]
     assert result["machine_cpu_ms_per_interaction"] > 0
+    assert result["context_switches_per_interaction"]["service api"] > 0
     assert all(process["system_calls_per_interaction"] > 0 for process in result["processes"])
