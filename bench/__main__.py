@@ -221,7 +221,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             _progress(f"sent {traffic.sent}; waiting for every acknowledged message to be stored and offered")
             stored, duplicated = await _wait_stored(database_url, namespace_schema, traffic.accepted, within=60)
             await asyncio.sleep(max(args.accept_delay + args.hold, 0.5) * 2)
-            service.stop_sampling()
+            await service.stop_sampling()
             if profilers is not None:
                 _progress(f"flame graphs: {', '.join(str(path) for path in await profilers.finish())}")
             # Until the last contact reached an agent: a service that falls behind stretches this, and its rate falls.
