@@ -292,8 +292,13 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         else {},
     }
     if raw is not None:
-        result["raw"] = {key: round(value, 1) for key, value in raw.__dict__.items()}
+        result["raw"] = {key: round(value, 1) for key, value in raw.rates().items()}
         result["ratio_to_raw_bus_publish"] = round(achieved / raw.bus_publish_per_s, 3)
+        result["raw_machine_cpu_us_per_operation"] = {key: round(value) for key, value in raw.machine_cpu_us().items()}
+        # What the cores could carry if a contact were nothing but its two crossings of the bus, as the raw test
+        # makes them: the ceiling for one message per contact and crossing on this machine, and how near we come.
+        result["bus_bound_per_s"] = round(raw.bus_bound_per_s(), 1)
+        result["ratio_to_bus_bound"] = round(achieved / raw.bus_bound_per_s(), 3)
     return result
 
 
@@ -310,7 +315,12 @@ def _table(result: dict[str, object]) -> str:
     ]
     if "raw" in result:
         lines.append(f"raw limits           {result['raw']}")
+        lines.append(f"raw machine cpu (µs) {result['raw_machine_cpu_us_per_operation']}")
         lines.append(f"ratio to raw bus     {result['ratio_to_raw_bus_publish']}")
+        lines.append(
+            f"bus-only bound       {result['bus_bound_per_s']} interactions/s"
+            f" (two crossings each); ratio {result['ratio_to_bus_bound']}"
+        )
     for process in result["processes"]:  # type: ignore[attr-defined]
         lines.append(
             f"process {process['role']:<12} cpu {process['cpu_percent']}%  peak {process['peak_rss_mb']} MiB"

@@ -1,16 +1,30 @@
 """The raw limits of this machine, measured in the same run as the service: what RabbitMQ, PostgreSQL and
-Redis do with no application code in between. Our throughput is reported as a ratio of these."""
+Redis do with no application code in between. Our throughput is reported as a ratio of these — and, since
+on two shared cores a rate is only half the story, each raw operation's cost in the whole machine's CPU
+(client, server and everything else running), which bounds what code making the same operations for each
+contact can carry."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import aio_pika
 import asyncpg
 import redis.asyncio as aioredis
+
+from bench.processes import MachineCpu
+
+# Each contact crosses the bus twice: the adapter's inbound message to a router, the router's offer to the
+# gateway holding the agent's socket (DESIGN.md, "One interaction, end to end").
+BUS_CROSSINGS_PER_INTERACTION = 2
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -19,9 +33,55 @@ class RawLimits:
     bus_consume_per_s: float
     postgres_insert_per_s: float
     redis_script_per_s: float
+    # The whole machine's CPU per operation, in microseconds, over the same windows.
+    bus_publish_cpu_us: float
+    bus_consume_cpu_us: float
+    postgres_insert_cpu_us: float
+    redis_script_cpu_us: float
+
+    def rates(self) -> dict[str, float]:
+        return {
+            "bus_publish_per_s": self.bus_publish_per_s,
+            "bus_consume_per_s": self.bus_consume_per_s,
+            "postgres_insert_per_s": self.postgres_insert_per_s,
+            "redis_script_per_s": self.redis_script_per_s,
+        }
+
+    def machine_cpu_us(self) -> dict[str, float]:
+        return {
+            "bus_publish": self.bus_publish_cpu_us,
+            "bus_consume": self.bus_consume_cpu_us,
+            "postgres_insert": self.postgres_insert_cpu_us,
+            "redis_script": self.redis_script_cpu_us,
+        }
+
+    def bus_bound_per_s(self) -> float:
+        """Contacts per second the machine's cores could carry if a contact cost nothing but its crossings of
+        the bus, each at the raw test's cost — before any webhook, database, Redis or socket work. A bound for
+        code that sends each contact in a message of its own, as ours does (several contacts to a message
+        would be the only way past it)."""
+        per_contact_s = BUS_CROSSINGS_PER_INTERACTION * (self.bus_publish_cpu_us + self.bus_consume_cpu_us) / 1e6
+        return (os.cpu_count() or 1) / per_contact_s
 
 
-async def _bus_rates(amqp_url: str, count: int, window: int) -> tuple[float, float]:
+@dataclass(frozen=True)
+class _Measured(Generic[T]):
+    per_s: float
+    machine_cpu_us: float
+    result: T
+
+
+async def _measured(operations: Awaitable[T], count: int) -> _Measured[T]:
+    """Run `count` operations (awaiting `operations` runs them all): their rate, and the machine's CPU each."""
+    machine = MachineCpu({})
+    started = time.perf_counter()
+    result = await operations
+    elapsed = time.perf_counter() - started
+    used, _, _ = machine.by_group()
+    return _Measured(count / elapsed, 1e6 * sum(used.values()) / count, result)
+
+
+async def _bus_rates(amqp_url: str, count: int, window: int) -> tuple[_Measured[Any], _Measured[str]]:
     """Publish with confirms (`window` in flight, as concurrent webhooks do) into a quorum queue, then
     consume the lot with manual acks."""
     name = f"bench.raw.{uuid.uuid4().hex[:8]}"
@@ -39,9 +99,7 @@ async def _bus_rates(amqp_url: str, count: int, window: int) -> tuple[float, flo
                 message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, message_id=str(n))
                 await exchange.publish(message, "interaction.sms.inbound")
 
-        started = time.perf_counter()
-        await asyncio.gather(*(publish_one(n) for n in range(count)))
-        publish_rate = count / (time.perf_counter() - started)
+        publishing = await _measured(asyncio.gather(*(publish_one(n) for n in range(count))), count)
 
         consumer = await connection.channel()
         await consumer.set_qos(prefetch_count=window)
@@ -55,20 +113,23 @@ async def _bus_rates(amqp_url: str, count: int, window: int) -> tuple[float, flo
             if seen == count:
                 consumed.set()
 
-        started = time.perf_counter()
         queue_on_consumer = await consumer.get_queue(name)
-        tag = await queue_on_consumer.consume(on_message)
-        await consumed.wait()
-        consume_rate = count / (time.perf_counter() - started)
-        await queue_on_consumer.cancel(tag)
+
+        async def consume_all() -> str:
+            tag = await queue_on_consumer.consume(on_message)
+            await consumed.wait()
+            return tag
+
+        consuming = await _measured(consume_all(), count)
+        await queue_on_consumer.cancel(consuming.result)
         await queue_on_consumer.delete(if_unused=False, if_empty=False)
         await exchange.delete()
-        return publish_rate, consume_rate
+        return publishing, consuming
     finally:
         await connection.close()
 
 
-async def _postgres_rate(database_url: str, count: int, window: int) -> float:
+async def _postgres_rate(database_url: str, count: int, window: int) -> _Measured[Any]:
     """Single-row inserts in their own transactions, `window` at once: what the router does per interaction."""
     pool = await asyncpg.create_pool(database_url, min_size=window, max_size=window)
     table = f"bench_raw_{uuid.uuid4().hex[:8]}"
@@ -80,15 +141,13 @@ async def _postgres_rate(database_url: str, count: int, window: int) -> float:
             async with gate:
                 await pool.execute(f"INSERT INTO {table} VALUES ($1, $2)", uuid.uuid4(), "x" * 160)
 
-        started = time.perf_counter()
-        await asyncio.gather(*(insert_one() for _ in range(count)))
-        return count / (time.perf_counter() - started)
+        return await _measured(asyncio.gather(*(insert_one() for _ in range(count))), count)
     finally:
         await pool.execute(f"DROP TABLE IF EXISTS {table}")
         await pool.close()
 
 
-async def _redis_rate(redis_url: str, count: int, window: int) -> float:
+async def _redis_rate(redis_url: str, count: int, window: int) -> _Measured[Any]:
     """A small Lua script (a hash write and a sorted-set add), `window` at once."""
     client = aioredis.from_url(redis_url)
     prefix = f"bench:raw:{uuid.uuid4().hex[:8]}"
@@ -102,13 +161,11 @@ async def _redis_rate(redis_url: str, count: int, window: int) -> float:
             async with gate:
                 await script(keys=[f"{prefix}:task:{n}", f"{prefix}:queue"], args=[n])
 
-        started = time.perf_counter()
-        await asyncio.gather(*(run_one(n) for n in range(count)))
-        rate = count / (time.perf_counter() - started)
+        measured = await _measured(asyncio.gather(*(run_one(n) for n in range(count))), count)
         keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
         for start in range(0, len(keys), 1000):
             await client.delete(*keys[start : start + 1000])
-        return rate
+        return measured
     finally:
         await client.aclose()
 
@@ -117,9 +174,15 @@ async def measure_raw_limits(
     *, amqp_url: str, database_url: str, redis_url: str, count: int = 5000, window: int = 64
 ) -> RawLimits:
     publish, consume = await _bus_rates(amqp_url, count, window)
+    postgres = await _postgres_rate(database_url, count, min(window, 20))
+    redis = await _redis_rate(redis_url, count, window)
     return RawLimits(
-        bus_publish_per_s=publish,
-        bus_consume_per_s=consume,
-        postgres_insert_per_s=await _postgres_rate(database_url, count, min(window, 20)),
-        redis_script_per_s=await _redis_rate(redis_url, count, window),
+        bus_publish_per_s=publish.per_s,
+        bus_consume_per_s=consume.per_s,
+        postgres_insert_per_s=postgres.per_s,
+        redis_script_per_s=redis.per_s,
+        bus_publish_cpu_us=publish.machine_cpu_us,
+        bus_consume_cpu_us=consume.machine_cpu_us,
+        postgres_insert_cpu_us=postgres.machine_cpu_us,
+        redis_script_cpu_us=redis.machine_cpu_us,
     )

@@ -8,6 +8,8 @@ import json
 import os
 import sys
 
+import pytest
+
 
 async def test_the_benchmark_command_prints_its_figures_and_the_ratio_to_the_raw_bus() -> None:
     process = await asyncio.create_subprocess_exec(
@@ -41,6 +43,17 @@ async def test_the_benchmark_command_prints_its_figures_and_the_ratio_to_the_raw
     assert set(result["arrival_to_offer_ms"]) == {"p50", "p95", "p99", "mean"}
     assert {process["role"] for process in result["processes"]} == {"api", "router"}
     assert result["ratio_to_raw_bus_publish"] > 0 and result["raw"]["bus_publish_per_s"] > 0
+    # Each raw operation's cost in the whole machine's CPU, and the bound two bus crossings a contact set.
+    assert set(result["raw_machine_cpu_us_per_operation"]) == {
+        "bus_publish",
+        "bus_consume",
+        "postgres_insert",
+        "redis_script",
+    }
+    assert all(cost > 0 for cost in result["raw_machine_cpu_us_per_operation"].values())
+    assert result["bus_bound_per_s"] > 0
+    bound_ratio = result["sustained_interactions_per_s"] / result["bus_bound_per_s"]
+    assert result["ratio_to_bus_bound"] == pytest.approx(bound_ratio, abs=0.002)
     assert "load generator" in result["machine_cpu_percent"]
     assert result["machine_cpu_ms_per_interaction"] > 0
     assert result["context_switches_per_interaction"]["service api"] > 0
