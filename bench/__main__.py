@@ -292,9 +292,12 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         else {},
     }
     if raw is not None:
-        result["raw"] = {key: round(value, 1) for key, value in raw.rates().items()}
-        result["ratio_to_raw_bus_publish"] = round(achieved / raw.bus_publish_per_s, 3)
-        result["raw_machine_cpu_us_per_operation"] = {key: round(value) for key, value in raw.machine_cpu_us().items()}
+        measured = raw.by_operation()
+        result["raw"] = {f"{operation}_per_s": round(figure.per_s, 1) for operation, figure in measured.items()}
+        result["ratio_to_raw_bus_publish"] = round(achieved / raw.bus_publish.per_s, 3)
+        result["raw_machine_cpu_us_per_operation"] = {
+            operation: round(figure.machine_cpu_us) for operation, figure in measured.items()
+        }
         # What the cores could carry if a contact were nothing but its two crossings of the bus, as the raw test
         # makes them: the ceiling for one message per contact and crossing on this machine, and how near we come.
         result["bus_bound_per_s"] = round(raw.bus_bound_per_s(), 1)

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TypeVar
 
 import aio_pika
 import asyncpg
@@ -28,31 +28,24 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class RawFigure:
+    per_s: float
+    machine_cpu_us: float  # the whole machine's CPU per operation, over the same window
+
+
+@dataclass(frozen=True)
 class RawLimits:
-    bus_publish_per_s: float
-    bus_consume_per_s: float
-    postgres_insert_per_s: float
-    redis_script_per_s: float
-    # The whole machine's CPU per operation, in microseconds, over the same windows.
-    bus_publish_cpu_us: float
-    bus_consume_cpu_us: float
-    postgres_insert_cpu_us: float
-    redis_script_cpu_us: float
+    bus_publish: RawFigure
+    bus_consume: RawFigure
+    postgres_insert: RawFigure
+    redis_script: RawFigure
 
-    def rates(self) -> dict[str, float]:
+    def by_operation(self) -> dict[str, RawFigure]:
         return {
-            "bus_publish_per_s": self.bus_publish_per_s,
-            "bus_consume_per_s": self.bus_consume_per_s,
-            "postgres_insert_per_s": self.postgres_insert_per_s,
-            "redis_script_per_s": self.redis_script_per_s,
-        }
-
-    def machine_cpu_us(self) -> dict[str, float]:
-        return {
-            "bus_publish": self.bus_publish_cpu_us,
-            "bus_consume": self.bus_consume_cpu_us,
-            "postgres_insert": self.postgres_insert_cpu_us,
-            "redis_script": self.redis_script_cpu_us,
+            "bus_publish": self.bus_publish,
+            "bus_consume": self.bus_consume,
+            "postgres_insert": self.postgres_insert,
+            "redis_script": self.redis_script,
         }
 
     def bus_bound_per_s(self) -> float:
@@ -60,28 +53,22 @@ class RawLimits:
         the bus, each at the raw test's cost — before any webhook, database, Redis or socket work. A bound for
         code that sends each contact in a message of its own, as ours does (several contacts to a message
         would be the only way past it)."""
-        per_contact_s = BUS_CROSSINGS_PER_INTERACTION * (self.bus_publish_cpu_us + self.bus_consume_cpu_us) / 1e6
-        return (os.cpu_count() or 1) / per_contact_s
+        crossing_us = self.bus_publish.machine_cpu_us + self.bus_consume.machine_cpu_us
+        return (os.cpu_count() or 1) / (BUS_CROSSINGS_PER_INTERACTION * crossing_us / 1e6)
 
 
-@dataclass(frozen=True)
-class _Measured(Generic[T]):
-    per_s: float
-    machine_cpu_us: float
-    result: T
-
-
-async def _measured(operations: Awaitable[T], count: int) -> _Measured[T]:
-    """Run `count` operations (awaiting `operations` runs them all): their rate, and the machine's CPU each."""
+async def _measured(operations: Awaitable[T], count: int) -> tuple[RawFigure, T]:
+    """Run `count` operations (awaiting `operations` runs them all): their rate, the machine's CPU each, and
+    what `operations` answered."""
     machine = MachineCpu({})
     started = time.perf_counter()
     result = await operations
     elapsed = time.perf_counter() - started
     used, _, _ = machine.by_group()
-    return _Measured(count / elapsed, 1e6 * sum(used.values()) / count, result)
+    return RawFigure(count / elapsed, 1e6 * sum(used.values()) / count), result
 
 
-async def _bus_rates(amqp_url: str, count: int, window: int) -> tuple[_Measured[Any], _Measured[str]]:
+async def _bus_rates(amqp_url: str, count: int, window: int) -> tuple[RawFigure, RawFigure]:
     """Publish with confirms (`window` in flight, as concurrent webhooks do) into a quorum queue, then
     consume the lot with manual acks."""
     name = f"bench.raw.{uuid.uuid4().hex[:8]}"
@@ -99,7 +86,7 @@ async def _bus_rates(amqp_url: str, count: int, window: int) -> tuple[_Measured[
                 message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, message_id=str(n))
                 await exchange.publish(message, "interaction.sms.inbound")
 
-        publishing = await _measured(asyncio.gather(*(publish_one(n) for n in range(count))), count)
+        publishing, _ = await _measured(asyncio.gather(*(publish_one(n) for n in range(count))), count)
 
         consumer = await connection.channel()
         await consumer.set_qos(prefetch_count=window)
@@ -120,8 +107,8 @@ async def _bus_rates(amqp_url: str, count: int, window: int) -> tuple[_Measured[
             await consumed.wait()
             return tag
 
-        consuming = await _measured(consume_all(), count)
-        await queue_on_consumer.cancel(consuming.result)
+        consuming, tag = await _measured(consume_all(), count)
+        await queue_on_consumer.cancel(tag)
         await queue_on_consumer.delete(if_unused=False, if_empty=False)
         await exchange.delete()
         return publishing, consuming
@@ -129,7 +116,7 @@ async def _bus_rates(amqp_url: str, count: int, window: int) -> tuple[_Measured[
         await connection.close()
 
 
-async def _postgres_rate(database_url: str, count: int, window: int) -> _Measured[Any]:
+async def _postgres_rate(database_url: str, count: int, window: int) -> RawFigure:
     """Single-row inserts in their own transactions, `window` at once: what the router does per interaction."""
     pool = await asyncpg.create_pool(database_url, min_size=window, max_size=window)
     table = f"bench_raw_{uuid.uuid4().hex[:8]}"
@@ -141,13 +128,14 @@ async def _postgres_rate(database_url: str, count: int, window: int) -> _Measure
             async with gate:
                 await pool.execute(f"INSERT INTO {table} VALUES ($1, $2)", uuid.uuid4(), "x" * 160)
 
-        return await _measured(asyncio.gather(*(insert_one() for _ in range(count))), count)
+        inserting, _ = await _measured(asyncio.gather(*(insert_one() for _ in range(count))), count)
+        return inserting
     finally:
         await pool.execute(f"DROP TABLE IF EXISTS {table}")
         await pool.close()
 
 
-async def _redis_rate(redis_url: str, count: int, window: int) -> _Measured[Any]:
+async def _redis_rate(redis_url: str, count: int, window: int) -> RawFigure:
     """A small Lua script (a hash write and a sorted-set add), `window` at once."""
     client = aioredis.from_url(redis_url)
     prefix = f"bench:raw:{uuid.uuid4().hex[:8]}"
@@ -161,11 +149,11 @@ async def _redis_rate(redis_url: str, count: int, window: int) -> _Measured[Any]
             async with gate:
                 await script(keys=[f"{prefix}:task:{n}", f"{prefix}:queue"], args=[n])
 
-        measured = await _measured(asyncio.gather(*(run_one(n) for n in range(count))), count)
+        running, _ = await _measured(asyncio.gather(*(run_one(n) for n in range(count))), count)
         keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
         for start in range(0, len(keys), 1000):
             await client.delete(*keys[start : start + 1000])
-        return measured
+        return running
     finally:
         await client.aclose()
 
@@ -174,15 +162,9 @@ async def measure_raw_limits(
     *, amqp_url: str, database_url: str, redis_url: str, count: int = 5000, window: int = 64
 ) -> RawLimits:
     publish, consume = await _bus_rates(amqp_url, count, window)
-    postgres = await _postgres_rate(database_url, count, min(window, 20))
-    redis = await _redis_rate(redis_url, count, window)
     return RawLimits(
-        bus_publish_per_s=publish.per_s,
-        bus_consume_per_s=consume.per_s,
-        postgres_insert_per_s=postgres.per_s,
-        redis_script_per_s=redis.per_s,
-        bus_publish_cpu_us=publish.machine_cpu_us,
-        bus_consume_cpu_us=consume.machine_cpu_us,
-        postgres_insert_cpu_us=postgres.machine_cpu_us,
-        redis_script_cpu_us=redis.machine_cpu_us,
+        bus_publish=publish,
+        bus_consume=consume,
+        postgres_insert=await _postgres_rate(database_url, count, min(window, 20)),
+        redis_script=await _redis_rate(redis_url, count, window),
     )
