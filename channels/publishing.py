@@ -1,25 +1,58 @@
-"""Hands an accepted contact to the routers: publish to the interactions exchange and wait for the confirm."""
+"""Hands accepted contacts to the routers: publish to the interactions exchange and wait for the confirm.
+
+Group commit: contacts of one channel that arrive while earlier ones wait for the broker travel together, as
+one message, next. An idle service publishes each contact alone at once; under load one message, one confirm
+and one delivery carry many, and the router records them together — on two cores the per-message costs of
+the broker and the client were a third of what a contact cost, and most of its wake-ups.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+from functools import partial
+
+from contactcenter.batching import Batcher
 from contactcenter.bus import Bus
+from contactcenter.errors import Unavailable
 from contactcenter.topology import Topology
 from schema import Interaction
+from schema.interactions import inbound_message
+
+# Messages in flight per channel; contacts arriving meanwhile wait to leave together in the next.
+PUBLISHING_LANES = 2
 
 
 class InteractionPublisher:
-    def __init__(self, bus: Bus, topology: Topology) -> None:
+    def __init__(self, bus: Bus, topology: Topology, *, timeout: float, batch: int = 64) -> None:
         self._bus = bus
         self._topology = topology
+        self._timeout = timeout
+        self._batch = batch
+        self._batchers: dict[str, Batcher[Interaction, None]] = {}
 
     async def publish(self, interaction: Interaction) -> None:
-        """Return once the broker holds the interaction; raise `Unavailable` when it does not confirm in time.
-        Mandatory: the routers' queue is declared at start-up, so an unroutable contact means a broken set-up,
-        and the provider must retry rather than believe us."""
+        """Return once the broker holds the interaction; raise `Unavailable` when it does not confirm within
+        the timeout, waiting for a place included (every contact of a message fails alike). Mandatory: the
+        routers' queue is declared at start-up, so an unroutable contact means a broken set-up, and the
+        provider must retry rather than believe us."""
+        key = self._topology.interaction_key(interaction)
+        batcher = self._batchers.get(key)
+        if batcher is None:
+            batcher = Batcher(partial(self._publish_together, key), lanes=PUBLISHING_LANES, max_batch=self._batch)
+            self._batchers[key] = batcher
+        try:
+            async with asyncio.timeout(self._timeout):
+                await batcher.call(interaction)
+        except TimeoutError as exc:
+            # Its message may still be confirmed later: the provider's retry is then stored once all the same.
+            raise Unavailable(f"RabbitMQ did not confirm within {self._timeout}s (publish)") from exc
+
+    async def _publish_together(self, key: str, interactions: list[Interaction]) -> Sequence[None]:
+        message_id = self._topology.interaction_message_id(interactions[0])
+        if len(interactions) > 1:
+            message_id += f"+{len(interactions) - 1}"
         await self._bus.publish(
-            self._topology.interactions,
-            self._topology.interaction_key(interaction),
-            interaction.model_dump_json().encode(),
-            message_id=f"{interaction.channel}:{interaction.provider_id}",
-            mandatory=True,
+            self._topology.interactions, key, inbound_message(interactions), message_id=message_id, mandatory=True
         )
+        return [None] * len(interactions)

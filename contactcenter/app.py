@@ -191,7 +191,10 @@ async def _start_api(
     restore_states.start()
     stack.push_async_callback(restore_states.stop)
     admission = app[ADMISSION] = Admission(settings.webhook_concurrency)  # shared by every provider's webhooks
-    sms = SmsWebhook(settings, InteractionPublisher(services.bus, services.topology), admission)
+    publisher = InteractionPublisher(
+        services.bus, services.topology, timeout=settings.publish_timeout_seconds, batch=settings.inbound_batch
+    )
+    sms = SmsWebhook(settings, publisher, admission)
     app.router.add_routes(
         [
             web.post("/channels/twilio/sms", sms.receive),

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     publish_timeout_seconds: float = 5.0
     # Contacts an API process takes in from webhooks at once; past it, providers get a 503 and retry.
     webhook_concurrency: int = Field(default=200, ge=1)
+    # Contacts of one channel an API process publishes together in one message when they arrive while earlier
+    # ones wait for the broker (1: each alone, as routers before batches expect during a rolling upgrade).
+    inbound_batch: int = Field(default=64, ge=1)
     # Deliveries a router holds at once (0 would mean no bound at all to RabbitMQ); 32, 128 and 512 carried the
     # same at the ceiling on two cores.
     router_prefetch: int = Field(default=32, ge=1)

@@ -1,4 +1,5 @@
-"""The router worker: one inbound interaction at a time per delivery, as a competing consumer.
+"""The router worker, a competing consumer of the interactions the adapters publish (one, or several of one
+channel, per delivery).
 
 For each: resolve the sender to a client card, store the interaction once and attach it to a conversation
 (one PostgreSQL transaction), then queue the conversation in live state, which reserves the longest-idle
@@ -8,6 +9,7 @@ any point means a redelivery — and every step is idempotent.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from contactcenter.agents.notices import AgentNotices
@@ -18,6 +20,7 @@ from contactcenter.live.state import LiveState
 from contactcenter.store.conversations import Conversations
 from contactcenter.topology import Topology
 from schema import Interaction
+from schema.interactions import inbound_message, read_inbound_message
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,46 @@ class Router:
 
     async def route_delivery(self, delivery: Delivery) -> None:
         # A body that does not parse raises: after the delivery limit it rests in the dead-letter queue.
-        await self.route(Interaction.model_validate_json(delivery.body), redelivered=delivery.redelivered)
+        interactions = read_inbound_message(delivery.body)
+        if len(interactions) == 1:
+            await self.route(interactions[0], redelivered=delivery.redelivered)
+            return
+        failed = await self._route_together(interactions, redelivered=delivery.redelivered)
+        if not failed:
+            return
+        if not delivery.redelivered:
+            # The whole message again: a passing failure heals, and each contact is offered again at once.
+            raise failed[0][1]
+        # Failing a second time: each failing contact goes on alone, so that one that can never be routed
+        # reaches the dead-letter queue by itself, not with the others of its message.
+        for interaction, error in failed:
+            log.warning("interaction %s failed again (%r): handing it back alone", interaction.id, error)
+            await self._hand_back(interaction)
+
+    async def _route_together(
+        self, interactions: list[Interaction], *, redelivered: bool
+    ) -> list[tuple[Interaction, Exception]]:
+        """Route the contacts of one message side by side (their database and Redis work leaves in batches);
+        answer the ones that failed, each with its failure."""
+        outcomes = await asyncio.gather(
+            *(self.route(interaction, redelivered=redelivered) for interaction in interactions), return_exceptions=True
+        )
+        failed: list[tuple[Interaction, Exception]] = []
+        for interaction, outcome in zip(interactions, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                failed.append((interaction, outcome))
+            elif isinstance(outcome, BaseException):
+                raise outcome  # a cancellation is not a contact's failure
+        return failed
+
+    async def _hand_back(self, interaction: Interaction) -> None:
+        await self._bus.publish(
+            self._topology.interactions,
+            self._topology.interaction_key(interaction),
+            inbound_message([interaction]),
+            message_id=self._topology.interaction_message_id(interaction),
+            mandatory=True,
+        )
 
     async def route(self, interaction: Interaction, *, redelivered: bool = False) -> None:
         sender = sender_identity(interaction, self._default_region)

@@ -18,6 +18,7 @@ from contactcenter.bus import Bus, Delivery, QueueSpec
 from contactcenter.bus.amqp import connect_amqp
 from contactcenter.bus.memory import MemoryBus
 from contactcenter.errors import Unavailable
+from tests.inbox import Inbox
 
 
 @dataclass
@@ -66,31 +67,6 @@ async def bus(request: pytest.FixtureRequest, amqp_url: str, names: Names) -> As
     opened: Bus = await connect_amqp(amqp_url, publish_timeout=5) if request.param == "amqp" else MemoryBus()
     yield opened
     await opened.close()
-
-
-class Inbox:
-    """A handler that records deliveries, failing the first `fail_times`; tests wait on it with a deadline."""
-
-    def __init__(self, fail_times: int = 0) -> None:
-        self.deliveries: list[Delivery] = []
-        self.fail_times = fail_times
-        self._changed = asyncio.Condition()
-
-    async def __call__(self, delivery: Delivery) -> None:
-        async with self._changed:
-            self.deliveries.append(delivery)
-            attempt = len(self.deliveries)
-            self._changed.notify_all()
-        if attempt <= self.fail_times:
-            raise RuntimeError("this handler fails on purpose")
-
-    async def wait_for(self, count: int, timeout: float = 10) -> list[Delivery]:
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(lambda: len(self.deliveries) >= count)
-        return self.deliveries
-
-    def bodies(self) -> list[bytes]:
-        return [delivery.body for delivery in self.deliveries]
 
 
 async def _publish(bus: Bus, exchange: str, key: str, body: bytes, mandatory: bool = False) -> None:
