@@ -299,7 +299,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             operation: round(figure.machine_cpu_us) for operation, figure in measured.items()
         }
         # What the cores could carry if a contact were nothing but its two crossings of the bus, as the raw test
-        # makes them: the ceiling for one message per contact and crossing on this machine, and how near we come.
+        # makes them: the ceiling on this machine for code sending one message per contact and crossing (ours
+        # lets contacts that arrive together share one).
         result["bus_bound_per_s"] = round(raw.bus_bound_per_s(), 1)
         result["ratio_to_bus_bound"] = round(achieved / raw.bus_bound_per_s(), 3)
     return result

@@ -51,8 +51,8 @@ class RawLimits:
     def bus_bound_per_s(self) -> float:
         """Contacts per second the machine's cores could carry if a contact cost nothing but its crossings of
         the bus, each at the raw test's cost — before any webhook, database, Redis or socket work. A bound for
-        code that sends each contact in a message of its own, as ours does (several contacts to a message
-        would be the only way past it)."""
+        code that sends each contact in a message of its own; ours passes it under load by sending the
+        contacts that arrive together in one message (`channels/publishing.py`)."""
         crossing_us = self.bus_publish.machine_cpu_us + self.bus_consume.machine_cpu_us
         return (os.cpu_count() or 1) / (BUS_CROSSINGS_PER_INTERACTION * crossing_us / 1e6)
 
