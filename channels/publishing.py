@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from functools import partial
 
 from contactcenter.batching import Batcher
 from contactcenter.bus import Bus
 from contactcenter.errors import Unavailable
+from contactcenter.inbound import publish_inbound
 from contactcenter.topology import Topology
 from schema import Interaction
-from schema.interactions import inbound_message
 
 # Messages in flight per channel; contacts arriving meanwhile wait to leave together in the next.
 PUBLISHING_LANES = 2
@@ -33,13 +32,11 @@ class InteractionPublisher:
 
     async def publish(self, interaction: Interaction) -> None:
         """Return once the broker holds the interaction; raise `Unavailable` when it does not confirm within
-        the timeout, waiting for a place included (every contact of a message fails alike). Mandatory: the
-        routers' queue is declared at start-up, so an unroutable contact means a broken set-up, and the
-        provider must retry rather than believe us."""
+        the timeout, waiting for a place included (every contact of a message fails alike)."""
         key = self._topology.interaction_key(interaction)
         batcher = self._batchers.get(key)
         if batcher is None:
-            batcher = Batcher(partial(self._publish_together, key), lanes=PUBLISHING_LANES, max_batch=self._batch)
+            batcher = Batcher(self._publish_together, lanes=PUBLISHING_LANES, max_batch=self._batch)
             self._batchers[key] = batcher
         try:
             async with asyncio.timeout(self._timeout):
@@ -48,11 +45,6 @@ class InteractionPublisher:
             # Its message may still be confirmed later: the provider's retry is then stored once all the same.
             raise Unavailable(f"RabbitMQ did not confirm within {self._timeout}s (publish)") from exc
 
-    async def _publish_together(self, key: str, interactions: list[Interaction]) -> Sequence[None]:
-        message_id = self._topology.interaction_message_id(interactions[0])
-        if len(interactions) > 1:
-            message_id += f"+{len(interactions) - 1}"
-        await self._bus.publish(
-            self._topology.interactions, key, inbound_message(interactions), message_id=message_id, mandatory=True
-        )
+    async def _publish_together(self, interactions: list[Interaction]) -> Sequence[None]:
+        await publish_inbound(self._bus, self._topology, interactions)
         return [None] * len(interactions)

@@ -54,10 +54,6 @@ class Topology:
         return f"interaction.{interaction.channel}.{interaction.direction}"
 
     @staticmethod
-    def interaction_message_id(interaction: Interaction) -> str:
-        return f"{interaction.channel}:{interaction.provider_id}"
-
-    @staticmethod
     def agent_key(agent_id: uuid.UUID) -> str:
         return f"agent.{agent_id}"
 

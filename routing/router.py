@@ -15,12 +15,13 @@ import logging
 from contactcenter.agents.notices import AgentNotices
 from contactcenter.bus import Bus, Delivery, Subscription
 from contactcenter.identities import sender_identity
+from contactcenter.inbound import publish_inbound
 from contactcenter.live import Task, now_ms
 from contactcenter.live.state import LiveState
 from contactcenter.store.conversations import Conversations
 from contactcenter.topology import Topology
 from schema import Interaction
-from schema.interactions import inbound_message, read_inbound_message
+from schema.interactions import read_inbound_message
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class Router:
         # reaches the dead-letter queue by itself, not with the others of its message.
         for interaction, error in failed:
             log.warning("interaction %s failed again (%r): handing it back alone", interaction.id, error)
-            await self._hand_back(interaction)
+            await publish_inbound(self._bus, self._topology, [interaction])
 
     async def _route_together(
         self, interactions: list[Interaction], *, redelivered: bool
@@ -79,15 +80,6 @@ class Router:
             elif isinstance(outcome, BaseException):
                 raise outcome  # a cancellation is not a contact's failure
         return failed
-
-    async def _hand_back(self, interaction: Interaction) -> None:
-        await self._bus.publish(
-            self._topology.interactions,
-            self._topology.interaction_key(interaction),
-            inbound_message([interaction]),
-            message_id=self._topology.interaction_message_id(interaction),
-            mandatory=True,
-        )
 
     async def route(self, interaction: Interaction, *, redelivered: bool = False) -> None:
         sender = sender_identity(interaction, self._default_region)
