@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import aiohttp
@@ -256,6 +257,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "offers": len(figures.offers),
         "card_timeline_entries_mean": round(figures.card_entries / len(figures.offers), 1) if figures.offers else None,
         "messages_to_agents": figures.messages,
+        # Agents' sockets the service closed during the run (each reconnected), and errors answered to them.
+        "agent_sockets_dropped": figures.dropped,
+        "agent_errors": dict(Counter(figures.errors).most_common(5)),
         "arrival_to_offer_ms": {
             "p50": round(_percentile(latencies, 0.50), 2),
             "p95": round(_percentile(latencies, 0.95), 2),
@@ -316,6 +320,7 @@ def _table(result: dict[str, object]) -> str:
         f"arrival -> offer     p50 {latency['p50']} ms  p95 {latency['p95']} ms  p99 {latency['p99']} ms",
         f"p99 by tenth of run  {result['arrival_to_offer_p99_ms_by_tenth']}",
         f"lost / duplicated    {result['lost']} / {result['duplicated']}",
+        f"agents               {result['agent_sockets_dropped']} sockets dropped, errors {result['agent_errors']}",
     ]
     if "raw" in result:
         lines.append(f"raw limits           {result['raw']}")

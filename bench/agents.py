@@ -14,6 +14,9 @@ from typing import Any
 
 import aiohttp
 
+RECONNECTS = 20
+START_TIMEOUT = 120.0  # seconds for the whole pool to connect and be available
+
 
 @dataclass
 class AgentFigures:
@@ -28,6 +31,8 @@ class AgentFigures:
     last_delivery: float = 0.0
     revoked: int = 0
     errors: list[str] = field(default_factory=list)
+    # Sockets the service closed while the run went on (each agent reconnects, as a desktop would).
+    dropped: int = 0
 
 
 class AgentPool:
@@ -45,7 +50,8 @@ class AgentPool:
         self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         ready = [asyncio.get_running_loop().create_future() for _ in self._tokens]
         self._tasks = [asyncio.create_task(self._agent(t, r)) for t, r in zip(self._tokens, ready, strict=True)]
-        await asyncio.gather(*ready)
+        async with asyncio.timeout(START_TIMEOUT):
+            await asyncio.gather(*ready)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -57,27 +63,44 @@ class AgentPool:
             await self._http.close()
 
     async def _agent(self, token: str, ready: asyncio.Future[None]) -> None:
+        """One agent, connected until the pool stops; a socket the service closes is counted and reopened."""
+        for attempt in range(RECONNECTS):
+            await self._session(token, ready)
+            self.figures.dropped += 1
+            await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
+        if not ready.done():
+            ready.set_exception(RuntimeError(f"an agent could not connect in {RECONNECTS} attempts"))
+
+    async def _session(self, token: str, ready: asyncio.Future[None]) -> None:
         assert self._http is not None
-        async with self._http.ws_connect(f"{self._base_url}/api/v1/agents/ws?token={token}") as socket:
-            await socket.send_json({"type": "state", "state": "available"})
-            ready.set_result(None)
-            async for frame in socket:
-                if frame.type is not aiohttp.WSMsgType.TEXT:
-                    break
-                received = time.time()
-                message: dict[str, Any] = json.loads(frame.data)
-                match message["type"]:
-                    case "offer":
-                        self._on_offer(message, received)
-                        self.figures.last_delivery = time.perf_counter()
-                        asyncio.create_task(self._work(socket, message["reservation"]))  # noqa: RUF006
-                    case "message":
-                        self.figures.messages += 1
-                        self.figures.last_delivery = time.perf_counter()
-                    case "revoked":
-                        self.figures.revoked += 1
-                    case "error":
-                        self.figures.errors.append(message["error"]["message"])
+        with contextlib.suppress(aiohttp.ClientError):
+            async with self._http.ws_connect(f"{self._base_url}/api/v1/agents/ws?token={token}") as socket:
+                await socket.send_json({"type": "state", "state": "available"})
+                await self._serve(socket, ready)
+
+    async def _serve(self, socket: aiohttp.ClientWebSocketResponse, ready: asyncio.Future[None]) -> None:
+        async for frame in socket:
+            if frame.type is not aiohttp.WSMsgType.TEXT:
+                break
+            received = time.time()
+            message: dict[str, Any] = json.loads(frame.data)
+            match message["type"]:
+                case "state":
+                    # Answered once the service holds the agent (bound to its notices, live state set):
+                    # only then does the load start, so offers never wait for agents still connecting.
+                    if not ready.done():
+                        ready.set_result(None)
+                case "offer":
+                    self._on_offer(message, received)
+                    self.figures.last_delivery = time.perf_counter()
+                    asyncio.create_task(self._work(socket, message["reservation"]))  # noqa: RUF006
+                case "message":
+                    self.figures.messages += 1
+                    self.figures.last_delivery = time.perf_counter()
+                case "revoked":
+                    self.figures.revoked += 1
+                case "error":
+                    self.figures.errors.append(message["error"]["message"])
 
     def _on_offer(self, message: dict[str, Any], received: float) -> None:
         reservation = message["reservation"]

@@ -38,6 +38,8 @@ async def test_the_benchmark_command_prints_its_figures_and_the_ratio_to_the_raw
     assert result["sent"] == result["acknowledged"] == 40
     assert result["lost"] == 0 and result["duplicated"] == 0
     assert 0 < result["offers"] <= 40
+    # Every agent was connected and available before the load began, and stayed so.
+    assert result["agent_sockets_dropped"] == 0 and result["agent_errors"] == {}
     # Each customer came with three earlier contacts: every card offered shows them beside the new one.
     assert result["history_per_customer"] == 3 and result["card_timeline_entries_mean"] >= 4
     assert set(result["arrival_to_offer_ms"]) == {"p50", "p95", "p99", "mean"}
