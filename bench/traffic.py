@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlencode
 
+from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 
 from bench.http import HttpClient, HttpError
@@ -46,18 +47,22 @@ class SmsTraffic:
 
     async def send_one(self, figures: TrafficFigures) -> None:
         sid = "SM" + uuid.uuid4().hex
-        form = {
-            "MessageSid": sid,
-            "SmsSid": sid,
-            "AccountSid": "AC" + "0" * 32,
-            "From": customer_number(random.randrange(self._customers)),
-            "To": "+15005550006",
-            "Body": "Hello, is my order on its way?",
-            "NumMedia": "0",
-            "NumSegments": "1",
-            "SmsStatus": "received",
-            "ApiVersion": "2010-04-01",
-        }
+        # A MultiDict, as a web framework hands the form over: the validator reads it with `getall`, where a
+        # plain dict would cost it two exceptions a field (a tenth of the load generator's CPU).
+        form = MultiDict(
+            {
+                "MessageSid": sid,
+                "SmsSid": sid,
+                "AccountSid": "AC" + "0" * 32,
+                "From": customer_number(random.randrange(self._customers)),
+                "To": "+15005550006",
+                "Body": "Hello, is my order on its way?",
+                "NumMedia": "0",
+                "NumSegments": "1",
+                "SmsStatus": "received",
+                "ApiVersion": "2010-04-01",
+            }
+        )
         headers = {
             "Content-Type": "application/x-www-form-urlencoded",
             "X-Twilio-Signature": self._validator.compute_signature(self._url, form),

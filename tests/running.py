@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 
 from contactcenter.app import SERVICES, Role, Services, create_app
@@ -69,7 +70,7 @@ class RunningService:
         return await self.post_twilio("/channels/twilio/sms", form)
 
     async def post_twilio(
-        self, path: str, form: dict[str, str], *, signature: str | None = None
+        self, path: str, form: dict[str, str] | MultiDict[str], *, signature: str | None = None
     ) -> aiohttp.ClientResponse:
         url = f"{self.base_url}{path}"
         signed_url = (self.settings.public_url.rstrip("/") + path) if self.settings.public_url else url

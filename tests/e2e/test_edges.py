@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 import pytest
+from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 
 from contactcenter.app import ADMISSION
@@ -29,6 +30,21 @@ async def test_wrongly_signed_sms_webhook_is_refused(service: RunningService) ->
     form = {"From": "+14155550134", "MessageSid": "SM1", "Body": "hi"}
     response = await service.post_twilio("/channels/twilio/sms", form, signature="bm90IGEgc2lnbmF0dXJl")
     assert response.status == 403
+
+
+async def test_a_webhook_with_a_field_sent_twice_is_accepted(service: RunningService) -> None:
+    """An MMS names each picture in its own `MediaUrl` field; Twilio's signature covers every one."""
+    form = MultiDict(
+        [
+            ("From", "+14155550177"),
+            ("MessageSid", "MM" + "c" * 32),
+            ("Body", "two photos of the dent"),
+            ("MediaUrl", "https://api.twilio.com/media/1"),
+            ("MediaUrl", "https://api.twilio.com/media/2"),
+        ]
+    )
+    response = await service.post_twilio("/channels/twilio/sms", form)
+    assert response.status == 200, await response.text()
 
 
 @pytest.mark.parametrize("missing", ["From", "MessageSid"])

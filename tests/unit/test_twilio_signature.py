@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 from aiohttp.test_utils import make_mocked_request
+from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 
 from channels.twilio_signature import TwilioSignature
 from contactcenter.errors import Forbidden
 
 TOKEN = "12345678901234567890123456789012"
-FORM = {"MessageSid": "SM1", "From": "+14155550100", "Body": "Hello"}
+FORM = MultiDict({"MessageSid": "SM1", "From": "+14155550100", "Body": "Hello"})
 PATH = "/channels/twilio/sms"
 
 
@@ -46,4 +47,18 @@ def test_a_missing_or_wrong_signature_is_forbidden(headers: dict[str, str], toke
 def test_a_changed_form_is_forbidden() -> None:
     request = make_mocked_request("POST", PATH, headers=_signed("https://cc.example.com/channels/twilio/sms"))
     with pytest.raises(Forbidden):
-        TwilioSignature(TOKEN, "https://cc.example.com").verify(request, {**FORM, "Body": "Goodbye"})
+        TwilioSignature(TOKEN, "https://cc.example.com").verify(request, MultiDict({**FORM, "Body": "Goodbye"}))
+
+
+def test_a_field_posted_twice_is_checked_over_both_values() -> None:
+    """Twilio signs every value of a repeated field (e.g. several media URLs); a form read as a plain dict
+    would keep one of them and refuse a genuine webhook forever."""
+    form = MultiDict([*FORM.items(), ("MediaUrl", "https://media.example/1"), ("MediaUrl", "https://media.example/2")])
+    url = "https://cc.example.com/channels/twilio/sms"
+    headers = {"X-Twilio-Signature": RequestValidator(TOKEN).compute_signature(url, form)}
+    TwilioSignature(TOKEN, "https://cc.example.com").verify(make_mocked_request("POST", PATH, headers=headers), form)
+    changed = MultiDict([*FORM.items(), ("MediaUrl", "https://media.example/1"), ("MediaUrl", "https://evil.example")])
+    with pytest.raises(Forbidden):
+        TwilioSignature(TOKEN, "https://cc.example.com").verify(
+            make_mocked_request("POST", PATH, headers=headers), changed
+        )
