@@ -13,7 +13,7 @@ import logging
 import uuid
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import ValidationError
 
 from contactcenter.agents.notices import AgentNotices
@@ -132,7 +132,14 @@ class AgentGateway:
         socket = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=MAX_MESSAGE_BYTES)
         await socket.prepare(request)
         session = AgentSession(agent, socket)
-        await self._open(session)
+        try:
+            await self._open(session)
+        except LEAVING_ERRORS as exc:
+            # The socket is open already: the desktop hears why on it, and reconnects (1013: try again later).
+            log.warning("agent %s could not be connected: %s", agent.id, exc)
+            await session.send(_error("unavailable", "a service we depend on is unavailable; connect again"))
+            await socket.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"try again later")
+            return socket
         try:
             await session.send({"type": "hello", "agent": {"id": str(agent.id), "name": agent.name}})
             async for frame in socket:
@@ -155,12 +162,14 @@ class AgentGateway:
 
     async def _open(self, session: AgentSession) -> None:
         agent_id = session.agent.id
+        if agent_id not in self._sessions and self._subscription is not None:
+            # Bound before the session counts as held: a bind that fails leaves nothing behind, and the agent's
+            # next connection binds again (a held session means the binding is in place).
+            await self._subscription.bind(self._topology.agent_key(agent_id))
         previous = self._sessions.get(agent_id)
         self._sessions[agent_id] = session
         if previous is not None:
             await previous.socket.close(code=4000, message=b"replaced by a newer connection")
-        elif self._subscription is not None:
-            await self._subscription.bind(self._topology.agent_key(agent_id))
         log.info("agent %s connected", agent_id)
 
     async def _close(self, session: AgentSession) -> None:
