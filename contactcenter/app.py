@@ -21,6 +21,7 @@ from channels.sms import SmsWebhook
 from channels.twilio_rest import TwilioSmsSender
 from contactcenter.agents.gateway import AgentGateway
 from contactcenter.agents.notices import AgentNotices
+from contactcenter.agents.relay import NoticeRelay
 from contactcenter.agents.replies import Replies
 from contactcenter.api.admin import AdminApi
 from contactcenter.api.clients import ClientsApi
@@ -60,6 +61,7 @@ class Services:
     bus: Bus
     topology: Topology
     live: LiveState
+    relay: NoticeRelay
     directory: Directory
     cards: Cards
     conversations: Conversations
@@ -94,6 +96,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             reservation_ttl_ms=int(settings.reservation_timeout_seconds * 1000),
         )
         cards, conversations = Cards(pool), Conversations(pool)
+        relay = NoticeRelay(redis, settings.namespace, timeout=settings.publish_timeout_seconds)
+        stack.push_async_callback(relay.close)
         http = aiohttp.ClientSession()
         stack.push_async_callback(http.close)
         yield Services(
@@ -105,7 +109,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             directory=Directory(pool),
             cards=cards,
             conversations=conversations,
-            notices=AgentNotices(bus, topology, conversations),
+            relay=relay,
+            notices=AgentNotices(relay, conversations),
             http=http,
         )
 
@@ -174,8 +179,7 @@ async def _start_api(
     admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
     auth = Authenticator(admin_token, services.directory)
     gateway = AgentGateway(
-        bus=services.bus,
-        topology=services.topology,
+        relay=services.relay,
         auth=auth,
         live=services.live,
         conversations=services.conversations,
@@ -183,7 +187,7 @@ async def _start_api(
         replies=Replies(services.conversations, _reply_senders(settings, services)),
         allowed_origins=settings.allowed_origins,
     )
-    await gateway.start()
+    gateway.start()
     stack.push_async_callback(gateway.stop)
     restore_states = Periodic(
         "agent-state check", gateway.restore_lost_states, every_seconds=settings.live_check_seconds

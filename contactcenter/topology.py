@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 from contactcenter.bus import QueueSpec
@@ -20,11 +19,6 @@ class Topology:
     def interactions(self) -> str:
         """Exchange: inbound interactions from the channel adapters to the routers."""
         return f"{self.namespace}.interactions"
-
-    @property
-    def agents(self) -> str:
-        """Exchange: notices to agents (offers, messages, revocations), routed to the gateway holding the socket."""
-        return f"{self.namespace}.agents"
 
     @property
     def dead_letters(self) -> str:
@@ -46,22 +40,6 @@ class Topology:
         """Keeps what failed too often, for an operator to look at."""
         return QueueSpec(name=f"{self.namespace}.dead-letters", exchange=self.dead_letters, binding_keys=("#",))
 
-    def gateway_queue(self) -> QueueSpec:
-        return QueueSpec(name=f"{self.namespace}.gateway.{uuid.uuid4().hex}", exchange=self.agents, shared=False)
-
     @staticmethod
     def interaction_key(interaction: Interaction) -> str:
         return f"interaction.{interaction.channel}.{interaction.direction}"
-
-    @staticmethod
-    def agent_key(agent_id: uuid.UUID) -> str:
-        return f"agent.{agent_id}"
-
-    @staticmethod
-    def agent_of_key(routing_key: str) -> uuid.UUID | None:
-        """The agent a notice is for, read from its routing key without parsing the body."""
-        _, _, agent = routing_key.partition(".")
-        try:
-            return uuid.UUID(agent)
-        except ValueError:
-            return None

@@ -1,9 +1,10 @@
 """The agent desktop WebSocket, `GET /api/v1/agents/ws`.
 
 Each connected agent holds one socket here. Notices for an agent (offers, messages, revocations) reach
-this process through its own bus queue, bound to the agents it holds, so several gateway processes can run
-behind a load balancer. Commands from the desktop change live state and the database, and are answered on
-the socket; a malformed command gets an error message, never a dropped connection.
+this process through the relay (`agents.relay`), which it listens to for the agents it holds, so several
+gateway processes can run behind a load balancer. Commands from the desktop change live state and the
+database, and are answered on the socket; a malformed command gets an error message, never a dropped
+connection.
 """
 
 from __future__ import annotations
@@ -17,16 +18,15 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import ValidationError
 
 from contactcenter.agents.notices import AgentNotices
+from contactcenter.agents.relay import NoticeRelay
 from contactcenter.agents.replies import Replies
 from contactcenter.auth import Authenticator
-from contactcenter.bus import Bus, Delivery, Subscription
 from contactcenter.errors import ContactCenterError, Forbidden
 from contactcenter.http_errors import SERVICE_ERRORS, invalid_from
 from contactcenter.live import LiveChanges, now_ms
 from contactcenter.live.state import LiveState
 from contactcenter.store.conversations import Conversations
 from contactcenter.store.directory import AgentProfile
-from contactcenter.topology import Topology
 from schema.desktop import (
     AGENT_COMMAND,
     AcceptCommand,
@@ -73,8 +73,7 @@ class AgentGateway:
     def __init__(
         self,
         *,
-        bus: Bus,
-        topology: Topology,
+        relay: NoticeRelay,
         auth: Authenticator,
         live: LiveState,
         conversations: Conversations,
@@ -82,8 +81,7 @@ class AgentGateway:
         replies: Replies,
         allowed_origins: list[str],
     ) -> None:
-        self._bus = bus
-        self._topology = topology
+        self._relay = relay
         self._auth = auth
         self._live = live
         self._conversations = conversations
@@ -91,12 +89,11 @@ class AgentGateway:
         self._replies = replies
         self._allowed_origins = set(allowed_origins)
         self._sessions: dict[uuid.UUID, AgentSession] = {}
-        self._subscription: Subscription | None = None
         # The live-state rebuild whose aftermath this gateway has seen to (`restore_lost_states`).
         self._seen_rebuild: str | None = None
 
-    async def start(self) -> None:
-        self._subscription = await self._bus.subscribe(self._topology.gateway_queue(), self._deliver)
+    def start(self) -> None:
+        self._relay.listen(self.deliver_here)
         self._notices.deliver_locally_through(self)
 
     async def restore_lost_states(self) -> None:
@@ -120,8 +117,6 @@ class AgentGateway:
     async def stop(self) -> None:
         for session in list(self._sessions.values()):
             await session.socket.close(code=1001, message=b"server shutting down")
-        if self._subscription is not None:
-            await self._subscription.close()
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/api/v1/agents/ws", self.connect)]
@@ -162,10 +157,10 @@ class AgentGateway:
 
     async def _open(self, session: AgentSession) -> None:
         agent_id = session.agent.id
-        if agent_id not in self._sessions and self._subscription is not None:
-            # Bound before the session counts as held: a bind that fails leaves nothing behind, and the agent's
-            # next connection binds again (a held session means the binding is in place).
-            await self._subscription.bind(self._topology.agent_key(agent_id))
+        if agent_id not in self._sessions:
+            # Listened to before the session counts as held: a subscription that fails leaves nothing behind,
+            # and the agent's next connection subscribes again (a held session means the relay hears the agent).
+            await self._relay.hold(agent_id)
         previous = self._sessions.get(agent_id)
         self._sessions[agent_id] = session
         if previous is not None:
@@ -177,8 +172,11 @@ class AgentGateway:
         if self._sessions.get(agent_id) is not session:
             return  # replaced: the newer socket carries on
         del self._sessions[agent_id]
-        if self._subscription is not None:
-            await self._subscription.unbind(self._topology.agent_key(agent_id))
+        try:
+            await self._relay.release(agent_id)
+        except LEAVING_ERRORS as exc:
+            # Heard on, the agent's notices find no socket here and are dropped.
+            log.warning("agent %s left, but the relay could not be told: %s", agent_id, exc)
         try:
             changes = await self._live.set_agent_state(agent_id, AgentState.OFFLINE, session.agent.queue_ids, now_ms())
             await self._notices.announce(changes)
@@ -186,17 +184,12 @@ class AgentGateway:
             log.warning("agent %s left, but its state could not be cleared: %s", agent_id, exc)
         log.info("agent %s disconnected", agent_id)
 
-    async def _deliver(self, delivery: Delivery) -> None:
-        agent_id = self._topology.agent_of_key(delivery.routing_key)
-        if agent_id is not None:
-            # An agent that left misses it: an unanswered offer expires and goes back to the queue.
-            await self.deliver_here(agent_id, delivery.body)
-
     async def deliver_here(self, agent_id: uuid.UUID, body: bytes) -> bool:
         session = self._sessions.get(agent_id)
         if session is None:
             return False
-        # Passed on as the router wrote it (a `schema.offers` notice): no need to parse the whole card here.
+        # Passed on as written (a `schema.offers` notice): no need to parse the whole card here. An agent that
+        # left misses it: an unanswered offer expires and goes back to the queue.
         await session.send(body.decode())
         return True
 

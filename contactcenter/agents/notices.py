@@ -1,7 +1,7 @@
 """Tells agents what live state decided: an offer with the whole card (the screen pop), a revocation, a new
-message in an accepted conversation. Notices travel on the bus to whichever gateway holds the agent's socket —
-unless this process holds it itself (a gateway handing out the work an agent's `complete` freed): then the
-notice goes straight to the socket, without a round trip through the broker."""
+message in an accepted conversation. Notices travel through the relay (`agents.relay`, Redis pub/sub) to
+whichever gateway holds the agent's socket — unless this process holds it itself (a gateway handing out the
+work an agent's `complete` freed): then the notice goes straight to the socket, without a round trip."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Protocol
 
-from contactcenter.bus import Bus
+from contactcenter.agents.relay import NoticeRelay
 from contactcenter.live import LiveChanges, Reservation
 from contactcenter.store.conversations import Conversations, InteractionInContext
-from contactcenter.topology import Topology
 from schema import Interaction, OfferedReservation
 from schema.offers import InboundMessage, Revoked, RevokeReason, offer_json
 
@@ -26,14 +25,8 @@ class LocalAgents(Protocol):
 
 
 class AgentNotices:
-    def __init__(
-        self,
-        bus: Bus,
-        topology: Topology,
-        conversations: Conversations,
-    ) -> None:
-        self._bus = bus
-        self._topology = topology
+    def __init__(self, relay: NoticeRelay, conversations: Conversations) -> None:
+        self._relay = relay
         self._conversations = conversations
         self._local: LocalAgents | None = None
 
@@ -50,7 +43,7 @@ class AgentNotices:
         """Send the revocations and offers; an offer of the interaction in `known` shows it as it is there."""
         for revoked in changes.revoked:
             notice = Revoked(agent_id=revoked.agent_id, reservation_id=revoked.id, reason=revoked_because)
-            await self._send(revoked.agent_id, notice.model_dump_json().encode(), f"revoked-{revoked.id}")
+            await self._send(revoked.agent_id, notice.model_dump_json().encode())
         for reservation in changes.offers:
             await self.offer(reservation, known=known)
 
@@ -67,15 +60,15 @@ class AgentNotices:
             interaction=found.interaction,
         )
         body = offer_json(reservation.agent_id, offered, found.card_json)
-        await self._send(reservation.agent_id, body, f"offer-{reservation.id}")
+        await self._send(reservation.agent_id, body)
 
     async def message(self, agent_id: uuid.UUID, conversation_id: uuid.UUID, interaction: Interaction) -> None:
         notice = InboundMessage(agent_id=agent_id, conversation_id=conversation_id, interaction=interaction)
-        await self._send(agent_id, notice.model_dump_json().encode(), f"message-{interaction.id}")
+        await self._send(agent_id, notice.model_dump_json().encode())
 
-    async def _send(self, agent_id: uuid.UUID, body: bytes, message_id: str) -> None:
+    async def _send(self, agent_id: uuid.UUID, body: bytes) -> None:
         if self._local is not None and await self._local.deliver_here(agent_id, body):
             return
-        # Not mandatory: an agent with no socket open anywhere simply misses the notice; an unanswered
-        # offer expires and the work goes back to the queue.
-        await self._bus.publish(self._topology.agents, self._topology.agent_key(agent_id), body, message_id=message_id)
+        # An agent with no socket open anywhere simply misses the notice; an unanswered offer expires and the
+        # work goes back to the queue.
+        await self._relay.send(agent_id, body)

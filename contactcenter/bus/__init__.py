@@ -47,10 +47,6 @@ Handler = Callable[[Delivery], Awaitable[None]]
 
 
 class Subscription(Protocol):
-    async def bind(self, routing_key: str) -> None: ...
-
-    async def unbind(self, routing_key: str) -> None: ...
-
     async def close(self) -> None:
         """Stop consuming; deliveries in progress finish first."""
 

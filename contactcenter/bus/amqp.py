@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 import aio_pika
 import aiormq
@@ -71,21 +71,6 @@ async def _bounded(operation: Awaitable[T], seconds: float, what: str) -> T:
         raise Unavailable(f"RabbitMQ refused the message ({what})") from exc
     except CONNECTION_EXCEPTIONS as exc:
         raise Unavailable(f"RabbitMQ is unavailable ({what}): {type(exc).__name__}") from exc
-
-
-async def _uncancelled(operation: Awaitable[T]) -> T:
-    """Await an AMQP call the caller may stop waiting for (a timeout). aiormq closes the channel of a cancelled
-    call, which would cost a subscription its unacked deliveries: the call runs on to the broker's answer."""
-    running = asyncio.ensure_future(operation)
-    running.add_done_callback(_mark_failure_seen)
-    return await asyncio.shield(running)
-
-
-def _mark_failure_seen(done: asyncio.Future[Any]) -> None:
-    """A failure reaches the caller if it still waits, or was reported as `Unavailable` already: asyncio need
-    not log it again as "never retrieved"."""
-    if not done.cancelled():
-        done.exception()
 
 
 class AmqpBus:
@@ -338,14 +323,6 @@ class AmqpSubscription:
             unsettled.pop(_tag(message), None)
             if _head_handled(unsettled) and (self._acking is None or self._acking.done()):
                 self._acking = asyncio.create_task(self._send_acks())  # it held back handled ones behind it
-
-    async def bind(self, routing_key: str) -> None:
-        binding = _uncancelled(self._queue.bind(self._exchange, routing_key))
-        await _bounded(binding, self._timeout, f"bind {self._spec.name}")
-
-    async def unbind(self, routing_key: str) -> None:
-        unbinding = _uncancelled(self._queue.unbind(self._exchange, routing_key))
-        await _bounded(unbinding, self._timeout, f"unbind {self._spec.name}")
 
     async def close(self) -> None:
         if self._consumer_tag is not None:

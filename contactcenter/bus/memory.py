@@ -159,12 +159,6 @@ class MemorySubscription:
         else:
             self.queue.ready.put_nowait(message)
 
-    async def bind(self, routing_key: str) -> None:
-        self.queue.bindings.add(routing_key)
-
-    async def unbind(self, routing_key: str) -> None:
-        self.queue.bindings.discard(routing_key)
-
     async def close(self) -> None:
         if self._closed:
             return

@@ -275,21 +275,6 @@ async def test_a_plain_publish_with_no_queue_bound_is_dropped_quietly(bus: Bus, 
     await subscription.close()
 
 
-async def test_bind_and_unbind_start_and_stop_delivery_on_a_private_queue(bus: Bus, names: Names) -> None:
-    exchange = names.exchange("agents")
-    inbox = Inbox()
-    subscription = await bus.subscribe(QueueSpec(names.private_queue(), exchange, ("marker",), shared=False), inbox)
-    await _publish(bus, exchange, "agent.ann", b"offer 0")
-    await subscription.bind("agent.ann")
-    await _publish(bus, exchange, "agent.ann", b"offer 1")
-    await inbox.wait_for(1)
-    await subscription.unbind("agent.ann")
-    await _publish(bus, exchange, "agent.ann", b"offer 2")
-    await _settled(bus, exchange, inbox, 1)
-    assert inbox.bodies() == [b"offer 1", b"marker"]
-    await subscription.close()
-
-
 async def test_a_private_queue_is_gone_with_its_subscription(bus: Bus, names: Names) -> None:
     exchange = names.exchange("agents")
     spec = QueueSpec(names.private_queue(), exchange, ("agent.#",), shared=False)

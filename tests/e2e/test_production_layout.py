@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 
 import aiohttp
 import asyncpg
 import pytest
 
+from contactcenter.agents.relay import NoticeRelay
 from contactcenter.app import Role
-from contactcenter.bus.amqp import AmqpSubscription
 from contactcenter.errors import Unavailable
 from contactcenter.settings import Settings
 from tests.conftest import DATABASE_URL
@@ -93,35 +94,35 @@ async def test_two_routers_store_each_interaction_once_and_book_no_agent_twice(s
             await desktop.close()
 
 
-async def test_an_agent_whose_first_connection_could_not_be_bound_gets_offers_on_the_next(
+async def test_an_agent_whose_first_connection_could_not_be_heard_gets_offers_on_the_next(
     service_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The gateway binds its queue to each agent it holds; when RabbitMQ does not answer that bind (a reconnect
-    storm after a deploy), the desktop is told and the socket closes — and the agent's next connection is bound
-    as a first one, so the routers' offers reach it."""
-    bind = AmqpSubscription.bind
-    refused: list[str] = []
+    """The gateway listens for the notices of each agent it holds; when Redis does not confirm that (a
+    reconnect storm after a deploy), the desktop is told and the socket closes — and the agent's next
+    connection is listened for as a first one, so the routers' offers reach it."""
+    hold = NoticeRelay.hold
+    refused: list[uuid.UUID] = []
 
-    async def broker_times_out_once(self: AmqpSubscription, routing_key: str) -> None:
+    async def redis_times_out_once(self: NoticeRelay, agent_id: uuid.UUID) -> None:
         if not refused:
-            refused.append(routing_key)
-            raise Unavailable("RabbitMQ did not answer within 5.0s (bind)")
-        await bind(self, routing_key)
+            refused.append(agent_id)
+            raise Unavailable("Redis did not confirm a subscription within 5.0s")
+        await hold(self, agent_id)
 
     async with run_service(service_settings, Role.API) as api, run_service(service_settings, Role.ROUTER):
         await api.create_queue("sales", ["sms"])
         agent = await api.create_agent("agent", ["sales"])
-        monkeypatch.setattr(AmqpSubscription, "bind", broker_times_out_once)
+        monkeypatch.setattr(NoticeRelay, "hold", redis_times_out_once)
         socket = await api.http.ws_connect(f"{api.base_url}/api/v1/agents/ws?token={agent['token']}")
         told = await socket.receive_json(timeout=10)
         assert told["type"] == "error" and told["error"]["code"] == "unavailable", told
         closing = await socket.receive(timeout=10)
         assert closing.type is aiohttp.WSMsgType.CLOSE and closing.data == aiohttp.WSCloseCode.TRY_AGAIN_LATER
-        assert refused
+        assert refused == [uuid.UUID(agent["id"])]
 
         desktop = await api.agent_desktop(agent["token"])
         await desktop.command({"type": "state", "state": "available"}, "state")
-        await api.post_sms(sender="+14155550199", body="is anyone bound to hear me?")
+        await api.post_sms(sender="+14155550199", body="is anyone there to hear me?")
         offer = await desktop.receive("offer", timeout=10)
-        assert offer["reservation"]["interaction"]["body"] == "is anyone bound to hear me?"
+        assert offer["reservation"]["interaction"]["body"] == "is anyone there to hear me?"
         await desktop.close()

@@ -1,4 +1,4 @@
-"""Notices for an agent whose socket this process holds skip the broker; the rest travel on the bus."""
+"""Notices for an agent whose socket this process holds go straight to it; the rest go through the relay."""
 
 from __future__ import annotations
 
@@ -12,20 +12,17 @@ import asyncpg
 from contactcenter.agents.notices import AgentNotices
 from contactcenter.live import LiveChanges, Reservation
 from contactcenter.store.conversations import Conversations, InteractionInContext
-from contactcenter.topology import Topology
 from schema import Channel, ClientCard, Interaction
 from schema.cards import ClientSummary
 from schema.offers import AGENT_NOTICE, Offer, OfferedReservation, offer_json
 
 
-class SpyBus:
+class SpyRelay:
     def __init__(self) -> None:
-        self.published: list[tuple[str, str]] = []
+        self.sent: list[uuid.UUID] = []
 
-    async def publish(
-        self, exchange: str, routing_key: str, body: bytes, *, message_id: str, mandatory: bool = False
-    ) -> None:
-        self.published.append((exchange, routing_key))
+    async def send(self, agent_id: uuid.UUID, body: bytes) -> None:
+        self.sent.append(agent_id)
 
 
 class Here:
@@ -49,24 +46,24 @@ def _sms() -> Interaction:
 
 
 async def test_a_notice_for_an_agent_held_here_goes_straight_to_its_socket() -> None:
-    bus, topology = SpyBus(), Topology("t")
+    relay = SpyRelay()
     local, remote = uuid.uuid4(), uuid.uuid4()
-    notices = AgentNotices(bus, topology, Conversations(cast(asyncpg.Pool, None)))  # type: ignore[arg-type]
+    notices = AgentNotices(relay, Conversations(cast(asyncpg.Pool, None)))  # type: ignore[arg-type]
     here = Here(local)
     notices.deliver_locally_through(here)
     conversation = uuid.uuid4()
     await notices.message(local, conversation, _sms())
     await notices.message(remote, conversation, _sms())
     assert [(agent, body["type"]) for agent, body in here.delivered] == [(local, "message")]
-    assert bus.published == [(topology.agents, topology.agent_key(remote))]
+    assert relay.sent == [remote]
 
 
-async def test_without_local_sockets_every_notice_travels_on_the_bus() -> None:
-    bus, topology = SpyBus(), Topology("t")
-    notices = AgentNotices(bus, topology, Conversations(cast(asyncpg.Pool, None)))  # type: ignore[arg-type]
+async def test_without_local_sockets_every_notice_goes_through_the_relay() -> None:
+    relay = SpyRelay()
+    notices = AgentNotices(relay, Conversations(cast(asyncpg.Pool, None)))  # type: ignore[arg-type]
     agent = uuid.uuid4()
     await notices.message(agent, uuid.uuid4(), _sms())
-    assert bus.published == [(topology.agents, topology.agent_key(agent))]
+    assert relay.sent == [agent]
 
 
 class Reads(Conversations):
@@ -93,7 +90,7 @@ def _reservation(agent: uuid.UUID, interaction: Interaction) -> Reservation:
 async def test_an_offer_of_the_interaction_just_recorded_shows_what_the_recording_read_without_reading_again() -> None:
     recorded, waiting = _sms(), _sms()
     reads = Reads(_context(waiting, "read"))
-    notices = AgentNotices(SpyBus(), Topology("t"), reads)  # type: ignore[arg-type]
+    notices = AgentNotices(SpyRelay(), reads)  # type: ignore[arg-type]
     agent, other = uuid.uuid4(), uuid.uuid4()
     here = Here(agent, other)
     notices.deliver_locally_through(here)
