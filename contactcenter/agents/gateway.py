@@ -21,7 +21,7 @@ from contactcenter.agents.notices import AgentNotices
 from contactcenter.agents.relay import NoticeRelay
 from contactcenter.agents.replies import Replies
 from contactcenter.auth import Authenticator
-from contactcenter.errors import ContactCenterError, Forbidden
+from contactcenter.errors import ContactCenterError, Forbidden, NotFound
 from contactcenter.http_errors import SERVICE_ERRORS, invalid_from
 from contactcenter.live import LiveChanges, now_ms
 from contactcenter.live.state import LiveState
@@ -217,7 +217,16 @@ class AgentGateway:
                 return {"type": "state", "state": state.value}, changes
             case AcceptCommand(reservation_id=reservation_id):
                 reservation = await self._live.accept(agent.id, reservation_id, now_ms())
-                await self._conversations.assign(reservation.conversation_id, agent.id)
+                try:
+                    await self._conversations.assign(reservation.conversation_id, agent.id)
+                except NotFound as exc:
+                    # Closed meanwhile: a router queued its work from a read taken just before the agent who
+                    # had it wrapped it up. Nobody can work on it, so the agent does not keep it.
+                    log.warning(
+                        "agent %s accepted conversation %s, closed meanwhile", agent.id, reservation.conversation_id
+                    )
+                    changes = await self._live.complete(agent.id, reservation.conversation_id, now_ms())
+                    return _error(exc.code, exc.message, exc.field), changes
                 answer: dict[str, Any] = {
                     "type": "accepted",
                     "reservation_id": str(reservation_id),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+
 import asyncpg
 
 from contactcenter.app import SERVICES
 from contactcenter.errors import Unavailable
-from contactcenter.live import Reservation
+from contactcenter.live import Reservation, Task, now_ms
 from contactcenter.settings import Settings
 from contactcenter.store.conversations import InteractionInContext
 from tests.conftest import DATABASE_URL
@@ -230,5 +232,36 @@ async def test_a_rejected_offer_goes_to_the_next_agent(service: RunningService) 
     await first.command({"type": "reject", "reservation_id": offer["reservation"]["id"]}, "rejected")
     again = await second.receive("offer")
     assert again["reservation"]["conversation_id"] == offer["reservation"]["conversation_id"]
+    await first.close()
+    await second.close()
+
+
+async def test_work_for_a_conversation_closed_meanwhile_does_not_keep_the_agent_who_accepts_it(
+    service: RunningService,
+) -> None:
+    """Under load a router may queue a conversation's work from a read taken just before its agent wrapped it
+    up: a second agent is offered a conversation that is closed by the time it accepts. The accept is
+    refused — and that agent is free for the next contact, not held by work nobody can do."""
+    await service.create_queue("sales", ["sms"])
+    first = await _available_agent(service)
+    await service.post_sms(sender=SENDER, body="first contact")
+    offer = (await first.receive("offer"))["reservation"]
+    await first.command({"type": "accept", "reservation_id": offer["id"]}, "accepted")
+    await first.command({"type": "complete", "conversation_id": offer["conversation_id"]}, "completed")
+    await first.command({"type": "state", "state": "away"}, "state")
+
+    second = await _available_agent(service)
+    # The router that read the conversation as waiting for an agent queues its work only now.
+    queue_id = await service.services.pool.fetchval("SELECT id FROM queues")
+    stale = Task(uuid.UUID(offer["conversation_id"]), queue_id, uuid.UUID(offer["interaction"]["id"]))
+    await service.services.notices.announce(await service.services.live.enqueue(stale, now_ms()))
+    late = (await second.receive("offer"))["reservation"]
+    assert late["conversation_id"] == offer["conversation_id"]
+    refused = await second.command({"type": "accept", "reservation_id": late["id"]}, "error")
+    assert refused["error"]["field"] == "conversation_id", refused
+
+    await service.post_sms(sender="+14155550999", body="someone else, later")
+    fresh = (await second.receive("offer"))["reservation"]
+    assert fresh["interaction"]["body"] == "someone else, later"
     await first.close()
     await second.close()
