@@ -302,8 +302,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         result["raw_machine_cpu_us_per_operation"] = {
             operation: round(figure.machine_cpu_us) for operation, figure in measured.items()
         }
-        # What the cores could carry if a contact were nothing but its two crossings of the bus, as the raw test
-        # makes them: the ceiling on this machine for code sending one message per contact and crossing (ours
+        # What the cores could carry if a contact were nothing but its crossing of the bus, as the raw test
+        # makes it: the ceiling on this machine for code sending one message per contact and crossing (ours
         # lets contacts that arrive together share one).
         result["bus_bound_per_s"] = round(raw.bus_bound_per_s(), 1)
         result["ratio_to_bus_bound"] = round(achieved / raw.bus_bound_per_s(), 3)
@@ -328,7 +328,7 @@ def _table(result: dict[str, object]) -> str:
         lines.append(f"ratio to raw bus     {result['ratio_to_raw_bus_publish']}")
         lines.append(
             f"bus-only bound       {result['bus_bound_per_s']} interactions/s"
-            f" (two crossings each); ratio {result['ratio_to_bus_bound']}"
+            f" (one crossing each); ratio {result['ratio_to_bus_bound']}"
         )
     for process in result["processes"]:  # type: ignore[attr-defined]
         lines.append(

@@ -20,9 +20,9 @@ import redis.asyncio as aioredis
 
 from bench.processes import MachineCpu
 
-# Each contact crosses the bus twice: the adapter's inbound message to a router, the router's offer to the
-# gateway holding the agent's socket (DESIGN.md, "One interaction, end to end").
-BUS_CROSSINGS_PER_INTERACTION = 2
+# Each contact crosses the bus once: the adapter's inbound message to a router. (The offer to the gateway
+# holding the agent's socket crossed it too until it went through Redis, `contactcenter/agents/relay.py`.)
+BUS_CROSSINGS_PER_INTERACTION = 1
 
 T = TypeVar("T")
 
@@ -49,8 +49,8 @@ class RawLimits:
         }
 
     def bus_bound_per_s(self) -> float:
-        """Contacts per second the machine's cores could carry if a contact cost nothing but its crossings of
-        the bus, each at the raw test's cost — before any webhook, database, Redis or socket work. A bound for
+        """Contacts per second the machine's cores could carry if a contact cost nothing but its crossing of
+        the bus, at the raw test's cost — before any webhook, database, Redis or socket work. A bound for
         code that sends each contact in a message of its own; ours passes it under load by sending the
         contacts that arrive together in one message (`channels/publishing.py`)."""
         crossing_us = self.bus_publish.machine_cpu_us + self.bus_consume.machine_cpu_us

@@ -45,7 +45,7 @@ async def test_the_benchmark_command_prints_its_figures_and_the_ratio_to_the_raw
     assert set(result["arrival_to_offer_ms"]) == {"p50", "p95", "p99", "mean"}
     assert {process["role"] for process in result["processes"]} == {"api", "router"}
     assert result["ratio_to_raw_bus_publish"] > 0 and result["raw"]["bus_publish_per_s"] > 0
-    # Each raw operation's cost in the whole machine's CPU, and the bound two bus crossings a contact set.
+    # Each raw operation's cost in the whole machine's CPU, and the bound a contact's bus crossing sets.
     assert set(result["raw_machine_cpu_us_per_operation"]) == {
         "bus_publish",
         "bus_consume",
