@@ -23,7 +23,7 @@ from contactcenter.agents.replies import Replies
 from contactcenter.auth import Authenticator
 from contactcenter.errors import ContactCenterError, Forbidden, NotFound
 from contactcenter.http_errors import SERVICE_ERRORS, invalid_from
-from contactcenter.live import LiveChanges, now_ms
+from contactcenter.live import LiveChanges, Task, now_ms
 from contactcenter.live.state import LiveState
 from contactcenter.store.conversations import Conversations
 from contactcenter.store.directory import AgentProfile
@@ -221,11 +221,14 @@ class AgentGateway:
                     await self._conversations.assign(reservation.conversation_id, agent.id)
                 except NotFound as exc:
                     # Closed meanwhile: a router queued its work from a read taken just before the agent who
-                    # had it wrapped it up. Nobody can work on it, so the agent does not keep it.
+                    # had it wrapped it up. Nobody can work on it, so the agent does not keep it; the contact
+                    # the work was for, which no agent saw, is routed again.
                     log.warning(
                         "agent %s accepted conversation %s, closed meanwhile", agent.id, reservation.conversation_id
                     )
-                    changes = await self._live.complete(agent.id, reservation.conversation_id, now_ms())
+                    freed = await self._live.complete(agent.id, reservation.conversation_id, now_ms())
+                    queued = await self._route_again(reservation.interaction_id)
+                    changes = LiveChanges(freed.offers + queued.offers, freed.revoked + queued.revoked)
                     return _error(exc.code, exc.message, exc.field), changes
                 answer: dict[str, Any] = {
                     "type": "accepted",
@@ -249,6 +252,21 @@ class AgentGateway:
                 }
                 return replied, LiveChanges()
         raise AssertionError(f"unhandled command {command!r}")
+
+    async def _route_again(self, interaction_id: uuid.UUID) -> LiveChanges:
+        """An inbound contact left in a conversation closed before any agent saw it: in the client's open
+        conversation (its agent is told) or a new one, queued as a new contact would be."""
+        moved = await self._conversations.rehome_inbound(interaction_id)
+        if moved is None:
+            return LiveChanges()
+        if moved.agent_id is not None:
+            found = await self._conversations.interaction(interaction_id)
+            await self._notices.message(moved.agent_id, moved.conversation_id, found.interaction)
+            return LiveChanges()
+        if moved.queue_id is None:
+            log.warning("no queue serves interaction %s any more: it waits unrouted", interaction_id)
+            return LiveChanges()
+        return await self._live.enqueue(Task(moved.conversation_id, moved.queue_id, interaction_id), now_ms())
 
 
 def _error(code: str, message: str, field: str | None = None) -> dict[str, Any]:

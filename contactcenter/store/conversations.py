@@ -125,6 +125,7 @@ UPDATE conversations SET state = 'closed', closed_at = now()
 WHERE id = $1 AND agent_id = $2 AND state = 'open'
 RETURNING id, agent_id
 """
+REHOME_INBOUND = "SELECT * FROM cc_rehome_inbound($1)"
 # Statements of one kind in flight at once; the pool's other connections stay free for the rest.
 LANES = 1
 
@@ -136,6 +137,16 @@ class ReplyRoute:
     channel: Channel
     client_address: str
     our_address: str
+
+
+@dataclass(frozen=True)
+class Rehomed:
+    """Where an interaction found in a closed conversation went: the client's open conversation (with its agent,
+    if one has it) or a new one waiting in `queue_id` (None when no queue serves the channel)."""
+
+    conversation_id: uuid.UUID
+    queue_id: uuid.UUID | None
+    agent_id: uuid.UUID | None
 
 
 @dataclass(frozen=True)
@@ -201,6 +212,15 @@ class Conversations:
             for n, row in zip(order, rows, strict=True)
         }
         return [recorded[n] for n in range(len(calls))]
+
+    async def rehome_inbound(self, interaction_id: uuid.UUID) -> Rehomed | None:
+        """Move an inbound interaction whose conversation closed before any agent took it up into the client's
+        open conversation on its channel, or a new one (`cc_rehome_inbound`, migration 006); None when its
+        conversation is open (nothing to move)."""
+        row = await self._pool.fetchrow(REHOME_INBOUND, interaction_id)
+        if row is None or not row["o_moved"]:
+            return None
+        return Rehomed(row["o_conversation_id"], row["o_queue_id"], row["o_agent_id"])
 
     async def interaction(self, interaction_id: uuid.UUID) -> InteractionInContext:
         """An interaction with its queue's name and the client's whole card: what an offer shows."""

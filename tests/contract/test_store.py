@@ -143,6 +143,45 @@ async def test_assigning_and_closing_together_answer_each_conversation_alone(poo
         await conversations.assign(recorded[0].conversation_id, agents[1])
 
 
+async def test_a_contact_left_in_a_closed_conversation_moves_to_the_client_s_open_one_or_a_new_one(
+    pool: asyncpg.Pool,
+) -> None:
+    conversations = Conversations(pool)
+    agent = await pool.fetchval(
+        "INSERT INTO agents (id, name, token_hash) VALUES (gen_random_uuid(), 'a', '\\x00') RETURNING id"
+    )
+    queue = await pool.fetchval(
+        "INSERT INTO queues (id, name, channels) VALUES (gen_random_uuid(), 'q', '{sms}') RETURNING id"
+    )
+    sender = Identity(IdentityKind.PHONE, "+14155550134", verified=True)
+    first = await conversations.record_inbound(_sms("+14155550134", "SM1"), sender)
+    raced = await conversations.record_inbound(_sms("+14155550134", "SM2"), sender)
+    assert raced.conversation_id == first.conversation_id
+    assert await conversations.rehome_inbound(raced.interaction_id) is None, "its conversation is open"
+
+    await conversations.assign(first.conversation_id, agent)
+    await conversations.close(first.conversation_id, agent)
+    moved = await conversations.rehome_inbound(raced.interaction_id)
+    assert moved is not None and moved.conversation_id != first.conversation_id
+    assert (moved.queue_id, moved.agent_id) == (queue, None)
+    assert await conversations.rehome_inbound(raced.interaction_id) is None, "moved once"
+    now_in = await pool.fetchval("SELECT conversation_id FROM interactions WHERE id = $1", raced.interaction_id)
+    assert now_in == moved.conversation_id
+    first_stays = await pool.fetchval("SELECT conversation_id FROM interactions WHERE id = $1", first.interaction_id)
+    assert first_stays == first.conversation_id
+
+    # The client wrote again meanwhile, and an agent has that conversation: the contact joins it.
+    await conversations.assign(moved.conversation_id, agent)
+    await conversations.close(moved.conversation_id, agent)
+    later = await conversations.record_inbound(_sms("+14155550134", "SM3"), sender)
+    await conversations.assign(later.conversation_id, agent)
+    joined = await conversations.rehome_inbound(raced.interaction_id)
+    assert joined is not None
+    assert (joined.conversation_id, joined.agent_id) == (later.conversation_id, agent)
+    open_ones = "SELECT count(*) FROM conversations WHERE state = 'open'"
+    assert await pool.fetchval(open_ones) == 1
+
+
 async def test_a_recording_that_waits_for_an_agent_answers_the_card_an_offer_shows(pool: asyncpg.Pool) -> None:
     """The offer made at once shows what the recording read: the same card the card endpoints read, the
     interaction just recorded at its head. Nothing when no offer can follow (a retry, an agent's conversation)."""

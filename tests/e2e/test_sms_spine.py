@@ -236,30 +236,40 @@ async def test_a_rejected_offer_goes_to_the_next_agent(service: RunningService) 
     await second.close()
 
 
-async def test_work_for_a_conversation_closed_meanwhile_does_not_keep_the_agent_who_accepts_it(
+async def test_work_for_a_conversation_closed_meanwhile_frees_the_agent_and_its_contact_is_routed_again(
     service: RunningService,
 ) -> None:
-    """Under load a router may queue a conversation's work from a read taken just before its agent wrapped it
-    up: a second agent is offered a conversation that is closed by the time it accepts. The accept is
-    refused — and that agent is free for the next contact, not held by work nobody can do."""
+    """Under load a router may read a conversation as waiting for an agent just before the agent who took it
+    commits, and queue its work only after that agent has wrapped it up: the contact it recorded lands in a
+    closed conversation, and the next agent is offered work nobody can do. The accept is refused, that agent is
+    not held by it, and the contact is offered again in a conversation of its own."""
     await service.create_queue("sales", ["sms"])
     first = await _available_agent(service)
     await service.post_sms(sender=SENDER, body="first contact")
     offer = (await first.receive("offer"))["reservation"]
     await first.command({"type": "accept", "reservation_id": offer["id"]}, "accepted")
+    await service.post_sms(sender=SENDER, body="sent as the agent wraps up")
+    raced = (await first.receive("message"))["interaction"]
     await first.command({"type": "complete", "conversation_id": offer["conversation_id"]}, "completed")
     await first.command({"type": "state", "state": "away"}, "state")
 
     second = await _available_agent(service)
-    # The router that read the conversation as waiting for an agent queues its work only now.
+    # The router that read the conversation as waiting queues the raced contact's work only now.
     queue_id = await service.services.pool.fetchval("SELECT id FROM queues")
-    stale = Task(uuid.UUID(offer["conversation_id"]), queue_id, uuid.UUID(offer["interaction"]["id"]))
+    stale = Task(uuid.UUID(offer["conversation_id"]), queue_id, uuid.UUID(raced["id"]))
     await service.services.notices.announce(await service.services.live.enqueue(stale, now_ms()))
     late = (await second.receive("offer"))["reservation"]
     assert late["conversation_id"] == offer["conversation_id"]
     refused = await second.command({"type": "accept", "reservation_id": late["id"]}, "error")
     assert refused["error"]["field"] == "conversation_id", refused
 
+    again = (await second.receive("offer"))["reservation"]
+    assert again["interaction"]["id"] == raced["id"]
+    assert again["conversation_id"] != offer["conversation_id"]
+    await second.command({"type": "accept", "reservation_id": again["id"]}, "accepted")
+    await second.command({"type": "complete", "conversation_id": again["conversation_id"]}, "completed")
+
+    # Free again: the next contact reaches it.
     await service.post_sms(sender="+14155550999", body="someone else, later")
     fresh = (await second.receive("offer"))["reservation"]
     assert fresh["interaction"]["body"] == "someone else, later"
