@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     reservation_timeout_seconds: float = 30.0
     # How often routers check that Redis still holds live state (and rebuild it from PostgreSQL if not).
     live_check_seconds: float = 2.0
+    # The longest wait for the broker's confirm (then a 503 to the provider), and for Redis to confirm that a
+    # gateway hears a connecting agent's notices (then the desktop is told to connect again).
     publish_timeout_seconds: float = 5.0
     # Contacts an API process takes in from webhooks at once; past it, providers get a 503 and retry.
     webhook_concurrency: int = Field(default=200, ge=1)
