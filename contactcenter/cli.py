@@ -46,6 +46,12 @@ def main(argv: list[str] | None = None) -> None:
         serve(settings, Role(args.role))
 
 
+# Connections the kernel holds for us until we accept them. aiohttp's default (128) overflowed under a burst
+# of webhooks (providers open a connection per request): the kernel then drops the handshake and the client
+# waits 1, 2, 4 … s to try again, where an accepted connection gets an answer — or a quick 503 — at once.
+LISTEN_BACKLOG = 1024
+
+
 def serve(settings: Settings, role: Role) -> None:
     if role is not Role.ALL and None in (settings.database_url, settings.redis_url, settings.amqp_url):
         sys.exit("roles run apart only on shared services: set CC_DATABASE_URL, CC_REDIS_URL and CC_AMQP_URL")
@@ -70,6 +76,7 @@ def serve(settings: Settings, role: Role) -> None:
         port=settings.http_port,
         print=None,
         access_log=None,
+        backlog=LISTEN_BACKLOG,
     )
 
 
