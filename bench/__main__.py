@@ -225,8 +225,10 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             await service.stop_sampling()
             if profilers is not None:
                 _progress(f"flame graphs: {', '.join(str(path) for path in await profilers.finish())}")
-            # Until the last contact reached an agent: a service that falls behind stretches this, and its rate falls.
-            elapsed = max(agents.figures.last_delivery, started + traffic.sending_s) - started
+            # Until the last acknowledged contact reached an agent: a service that falls behind stretches this, and
+            # its rate falls. (A contact the service took in after its provider gave up is not counted here.)
+            reached = [agents.figures.delivered[sid] for sid in traffic.accepted if sid in agents.figures.delivered]
+            elapsed = max([*reached, started + traffic.sending_s]) - started
         finally:
             webhooks.close()
             await agents.stop()

@@ -27,8 +27,8 @@ class AgentFigures:
     offered_conversations: Counter[str] = field(default_factory=Counter)
     card_entries: int = 0  # timeline entries over all offers' cards: how much each screen pop carried
     messages: int = 0
-    # perf_counter() of the last offer or message: when the service had carried everything to an agent.
-    last_delivery: float = 0.0
+    # perf_counter() when each contact (by provider id) first reached an agent, in an offer or a message.
+    delivered: dict[str, float] = field(default_factory=dict)
     revoked: int = 0
     errors: list[str] = field(default_factory=list)
     # Sockets the service closed while the run went on (each agent reconnects, as a desktop would).
@@ -92,15 +92,18 @@ class AgentPool:
                         ready.set_result(None)
                 case "offer":
                     self._on_offer(message, received)
-                    self.figures.last_delivery = time.perf_counter()
+                    self._reached(message["reservation"]["interaction"])
                     asyncio.create_task(self._work(socket, message["reservation"]))  # noqa: RUF006
                 case "message":
                     self.figures.messages += 1
-                    self.figures.last_delivery = time.perf_counter()
+                    self._reached(message["interaction"])
                 case "revoked":
                     self.figures.revoked += 1
                 case "error":
                     self.figures.errors.append(message["error"]["message"])
+
+    def _reached(self, interaction: dict[str, Any]) -> None:
+        self.figures.delivered.setdefault(interaction["provider_id"], time.perf_counter())
 
     def _on_offer(self, message: dict[str, Any], received: float) -> None:
         reservation = message["reservation"]

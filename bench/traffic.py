@@ -34,6 +34,11 @@ def customer_number(n: int) -> str:
     return f"+1415{n:07d}"
 
 
+# Twilio waits this long for a webhook's answer, then gives up on it (and retries later with the same
+# MessageSid): a contact not answered by then is a failure of the service, not a late arrival.
+PROVIDER_TIMEOUT_S = 15.0
+
+
 class SmsTraffic:
     """Inbound SMS as Twilio posts them: signed form, many fields, `MessageSid` the idempotency key."""
 
@@ -69,8 +74,9 @@ class SmsTraffic:
         }
         figures.sent += 1
         try:
-            status = await self._http.post(self.PATH, urlencode(form).encode(), headers)
-        except (HttpError, OSError) as exc:
+            async with asyncio.timeout(PROVIDER_TIMEOUT_S):
+                status = await self._http.post(self.PATH, urlencode(form).encode(), headers)
+        except (HttpError, OSError, TimeoutError) as exc:
             figures.failures[type(exc).__name__] += 1
             return
         figures.statuses[status] += 1
