@@ -86,7 +86,7 @@ class AgentPool:
             message: dict[str, Any] = json.loads(frame.data)
             match message["type"]:
                 case "state":
-                    # Answered once the service holds the agent (bound to its notices, live state set):
+                    # Answered once the service holds the agent (its notices heard, live state set):
                     # only then does the load start, so offers never wait for agents still connecting.
                     if not ready.done():
                         ready.set_result(None)
