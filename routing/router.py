@@ -99,6 +99,12 @@ class Router:
         # Our own redelivery: the attempt before may have reserved an agent and failed before telling it, which
         # would leave the contact waiting for the reservation to expire; it is offered again (same reservation).
         changes = await self._live.enqueue(task, now_ms(), offer_again=redelivered)
+        if changes.held_by is not None:
+            # An agent accepted the conversation after our recording read it as waiting: the contact is news
+            # for that agent (told as when the recording sees the agent), not work for the queue.
+            if recorded.new or redelivered:
+                await self._notices.message(changes.held_by, recorded.conversation_id, interaction)
+            return
         # Offered at once (an agent was free): the offer shows what the recording read, not a second read.
         offered_now = any(offer.interaction_id == recorded.interaction_id for offer in changes.offers)
         await self._notices.announce(changes, known=recorded.offer_context(interaction) if offered_now else None)

@@ -259,14 +259,16 @@ class AgentGateway:
         moved = await self._conversations.rehome_inbound(interaction_id)
         if moved is None:
             return LiveChanges()
-        if moved.agent_id is not None:
-            found = await self._conversations.interaction(interaction_id)
-            await self._notices.message(moved.agent_id, moved.conversation_id, found.interaction)
-            return LiveChanges()
-        if moved.queue_id is None:
+        holder, changes = moved.agent_id, LiveChanges()
+        if holder is None and moved.queue_id is not None:
+            queued = await self._live.enqueue(Task(moved.conversation_id, moved.queue_id, interaction_id), now_ms())
+            holder, changes = queued.held_by, queued  # an agent may have accepted it since it was read
+        elif holder is None:
             log.warning("no queue serves interaction %s any more: it waits unrouted", interaction_id)
-            return LiveChanges()
-        return await self._live.enqueue(Task(moved.conversation_id, moved.queue_id, interaction_id), now_ms())
+        if holder is not None:
+            found = await self._conversations.interaction(interaction_id)
+            await self._notices.message(holder, moved.conversation_id, found.interaction)
+        return changes
 
 
 def _error(code: str, message: str, field: str | None = None) -> dict[str, Any]:

@@ -45,3 +45,11 @@ class LiveChanges:
 
     offers: list[Reservation] = field(default_factory=list)
     revoked: list[Reservation] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Enqueued(LiveChanges):
+    """What queuing a conversation's work set in motion — and, when an agent has accepted that conversation
+    already, who (`held_by`): the contact being routed is news for that agent, not work for the queue."""
+
+    held_by: uuid.UUID | None = None

@@ -19,7 +19,7 @@ from redis.exceptions import NoScriptError
 
 from contactcenter.batching import Batcher
 from contactcenter.errors import Conflict, NotFound
-from contactcenter.live import LiveChanges, Reservation, Task
+from contactcenter.live import Enqueued, LiveChanges, Reservation, Task
 
 EXPIRE_BATCH = 100
 # Pipelines in flight at once: a call finding one free goes out alone, at once; the rest wait together.
@@ -91,12 +91,13 @@ class LiveState:
                 pipe.evalsha(self._scripts[name].sha, 0, *argv)
             return list(await pipe.execute(raise_on_error=False))
 
-    async def enqueue(self, task: Task, now_ms: int, *, offer_again: bool = False) -> LiveChanges:
+    async def enqueue(self, task: Task, now_ms: int, *, offer_again: bool = False) -> Enqueued:
         """Queue a conversation's work (once: again is a no-op) and reserve an agent if one is free.
 
         `offer_again` (a redelivery): a task already reserved answers its pending reservation as an offer once
-        more, since the attempt that reserved it may have failed before telling the agent."""
-        _, changes, _ = await self._run(
+        more, since the attempt that reserved it may have failed before telling the agent. A task an agent has
+        accepted answers that agent (`held_by`)."""
+        _, changes, extra = await self._run(
             "enqueue",
             now_ms,
             str(task.conversation_id),
@@ -105,7 +106,8 @@ class LiveState:
             task.priority,
             int(offer_again),
         )
-        return changes
+        held_by = uuid.UUID(_text(extra[0])) if extra else None
+        return Enqueued(changes.offers, changes.revoked, held_by)
 
     async def set_agent_state(
         self, agent_id: uuid.UUID, state: str, queue_ids: list[uuid.UUID], now_ms: int, capacity: int = 1

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from contactcenter.embedded import in_process_redis
 from contactcenter.errors import Conflict, NotFound
-from contactcenter.live import LiveChanges, Reservation, Task
+from contactcenter.live import Enqueued, LiveChanges, Reservation, Task
 from contactcenter.live.state import LiveState
 
 TTL = 30_000
@@ -64,7 +64,7 @@ async def test_queued_work_goes_to_the_longest_idle_available_agent(live: LiveSt
 
 async def test_work_waits_until_an_agent_becomes_available(live: LiveState) -> None:
     work = task()
-    assert await live.enqueue(work, now_ms=1_000) == LiveChanges()
+    assert await live.enqueue(work, now_ms=1_000) == Enqueued()
     assert await live.queue_length(QUEUE) == 1
     ann = agent()
     offer = only_offer(await live.set_agent_state(ann, "available", [QUEUE], now_ms=2_000))
@@ -80,7 +80,7 @@ async def test_the_same_conversation_is_queued_once(live: LiveState) -> None:
     ann = agent()
     await live.set_agent_state(ann, "available", [QUEUE], now_ms=2_000)
     # Reserved now: enqueueing it again (a redelivery) neither queues nor offers it twice.
-    assert await live.enqueue(work, now_ms=2_001) == LiveChanges()
+    assert await live.enqueue(work, now_ms=2_001) == Enqueued()
     assert await live.queue_length(QUEUE) == 0
 
 
@@ -91,12 +91,13 @@ async def test_a_redelivery_offers_a_pending_reservation_again_and_changes_nothi
     await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)
     first = only_offer(await live.enqueue(work, now_ms=2_000))
     assert only_offer(await live.enqueue(work, now_ms=2_500, offer_again=True)) == first
-    assert await live.enqueue(work, now_ms=2_600) == LiveChanges()
-    assert await live.enqueue(waiting, now_ms=3_000) == LiveChanges()
-    assert await live.enqueue(waiting, now_ms=3_001, offer_again=True) == LiveChanges()
+    assert await live.enqueue(work, now_ms=2_600) == Enqueued()
+    assert await live.enqueue(waiting, now_ms=3_000) == Enqueued()
+    assert await live.enqueue(waiting, now_ms=3_001, offer_again=True) == Enqueued()
     assert await live.queue_length(QUEUE) == 1
     await live.accept(ann, first.id, now_ms=3_100)
-    assert await live.enqueue(work, now_ms=3_200, offer_again=True) == LiveChanges()
+    # Accepted: nothing to offer again; the answer names the agent who holds it.
+    assert await live.enqueue(work, now_ms=3_200, offer_again=True) == Enqueued(held_by=ann)
     assert await live.queue_length(QUEUE) == 1
 
 
@@ -104,7 +105,7 @@ async def test_an_agent_of_capacity_one_holds_one_reservation(live: LiveState) -
     ann = agent()
     await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)
     only_offer(await live.enqueue(task(), now_ms=2_000))
-    assert await live.enqueue(task(), now_ms=2_001) == LiveChanges()
+    assert await live.enqueue(task(), now_ms=2_001) == Enqueued()
     status = await live.agent_status(ann)
     assert (status.state, status.load, status.capacity) == ("available", 1, 1)
 
@@ -225,7 +226,7 @@ async def test_assigned_work_stays_with_an_agent_that_goes_away(live: LiveState)
     await live.accept(ann, offer.id, now_ms=2_001)
     assert await live.set_agent_state(ann, "away", [QUEUE], now_ms=3_000) == LiveChanges()
     await live.set_agent_state(ann, "available", [QUEUE], now_ms=4_000)
-    assert await live.enqueue(task(), now_ms=5_000) == LiveChanges(), "still busy with the assigned work"
+    assert await live.enqueue(task(), now_ms=5_000) == Enqueued(), "still busy with the assigned work"
     await live.complete(ann, work.conversation_id, now_ms=6_000)
 
 

@@ -275,3 +275,24 @@ async def test_work_for_a_conversation_closed_meanwhile_frees_the_agent_and_its_
     assert fresh["interaction"]["body"] == "someone else, later"
     await first.close()
     await second.close()
+
+
+async def test_a_contact_recorded_as_its_conversation_is_being_accepted_reaches_the_agent_who_took_it(
+    service: RunningService,
+) -> None:
+    """An accept books the conversation in live state, then in PostgreSQL. A contact recorded between the two
+    reads the conversation as still waiting, and its work is queued to a task an agent holds already: the
+    contact is told to that agent as a message, not left unannounced until the conversation closes."""
+    await service.create_queue("sales", ["sms"])
+    desktop = await _available_agent(service)
+    await service.post_sms(sender=SENDER, body="first contact")
+    offer = (await desktop.receive("offer"))["reservation"]
+    # The accept has reached live state, not yet PostgreSQL (as in the gateway, between its two awaits).
+    await service.services.live.accept(uuid.UUID(desktop.agent_id), uuid.UUID(offer["id"]), now_ms())
+    await service.post_sms(sender=SENDER, body="sent as the agent accepts")
+    told = await desktop.receive("message")
+    assert (told["conversation_id"], told["interaction"]["body"]) == (
+        offer["conversation_id"],
+        "sent as the agent accepts",
+    )
+    await desktop.close()

@@ -1,18 +1,19 @@
 -- enqueue: queue one conversation's work and match its queue.
 -- KEYS: none (derived from the prefix, see _lib.lua). ARGS: conversation, queue, interaction, priority,
 -- offer_again ("1" or "0").
--- Returns {"ok"|"exists", offers, revoked, {}}.
+-- Returns {"ok"|"exists", offers, revoked, {}} — with "exists" for a task an agent has accepted, {agent}.
 -- Invariant: one task per conversation — enqueueing it again (a redelivery) changes nothing. With offer_again,
 -- a task already reserved answers its pending reservation among the offers, unchanged: the attempt that made
 -- it may have failed before the agent was told.
 local c, q, i, priority, offer_again = ARGS[1], ARGS[2], ARGS[3], tonumber(ARGS[4]), ARGS[5] == '1'
 if redis.call('EXISTS', task_key(c)) == 1 then
-  local state, r = unpack(redis.call('HMGET', task_key(c), 'state', 'reservation'))
+  local state, r, holder = unpack(redis.call('HMGET', task_key(c), 'state', 'reservation', 'agent'))
   if offer_again and state == 'reserved' then
     local a, rq, ri, expires = unpack(redis.call('HMGET', reservation_key(r), 'agent', 'queue', 'interaction',
       'expires'))
     if a then push(OFFERS, r, a, c, rq, ri, expires) end
   end
+  if state == 'assigned' then return answer('exists', { holder }) end
   return answer('exists')
 end
 -- Higher priority first, then arrival: 10^13 ms is ~300 years, so priorities never mix with time.
