@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 
 from contactcenter.agents.notices import AgentNotices
 from contactcenter.bus import Bus, Delivery, Subscription
@@ -18,7 +19,7 @@ from contactcenter.identities import sender_identity
 from contactcenter.inbound import publish_inbound
 from contactcenter.live import Task, now_ms
 from contactcenter.live.state import LiveState
-from contactcenter.store.conversations import Conversations
+from contactcenter.store.conversations import Conversations, RecordedInteraction
 from contactcenter.topology import Topology
 from schema import Interaction
 from schema.interactions import read_inbound_message
@@ -86,25 +87,28 @@ class Router:
         recorded = await self._conversations.record_inbound(interaction, sender)
         if not recorded.conversation_open:
             return
-        if recorded.agent_id is not None:
-            # A provider's retry of a stored message is not news to the agent; our own redelivery after a
-            # failure may be (the first attempt may have died before telling), so it is told again.
-            if recorded.new or redelivered:
-                await self._notices.message(recorded.agent_id, recorded.conversation_id, interaction)
-            return
+        # An agent has the conversation when the recording saw one, or when one accepted it after the recording
+        # read it as waiting (live state knows): the contact is news for that agent, not work for the queue.
+        holder = recorded.agent_id or await self._queue(recorded, interaction, redelivered=redelivered)
+        # A provider's retry of a stored message is not news to the agent; our own redelivery after a failure
+        # may be (the first attempt may have died before telling), so it is told again.
+        if holder is not None and (recorded.new or redelivered):
+            await self._notices.message(holder, recorded.conversation_id, interaction)
+
+    async def _queue(
+        self, recorded: RecordedInteraction, interaction: Interaction, *, redelivered: bool
+    ) -> uuid.UUID | None:
+        """Queue the conversation's work and offer it if an agent is free; answer the agent who holds it when
+        one has accepted it already."""
         if recorded.queue_id is None:
             log.warning("no queue serves %s: interaction %s waits unrouted", interaction.channel, interaction.id)
-            return
+            return None
         task = Task(recorded.conversation_id, recorded.queue_id, recorded.interaction_id)
         # Our own redelivery: the attempt before may have reserved an agent and failed before telling it, which
         # would leave the contact waiting for the reservation to expire; it is offered again (same reservation).
         changes = await self._live.enqueue(task, now_ms(), offer_again=redelivered)
-        if changes.held_by is not None:
-            # An agent accepted the conversation after our recording read it as waiting: the contact is news
-            # for that agent (told as when the recording sees the agent), not work for the queue.
-            if recorded.new or redelivered:
-                await self._notices.message(changes.held_by, recorded.conversation_id, interaction)
-            return
-        # Offered at once (an agent was free): the offer shows what the recording read, not a second read.
-        offered_now = any(offer.interaction_id == recorded.interaction_id for offer in changes.offers)
-        await self._notices.announce(changes, known=recorded.offer_context(interaction) if offered_now else None)
+        if changes.held_by is None:
+            # Offered at once (an agent was free): the offer shows what the recording read, not a second read.
+            offered_now = any(offer.interaction_id == recorded.interaction_id for offer in changes.offers)
+            await self._notices.announce(changes, known=recorded.offer_context(interaction) if offered_now else None)
+        return changes.held_by
