@@ -80,6 +80,13 @@ class RunningService:
         await response.read()
         return response
 
+    async def available_agent(self, name: str = "Ann", queues: tuple[str, ...] = ("sales",)) -> AgentDesktop:
+        """A new agent of `queues`, connected on its desktop and available for work."""
+        agent = await self.create_agent(name, list(queues))
+        desktop = await self.agent_desktop(agent["token"])
+        await desktop.command({"type": "state", "state": "available"}, "state")
+        return desktop
+
     async def agent_desktop(self, token: str) -> AgentDesktop:
         socket = await self.http.ws_connect(f"{self.base_url}/api/v1/agents/ws?token={token}")
         desktop = AgentDesktop(socket)

@@ -65,9 +65,7 @@ async def _wait_ready(http: aiohttp.ClientSession, base_url: str, process: async
 async def test_embedded_mode_runs_the_whole_spine_in_one_process(embedded_service: RunningService) -> None:
     service = embedded_service
     await service.create_queue("sales", ["sms"])
-    agent = await service.create_agent("Ann", ["sales"])
-    desktop = await service.agent_desktop(agent["token"])
-    await desktop.command({"type": "state", "state": "available"}, "state")
+    desktop = await service.available_agent()
 
     assert (await service.post_sms(sender="+14155550134", body="hello from embedded")).status == 200
     offer = await desktop.receive("offer")

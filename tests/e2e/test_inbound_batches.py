@@ -35,9 +35,7 @@ async def test_a_contact_that_can_never_be_routed_reaches_the_dead_letters_alone
     settings = service_settings.model_copy(update={"delivery_limit": 1})
     async with run_service(settings) as service:
         await service.create_queue("sales", ["sms"])
-        agent = await service.create_agent("Ann", ["sales"])
-        desktop = await service.agent_desktop(agent["token"])
-        await desktop.command({"type": "state", "state": "available"}, "state")
+        desktop = await service.available_agent()
         bus, topology = service.services.bus, service.services.topology
         dead_letters = Inbox()
         watching = await bus.subscribe(topology.dead_letter_queue, dead_letters)

@@ -49,9 +49,7 @@ async def test_accepted_work_and_agent_states_survive_redis_losing_live_state(se
     settings = service_settings.model_copy(update={"live_check_seconds": 0.1})
     async with run_service(settings) as service:
         await service.create_queue("sales", ["sms"])
-        agent = await service.create_agent("Ann", ["sales"])
-        desktop = await service.agent_desktop(agent["token"])
-        await desktop.command({"type": "state", "state": "available"}, "state")
+        desktop = await service.available_agent()
         await service.post_sms(sender="+14155550101", body="first")
         first = await desktop.receive("offer")
         await desktop.command({"type": "accept", "reservation_id": first["reservation"]["id"]}, "accepted")
@@ -59,7 +57,7 @@ async def test_accepted_work_and_agent_states_survive_redis_losing_live_state(se
         await _lose_live_state(settings.namespace)
         await service.post_sms(sender="+14155550102", body="second")
         # Rebuilt: the accepted conversation is Ann's again, and Ann is available again (busy, capacity 1).
-        live, agent_id = service.services.live, uuid.UUID(agent["id"])
+        live, agent_id = service.services.live, uuid.UUID(desktop.agent_id)
         async with asyncio.timeout(10):
             while (await live.agent_status(agent_id)).state != "available":
                 await asyncio.sleep(0.02)
@@ -76,9 +74,7 @@ async def test_connections_cut_by_postgresql_heal_and_no_contact_is_lost(service
     """What a PostgreSQL restart does to a pool: every connection it holds is gone at once."""
     async with run_service(service_settings) as service:
         await service.create_queue("sales", ["sms"])
-        agent = await service.create_agent("Ann", ["sales"])
-        desktop = await service.agent_desktop(agent["token"])
-        await desktop.command({"type": "state", "state": "available"}, "state")
+        desktop = await service.available_agent()
 
         admin = await asyncpg.connect(DATABASE_URL)
         try:

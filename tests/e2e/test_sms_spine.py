@@ -12,24 +12,17 @@ from contactcenter.live import Reservation, Task, now_ms
 from contactcenter.settings import Settings
 from contactcenter.store.conversations import InteractionInContext
 from tests.conftest import DATABASE_URL
-from tests.running import AgentDesktop, FakeTwilioApi, RunningService, run_service
+from tests.running import FakeTwilioApi, RunningService, run_service
 
 SENDER = "(415) 555-0134"
 SENDER_E164 = "+14155550134"
-
-
-async def _available_agent(service: RunningService, queue: str = "sales") -> AgentDesktop:
-    agent = await service.create_agent("Ann", [queue])
-    desktop = await service.agent_desktop(agent["token"])
-    await desktop.command({"type": "state", "state": "available"}, "state")
-    return desktop
 
 
 async def test_sms_pops_the_whole_card_and_the_next_sms_joins_the_accepted_conversation(
     service: RunningService,
 ) -> None:
     await service.create_queue("sales", ["sms", "voice"])
-    desktop = await _available_agent(service)
+    desktop = await service.available_agent()
 
     response = await service.post_sms(sender=SENDER, body="Is my car ready?")
     assert response.status == 200
@@ -73,7 +66,7 @@ async def test_sms_pops_the_whole_card_and_the_next_sms_joins_the_accepted_conve
 
 async def test_twilio_retry_of_same_message_sid_is_stored_once_and_offered_once(service: RunningService) -> None:
     await service.create_queue("sales", ["sms"])
-    desktop = await _available_agent(service)
+    desktop = await service.available_agent()
     sid = "SM" + "a" * 32
 
     for _ in range(3):
@@ -109,7 +102,7 @@ async def test_sms_waits_in_the_queue_until_an_agent_becomes_available(service: 
 
 async def test_completed_conversation_frees_the_agent_for_the_next_client(service: RunningService) -> None:
     await service.create_queue("sales", ["sms"])
-    desktop = await _available_agent(service)
+    desktop = await service.available_agent()
     await service.post_sms(sender="+14155550101", body="first client")
     await service.post_sms(sender="+14155550102", body="second client")
 
@@ -128,11 +121,11 @@ async def test_unanswered_offer_is_revoked_and_goes_to_another_agent(service_set
     settings = service_settings.model_copy(update={"reservation_timeout_seconds": 0.5})
     async with run_service(settings) as service:
         await service.create_queue("sales", ["sms"])
-        sleepy = await _available_agent(service)
+        sleepy = await service.available_agent()
         await service.post_sms(sender=SENDER, body="hello?")
         missed = await sleepy.receive("offer")
 
-        awake = await _available_agent(service)
+        awake = await service.available_agent()
         revoked = await sleepy.receive("revoked")
         assert (revoked["reservation_id"], revoked["reason"]) == (missed["reservation"]["id"], "expired")
         offer = await awake.receive("offer")
@@ -148,7 +141,7 @@ async def test_an_offer_lost_with_a_failed_attempt_is_made_again_when_the_intera
     comes back, and the agent is offered the same reservation — not left waiting until the reservation expires
     (30 s, three times this test's patience)."""
     await service.create_queue("sales", ["sms"])
-    desktop = await _available_agent(service)
+    desktop = await service.available_agent()
     notices = service.services.notices
     offer_once = notices.offer
     failed: list[Reservation] = []
@@ -178,7 +171,7 @@ async def test_agent_reply_leaves_by_twilio_and_lands_on_the_timeline(
     service: RunningService, fake_twilio: FakeTwilioApi
 ) -> None:
     await service.create_queue("sales", ["sms"])
-    desktop = await _available_agent(service)
+    desktop = await service.available_agent()
     await service.post_sms(sender=SENDER_E164, body="When do you open?")
     offer = await desktop.receive("offer")
     conversation_id = offer["reservation"]["conversation_id"]
@@ -208,10 +201,10 @@ async def test_agent_reply_leaves_by_twilio_and_lands_on_the_timeline(
 
 async def test_an_agent_stepping_away_hands_its_pending_offer_to_another(service: RunningService) -> None:
     await service.create_queue("sales", ["sms"])
-    leaving = await _available_agent(service)
+    leaving = await service.available_agent()
     await service.post_sms(sender=SENDER, body="anyone?")
     offer = await leaving.receive("offer")
-    staying = await _available_agent(service)
+    staying = await service.available_agent()
 
     await leaving.command({"type": "state", "state": "away"}, "state")
     revoked = await leaving.receive("revoked")
@@ -224,10 +217,10 @@ async def test_an_agent_stepping_away_hands_its_pending_offer_to_another(service
 
 async def test_a_rejected_offer_goes_to_the_next_agent(service: RunningService) -> None:
     await service.create_queue("sales", ["sms"])
-    first = await _available_agent(service)
+    first = await service.available_agent()
     await service.post_sms(sender=SENDER, body="hello")
     offer = await first.receive("offer")
-    second = await _available_agent(service)
+    second = await service.available_agent()
 
     await first.command({"type": "reject", "reservation_id": offer["reservation"]["id"]}, "rejected")
     again = await second.receive("offer")
@@ -244,7 +237,7 @@ async def test_work_for_a_conversation_closed_meanwhile_frees_the_agent_and_its_
     closed conversation, and the next agent is offered work nobody can do. The accept is refused, that agent is
     not held by it, and the contact is offered again in a conversation of its own."""
     await service.create_queue("sales", ["sms"])
-    first = await _available_agent(service)
+    first = await service.available_agent()
     await service.post_sms(sender=SENDER, body="first contact")
     offer = (await first.receive("offer"))["reservation"]
     await first.command({"type": "accept", "reservation_id": offer["id"]}, "accepted")
@@ -253,7 +246,7 @@ async def test_work_for_a_conversation_closed_meanwhile_frees_the_agent_and_its_
     await first.command({"type": "complete", "conversation_id": offer["conversation_id"]}, "completed")
     await first.command({"type": "state", "state": "away"}, "state")
 
-    second = await _available_agent(service)
+    second = await service.available_agent()
     # The router that read the conversation as waiting queues the raced contact's work only now.
     queue_id = await service.services.pool.fetchval("SELECT id FROM queues")
     stale = Task(uuid.UUID(offer["conversation_id"]), queue_id, uuid.UUID(raced["id"]))
@@ -284,7 +277,7 @@ async def test_a_contact_recorded_as_its_conversation_is_being_accepted_reaches_
     reads the conversation as still waiting, and its work is queued to a task an agent holds already: the
     contact is told to that agent as a message, not left unannounced until the conversation closes."""
     await service.create_queue("sales", ["sms"])
-    desktop = await _available_agent(service)
+    desktop = await service.available_agent()
     await service.post_sms(sender=SENDER, body="first contact")
     offer = (await desktop.receive("offer"))["reservation"]
     # The accept has reached live state, not yet PostgreSQL (as in the gateway, between its two awaits).
