@@ -48,12 +48,18 @@ async def relays(redis_client: aioredis.Redis, namespace: str) -> AsyncIterator[
     await router.close()
 
 
+@pytest.fixture
+async def received(relays: tuple[NoticeRelay, NoticeRelay]) -> Received:
+    """What the gateway's relay hands over, listened to from the start."""
+    heard = Received()
+    relays[1].listen(heard.deliver)
+    return heard
+
+
 async def test_a_gateway_receives_the_notices_of_the_agents_it_holds_and_no_others(
-    relays: tuple[NoticeRelay, NoticeRelay],
+    relays: tuple[NoticeRelay, NoticeRelay], received: Received
 ) -> None:
     router, gateway = relays
-    received = Received()
-    gateway.listen(received.deliver)
     held, elsewhere = uuid.uuid4(), uuid.uuid4()
     await gateway.hold(held)
     await router.send(elsewhere, b"not for this gateway")
@@ -64,11 +70,9 @@ async def test_a_gateway_receives_the_notices_of_the_agents_it_holds_and_no_othe
 
 
 async def test_notices_that_meet_all_arrive_in_the_order_sent_per_agent(
-    relays: tuple[NoticeRelay, NoticeRelay],
+    relays: tuple[NoticeRelay, NoticeRelay], received: Received
 ) -> None:
     router, gateway = relays
-    received = Received()
-    gateway.listen(received.deliver)
     agents = [uuid.uuid4() for _ in range(5)]
     for agent in agents:
         await gateway.hold(agent)
@@ -100,11 +104,9 @@ async def test_an_agent_whose_socket_does_not_drain_holds_up_no_other(
 
 
 async def test_a_released_agent_is_no_longer_heard_and_can_be_held_again(
-    relays: tuple[NoticeRelay, NoticeRelay],
+    relays: tuple[NoticeRelay, NoticeRelay], received: Received
 ) -> None:
     router, gateway = relays
-    received = Received()
-    gateway.listen(received.deliver)
     agent = uuid.uuid4()
     await gateway.hold(agent)
     await gateway.release(agent)
