@@ -32,7 +32,7 @@ from bench.http import HttpClient
 from bench.processes import ServiceProcesses
 from bench.profiling import Profilers
 from bench.raw_limits import RawLimits, measure_raw_limits
-from bench.traffic import CHANNELS, customer_number, drive, parse_mix
+from bench.traffic import CHANNELS, PROVIDER_TIMEOUT_S, customer_number, drive, parse_mix
 
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -207,7 +207,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             tokens = await _admin(http, base_url, admin_token, args.agents)
         agents = AgentPool(base_url, tokens, accept_delay=args.accept_delay, hold=args.hold)
         await agents.start()
-        webhooks = HttpClient("127.0.0.1", port)
+        webhooks = HttpClient("127.0.0.1", port, timeout=PROVIDER_TIMEOUT_S)
         try:
             _progress(f"sending {args.rate}/s for {args.duration}s")
             service.start_sampling()

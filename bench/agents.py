@@ -1,5 +1,8 @@
 """A pool of simulated agents on the real desktop WebSocket: each accepts every offer after a delay, holds
-the conversation a while, completes it, and records when each offer arrived."""
+the conversation a while once the accept is answered, completes it, and records when each offer arrived.
+
+Agents are callbacks on a lean socket (`bench.websocket`), not tasks: what the pool costs in CPU comes out of
+the two cores the service runs on."""
 
 from __future__ import annotations
 
@@ -11,8 +14,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
-import aiohttp
+from bench.websocket import WebSocketClient, WebSocketError
 
 RECONNECTS = 20
 START_TIMEOUT = 120.0  # seconds for the whole pool to connect and be available
@@ -37,17 +41,16 @@ class AgentFigures:
 
 class AgentPool:
     def __init__(self, base_url: str, tokens: list[str], *, accept_delay: float, hold: float) -> None:
-        self._base_url = base_url
+        address = urlsplit(base_url)
+        assert address.hostname is not None and address.port is not None
+        self._host, self._port = address.hostname, address.port
         self._tokens = tokens
         self._accept_delay = accept_delay
         self._hold = hold
         self.figures = AgentFigures()
         self._tasks: list[asyncio.Task[None]] = []
-        self._http: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        # Each agent holds one connection for the whole run: no pool limit.
-        self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         ready = [asyncio.get_running_loop().create_future() for _ in self._tokens]
         self._tasks = [asyncio.create_task(self._agent(t, r)) for t, r in zip(self._tokens, ready, strict=True)]
         async with asyncio.timeout(START_TIMEOUT):
@@ -59,8 +62,6 @@ class AgentPool:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._http is not None:
-            await self._http.close()
 
     async def _agent(self, token: str, ready: asyncio.Future[None]) -> None:
         """One agent, connected until the pool stops; a socket the service closes is counted and reopened."""
@@ -72,35 +73,53 @@ class AgentPool:
             ready.set_exception(RuntimeError(f"an agent could not connect in {RECONNECTS} attempts"))
 
     async def _session(self, token: str, ready: asyncio.Future[None]) -> None:
-        assert self._http is not None
-        with contextlib.suppress(aiohttp.ClientError):
-            async with self._http.ws_connect(f"{self._base_url}/api/v1/agents/ws?token={token}") as socket:
-                await socket.send_json({"type": "state", "state": "available"})
-                await self._serve(socket, ready)
+        def connected() -> WebSocketClient:
+            socket = WebSocketClient(
+                f"{self._host}:{self._port}",
+                f"/api/v1/agents/ws?token={token}",
+                lambda text: self._on_message(socket, text, ready),
+            )
+            return socket
 
-    async def _serve(self, socket: aiohttp.ClientWebSocketResponse, ready: asyncio.Future[None]) -> None:
-        async for frame in socket:
-            if frame.type is not aiohttp.WSMsgType.TEXT:
-                break
-            received = time.time()
-            message: dict[str, Any] = json.loads(frame.data)
-            match message["type"]:
-                case "state":
-                    # Answered once the service holds the agent (its notices heard, live state set):
-                    # only then does the load start, so offers never wait for agents still connecting.
-                    if not ready.done():
-                        ready.set_result(None)
-                case "offer":
-                    self._on_offer(message, received)
-                    self._reached(message["reservation"]["interaction"])
-                    asyncio.create_task(self._work(socket, message["reservation"]))  # noqa: RUF006
-                case "message":
-                    self.figures.messages += 1
-                    self._reached(message["interaction"])
-                case "revoked":
-                    self.figures.revoked += 1
-                case "error":
-                    self.figures.errors.append(message["error"]["message"])
+        try:
+            _, socket = await asyncio.get_running_loop().create_connection(connected, self._host, self._port)
+            await socket.opened
+        except (OSError, WebSocketError):
+            return
+        try:
+            socket.send_text(json.dumps({"type": "state", "state": "available"}))
+            await socket.closed
+        finally:
+            socket.close()
+
+    def _on_message(self, socket: WebSocketClient, text: str, ready: asyncio.Future[None]) -> None:
+        received = time.time()
+        message: dict[str, Any] = json.loads(text)
+        loop = asyncio.get_running_loop()
+        match message["type"]:
+            case "state":
+                # Answered once the service holds the agent (its notices heard, live state set):
+                # only then does the load start, so offers never wait for agents still connecting.
+                if not ready.done():
+                    ready.set_result(None)
+            case "offer":
+                reservation = message["reservation"]
+                self._on_offer(message, received)
+                self._reached(reservation["interaction"])
+                accept = json.dumps({"type": "accept", "reservation_id": reservation["id"]})
+                loop.call_later(self._accept_delay, socket.send_text, accept)
+            case "accepted":
+                # Only work the service confirmed is held, and completed: an accept refused (the conversation
+                # closed meanwhile) leaves nothing to complete.
+                complete = json.dumps({"type": "complete", "conversation_id": message["conversation_id"]})
+                loop.call_later(self._hold, socket.send_text, complete)
+            case "message":
+                self.figures.messages += 1
+                self._reached(message["interaction"])
+            case "revoked":
+                self.figures.revoked += 1
+            case "error":
+                self.figures.errors.append(message["error"]["message"])
 
     def _reached(self, interaction: dict[str, Any]) -> None:
         self.figures.delivered.setdefault(interaction["provider_id"], time.perf_counter())
@@ -113,9 +132,3 @@ class AgentPool:
         self.figures.offers[reservation["id"]] += 1
         self.figures.offered_conversations[reservation["conversation_id"]] += 1
         self.figures.card_entries += len(message["card"]["timeline"])
-
-    async def _work(self, socket: aiohttp.ClientWebSocketResponse, reservation: dict[str, Any]) -> None:
-        await asyncio.sleep(self._accept_delay)
-        await socket.send_json({"type": "accept", "reservation_id": reservation["id"]})
-        await asyncio.sleep(self._hold)
-        await socket.send_json({"type": "complete", "conversation_id": reservation["conversation_id"]})

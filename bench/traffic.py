@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 
-from bench.http import HttpClient, HttpError
+from bench.http import HttpClient
 
 
 @dataclass
@@ -27,6 +27,24 @@ class TrafficFigures:
     accepted: list[str] = field(default_factory=list)  # provider ids the service acknowledged
     statuses: Counter[int] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
+    in_flight: int = 0  # sent, neither answered nor failed yet
+    _none_in_flight: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def leaving(self) -> None:
+        """A contact is sent."""
+        self.sent += 1
+        self.in_flight += 1
+        self._none_in_flight.clear()
+
+    def answered(self) -> None:
+        """A contact sent was answered, or failed."""
+        self.in_flight -= 1
+        if not self.in_flight:
+            self._none_in_flight.set()
+
+    async def every_answer(self) -> None:
+        if self.in_flight:
+            await self._none_in_flight.wait()
 
 
 def customer_number(n: int) -> str:
@@ -37,6 +55,7 @@ def customer_number(n: int) -> str:
 # Twilio waits this long for a webhook's answer, then gives up on it (and retries later with the same
 # MessageSid): a contact not answered by then is a failure of the service, not a late arrival.
 PROVIDER_TIMEOUT_S = 15.0
+TICK_S = 0.001
 
 
 class SmsTraffic:
@@ -50,7 +69,7 @@ class SmsTraffic:
         self._validator = RequestValidator(auth_token)
         self._customers = customers
 
-    async def send_one(self, figures: TrafficFigures) -> None:
+    def send_one(self, figures: TrafficFigures) -> None:
         sid = "SM" + uuid.uuid4().hex
         # A MultiDict, as a web framework hands the form over: the validator reads it with `getall`, where a
         # plain dict would cost it two exceptions a field (a tenth of the load generator's CPU).
@@ -72,22 +91,25 @@ class SmsTraffic:
             "Content-Type": "application/x-www-form-urlencoded",
             "X-Twilio-Signature": self._validator.compute_signature(self._url, form),
         }
-        figures.sent += 1
-        try:
-            async with asyncio.timeout(PROVIDER_TIMEOUT_S):
-                status = await self._http.post(self.PATH, urlencode(form).encode(), headers)
-        except (HttpError, OSError, TimeoutError) as exc:
-            figures.failures[type(exc).__name__] += 1
-            return
-        figures.statuses[status] += 1
-        if status == 200:
-            figures.accepted.append(sid)
+        figures.leaving()
+
+        def answered(outcome: int | Exception) -> None:
+            figures.answered()
+            if isinstance(outcome, Exception):
+                figures.failures[type(outcome).__name__] += 1
+                return
+            figures.statuses[outcome] += 1
+            if outcome == 200:
+                figures.accepted.append(sid)
+
+        self._http.post(self.PATH, urlencode(form).encode(), headers, answered)
 
 
 class Traffic(Protocol):
-    """One channel's customers: sends one contact through the service's real edge and records the answer."""
+    """One channel's customers: sends one contact through the service's real edge; its answer, when it comes,
+    is recorded in the figures (`in_flight` counts the contacts still unanswered)."""
 
-    async def send_one(self, figures: TrafficFigures) -> None: ...
+    def send_one(self, figures: TrafficFigures) -> None: ...
 
 
 # The channels a mix may name; voice webhooks, SMTP mail and chat sockets join here as they land.
@@ -108,21 +130,22 @@ def parse_mix(text: str) -> dict[str, float]:
 
 async def drive(mix: Sequence[tuple[Traffic, float]], *, rate: float, duration: float) -> TrafficFigures:
     """Send at `rate` per second for `duration` seconds, whatever the answers' speed (open loop), each
-    contact on a channel drawn by the mix's shares."""
+    contact on a channel drawn by the mix's shares; then wait for every answer (or its provider's timeout)."""
     sources, weights = zip(*mix, strict=True)
     figures = TrafficFigures()
-    in_flight: set[asyncio.Task[None]] = set()
     started = time.perf_counter()
     total = int(rate * duration)
-    for n in range(total):
-        delay = started + n / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        source = random.choices(sources, weights)[0]
-        task = asyncio.create_task(source.send_one(figures))
-        in_flight.add(task)
-        task.add_done_callback(in_flight.discard)
+    sent = 0
+    while sent < total:
+        # Every contact due by now leaves; then a sleep until the next one is due (at least a tick, so that at
+        # a high rate the generator wakes once for a few contacts, not once for each).
+        due = min(total, int((time.perf_counter() - started) * rate) + 1)
+        for _ in range(due - sent):
+            source = sources[0] if len(sources) == 1 else random.choices(sources, weights)[0]
+            source.send_one(figures)
+        sent = due
+        if sent < total:
+            await asyncio.sleep(max(TICK_S, started + sent / rate - time.perf_counter()))
     figures.sending_s = time.perf_counter() - started
-    if in_flight:
-        await asyncio.gather(*in_flight)
+    await figures.every_answer()
     return figures
