@@ -21,7 +21,7 @@ from contactcenter.live import Task, now_ms
 from contactcenter.live.state import LiveState
 from contactcenter.store.conversations import Conversations, RecordedInteraction
 from contactcenter.topology import Topology
-from schema import Interaction
+from schema import Channel, Interaction
 from schema.interactions import read_inbound_message
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,11 @@ class Router:
         self._live = live
         self._notices = notices
         self._default_region = default_region
+        # Channels whose last contact found no agent free: the next one most likely waits in its queue too, so
+        # it is recorded without its card, which its offer reads when an agent is free for it (fresher by
+        # then). Only a guess: a contact recorded without its card and offered at once has it read for the
+        # offer (one more round trip); one recorded with it that waits has it read again later.
+        self._agents_busy: dict[Channel, bool] = {}
 
     async def start(self) -> Subscription:
         return await self._bus.subscribe(self._topology.router_queue, self.route_delivery)
@@ -84,7 +89,8 @@ class Router:
 
     async def route(self, interaction: Interaction, *, redelivered: bool = False) -> None:
         sender = sender_identity(interaction, self._default_region)
-        recorded = await self._conversations.record_inbound(interaction, sender)
+        with_card = not self._agents_busy.get(interaction.channel, False)
+        recorded = await self._conversations.record_inbound(interaction, sender, with_card=with_card)
         if not recorded.conversation_open:
             return
         # An agent has the conversation when the recording saw one, or when one accepted it after the recording
@@ -110,5 +116,6 @@ class Router:
         if changes.held_by is None:
             # Offered at once (an agent was free): the offer shows what the recording read, not a second read.
             offered_now = any(offer.interaction_id == recorded.interaction_id for offer in changes.offers)
+            self._agents_busy[interaction.channel] = not offered_now
             await self._notices.announce(changes, known=recorded.offer_context(interaction) if offered_now else None)
         return changes.held_by

@@ -64,14 +64,19 @@ R = TypeVar("R")
 RECORD_INBOUND = "SELECT * FROM cc_record_inbound($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 # Many recordings in one statement (one transaction), in the order given: callers sort by identity, so two
 # routers take the per-identity advisory locks in the same order and never wait on each other in a circle.
-RECORD_INBOUND_MANY = """
+_RECORD_INBOUND_MANY = """
 SELECT r.* FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::boolean[],
                        $8::text[], $9::text[], $10::text[], $11::timestamptz[]) WITH ORDINALITY
     AS a(id, channel, direction, provider_id, kind, value, verified, from_address, to_address, body, received_at, n)
 CROSS JOIN LATERAL cc_record_inbound(a.id, a.channel, a.direction, a.provider_id, a.kind, a.value, a.verified,
-                                     a.from_address, a.to_address, a.body, a.received_at, $12) r
+                                     a.from_address, a.to_address, a.body, a.received_at{timeline_limit}) r
 ORDER BY a.n
 """
+RECORD_INBOUND_MANY = _RECORD_INBOUND_MANY.format(timeline_limit=", $12")
+# The same without the card (the eleven-argument function, migration 002): for a contact that will most likely
+# wait in its queue, whose offer reads the card when an agent is free for it.
+RECORD_INBOUND_BARE = "SELECT * FROM cc_record_inbound($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+RECORD_INBOUND_BARE_MANY = _RECORD_INBOUND_MANY.format(timeline_limit="")
 INSERT_INTERACTION = """
 INSERT INTO interactions (id, channel, direction, provider_id, client_id, conversation_id,
                           from_address, to_address, from_verified, body, received_at)
@@ -167,16 +172,31 @@ class Conversations:
         self._recording: Batcher[tuple[Interaction, Identity], RecordedInteraction] = Batcher(
             _each_alone_on_failure(self._record_many), lanes=LANES
         )
+        self._recording_bare: Batcher[tuple[Interaction, Identity], RecordedInteraction] = Batcher(
+            _each_alone_on_failure(self._record_many_bare), lanes=LANES
+        )
         self._reading: Batcher[uuid.UUID, InteractionInContext] = Batcher(self._read_many, lanes=LANES)
         self._assigning: Batcher[Assignment, None] = Batcher(_each_alone_on_failure(self._assign_many), lanes=LANES)
         self._closing: Batcher[Assignment, None] = Batcher(_each_alone_on_failure(self._close_many), lanes=LANES)
 
-    async def record_inbound(self, interaction: Interaction, sender: Identity) -> RecordedInteraction:
+    async def record_inbound(
+        self, interaction: Interaction, sender: Identity, *, with_card: bool = True
+    ) -> RecordedInteraction:
         """Resolve the sender, store the interaction once and attach it to the client's open conversation on
-        its channel — one transaction, one round trip (`cc_record_inbound`, migrations 002 and 005)."""
-        return await self._recording.call((interaction, sender))
+        its channel — one transaction, one round trip (`cc_record_inbound`, migrations 002 and 005). With
+        `with_card`, what an offer of it shows is read in the same transaction (`offer_context`)."""
+        recording = self._recording if with_card else self._recording_bare
+        return await recording.call((interaction, sender))
 
     async def _record_many(self, calls: list[tuple[Interaction, Identity]]) -> list[RecordedInteraction]:
+        return await self._record_with(RECORD_INBOUND, RECORD_INBOUND_MANY, calls, (TIMELINE_LIMIT,))
+
+    async def _record_many_bare(self, calls: list[tuple[Interaction, Identity]]) -> list[RecordedInteraction]:
+        return await self._record_with(RECORD_INBOUND_BARE, RECORD_INBOUND_BARE_MANY, calls, ())
+
+    async def _record_with(
+        self, one: str, many: str, calls: list[tuple[Interaction, Identity]], after_columns: tuple[int, ...]
+    ) -> list[RecordedInteraction]:
         order = sorted(range(len(calls)), key=lambda n: (calls[n][1].kind, calls[n][1].value))
         ordered = [calls[n] for n in order]
         columns = (
@@ -193,9 +213,9 @@ class Conversations:
             [i.received_at for i, _ in ordered],
         )
         if len(calls) == 1:
-            rows = await self._pool.fetch(RECORD_INBOUND, *(column[0] for column in columns), TIMELINE_LIMIT)
+            rows = await self._pool.fetch(one, *(column[0] for column in columns), *after_columns)
         else:
-            rows = await self._pool.fetch(RECORD_INBOUND_MANY, *columns, TIMELINE_LIMIT)
+            rows = await self._pool.fetch(many, *columns, *after_columns)
         assert len(rows) == len(calls), "cc_record_inbound always answers one row"
         recorded = {
             n: RecordedInteraction(
@@ -206,8 +226,8 @@ class Conversations:
                 agent_id=row["o_agent_id"],
                 conversation_open=row["o_open"],
                 new=row["o_new"],
-                queue_name=row["o_queue_name"],
-                card_json=row["o_card"],
+                queue_name=row.get("o_queue_name"),
+                card_json=row.get("o_card"),
             )
             for n, row in zip(order, rows, strict=True)
         }

@@ -210,6 +210,28 @@ async def test_a_recording_that_waits_for_an_agent_answers_the_card_an_offer_sho
     assert held.new and held.agent_id == agent and held.card_json is None
 
 
+async def test_a_recording_without_its_card_stores_and_attaches_the_same_and_reads_no_card(
+    pool: asyncpg.Pool,
+) -> None:
+    """What a router asks when the contact will most likely wait for an agent: the same recording, alone and
+    in a batch, without the queue's name and the card (its offer reads them when an agent is free)."""
+    conversations = Conversations(pool)
+    await pool.execute("INSERT INTO queues (id, name, channels) VALUES (gen_random_uuid(), 'service', '{sms}')")
+    senders = [Identity(IdentityKind.PHONE, f"+1415555013{n}", verified=True) for n in range(3)]
+    alone = await conversations.record_inbound(_sms(senders[0].value, "SM0"), senders[0], with_card=False)
+    together = await asyncio.gather(
+        *(conversations.record_inbound(_sms(s.value, f"SM{n}"), s, with_card=False) for n, s in enumerate(senders))
+    )
+    for recorded in (alone, *together):
+        assert recorded.queue_id is not None and recorded.conversation_open and recorded.agent_id is None
+        assert (recorded.queue_name, recorded.card_json) == (None, None)
+        assert recorded.offer_context(_sms(senders[0].value, "SM0")) is None
+    assert alone.new and not together[0].new and together[0].interaction_id == alone.interaction_id
+    assert all(recorded.new for recorded in together[1:])
+    stored = await conversations.interaction(together[2].interaction_id)
+    assert stored.queue_name == "service" and ClientCard.model_validate_json(stored.card_json).timeline
+
+
 async def test_the_card_the_database_renders_is_exactly_the_schema_s_card(pool: asyncpg.Pool) -> None:
     """Cards go out as the database wrote them (not parsed and written again): every field the model has, no
     other, and times in UTC."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import asyncpg
@@ -97,6 +98,33 @@ async def test_sms_waits_in_the_queue_until_an_agent_becomes_available(service: 
     await desktop.command({"type": "state", "state": "available"}, "state")
     offer = await desktop.receive("offer")
     assert offer["reservation"]["interaction"]["body"] == "anyone there?"
+    await desktop.close()
+
+
+async def test_a_contact_after_one_that_found_no_agent_free_still_pops_its_whole_card(
+    service: RunningService,
+) -> None:
+    """Once a contact found no agent free, the router records the next without its card (it will most likely
+    wait too). When an agent is free for it after all, the offer reads the card: whole, this contact on top."""
+    await service.create_queue("sales", ["sms"])
+    agent = await service.create_agent("Bob", ["sales"])
+    await service.post_sms(sender="+14155550101", body="nobody is here")
+    queue_id = await service.services.pool.fetchval("SELECT id FROM queues")
+    async with asyncio.timeout(10):
+        while await service.services.live.queue_length(queue_id) != 1:
+            await asyncio.sleep(0.02)
+    desktop = await service.agent_desktop(agent["token"])
+    await desktop.command({"type": "state", "state": "available"}, "state")
+    waited = (await desktop.receive("offer"))["reservation"]
+    await desktop.command({"type": "accept", "reservation_id": waited["id"]}, "accepted")
+    await desktop.command({"type": "complete", "conversation_id": waited["conversation_id"]}, "completed")
+
+    await service.post_sms(sender="+14155550102", body="and now?")
+    offer = await desktop.receive("offer")
+    assert offer["reservation"]["interaction"]["body"] == "and now?"
+    assert offer["reservation"]["queue"] == "sales"
+    assert offer["card"]["identities"] == [{"kind": "phone", "value": "+14155550102", "verified": True}]
+    assert [entry["body"] for entry in offer["card"]["timeline"]] == ["and now?"]
     await desktop.close()
 
 
