@@ -1,15 +1,19 @@
-"""The load generator's lean clients (`bench.websocket`, `bench.http`) against a real aiohttp server: what the
-bench measures is only as good as what they send and read."""
+"""The load generator's lean clients (`bench.websocket`, `bench.http`) against a real aiohttp server, and its
+Twilio signatures against Twilio's own validator: what the bench measures is only as good as what it sends."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from urllib.parse import parse_qsl
 
 import pytest
 from aiohttp import WSMsgType, web
+from multidict import MultiDict
+from twilio.request_validator import RequestValidator
 
 from bench.http import HttpClient
+from bench.traffic import SmsTraffic
 from bench.websocket import WebSocketClient, WebSocketError
 
 LARGE = "x" * 70_000  # past both short length forms (125 and 65,535 bytes)
@@ -108,3 +112,22 @@ async def test_an_unanswered_request_fails_at_its_deadline(server: tuple[str, in
         assert isinstance(await asyncio.wait_for(outcomes.get(), 5), TimeoutError)
     finally:
         client.close()
+
+
+def test_the_bench_signs_its_sms_as_twilio_s_own_validator_does() -> None:
+    """The load generator signs without the `twilio` library (to spare the service's cores): the library
+    must find each of its messages signed, over the form exactly as posted."""
+    token = "bench-token"
+    traffic = SmsTraffic(HttpClient("127.0.0.1", 8080, timeout=1), token, customers=10)
+    validator = RequestValidator(token)
+    url = "http://127.0.0.1:8080/channels/twilio/sms"
+    sids = set()
+    for _ in range(20):
+        sid, body, headers = traffic.message()
+        form = MultiDict(parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=True))
+        assert form["MessageSid"] == form["SmsSid"] == sid and form["From"].startswith("+1415")
+        assert form["Body"] == "Hello, is my order on its way?"
+        assert validator.validate(url, form, headers["X-Twilio-Signature"])
+        assert not validator.validate(url.replace("8080", "8081"), form, headers["X-Twilio-Signature"])
+        sids.add(sid)
+    assert len(sids) == 20
