@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -54,12 +55,23 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--accept-delay", type=float, default=0.05, help="seconds before an agent accepts")
     parser.add_argument("--hold", type=float, default=0.1, help="seconds an agent keeps a conversation")
     parser.add_argument("--routers", type=int, default=1, help="router processes (production layout)")
+    parser.add_argument(
+        "--apis",
+        type=int,
+        default=1,
+        help="API processes (production layout; the load generator spreads webhooks and agents over them, as a "
+        "load balancer would)",
+    )
     parser.add_argument("--embedded", action="store_true", help="one embedded process instead")
     parser.add_argument("--skip-raw", action="store_true", help="do not measure the raw limits")
     parser.add_argument("--profile", type=Path, help="write a py-spy flame graph of each process into this folder")
     args = parser.parse_args()
     if args.rate <= 0 or args.duration <= 0:
         parser.error("--rate and --duration must be above zero")
+    if args.routers < 1 or args.apis < 1:
+        parser.error("--routers and --apis must be at least 1")
+    if args.embedded and args.apis > 1:
+        parser.error("--embedded runs one process: --apis does not apply")
     if args.customers < 1 or args.history < 0:
         parser.error("--customers must be at least 1 and --history at least 0")
     try:
@@ -76,11 +88,13 @@ def _progress(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+def _free_ports(count: int) -> list[int]:
+    """Ports free now, one per process (all probed at once, so none is handed out twice)."""
+    with contextlib.ExitStack() as stack:
+        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -185,16 +199,15 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             "CC_NAMESPACE": namespace,
             "CC_DATABASE_SCHEMA": namespace,
         }
-        roles = ["api"] + ["router"] * args.routers
+        roles = ["api"] * args.apis + ["router"] * args.routers
         database_url = DATABASE_URL
         namespace_schema = namespace
         conn = await asyncpg.connect(DATABASE_URL)
         await conn.execute(f'CREATE SCHEMA "{namespace}"')
         await conn.close()
 
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    service = ServiceProcesses(env, roles, port)
+    service = ServiceProcesses(env, roles, _free_ports(len(roles)))
+    base_urls = [f"http://127.0.0.1:{port}" for port in service.public_ports]
     _progress(f"starting the service: {', '.join(roles)}")
     await service.start()
     try:
@@ -204,19 +217,21 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             await seed_history(database_url, namespace_schema, numbers, args.history)
         async with aiohttp.ClientSession() as http:
             _progress(f"creating and connecting {args.agents} agents")
-            tokens = await _admin(http, base_url, admin_token, args.agents)
-        agents = AgentPool(base_url, tokens, accept_delay=args.accept_delay, hold=args.hold)
+            tokens = await _admin(http, base_urls[0], admin_token, args.agents)
+        agents = AgentPool(base_urls, tokens, accept_delay=args.accept_delay, hold=args.hold)
         await agents.start()
-        webhooks = HttpClient("127.0.0.1", port, timeout=PROVIDER_TIMEOUT_S)
+        webhooks = [HttpClient("127.0.0.1", port, timeout=PROVIDER_TIMEOUT_S) for port in service.public_ports]
         try:
             _progress(f"sending {args.rate}/s for {args.duration}s")
             service.start_sampling()
             if profilers is not None:
                 await profilers.start(service.pids, args.duration)
             started = time.perf_counter()
+            # Each channel's traffic spread evenly over the API processes.
             mix = [
-                (CHANNELS[name](webhooks, twilio_token, args.customers), share)
+                (CHANNELS[name](client, twilio_token, args.customers), share / len(webhooks))
                 for name, share in parse_mix(args.mix).items()
+                for client in webhooks
             ]
             traffic = await drive(mix, rate=args.rate, duration=args.duration)
             _progress(f"sent {traffic.sent}; waiting for every acknowledged message to be stored and offered")
@@ -230,7 +245,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             reached = [agents.figures.delivered[sid] for sid in traffic.accepted if sid in agents.figures.delivered]
             elapsed = max([*reached, started + traffic.sending_s]) - started
         finally:
-            webhooks.close()
+            for client in webhooks:
+                client.close()
             await agents.stop()
     finally:
         await service.stop()

@@ -40,10 +40,9 @@ class AgentFigures:
 
 
 class AgentPool:
-    def __init__(self, base_url: str, tokens: list[str], *, accept_delay: float, hold: float) -> None:
-        address = urlsplit(base_url)
-        assert address.hostname is not None and address.port is not None
-        self._host, self._port = address.hostname, address.port
+    def __init__(self, base_urls: list[str], tokens: list[str], *, accept_delay: float, hold: float) -> None:
+        # Agents spread evenly over the API processes, as a load balancer would spread their sockets.
+        self._addresses = [(url.hostname or "127.0.0.1", url.port or 80) for url in map(urlsplit, base_urls)]
         self._tokens = tokens
         self._accept_delay = accept_delay
         self._hold = hold
@@ -52,7 +51,10 @@ class AgentPool:
 
     async def start(self) -> None:
         ready = [asyncio.get_running_loop().create_future() for _ in self._tokens]
-        self._tasks = [asyncio.create_task(self._agent(t, r)) for t, r in zip(self._tokens, ready, strict=True)]
+        self._tasks = [
+            asyncio.create_task(self._agent(self._addresses[n % len(self._addresses)], token, ready[n]))
+            for n, token in enumerate(self._tokens)
+        ]
         async with asyncio.timeout(START_TIMEOUT):
             await asyncio.gather(*ready)
 
@@ -63,26 +65,28 @@ class AgentPool:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _agent(self, token: str, ready: asyncio.Future[None]) -> None:
+    async def _agent(self, address: tuple[str, int], token: str, ready: asyncio.Future[None]) -> None:
         """One agent, connected until the pool stops; a socket the service closes is counted and reopened."""
         for attempt in range(RECONNECTS):
-            await self._session(token, ready)
+            await self._session(address, token, ready)
             self.figures.dropped += 1
             await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
         if not ready.done():
             ready.set_exception(RuntimeError(f"an agent could not connect in {RECONNECTS} attempts"))
 
-    async def _session(self, token: str, ready: asyncio.Future[None]) -> None:
+    async def _session(self, address: tuple[str, int], token: str, ready: asyncio.Future[None]) -> None:
+        host, port = address
+
         def connected() -> WebSocketClient:
             socket = WebSocketClient(
-                f"{self._host}:{self._port}",
+                f"{host}:{port}",
                 f"/api/v1/agents/ws?token={token}",
                 lambda text: self._on_message(socket, text, ready),
             )
             return socket
 
         try:
-            _, socket = await asyncio.get_running_loop().create_connection(connected, self._host, self._port)
+            _, socket = await asyncio.get_running_loop().create_connection(connected, host, port)
             await socket.opened
         except (OSError, WebSocketError):
             return

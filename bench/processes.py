@@ -114,10 +114,12 @@ class MachineCpu:
 
 
 class ServiceProcesses:
-    def __init__(self, env: dict[str, str], roles: list[str], port: int) -> None:
+    def __init__(self, env: dict[str, str], roles: list[str], ports: list[int]) -> None:
+        if len(ports) != len(roles):
+            raise ValueError("each process needs its own port")
         self._env = env
         self._roles = roles
-        self._port = port
+        self._ports = ports
         self._processes: list[tuple[str, asyncio.subprocess.Process]] = []
         self._sampler: asyncio.Task[None] | None = None
         self.figures: list[ProcessFigures] = []
@@ -127,11 +129,16 @@ class ServiceProcesses:
         self.machine_context_switches: dict[str, int] = {}
         self._machine: MachineCpu | None = None
 
+    @property
+    def public_ports(self) -> list[int]:
+        """The ports of the processes serving webhooks and agents' sockets (API or all-in-one)."""
+        return [port for port, role in zip(self._ports, self._roles, strict=True) if role in ("api", "all")]
+
     async def start(self) -> None:
         for n, role in enumerate(self._roles):
             env = {**os.environ, **self._env}
-            # Only the API role serves on the public port; routers answer health checks on their own.
-            env["CC_HTTP_PORT"] = str(self._port if role in ("api", "all") else self._port + 1 + n)
+            # Routers answer health checks on their own port.
+            env["CC_HTTP_PORT"] = str(self._ports[n])
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
@@ -144,13 +151,12 @@ class ServiceProcesses:
             )
             self._processes.append((role, process))
         async with aiohttp.ClientSession() as http:
-            for n, (role, _) in enumerate(self._processes):
-                port = self._port if role in ("api", "all") else self._port + 1 + n
-                await _wait_ready(http, f"http://127.0.0.1:{port}/readyz")
+            for (role, process), port in zip(self._processes, self._ports, strict=True):
+                await _wait_ready(http, f"http://127.0.0.1:{port}/readyz", role, process)
 
     @property
     def pids(self) -> dict[str, int]:
-        return {f"{role}{n}" if role == "router" else role: p.pid for n, (role, p) in enumerate(self._processes)}
+        return {f"{role}{n}" if n else role: p.pid for n, (role, p) in enumerate(self._processes)}
 
     def start_sampling(self) -> None:
         self._machine = MachineCpu({process.pid: f"service {role}" for role, process in self._processes})
@@ -205,13 +211,18 @@ def _system_calls(process: psutil.Process) -> int:
     return int(counters.read_count + counters.write_count)
 
 
-async def _wait_ready(http: aiohttp.ClientSession, url: str) -> None:
-    async with asyncio.timeout(90):
-        while True:
-            try:
-                async with http.get(url) as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.2)
+async def _wait_ready(http: aiohttp.ClientSession, url: str, role: str, process: asyncio.subprocess.Process) -> None:
+    try:
+        async with asyncio.timeout(90):
+            while True:
+                if process.returncode is not None:
+                    raise RuntimeError(f"the {role} process exited with {process.returncode} before it was ready")
+                try:
+                    async with http.get(url) as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientConnectionError:
+                    pass
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        raise RuntimeError(f"the {role} process was not ready in 90 s ({url})") from None
