@@ -8,7 +8,6 @@ the broker and the client were a third of what a contact cost, and most of its w
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 from contactcenter.batching import Batcher
@@ -36,11 +35,12 @@ class InteractionPublisher:
         key = self._topology.interaction_key(interaction)
         batcher = self._batchers.get(key)
         if batcher is None:
-            batcher = Batcher(self._publish_together, lanes=PUBLISHING_LANES, max_batch=self._batch)
+            batcher = Batcher(
+                self._publish_together, lanes=PUBLISHING_LANES, max_batch=self._batch, timeout=self._timeout
+            )
             self._batchers[key] = batcher
         try:
-            async with asyncio.timeout(self._timeout):
-                await batcher.call(interaction)
+            await batcher.call(interaction)
         except TimeoutError as exc:
             # Its message may still be confirmed later: the provider's retry is then stored once all the same.
             raise Unavailable(f"RabbitMQ did not confirm within {self._timeout}s (publish)") from exc

@@ -6,7 +6,9 @@ one pipeline to Redis, one statement to PostgreSQL — so the cost per call fall
 of every call paying a round trip and the machine drowning in system calls.
 
 Each call still gets its own answer or its own failure. A caller that stops waiting before its batch leaves
-is dropped from it; once the batch has left, the call runs to the end whatever its caller does.
+is dropped from it; once the batch has left, the call runs to the end whatever its caller does. With a
+`timeout`, a call not answered within it fails with TimeoutError (waiting for a lane included), on one timer
+for all the calls in hand rather than one per call.
 """
 
 from __future__ import annotations
@@ -27,25 +29,57 @@ RunBatch = Callable[[list[T]], Awaitable[Sequence[R | BaseException]]]
 
 
 class Batcher(Generic[T, R]):
-    def __init__(self, run: RunBatch[T, R], *, lanes: int = 2, max_batch: int = 256) -> None:
+    def __init__(
+        self, run: RunBatch[T, R], *, lanes: int = 2, max_batch: int = 256, timeout: float | None = None
+    ) -> None:
         if lanes < 1 or max_batch < 1:
             raise ValueError("a batcher needs at least one lane and room for one call")
+        if timeout is not None and timeout <= 0:
+            raise ValueError("a batcher's timeout must be above zero")
         self._run = run
         self._lanes = lanes
         self._max_batch = max_batch
+        self._timeout = timeout
         self._waiting: deque[tuple[T, asyncio.Future[R]]] = deque()
         self._busy_lanes = 0
         self._lane_tasks: set[asyncio.Task[None]] = set()
+        # Calls by deadline (all share one timeout, so arrival order is deadline order), and the one timer.
+        self._deadlines: deque[tuple[float, asyncio.Future[R]]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
 
     async def call(self, item: T) -> R:
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
         self._waiting.append((item, future))
+        if self._timeout is not None:
+            self._watch(loop, future)
         if self._busy_lanes < self._lanes:
             self._busy_lanes += 1
             lane = asyncio.create_task(self._drain())
             self._lane_tasks.add(lane)
             lane.add_done_callback(self._lane_tasks.discard)
         return await future
+
+    def _watch(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[R]) -> None:
+        assert self._timeout is not None
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][1].done():  # answered calls leave as new ones come
+            deadlines.popleft()
+        deadlines.append((loop.time() + self._timeout, future))
+        if self._timer is None:
+            self._timer = loop.call_at(deadlines[0][0], self._expire)
+
+    def _expire(self) -> None:
+        """Fail the calls past their deadline; wake again at the next one's."""
+        self._timer = None
+        loop = asyncio.get_running_loop()
+        deadlines, now = self._deadlines, loop.time()
+        while deadlines and (deadlines[0][1].done() or deadlines[0][0] <= now):
+            _, future = deadlines.popleft()
+            if not future.done():  # a batch not yet left drops it; one that has left answers no one
+                future.set_exception(TimeoutError(f"no answer within {self._timeout} s"))
+        if deadlines:
+            self._timer = loop.call_at(deadlines[0][0], self._expire)
 
     def _next_batch(self) -> list[tuple[T, asyncio.Future[R]]]:
         batch: list[tuple[T, asyncio.Future[R]]] = []

@@ -132,3 +132,30 @@ def test_a_batcher_needs_a_lane() -> None:
 
     with pytest.raises(ValueError, match="lane"):
         Batcher(run, lanes=0)
+
+
+async def test_a_call_unanswered_within_the_timeout_fails_and_one_waiting_for_a_lane_is_never_run() -> None:
+    recorder = Recorder()
+    recorder.gate.clear()
+    batcher = Batcher(recorder.run, lanes=1, timeout=0.05)
+    stuck = asyncio.create_task(batcher.call(2))
+    await asyncio.sleep(0)
+    behind = asyncio.create_task(batcher.call(4))
+    with pytest.raises(TimeoutError):
+        await stuck
+    with pytest.raises(TimeoutError):
+        await behind
+    recorder.gate.set()
+    # The timer is set again for the calls that come later; those answered in time are answered.
+    assert await batcher.call(6) == 60
+    assert await asyncio.gather(*(batcher.call(n) for n in (8, 10))) == [80, 100]
+    assert 4 not in [n for batch in recorder.batches for n in batch]
+
+
+async def test_calls_answered_in_time_never_see_the_timeout() -> None:
+    recorder = Recorder()
+    batcher = Batcher(recorder.run, timeout=0.05)
+    for n in range(5):
+        assert await batcher.call(2 * n) == 20 * n
+    await asyncio.sleep(0.1)  # the timer fires over calls long answered
+    assert await batcher.call(12) == 120
