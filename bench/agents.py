@@ -20,6 +20,7 @@ from bench.websocket import WebSocketClient, WebSocketError
 
 RECONNECTS = 20
 START_TIMEOUT = 120.0  # seconds for the whole pool to connect and be available
+OPEN_TIMEOUT = 10.0  # seconds for one socket to connect and be upgraded (then it is tried again)
 
 
 @dataclass
@@ -86,9 +87,14 @@ class AgentPool:
             return socket
 
         try:
-            _, socket = await asyncio.get_running_loop().create_connection(connected, host, port)
-            await socket.opened
-        except (OSError, WebSocketError):
+            async with asyncio.timeout(OPEN_TIMEOUT):
+                _, socket = await asyncio.get_running_loop().create_connection(connected, host, port)
+                try:
+                    await socket.opened
+                except TimeoutError:
+                    socket.close()
+                    raise
+        except (OSError, WebSocketError, TimeoutError):
             return
         try:
             socket.send_text(json.dumps({"type": "state", "state": "available"}))
