@@ -79,7 +79,9 @@ def _arguments() -> argparse.Namespace:
     except ValueError as exc:
         parser.error(f"--mix: {exc}")
     if args.agents is None:
-        # Enough that offers never wait for a free agent: the figures are the service's, not the agents'.
+        # Enough that offers do not wait for a free agent below the ceiling (the figures are the service's, not
+        # the agents'). At the ceiling the service's answers stretch each agent's round and work queues for
+        # agents, as in a busy center: more agents move offers from `complete` to the router (docs/performance.md).
         args.agents = max(20, math.ceil(3 * args.rate * (args.accept_delay + args.hold)))
     return args
 
