@@ -10,7 +10,6 @@ times what the few bytes of a webhook need, and a task per request with its own 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import cast
@@ -29,7 +28,7 @@ class _Connection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
         self._answered: Answered | None = None
-        self.deadline = 0.0  # monotonic time by which the request in flight must be answered
+        self.deadline = 0.0  # the loop's time by which the request in flight must be answered
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -108,7 +107,7 @@ class HttpClient:
         lines = [f"POST {path} HTTP/1.1", f"Host: {self.host}:{self.port}", f"Content-Length: {len(body)}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         request = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-        deadline = time.monotonic() + self._timeout
+        deadline = asyncio.get_running_loop().time() + self._timeout
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep())
         while self._idle:
@@ -124,7 +123,7 @@ class HttpClient:
     async def _open_and_send(self, request: bytes, answered: Answered, deadline: float) -> None:
         loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout_at(loop.time() + max(0.0, deadline - time.monotonic())):
+            async with asyncio.timeout_at(deadline):
                 _, connection = await loop.create_connection(lambda: _Connection(self._idle), self.host, self.port)
         except (OSError, TimeoutError) as exc:
             answered(exc)
@@ -136,7 +135,7 @@ class HttpClient:
         """Fail the requests past their deadline, looking twice per timeout (at most once a second)."""
         while True:
             await asyncio.sleep(min(1.0, self._timeout / 2))
-            now = time.monotonic()
+            now = asyncio.get_running_loop().time()
             for connection in self._all:
                 if connection.busy and connection.deadline < now:
                     connection.fail(TimeoutError(f"no answer within {self._timeout} s"))
