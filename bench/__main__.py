@@ -315,7 +315,14 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         if traffic.accepted
         else {},
     }
-    if raw is not None:
+    if raw is None:
+        # Said, not left out silently: a reader of the figures must know there is no ratio, and why.
+        result["raw_not_measured"] = (
+            "the embedded mode's bus is in-process: no broker to measure (run without --embedded for the ratio)"
+            if args.embedded
+            else "--skip-raw"
+        )
+    else:
         measured = raw.by_operation()
         result["raw"] = {f"{operation}_per_s": round(figure.per_s, 1) for operation, figure in measured.items()}
         result["ratio_to_raw_bus_publish"] = round(achieved / raw.bus_publish.per_s, 3)
@@ -350,6 +357,8 @@ def _table(result: dict[str, object]) -> str:
             f"bus-only bound       {result['bus_bound_per_s']} interactions/s"
             f" (one crossing each); ratio {result['ratio_to_bus_bound']}"
         )
+    else:
+        lines.append(f"raw limits           not measured: {result['raw_not_measured']}")
     for process in result["processes"]:  # type: ignore[attr-defined]
         lines.append(
             f"process {process['role']:<12} cpu {process['cpu_percent']}%  peak {process['peak_rss_mb']} MiB"
