@@ -44,6 +44,7 @@ class NoticeRelay:
         # first served): an agent that leaves and comes back is subscribed at the end, not unsubscribed.
         self._order = asyncio.Lock()
         self._confirming: dict[bytes, list[asyncio.Future[None]]] = {}
+        self._held: set[bytes] = set()  # channels whose subscription was confirmed and not released since
         self._reader: asyncio.Task[None] | None = None
         self._handing: set[asyncio.Task[None]] = set()
 
@@ -80,18 +81,39 @@ class NoticeRelay:
                     await self._pubsub.subscribe(channel)
                 await confirmed
         except TimeoutError as exc:
+            self._stop_waiting(channel, confirmed)
+            await self._withdraw(channel)
             raise Unavailable(f"Redis did not confirm a subscription within {self._timeout}s") from exc
-        finally:
-            waiting = self._confirming.get(channel, [])
-            if confirmed in waiting:
-                waiting.remove(confirmed)
-            if not waiting:
-                self._confirming.pop(channel, None)
+        except BaseException:
+            self._stop_waiting(channel, confirmed)
+            raise
+        self._stop_waiting(channel, confirmed)
+        self._held.add(channel)
+
+    def _stop_waiting(self, channel: bytes, confirmed: asyncio.Future[None]) -> None:
+        waiting = self._confirming.get(channel, [])
+        if confirmed in waiting:
+            waiting.remove(confirmed)
+        if not waiting:
+            self._confirming.pop(channel, None)
+
+    async def _withdraw(self, channel: bytes) -> None:
+        """A subscription Redis did not confirm in time may stand all the same (sent, confirmed late): this
+        gateway would hear, and subscribe again after every reconnection, an agent it does not hold. Take it
+        back — unless the agent is held here after all, or another hold of it is under way."""
+        try:
+            async with asyncio.timeout(self._timeout), self._order:
+                if channel not in self._held and channel not in self._confirming:
+                    await self._pubsub.unsubscribe(channel)
+        except (TimeoutError, RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            log.warning("a subscription Redis did not confirm could not be taken back (%s)", exc)
 
     async def release(self, agent_id: uuid.UUID) -> None:
         """Stop receiving the agent's notices (another gateway may hold it now)."""
+        channel = self._channel(agent_id)
+        self._held.discard(channel.encode())
         async with self._order:
-            await self._pubsub.unsubscribe(self._channel(agent_id))
+            await self._pubsub.unsubscribe(channel)
 
     async def close(self) -> None:
         tasks = [*self._handing, *([self._reader] if self._reader is not None else [])]

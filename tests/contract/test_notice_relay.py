@@ -13,6 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from contactcenter.agents.relay import NoticeRelay
 from contactcenter.embedded import in_process_redis
+from contactcenter.errors import Unavailable
 
 
 class Received:
@@ -160,3 +161,21 @@ async def test_holding_an_agent_without_redis_fails_at_once() -> None:
     finally:
         await relay.close()
         await client.aclose()
+
+
+async def test_a_subscription_redis_confirms_too_late_is_taken_back(
+    redis_client: aioredis.Redis, namespace: str
+) -> None:
+    """A hold that times out may still have subscribed: the gateway would go on hearing, and subscribing again
+    after every reconnection, an agent it does not hold. Here nothing reads the confirmations, so none arrives
+    in time; Redis must not keep the subscription."""
+    gateway = NoticeRelay(redis_client, namespace, timeout=0.3)
+    agent = uuid.uuid4()
+    try:
+        with pytest.raises(Unavailable):
+            await gateway.hold(agent)
+        assert await redis_client.pubsub_numsub(f"{namespace}:agent:{agent}") == [
+            (f"{namespace}:agent:{agent}".encode(), 0)
+        ]
+    finally:
+        await gateway.close()
