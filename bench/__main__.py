@@ -16,12 +16,10 @@ import os
 import secrets
 import shutil
 import socket
-import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
 from pathlib import Path
 
 import aiohttp
@@ -33,6 +31,7 @@ from bench.http import HttpClient
 from bench.processes import ServiceProcesses
 from bench.profiling import Profilers
 from bench.raw_limits import RawLimits, measure_raw_limits
+from bench.report import summarise, table
 from bench.traffic import CHANNELS, PROVIDER_TIMEOUT_S, customer_number, drive, parse_mix
 
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -97,25 +96,6 @@ def _free_ports(count: int) -> list[int]:
         for probe in probes:
             probe.bind(("127.0.0.1", 0))
         return [int(probe.getsockname()[1]) for probe in probes]
-
-
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def _p99_by_window(arrivals: list[float], latencies: list[float], windows: int = 10) -> list[float]:
-    """p99 of the offers that arrived in each tenth of the run: a long run that slows down shows it here."""
-    if not arrivals:
-        return []
-    first, last = min(arrivals), max(arrivals)
-    width = (last - first) / windows or 1.0
-    split: list[list[float]] = [[] for _ in range(windows)]
-    for arrived, latency in zip(arrivals, latencies, strict=True):
-        split[min(windows - 1, int((arrived - first) / width))].append(latency)
-    return [round(_percentile(part, 0.99), 1) for part in split]
 
 
 async def _admin(http: aiohttp.ClientSession, base_url: str, token: str, agents: int) -> list[str]:
@@ -257,121 +237,16 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         else:
             await _clean_up(namespace)
 
-    figures = agents.figures
-    latencies = figures.arrival_to_offer_ms
-    achieved = len(traffic.accepted) / elapsed
-    result: dict[str, object] = {
-        "benchmark": "end_to_end",
-        "mix": parse_mix(args.mix),
-        "customers": args.customers,
-        "history_per_customer": args.history,
-        "mode": "embedded" if args.embedded else f"production ({args.routers} router(s))",
-        "offered_rate_per_s": args.rate,
-        "duration_s": round(elapsed, 2),
-        "sent": traffic.sent,
-        "sending_rate_per_s": round(traffic.sent / traffic.sending_s, 1) if traffic.sending_s else None,
-        "acknowledged": len(traffic.accepted),
-        "statuses": dict(traffic.statuses),
-        "client_failures": dict(traffic.failures),
-        "sustained_interactions_per_s": round(achieved, 1),
-        "offers": len(figures.offers),
-        "card_timeline_entries_mean": round(figures.card_entries / len(figures.offers), 1) if figures.offers else None,
-        "messages_to_agents": figures.messages,
-        # Agents' sockets the service closed during the run (each reconnected), and errors answered to them.
-        "agent_sockets_dropped": figures.dropped,
-        "agent_errors": dict(Counter(figures.errors).most_common(5)),
-        "arrival_to_offer_ms": {
-            "p50": round(_percentile(latencies, 0.50), 2),
-            "p95": round(_percentile(latencies, 0.95), 2),
-            "p99": round(_percentile(latencies, 0.99), 2),
-            "mean": round(statistics.fmean(latencies), 2) if latencies else None,
-        },
-        "arrival_to_offer_p99_ms_by_tenth": _p99_by_window(figures.arrivals, latencies),
-        "lost": len(traffic.accepted) - stored,
-        "duplicated": duplicated + sum(n - 1 for n in figures.offers.values()),
-        "processes": [
-            {
-                "role": p.role,
-                "cpu_percent": round(p.cpu_percent, 1),
-                "peak_rss_mb": round(p.peak_rss_mb, 1),
-                "rss_growth_after_warmup_pct": p.growth_after_warmup_pct(),
-                "system_calls_per_interaction": round(p.system_calls / len(traffic.accepted), 1)
-                if traffic.accepted
-                else None,
-            }
-            for p in service.figures
-        ],
-        "machine_cpu_percent": service.machine_cpu_percent,
-        # The whole machine's CPU (service, servers, load generator) per contact carried: two cores carry at
-        # best 2,000 / this many contacts a second.
-        "machine_cpu_ms_per_interaction": round(1000 * service.machine_cpu_seconds / len(traffic.accepted), 2)
-        if traffic.accepted
-        else None,
-        # Sleeps and wake-ups (all threads) per contact carried, per group: the cost model of docs/performance.md.
-        "context_switches_per_interaction": {
-            group: round(switches / len(traffic.accepted), 1)
-            for group, switches in service.machine_context_switches.items()
-        }
-        if traffic.accepted
-        else {},
-    }
-    if raw is None:
-        # Said, not left out silently: a reader of the figures must know there is no ratio, and why.
-        result["raw_not_measured"] = (
-            "the embedded mode's bus is in-process: no broker to measure (run without --embedded for the ratio)"
-            if args.embedded
-            else "--skip-raw"
-        )
-    else:
-        measured = raw.by_operation()
-        result["raw"] = {f"{operation}_per_s": round(figure.per_s, 1) for operation, figure in measured.items()}
-        result["ratio_to_raw_bus_publish"] = round(achieved / raw.bus_publish.per_s, 3)
-        result["raw_machine_cpu_us_per_operation"] = {
-            operation: round(figure.machine_cpu_us) for operation, figure in measured.items()
-        }
-        # What the cores could carry if a contact were nothing but its crossing of the bus, as the raw test
-        # makes it: the ceiling on this machine for code sending one message per contact and crossing (ours
-        # lets contacts that arrive together share one).
-        result["bus_bound_per_s"] = round(raw.bus_bound_per_s(), 1)
-        result["ratio_to_bus_bound"] = round(achieved / raw.bus_bound_per_s(), 3)
-    return result
-
-
-def _table(result: dict[str, object]) -> str:
-    latency = result["arrival_to_offer_ms"]
-    assert isinstance(latency, dict)
-    lines = [
-        f"mode                 {result['mode']}",
-        f"sustained            {result['sustained_interactions_per_s']} interactions/s"
-        f" (offered {result['offered_rate_per_s']})",
-        f"arrival -> offer     p50 {latency['p50']} ms  p95 {latency['p95']} ms  p99 {latency['p99']} ms",
-        f"p99 by tenth of run  {result['arrival_to_offer_p99_ms_by_tenth']}",
-        f"lost / duplicated    {result['lost']} / {result['duplicated']}",
-        f"agents               {result['agent_sockets_dropped']} sockets dropped, errors {result['agent_errors']}",
-    ]
-    if "raw" in result:
-        lines.append(f"raw limits           {result['raw']}")
-        lines.append(f"raw machine cpu (µs) {result['raw_machine_cpu_us_per_operation']}")
-        lines.append(f"ratio to raw bus     {result['ratio_to_raw_bus_publish']}")
-        lines.append(
-            f"bus-only bound       {result['bus_bound_per_s']} interactions/s"
-            f" (one crossing each); ratio {result['ratio_to_bus_bound']}"
-        )
-    else:
-        lines.append(f"raw limits           not measured: {result['raw_not_measured']}")
-    for process in result["processes"]:  # type: ignore[attr-defined]
-        lines.append(
-            f"process {process['role']:<12} cpu {process['cpu_percent']}%  peak {process['peak_rss_mb']} MiB"
-            f"  system calls per interaction {process['system_calls_per_interaction']}"
-        )
-    machine = result["machine_cpu_percent"]
-    assert isinstance(machine, dict)
-    lines.append("machine cpu          " + ", ".join(f"{group} {cpu}%" for group, cpu in machine.items()))
-    lines.append(f"machine cpu per interaction {result['machine_cpu_ms_per_interaction']} ms")
-    switches = result["context_switches_per_interaction"]
-    assert isinstance(switches, dict)
-    lines.append("context switches per interaction " + ", ".join(f"{g} {n}" for g, n in switches.items()))
-    return "\n".join(lines)
+    return summarise(
+        args,
+        traffic=traffic,
+        agents=agents.figures,
+        service=service,
+        raw=raw,
+        elapsed=elapsed,
+        stored=stored,
+        duplicated=duplicated,
+    )
 
 
 def main() -> None:
@@ -382,7 +257,7 @@ def main() -> None:
         result = asyncio.run(run(arguments))
     else:
         result = uvloop.run(run(arguments))
-    print(_table(result))
+    print(table(result))
     print(json.dumps(result))
 
 
