@@ -32,8 +32,9 @@ class AgentFigures:
     offered_conversations: Counter[str] = field(default_factory=Counter)
     card_entries: int = 0  # timeline entries over all offers' cards: how much each screen pop carried
     messages: int = 0
-    # perf_counter() when each contact (by provider id) first reached an agent, in an offer or a message.
-    delivered: dict[str, float] = field(default_factory=dict)
+    # perf_counter() of the latest offer or message any agent received. (A contact that joined a conversation
+    # still waiting reaches the agent inside that conversation's offer, not by its own id.)
+    last_reached: float = 0.0
     revoked: int = 0
     errors: list[str] = field(default_factory=list)
     # Sockets the service closed while the run went on (each agent reconnects, as a desktop would).
@@ -115,7 +116,7 @@ class AgentPool:
             case "offer":
                 reservation = message["reservation"]
                 self._on_offer(message, received)
-                self._reached(reservation["interaction"])
+                self._reached()
                 accept = json.dumps({"type": "accept", "reservation_id": reservation["id"]})
                 loop.call_later(self._accept_delay, socket.send_text, accept)
             case "accepted":
@@ -125,14 +126,14 @@ class AgentPool:
                 loop.call_later(self._hold, socket.send_text, complete)
             case "message":
                 self.figures.messages += 1
-                self._reached(message["interaction"])
+                self._reached()
             case "revoked":
                 self.figures.revoked += 1
             case "error":
                 self.figures.errors.append(message["error"]["message"])
 
-    def _reached(self, interaction: dict[str, Any]) -> None:
-        self.figures.delivered.setdefault(interaction["provider_id"], time.perf_counter())
+    def _reached(self) -> None:
+        self.figures.last_reached = time.perf_counter()
 
     def _on_offer(self, message: dict[str, Any], received: float) -> None:
         reservation = message["reservation"]

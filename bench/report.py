@@ -41,9 +41,11 @@ def summarise(
     elapsed: float,
     stored: int,
     duplicated: int,
+    waiting: int,
 ) -> dict[str, object]:
-    """The run's figures: `elapsed` from the first send until the last acknowledged contact reached an agent;
-    `stored` and `duplicated` as PostgreSQL holds the acknowledged contacts."""
+    """The run's figures: `elapsed` from the first send until the last contact reached an agent and the queue
+    was empty; `stored` and `duplicated` as PostgreSQL holds the acknowledged contacts; `waiting` the
+    conversations still without an agent when the bench stopped waiting (0 in a valid run)."""
     latencies = agents.arrival_to_offer_ms
     achieved = len(traffic.accepted) / elapsed
     result: dict[str, object] = {
@@ -75,6 +77,7 @@ def summarise(
         "arrival_to_offer_p99_ms_by_tenth": _p99_by_window(agents.arrivals, latencies),
         "lost": len(traffic.accepted) - stored,
         "duplicated": duplicated + sum(n - 1 for n in agents.offers.values()),
+        "waiting_for_agent_at_end": waiting,
         "processes": [
             {
                 "role": p.role,
@@ -132,7 +135,8 @@ def table(result: dict[str, object]) -> str:
         f" (offered {result['offered_rate_per_s']})",
         f"arrival -> offer     p50 {latency['p50']} ms  p95 {latency['p95']} ms  p99 {latency['p99']} ms",
         f"p99 by tenth of run  {result['arrival_to_offer_p99_ms_by_tenth']}",
-        f"lost / duplicated    {result['lost']} / {result['duplicated']}",
+        f"lost / duplicated    {result['lost']} / {result['duplicated']}"
+        f"  (conversations still waiting for an agent at the end: {result['waiting_for_agent_at_end']})",
         f"agents               {result['agent_sockets_dropped']} sockets dropped, errors {result['agent_errors']}",
     ]
     if "raw" in result:

@@ -43,7 +43,7 @@ async def test_the_benchmark_command_prints_its_figures_and_the_ratio_to_the_raw
     )
     assert "arrival -> offer" in table and "machine cpu" in table
     assert result["sent"] == result["acknowledged"] == 40
-    assert result["lost"] == 0 and result["duplicated"] == 0
+    assert result["lost"] == 0 and result["duplicated"] == 0 and result["waiting_for_agent_at_end"] == 0
     assert 0 < result["offers"] <= 40
     # Every agent was connected and available before the load began, and stayed so.
     assert result["agent_sockets_dropped"] == 0 and result["agent_errors"] == {}
@@ -91,7 +91,31 @@ async def test_the_benchmark_spreads_its_load_over_several_api_processes_and_rou
     assert all(process["cpu_percent"] > 0 for process in result["processes"])
     assert result["sent"] == result["acknowledged"] == 60
     assert result["lost"] == 0 and result["duplicated"] == 0 and result["offers"] > 0
+    assert result["waiting_for_agent_at_end"] == 0
     assert result["agent_sockets_dropped"] == 0 and result["agent_errors"] == {}
     # No raw limits asked for: the figures say so rather than leave the ratio out silently.
     assert "ratio_to_raw_bus_publish" not in result and result["raw_not_measured"] == "--skip-raw"
     assert "raw limits           not measured: --skip-raw" in table
+
+
+async def test_a_service_whose_agents_fall_behind_is_timed_until_its_queue_is_empty() -> None:
+    """One agent for 40 contacts, each held 0.3 s: the work outlasts the load by seconds. The bench waits
+    until no conversation waits for an agent and times the run to then — the rate it reports is what the
+    agents could take, far below what was offered, not the rate at which webhooks were answered."""
+    _, result = await _bench(
+        "--rate",
+        "20",
+        "--duration",
+        "2",
+        "--agents",
+        "1",
+        "--hold",
+        "0.3",
+        "--customers",
+        "400",
+        "--skip-raw",
+    )
+    assert result["acknowledged"] == 40 and result["lost"] == 0 and result["duplicated"] == 0
+    assert result["waiting_for_agent_at_end"] == 0
+    assert result["offers"] >= 30  # most of the 40 contacts come from different customers: their own conversations
+    assert result["sustained_interactions_per_s"] < 10
