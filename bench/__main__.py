@@ -138,6 +138,7 @@ async def _wait_offered(database_url: str, schema: str, within: float) -> int:
     """Wait until no conversation waits for an agent (queued, or offered and not yet accepted); answer how
     many still do when `within` seconds have passed."""
     deadline = time.monotonic() + within
+    told = 0.0  # when the progress was last said: a service far behind gets a line every ten seconds
     conn = await asyncpg.connect(database_url, server_settings={"search_path": schema})
     try:
         while True:
@@ -146,6 +147,11 @@ async def _wait_offered(database_url: str, schema: str, within: float) -> int:
             )
             if waiting == 0 or time.monotonic() > deadline:
                 return waiting
+            if time.monotonic() - told >= 10:
+                _progress(
+                    f"{waiting} conversations still wait for an agent (giving up in {deadline - time.monotonic():.0f}s)"
+                )
+                told = time.monotonic()
             await asyncio.sleep(0.25)
     finally:
         await conn.close()
