@@ -29,7 +29,6 @@ class AgentFigures:
     arrival_to_offer_ms: list[float] = field(default_factory=list)
     arrivals: list[float] = field(default_factory=list)  # each offer's arrival (epoch seconds), in the same order
     offers: Counter[str] = field(default_factory=Counter)  # reservation id -> times received
-    offered_conversations: Counter[str] = field(default_factory=Counter)
     card_entries: int = 0  # timeline entries over all offers' cards: how much each screen pop carried
     messages: int = 0
     # perf_counter() of the latest offer or message any agent received. (A contact that joined a conversation
@@ -141,5 +140,4 @@ class AgentPool:
         self.figures.arrival_to_offer_ms.append((received - arrived) * 1000)
         self.figures.arrivals.append(arrived)
         self.figures.offers[reservation["id"]] += 1
-        self.figures.offered_conversations[reservation["conversation_id"]] += 1
         self.figures.card_entries += len(message["card"]["timeline"])

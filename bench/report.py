@@ -65,6 +65,8 @@ def summarise(
         "offers": len(agents.offers),
         "card_timeline_entries_mean": round(agents.card_entries / len(agents.offers), 1) if agents.offers else None,
         "messages_to_agents": agents.messages,
+        # Offers taken back before the agent accepted (a reservation that expired): 0 with agents that answer.
+        "offers_revoked": agents.revoked,
         # Agents' sockets the service closed during the run (each reconnected), and errors answered to them.
         "agent_sockets_dropped": agents.dropped,
         "agent_errors": dict(Counter(agents.errors).most_common(5)),

@@ -44,6 +44,7 @@ async def test_the_benchmark_command_prints_its_figures_and_the_ratio_to_the_raw
     assert "arrival -> offer" in table and "machine cpu" in table
     assert result["sent"] == result["acknowledged"] == 40
     assert result["lost"] == 0 and result["duplicated"] == 0 and result["waiting_for_agent_at_end"] == 0
+    assert result["offers_revoked"] == 0
     assert 0 < result["offers"] <= 40
     # Every agent was connected and available before the load began, and stayed so.
     assert result["agent_sockets_dropped"] == 0 and result["agent_errors"] == {}
