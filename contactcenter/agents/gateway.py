@@ -211,7 +211,8 @@ class AgentGateway:
         if session is None:
             return False
         # Passed on as written (a `schema.offers` notice): no need to parse the whole card here. An agent that
-        # left misses it: an unanswered offer expires and goes back to the queue.
+        # left misses it: an unanswered offer expires and goes back to the queue, a message is in the next
+        # `hello`. A session still being greeted holds this up for as long as reading what its agent holds.
         await session.send(body.decode())
         return True
 
