@@ -12,7 +12,7 @@ import aiohttp
 import asyncpg
 
 from contactcenter.live.state import AgentStatus
-from schema import Channel, Interaction
+from schema import Channel, Hello, Interaction
 from tests.running import AgentDesktop, RunningService
 
 SENDER = "+14155550134"
@@ -69,6 +69,7 @@ async def test_a_reconnecting_agent_is_told_its_open_conversation_with_what_came
     await _until_stored(service, SENDER, "Hello? Still there?")
 
     desktop, hello = await _connect(service, agent["token"])
+    Hello.model_validate(hello)
     [held] = hello["conversations"]
     assert (held["id"], held["channel"], held["queue"]) == (offer["conversation_id"], "sms", "sales")
     assert held["card"]["identities"] == [{"kind": "phone", "value": SENDER, "verified": True}]
