@@ -32,10 +32,12 @@ from schema.desktop import (
     AcceptCommand,
     AgentCommand,
     AgentState,
+    AgentView,
     CompleteCommand,
     RejectCommand,
     ReplyCommand,
     StateCommand,
+    hello_json,
 )
 
 log = logging.getLogger(__name__)
@@ -54,9 +56,26 @@ class AgentSession:
         # What the agent last asked to be; restored if Redis loses live state while the agent is connected.
         self.state = AgentState.OFFLINE
         self._send_lock = asyncio.Lock()
+        # Notices are heard from before `hello` is read (so none falls between the two): they wait for it.
+        self._greeted = asyncio.Event()
+
+    async def greet(self, message: dict[str, Any] | str) -> None:
+        """Send the first frame (`hello`, or the error that turns the agent away); what waited follows it."""
+        try:
+            await self._send(message)
+        finally:
+            self.stop_waiting()
+
+    def stop_waiting(self) -> None:
+        self._greeted.set()
 
     async def send(self, message: dict[str, Any] | str) -> None:
-        """Send, unless the agent has gone: a socket closing under us is the agent leaving, not an error."""
+        """Send after the greeting, unless the agent has gone: a socket closing under us is the agent leaving,
+        not an error."""
+        await self._greeted.wait()
+        await self._send(message)
+
+    async def _send(self, message: dict[str, Any] | str) -> None:
         async with self._send_lock:
             if self.socket.closed:
                 return
@@ -128,21 +147,24 @@ class AgentGateway:
         await socket.prepare(request)
         session = AgentSession(agent, socket)
         try:
-            await self._open(session)
-        except LEAVING_ERRORS as exc:
-            # The socket is open already: the desktop hears why on it, and reconnects (1013: try again later).
-            log.warning("agent %s could not be connected: %s", agent.id, exc)
-            await session.send(_error("unavailable", "a service we depend on is unavailable; connect again"))
-            await socket.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"try again later")
-            return socket
-        try:
-            await session.send({"type": "hello", "agent": {"id": str(agent.id), "name": agent.name}})
+            try:
+                await self._open(session)
+                # Read once the agent's notices are heard: a message recorded meanwhile is in it, or follows it.
+                held = await self._conversations.held_by(agent.id)
+            except LEAVING_ERRORS as exc:
+                # The socket is open already: the desktop hears why on it, and reconnects (1013: try again later).
+                log.warning("agent %s could not be connected: %s", agent.id, exc)
+                await session.greet(_error("unavailable", "a service we depend on is unavailable; connect again"))
+                await socket.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"try again later")
+                return socket
+            await session.greet(hello_json(AgentView(id=agent.id, name=agent.name), held))
             async for frame in socket:
                 if frame.type is WSMsgType.TEXT:
                     await self._answer(session, frame.data)
                 elif frame.type is WSMsgType.BINARY:
                     await session.send(_error("invalid", "send JSON text frames"))
         finally:
+            session.stop_waiting()
             await self._close(session)
         return socket
 
@@ -189,7 +211,8 @@ class AgentGateway:
         if session is None:
             return False
         # Passed on as written (a `schema.offers` notice): no need to parse the whole card here. An agent that
-        # left misses it: an unanswered offer expires and goes back to the queue.
+        # left misses it: an unanswered offer expires and goes back to the queue, a message is in the next
+        # `hello`. A session still being greeted holds this up for as long as reading what its agent holds.
         await session.send(body.decode())
         return True
 

@@ -70,5 +70,5 @@ class AgentNotices:
         if self._local is not None and await self._local.deliver_here(agent_id, body):
             return
         # An agent with no socket open anywhere simply misses the notice; an unanswered offer expires and the
-        # work goes back to the queue.
+        # work goes back to the queue, and a message is among the interactions its next `hello` lists.
         await self._relay.send(agent_id, body)

@@ -5,7 +5,8 @@ hop, where the broker took a publish, a confirm, a queue and a delivery with its
 
 Notices need no more than at-most-once, as before on the bus: one sent while no gateway holds the agent, or
 while a gateway's connection to Redis is made again, is missed — an unanswered offer expires and goes back to
-the queue. Sends that meet under load leave as one pipeline (`batching.Batcher`).
+the queue; a message is in the `hello` of the agent's next connection. Sends that meet under load leave as
+one pipeline (`batching.Batcher`).
 """
 
 from __future__ import annotations

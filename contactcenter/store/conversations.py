@@ -131,6 +131,27 @@ WHERE id = $1 AND agent_id = $2 AND state = 'open'
 RETURNING id, agent_id
 """
 REHOME_INBOUND = "SELECT * FROM cc_rehome_inbound($1)"
+# The conversations an agent holds (accepted, not completed), oldest first, as the JSON array `hello` carries
+# (`schema.desktop.HeldConversation`): rendered by the database like the card it holds, so a desktop that
+# connects costs one statement (index: migration 008) and nothing is parsed here. Each with its latest
+# interactions, oldest first, in the shape of `schema.Interaction`.
+HELD_BY_AGENT = f"""
+SELECT coalesce(json_agg(json_build_object(
+           'id', v.id, 'channel', v.channel, 'queue', coalesce(q.name, ''), 'opened_at', v.opened_at,
+           'card', cc_card(v.client_id, {TIMELINE_LIMIT})::json,
+           'interactions', (
+               SELECT coalesce(json_agg(json_build_object(
+                          'id', x.id, 'channel', x.channel, 'direction', x.direction, 'provider_id', x.provider_id,
+                          'from_address', x.from_address, 'to_address', x.to_address,
+                          'from_verified', x.from_verified, 'body', x.body, 'received_at', x.received_at)
+                      ORDER BY x.received_at, x.id), '[]'::json)
+               FROM (SELECT * FROM interactions WHERE conversation_id = v.id
+                     ORDER BY received_at DESC LIMIT {TIMELINE_LIMIT}) x))
+       ORDER BY v.opened_at, v.id), '[]'::json)::text
+FROM conversations v
+LEFT JOIN queues q ON q.id = v.queue_id
+WHERE v.agent_id = $1 AND v.state = 'open'
+"""
 # Statements of one kind in flight at once; the pool's other connections stay free for the rest.
 LANES = 1
 
@@ -310,6 +331,12 @@ class Conversations:
             interaction.body,
             interaction.received_at,
         )
+
+    async def held_by(self, agent_id: uuid.UUID) -> str:
+        """The conversations the agent holds, with their cards and interactions, as a JSON array (`[]` for
+        none): what a desktop is told when it connects, so that an agent coming back finds its work."""
+        text: str = await self._pool.fetchval(HELD_BY_AGENT, agent_id)
+        return text
 
     async def open_in_queues(self) -> list[OpenConversation]:
         rows = await self._pool.fetch(OPEN_IN_QUEUES)

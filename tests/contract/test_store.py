@@ -12,6 +12,7 @@ from importlib import resources
 
 import asyncpg
 import pytest
+from pydantic import TypeAdapter
 
 from contactcenter.errors import NotFound
 from contactcenter.identities import Identity
@@ -20,6 +21,9 @@ from contactcenter.store.cards import Cards
 from contactcenter.store.conversations import Conversations
 from contactcenter.store.migrate import migrate
 from schema import Channel, ClientCard, IdentityKind, Interaction
+from schema.desktop import HeldConversation
+
+_HELD = TypeAdapter(list[HeldConversation])
 
 
 async def test_processes_starting_together_apply_each_migration_once(database_url: str, database_schema: str) -> None:
@@ -28,9 +32,11 @@ async def test_processes_starting_together_apply_each_migration_once(database_ur
         applied = await asyncio.gather(*(migrate(pool) for pool in pools))
         assert sorted(len(names) for names in applied)[:2] == [0, 0], "only one process applies them"
         files = sorted(f.name for f in (resources.files("contactcenter.store") / "migrations").iterdir())
-        assert max(applied, key=len) == [name for name in files if name.endswith(".sql")]
+        migrations = [name for name in files if name.endswith(".sql")]
+        assert max(applied, key=len) == migrations
         versions = await pools[0].fetch("SELECT version FROM schema_migrations ORDER BY version")
-        assert [row["version"] for row in versions] == list(range(1, len(max(applied, key=len)) + 1))
+        # By the files' numbers, not a count: a number may be free while a parallel branch holds it.
+        assert [row["version"] for row in versions] == [int(name.split("_", 1)[0]) for name in migrations]
         assert await migrate(pools[0]) == []
     finally:
         for pool in pools:
@@ -255,3 +261,35 @@ def _shape(value: object) -> object:
     if isinstance(value, list):
         return [_shape(item) for item in value]
     return None
+
+
+async def test_the_conversations_an_agent_holds_render_as_the_schema_s_hello_carries_them(pool: asyncpg.Pool) -> None:
+    """What a desktop is told when it connects, as the database wrote it: each open conversation assigned to the
+    agent — not another's, not a closed one — with every field the model has and no other, interactions oldest
+    first, and the same card the card endpoints answer."""
+    conversations, cards = Conversations(pool), Cards(pool)
+    await pool.execute("INSERT INTO queues (id, name, channels) VALUES (gen_random_uuid(), 'service', '{sms}')")
+    agent, other = [
+        await pool.fetchval(
+            "INSERT INTO agents (id, name, token_hash) VALUES (gen_random_uuid(), $1, $2) RETURNING id", name, token
+        )
+        for name, token in (("a", b"\x00"), ("b", b"\x01"))
+    ]
+    assert await conversations.held_by(agent) == "[]"
+
+    senders = [Identity(IdentityKind.PHONE, f"+1415555013{n}", verified=True) for n in range(4)]
+    recorded = [await conversations.record_inbound(_sms(s.value, f"SM{n}"), s) for n, s in enumerate(senders)]
+    later = await conversations.record_inbound(_sms(senders[0].value, "SM9"), senders[0])
+    held, closed, others, waiting = recorded
+    for conversation, holder in ((held, agent), (closed, agent), (others, other)):
+        await conversations.assign(conversation.conversation_id, holder)
+    await conversations.close(closed.conversation_id, agent)
+    assert waiting.agent_id is None
+
+    text = await conversations.held_by(agent)
+    [rendered] = json.loads(text)
+    [modelled] = json.loads(_HELD.dump_json(_HELD.validate_json(text)))
+    assert _shape(rendered) == _shape(modelled)
+    assert (rendered["id"], rendered["channel"], rendered["queue"]) == (str(held.conversation_id), "sms", "service")
+    assert [x["id"] for x in rendered["interactions"]] == [str(held.interaction_id), str(later.interaction_id)]
+    assert json.loads(await cards.by_id(held.client_id) or "") == rendered["card"]
