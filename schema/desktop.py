@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from schema.text import StorableText
+
 
 class AgentState(StrEnum):
     AVAILABLE = "available"
@@ -37,7 +39,7 @@ class RejectCommand(_Command):
 class ReplyCommand(_Command):
     type: Literal["reply"]
     conversation_id: uuid.UUID
-    text: str = Field(min_length=1, max_length=1600)
+    text: StorableText = Field(min_length=1, max_length=1600)
 
 
 class CompleteCommand(_Command):
