@@ -10,16 +10,21 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from channels.admission import Admission
 from channels.publishing import InteractionPublisher
 from channels.twilio_signature import TwilioSignature, twilio_form
 from contactcenter.errors import Invalid
+from contactcenter.http_errors import invalid_from
 from contactcenter.identities import normalise_phone
 from contactcenter.settings import Settings
 from schema import Channel, Interaction
+from schema.text import storable
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+# A refusal names the form's field, as Twilio's debugger shows it, not the interaction's.
+_FORM_FIELDS = {"provider_id": "MessageSid", "from_address": "From", "to_address": "To", "body": "Body"}
 
 
 def _required(form: Mapping[str, str], field: str) -> str:
@@ -30,19 +35,26 @@ def _required(form: Mapping[str, str], field: str) -> str:
 
 
 def inbound_sms(form: Mapping[str, str], default_region: str) -> Interaction:
-    """The interaction Twilio's form describes. Twilio sends many more fields than these: all are accepted."""
-    sender = _required(form, "From")
-    normalise_phone(sender, default_region)  # refuse what the router could never resolve, at the edge
-    return Interaction(
-        channel=Channel.SMS,
-        provider_id=_required(form, "MessageSid"),
-        from_address=sender,
-        to_address=form.get("To", ""),
-        # The number comes from the carrier, not from the sender's own words.
-        from_verified=True,
-        body=form.get("Body", ""),
-        received_at=datetime.now(UTC),
-    )
+    """The interaction Twilio's form describes. Twilio sends many more fields than these: all are accepted.
+
+    What PostgreSQL could not store is decided here, before Twilio hears a 200: an identifier with a NUL or
+    another control character is refused (400 naming the field); the body keeps the customer's words, each
+    NUL replaced by U+FFFD."""
+    try:
+        interaction = Interaction(
+            channel=Channel.SMS,
+            provider_id=_required(form, "MessageSid"),
+            from_address=_required(form, "From"),
+            to_address=form.get("To", ""),
+            # The number comes from the carrier, not from the sender's own words.
+            from_verified=True,
+            body=storable(form.get("Body", "")),
+            received_at=datetime.now(UTC),
+        )
+    except ValidationError as exc:
+        raise invalid_from(exc, names=_FORM_FIELDS) from None
+    normalise_phone(interaction.from_address, default_region)  # refuse what the router could never resolve
+    return interaction
 
 
 class SmsWebhook:

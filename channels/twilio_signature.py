@@ -9,7 +9,7 @@ from aiohttp import web
 from multidict import MultiDictProxy, MultiMapping
 from twilio.request_validator import RequestValidator
 
-from contactcenter.errors import Forbidden, Invalid
+from contactcenter.errors import Forbidden
 
 
 def public_url_of(request: web.Request, public_url: str | None) -> str:
@@ -30,9 +30,7 @@ class TwilioSignature:
         """Twilio signs every value of a field sent more than once: the form is checked as posted, each value
         read with `getall` (which is also the validator's quick path: a plain dict costs it two exceptions a
         field)."""
-        signature = request.headers.get("X-Twilio-Signature", "")
-        if not signature:
-            raise Forbidden("missing X-Twilio-Signature")
+        signature = claimed_signature(request)
         if self._validator is None:
             raise Forbidden("Twilio webhooks are refused: CC_TWILIO_AUTH_TOKEN is not set")
         url = public_url_of(request, self._public_url)
@@ -43,9 +41,30 @@ class TwilioSignature:
             raise Forbidden("X-Twilio-Signature does not match")
 
 
+def claimed_signature(request: web.Request) -> str:
+    """The signature the request claims. Twilio's is base64, ASCII: anything else is refused before it is
+    compared (comparing non-ASCII text raises)."""
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not signature:
+        raise Forbidden("missing X-Twilio-Signature")
+    if not signature.isascii():
+        raise Forbidden("X-Twilio-Signature does not match")
+    return signature
+
+
 async def twilio_form(request: web.Request) -> MultiDictProxy[str]:
-    """The webhook's form fields, each value as posted. Twilio posts `application/x-www-form-urlencoded`, never
-    files: every value of such a form is text."""
-    if request.content_type != "application/x-www-form-urlencoded":
-        raise Invalid("expected an application/x-www-form-urlencoded form", field="Content-Type")
-    return cast("MultiDictProxy[str]", await request.post())
+    """The webhook's form fields, each value as posted. Twilio posts `application/x-www-form-urlencoded` in
+    UTF-8, never files: every value of such a form is text.
+
+    Read before the signature can be checked, so whatever cannot be Twilio's is a 403, as an unsigned post
+    is: a post without a signature, another content type (JSON, multipart), a body that is not UTF-8."""
+    claimed_signature(request)
+    if request.content_type != "application/x-www-form-urlencoded" or (request.charset or "utf-8").lower() not in (
+        "utf-8",
+        "utf8",
+    ):
+        raise Forbidden("Twilio signs UTF-8 application/x-www-form-urlencoded forms only", field="Content-Type")
+    try:
+        return cast("MultiDictProxy[str]", await request.post())
+    except UnicodeDecodeError:
+        raise Forbidden("the form is not UTF-8: Twilio did not sign it") from None

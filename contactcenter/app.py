@@ -30,6 +30,7 @@ from contactcenter.bus import Bus
 from contactcenter.health import Health
 from contactcenter.http_errors import error_middleware
 from contactcenter.live.state import LiveState
+from contactcenter.origins import web_origins
 from contactcenter.periodic import Periodic
 from contactcenter.settings import Settings
 from contactcenter.store import open_pool
@@ -185,7 +186,7 @@ async def _start_api(
         conversations=services.conversations,
         notices=services.notices,
         replies=Replies(services.conversations, _reply_senders(settings, services)),
-        allowed_origins=settings.allowed_origins,
+        allowed_origins=web_origins(settings),
     )
     gateway.start()
     stack.push_async_callback(gateway.stop)

@@ -6,8 +6,8 @@ import secrets
 
 from aiohttp import web
 
-from contactcenter.errors import Unauthorized
-from contactcenter.store.directory import AgentProfile, Directory
+from contactcenter.errors import Forbidden, Unauthorized
+from contactcenter.store.directory import AgentProfile, Directory, token_bytes
 
 
 def bearer_token(request: web.Request, *, allow_query: bool = False) -> str:
@@ -27,11 +27,18 @@ class Authenticator:
         self._directory = directory
 
     def is_admin(self, token: str) -> bool:
-        return bool(self._admin_token) and secrets.compare_digest(token, self._admin_token or "")
+        # Compared as bytes: `compare_digest` refuses str with non-ASCII characters, which any header may hold.
+        admin = token_bytes(self._admin_token or "")
+        return bool(admin) and secrets.compare_digest(token_bytes(token), admin)
 
-    def require_admin(self, request: web.Request) -> None:
-        if not self.is_admin(bearer_token(request)):
-            raise Unauthorized("this needs the admin token")
+    async def require_admin(self, request: web.Request) -> None:
+        """The admin token: 401 for no token or an unknown one, 403 for an agent's (known, but not allowed)."""
+        token = bearer_token(request)
+        if self.is_admin(token):
+            return
+        if await self._directory.agent_by_token(token) is not None:
+            raise Forbidden("this needs the admin token; an agent may not")
+        raise Unauthorized("this needs the admin token")
 
     async def require_agent(self, request: web.Request, *, allow_query: bool = False) -> AgentProfile:
         agent = await self._directory.agent_by_token(bearer_token(request, allow_query=allow_query))

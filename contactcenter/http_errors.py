@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 import asyncpg
@@ -53,14 +53,21 @@ SERVICE_ERRORS: tuple[type[BaseException], ...] = (
 
 def error_response(status: int, code: str, message: str, field: str | None = None) -> web.Response:
     body = ErrorBody(error=ErrorDetail(code=code, message=message, field=field))
-    headers = {"Retry-After": "1"} if status == 503 else None
+    headers = None
+    if status == 503:
+        headers = {"Retry-After": "1"}
+    elif status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="contactcenter"'}  # RFC 6750: say which scheme to use
     return web.json_response(body.model_dump(exclude_none=True), status=status, headers=headers)
 
 
-def invalid_from(exc: ValidationError, *, tagged: bool = False) -> Invalid:
-    """The first problem, naming its field. In a `tagged` union the location starts with the tag: drop it."""
-    first = exc.errors()[0]
+def invalid_from(exc: ValidationError, *, tagged: bool = False, names: Mapping[str, str] | None = None) -> Invalid:
+    """The first problem, naming its field (as the caller knows it: `names` maps a model's field to it). In a
+    `tagged` union the location starts with the tag: drop it. Pydantic's message only, never the input."""
+    first = exc.errors(include_input=False, include_url=False)[0]
     loc = first["loc"][1:] if tagged else first["loc"]
+    if loc and names:
+        loc = (names.get(str(loc[0]), loc[0]), *loc[1:])
     field = ".".join(str(part) for part in loc) or None
     if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
         field = "type"
@@ -72,6 +79,8 @@ async def read_body(request: web.Request, model: type[Model]) -> Model:
         raw = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise Invalid("the body is not valid JSON", field="body") from exc
+    except RecursionError:
+        raise Invalid("the body is nested too deep", field="body") from None
     try:
         return model.model_validate(raw)
     except ValidationError as exc:

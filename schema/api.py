@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from schema.interactions import Channel
+from schema.text import DisplayName
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+QueueName = Annotated[str, Field(pattern=NAME_PATTERN, description="lowercase letters, digits, '-' and '_'")]
+# An agent works a handful of queues; the bound keeps a body (and the error naming unknown ones) small.
+MAX_QUEUES_PER_AGENT = 100
 
 
 class QueueCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=NAME_PATTERN, description="lowercase letters, digits, '-' and '_'")
+    name: QueueName
     channels: list[Channel] = Field(min_length=1)
 
 
@@ -27,8 +32,8 @@ class QueueCreated(BaseModel):
 class AgentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
-    queues: list[str] = Field(min_length=1)
+    name: DisplayName = Field(min_length=1, max_length=200)
+    queues: list[QueueName] = Field(min_length=1, max_length=MAX_QUEUES_PER_AGENT)
 
 
 class AgentCreated(BaseModel):

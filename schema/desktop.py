@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from schema.cards import ClientCard
 from schema.interactions import Channel, Interaction
+from schema.text import StorableText
 
 
 class AgentState(StrEnum):
@@ -41,7 +42,7 @@ class RejectCommand(_Command):
 class ReplyCommand(_Command):
     type: Literal["reply"]
     conversation_id: uuid.UUID
-    text: str = Field(min_length=1, max_length=1600)
+    text: StorableText = Field(min_length=1, max_length=1600)
 
 
 class CompleteCommand(_Command):

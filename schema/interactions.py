@@ -9,6 +9,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from schema.text import Identifier, StorableText
+
 
 class Channel(StrEnum):
     VOICE = "voice"
@@ -37,12 +39,12 @@ class Interaction(BaseModel):
     id: uuid.UUID = Field(default_factory=uuid.uuid4)
     channel: Channel
     direction: Direction = Direction.INBOUND
-    provider_id: str = Field(min_length=1, max_length=200)
-    from_address: str = Field(min_length=1, max_length=320)
-    to_address: str = Field(default="", max_length=320)
+    provider_id: Identifier = Field(min_length=1, max_length=200)
+    from_address: Identifier = Field(min_length=1, max_length=320)
+    to_address: Identifier = Field(default="", max_length=320)
     # Whether the channel vouches for `from_address` (a carrier's caller id, DMARC-aligned mail).
     from_verified: bool = False
-    body: str = Field(default="", max_length=100_000)
+    body: StorableText = Field(default="", max_length=100_000)
     received_at: datetime
 
 

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -126,12 +127,21 @@ class AgentDesktop:
 
 @contextlib.asynccontextmanager
 async def run_service(settings: Settings, role: Role = Role.ALL) -> AsyncIterator[RunningService]:
+    """The service on a free loopback port, bound first so that its settings name the port it listens on
+    (the origin the agent socket allows is made of them)."""
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    port = listening.getsockname()[1]
+    settings = settings.model_copy(update={"http_host": "127.0.0.1", "http_port": port})
     app = create_app(settings, role)
     runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
+    try:
+        await runner.setup()
+        await web.SockSite(runner, listening).start()
+    except BaseException:
+        listening.close()
+        await runner.cleanup()
+        raise
     try:
         async with aiohttp.ClientSession() as http:
             yield RunningService(f"http://127.0.0.1:{port}", settings, http, app)

@@ -25,6 +25,7 @@ from contactcenter.errors import ContactCenterError, Forbidden, NotFound
 from contactcenter.http_errors import SERVICE_ERRORS, invalid_from
 from contactcenter.live import LiveChanges, Task, now_ms
 from contactcenter.live.state import LiveState
+from contactcenter.origins import origin_of
 from contactcenter.store.conversations import Conversations
 from contactcenter.store.directory import AgentProfile
 from schema.desktop import (
@@ -98,7 +99,7 @@ class AgentGateway:
         conversations: Conversations,
         notices: AgentNotices,
         replies: Replies,
-        allowed_origins: list[str],
+        allowed_origins: frozenset[str],
     ) -> None:
         self._relay = relay
         self._auth = auth
@@ -106,7 +107,7 @@ class AgentGateway:
         self._conversations = conversations
         self._notices = notices
         self._replies = replies
-        self._allowed_origins = set(allowed_origins)
+        self._allowed_origins = allowed_origins
         self._sessions: dict[uuid.UUID, AgentSession] = {}
         # The live-state rebuild whose aftermath this gateway has seen to (`restore_lost_states`).
         self._seen_rebuild: str | None = None
@@ -169,13 +170,12 @@ class AgentGateway:
         return socket
 
     def _check_origin(self, request: web.Request) -> None:
-        """Browsers let any page open a WebSocket anywhere: only our own origin and the allow-list may."""
+        """Browsers let any page open a WebSocket anywhere: only our own origin and the allow-list may (see
+        `contactcenter.origins`). A desktop that is no browser sends no Origin, and is let through."""
         origin = request.headers.get("Origin")
-        if origin is None or origin in self._allowed_origins:
+        if origin is None or origin_of(origin) in self._allowed_origins:
             return
-        if origin.split("://", 1)[-1] == request.host:
-            return
-        raise Forbidden(f"origin {origin} is not allowed", field="Origin")
+        raise Forbidden("this Origin may not open the agent socket (CC_ALLOWED_ORIGINS)", field="Origin")
 
     async def _open(self, session: AgentSession) -> None:
         agent_id = session.agent.id

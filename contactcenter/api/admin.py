@@ -22,11 +22,11 @@ class AdminApi:
         ]
 
     async def create_queue(self, request: web.Request) -> web.Response:
-        self._auth.require_admin(request)
+        await self._auth.require_admin(request)
         created = await self._directory.create_queue(await read_body(request, QueueCreate))
         return web.json_response(created.model_dump(mode="json"), status=201)
 
     async def create_agent(self, request: web.Request) -> web.Response:
-        self._auth.require_admin(request)
+        await self._auth.require_admin(request)
         created = await self._directory.create_agent(await read_body(request, AgentCreate))
         return web.json_response(created.model_dump(mode="json"), status=201)

@@ -118,12 +118,12 @@ class LiveState:
 
     async def accept(self, agent_id: uuid.UUID, reservation_id: uuid.UUID, now_ms: int) -> Reservation:
         """The reservation becomes an assignment. NotFound when it is not this agent's; Conflict when it has
-        expired (it is then revoked and its work goes back to the queue)."""
+        expired (it is then revoked and its work goes back to the queue) or was revoked from this agent."""
         status, _, extra = await self._run("accept", now_ms, str(agent_id), str(reservation_id))
         if status == "not_found":
             raise NotFound(f"no pending reservation {reservation_id} for you", field="reservation_id")
         if status == "expired":
-            raise Conflict(f"reservation {reservation_id} has expired", field="reservation_id")
+            raise Conflict(f"reservation {reservation_id} has expired or was revoked", field="reservation_id")
         conversation, queue, interaction, expires = (_text(value) for value in extra)
         return Reservation(
             id=reservation_id,

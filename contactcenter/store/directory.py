@@ -32,8 +32,14 @@ GROUP BY a.id
 """
 
 
+def token_bytes(token: str) -> bytes:
+    """A token as bytes, whatever text it is: aiohttp decodes a header's undecodable bytes as lone surrogates,
+    which plain UTF-8 cannot encode; `surrogateescape` gives those bytes back."""
+    return token.encode("utf-8", "surrogateescape")
+
+
 def token_hash(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
+    return hashlib.sha256(token_bytes(token)).digest()
 
 
 class Directory:
@@ -55,7 +61,7 @@ class Directory:
             found = {row["name"]: row["id"] for row in rows}
             missing = [name for name in names if name not in found]
             if missing:
-                raise Invalid(f"no such queue: {', '.join(missing)}", field="queues")
+                raise Invalid(f"no such queue: {_a_few(missing)}", field="queues")
             agent_id = uuid.uuid4()
             token = secrets.token_urlsafe(32)
             await conn.execute(INSERT_AGENT, agent_id, body.name, token_hash(token))
@@ -67,3 +73,9 @@ class Directory:
         if row is None:
             return None
         return AgentProfile(id=row["id"], name=row["name"], queue_ids=list(row["queue_ids"]))
+
+
+def _a_few(names: list[str], shown: int = 3) -> str:
+    """The first names and how many more: an error message stays short however long the list."""
+    more = f" (and {len(names) - shown} more)" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more

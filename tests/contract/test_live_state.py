@@ -175,6 +175,17 @@ async def test_a_late_accept_is_a_conflict_and_the_work_is_queued_again(live: Li
     assert await live.queue_length(QUEUE) == 0
 
 
+async def test_accepting_an_offer_the_sweep_took_back_is_a_conflict_for_its_agent_only(live: LiveState) -> None:
+    ann, work = agent(), task()
+    await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)
+    offer = only_offer(await live.enqueue(work, now_ms=2_000))
+    assert [r.id for r in (await live.expire_reservations(now_ms=2_000 + TTL)).revoked] == [offer.id]
+    with pytest.raises(Conflict):
+        await live.accept(ann, offer.id, now_ms=2_001 + TTL)
+    with pytest.raises(NotFound):
+        await live.accept(agent(), offer.id, now_ms=2_001 + TTL)
+
+
 async def test_a_rejected_offer_goes_to_another_idle_agent_first(live: LiveState) -> None:
     ann, bob = agent(), agent()
     await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)

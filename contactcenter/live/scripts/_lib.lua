@@ -15,6 +15,8 @@
 --   P task:<conversation>   hash  queue, interaction, score, state (queued|reserved|assigned), agent, reservation
 --   P reservation:<id>      hash  agent, conversation, queue, interaction, expires
 --   P reservations          zset  reservation ids by expiry
+--   P reservation:<id>:gone string the agent a reservation was revoked from (expired, or the agent left),
+--                                 kept REVOKED_MEMORY_MS so its late accept is told `expired`, not `not_found`
 -- Invariants: a task is in exactly one of queued/reserved/assigned; an agent's load (pending reservations
 -- plus assigned tasks) never exceeds its capacity; an agent is in a queue's agents set only while available
 -- with load < capacity.
@@ -29,6 +31,8 @@ for i = 5, #ARGV do ARGS[#ARGS + 1] = ARGV[i] end
 local unpack = unpack or table.unpack
 -- Bounds the work of one script run, so Redis is never blocked for long.
 local MAX_RESERVATIONS = 200
+-- Longer than any desktop takes to answer an offer it still shows; the keys expire by themselves.
+local REVOKED_MEMORY_MS = 600000
 
 local OFFERS, REVOKED = {}, {}
 
@@ -119,7 +123,10 @@ local function revoke(r, reason_list)
     redis.call('HSET', task_key(c), 'state', 'queued', 'agent', '', 'reservation', '')
     redis.call('ZADD', queue_tasks(q), score, c)
   end
-  if reason_list then push(reason_list, r, a, c, q, i, expires) end
+  if reason_list then
+    push(reason_list, r, a, c, q, i, expires)
+    redis.call('SET', reservation_key(r) .. ':gone', a, 'PX', REVOKED_MEMORY_MS)
+  end
   return q
 end
 

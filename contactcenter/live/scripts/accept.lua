@@ -1,11 +1,15 @@
 -- accept: the agent takes the work it was offered. ARGS: agent, reservation.
 -- Returns {"ok", offers, revoked, {conversation, queue, interaction, expires}}, {"not_found", ...} when the
--- reservation is not this agent's, or {"expired", ...} when its time ran out (then it is revoked and matched).
+-- reservation is not this agent's, or {"expired", ...} when its time ran out (then it is revoked and matched)
+-- or it was revoked from this agent already (the sweep took it back, or the agent went away).
 -- Invariant: the task turns from reserved to assigned; the agent's load is unchanged.
 local a, r = ARGS[1], ARGS[2]
 local holder, c, q, i, expires = unpack(redis.call('HMGET', reservation_key(r), 'agent', 'conversation', 'queue',
   'interaction', 'expires'))
-if holder ~= a then return answer('not_found') end
+if holder ~= a then
+  if redis.call('GET', reservation_key(r) .. ':gone') == a then return answer('expired') end
+  return answer('not_found')
+end
 if tonumber(expires) <= NOW then
   revoke(r, REVOKED)
   refresh_eligibility(a)
