@@ -25,6 +25,7 @@ from contactcenter.errors import ContactCenterError, Forbidden, NotFound
 from contactcenter.http_errors import SERVICE_ERRORS, invalid_from
 from contactcenter.live import LiveChanges, Task, now_ms
 from contactcenter.live.state import LiveState
+from contactcenter.logs import log_context
 from contactcenter.store.conversations import Conversations
 from contactcenter.store.directory import AgentProfile
 from schema.desktop import (
@@ -37,6 +38,7 @@ from schema.desktop import (
     ReplyCommand,
     StateCommand,
 )
+from schema.offers import notice_ids
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +126,10 @@ class AgentGateway:
     async def connect(self, request: web.Request) -> web.WebSocketResponse:
         self._check_origin(request)
         agent = await self._auth.require_agent(request, allow_query=True)
+        with log_context(agent_id=agent.id):
+            return await self._serve(request, agent)
+
+    async def _serve(self, request: web.Request, agent: AgentProfile) -> web.WebSocketResponse:
         socket = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=MAX_MESSAGE_BYTES)
         await socket.prepare(request)
         session = AgentSession(agent, socket)
@@ -190,7 +196,9 @@ class AgentGateway:
             return False
         # Passed on as written (a `schema.offers` notice): no need to parse the whole card here. An agent that
         # left misses it: an unanswered offer expires and goes back to the queue.
-        await session.send(body.decode())
+        with log_context(agent_id=agent_id, **notice_ids(body)):
+            await session.send(body.decode())
+            log.info("notice passed to the agent's socket")
         return True
 
     async def _answer(self, session: AgentSession, text: str) -> None:
@@ -230,6 +238,12 @@ class AgentGateway:
                     queued = await self._route_again(reservation.interaction_id)
                     changes = LiveChanges(freed.offers + queued.offers, freed.revoked + queued.revoked)
                     return _error(exc.code, exc.message, exc.field), changes
+                with log_context(
+                    interaction_id=reservation.interaction_id,
+                    conversation_id=reservation.conversation_id,
+                    reservation_id=reservation_id,
+                ):
+                    log.info("agent accepted the offer")
                 answer: dict[str, Any] = {
                     "type": "accepted",
                     "reservation_id": str(reservation_id),
