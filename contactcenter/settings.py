@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     # `json` (one object per line, for a log collector) or `text` (for a person); unset: text in embedded mode
     # or at a terminal, JSON otherwise.
     log_format: Literal["json", "text"] | None = None
+    # When set, `GET /metrics` asks for `Authorization: Bearer <token>`: the port that serves it faces Twilio.
+    metrics_token: SecretStr | None = None
 
     @field_validator("mail_domains", "allowed_origins", mode="before")
     @classmethod
