@@ -68,7 +68,8 @@ class RoutingMetrics:
         )
         self.failures = Counter(
             "cc_routing_failures",
-            "Routing attempts that failed (the delivery goes back; past the limit, to the dead letters).",
+            "Routing attempts that failed (the delivery goes back; past the limit, to the dead letters); a message "
+            "that does not parse counts under the channel `unreadable`.",
             ["channel"],
             registry=registry,
         )
@@ -86,6 +87,11 @@ class LiveMetrics:
         self.pool_size = Gauge("cc_database_pool_connections", "Connections in the asyncpg pool.", registry=registry)
         self.pool_idle = Gauge("cc_database_pool_idle_connections", "Idle connections in the pool.", registry=registry)
         self.pool_max = Gauge("cc_database_pool_max_connections", "The pool's bound.", registry=registry)
+        self.dead_letters = Gauge(
+            "cc_dead_letters_waiting",
+            "Interactions dead-lettered (failed past CC_DELIVERY_LIMIT) and waiting for an operator.",
+            registry=registry,
+        )
         self.bus_up = Gauge("cc_bus_up", "1 when the bus answers.", registry=registry)
         self.redis_up = Gauge("cc_redis_up", "1 when Redis answers.", registry=registry)
 

@@ -20,7 +20,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
-from contactcenter.errors import Unauthorized
+from contactcenter.errors import Unauthorized, Unavailable
 from contactcenter.metrics import LiveMetrics, Metrics
 
 if TYPE_CHECKING:
@@ -57,9 +57,21 @@ class MetricsEndpoint:
         live.pool_size.set(pool.get_size())
         live.pool_idle.set(pool.get_idle_size())
         live.pool_max.set(pool.get_max_size())
-        bus_up, live_read = await asyncio.gather(self._services.bus.ping(), self._read_live_state(live))
+        bus_up, live_read, _ = await asyncio.gather(
+            self._services.bus.ping(), self._read_live_state(live), self._read_dead_letters(live)
+        )
         live.bus_up.set(int(bus_up))
         live.live_state_read.set(int(live_read))
+
+    async def _read_dead_letters(self, live: LiveMetrics) -> None:
+        try:
+            async with asyncio.timeout(READ_TIMEOUT):
+                waiting = await self._services.bus.waiting(self._services.topology.dead_letter_queue)
+        except (Unavailable, TimeoutError) as exc:
+            log.warning("metrics: the dead letters could not be counted (%s)", type(exc).__name__)
+            live.dead_letters.set(float("nan"))
+            return
+        live.dead_letters.set(waiting)
 
     async def _read_live_state(self, live: LiveMetrics) -> bool:
         """Waiting work per queue and agents by state; on failure the gauges are left empty, not stale."""

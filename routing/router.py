@@ -14,6 +14,8 @@ import logging
 import time
 import uuid
 
+from pydantic import ValidationError
+
 from contactcenter.agents.notices import AgentNotices
 from contactcenter.bus import Bus, Delivery, Subscription
 from contactcenter.identities import sender_identity
@@ -60,7 +62,11 @@ class Router:
 
     async def route_delivery(self, delivery: Delivery) -> None:
         # A body that does not parse raises: after the delivery limit it rests in the dead-letter queue.
-        interactions = read_inbound_message(delivery.body)
+        try:
+            interactions = read_inbound_message(delivery.body)
+        except ValidationError:
+            self._metrics.failures.labels("unreadable").inc()
+            raise
         if len(interactions) == 1:
             await self.route(interactions[0], redelivered=delivery.redelivered)
             return

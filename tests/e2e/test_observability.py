@@ -118,3 +118,17 @@ async def test_metrics_ask_for_the_bearer_token_when_one_is_set(service_settings
         async with service.http.get(f"{service.base_url}/metrics", headers=wrong) as response:
             assert response.status == 401
         assert "cc_webhooks_received" in await _scrape(service, {"Authorization": "Bearer scrape-me"})
+
+
+async def test_a_scrape_counts_an_interaction_that_failed_past_the_delivery_limit(service_settings: Settings) -> None:
+    settings = service_settings.model_copy(update={"delivery_limit": 0})
+    async with run_service(settings) as service:
+        topology = service.services.topology
+        await service.services.bus.publish(
+            topology.interactions, "interaction.sms.inbound", b"not an interaction", message_id="poison", mandatory=True
+        )
+        dead = ("cc_dead_letters_waiting", ())
+        async with asyncio.timeout(10):
+            while (samples := _samples(await _scrape(service))).get(dead) != 1:
+                await asyncio.sleep(0.05)
+        assert samples[("cc_routing_failures_total", (("channel", "unreadable"),))] == 1
