@@ -12,6 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
+from contactcenter.app import Role
 from contactcenter.logs import JsonFormatter
 from contactcenter.settings import Settings
 from tests.running import RunningService, run_service
@@ -40,22 +41,27 @@ def _lines(stream: io.StringIO) -> list[dict[str, str]]:
 
 
 async def test_one_sms_can_be_followed_by_its_interaction_id_through_adapter_router_and_gateway(
-    service: RunningService, json_logs: io.StringIO
+    service_settings: Settings, json_logs: io.StringIO
 ) -> None:
-    await service.create_queue("sales", ["sms"])
-    desktop = await service.available_agent()
+    """As in production, the router runs apart from the API: the offer reaches the gateway through Redis, and
+    the gateway's lines still name the interaction."""
+    async with run_service(service_settings, Role.API) as api, run_service(service_settings, Role.ROUTER):
+        await api.create_queue("sales", ["sms"])
+        desktop = await api.available_agent()
 
-    assert (await service.post_sms(sender=SENDER, body="Is my car ready?")).status == 200
-    offer = await desktop.receive("offer")
-    interaction_id = offer["reservation"]["interaction"]["id"]
-    await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
-    await desktop.close()
+        assert (await api.post_sms(sender=SENDER, body="Is my car ready?")).status == 200
+        offer = await desktop.receive("offer")
+        interaction_id = offer["reservation"]["interaction"]["id"]
+        await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+        await desktop.close()
 
     path = [line for line in _lines(json_logs) if line.get("interaction_id") == interaction_id]
     loggers = {line["logger"] for line in path}
     assert {"channels.sms", "routing.router", "contactcenter.agents.gateway"} <= loggers, path
     gateway_lines = [line for line in path if line["logger"] == "contactcenter.agents.gateway"]
     assert all(line["agent_id"] == desktop.agent_id for line in gateway_lines)
+    # The offer's own hop, not only the agent's answer to it.
+    assert any(line["message"] == "notice passed to the agent's socket" for line in gateway_lines), path
     assert any(line.get("conversation_id") == offer["reservation"]["conversation_id"] for line in path)
     text = json_logs.getvalue()
     assert SENDER_DIGITS not in text
