@@ -6,6 +6,7 @@ does not, Twilio gets a 503 and retries with the same MessageSid, which the rout
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
@@ -18,9 +19,13 @@ from channels.twilio_signature import TwilioSignature, twilio_form
 from contactcenter.errors import Invalid
 from contactcenter.http_errors import invalid_from
 from contactcenter.identities import normalise_phone
+from contactcenter.logs import log_context
+from contactcenter.metrics import IntakeMetrics
 from contactcenter.settings import Settings
 from schema import Channel, Interaction
 from schema.text import storable
+
+log = logging.getLogger(__name__)
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 # A refusal names the form's field, as Twilio's debugger shows it, not the interaction's.
@@ -58,16 +63,22 @@ def inbound_sms(form: Mapping[str, str], default_region: str) -> Interaction:
 
 
 class SmsWebhook:
-    def __init__(self, settings: Settings, publisher: InteractionPublisher, admission: Admission) -> None:
+    def __init__(
+        self, settings: Settings, publisher: InteractionPublisher, admission: Admission, metrics: IntakeMetrics
+    ) -> None:
         self._settings = settings
         self._signature = TwilioSignature(settings.twilio_auth_token.get_secret_value(), settings.public_url)
         self._publisher = publisher
         self._admission = admission
+        self._metrics = metrics
 
     async def receive(self, request: web.Request) -> web.Response:
-        with self._admission.slot():
+        with self._metrics.webhook(Channel.SMS), self._admission.slot():
             form = await twilio_form(request)
             self._signature.verify(request, form)
             interaction = inbound_sms(form, self._settings.default_region)
-            await self._publisher.publish(interaction)
+            with log_context(interaction_id=interaction.id, provider_id=interaction.provider_id):
+                with self._metrics.publishing(Channel.SMS):
+                    await self._publisher.publish(interaction)
+                log.info("sms accepted: handed to the routers")
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")

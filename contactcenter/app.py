@@ -30,8 +30,10 @@ from contactcenter.bus import Bus
 from contactcenter.health import Health
 from contactcenter.http_errors import error_middleware
 from contactcenter.live.state import LiveState
+from contactcenter.metrics import Metrics
 from contactcenter.origins import web_origins
 from contactcenter.periodic import Periodic
+from contactcenter.scrape import MetricsEndpoint
 from contactcenter.settings import Settings
 from contactcenter.store import open_pool
 from contactcenter.store.cards import Cards
@@ -73,6 +75,7 @@ class Services:
 SETTINGS = web.AppKey("settings", Settings)
 SERVICES = web.AppKey("services", Services)
 ADMISSION = web.AppKey("admission", Admission)
+METRICS = web.AppKey("metrics", Metrics)
 
 
 @contextlib.asynccontextmanager
@@ -147,8 +150,11 @@ async def _open_bus(settings: Settings) -> Bus:
 
 
 def create_app(settings: Settings, role: Role = Role.ALL) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
+    metrics = Metrics()
+    # Responses are counted outside the error mapping: as the client saw them.
+    app = web.Application(middlewares=[metrics.count_responses, error_middleware], client_max_size=1024 * 1024)
     app[SETTINGS] = settings
+    app[METRICS] = metrics
     app.cleanup_ctx.append(_services_context)
     app.cleanup_ctx.append(_role_context(role))
     return app
@@ -162,13 +168,15 @@ async def _services_context(app: web.Application) -> AsyncIterator[None]:
 
 def _role_context(role: Role) -> Callable[[web.Application], AsyncIterator[None]]:
     async def context(app: web.Application) -> AsyncIterator[None]:
-        settings, services = app[SETTINGS], app[SERVICES]
+        settings, services, metrics = app[SETTINGS], app[SERVICES], app[METRICS]
         async with contextlib.AsyncExitStack() as stack:
             app.router.add_routes(Health(services).routes())
+            metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+            app.router.add_routes(MetricsEndpoint(metrics, services, metrics_token).routes())
             if role in (Role.API, Role.ALL):
                 await _start_api(app, settings, services, stack)
             if role in (Role.ROUTER, Role.ALL):
-                await _start_router(settings, services, stack)
+                await _start_router(settings, services, metrics, stack)
             yield
 
     return context
@@ -199,7 +207,7 @@ async def _start_api(
     publisher = InteractionPublisher(
         services.bus, services.topology, timeout=settings.publish_timeout_seconds, batch=settings.inbound_batch
     )
-    sms = SmsWebhook(settings, publisher, admission)
+    sms = SmsWebhook(settings, publisher, admission, app[METRICS].intake)
     app.router.add_routes(
         [
             web.post("/channels/twilio/sms", sms.receive),
@@ -220,7 +228,9 @@ def _reply_senders(settings: Settings, services: Services) -> dict[Channel, Repl
     return {Channel.SMS: sms}
 
 
-async def _start_router(settings: Settings, services: Services, stack: contextlib.AsyncExitStack) -> None:
+async def _start_router(
+    settings: Settings, services: Services, metrics: Metrics, stack: contextlib.AsyncExitStack
+) -> None:
     router = Router(
         bus=services.bus,
         topology=services.topology,
@@ -228,6 +238,7 @@ async def _start_router(settings: Settings, services: Services, stack: contextli
         live=services.live,
         notices=services.notices,
         default_region=settings.default_region,
+        metrics=metrics.routing,
     )
     subscription = await router.start()
     stack.push_async_callback(subscription.close)

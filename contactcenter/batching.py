@@ -14,6 +14,7 @@ for all the calls in hand rather than one per call.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -55,7 +56,9 @@ class Batcher(Generic[T, R]):
             self._watch(loop, future)
         if self._busy_lanes < self._lanes:
             self._busy_lanes += 1
-            lane = asyncio.create_task(self._drain())
+            # A lane runs the batches of many callers: in a context of its own, not the first caller's, so that
+            # what it logs is not put down to that caller's contact (`logs.log_context`).
+            lane = asyncio.create_task(self._drain(), context=contextvars.Context())
             self._lane_tasks.add(lane)
             lane.add_done_callback(self._lane_tasks.discard)
         return await future

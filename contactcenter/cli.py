@@ -13,6 +13,7 @@ from aiohttp import web
 from pydantic import SecretStr, ValidationError
 
 from contactcenter.app import Role, create_app
+from contactcenter.logs import choose_format, configure_logging
 from contactcenter.settings import Settings
 from contactcenter.store import open_pool
 from contactcenter.store.migrate import migrate
@@ -37,8 +38,8 @@ def main(argv: list[str] | None = None) -> None:
         # Name the variable, not pydantic's model: the operator set CC_..., not `Settings.webhook_concurrency`.
         problems = "; ".join(f"CC_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
         sys.exit(f"contactcenter: bad configuration: {problems}")
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    configure_logging(
+        choose_format(settings.log_format, embedded=settings.embedded, stream=sys.stderr), settings.log_level
     )
     if args.command == "migrate":
         asyncio.run(_migrate(settings))

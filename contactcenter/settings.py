@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     # Redeliveries of a failing interaction before it is dead-lettered (0: none).
     delivery_limit: int = Field(default=5, ge=0)
     log_level: str = "INFO"
+    # `json` (one object per line, for a log collector) or `text` (for a person); unset: text in embedded mode
+    # or at a terminal, JSON otherwise.
+    log_format: Literal["json", "text"] | None = None
+    # When set, `GET /metrics` asks for `Authorization: Bearer <token>`: the port that serves it faces Twilio.
+    metrics_token: SecretStr | None = None
 
     @field_validator("mail_domains", "allowed_origins", mode="before")
     @classmethod

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
+
+from pydantic import ValidationError
 
 from contactcenter.agents.notices import AgentNotices
 from contactcenter.bus import Bus, Delivery, Subscription
@@ -19,6 +22,8 @@ from contactcenter.identities import sender_identity
 from contactcenter.inbound import publish_inbound
 from contactcenter.live import Task, now_ms
 from contactcenter.live.state import LiveState
+from contactcenter.logs import add_log_context, log_context
+from contactcenter.metrics import RoutingMetrics
 from contactcenter.store.conversations import Conversations, RecordedInteraction
 from contactcenter.topology import Topology
 from schema import Channel, Interaction
@@ -37,6 +42,7 @@ class Router:
         live: LiveState,
         notices: AgentNotices,
         default_region: str,
+        metrics: RoutingMetrics,
     ) -> None:
         self._bus = bus
         self._topology = topology
@@ -44,6 +50,7 @@ class Router:
         self._live = live
         self._notices = notices
         self._default_region = default_region
+        self._metrics = metrics
         # Channels whose last contact found no agent free: the next one most likely waits in its queue too, so
         # it is recorded without its card, which its offer reads when an agent is free for it (fresher by
         # then). Only a guess: a contact recorded without its card and offered at once has it read for the
@@ -55,7 +62,11 @@ class Router:
 
     async def route_delivery(self, delivery: Delivery) -> None:
         # A body that does not parse raises: after the delivery limit it rests in the dead-letter queue.
-        interactions = read_inbound_message(delivery.body)
+        try:
+            interactions = read_inbound_message(delivery.body)
+        except ValidationError:
+            self._metrics.failures.labels("unreadable").inc()
+            raise
         if len(interactions) == 1:
             await self.route(interactions[0], redelivered=delivery.redelivered)
             return
@@ -68,7 +79,9 @@ class Router:
         # Failing a second time: each failing contact goes on alone, so that one that can never be routed
         # reaches the dead-letter queue by itself, not with the others of its message.
         for interaction, error in failed:
-            log.warning("interaction %s failed again (%r): handing it back alone", interaction.id, error)
+            with log_context(interaction_id=interaction.id, provider_id=interaction.provider_id):
+                # The error's kind only: its text may quote what the customer sent.
+                log.warning("interaction failed again (%s): handing it back alone", type(error).__name__)
             await publish_inbound(self._bus, self._topology, [interaction])
 
     async def _route_together(
@@ -88,27 +101,46 @@ class Router:
         return failed
 
     async def route(self, interaction: Interaction, *, redelivered: bool = False) -> None:
+        channel, started = interaction.channel, time.perf_counter()
+        with log_context(interaction_id=interaction.id, provider_id=interaction.provider_id, channel=channel):
+            try:
+                outcome = await self._route(interaction, redelivered=redelivered)
+            except Exception as exc:
+                self._metrics.failures.labels(channel).inc()
+                log.warning("routing failed (%s): the delivery goes back to the queue", type(exc).__name__)
+                raise
+            log.info("interaction routed: %s", outcome, extra={"outcome": outcome, "redelivered": redelivered})
+        self._metrics.routed.labels(channel, outcome).inc()
+        self._metrics.seconds.labels(channel).observe(time.perf_counter() - started)
+
+    async def _route(self, interaction: Interaction, *, redelivered: bool) -> str:
+        """Route one contact; answer how it ended (a metric's label): queued, to_agent, unrouted or closed."""
         sender = sender_identity(interaction, self._default_region)
         with_card = not self._agents_busy.get(interaction.channel, False)
         recorded = await self._conversations.record_inbound(interaction, sender, with_card=with_card)
+        add_log_context(conversation_id=recorded.conversation_id)
         if not recorded.conversation_open:
-            return
+            return "closed"
+        if recorded.queue_id is None and recorded.agent_id is None:
+            log.warning("no queue serves %s: the interaction waits unrouted", interaction.channel)
+            return "unrouted"
         # An agent has the conversation when the recording saw one, or when one accepted it after the recording
         # read it as waiting (live state knows): the contact is news for that agent, not work for the queue.
         holder = recorded.agent_id or await self._queue(recorded, interaction, redelivered=redelivered)
+        if holder is None:
+            return "queued"
         # A provider's retry of a stored message is not news to the agent; our own redelivery after a failure
         # may be (the first attempt may have died before telling), so it is told again.
-        if holder is not None and (recorded.new or redelivered):
+        if recorded.new or redelivered:
             await self._notices.message(holder, recorded.conversation_id, interaction)
+        return "to_agent"
 
     async def _queue(
         self, recorded: RecordedInteraction, interaction: Interaction, *, redelivered: bool
     ) -> uuid.UUID | None:
         """Queue the conversation's work and offer it if an agent is free; answer the agent who holds it when
         one has accepted it already."""
-        if recorded.queue_id is None:
-            log.warning("no queue serves %s: interaction %s waits unrouted", interaction.channel, interaction.id)
-            return None
+        assert recorded.queue_id is not None, "checked by the caller"
         task = Task(recorded.conversation_id, recorded.queue_id, recorded.interaction_id)
         # Our own redelivery: the attempt before may have reserved an agent and failed before telling it, which
         # would leave the contact waiting for the reservation to expire; it is offered again (same reservation).

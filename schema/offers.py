@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -65,3 +66,25 @@ class Revoked(BaseModel):
 
 AgentNotice = Annotated[Offer | InboundMessage | Revoked, Field(discriminator="type")]
 AGENT_NOTICE: TypeAdapter[AgentNotice] = TypeAdapter(AgentNotice)
+
+
+_UUID = r'"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"'
+_NOTICE_IDS = {
+    "interaction_id": re.compile(rb'"interaction":\{"id":' + _UUID.encode()),
+    "conversation_id": re.compile(rb'"conversation_id":' + _UUID.encode()),
+    "reservation_id": re.compile(rb'"reservation":\{"id":' + _UUID.encode() + rb'|"reservation_id":' + _UUID.encode()),
+}
+# The ids come before the interaction's body and the card in every notice (the models' field order).
+_NOTICE_HEAD = 1024
+
+
+def notice_ids(body: bytes) -> dict[str, str]:
+    """The interaction, conversation and reservation a notice (as written) is about, for a gateway's log line,
+    found in its head without parsing the whole card. A customer's words cannot fake them: JSON escapes quotes."""
+    head = body[:_NOTICE_HEAD]
+    found: dict[str, str] = {}
+    for name, pattern in _NOTICE_IDS.items():
+        match = pattern.search(head)
+        if match:
+            found[name] = next(group for group in match.groups() if group).decode()
+    return found

@@ -25,6 +25,7 @@ from contactcenter.errors import ContactCenterError, Forbidden, NotFound
 from contactcenter.http_errors import SERVICE_ERRORS, invalid_from
 from contactcenter.live import LiveChanges, Task, now_ms
 from contactcenter.live.state import LiveState
+from contactcenter.logs import log_context
 from contactcenter.origins import origin_of
 from contactcenter.store.conversations import Conversations
 from contactcenter.store.directory import AgentProfile
@@ -40,6 +41,7 @@ from schema.desktop import (
     StateCommand,
     hello_json,
 )
+from schema.offers import notice_ids
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +146,10 @@ class AgentGateway:
     async def connect(self, request: web.Request) -> web.WebSocketResponse:
         self._check_origin(request)
         agent = await self._auth.require_agent(request, allow_query=True)
+        with log_context(agent_id=agent.id):
+            return await self._serve(request, agent)
+
+    async def _serve(self, request: web.Request, agent: AgentProfile) -> web.WebSocketResponse:
         socket = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=MAX_MESSAGE_BYTES)
         await socket.prepare(request)
         session = AgentSession(agent, socket)
@@ -213,7 +219,9 @@ class AgentGateway:
         # Passed on as written (a `schema.offers` notice): no need to parse the whole card here. An agent that
         # left misses it: an unanswered offer expires and goes back to the queue, a message is in the next
         # `hello`. A session still being greeted holds this up for as long as reading what its agent holds.
-        await session.send(body.decode())
+        with log_context(agent_id=agent_id, **notice_ids(body)):
+            await session.send(body.decode())
+            log.info("notice passed to the agent's socket")
         return True
 
     async def _answer(self, session: AgentSession, text: str) -> None:
@@ -253,6 +261,12 @@ class AgentGateway:
                     queued = await self._route_again(reservation.interaction_id)
                     changes = LiveChanges(freed.offers + queued.offers, freed.revoked + queued.revoked)
                     return _error(exc.code, exc.message, exc.field), changes
+                with log_context(
+                    interaction_id=reservation.interaction_id,
+                    conversation_id=reservation.conversation_id,
+                    reservation_id=reservation_id,
+                ):
+                    log.info("agent accepted the offer")
                 answer: dict[str, Any] = {
                     "type": "accepted",
                     "reservation_id": str(reservation_id),

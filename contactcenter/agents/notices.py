@@ -12,6 +12,7 @@ from typing import Protocol
 
 from contactcenter.agents.relay import NoticeRelay
 from contactcenter.live import LiveChanges, Reservation
+from contactcenter.logs import log_context
 from contactcenter.store.conversations import Conversations, InteractionInContext
 from schema import Interaction, OfferedReservation
 from schema.offers import InboundMessage, Revoked, RevokeReason, offer_json
@@ -60,11 +61,20 @@ class AgentNotices:
             interaction=found.interaction,
         )
         body = offer_json(reservation.agent_id, offered, found.card_json)
-        await self._send(reservation.agent_id, body)
+        with log_context(
+            interaction_id=reservation.interaction_id,
+            conversation_id=reservation.conversation_id,
+            agent_id=reservation.agent_id,
+            reservation_id=reservation.id,
+        ):
+            await self._send(reservation.agent_id, body)
+            log.info("offer sent to the agent")
 
     async def message(self, agent_id: uuid.UUID, conversation_id: uuid.UUID, interaction: Interaction) -> None:
         notice = InboundMessage(agent_id=agent_id, conversation_id=conversation_id, interaction=interaction)
-        await self._send(agent_id, notice.model_dump_json().encode())
+        with log_context(interaction_id=interaction.id, conversation_id=conversation_id, agent_id=agent_id):
+            await self._send(agent_id, notice.model_dump_json().encode())
+            log.info("message sent to the agent")
 
     async def _send(self, agent_id: uuid.UUID, body: bytes) -> None:
         if self._local is not None and await self._local.deliver_here(agent_id, body):

@@ -64,6 +64,9 @@ class Bus(Protocol):
     async def subscribe(self, spec: QueueSpec, handler: Handler) -> Subscription:
         """Declare `spec` and start calling `handler` for its messages, at most `spec.prefetch` at once."""
 
+    async def waiting(self, spec: QueueSpec) -> int:
+        """Messages ready in the declared queue `spec` (not those out with a consumer): a metric's reading."""
+
     async def ping(self) -> bool:
         """True when the broker answers (readiness)."""
 

@@ -175,6 +175,18 @@ class AmqpBus:
         self._subscriptions.add(subscription)
         return subscription
 
+    async def waiting(self, spec: QueueSpec) -> int:
+        return await _bounded(self._waiting(spec), self._timeout, f"count {spec.name}")
+
+    async def _waiting(self, spec: QueueSpec) -> int:
+        # A channel of its own: a passive declaration of a queue that is gone closes its channel.
+        channel = await self._connection.channel()
+        try:
+            queue = await channel.declare_queue(spec.name, passive=True)
+        finally:
+            await channel.close()
+        return int(queue.declaration_result.message_count or 0)
+
     async def ping(self) -> bool:
         if self._connection.is_closed or not self._connection.connected.is_set():
             return False

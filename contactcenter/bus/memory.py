@@ -112,6 +112,11 @@ class MemoryBus:
         if not queue.spec.shared and self._queues.get(queue.spec.name) is queue:
             del self._queues[queue.spec.name]
 
+    async def waiting(self, spec: QueueSpec) -> int:
+        self._check_open()
+        queue = self._queues.get(spec.name)
+        return queue.ready.qsize() if queue is not None else 0
+
     async def ping(self) -> bool:
         return not self._closed
 

@@ -185,6 +185,13 @@ class LiveState:
         length: int = await self._redis.zcard(f"{self._prefix}queue:{queue_id}:tasks")
         return length
 
+    async def queue_lengths(self, queue_ids: list[uuid.UUID]) -> list[int]:
+        """Many queues' lengths in one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for queue_id in queue_ids:
+                pipe.zcard(f"{self._prefix}queue:{queue_id}:tasks")
+            return [int(length) for length in await pipe.execute()]
+
     async def agent_status(self, agent_id: uuid.UUID) -> AgentStatus:
         return (await self.agent_statuses([agent_id]))[0]
 

@@ -24,6 +24,8 @@ INSERT_QUEUE = "INSERT INTO queues (id, name, channels) VALUES ($1, $2, $3) ON C
 QUEUE_IDS_BY_NAME = "SELECT name, id FROM queues WHERE name = ANY($1::text[])"
 INSERT_AGENT = "INSERT INTO agents (id, name, token_hash) VALUES ($1, $2, $3)"
 INSERT_AGENT_QUEUES = "INSERT INTO agent_queues (agent_id, queue_id) SELECT $1, unnest($2::uuid[])"
+ALL_QUEUES = "SELECT id, name FROM queues ORDER BY name"
+ALL_AGENT_IDS = "SELECT id FROM agents"
 AGENT_BY_TOKEN = """
 SELECT a.id, a.name, coalesce(array_agg(aq.queue_id) FILTER (WHERE aq.queue_id IS NOT NULL), '{}') AS queue_ids
 FROM agents a LEFT JOIN agent_queues aq ON aq.agent_id = a.id
@@ -73,6 +75,13 @@ class Directory:
         if row is None:
             return None
         return AgentProfile(id=row["id"], name=row["name"], queue_ids=list(row["queue_ids"]))
+
+    async def queues(self) -> dict[uuid.UUID, str]:
+        """Every queue's name by its id."""
+        return {row["id"]: row["name"] for row in await self._pool.fetch(ALL_QUEUES)}
+
+    async def agent_ids(self) -> list[uuid.UUID]:
+        return [row["id"] for row in await self._pool.fetch(ALL_AGENT_IDS)]
 
 
 def _a_few(names: list[str], shown: int = 3) -> str:

@@ -118,6 +118,23 @@ async def test_messages_wait_in_a_declared_queue_until_a_consumer_comes(bus: Bus
     await subscription.close()
 
 
+async def test_waiting_counts_the_messages_ready_in_a_queue(bus: Bus, names: Names) -> None:
+    exchange = names.exchange("dead")
+    spec = QueueSpec(names.queue("dead-letters"), exchange, ("#",))
+    await bus.declare(spec)
+    assert await bus.waiting(spec) == 0
+    for n in range(2):
+        await _publish(bus, exchange, "router", f"d{n}".encode(), mandatory=True)
+    async with asyncio.timeout(10):
+        while await bus.waiting(spec) != 2:
+            await asyncio.sleep(0.02)
+    inbox = Inbox()
+    subscription = await bus.subscribe(spec, inbox)
+    await inbox.wait_for(2)
+    await subscription.close()
+    assert await bus.waiting(spec) == 0
+
+
 async def test_competing_consumers_split_the_messages_and_handle_each_exactly_once(bus: Bus, names: Names) -> None:
     exchange = names.exchange("interactions")
     spec = QueueSpec(names.queue("router"), exchange, ("interaction.#",), prefetch=4)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pytest
 
 from contactcenter.batching import Batcher
+from contactcenter.logs import current_log_context, log_context
 
 
 class Recorder:
@@ -159,3 +160,16 @@ async def test_calls_answered_in_time_never_see_the_timeout() -> None:
         assert await batcher.call(2 * n) == 20 * n
     await asyncio.sleep(0.1)  # the timer fires over calls long answered
     assert await batcher.call(12) == 120
+
+
+async def test_a_batch_is_not_logged_as_the_contact_of_the_caller_that_started_its_lane() -> None:
+    seen: list[Mapping[str, str]] = []
+
+    async def run(items: list[int]) -> Sequence[int]:
+        seen.append(current_log_context())
+        return items
+
+    batcher = Batcher(run)
+    with log_context(interaction_id="the-first-caller"):
+        assert await batcher.call(1) == 1
+    assert seen == [{}]

@@ -53,6 +53,9 @@ class HeldBroker:
     async def subscribe(self, spec: QueueSpec, handler: Handler) -> Subscription:
         raise AssertionError("publishing consumes nothing")
 
+    async def waiting(self, spec: QueueSpec) -> int:
+        raise AssertionError("publishing counts nothing")
+
     async def ping(self) -> bool:
         return True
 

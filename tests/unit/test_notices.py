@@ -14,7 +14,16 @@ from contactcenter.live import LiveChanges, Reservation
 from contactcenter.store.conversations import Conversations, InteractionInContext
 from schema import Channel, ClientCard, Interaction
 from schema.cards import ClientSummary
-from schema.offers import AGENT_NOTICE, Offer, OfferedReservation, offer_json
+from schema.offers import (
+    AGENT_NOTICE,
+    InboundMessage,
+    Offer,
+    OfferedReservation,
+    Revoked,
+    RevokeReason,
+    notice_ids,
+    offer_json,
+)
 
 
 class SpyRelay:
@@ -111,3 +120,31 @@ def test_an_offer_written_around_a_rendered_card_is_the_schema_s_offer() -> None
     agent = uuid.uuid4()
     written = offer_json(agent, reservation, card.model_dump_json())
     assert AGENT_NOTICE.validate_json(written) == Offer(agent_id=agent, reservation=reservation, card=card)
+
+
+def test_a_gateway_reads_the_ids_a_notice_is_about_from_its_head_whatever_the_customer_wrote() -> None:
+    forged_id = uuid.uuid4()
+    interaction = _sms().model_copy(update={"body": f'"interaction":{{"id":"{forged_id}"}}'})
+    card = ClientCard(client=ClientSummary(id=uuid.uuid4(), created_at=datetime.now(UTC)), identities=[], timeline=[])
+    reservation = OfferedReservation(
+        id=uuid.uuid4(),
+        conversation_id=uuid.uuid4(),
+        queue="q" * 200,
+        expires_at=datetime.now(UTC),
+        interaction=interaction,
+    )
+    offer = offer_json(uuid.uuid4(), reservation, card.model_dump_json())
+    assert notice_ids(offer) == {
+        "interaction_id": str(interaction.id),
+        "conversation_id": str(reservation.conversation_id),
+        "reservation_id": str(reservation.id),
+    }
+    message = InboundMessage(
+        agent_id=uuid.uuid4(), conversation_id=reservation.conversation_id, interaction=interaction
+    )
+    assert notice_ids(message.model_dump_json().encode()) == {
+        "interaction_id": str(interaction.id),
+        "conversation_id": str(reservation.conversation_id),
+    }
+    revoked = Revoked(agent_id=uuid.uuid4(), reservation_id=reservation.id, reason=RevokeReason.EXPIRED)
+    assert notice_ids(revoked.model_dump_json().encode()) == {"reservation_id": str(reservation.id)}

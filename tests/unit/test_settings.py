@@ -42,6 +42,7 @@ def test_secrets_do_not_show_in_the_settings_repr(monkeypatch: pytest.MonkeyPatc
         ("CC_ROUTER_PREFETCH", "0"),
         ("CC_DELIVERY_LIMIT", "-1"),
         ("CC_INBOUND_BATCH", "0"),
+        ("CC_LOG_FORMAT", "yaml"),
     ],
 )
 def test_a_bad_setting_stops_the_command_naming_the_variable(
