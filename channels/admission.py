@@ -16,18 +16,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from contactcenter.errors import Overloaded
 
 log = logging.getLogger(__name__)
 
 
+# Runs a callback after a delay, as `loop.call_later` does; tests pass one they fire by hand.
+Schedule = Callable[[float, Callable[[], None]], asyncio.TimerHandle]
+
+
+def _call_later(delay: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+    return asyncio.get_running_loop().call_later(delay, callback)
+
+
 class Admission:
-    def __init__(self, limit: int, *, report_every: float = 10.0) -> None:
+    def __init__(self, limit: int, *, report_every: float = 10.0, schedule: Schedule = _call_later) -> None:
         if limit < 1:
             raise ValueError("admission needs room for at least one contact")
         self._limit = limit
+        self._schedule = schedule
         self._in_hand = 0
         self._report_every = report_every
         self._refused = 0
@@ -65,7 +74,7 @@ class Admission:
             "providers retry them",
             self._limit,
         )
-        self._report = asyncio.get_running_loop().call_later(self._report_every, self._report_refusals)
+        self._report = self._schedule(self._report_every, self._report_refusals)
 
     def _report_refusals(self) -> None:
         if not self._unreported:
@@ -73,4 +82,4 @@ class Admission:
             return
         log.warning("refused %d more contacts in the last %g s (503, retried)", self._unreported, self._report_every)
         self._unreported = 0
-        self._report = asyncio.get_running_loop().call_later(self._report_every, self._report_refusals)
+        self._report = self._schedule(self._report_every, self._report_refusals)

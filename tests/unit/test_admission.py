@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import pytest
 
@@ -26,22 +27,42 @@ async def test_past_the_bound_a_contact_is_refused_and_room_comes_back_when_one_
     assert (admission.in_hand, admission.refused) == (0, 1)
 
 
+class ManualTimers:
+    """Timers that fire when the test says: the summary's rhythm without sleeps (the host's speed varies)."""
+
+    def __init__(self) -> None:
+        self.due: list[tuple[float, Callable[[], None]]] = []
+
+    def schedule(self, delay: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+        self.due.append((delay, callback))
+        return asyncio.get_running_loop().call_later(3600, lambda: None)  # a handle; never relied on
+
+    def fire(self) -> None:
+        """Let the report period end: run what was due by then."""
+        due, self.due = self.due, []
+        for _, callback in due:
+            callback()
+
+
 async def test_a_flood_of_refusals_is_logged_once_then_summarised_while_it_lasts(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="channels.admission")
-    admission = Admission(1, report_every=0.05)
+    timers = ManualTimers()
+    admission = Admission(1, report_every=0.05, schedule=timers.schedule)
     with admission.slot():
         _refuse(admission, 1000)
         assert len(caplog.records) == 1, "the first refusal is news; the rest wait for the summary"
-        await asyncio.sleep(0.08)
+        assert [delay for delay, _ in timers.due] == [0.05]
+        timers.fire()
         assert "refused 999 more" in caplog.records[-1].getMessage()
         _refuse(admission, 3)
-        await asyncio.sleep(0.05)
+        timers.fire()
         assert "refused 3 more" in caplog.records[-1].getMessage()
-        await asyncio.sleep(0.15)  # a quiet period ends the summaries
+        timers.fire()  # a quiet period ends the summaries
         count = len(caplog.records)
         assert count == 3
+        assert timers.due == []
         _refuse(admission, 1)
         assert len(caplog.records) == count + 1 and "refusing more with 503" in caplog.records[-1].getMessage()
     assert admission.refused == 1004
