@@ -10,16 +10,53 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
 
 from channels.admission import Admission
 from channels.publishing import InteractionPublisher
 from channels.twilio_signature import TwilioSignature, twilio_form
+from contactcenter.api.operations import Answer, Operation, Parameter, failures
 from contactcenter.errors import Invalid
 from contactcenter.identities import normalise_phone
 from contactcenter.settings import Settings
 from schema import Channel, Interaction
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+class InboundSmsForm(BaseModel):
+    """The fields of Twilio's form the webhook reads (`inbound_sms`), for the API's document. Twilio sends many
+    more, all accepted as text."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, str]
+
+    MessageSid: str = Field(min_length=1, description="Twilio's id of the message: a retry carries the same")
+    From: str = Field(min_length=1, description="the sender's phone number")
+    To: str = ""
+    Body: str = ""
+
+
+RECEIVE = Operation(
+    "POST",
+    "/channels/twilio/sms",
+    "receiveSms",
+    "Twilio's inbound-message webhook; answered once the bus confirmed the contact",
+    {
+        200: Answer("taken in: empty TwiML", media_type="text/xml", schema={"type": "string"}),
+        **failures(400, 403, 503, reasons={403: "X-Twilio-Signature is missing or wrong"}),
+    },
+    body=InboundSmsForm,
+    body_media_type="application/x-www-form-urlencoded",
+    parameters=(
+        Parameter(
+            "X-Twilio-Signature",
+            "header",
+            "Twilio's signature of CC_PUBLIC_URL + path and the form, with the account's auth token (else 403)",
+            required=True,
+        ),
+    ),
+)
 
 
 def _required(form: Mapping[str, str], field: str) -> str:
@@ -46,11 +83,16 @@ def inbound_sms(form: Mapping[str, str], default_region: str) -> Interaction:
 
 
 class SmsWebhook:
+    OPERATIONS = (RECEIVE,)
+
     def __init__(self, settings: Settings, publisher: InteractionPublisher, admission: Admission) -> None:
         self._settings = settings
         self._signature = TwilioSignature(settings.twilio_auth_token.get_secret_value(), settings.public_url)
         self._publisher = publisher
         self._admission = admission
+
+    def routes(self) -> list[web.RouteDef]:
+        return [RECEIVE.route(self.receive)]
 
     async def receive(self, request: web.Request) -> web.Response:
         with self._admission.slot():

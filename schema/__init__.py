@@ -15,6 +15,7 @@ from schema.desktop import (
     ReplyCommand,
     StateCommand,
 )
+from schema.health import Liveness, Readiness, ReadinessChecks
 from schema.interactions import Channel, Direction, IdentityKind, Interaction
 from schema.offers import AgentNotice, Offer, OfferedReservation
 
@@ -35,10 +36,13 @@ __all__ = [
     "IdentityKind",
     "IdentityView",
     "Interaction",
+    "Liveness",
     "Offer",
     "OfferedReservation",
     "QueueCreate",
     "QueueCreated",
+    "Readiness",
+    "ReadinessChecks",
     "RejectCommand",
     "ReplyCommand",
     "StateCommand",
