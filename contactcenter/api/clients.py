@@ -13,6 +13,7 @@ from contactcenter.identities import normalise_phone
 from contactcenter.store.cards import Cards
 from schema import ClientCard, IdentityKind
 
+NONEMPTY = {"type": "string", "minLength": 1}  # an empty value counts as none given
 LOOKUP = Operation(
     "GET",
     "/api/v1/clients/lookup",
@@ -21,8 +22,13 @@ LOOKUP = Operation(
     {200: Answer("the card, timeline newest first", ClientCard), **failures(400, 401, 403, 404, 503)},
     access=Access.STAFF,
     parameters=(
-        Parameter("phone", "query", "a phone number in any common notation, read in CC_DEFAULT_REGION"),
-        Parameter("email", "query", "an email address (when no phone is given)"),
+        Parameter(
+            "phone",
+            "query",
+            "a phone number in any common notation, read in CC_DEFAULT_REGION (this or `email` is required)",
+            schema=NONEMPTY,
+        ),
+        Parameter("email", "query", "an email address, read when no phone is given", schema=NONEMPTY),
     ),
 )
 BY_ID = Operation(
