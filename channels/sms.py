@@ -11,11 +11,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from channels.admission import Admission
 from channels.publishing import InteractionPublisher
 from channels.twilio_signature import TwilioSignature, twilio_form
+from contactcenter.api.operations import Answer, Operation, Parameter, failures
 from contactcenter.errors import Invalid
 from contactcenter.http_errors import invalid_from
 from contactcenter.identities import normalise_phone
@@ -30,6 +31,41 @@ log = logging.getLogger(__name__)
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 # A refusal names the form's field, as Twilio's debugger shows it, not the interaction's.
 _FORM_FIELDS = {"provider_id": "MessageSid", "from_address": "From", "to_address": "To", "body": "Body"}
+
+
+class InboundSmsForm(BaseModel):
+    """The fields of Twilio's form the webhook reads (`inbound_sms`), for the API's document. Twilio sends many
+    more, all accepted as text."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, str]
+
+    MessageSid: str = Field(min_length=1, description="Twilio's id of the message: a retry carries the same")
+    From: str = Field(min_length=1, description="the sender's phone number")
+    To: str = ""
+    Body: str = ""
+
+
+RECEIVE = Operation(
+    "POST",
+    "/channels/twilio/sms",
+    "receiveSms",
+    "Twilio's inbound-message webhook; answered once the bus confirmed the contact",
+    {
+        200: Answer("taken in: empty TwiML", media_type="text/xml", schema={"type": "string"}),
+        **failures(400, 403, 503, reasons={403: "X-Twilio-Signature is missing or wrong"}),
+    },
+    body=InboundSmsForm,
+    body_media_type="application/x-www-form-urlencoded",
+    parameters=(
+        Parameter(
+            "X-Twilio-Signature",
+            "header",
+            "Twilio's signature of CC_PUBLIC_URL + path and the form, with the account's auth token (else 403)",
+            required=True,
+        ),
+    ),
+)
 
 
 def _required(form: Mapping[str, str], field: str) -> str:
@@ -63,6 +99,8 @@ def inbound_sms(form: Mapping[str, str], default_region: str) -> Interaction:
 
 
 class SmsWebhook:
+    OPERATIONS = (RECEIVE,)
+
     def __init__(
         self, settings: Settings, publisher: InteractionPublisher, admission: Admission, metrics: IntakeMetrics
     ) -> None:
@@ -71,6 +109,9 @@ class SmsWebhook:
         self._publisher = publisher
         self._admission = admission
         self._metrics = metrics
+
+    def routes(self) -> list[web.RouteDef]:
+        return [RECEIVE.route(self.receive)]
 
     async def receive(self, request: web.Request) -> web.Response:
         with self._metrics.webhook(Channel.SMS), self._admission.slot():

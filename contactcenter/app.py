@@ -25,6 +25,8 @@ from contactcenter.agents.relay import NoticeRelay
 from contactcenter.agents.replies import Replies
 from contactcenter.api.admin import AdminApi
 from contactcenter.api.clients import ClientsApi
+from contactcenter.api.openapi import OpenApiDocument
+from contactcenter.api.operations import Operation
 from contactcenter.auth import Authenticator
 from contactcenter.bus import Bus
 from contactcenter.health import Health
@@ -71,6 +73,9 @@ class Services:
     notices: AgentNotices
     http: aiohttp.ClientSession
 
+
+# Every class that serves part of the HTTP API, each declaring its operations: the API's document is theirs.
+HTTP_APIS = (Health, MetricsEndpoint, SmsWebhook, AdminApi, ClientsApi, AgentGateway, OpenApiDocument)
 
 SETTINGS = web.AppKey("settings", Settings)
 SERVICES = web.AppKey("services", Services)
@@ -210,12 +215,18 @@ async def _start_api(
     sms = SmsWebhook(settings, publisher, admission, app[METRICS].intake)
     app.router.add_routes(
         [
-            web.post("/channels/twilio/sms", sms.receive),
+            *sms.routes(),
             *AdminApi(auth, services.directory).routes(),
             *ClientsApi(auth, services.cards, settings.default_region).routes(),
             *gateway.routes(),
+            *OpenApiDocument(http_operations()).routes(),
         ]
     )
+
+
+def http_operations() -> list[Operation]:
+    """Every operation of the HTTP API, whichever role serves it."""
+    return [operation for api in HTTP_APIS for operation in api.OPERATIONS]
 
 
 def _reply_senders(settings: Settings, services: Services) -> dict[Channel, ReplySender]:

@@ -18,7 +18,7 @@ def bearer_token(request: web.Request, *, allow_query: bool = False) -> str:
     # Browsers cannot set headers on a WebSocket handshake: the token may come as `?token=`.
     if allow_query and request.query.get("token"):
         return request.query["token"]
-    raise Unauthorized("a bearer token is required (Authorization: Bearer ...)")
+    raise Unauthorized("a bearer token is required (Authorization: Bearer ...)", field="Authorization")
 
 
 class Authenticator:

@@ -9,27 +9,44 @@ import asyncpg
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from contactcenter.api.operations import Answer, Operation
+from schema import Liveness, Readiness, ReadinessChecks
+
 if TYPE_CHECKING:
     from contactcenter.app import Services
 
 CHECK_TIMEOUT = 2.0
 
+HEALTHZ = Operation(
+    "GET", "/healthz", "healthz", "Whether the process runs (every role)", {200: Answer("it runs", Liveness)}
+)
+READYZ = Operation(
+    "GET",
+    "/readyz",
+    "readyz",
+    "Whether PostgreSQL, Redis and the bus all answer",
+    {200: Answer("all answer", Readiness), 503: Answer("one does not: `checks` says which", Readiness)},
+)
+
 
 class Health:
+    OPERATIONS = (HEALTHZ, READYZ)
+
     def __init__(self, services: Services) -> None:
         self._services = services
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.get("/healthz", self.healthz), web.get("/readyz", self.readyz)]
+        return [HEALTHZ.route(self.healthz), READYZ.route(self.readyz)]
 
     async def healthz(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        return web.json_response(Liveness().model_dump())
 
     async def readyz(self, request: web.Request) -> web.Response:
-        checks = await asyncio.gather(self._database(), self._redis(), self._services.bus.ping())
-        report = dict(zip(("database", "redis", "bus"), checks, strict=True))
-        status = 200 if all(checks) else 503
-        return web.json_response({"ready": all(checks), "checks": report}, status=status)
+        database, redis, bus = await asyncio.gather(self._database(), self._redis(), self._services.bus.ping())
+        report = Readiness(
+            ready=database and redis and bus, checks=ReadinessChecks(database=database, redis=redis, bus=bus)
+        )
+        return web.json_response(report.model_dump(), status=200 if report.ready else 503)
 
     async def _database(self) -> bool:
         try:

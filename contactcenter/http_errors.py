@@ -104,4 +104,7 @@ async def error_middleware(
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_response(exc.status, _HTTP_CODES.get(exc.status, "http_error"), exc.reason)
+        response = error_response(exc.status, _HTTP_CODES.get(exc.status, "http_error"), exc.reason)
+        if "Allow" in exc.headers:  # RFC 9110: a 405 names the methods the path takes
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response

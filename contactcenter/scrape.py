@@ -10,8 +10,8 @@ The output holds counts and queue names only: no ids, numbers or customers' word
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
+import secrets
 from collections import Counter
 from typing import TYPE_CHECKING
 
@@ -20,8 +20,11 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
+from contactcenter.api.operations import Answer, Operation, failures
+from contactcenter.auth import bearer_token
 from contactcenter.errors import Unauthorized, Unavailable
 from contactcenter.metrics import LiveMetrics, Metrics
+from contactcenter.store.directory import token_bytes
 
 if TYPE_CHECKING:
     from contactcenter.app import Services
@@ -30,15 +33,28 @@ log = logging.getLogger(__name__)
 
 READ_TIMEOUT = 2.0
 
+SCRAPE = Operation(
+    "GET",
+    "/metrics",
+    "scrapeMetrics",
+    "Prometheus metrics in the text exposition format (bearer CC_METRICS_TOKEN when it is set)",
+    {
+        200: Answer("the metrics", media_type=CONTENT_TYPE_LATEST.split(";")[0], schema={"type": "string"}),
+        **failures(401, reasons={401: "CC_METRICS_TOKEN is set and the bearer token is missing or wrong"}),
+    },
+)
+
 
 class MetricsEndpoint:
+    OPERATIONS = (SCRAPE,)
+
     def __init__(self, metrics: Metrics, services: Services, token: str | None) -> None:
         self._metrics = metrics
         self._services = services
         self._token = token
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.get("/metrics", self.scrape)]
+        return [SCRAPE.route(self.scrape)]
 
     async def scrape(self, request: web.Request) -> web.Response:
         self._check_token(request)
@@ -48,8 +64,8 @@ class MetricsEndpoint:
     def _check_token(self, request: web.Request) -> None:
         if self._token is None:
             return
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), self._token.encode()):
+        # Compared as bytes, as every token is: a header may hold any code point.
+        if not secrets.compare_digest(token_bytes(bearer_token(request)), token_bytes(self._token)):
             raise Unauthorized("the metrics need the bearer token set in CC_METRICS_TOKEN", field="Authorization")
 
     async def _read_live(self, live: LiveMetrics) -> None:

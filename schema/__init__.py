@@ -17,6 +17,7 @@ from schema.desktop import (
     ReplyCommand,
     StateCommand,
 )
+from schema.health import Liveness, Readiness, ReadinessChecks
 from schema.interactions import Channel, Direction, IdentityKind, Interaction
 from schema.offers import AgentNotice, Offer, OfferedReservation
 
@@ -39,10 +40,13 @@ __all__ = [
     "IdentityKind",
     "IdentityView",
     "Interaction",
+    "Liveness",
     "Offer",
     "OfferedReservation",
     "QueueCreate",
     "QueueCreated",
+    "Readiness",
+    "ReadinessChecks",
     "RejectCommand",
     "ReplyCommand",
     "StateCommand",

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from contactcenter.agents.notices import AgentNotices
 from contactcenter.agents.relay import NoticeRelay
 from contactcenter.agents.replies import Replies
+from contactcenter.api.operations import Access, Answer, Operation, Parameter, failures
 from contactcenter.auth import Authenticator
 from contactcenter.errors import ContactCenterError, Forbidden, NotFound
 from contactcenter.http_errors import SERVICE_ERRORS, invalid_from
@@ -48,6 +49,22 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 64 * 1024
 LEAVING_ERRORS: tuple[type[BaseException], ...] = (ContactCenterError, *SERVICE_ERRORS)
 HEARTBEAT_SECONDS = 20.0
+
+CONNECT = Operation(
+    "GET",
+    "/api/v1/agents/ws",
+    "connectAgent",
+    "The agent desktop's WebSocket (its messages are described in docs/api.md)",
+    {
+        101: Answer("the socket is open"),
+        **failures(400, 401, 403, 503, reasons={400: "not a WebSocket handshake", 403: "a browser origin not allowed"}),
+    },
+    access=Access.AGENT,
+    parameters=(
+        Parameter("token", "query", "the agent's token, for browsers, which cannot set headers on a WebSocket"),
+        Parameter("Origin", "header", "a browser's origin: the service's own or one of CC_ALLOWED_ORIGINS (else 403)"),
+    ),
+)
 
 
 class AgentSession:
@@ -92,6 +109,8 @@ class AgentSession:
 
 
 class AgentGateway:
+    OPERATIONS = (CONNECT,)
+
     def __init__(
         self,
         *,
@@ -141,7 +160,7 @@ class AgentGateway:
             await session.socket.close(code=1001, message=b"server shutting down")
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.get("/api/v1/agents/ws", self.connect)]
+        return [CONNECT.route(self.connect)]
 
     async def connect(self, request: web.Request) -> web.WebSocketResponse:
         self._check_origin(request)

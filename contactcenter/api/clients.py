@@ -6,14 +6,45 @@ import uuid
 
 from aiohttp import web
 
+from contactcenter.api.operations import Access, Answer, Operation, Parameter, failures
 from contactcenter.auth import Authenticator
 from contactcenter.errors import Invalid, NotFound
 from contactcenter.identities import normalise_phone
 from contactcenter.store.cards import Cards
-from schema import IdentityKind
+from schema import ClientCard, IdentityKind
+
+NONEMPTY = {"type": "string", "minLength": 1}  # an empty value counts as none given
+LOOKUP = Operation(
+    "GET",
+    "/api/v1/clients/lookup",
+    "lookupClient",
+    "The card of the client holding a phone number or an email address",
+    {200: Answer("the card, timeline newest first", ClientCard), **failures(400, 401, 403, 404, 503)},
+    access=Access.STAFF,
+    parameters=(
+        Parameter(
+            "phone",
+            "query",
+            "a phone number in any common notation, read in CC_DEFAULT_REGION (this or `email` is required)",
+            schema=NONEMPTY,
+        ),
+        Parameter("email", "query", "an email address, read when no phone is given", schema=NONEMPTY),
+    ),
+)
+BY_ID = Operation(
+    "GET",
+    "/api/v1/clients/{client_id}",
+    "getClient",
+    "A client's card",
+    {200: Answer("the card, timeline newest first", ClientCard), **failures(400, 401, 403, 404, 503)},
+    access=Access.STAFF,
+    parameters=(Parameter("client_id", "path", "the client's id", schema={"type": "string", "format": "uuid"}),),
+)
 
 
 class ClientsApi:
+    OPERATIONS = (LOOKUP, BY_ID)
+
     def __init__(self, auth: Authenticator, cards: Cards, default_region: str) -> None:
         self._auth = auth
         self._cards = cards
@@ -21,8 +52,8 @@ class ClientsApi:
 
     def routes(self) -> list[web.RouteDef]:
         return [
-            web.get("/api/v1/clients/lookup", self.lookup),
-            web.get("/api/v1/clients/{client_id}", self.by_id),
+            LOOKUP.route(self.lookup),
+            BY_ID.route(self.by_id),
         ]
 
     async def lookup(self, request: web.Request) -> web.Response:
