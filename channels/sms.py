@@ -53,9 +53,11 @@ class SmsWebhook:
         self._admission = admission
 
     async def receive(self, request: web.Request) -> web.Response:
+        # The place is taken only for a signed contact: a caller who sends its body slowly, or signs nothing,
+        # must not hold what Twilio's webhooks need (the body's deadline is the connection guard's).
+        form = await twilio_form(request)
+        self._signature.verify(request, form)
+        interaction = inbound_sms(form, self._settings.default_region)
         with self._admission.slot():
-            form = await twilio_form(request)
-            self._signature.verify(request, form)
-            interaction = inbound_sms(form, self._settings.default_region)
             await self._publisher.publish(interaction)
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
