@@ -9,7 +9,7 @@ from aiohttp import web
 from multidict import MultiDictProxy, MultiMapping
 from twilio.request_validator import RequestValidator
 
-from contactcenter.errors import Forbidden, Invalid
+from contactcenter.errors import Forbidden, Invalid, TooLarge
 
 
 def public_url_of(request: web.Request, public_url: str | None) -> str:
@@ -43,9 +43,20 @@ class TwilioSignature:
             raise Forbidden("X-Twilio-Signature does not match")
 
 
+# Twilio's forms are a few KiB (an SMS of 1,600 characters and some forty other fields): more is not Twilio.
+MAX_FORM_BYTES = 64 * 1024
+
+
 async def twilio_form(request: web.Request) -> MultiDictProxy[str]:
     """The webhook's form fields, each value as posted. Twilio posts `application/x-www-form-urlencoded`, never
-    files: every value of such a form is text."""
+    files: every value of such a form is text. Refused at once when it announces more than `MAX_FORM_BYTES`."""
     if request.content_type != "application/x-www-form-urlencoded":
         raise Invalid("expected an application/x-www-form-urlencoded form", field="Content-Type")
-    return cast("MultiDictProxy[str]", await request.post())
+    if request.content_length is None:
+        request = request.clone(client_max_size=MAX_FORM_BYTES)  # chunked: counted as it is read
+    elif request.content_length > MAX_FORM_BYTES:
+        raise TooLarge(f"a Twilio form is at most {MAX_FORM_BYTES} bytes", field="body")
+    try:
+        return cast("MultiDictProxy[str]", await request.post())
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise TooLarge(f"a Twilio form is at most {MAX_FORM_BYTES} bytes", field="body") from exc

@@ -20,6 +20,8 @@ from contactcenter.errors import (
     Invalid,
     NotFound,
     Overloaded,
+    TimedOut,
+    TooLarge,
     Unauthorized,
     Unavailable,
 )
@@ -32,7 +34,9 @@ STATUS: dict[type[ContactCenterError], int] = {
     Unauthorized: 401,
     Forbidden: 403,
     NotFound: 404,
+    TimedOut: 408,
     Conflict: 409,
+    TooLarge: 413,
     Unavailable: 503,
 }
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type"}

@@ -19,6 +19,7 @@ from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 
 from contactcenter.app import SERVICES, Role, Services, create_app
+from contactcenter.connections import ConnectionGuard, guarded_runner, guarded_site
 from contactcenter.settings import Settings
 
 ADMIN_TOKEN = "test-admin-token"
@@ -32,6 +33,7 @@ class RunningService:
     settings: Settings
     http: aiohttp.ClientSession
     app: web.Application
+    guard: ConnectionGuard | None = None  # what watches the service's connections (when run in this process)
 
     @property
     def services(self) -> Services:
@@ -127,14 +129,14 @@ class AgentDesktop:
 @contextlib.asynccontextmanager
 async def run_service(settings: Settings, role: Role = Role.ALL) -> AsyncIterator[RunningService]:
     app = create_app(settings, role)
-    runner = web.AppRunner(app)
+    runner = guarded_runner(app, settings)  # as `contactcenter serve` listens, so the tests prove what runs
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = guarded_site(runner, settings, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
     try:
         async with aiohttp.ClientSession() as http:
-            yield RunningService(f"http://127.0.0.1:{port}", settings, http, app)
+            yield RunningService(f"http://127.0.0.1:{port}", settings, http, app, site.guard)
     finally:
         await runner.cleanup()
 
