@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -217,3 +219,34 @@ async def test_past_the_connections_of_one_client_a_new_one_gets_a_503_and_refus
                 client.writer.close()
             await until(lambda: guard_of(service).open_connections == ours)
         await signed_sms_get_in(service, "+14155550146")
+
+
+async def test_an_agent_socket_whose_desktop_stops_reading_is_dropped(service_settings: Settings) -> None:
+    """Notices pile up unsent for a desktop that reads nothing: past the idle deadline its connection is dropped
+    (closing it politely would wait for the client to take what is queued, which it never does)."""
+    async with run_service(service_settings.model_copy(update={"idle_connection_seconds": 1.0})) as service:
+        await service.create_queue("sales", ["sms"])
+        agent = await service.create_agent("Ann", ["sales"])
+        host, port = service.base_url.removeprefix("http://").split(":")
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window fills at once
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+        reader, writer = await asyncio.open_connection(sock=sock)
+        desktop = RawClient(reader, writer)
+        try:
+            head = agent_socket_head(service).replace(b"/ws ", f"/ws?token={agent['token']} ".encode())
+            await desktop.send(head)
+            async with asyncio.timeout(10):
+                assert (await reader.readline()).startswith(b"HTTP/1.1 101")
+                while await reader.readline() not in (b"\r\n", b""):
+                    pass
+            # From here on the desktop reads nothing.
+            guard, notice, agent_id = guard_of(service), b'"' + b"x" * 60_000 + b'"', uuid.UUID(agent["id"])
+            async with asyncio.timeout(20):
+                while not guard.cut_off:
+                    await service.services.relay.send(agent_id, notice)
+                    await asyncio.sleep(0.05)
+            await desktop.closed_by_the_service(timeout=20)  # returns once the service has closed it
+        finally:
+            writer.close()
