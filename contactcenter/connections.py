@@ -255,6 +255,7 @@ class ConnectionGuard:
         for connection in list(self._open.values()):
             if connection.headers_due is not None:
                 if now >= connection.headers_due:
+                    connection.headers_due = None  # counted once, though the close is only under way
                     self._cut_off(connection, "headers")
                     connection.handler.force_close()
                 continue
