@@ -94,7 +94,9 @@ async def error_middleware(
             log.warning("%s %s: %s", request.method, request.path, exc.message)
         return error_response(status, exc.code, exc.message, exc.field)
     except SERVICE_ERRORS as exc:
-        log.warning("%s %s: a service we depend on failed: %s", request.method, request.path, type(exc).__name__)
+        # A client that hung up mid-request is no failure of ours (and an answer to it goes nowhere).
+        if not (isinstance(exc, ConnectionResetError) and request.transport is None):
+            log.warning("%s %s: a service we depend on failed: %s", request.method, request.path, type(exc).__name__)
         return error_response(503, Unavailable.code, "a service we depend on is unavailable; try again")
     except web.HTTPException as exc:
         if exc.status < 400:

@@ -250,3 +250,19 @@ async def test_an_agent_socket_whose_desktop_stops_reading_is_dropped(service_se
             await desktop.closed_by_the_service(timeout=20)  # returns once the service has closed it
         finally:
             writer.close()
+
+
+async def test_clients_hanging_up_mid_body_are_no_service_failure_and_flood_no_log(
+    service: RunningService, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that leaves is nobody to answer, and no dependency of ours failed: nothing to warn about."""
+    caplog.set_level(logging.INFO, logger="contactcenter")
+    await service.create_queue("sales", ["sms"])
+    ours = guard_of(service).open_connections
+    async with raw_clients(service, 20) as leaving:
+        for client in leaving:
+            await client.send(sms_head(service, 10_000) + b"From=%2B1415")
+        await until(lambda: guard_of(service).open_connections == ours + 20)
+    await until(lambda: guard_of(service).open_connections == ours)
+    await signed_sms_get_in(service, "+14155550147")
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
