@@ -175,6 +175,21 @@ async def test_a_twilio_form_over_its_size_budget_is_refused_at_once(service: Ru
         assert (status, body["error"]["code"], body["error"]["field"]) == (413, "too_large", "body")
 
 
+async def test_a_chunked_twilio_form_past_its_size_budget_is_refused(service: RunningService) -> None:
+    host = service.base_url.removeprefix("http://")
+    chunk = b"Body=" + b"x" * 70_000
+    async with raw_clients(service, 1) as (big,):
+        await big.send(
+            f"POST {SMS_PATH} HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\nX-Twilio-Signature: bm90IGEgc2lnbmF0dXJl\r\n\r\n"
+            f"{len(chunk):x}\r\n".encode()
+            + chunk
+            + b"\r\n0\r\n\r\n"
+        )
+        status, body = await big.answer()
+        assert (status, body["error"]["code"], body["error"]["field"]) == (413, "too_large", "body")
+
+
 @pytest.mark.parametrize("head", [sms_head, agent_socket_head], ids=["webhook", "agent socket handshake"])
 async def test_headers_sent_a_byte_at_a_time_are_cut_off_and_signed_sms_flow_meanwhile(
     service_settings: Settings, head: Callable[..., bytes]
