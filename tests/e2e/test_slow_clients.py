@@ -99,7 +99,7 @@ def agent_socket_head(service: RunningService) -> bytes:
 
 
 # Deadlines short enough for a test, long enough for a genuine request on a slow, shared machine.
-QUICK_DEADLINES = {"header_read_seconds": 1.0, "body_read_seconds": 1.0}
+QUICK_DEADLINES = {"header_read_seconds": 2.0, "body_read_seconds": 1.0}
 
 
 async def signed_sms_get_in(service: RunningService, *numbers: str) -> None:
