@@ -191,7 +191,14 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
 
     namespace = f"bench{uuid.uuid4().hex[:8]}"
     admin_token, twilio_token = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
-    env = {"CC_ADMIN_TOKEN": admin_token, "CC_TWILIO_AUTH_TOKEN": twilio_token, "CC_LOG_LEVEL": "WARNING"}
+    env = {
+        "CC_ADMIN_TOKEN": admin_token,
+        "CC_TWILIO_AUTH_TOKEN": twilio_token,
+        "CC_LOG_LEVEL": "WARNING",
+        # Every customer and agent of the bench comes from one address, as through a proxy: the per-client
+        # bound (256) refused webhooks once a stall of the host had the load generator open more connections.
+        "CC_MAX_CONNECTIONS_PER_CLIENT": "100000",
+    }
     if args.embedded:
         data_dir = Path(tempfile.mkdtemp(prefix="cc-bench-"))
         env["CC_DATA_DIR"] = str(data_dir)

@@ -53,7 +53,7 @@ RECEIVE = Operation(
     "Twilio's inbound-message webhook; answered once the bus confirmed the contact",
     {
         200: Answer("taken in: empty TwiML", media_type="text/xml", schema={"type": "string"}),
-        **failures(400, 403, 503, reasons={403: "X-Twilio-Signature is missing or wrong"}),
+        **failures(400, 403, 408, 413, 503, reasons={403: "X-Twilio-Signature is missing or wrong"}),
     },
     body=InboundSmsForm,
     body_media_type="application/x-www-form-urlencoded",
@@ -114,11 +114,16 @@ class SmsWebhook:
         return [RECEIVE.route(self.receive)]
 
     async def receive(self, request: web.Request) -> web.Response:
-        with self._metrics.webhook(Channel.SMS), self._admission.slot():
+        with self._metrics.webhook(Channel.SMS):
+            # The place is taken only for a signed contact: a caller who sends its body slowly, or signs
+            # nothing, must not hold what Twilio's webhooks need (the body's deadline is the connection guard's).
             form = await twilio_form(request)
             self._signature.verify(request, form)
             interaction = inbound_sms(form, self._settings.default_region)
-            with log_context(interaction_id=interaction.id, provider_id=interaction.provider_id):
+            with (
+                self._admission.slot(),
+                log_context(interaction_id=interaction.id, provider_id=interaction.provider_id),
+            ):
                 with self._metrics.publishing(Channel.SMS):
                     await self._publisher.publish(interaction)
                 log.info("sms accepted: handed to the routers")

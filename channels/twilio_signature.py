@@ -9,7 +9,7 @@ from aiohttp import web
 from multidict import MultiDictProxy, MultiMapping
 from twilio.request_validator import RequestValidator
 
-from contactcenter.errors import Forbidden
+from contactcenter.errors import Forbidden, TooLarge
 
 
 def public_url_of(request: web.Request, public_url: str | None) -> str:
@@ -52,19 +52,30 @@ def claimed_signature(request: web.Request) -> str:
     return signature
 
 
+# Twilio's forms are a few KiB (an SMS of 1,600 characters and some forty other fields): more is not Twilio.
+MAX_FORM_BYTES = 64 * 1024
+
+
 async def twilio_form(request: web.Request) -> MultiDictProxy[str]:
     """The webhook's form fields, each value as posted. Twilio posts `application/x-www-form-urlencoded` in
     UTF-8, never files: every value of such a form is text.
 
     Read before the signature can be checked, so whatever cannot be Twilio's is a 403, as an unsigned post
-    is: a post without a signature, another content type (JSON, multipart), a body that is not UTF-8."""
+    is: a post without a signature, another content type (JSON, multipart), a body that is not UTF-8. A form
+    that announces more than `MAX_FORM_BYTES` is refused at once (413); a chunked one as it is read."""
     claimed_signature(request)
     if request.content_type != "application/x-www-form-urlencoded" or (request.charset or "utf-8").lower() not in (
         "utf-8",
         "utf8",
     ):
         raise Forbidden("Twilio signs UTF-8 application/x-www-form-urlencoded forms only", field="Content-Type")
+    if request.content_length is None:
+        request = request.clone(client_max_size=MAX_FORM_BYTES)  # chunked: counted as it is read
+    elif request.content_length > MAX_FORM_BYTES:
+        raise TooLarge(f"a Twilio form is at most {MAX_FORM_BYTES} bytes", field="body")
     try:
         return cast("MultiDictProxy[str]", await request.post())
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise TooLarge(f"a Twilio form is at most {MAX_FORM_BYTES} bytes", field="body") from exc
     except UnicodeDecodeError:
         raise Forbidden("the form is not UTF-8: Twilio did not sign it") from None

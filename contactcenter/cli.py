@@ -13,6 +13,7 @@ from aiohttp import web
 from pydantic import SecretStr, ValidationError
 
 from contactcenter.app import Role, create_app
+from contactcenter.connections import guarded_runner, guarded_site
 from contactcenter.logs import choose_format, configure_logging
 from contactcenter.settings import Settings
 from contactcenter.store import open_pool
@@ -70,15 +71,30 @@ def serve(settings: Settings, role: Role) -> None:
     )
     app = create_app(settings, role)
     app.on_startup.append(_tune_the_garbage_collector)
-    web.run_app(
-        app,
-        loop=_event_loop(),
-        host=settings.http_host,
-        port=settings.http_port,
-        print=None,
-        access_log=None,
-        backlog=LISTEN_BACKLOG,
-    )
+    loop = _event_loop()
+    asyncio.set_event_loop(loop)
+    serving = loop.create_task(_serve(app, settings))
+    try:
+        loop.run_until_complete(serving)
+    except (web.GracefulExit, KeyboardInterrupt):
+        pass  # SIGTERM or SIGINT: a graceful shutdown
+    finally:
+        serving.cancel()
+        loop.run_until_complete(asyncio.gather(serving, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+async def _serve(app: web.Application, settings: Settings) -> None:
+    """Serve until cancelled, through the guarded site (`web.run_app` would listen unguarded)."""
+    runner = guarded_runner(app, settings, handle_signals=True)
+    await runner.setup()
+    try:
+        site = guarded_site(runner, settings, settings.http_host, settings.http_port, backlog=LISTEN_BACKLOG)
+        await site.start()
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
 
 
 # Allocations between collections of the youngest generation (CPython's default: 700), and how many of those

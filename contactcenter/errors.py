@@ -32,6 +32,19 @@ class Conflict(ContactCenterError):
     code = "conflict"
 
 
+class TooLarge(ContactCenterError):
+    """More than we read for this kind of request (413)."""
+
+    code = "too_large"
+
+
+class TimedOut(ContactCenterError, TimeoutError):
+    """The client did not send its request within its deadline (408; the connection is closed). A TimeoutError
+    too, so aiohttp's drain of the unread rest of a body takes it for the timeout it is and closes quietly."""
+
+    code = "timeout"
+
+
 class Unavailable(ContactCenterError):
     """A service we depend on (bus, database, Redis) did not answer in time; the caller may retry."""
 

@@ -20,6 +20,8 @@ from contactcenter.errors import (
     Invalid,
     NotFound,
     Overloaded,
+    TimedOut,
+    TooLarge,
     Unauthorized,
     Unavailable,
 )
@@ -32,7 +34,9 @@ STATUS: dict[type[ContactCenterError], int] = {
     Unauthorized: 401,
     Forbidden: 403,
     NotFound: 404,
+    TimedOut: 408,
     Conflict: 409,
+    TooLarge: 413,
     Unavailable: 503,
 }
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type"}
@@ -99,7 +103,9 @@ async def error_middleware(
             log.warning("%s %s: %s", request.method, request.path, exc.message)
         return error_response(status, exc.code, exc.message, exc.field)
     except SERVICE_ERRORS as exc:
-        log.warning("%s %s: a service we depend on failed: %s", request.method, request.path, type(exc).__name__)
+        # A client that hung up mid-request is no failure of ours (and an answer to it goes nowhere).
+        if not (isinstance(exc, ConnectionResetError) and request.transport is None):
+            log.warning("%s %s: a service we depend on failed: %s", request.method, request.path, type(exc).__name__)
         return error_response(503, Unavailable.code, "a service we depend on is unavailable; try again")
     except web.HTTPException as exc:
         if exc.status < 400:

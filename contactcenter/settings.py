@@ -59,6 +59,16 @@ class Settings(BaseSettings):
     router_prefetch: int = Field(default=32, ge=1)
     # Redeliveries of a failing interaction before it is dead-lettered (0: none).
     delivery_limit: int = Field(default=5, ge=0)
+    # Per connection (contactcenter.connections): a new connection must have sent its request line and headers
+    # within `header_read_seconds`, a request its body within `body_read_seconds` of its headers (else 408 and
+    # the connection closes); a kept-alive connection waits `idle_connection_seconds` for its next request, and
+    # one whose unsent answers the client does not take for as long is dropped.
+    header_read_seconds: float = Field(default=10.0, gt=0)
+    body_read_seconds: float = Field(default=10.0, gt=0)
+    idle_connection_seconds: float = Field(default=75.0, gt=0)
+    # Connections one client address may hold at once; past it a new one gets a 503 and is closed. Behind a
+    # proxy or load balancer the client is the proxy: keep this above what it opens.
+    max_connections_per_client: int = Field(default=256, ge=1)
     log_level: str = "INFO"
     # `json` (one object per line, for a log collector) or `text` (for a person); unset: text in embedded mode
     # or at a terminal, JSON otherwise.

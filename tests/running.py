@@ -20,6 +20,7 @@ from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 
 from contactcenter.app import SERVICES, Role, Services, create_app
+from contactcenter.connections import ConnectionGuard, guarded_runner, guarded_site
 from contactcenter.settings import Settings
 
 ADMIN_TOKEN = "test-admin-token"
@@ -33,6 +34,7 @@ class RunningService:
     settings: Settings
     http: aiohttp.ClientSession
     app: web.Application
+    guard: ConnectionGuard | None = None  # what watches the service's connections (when run in this process)
 
     @property
     def services(self) -> Services:
@@ -134,17 +136,18 @@ async def run_service(settings: Settings, role: Role = Role.ALL) -> AsyncIterato
     port = listening.getsockname()[1]
     settings = settings.model_copy(update={"http_host": "127.0.0.1", "http_port": port})
     app = create_app(settings, role)
-    runner = web.AppRunner(app)
+    runner = guarded_runner(app, settings)  # as `contactcenter serve` listens, so the tests prove what runs
+    site = guarded_site(runner, settings, "127.0.0.1", port, sock=listening)
     try:
         await runner.setup()
-        await web.SockSite(runner, listening).start()
+        await site.start()
     except BaseException:
         listening.close()
         await runner.cleanup()
         raise
     try:
         async with aiohttp.ClientSession() as http:
-            yield RunningService(f"http://127.0.0.1:{port}", settings, http, app)
+            yield RunningService(f"http://127.0.0.1:{port}", settings, http, app, site.guard)
     finally:
         await runner.cleanup()
 

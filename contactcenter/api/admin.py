@@ -15,7 +15,7 @@ CREATE_QUEUE = Operation(
     "/api/v1/queues",
     "createQueue",
     "Create a queue; contacts on a channel go to the oldest queue that serves it",
-    {201: Answer("the queue", QueueCreated), **failures(400, 401, 403, 409, 503)},
+    {201: Answer("the queue", QueueCreated), **failures(400, 401, 403, 408, 409, 413, 503)},
     access=Access.ADMIN,
     body=QueueCreate,
 )
@@ -24,7 +24,7 @@ CREATE_AGENT = Operation(
     "/api/v1/agents",
     "createAgent",
     "Create an agent of existing queues; its token is shown only in this answer",
-    {201: Answer("the agent and its token", AgentCreated), **failures(400, 401, 403, 503)},
+    {201: Answer("the agent and its token", AgentCreated), **failures(400, 401, 403, 408, 413, 503)},
     access=Access.ADMIN,
     body=AgentCreate,
 )

@@ -68,7 +68,9 @@ _FAILURES = {
     401: "no bearer token, or one nobody holds",
     403: "the token's role may not do this",
     404: "nothing there",
+    408: "the body did not arrive within CC_BODY_READ_SECONDS of the headers; the connection closes",
     409: "it conflicts with what exists; `field` names the part at fault",
+    413: "the body is larger than this operation takes",
     503: "a service we depend on did not answer, or the process is at its bound: retry",
 }
 

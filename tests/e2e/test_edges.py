@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from urllib.parse import urlencode
+from typing import Any
 
 import aiohttp
 import pytest
@@ -212,24 +212,21 @@ async def test_an_agent_may_authenticate_with_a_bearer_header(service: RunningSe
 
 
 async def test_webhooks_past_the_admission_bound_get_a_503_to_retry_and_nothing_is_lost(
-    service_settings: Settings,
+    service_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An overloaded API answers at once with a 503 (Twilio retries) instead of taking in more than it carries."""
     async with run_service(service_settings.model_copy(update={"webhook_concurrency": 1})) as service:
         await service.create_queue("sales", ["sms"])
-        # A webhook whose body is still on its way holds the only place.
-        form = {"From": "+14155550134", "MessageSid": "SM" + "d" * 32, "Body": "first"}
-        path = "/channels/twilio/sms"
-        body = urlencode(form).encode()
-        signature = RequestValidator(TWILIO_AUTH_TOKEN).compute_signature(f"{service.base_url}{path}", form)
-        host, port = service.base_url.removeprefix("http://").split(":")
-        reader, writer = await asyncio.open_connection(host, int(port))
-        writer.write(
-            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(body)}\r\n"
-            f"Content-Type: application/x-www-form-urlencoded\r\nX-Twilio-Signature: {signature}\r\n\r\n".encode()
-            + body[:10]
-        )
-        await writer.drain()
+        # A signed contact the broker has not confirmed yet holds the only place.
+        bus, confirm = service.services.bus, asyncio.Event()
+        publish = bus.publish
+
+        async def confirmed_when_let_go(*args: Any, **kwargs: Any) -> None:
+            await confirm.wait()
+            await publish(*args, **kwargs)
+
+        monkeypatch.setattr(bus, "publish", confirmed_when_let_go)
+        first = asyncio.create_task(service.post_sms(sender="+14155550134", body="first", message_sid="SM" + "d" * 32))
         try:
             admission = service.app[ADMISSION]
             await _until(lambda: admission.in_hand == 1)
@@ -239,11 +236,11 @@ async def test_webhooks_past_the_admission_bound_get_a_503_to_retry_and_nothing_
             assert refused.headers["Retry-After"] == "1"
             assert (await refused.json())["error"]["code"] == "unavailable"
 
-            writer.write(body[10:])
-            await writer.drain()
-            assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+            confirm.set()
+            assert (await first).status == 200
         finally:
-            writer.close()  # a failure above must not leave the service waiting for the rest of the body
+            confirm.set()  # a failure above must not leave the first contact waiting
+            await asyncio.gather(first, return_exceptions=True)
         # Twilio's retry of the refused one now gets through, and both are on the card.
         retried = await service.post_sms(sender="+14155550135", body="second", message_sid="SM" + "e" * 32)
         assert retried.status == 200
