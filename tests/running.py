@@ -137,9 +137,9 @@ async def run_service(settings: Settings, role: Role = Role.ALL) -> AsyncIterato
     settings = settings.model_copy(update={"http_host": "127.0.0.1", "http_port": port})
     app = create_app(settings, role)
     runner = guarded_runner(app, settings)  # as `contactcenter serve` listens, so the tests prove what runs
-    site = guarded_site(runner, settings, "127.0.0.1", port, sock=listening)
     try:
         await runner.setup()
+        site = guarded_site(runner, settings, "127.0.0.1", port, sock=listening)
         await site.start()
     except BaseException:
         listening.close()
