@@ -84,7 +84,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             log.info("migrations applied: %s", ", ".join(applied))
         redis = _open_redis(settings)
         stack.push_async_callback(redis.aclose)
-        bus = await _open_bus(settings)
+        bus = await _open_bus(settings, pool)
         stack.push_async_callback(bus.close)
         topology = Topology(settings.namespace, settings.router_prefetch, settings.delivery_limit)
         # Declared by every role, so no contact is dropped before the first router comes up.
@@ -133,16 +133,18 @@ def _open_redis(settings: Settings) -> aioredis.Redis:
     return in_process_redis()
 
 
-async def _open_bus(settings: Settings) -> Bus:
+async def _open_bus(settings: Settings, pool: asyncpg.Pool) -> Bus:
     if settings.amqp_url is not None:
         from contactcenter.bus.amqp import connect_amqp
 
         return await connect_amqp(
             settings.amqp_url.get_secret_value(), publish_timeout=settings.publish_timeout_seconds
         )
+    from contactcenter.bus.journal import PostgresJournal
     from contactcenter.bus.memory import MemoryBus
 
-    return MemoryBus()
+    # Journaled in the service's own PostgreSQL: a contact acknowledged to its provider survives the process.
+    return MemoryBus(await PostgresJournal.open(pool), publish_timeout=settings.publish_timeout_seconds)
 
 
 def create_app(settings: Settings, role: Role = Role.ALL) -> web.Application:
