@@ -77,7 +77,7 @@ ADMISSION = web.AppKey("admission", Admission)
 @contextlib.asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     async with contextlib.AsyncExitStack() as stack:
-        pool = await _open_database(settings)
+        pool = await _open_database(settings, stack)
         stack.push_async_callback(pool.close)
         applied = await migrate(pool)
         if applied:
@@ -115,13 +115,15 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         )
 
 
-async def _open_database(settings: Settings) -> asyncpg.Pool:
+async def _open_database(settings: Settings, stack: contextlib.AsyncExitStack) -> asyncpg.Pool:
     if settings.database_url is not None:
         url = settings.database_url.get_secret_value()
     else:
         from contactcenter.embedded import start_postgres
 
-        url = await start_postgres(settings.data_dir)
+        postgres = await start_postgres(settings.data_dir)
+        stack.push_async_callback(postgres.stop)
+        url = postgres.url
     return await open_pool(url, schema=settings.database_schema)
 
 
