@@ -8,6 +8,7 @@ import gc
 import logging
 import secrets
 import sys
+from collections.abc import Callable
 
 from aiohttp import web
 from pydantic import SecretStr, ValidationError
@@ -60,13 +61,8 @@ def serve(settings: Settings, role: Role) -> None:
         settings = settings.model_copy(update={"admin_token": SecretStr(token)})
         # Shown once so a newcomer can use the API; production sets CC_ADMIN_TOKEN.
         print(f"CC_ADMIN_TOKEN was not set; this run's admin token: {token}", flush=True)
-    mode = "embedded" if settings.embedded else "production"
-    base = f"http://{settings.http_host}:{settings.http_port}"
-    print(
-        f"contactcenter ({mode}, role {role.value}) on {base}: health {base}/healthz, "
-        f"readiness {base}/readyz, Twilio SMS webhook {base}/channels/twilio/sms, agents {base}/api/v1/agents/ws",
-        flush=True,
-    )
+    if role is not Role.ROUTER and not settings.twilio_auth_token.get_secret_value():
+        log.warning("CC_TWILIO_AUTH_TOKEN is not set: every Twilio webhook will be refused (403)")
     app = create_app(settings, role)
     app.on_startup.append(_tune_the_garbage_collector)
     web.run_app(
@@ -74,10 +70,26 @@ def serve(settings: Settings, role: Role) -> None:
         loop=_event_loop(),
         host=settings.http_host,
         port=settings.http_port,
-        print=None,
+        # aiohttp prints once every site listens, after the start-up contexts opened the services: ready.
+        print=_ready_line(settings, role),
         access_log=None,
         backlog=LISTEN_BACKLOG,
     )
+
+
+def _ready_line(settings: Settings, role: Role) -> Callable[..., None]:
+    mode = "embedded" if settings.embedded else "production"
+    base = f"http://{settings.http_host}:{settings.http_port}"
+
+    def announce(*_: object, **__: object) -> None:
+        print(
+            f"contactcenter ready on {base} ({mode}, role {role.value}): health {base}/healthz, "
+            f"readiness {base}/readyz, Twilio SMS webhook {base}/channels/twilio/sms, "
+            f"agents {base}/api/v1/agents/ws",
+            flush=True,
+        )
+
+    return announce
 
 
 # Allocations between collections of the youngest generation (CPython's default: 700), and how many of those
