@@ -72,8 +72,10 @@ def _forget_a_stale_pid_file(folder: Path) -> None:
     try:
         server = psutil.Process(pid)
         ours = server.name() == "postgres" and str(folder) in server.cmdline()
-    except psutil.Error:
+    except psutil.NoSuchProcess:  # a zombie too: gone, only not yet reaped
         ours = False
+    except psutil.AccessDenied:  # another user's process: perhaps the server, whose pid file must stay
+        ours = True
     if not ours:
         log.warning("embedded PostgreSQL: removing the pid file of a server that no longer runs")
         pid_file.unlink(missing_ok=True)

@@ -1,11 +1,12 @@
 """The bus in process, for embedded mode: the same topic routing, competing consumers, redelivery on failure
 and dead-lettering past the delivery limit as on RabbitMQ, without a broker, in one process.
 
-Open it with `MemoryBus()`: messages live in memory only and die with the process. Embedded mode opens it
-with a journal (`MemoryBus(await PostgresJournal.open(pool))`), which keeps production's promise: a message routed to a
-shared queue is written to PostgreSQL before its publish returns, deleted once a handler took it, and what is
-left when a process dies is delivered again, in order and before anything new, once the next process
-declares the queue. Journal writes that arrive together share one statement, as contacts share a message.
+Open it with `MemoryBus()`: messages live in memory only and die with the process. Embedded mode gives it a
+journal (`MemoryBus(await PostgresJournal.open(pool))`), which keeps production's promise: a message routed
+to a shared queue is written to PostgreSQL before its publish returns, deleted once a handler took it, and
+what is left when a process dies is delivered again, in order and before anything new, once the next
+process declares the queue. Journal writes that arrive together share one statement, as contacts share a
+message.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ import asyncpg
 import psutil
 import pytest
 
+from contactcenter.embedded import start_postgres
 from contactcenter.settings import Settings
 from tests.running import ADMIN_TOKEN, TWILIO_AUTH_TOKEN, RunningService
 
@@ -138,3 +139,26 @@ async def test_sms_acknowledged_before_a_kill_9_are_stored_once_after_a_restart(
     async with asyncio.timeout(30):
         while psutil.pid_exists(postgres) and psutil.Process(postgres).status() != psutil.STATUS_ZOMBIE:
             await asyncio.sleep(0.1)
+
+
+async def test_a_pid_file_left_by_a_server_gone_with_a_reboot_does_not_stop_the_next_start(home: Path) -> None:
+    data_dir = home / "var"
+    postgres = await start_postgres(data_dir)
+    pid_file = data_dir / "postgres" / "postmaster.pid"
+    left = pid_file.read_text().splitlines()
+    await postgres.stop()
+    # After a reboot the pid in the file belongs to some other process.
+    stranger = await asyncio.create_subprocess_exec("sleep", "60")
+    pid_file.write_text("\n".join([str(stranger.pid), *left[1:]]) + "\n")
+    try:
+        postgres = await start_postgres(data_dir)
+        try:
+            conn = await asyncpg.connect(postgres.url)
+            assert await conn.fetchval("SELECT 1") == 1
+            await conn.close()
+        finally:
+            await postgres.stop()
+        assert stranger.returncode is None, "the stranger was left alone"
+    finally:
+        stranger.kill()
+        await stranger.wait()
