@@ -86,14 +86,14 @@ METRICS = web.AppKey("metrics", Metrics)
 @contextlib.asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     async with contextlib.AsyncExitStack() as stack:
-        pool = await _open_database(settings)
+        pool = await _open_database(settings, stack)
         stack.push_async_callback(pool.close)
         applied = await migrate(pool)
         if applied:
             log.info("migrations applied: %s", ", ".join(applied))
         redis = _open_redis(settings)
         stack.push_async_callback(redis.aclose)
-        bus = await _open_bus(settings)
+        bus = await _open_bus(settings, pool)
         stack.push_async_callback(bus.close)
         topology = Topology(settings.namespace, settings.router_prefetch, settings.delivery_limit)
         # Declared by every role, so no contact is dropped before the first router comes up.
@@ -124,13 +124,15 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         )
 
 
-async def _open_database(settings: Settings) -> asyncpg.Pool:
+async def _open_database(settings: Settings, stack: contextlib.AsyncExitStack) -> asyncpg.Pool:
     if settings.database_url is not None:
         url = settings.database_url.get_secret_value()
     else:
         from contactcenter.embedded import start_postgres
 
-        url = await start_postgres(settings.data_dir)
+        postgres = await start_postgres(settings.data_dir)
+        stack.push_async_callback(postgres.stop)
+        url = postgres.url
     return await open_pool(url, schema=settings.database_schema)
 
 
@@ -142,16 +144,18 @@ def _open_redis(settings: Settings) -> aioredis.Redis:
     return in_process_redis()
 
 
-async def _open_bus(settings: Settings) -> Bus:
+async def _open_bus(settings: Settings, pool: asyncpg.Pool) -> Bus:
     if settings.amqp_url is not None:
         from contactcenter.bus.amqp import connect_amqp
 
         return await connect_amqp(
             settings.amqp_url.get_secret_value(), publish_timeout=settings.publish_timeout_seconds
         )
+    from contactcenter.bus.journal import PostgresJournal
     from contactcenter.bus.memory import MemoryBus
 
-    return MemoryBus()
+    # Journaled in the service's own PostgreSQL: a contact acknowledged to its provider survives the process.
+    return MemoryBus(await PostgresJournal.open(pool), publish_timeout=settings.publish_timeout_seconds)
 
 
 def create_app(settings: Settings, role: Role = Role.ALL) -> web.Application:

@@ -62,18 +62,13 @@ def serve(settings: Settings, role: Role) -> None:
         settings = settings.model_copy(update={"admin_token": SecretStr(token)})
         # Shown once so a newcomer can use the API; production sets CC_ADMIN_TOKEN.
         print(f"CC_ADMIN_TOKEN was not set; this run's admin token: {token}", flush=True)
-    mode = "embedded" if settings.embedded else "production"
-    base = f"http://{settings.http_host}:{settings.http_port}"
-    print(
-        f"contactcenter ({mode}, role {role.value}) on {base}: health {base}/healthz, "
-        f"readiness {base}/readyz, Twilio SMS webhook {base}/channels/twilio/sms, agents {base}/api/v1/agents/ws",
-        flush=True,
-    )
+    if role is not Role.ROUTER and not settings.twilio_auth_token.get_secret_value():
+        log.warning("CC_TWILIO_AUTH_TOKEN is not set: every Twilio webhook will be refused (403)")
     app = create_app(settings, role)
     app.on_startup.append(_tune_the_garbage_collector)
     loop = _event_loop()
     asyncio.set_event_loop(loop)
-    serving = loop.create_task(_serve(app, settings))
+    serving = loop.create_task(_serve(app, settings, role))
     try:
         loop.run_until_complete(serving)
     except (web.GracefulExit, KeyboardInterrupt):
@@ -85,16 +80,29 @@ def serve(settings: Settings, role: Role) -> None:
         loop.close()
 
 
-async def _serve(app: web.Application, settings: Settings) -> None:
+async def _serve(app: web.Application, settings: Settings, role: Role) -> None:
     """Serve until cancelled, through the guarded site (`web.run_app` would listen unguarded)."""
     runner = guarded_runner(app, settings, handle_signals=True)
-    await runner.setup()
+    await runner.setup()  # the start-up contexts open the services here
     try:
         site = guarded_site(runner, settings, settings.http_host, settings.http_port, backlog=LISTEN_BACKLOG)
         await site.start()
+        host, port = runner.addresses[0][:2]
+        _announce_ready(f"http://{host}:{port}", settings, role)  # the port it listens on, even when 0 was asked
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
+
+
+def _announce_ready(base: str, settings: Settings, role: Role) -> None:
+    """Said once the services are open and the socket listens: /readyz answers from now on."""
+    mode = "embedded" if settings.embedded else "production"
+    print(
+        f"contactcenter ready on {base} ({mode}, role {role.value}): health {base}/healthz, "
+        f"readiness {base}/readyz, Twilio SMS webhook {base}/channels/twilio/sms, "
+        f"agents {base}/api/v1/agents/ws",
+        flush=True,
+    )
 
 
 # Allocations between collections of the youngest generation (CPython's default: 700), and how many of those

@@ -5,16 +5,27 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+import phonenumbers
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # A list given in the environment as "a.example, b.example" (a JSON list works too).
 CommaList = Annotated[list[str], NoDecode]
 
+# What each client library accepts.
+SERVICE_SCHEMES = {
+    "database_url": {"postgresql", "postgres"},
+    "redis_url": {"redis", "rediss", "unix"},
+    "amqp_url": {"amqp", "amqps"},
+}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CC_", env_file=".env", extra="ignore")
+    # Frozen: read once at start-up, handed out to everything; a change is a new copy (`model_copy`).
+    model_config = SettingsConfigDict(env_prefix="CC_", env_file=".env", extra="ignore", frozen=True)
 
     # Unset URLs mean embedded defaults: pgserver, fakeredis, the in-process bus.
     database_url: SecretStr | None = None
@@ -22,8 +33,9 @@ class Settings(BaseSettings):
     amqp_url: SecretStr | None = None
 
     http_host: str = "127.0.0.1"
-    http_port: int = 8080
-    smtp_port: int = 2525
+    # 0: any free port (tests).
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    smtp_port: int = Field(default=2525, ge=0, le=65535)
     public_url: str | None = None
     admin_token: SecretStr | None = None
 
@@ -37,44 +49,79 @@ class Settings(BaseSettings):
     # Origins allowed to open the agent and chat sockets, besides the service's own.
     allowed_origins: CommaList = Field(default_factory=list)
     # Names of exchanges, queues and Redis keys start with this; tests give each run its own.
-    namespace: str = "cc"
-    # PostgreSQL schema the tables live in.
-    database_schema: str = "public"
+    namespace: str = Field(default="cc", pattern=r"^[A-Za-z0-9_-]{1,50}$")
+    # PostgreSQL schema the tables live in; a plain identifier, as `store.open_pool` requires.
+    database_schema: str = Field(default="public", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     # Where embedded mode keeps its PostgreSQL data.
     data_dir: Path = Path("var")
 
-    reservation_timeout_seconds: float = 30.0
+    # Upper bounds catch a unit mistake (milliseconds written for seconds) rather than any real need.
+    reservation_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
     # How often routers check that Redis still holds live state (and rebuild it from PostgreSQL if not).
-    live_check_seconds: float = 2.0
+    live_check_seconds: float = Field(default=2.0, gt=0, le=3600)
     # The longest wait for the broker's confirm (then a 503 to the provider), and for Redis to confirm that a
     # gateway hears a connecting agent's notices (then the desktop is told to connect again).
-    publish_timeout_seconds: float = 5.0
+    publish_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     # Contacts an API process takes in from webhooks at once; past it, providers get a 503 and retry.
-    webhook_concurrency: int = Field(default=200, ge=1)
+    webhook_concurrency: int = Field(default=200, ge=1, le=100_000)
     # Contacts of one channel an API process publishes together in one message when they arrive while earlier
     # ones wait for the broker (1: each alone, as routers before batches expect during a rolling upgrade).
-    inbound_batch: int = Field(default=64, ge=1)
+    inbound_batch: int = Field(default=64, ge=1, le=10_000)
     # Deliveries a router holds at once (0 would mean no bound at all to RabbitMQ); 32, 128 and 512 carried the
     # same at the ceiling on two cores.
-    router_prefetch: int = Field(default=32, ge=1)
+    # AMQP carries the prefetch count in 16 bits.
+    router_prefetch: int = Field(default=32, ge=1, le=65535)
     # Redeliveries of a failing interaction before it is dead-lettered (0: none).
-    delivery_limit: int = Field(default=5, ge=0)
+    delivery_limit: int = Field(default=5, ge=0, le=1000)
     # Per connection (contactcenter.connections): a new connection must have sent its request line and headers
     # within `header_read_seconds`, a request its body within `body_read_seconds` of its headers (else 408 and
     # the connection closes); a kept-alive connection waits `idle_connection_seconds` for its next request, and
     # one whose unsent answers the client does not take for as long is dropped.
-    header_read_seconds: float = Field(default=10.0, gt=0)
-    body_read_seconds: float = Field(default=10.0, gt=0)
-    idle_connection_seconds: float = Field(default=75.0, gt=0)
+    header_read_seconds: float = Field(default=10.0, gt=0, le=3600)
+    body_read_seconds: float = Field(default=10.0, gt=0, le=3600)
+    idle_connection_seconds: float = Field(default=75.0, gt=0, le=86400)
     # Connections one client address may hold at once; past it a new one gets a 503 and is closed. Behind a
     # proxy or load balancer the client is the proxy: keep this above what it opens.
-    max_connections_per_client: int = Field(default=256, ge=1)
+    max_connections_per_client: int = Field(default=256, ge=1, le=1_000_000)
     log_level: str = "INFO"
     # `json` (one object per line, for a log collector) or `text` (for a person); unset: text in embedded mode
     # or at a terminal, JSON otherwise.
     log_format: Literal["json", "text"] | None = None
     # When set, `GET /metrics` asks for `Authorization: Bearer <token>`: the port that serves it faces Twilio.
     metrics_token: SecretStr | None = None
+
+    @field_validator("database_url", "redis_url", "amqp_url")
+    @classmethod
+    def _known_scheme(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        schemes = SERVICE_SCHEMES[str(info.field_name)]
+        # The message names the schemes, never the URL: it may hold a password.
+        if value is not None and urlsplit(value.get_secret_value()).scheme not in schemes:
+            raise ValueError(f"must start with {' or '.join(sorted(schemes))}://")
+        return value
+
+    @field_validator("public_url", "twilio_api_base")
+    @classmethod
+    def _web_address(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError("must be an http:// or https:// address")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return value
+
+    @field_validator("default_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        # Phone numbers without a country code are read in this region: an unknown one refuses them all.
+        if value.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError("must be a two-letter region phone numbers are known for (US, GB, FR, ...)")
+        return value.upper()
 
     @field_validator("mail_domains", "allowed_origins", mode="before")
     @classmethod

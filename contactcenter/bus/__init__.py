@@ -1,7 +1,8 @@
 """The bus port: publish with the broker's confirm, consume with ack.
 
 Two adapters are one: `amqp.AmqpBus` (RabbitMQ through aio-pika) and `memory.MemoryBus` (in-process, for
-embedded mode). Both pass `tests/contract/test_bus.py`. Exchanges are durable topic exchanges, declared on
+embedded mode, where `journal.PostgresJournal` keeps its shared queues across a restart). Both pass
+`tests/contract/test_bus.py`. Exchanges are durable topic exchanges, declared on
 first use by either side.
 """
 

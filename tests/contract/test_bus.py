@@ -1,5 +1,6 @@
-"""The bus contract: every test runs against RabbitMQ (aio-pika) and the in-process bus alike; the few at the end
-play a failing network between us and RabbitMQ, which only the AMQP adapter has."""
+"""The bus contract: every test runs against RabbitMQ (aio-pika), the in-process bus and the in-process bus with
+its PostgreSQL journal (embedded mode's) alike; the few at the end play a failing network between us and
+RabbitMQ, which only the AMQP adapter has. The journal's own promise, a restart, is in `test_bus_journal.py`."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from yarl import URL
 
 from contactcenter.bus import Bus, Delivery, QueueSpec
 from contactcenter.bus.amqp import connect_amqp
+from contactcenter.bus.journal import PostgresJournal
 from contactcenter.bus.memory import MemoryBus
 from contactcenter.errors import Unavailable
+from contactcenter.store import open_pool
 from tests.inbox import Inbox
 
 
@@ -61,12 +64,23 @@ async def names(namespace: str, amqp_url: str) -> AsyncIterator[Names]:
         await connection.close()
 
 
-@pytest.fixture(params=["amqp", "memory"])
-async def bus(request: pytest.FixtureRequest, amqp_url: str, names: Names) -> AsyncIterator[Bus]:
+@pytest.fixture(params=["amqp", "memory", "journaled"])
+async def bus(
+    request: pytest.FixtureRequest, amqp_url: str, database_url: str, database_schema: str, names: Names
+) -> AsyncIterator[Bus]:
     # Depends on `names` so that the bus, and its private queues, are closed before the clean-up runs.
-    opened: Bus = await connect_amqp(amqp_url, publish_timeout=5) if request.param == "amqp" else MemoryBus()
-    yield opened
-    await opened.close()
+    async with contextlib.AsyncExitStack() as stack:
+        opened: Bus
+        if request.param == "amqp":
+            opened = await connect_amqp(amqp_url, publish_timeout=5)
+        elif request.param == "memory":
+            opened = MemoryBus()
+        else:
+            pool = await open_pool(database_url, schema=database_schema)
+            stack.push_async_callback(pool.close)
+            opened = MemoryBus(await PostgresJournal.open(pool), publish_timeout=5)
+        yield opened
+        await opened.close()
 
 
 async def _publish(bus: Bus, exchange: str, key: str, body: bytes, mandatory: bool = False) -> None:

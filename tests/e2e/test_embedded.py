@@ -74,3 +74,33 @@ async def test_embedded_mode_runs_the_whole_spine_in_one_process(embedded_servic
     await service.post_sms(sender="+14155550134", body="again")
     assert (await desktop.receive("message"))["conversation_id"] == offer["reservation"]["conversation_id"]
     await desktop.close()
+
+
+async def test_the_ready_line_comes_when_the_service_answers_and_a_missing_twilio_token_is_warned_of(
+    tmp_path: Path,
+) -> None:
+    port = _free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CC_")}
+    env |= {"CC_HTTP_PORT": str(port), "CC_DATA_DIR": str(tmp_path / "var"), "CC_ADMIN_TOKEN": ADMIN_TOKEN}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "contactcenter", "serve"),
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        async with asyncio.timeout(60):
+            line = b""
+            while b"ready" not in line:
+                line = await process.stdout.readline()
+                assert line, "the service ended its output without a ready line"
+        assert line.decode().startswith(f"contactcenter ready on http://127.0.0.1:{port} (embedded, role all)")
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/readyz") as response:
+            assert response.status == 200, "ready means /readyz answers 200, at once"
+    finally:
+        process.terminate()
+        _, errors = await asyncio.wait_for(process.communicate(), 30)
+    assert "CC_TWILIO_AUTH_TOKEN is not set" in errors.decode()
