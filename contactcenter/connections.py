@@ -32,6 +32,7 @@ from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 
 from contactcenter.errors import TimedOut
+from contactcenter.http_errors import error_response
 from contactcenter.settings import Settings
 from schema import ErrorBody, ErrorDetail
 
@@ -69,6 +70,40 @@ def _refusal() -> bytes:
 
 
 REFUSAL = _refusal()
+
+
+class _JsonAnswers(RequestHandler):
+    """aiohttp's handler, but what aiohttp answers itself — a request it cannot parse (not HTTP, an over-long
+    line, a NUL in a header), a handler that raised past our middleware — comes in the JSON error shape, like
+    every other answer. What cannot be parsed is logged at debug: anyone can send it, and a traceback per bad
+    request is a log flood an attacker controls. What raised is our defect, and keeps its traceback."""
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if request.writer.output_size > 0:  # an answer has begun: the connection can only be dropped
+            raise ConnectionError("an answer was already under way")
+        if status >= 500:
+            log.error("answering %s %s failed", request.method, request.path, exc_info=exc)
+            response = error_response(status, "internal", "the service failed to answer; try again")
+        else:
+            log.debug("a request that is not HTTP we read (%s): %s", status, type(exc).__name__)
+            response = error_response(status, "bad_request", "the request could not be read as HTTP/1.1")
+        response.force_close()
+        return response
+
+
+def _answer_in_json(handler: RequestHandler) -> RequestHandler:
+    # aiohttp makes its handlers itself (`web.Server.__call__`) and has no setting for their class: the one it
+    # made becomes ours, a subclass that adds no state (same slots), so only its `handle_error` differs.
+    handler.__class__ = _JsonAnswers
+    return handler
 
 
 class SummaryLog:
@@ -198,7 +233,7 @@ class ConnectionGuard:
         server.request_factory = self._headers_in(server.request_factory)
 
         def guarded() -> asyncio.Protocol:
-            return _Connection(self, server(), loop.time() + self._limits.header_seconds)
+            return _Connection(self, _answer_in_json(server()), loop.time() + self._limits.header_seconds)
 
         return guarded
 

@@ -13,9 +13,11 @@ from urllib.parse import quote, urlencode
 
 import aiohttp
 import pytest
+from aiohttp import web
 from twilio.request_validator import RequestValidator
 
 from channels.sms import inbound_sms
+from contactcenter.connections import guarded_runner, guarded_site
 from contactcenter.identities import sender_identity
 from contactcenter.settings import Settings
 from contactcenter.store.cards import Cards
@@ -397,7 +399,55 @@ async def test_a_retried_message_sid_from_another_number_is_stored_once_and_make
 
 
 async def test_an_over_long_query_is_a_400_and_the_service_goes_on(service: RunningService) -> None:
-    status, _, _ = await _raw(service, f"GET /healthz?x={quote('a' * 20_000)} HTTP/1.1".encode())
+    status, headers, payload = await _raw(service, f"GET /healthz?x={quote('a' * 20_000)} HTTP/1.1".encode())
     assert status in (400, 414)
+    assert headers["content-type"].startswith("application/json")
+    assert _error(payload)["code"] == "bad_request"
     async with service.http.get(f"{service.base_url}/healthz") as response:
         assert response.status == 200
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  # a TLS hello on the plain port
+        b"GET /healthz HTTP/1.1\r\nX-Bad\x00Header: 1",  # a NUL in a header's name
+        b"GET /" + b"a" * 20_000 + b" HTTP/1.1",  # an over-long path
+    ],
+    ids=["tls-hello", "nul-in-header", "long-path"],
+)
+async def test_what_is_not_http_gets_the_json_error_shape_and_no_traceback_in_the_log(
+    service: RunningService, caplog: pytest.LogCaptureFixture, head: bytes
+) -> None:
+    """Requests aiohttp cannot parse never reach the app: they too are answered in our error shape, and an
+    attacker who sends them cannot fill the log with tracebacks."""
+    with caplog.at_level(logging.DEBUG):
+        status, headers, payload = await _raw(service, head)
+    assert status == 400
+    assert headers["content-type"].startswith("application/json")
+    assert _error(payload)["code"] == "bad_request"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+
+
+async def test_a_handler_that_raises_is_answered_in_the_json_error_shape_with_its_traceback_logged(
+    service_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A defect of ours past the error middleware is still a JSON answer (and a traceback for us), never
+    aiohttp's plain-text page — on the same guarded site `contactcenter serve` listens on."""
+
+    async def broken(request: web.Request) -> web.Response:
+        raise RuntimeError("a defect")
+
+    app = web.Application()
+    app.router.add_get("/broken", broken)
+    runner = guarded_runner(app, service_settings)
+    await runner.setup()
+    try:
+        await guarded_site(runner, service_settings, "127.0.0.1", 0).start()
+        port = runner.addresses[0][1]
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/broken") as response:
+            assert response.status == 500
+            assert (await response.json())["error"]["code"] == "internal"
+    finally:
+        await runner.cleanup()
+    assert any(record.exc_info and "a defect" in str(record.exc_info[1]) for record in caplog.records)
