@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import phonenumbers
+from pydantic import TypeAdapter, ValidationError
 
 from contactcenter.errors import Invalid
 from schema import Channel, IdentityKind, Interaction
+from schema.text import Identifier
 
 
 @dataclass(frozen=True)
@@ -32,10 +34,23 @@ def _e164(raw: str, default_region: str, field: str) -> str:
     try:
         number = phonenumbers.parse(raw, default_region)
     except phonenumbers.NumberParseException as exc:
-        raise Invalid(f"not a phone number: {raw!r}", field=field) from exc
+        # The value is not repeated: a customer's number, even mistyped, is theirs (the field names the place).
+        raise Invalid("not a phone number", field=field) from exc
     if not phonenumbers.is_possible_number(number):
-        raise Invalid(f"not a possible phone number: {raw!r}", field=field)
+        raise Invalid("not a possible phone number", field=field)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+_EMAIL: TypeAdapter[str] = TypeAdapter(Identifier)
+
+
+def normalise_email(raw: str, *, field: str = "email") -> str:
+    """The form an email address is kept in (trimmed, lower-cased); what no address holds (a NUL, a control
+    character) is refused naming `field`."""
+    try:
+        return _EMAIL.validate_python(raw.strip().lower())
+    except ValidationError:
+        raise Invalid("not an email address", field=field) from None
 
 
 def sender_identity(interaction: Interaction, default_region: str) -> Identity:
@@ -43,5 +58,5 @@ def sender_identity(interaction: Interaction, default_region: str) -> Identity:
         value = normalise_phone(interaction.from_address, default_region)
         return Identity(IdentityKind.PHONE, value, interaction.from_verified)
     if interaction.channel is Channel.EMAIL:
-        return Identity(IdentityKind.EMAIL, interaction.from_address.strip().lower(), interaction.from_verified)
+        return Identity(IdentityKind.EMAIL, normalise_email(interaction.from_address), interaction.from_verified)
     return Identity(IdentityKind.VISITOR, interaction.from_address, interaction.from_verified)

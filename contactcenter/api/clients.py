@@ -9,7 +9,7 @@ from aiohttp import web
 from contactcenter.api.operations import Access, Answer, Operation, Parameter, failures
 from contactcenter.auth import Authenticator
 from contactcenter.errors import Invalid, NotFound
-from contactcenter.identities import normalise_phone
+from contactcenter.identities import normalise_email, normalise_phone
 from contactcenter.store.cards import Cards
 from schema import ClientCard, IdentityKind
 
@@ -63,7 +63,7 @@ class ClientsApi:
                 IdentityKind.PHONE, normalise_phone(phone, self._default_region, field="phone")
             )
         elif email := request.query.get("email"):
-            card = await self._cards.by_identity(IdentityKind.EMAIL, email.strip().lower())
+            card = await self._cards.by_identity(IdentityKind.EMAIL, normalise_email(email))
         else:
             raise Invalid("give ?phone= or ?email=", field="phone")
         return _card_response(card)

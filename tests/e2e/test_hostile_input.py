@@ -451,3 +451,20 @@ async def test_a_handler_that_raises_is_answered_in_the_json_error_shape_with_it
     finally:
         await runner.cleanup()
     assert any(record.exc_info and "a defect" in str(record.exc_info[1]) for record in caplog.records)
+
+
+async def test_a_lookup_by_an_email_postgresql_could_not_hold_is_400_naming_it(service: RunningService) -> None:
+    query = urlencode({"email": "dana\x00@example.com"})
+    url = f"{service.base_url}/api/v1/clients/lookup?{query}"
+    async with service.http.get(url, headers=service.admin_headers()) as response:
+        assert response.status == 400
+        assert (await response.json())["error"]["field"] == "email"
+
+
+async def test_a_number_that_does_not_parse_is_not_repeated_in_the_answer(service: RunningService) -> None:
+    """A customer's number (even a mistyped one) is personal data: the 400 names the field, not the value."""
+    response = await service.post_sms(sender="555-0199-not-a-number", body="hi")
+    assert response.status == 400
+    error = await response.json()
+    assert error["error"]["field"] == "From"
+    assert "0199" not in error["error"]["message"]
