@@ -32,7 +32,7 @@ from contactcenter.bus import Bus
 from contactcenter.health import Health
 from contactcenter.http_errors import error_middleware
 from contactcenter.live.state import LiveState
-from contactcenter.metrics import Metrics
+from contactcenter.metrics import METRICS, Metrics
 from contactcenter.origins import web_origins
 from contactcenter.periodic import Periodic
 from contactcenter.scrape import MetricsEndpoint
@@ -80,7 +80,6 @@ HTTP_APIS = (Health, MetricsEndpoint, SmsWebhook, AdminApi, ClientsApi, AgentGat
 SETTINGS = web.AppKey("settings", Settings)
 SERVICES = web.AppKey("services", Services)
 ADMISSION = web.AppKey("admission", Admission)
-METRICS = web.AppKey("metrics", Metrics)
 
 
 @contextlib.asynccontextmanager

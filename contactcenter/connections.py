@@ -33,6 +33,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from contactcenter.errors import TimedOut
 from contactcenter.http_errors import error_response
+from contactcenter.metrics import METRICS
 from contactcenter.settings import Settings
 from schema import ErrorBody, ErrorDetail
 
@@ -386,4 +387,7 @@ def guarded_site(
     backlog: int = 128,
     sock: socket.socket | None = None,
 ) -> GuardedSite:
-    return GuardedSite(runner, ConnectionGuard(ConnectionLimits.of(settings)), host, port, backlog=backlog, sock=sock)
+    guard = ConnectionGuard(ConnectionLimits.of(settings))
+    if (metrics := runner.app.get(METRICS)) is not None:
+        metrics.watch_connections(guard)  # what it refuses and cuts off shows in /metrics
+    return GuardedSite(runner, guard, host, port, backlog=backlog, sock=sock)

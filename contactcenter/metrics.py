@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import Protocol
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
-from contactcenter.errors import ContactCenterError
+from contactcenter.errors import ContactCenterError, Overloaded
 
 
 class IntakeMetrics:
@@ -44,7 +47,9 @@ class IntakeMetrics:
         try:
             yield
         except ContactCenterError as exc:
-            self.refused.labels(channel, exc.code).inc()
+            # Overload shares `unavailable` with a broker that did not confirm in its answer (both: retry), not
+            # here: an operator must tell "add capacity" from "the broker is down".
+            self.refused.labels(channel, "overloaded" if isinstance(exc, Overloaded) else exc.code).inc()
             raise
 
     @contextlib.contextmanager
@@ -96,6 +101,34 @@ class LiveMetrics:
         self.redis_up = Gauge("cc_redis_up", "1 when Redis answers.", registry=registry)
 
 
+class GuardedConnections(Protocol):
+    """What the connection guard (`contactcenter.connections`) counts."""
+
+    refused: int
+    cut_off: int
+
+    @property
+    def open_connections(self) -> int: ...
+
+
+class _ConnectionsCollector(Collector):
+    """The guard's own counts, read when Prometheus scrapes: nothing on the connections' path."""
+
+    def __init__(self, guard: GuardedConnections) -> None:
+        self._guard = guard
+
+    def collect(self) -> Iterable[Metric]:
+        yield CounterMetricFamily(
+            "cc_connections_refused", "Connections refused past CC_MAX_CONNECTIONS_PER_CLIENT.", self._guard.refused
+        )
+        yield CounterMetricFamily(
+            "cc_connections_cut_off",
+            "Connections closed at a deadline (headers, body, or a client that stopped reading).",
+            self._guard.cut_off,
+        )
+        yield GaugeMetricFamily("cc_connections_open", "Connections open now.", self._guard.open_connections)
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -108,6 +141,9 @@ class Metrics:
             ["status_class"],
             registry=self.registry,
         )
+
+    def watch_connections(self, guard: GuardedConnections) -> None:
+        self.registry.register(_ConnectionsCollector(guard))
 
     @web.middleware
     async def count_responses(
@@ -124,3 +160,6 @@ class Metrics:
             raise
         self.http_responses.labels(f"{response.status // 100}xx").inc()
         return response
+
+
+METRICS = web.AppKey("metrics", Metrics)

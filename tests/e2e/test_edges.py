@@ -235,6 +235,10 @@ async def test_webhooks_past_the_admission_bound_get_a_503_to_retry_and_nothing_
             assert refused.status == 503
             assert refused.headers["Retry-After"] == "1"
             assert (await refused.json())["error"]["code"] == "unavailable"
+            async with service.http.get(f"{service.base_url}/metrics") as scraped:
+                metrics = await scraped.text()
+            # An operator tells overload (add capacity) from a broker that does not confirm.
+            assert 'cc_webhooks_refused_total{channel="sms",reason="overloaded"} 1.0' in metrics
 
             confirm.set()
             assert (await first).status == 200

@@ -234,6 +234,11 @@ async def test_past_the_connections_of_one_client_a_new_one_gets_a_503_and_refus
                 client.writer.close()
             await until(lambda: guard_of(service).open_connections == ours)
         await signed_sms_get_in(service, "+14155550146")
+        async with service.http.get(f"{service.base_url}/metrics") as scraped:
+            refused_line = next(
+                line for line in (await scraped.text()).splitlines() if line.startswith("cc_connections_refused_total ")
+            )
+        assert float(refused_line.split()[1]) >= 3, "an operator sees the refusals too"
 
 
 async def test_an_agent_socket_whose_desktop_stops_reading_is_dropped(service_settings: Settings) -> None:
