@@ -230,6 +230,7 @@ async def _start_router(settings: Settings, services: Services, stack: contextli
     )
     subscription = await router.start()
     stack.push_async_callback(subscription.close)
+    stack.callback(router.stop)  # first: a delivery waiting for a service lets the subscription close
     sweeper = ReservationSweeper(services.live, services.notices)
     recovery = LiveStateRecovery(services.live, services.conversations, services.notices)
     for job in (

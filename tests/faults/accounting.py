@@ -10,12 +10,12 @@ broker confirmed after the client gave up waiting)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ import aiohttp
 import asyncpg
 from twilio.request_validator import RequestValidator
 
+from contactcenter.settings import Settings
 from tests.running import ADMIN_TOKEN, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN
 
 # Twilio waits 15 s for an answer; we give up on an attempt sooner and send it again.
@@ -113,6 +114,7 @@ class Floor:
         self._base_url = base_url
         self.accepted: Counter[str] = Counter()  # MessageSid -> times accepted
         self.reconnects = 0
+        self.retried_commands = 0
         self._stop = asyncio.Event()
         self._agents: list[asyncio.Task[None]] = []
 
@@ -143,7 +145,8 @@ class Floor:
             await asyncio.sleep(0.2)
 
     async def _answer(self, socket: aiohttp.ClientWebSocketResponse) -> None:
-        offered: dict[str, str] = {}  # reservation id -> MessageSid
+        offered: dict[str, str] = {}  # reservation id -> MessageSid, until accepted
+        completing: set[str] = set()  # conversation ids
         async for frame in socket:
             if frame.type is not aiohttp.WSMsgType.TEXT:
                 break
@@ -154,7 +157,18 @@ class Floor:
                 await socket.send_json({"type": "accept", "reservation_id": reservation["id"]})
             elif message["type"] == "accepted":
                 self.accepted[offered.pop(message["reservation_id"], "?")] += 1
+                completing.add(message["conversation_id"])
                 await socket.send_json({"type": "complete", "conversation_id": message["conversation_id"]})
+            elif message["type"] == "completed":
+                completing.discard(message["conversation_id"])
+            elif message["type"] == "error" and message["error"]["code"] == "unavailable":
+                # "Try again", the gateway says, as a desktop does: what is still pending is sent again.
+                self.retried_commands += 1
+                await asyncio.sleep(RETRY_PAUSE)
+                for reservation_id in offered:
+                    await socket.send_json({"type": "accept", "reservation_id": reservation_id})
+                for conversation_id in completing:
+                    await socket.send_json({"type": "complete", "conversation_id": conversation_id})
 
     async def close(self) -> None:
         self._stop.set()
@@ -192,10 +206,17 @@ async def stored(database_url: str, schema: str, sids: list[str]) -> Counter[str
     return Counter({row["provider_id"]: row["n"] for row in rows})
 
 
-async def settle(
-    ledger: Ledger, floor: Floor, database_url: str, schema: str, *, seconds: float = 60.0
-) -> Counts:
+async def until(condition: Callable[[], bool], seconds: float = 30.0) -> None:
+    """Poll `condition` until it holds; fail the test after `seconds`."""
+    async with asyncio.timeout(seconds):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+async def settle(ledger: Ledger, floor: Floor, settings: Settings, *, seconds: float = 60.0) -> Counts:
     """Wait (with a deadline) until every acknowledged contact is stored and accepted, then count."""
+    assert settings.database_url is not None, "fault tests run on a real PostgreSQL"
+    database_url, schema = settings.database_url.get_secret_value(), settings.database_schema
     deadline = time.monotonic() + seconds
     while True:
         held = await stored(database_url, schema, list(ledger.sent))
@@ -203,8 +224,7 @@ async def settle(
         if not waiting or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.2)
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.sleep(0.5)  # an offer accepted twice would show now
+    await asyncio.sleep(0.5)  # an offer accepted twice would show by now
     held = await stored(database_url, schema, list(ledger.sent))
     twice_stored = sum(1 for n in held.values() if n > 1)
     twice_accepted = sum(1 for n in floor.accepted.values() if n > 1)
@@ -218,6 +238,23 @@ async def settle(
         sent=len(ledger.sent),
         refusals=dict(ledger.refusals),
     )
+
+
+async def unoffered_story(ledger: Ledger, floor: Floor, settings: Settings) -> list[str]:
+    """Where each acknowledged contact that no agent accepted stands: for the report of a failing test."""
+    assert settings.database_url is not None
+    conn = await asyncpg.connect(
+        settings.database_url.get_secret_value(), server_settings={"search_path": settings.database_schema}
+    )
+    try:
+        rows = await conn.fetch(
+            "SELECT i.provider_id, c.id, c.state, c.agent_id FROM interactions i"
+            " LEFT JOIN conversations c ON c.id = i.conversation_id WHERE i.provider_id = any($1::text[])",
+            [sid for sid in ledger.acknowledged if not floor.accepted[sid]],
+        )
+    finally:
+        await conn.close()
+    return [f"{row['provider_id']}: conversation {row['id']} {row['state']}, agent {row['agent_id']}" for row in rows]
 
 
 def assert_survived(counts: Counts, test: str) -> None:

@@ -118,12 +118,17 @@ class PrivatePostgres:
         if not self._data.exists():
             if os.geteuid() == 0:
                 shutil.chown(self._dir, "postgres", "postgres")
-            await run(*self._as_owner(str(POSTGRES_BIN / "initdb"), "-D", str(self._data), "-A", "trust", "-U", "postgres"))
+            await run(
+                *self._as_owner(str(POSTGRES_BIN / "initdb"), "-D", str(self._data), "-A", "trust", "-U", "postgres")
+            )
         await self._pg_ctl("start", "-w", "-l", str(self._dir / "log"))
 
-    async def restart(self) -> None:
-        """A fast shutdown (every session is ended, as an operator's restart does) and a start."""
-        await self._pg_ctl("restart", "-m", "fast", "-w", "-l", str(self._dir / "log"))
+    async def restart(self, *, down_seconds: float = 0.0) -> None:
+        """A fast shutdown (every session is ended, as an operator's restart does), `down_seconds` without a
+        server, and a start."""
+        await self._pg_ctl("stop", "-m", "fast", "-w")
+        await asyncio.sleep(down_seconds)
+        await self._pg_ctl("start", "-w", "-l", str(self._dir / "log"))
 
     async def stop(self) -> None:
         with contextlib.suppress(RuntimeError):

@@ -9,16 +9,10 @@ import time
 import aiohttp
 
 from contactcenter.settings import Settings
-from tests.faults.accounting import Floor, Ledger, TwilioClient, assert_survived, settle
+from tests.faults.accounting import Floor, Ledger, TwilioClient, assert_survived, settle, until
 from tests.faults.conftest import faulty
 from tests.faults.private import PrivateRabbitMQ
 from tests.running import run_service
-
-
-async def _until(condition: object, seconds: float = 30.0) -> None:
-    async with asyncio.timeout(seconds):
-        while not condition():  # type: ignore[operator]
-            await asyncio.sleep(0.05)
 
 
 async def test_rabbitmq_stopped_mid_burst_refuses_with_503_then_flows_and_loses_nothing(
@@ -32,19 +26,19 @@ async def test_rabbitmq_stopped_mid_burst_refuses_with_503_then_flows_and_loses_
         twilio = TwilioClient(http, service.base_url, ledger)
         stop = asyncio.Event()
         traffic = asyncio.create_task(twilio.traffic(stop, senders=6, pause=0.05, budget=60))
-        await _until(lambda: len(ledger.acknowledged) >= 20)
+        await until(lambda: len(ledger.acknowledged) >= 20)
 
         await private_rabbitmq.stop_app()
         refused_before = ledger.refusals["503"]
-        await _until(lambda: ledger.refusals["503"] > refused_before)
+        await until(lambda: ledger.refusals["503"] > refused_before)
         await asyncio.sleep(1.0)
         await private_rabbitmq.start_app()
         healed = time.monotonic()
-        await _until(lambda: ledger.acknowledged_since(healed) >= 20, seconds=60)
+        await until(lambda: ledger.acknowledged_since(healed) >= 20, seconds=60)
         stop.set()
         await traffic
 
-        counts = await settle(ledger, floor, settings.database_url.get_secret_value(), settings.database_schema)
+        counts = await settle(ledger, floor, settings)
         await floor.close()
     assert counts.refusals.get("503", 0) > 0, "the outage was never seen by the provider"
     assert_survived(counts, "rabbitmq stop_app/start_app")
