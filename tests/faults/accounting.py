@@ -213,6 +213,18 @@ async def until(condition: Callable[[], bool], seconds: float = 30.0) -> None:
             await asyncio.sleep(0.05)
 
 
+async def accepted_again(floor: Floor, count: int = 20, seconds: float = 60.0) -> None:
+    """Wait until agents have accepted `count` more contacts from now: work flows to the desktops."""
+    before = sum(floor.accepted.values())
+    await until(lambda: sum(floor.accepted.values()) >= before + count, seconds)
+
+
+async def acknowledged_again(ledger: Ledger, count: int = 20, seconds: float = 60.0) -> None:
+    """Wait until `count` more contacts are acknowledged from now: webhooks flow again."""
+    since = time.monotonic()
+    await until(lambda: ledger.acknowledged_since(since) >= count, seconds)
+
+
 async def settle(ledger: Ledger, floor: Floor, settings: Settings, *, seconds: float = 60.0) -> Counts:
     """Wait (with a deadline) until every acknowledged contact is stored and accepted, then count."""
     assert settings.database_url is not None, "fault tests run on a real PostgreSQL"

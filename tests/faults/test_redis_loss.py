@@ -5,13 +5,20 @@ stored once and offered once."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import aiohttp
 import redis.asyncio as aioredis
 
 from contactcenter.settings import Settings
-from tests.faults.accounting import Floor, Ledger, TwilioClient, assert_survived, settle, until
+from tests.faults.accounting import (
+    Floor,
+    Ledger,
+    TwilioClient,
+    accepted_again,
+    acknowledged_again,
+    assert_survived,
+    settle,
+)
 from tests.faults.conftest import faulty
 from tests.faults.private import PrivateRedis
 from tests.running import run_service
@@ -38,11 +45,10 @@ async def test_redis_flushed_then_restarted_under_traffic_loses_and_duplicates_n
         traffic = asyncio.create_task(twilio.traffic(stop, senders=6, pause=0.05, budget=60))
 
         for fault in (_flush, PrivateRedis.restart):
-            accepted_before = sum(floor.accepted.values())
-            await until(lambda before=accepted_before: sum(floor.accepted.values()) >= before + 20, seconds=60)
+            await accepted_again(floor)
             await fault(private_redis)
-            healed = time.monotonic()
-            await until(lambda since=healed: ledger.acknowledged_since(since) >= 20, seconds=60)
+            await acknowledged_again(ledger)
+        await accepted_again(floor)
         stop.set()
         await traffic
 
