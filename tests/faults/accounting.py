@@ -115,6 +115,7 @@ class Floor:
         self.accepted: Counter[str] = Counter()  # MessageSid -> times accepted
         self.reconnects = 0
         self.retried_commands = 0
+        self.expired_offers = 0
         self._stop = asyncio.Event()
         self._agents: list[asyncio.Task[None]] = []
 
@@ -159,6 +160,11 @@ class Floor:
                 self.accepted[offered.pop(message["reservation_id"], "?")] += 1
                 completing.add(message["conversation_id"])
                 await socket.send_json({"type": "complete", "conversation_id": message["conversation_id"]})
+            elif message["type"] == "revoked" and message.get("reason") == "expired":
+                # An offer not answered in time makes the agent away; the person comes back. (Also an offer
+                # that never reached the desktop: see the report of the fault tests.)
+                self.expired_offers += 1
+                await socket.send_json({"type": "state", "state": "available"})
             elif message["type"] == "completed":
                 completing.discard(message["conversation_id"])
             elif message["type"] == "error" and message["error"]["code"] == "unavailable":
@@ -187,6 +193,7 @@ class Counts:
     not_offered: int
     sent: int
     refusals: dict[str, int]
+    offers_expired: int  # revoked from an agent before it accepted (then it said available again)
 
     def line(self, test: str) -> str:
         return f"FAULT COUNTS {test}: " + json.dumps(self.__dict__, sort_keys=True)
@@ -249,6 +256,7 @@ async def settle(ledger: Ledger, floor: Floor, settings: Settings, *, seconds: f
         not_offered=sum(1 for sid in ledger.acknowledged if not floor.accepted[sid]),
         sent=len(ledger.sent),
         refusals=dict(ledger.refusals),
+        offers_expired=floor.expired_offers,
     )
 
 
