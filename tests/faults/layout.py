@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -84,6 +85,7 @@ class ServiceProcess:
                 self._process.kill()
         if self._process is not None:
             await self._process.wait()
+        shutil.rmtree(self._dir, ignore_errors=True)
 
     def log(self) -> str:
         return (self._dir / "log").read_text(errors="replace")
