@@ -256,6 +256,7 @@ async def _start_router(
     )
     subscription = await router.start()
     stack.push_async_callback(subscription.close)
+    stack.callback(router.stop)  # first: a delivery waiting for a service lets the subscription close
     sweeper = ReservationSweeper(services.live, services.notices)
     recovery = LiveStateRecovery(services.live, services.conversations, services.notices)
     for job in (

@@ -10,6 +10,7 @@ any point means a redelivery — and every step is idempotent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -18,6 +19,8 @@ from pydantic import ValidationError
 
 from contactcenter.agents.notices import AgentNotices
 from contactcenter.bus import Bus, Delivery, Subscription
+from contactcenter.errors import Unavailable
+from contactcenter.http_errors import SERVICE_ERRORS
 from contactcenter.identities import sender_identity
 from contactcenter.inbound import publish_inbound
 from contactcenter.live import Task, now_ms
@@ -30,6 +33,10 @@ from schema import Channel, Interaction
 from schema.interactions import read_inbound_message
 
 log = logging.getLogger(__name__)
+
+# PostgreSQL, Redis or the broker away (a restart, a failover): wait and try again, never dead-letter.
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (Unavailable, *SERVICE_ERRORS)
+FIRST_PAUSE, LAST_PAUSE = 0.1, 2.0
 
 
 class Router:
@@ -56,11 +63,37 @@ class Router:
         # then). Only a guess: a contact recorded without its card and offered at once has it read for the
         # offer (one more round trip); one recorded with it that waits has it read again later.
         self._agents_busy: dict[Channel, bool] = {}
+        self._stopping = asyncio.Event()
 
     async def start(self) -> Subscription:
         return await self._bus.subscribe(self._topology.router_queue, self.route_delivery)
 
     async def route_delivery(self, delivery: Delivery) -> None:
+        """Route what one delivery carries. A service that does not answer is waited for, the delivery held:
+        handed back, it would come again at once and, after the delivery limit, rest among the dead letters —
+        contacts the provider was told we hold. Anything else raises (a poison message reaches that limit)."""
+        pause = FIRST_PAUSE
+        redelivered = delivery.redelivered
+        while True:
+            try:
+                await self._route_delivery(delivery, redelivered=redelivered)
+                return
+            except OUTAGE_ERRORS as exc:
+                if self._stopping.is_set():
+                    raise
+                log.warning("routing %s waits for a service: %s", delivery.message_id, type(exc).__name__)
+            # Stopping cuts the wait short: the delivery is handed back to another router.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), pause)
+            pause = min(pause * 2, LAST_PAUSE)
+            # Our own retry: the attempt before may have reserved an agent without telling it.
+            redelivered = True
+
+    def stop(self) -> None:
+        """End the waits for services that do not answer, so that the subscription can close."""
+        self._stopping.set()
+
+    async def _route_delivery(self, delivery: Delivery, *, redelivered: bool) -> None:
         # A body that does not parse raises: after the delivery limit it rests in the dead-letter queue.
         try:
             interactions = read_inbound_message(delivery.body)
@@ -68,12 +101,12 @@ class Router:
             self._metrics.failures.labels("unreadable").inc()
             raise
         if len(interactions) == 1:
-            await self.route(interactions[0], redelivered=delivery.redelivered)
+            await self.route(interactions[0], redelivered=redelivered)
             return
-        failed = await self._route_together(interactions, redelivered=delivery.redelivered)
+        failed = await self._route_together(interactions, redelivered=redelivered)
         if not failed:
             return
-        if not delivery.redelivered:
+        if not redelivered:
             # The whole message again: a passing failure heals, and each contact is offered again at once.
             raise failed[0][1]
         # Failing a second time: each failing contact goes on alone, so that one that can never be routed

@@ -119,15 +119,17 @@ WHERE v.id = u.id AND v.state = 'open'
 RETURNING v.id, v.agent_id
 """
 ASSIGN = "UPDATE conversations SET agent_id = $2 WHERE id = $1 AND state = 'open' RETURNING id, agent_id"
+# Closing again what the same agent closed changes nothing and succeeds: when the answer of a committed close
+# is lost (a connection reset), the desktop's retry must still free the agent in live state.
 CLOSE_MANY = """
-UPDATE conversations v SET state = 'closed', closed_at = now()
+UPDATE conversations v SET state = 'closed', closed_at = coalesce(v.closed_at, now())
 FROM unnest($1::uuid[], $2::uuid[]) AS u(id, agent_id)
-WHERE v.id = u.id AND v.agent_id = u.agent_id AND v.state = 'open'
+WHERE v.id = u.id AND v.agent_id = u.agent_id
 RETURNING v.id, v.agent_id
 """
 CLOSE = """
-UPDATE conversations SET state = 'closed', closed_at = now()
-WHERE id = $1 AND agent_id = $2 AND state = 'open'
+UPDATE conversations SET state = 'closed', closed_at = coalesce(closed_at, now())
+WHERE id = $1 AND agent_id = $2
 RETURNING id, agent_id
 """
 REHOME_INBOUND = "SELECT * FROM cc_rehome_inbound($1)"

@@ -146,10 +146,25 @@ async def test_accept_turns_the_reservation_into_an_assignment(live: LiveState) 
     accepted = await live.accept(ann, offer.id, now_ms=3_000)
     assert accepted.conversation_id == work.conversation_id
     assert (await live.agent_status(ann)).load == 1
-    # No longer pending: it does not expire, and cannot be accepted twice.
+    # No longer pending: it does not expire, and accepting it again (the desktop's retry when PostgreSQL did
+    # not record the first accept) answers the same assignment without booking the agent twice.
     assert await live.expire_reservations(now_ms=10**13) == LiveChanges()
+    again = await live.accept(ann, offer.id, now_ms=3_001)
+    assert again.conversation_id == work.conversation_id
+    assert (await live.agent_status(ann)).load == 1
     with pytest.raises(NotFound):
-        await live.accept(ann, offer.id, now_ms=3_001)
+        await live.accept(agent(), offer.id, now_ms=3_002)
+
+
+async def test_a_completed_assignment_cannot_be_accepted_again(live: LiveState) -> None:
+    ann, work = agent(), task()
+    await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)
+    offer = only_offer(await live.enqueue(work, now_ms=2_000))
+    await live.accept(ann, offer.id, now_ms=3_000)
+    await live.complete(ann, work.conversation_id, now_ms=4_000)
+    with pytest.raises(NotFound):
+        await live.accept(ann, offer.id, now_ms=5_000)
+    assert (await live.agent_status(ann)).load == 0
 
 
 async def test_accepting_someone_elses_reservation_is_not_found(live: LiveState) -> None:

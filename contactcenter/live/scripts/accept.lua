@@ -2,11 +2,23 @@
 -- Returns {"ok", offers, revoked, {conversation, queue, interaction, expires}}, {"not_found", ...} when the
 -- reservation is not this agent's, or {"expired", ...} when its time ran out (then it is revoked and matched)
 -- or it was revoked from this agent already (the sweep took it back, or the agent went away).
--- Invariant: the task turns from reserved to assigned; the agent's load is unchanged.
+-- Invariant: the task turns from reserved to assigned; the agent's load is unchanged. Accepting again a
+-- reservation this agent already accepted answers "ok" again, unchanged: the gateway records the assignment
+-- in PostgreSQL after this, and when that fails the desktop is told to try again — the retry must reach it.
+-- Keys besides _lib.lua's: P accepted:<reservation> string, the conversation, for ACCEPTED_MS after the accept.
+local ACCEPTED_MS = 600000
 local a, r = ARGS[1], ARGS[2]
 local holder, c, q, i, expires = unpack(redis.call('HMGET', reservation_key(r), 'agent', 'conversation', 'queue',
   'interaction', 'expires'))
 if holder ~= a then
+  if not holder then
+    local done = redis.call('GET', P .. 'accepted:' .. r)
+    if done then
+      local state, agent, dq, di = unpack(redis.call('HMGET', task_key(done), 'state', 'agent', 'queue',
+        'interaction'))
+      if state == 'assigned' and agent == a then return answer('ok', { done, dq, di, tostring(NOW) }) end
+    end
+  end
   if redis.call('GET', reservation_key(r) .. ':gone') == a then return answer('expired') end
   return answer('not_found')
 end
@@ -20,4 +32,5 @@ redis.call('DEL', reservation_key(r))
 redis.call('ZREM', P .. 'reservations', r)
 redis.call('SREM', agent_key(a) .. ':offers', r)
 redis.call('HSET', task_key(c), 'state', 'assigned', 'agent', a, 'reservation', '')
+redis.call('SET', P .. 'accepted:' .. r, c, 'PX', ACCEPTED_MS)
 return answer('ok', { c, q, i, tostring(expires) })
