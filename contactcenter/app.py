@@ -14,13 +14,13 @@ import asyncpg
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from channels.admission import Admission
-from channels.publishing import InteractionPublisher
-from channels.replies import ReplySender
-from channels.sms import SmsWebhook
-from channels.twilio_rest import TwilioSmsSender
+from channels.intake.admission import Admission
+from channels.intake.publishing import InteractionPublisher
+from channels.twilio.rest import TwilioSmsSender
+from channels.twilio.sms import SmsWebhook
 from contactcenter.agents.gateway import AgentGateway
 from contactcenter.agents.notices import AgentNotices
+from contactcenter.agents.outbound import ReplySender
 from contactcenter.agents.relay import NoticeRelay
 from contactcenter.agents.replies import Replies
 from contactcenter.api.admin import AdminApi

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from channels.replies import OutboundMessage, ReplySender
+from contactcenter.agents.outbound import OutboundMessage, ReplySender
 from contactcenter.errors import Invalid
 from contactcenter.store.conversations import Conversations
 from schema import Channel, Direction, Interaction

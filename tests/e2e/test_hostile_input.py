@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
-from channels.sms import inbound_sms
+from channels.twilio.sms import inbound_sms
 from contactcenter.connections import guarded_runner, guarded_site
 from contactcenter.identities import sender_identity
 from contactcenter.settings import Settings

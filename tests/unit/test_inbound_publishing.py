@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from channels.publishing import PUBLISHING_LANES, InteractionPublisher
+from channels.intake.publishing import PUBLISHING_LANES, InteractionPublisher
 from contactcenter.bus import Handler, QueueSpec, Subscription
 from contactcenter.errors import Unavailable
 from contactcenter.topology import Topology

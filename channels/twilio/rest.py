@@ -7,7 +7,7 @@ import logging
 
 import aiohttp
 
-from channels.replies import OutboundMessage
+from contactcenter.agents.outbound import OutboundMessage
 from contactcenter.errors import Invalid, Unavailable
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,5 @@
-"""The outbound side of the channels: how an agent's reply leaves on the conversation's own channel."""
+"""The outbound port: how an agent's reply leaves on the conversation's own channel. Channels implement it
+(`channels.twilio.rest` for SMS); the app assembly hands each channel's senders to `agents.replies`."""
 
 from __future__ import annotations
 

@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from channels.admission import Admission
-from channels.publishing import InteractionPublisher
-from channels.twilio_signature import TwilioSignature, twilio_form
+from channels.intake.admission import Admission
+from channels.intake.publishing import InteractionPublisher
+from channels.twilio.signature import TwilioSignature, twilio_form
 from contactcenter.api.operations import Answer, Operation, Parameter, failures
 from contactcenter.errors import Invalid
 from contactcenter.http_errors import invalid_from
