@@ -29,6 +29,7 @@ from contactcenter.api.openapi import OpenApiDocument
 from contactcenter.api.operations import Operation
 from contactcenter.auth import Authenticator
 from contactcenter.bus import Bus
+from contactcenter.bus.interactions import Topology
 from contactcenter.health import Health
 from contactcenter.http_errors import error_middleware
 from contactcenter.live.state import LiveState
@@ -42,7 +43,6 @@ from contactcenter.store.cards import Cards
 from contactcenter.store.conversations import Conversations
 from contactcenter.store.directory import Directory
 from contactcenter.store.migrate import migrate
-from contactcenter.topology import Topology
 from routing.recovery import LiveStateRecovery
 from routing.router import Router
 from routing.sweeper import ReservationSweeper

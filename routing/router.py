@@ -18,16 +18,14 @@ from pydantic import ValidationError
 
 from contactcenter.agents.notices import AgentNotices
 from contactcenter.bus import Bus, Delivery, Subscription
+from contactcenter.bus.interactions import Topology, publish_inbound, read_inbound_message
 from contactcenter.identities import sender_identity
-from contactcenter.inbound import publish_inbound
 from contactcenter.live import Task, now_ms
 from contactcenter.live.state import LiveState
 from contactcenter.logs import add_log_context, log_context
 from contactcenter.metrics import RoutingMetrics
 from contactcenter.store.conversations import Conversations, RecordedInteraction
-from contactcenter.topology import Topology
 from schema import Channel, Interaction
-from schema.interactions import read_inbound_message
 
 log = logging.getLogger(__name__)
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field
 
 from schema.text import Identifier, StorableText
 
@@ -46,22 +45,3 @@ class Interaction(BaseModel):
     from_verified: bool = False
     body: StorableText = Field(default="", max_length=100_000)
     received_at: datetime
-
-
-_INTERACTIONS = TypeAdapter(list[Interaction])
-
-
-def inbound_message(interactions: Sequence[Interaction]) -> bytes:
-    """The body of a message on the interactions exchange: one interaction as a JSON object, several (of one
-    channel, published together) as a JSON array of them."""
-    if len(interactions) == 1:
-        return interactions[0].model_dump_json().encode()
-    return _INTERACTIONS.dump_json(list(interactions))
-
-
-def read_inbound_message(body: bytes) -> list[Interaction]:
-    """The interactions a message on the interactions exchange carries, either form; raise `ValidationError`
-    on anything else."""
-    if body.lstrip()[:1] == b"[":
-        return _INTERACTIONS.validate_json(body)
-    return [Interaction.model_validate_json(body)]

@@ -13,9 +13,8 @@ from collections.abc import Sequence
 
 from contactcenter.batching import Batcher
 from contactcenter.bus import Bus
+from contactcenter.bus.interactions import Topology, publish_inbound
 from contactcenter.errors import Unavailable
-from contactcenter.inbound import publish_inbound
-from contactcenter.topology import Topology
 from schema import Interaction
 
 # Messages in flight per channel; contacts arriving meanwhile wait to leave together in the next.

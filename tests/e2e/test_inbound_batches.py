@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 import asyncpg
 
 from contactcenter.bus import QueueSpec
+from contactcenter.bus.interactions import inbound_message, read_inbound_message
 from contactcenter.settings import Settings
 from schema import Channel, Interaction
-from schema.interactions import inbound_message, read_inbound_message
 from tests.conftest import DATABASE_URL
 from tests.inbox import Inbox
 from tests.running import run_service

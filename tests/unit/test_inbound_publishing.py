@@ -12,10 +12,9 @@ from pydantic import ValidationError
 
 from channels.intake.publishing import PUBLISHING_LANES, InteractionPublisher
 from contactcenter.bus import Handler, QueueSpec, Subscription
+from contactcenter.bus.interactions import Topology, inbound_message, read_inbound_message
 from contactcenter.errors import Unavailable
-from contactcenter.topology import Topology
 from schema import Channel, Interaction
-from schema.interactions import inbound_message, read_inbound_message
 
 TOPOLOGY = Topology("unit")
 
