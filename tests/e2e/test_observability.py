@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from contactcenter.app import Role
+from contactcenter.host.app import Role
 from contactcenter.logs import JsonFormatter
 from contactcenter.settings import Settings
 from tests.running import RunningService, run_service

@@ -7,8 +7,8 @@ import uuid
 
 import asyncpg
 
-from contactcenter.app import SERVICES
 from contactcenter.errors import Unavailable
+from contactcenter.host.app import SERVICES
 from contactcenter.live import Reservation, Task, now_ms
 from contactcenter.settings import Settings
 from contactcenter.store.conversations import InteractionInContext
