@@ -16,15 +16,15 @@ import uuid
 
 from pydantic import ValidationError
 
-from contactcenter.agents.notices import AgentNotices
+from contactcenter.agents import AgentNoticesPort
 from contactcenter.bus import Bus, Delivery, Subscription
 from contactcenter.bus.interactions import Topology, publish_inbound, read_inbound_message
+from contactcenter.clock import now_ms
 from contactcenter.identities import sender_identity
-from contactcenter.live import Task, now_ms
-from contactcenter.live.state import LiveState
+from contactcenter.live import LiveStatePort, Task
 from contactcenter.logs import add_log_context, log_context
 from contactcenter.metrics import RoutingMetrics
-from contactcenter.store.conversations import Conversations, RecordedInteraction
+from contactcenter.store import ConversationsPort, RecordedInteraction
 from schema import Channel, Interaction
 
 log = logging.getLogger(__name__)
@@ -36,9 +36,9 @@ class Router:
         *,
         bus: Bus,
         topology: Topology,
-        conversations: Conversations,
-        live: LiveState,
-        notices: AgentNotices,
+        conversations: ConversationsPort,
+        live: LiveStatePort,
+        notices: AgentNoticesPort,
         default_region: str,
         metrics: RoutingMetrics,
     ) -> None:

@@ -18,39 +18,9 @@ import asyncpg
 from contactcenter.batching import Batcher
 from contactcenter.errors import NotFound
 from contactcenter.identities import Identity
+from contactcenter.store import InteractionInContext, OpenConversation, RecordedInteraction
 from contactcenter.store.cards import CARD_OF_INTERACTION, TIMELINE_LIMIT
 from schema import Channel, Direction, Interaction
-
-
-@dataclass(frozen=True)
-class RecordedInteraction:
-    """Where an inbound interaction landed. `new` is False for a redelivery or a provider's retry."""
-
-    interaction_id: uuid.UUID
-    client_id: uuid.UUID
-    conversation_id: uuid.UUID
-    queue_id: uuid.UUID | None
-    agent_id: uuid.UUID | None
-    conversation_open: bool
-    new: bool
-    # What an offer of this interaction shows, read in the same transaction when it opened a conversation or
-    # joined one still waiting in a queue (None otherwise): the queue's name and the card as JSON text.
-    queue_name: str | None = None
-    card_json: str | None = None
-
-    def offer_context(self, interaction: Interaction) -> InteractionInContext | None:
-        """What an offer of `interaction` (the one recorded) shows, without reading it again."""
-        if self.queue_name is None or self.card_json is None:
-            return None
-        return InteractionInContext(interaction, self.queue_name, self.card_json)
-
-
-@dataclass(frozen=True)
-class InteractionInContext:
-    interaction: Interaction
-    queue_name: str
-    card_json: str  # the client's card as the database rendered it (`store.cards`)
-
 
 log = logging.getLogger(__name__)
 
@@ -173,15 +143,6 @@ class Rehomed:
     conversation_id: uuid.UUID
     queue_id: uuid.UUID | None
     agent_id: uuid.UUID | None
-
-
-@dataclass(frozen=True)
-class OpenConversation:
-    conversation_id: uuid.UUID
-    queue_id: uuid.UUID
-    agent_id: uuid.UUID | None
-    interaction_id: uuid.UUID
-    opened_ms: int
 
 
 Assignment = tuple[uuid.UUID, uuid.UUID]  # conversation, agent
