@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from types import MappingProxyType
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,8 +41,26 @@ class Interaction(BaseModel):
     direction: Direction = Direction.INBOUND
     provider_id: Identifier = Field(min_length=1, max_length=200)
     from_address: Identifier = Field(min_length=1, max_length=320)
+    # What kind of identity `from_address` is, as the adapter that heard it says: the router resolves the card
+    # by it, never by the channel's name.
+    sender_kind: IdentityKind
     to_address: Identifier = Field(default="", max_length=320)
     # Whether the channel vouches for `from_address` (a carrier's caller id, DMARC-aligned mail).
     from_verified: bool = False
     body: StorableText = Field(default="", max_length=100_000)
     received_at: datetime
+
+
+# The sender's kind of an interaction that does not say it: one published by an adapter before `sender_kind`
+# existed (in flight during a rolling upgrade), or one stored in PostgreSQL, whose interactions table does not
+# keep it. Remove the first use when no such message can be in flight; the second goes with a column (see
+# docs/adding-a-channel.md). The one place that maps a channel's name to its sender's kind: a new channel
+# sets `sender_kind` itself and never appears here.
+SENDER_KINDS_BEFORE_ISSUE_14 = MappingProxyType(
+    {
+        Channel.VOICE: IdentityKind.PHONE,
+        Channel.SMS: IdentityKind.PHONE,
+        Channel.EMAIL: IdentityKind.EMAIL,
+        Channel.CHAT: IdentityKind.VISITOR,
+    }
+)

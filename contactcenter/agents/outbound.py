@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from schema import IdentityKind
+
 
 @dataclass(frozen=True)
 class OutboundMessage:
@@ -15,6 +17,14 @@ class OutboundMessage:
 
 
 class ReplySender(Protocol):
+    """Sends replies on one channel, which sets their bounds: the desktop's own bound is only the body's."""
+
+    # The longest reply the channel carries, in characters (SMS: 1,600); a longer one is refused naming `text`.
+    max_length: int
+    # What kind of identity an address on the channel is (ours, the customer's): a reply's `sender_kind`.
+    address_kind: IdentityKind
+
     async def send(self, message: OutboundMessage) -> str:
-        """Hand the message to the provider; return the provider's id for it. Raise `Unavailable` when the
-        provider cannot be reached, `Invalid` when it refuses the message."""
+        """Hand the message to the provider; return the provider's id for it. Raise `Invalid` naming `text`
+        for a body past `max_length` (before any provider hears of it), `Unavailable` when the provider cannot
+        be reached, `Invalid` when it refuses the message."""

@@ -28,6 +28,7 @@ class Replies:
             direction=Direction.OUTBOUND,
             provider_id=provider_id,
             from_address=message.from_address,
+            sender_kind=sender.address_kind,
             to_address=message.to_address,
             from_verified=True,
             body=text,

@@ -7,13 +7,15 @@ router hands one back alone. Several contacts travel together only if they share
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from contactcenter.bus import Bus, QueueSpec
 from schema import Interaction
+from schema.interactions import SENDER_KINDS_BEFORE_ISSUE_14
 
 
 @dataclass(frozen=True)
@@ -67,9 +69,27 @@ def inbound_message(interactions: Sequence[Interaction]) -> bytes:
 def read_inbound_message(body: bytes) -> list[Interaction]:
     """The interactions a message on the interactions exchange carries, either form; raise `ValidationError`
     on anything else."""
-    if body.lstrip()[:1] == b"[":
-        return _INTERACTIONS.validate_json(body)
-    return [Interaction.model_validate_json(body)]
+    try:
+        if body.lstrip()[:1] == b"[":
+            return _INTERACTIONS.validate_json(body)
+        return [Interaction.model_validate_json(body)]
+    except ValidationError:
+        return _read_before_sender_kind(body)
+
+
+def _read_before_sender_kind(body: bytes) -> list[Interaction]:
+    """A message an adapter published before interactions said their sender's kind (a rolling upgrade): read
+    with the kind its channel then meant. Remove once no such message can be in flight."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        parsed = None
+    items = parsed if isinstance(parsed, list) else [parsed]
+    for item in items:
+        if isinstance(item, dict) and "sender_kind" not in item and item.get("channel") in SENDER_KINDS_BEFORE_ISSUE_14:
+            item["sender_kind"] = SENDER_KINDS_BEFORE_ISSUE_14[item["channel"]]
+    # What was not such a message fails here as it failed above.
+    return _INTERACTIONS.validate_python(items)
 
 
 async def publish_inbound(bus: Bus, topology: Topology, interactions: Sequence[Interaction]) -> None:

@@ -13,7 +13,7 @@ from contactcenter.agents.notices import AgentNotices
 from contactcenter.live import LiveChanges, Reservation
 from contactcenter.store import InteractionInContext
 from contactcenter.store.conversations import Conversations
-from schema import Channel, ClientCard, Interaction
+from schema import Channel, ClientCard, IdentityKind, Interaction
 from schema.cards import ClientSummary
 from schema.offers import (
     AGENT_NOTICE,
@@ -51,7 +51,11 @@ class Here:
 
 def _sms() -> Interaction:
     return Interaction(
-        channel=Channel.SMS, provider_id="SM1", from_address="+14155550134", received_at=datetime.now(UTC)
+        channel=Channel.SMS,
+        provider_id="SM1",
+        from_address="+14155550134",
+        sender_kind=IdentityKind.PHONE,
+        received_at=datetime.now(UTC),
     )
 
 
