@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from schema import Channel, Interaction
+from schema import Channel, IdentityKind, Interaction
 
 GAPS_S = (0.0003, 0.001, 0.003, 0.01)
 
@@ -31,6 +31,7 @@ def _unit_of_work() -> Callable[[], None]:
         channel=Channel.SMS,
         provider_id="SM0123456789abcdef0123456789abcdef",
         from_address="+15550100000",
+        sender_kind=IdentityKind.PHONE,
         to_address="+15550199999",
         from_verified=True,
         body="Hello, I have a question about my order. " * 2,

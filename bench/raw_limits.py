@@ -52,7 +52,7 @@ class RawLimits:
         """Contacts per second the machine's cores could carry if a contact cost nothing but its crossing of
         the bus, at the raw test's cost — before any webhook, database, Redis or socket work. A bound for
         code that sends each contact in a message of its own; ours passes it under load by sending the
-        contacts that arrive together in one message (`channels/publishing.py`)."""
+        contacts that arrive together in one message (`channels/intake/publishing.py`)."""
         crossing_us = self.bus_publish.machine_cpu_us + self.bus_consume.machine_cpu_us
         return (os.cpu_count() or 1) / (BUS_CROSSINGS_PER_INTERACTION * crossing_us / 1e6)
 

@@ -1,1 +1,72 @@
-"""Channel adapters: each speaks one provider's protocol, turns contacts into interactions and publishes them."""
+"""Channel adapters, one package per provider or channel (`twilio/`; later `email/`, `webchat/`), and the seam
+between a channel and the host that runs it.
+
+A channel package exposes one `ChannelAdapter`: its HTTP operations (for the API's document, whichever role
+serves them) and, given what the host lends it (`ChannelContext`), the parts it adds to the service
+(`ChannelParts`: routes, servers it runs, reply senders). The host registers channels from one list
+(`contactcenter.host.app.CHANNELS`) and never switches on a channel's name. Channels never import each other;
+what they share but none owns lives in `intake/`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import aiohttp
+from aiohttp import web
+
+from channels.intake.admission import Admission
+from channels.intake.publishing import InteractionPublisher
+from contactcenter.agents.outbound import ReplySender
+from contactcenter.api.operations import Operation
+from contactcenter.metrics import IntakeMetrics
+from contactcenter.settings import Settings
+from schema import Channel
+
+
+@dataclass(frozen=True)
+class ChannelContext:
+    """What the host lends every channel: the same for all, opened and closed by the host."""
+
+    settings: Settings
+    publisher: InteractionPublisher
+    # One bound on contacts in hand across every channel's intake.
+    admission: Admission
+    metrics: IntakeMetrics
+    # For the providers' REST APIs (replies, call control); closed by the host.
+    http: aiohttp.ClientSession
+
+
+class ChannelServer(Protocol):
+    """A server a channel runs beside the HTTP API (SMTP, a chat socket's own listener): started once the
+    service's resources are open, stopped before they close."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ChannelParts:
+    """What one channel adds to a running service."""
+
+    routes: Sequence[web.RouteDef] = ()
+    servers: Sequence[ChannelServer] = ()
+    # How an agent's reply leaves on each conversation channel this package serves.
+    senders: Mapping[Channel, ReplySender] = field(default_factory=dict)
+
+
+class ChannelAdapter(Protocol):
+    """One channel package as the host sees it."""
+
+    @property
+    def operations(self) -> Sequence[Operation]:
+        """Its HTTP operations, each served by a route of its `parts`: they go in the API's document."""
+        ...
+
+    def parts(self, context: ChannelContext) -> ChannelParts:
+        """Its routes, servers and reply senders, built on what the host lends. Opens nothing: servers start
+        when the host starts them."""
+        ...

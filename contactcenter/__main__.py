@@ -1,3 +1,3 @@
-from contactcenter.cli import main
+from contactcenter.host.cli import main
 
 main()

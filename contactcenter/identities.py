@@ -9,7 +9,7 @@ import phonenumbers
 from pydantic import TypeAdapter, ValidationError
 
 from contactcenter.errors import Invalid
-from schema import Channel, IdentityKind, Interaction
+from schema import IdentityKind, Interaction
 from schema.text import Identifier
 
 
@@ -54,9 +54,12 @@ def normalise_email(raw: str, *, field: str = "email") -> str:
 
 
 def sender_identity(interaction: Interaction, default_region: str) -> Identity:
-    if interaction.channel in (Channel.SMS, Channel.VOICE):
-        value = normalise_phone(interaction.from_address, default_region)
-        return Identity(IdentityKind.PHONE, value, interaction.from_verified)
-    if interaction.channel is Channel.EMAIL:
-        return Identity(IdentityKind.EMAIL, normalise_email(interaction.from_address), interaction.from_verified)
-    return Identity(IdentityKind.VISITOR, interaction.from_address, interaction.from_verified)
+    """The sender as the kind of identity its adapter says it is (`sender_kind`), normalised."""
+    kind, raw = interaction.sender_kind, interaction.from_address
+    if kind is IdentityKind.PHONE:
+        value = normalise_phone(raw, default_region)
+    elif kind is IdentityKind.EMAIL:
+        value = normalise_email(raw)
+    else:
+        value = raw
+    return Identity(kind, value, interaction.from_verified)

@@ -102,7 +102,7 @@ class LiveMetrics:
 
 
 class GuardedConnections(Protocol):
-    """What the connection guard (`contactcenter.connections`) counts."""
+    """What the connection guard (`contactcenter.host.connections`) counts."""
 
     refused: int
     cut_off: int

@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     router_prefetch: int = Field(default=32, ge=1, le=65535)
     # Redeliveries of a failing interaction before it is dead-lettered (0: none).
     delivery_limit: int = Field(default=5, ge=0, le=1000)
-    # Per connection (contactcenter.connections): a new connection must have sent its request line and headers
+    # Per connection (contactcenter.host.connections): a new connection must have sent its request line and headers
     # within `header_read_seconds`, a request its body within `body_read_seconds` of its headers (else 408 and
     # the connection closes); a kept-alive connection waits `idle_connection_seconds` for its next request, and
     # one whose unsent answers the client does not take for as long is dropped.

@@ -7,10 +7,10 @@ from __future__ import annotations
 import logging
 import uuid
 
-from contactcenter.agents.notices import AgentNotices
-from contactcenter.live import Task, now_ms
-from contactcenter.live.state import LiveState
-from contactcenter.store.conversations import Conversations
+from contactcenter.agents import AgentNoticesPort
+from contactcenter.clock import now_ms
+from contactcenter.live import LiveStatePort, Task
+from contactcenter.store import ConversationsPort
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ REBUILD_CLAIM_MS = 60_000
 
 
 class LiveStateRecovery:
-    def __init__(self, live: LiveState, conversations: Conversations, notices: AgentNotices) -> None:
+    def __init__(self, live: LiveStatePort, conversations: ConversationsPort, notices: AgentNoticesPort) -> None:
         self._live = live
         self._conversations = conversations
         self._notices = notices

@@ -17,20 +17,18 @@ import uuid
 
 from pydantic import ValidationError
 
-from contactcenter.agents.notices import AgentNotices
+from contactcenter.agents import AgentNoticesPort
 from contactcenter.bus import Bus, Delivery, Subscription
+from contactcenter.bus.interactions import Topology, publish_inbound, read_inbound_message
+from contactcenter.clock import now_ms
 from contactcenter.errors import Unavailable
 from contactcenter.http_errors import SERVICE_ERRORS
 from contactcenter.identities import sender_identity
-from contactcenter.inbound import publish_inbound
-from contactcenter.live import Task, now_ms
-from contactcenter.live.state import LiveState
+from contactcenter.live import LiveStatePort, Task
 from contactcenter.logs import add_log_context, log_context
 from contactcenter.metrics import RoutingMetrics
-from contactcenter.store.conversations import Conversations, RecordedInteraction
-from contactcenter.topology import Topology
+from contactcenter.store import ConversationsPort, RecordedInteraction
 from schema import Channel, Interaction
-from schema.interactions import read_inbound_message
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +43,9 @@ class Router:
         *,
         bus: Bus,
         topology: Topology,
-        conversations: Conversations,
-        live: LiveState,
-        notices: AgentNotices,
+        conversations: ConversationsPort,
+        live: LiveStatePort,
+        notices: AgentNoticesPort,
         default_region: str,
         metrics: RoutingMetrics,
     ) -> None:

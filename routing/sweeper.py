@@ -3,14 +3,14 @@ each expiry is one atomic script, so sweeps running at once do not collide."""
 
 from __future__ import annotations
 
-from contactcenter.agents.notices import AgentNotices
-from contactcenter.live import now_ms
-from contactcenter.live.state import LiveState
+from contactcenter.agents import AgentNoticesPort
+from contactcenter.clock import now_ms
+from contactcenter.live import LiveStatePort
 from schema.offers import RevokeReason
 
 
 class ReservationSweeper:
-    def __init__(self, live: LiveState, notices: AgentNotices) -> None:
+    def __init__(self, live: LiveStatePort, notices: AgentNoticesPort) -> None:
         self._live = live
         self._notices = notices
 

@@ -42,7 +42,8 @@ class RejectCommand(_Command):
 class ReplyCommand(_Command):
     type: Literal["reply"]
     conversation_id: uuid.UUID
-    text: StorableText = Field(min_length=1, max_length=1600)
+    # The bound of any interaction's body; each channel's reply sender holds replies to its own (SMS: 1,600).
+    text: StorableText = Field(min_length=1, max_length=100_000)
 
 
 class CompleteCommand(_Command):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
+from types import MappingProxyType
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field
 
 from schema.text import Identifier, StorableText
 
@@ -41,6 +41,9 @@ class Interaction(BaseModel):
     direction: Direction = Direction.INBOUND
     provider_id: Identifier = Field(min_length=1, max_length=200)
     from_address: Identifier = Field(min_length=1, max_length=320)
+    # What kind of identity `from_address` is, as the adapter that heard it says: the router resolves the card
+    # by it, never by the channel's name.
+    sender_kind: IdentityKind
     to_address: Identifier = Field(default="", max_length=320)
     # Whether the channel vouches for `from_address` (a carrier's caller id, DMARC-aligned mail).
     from_verified: bool = False
@@ -48,20 +51,16 @@ class Interaction(BaseModel):
     received_at: datetime
 
 
-_INTERACTIONS = TypeAdapter(list[Interaction])
-
-
-def inbound_message(interactions: Sequence[Interaction]) -> bytes:
-    """The body of a message on the interactions exchange: one interaction as a JSON object, several (of one
-    channel, published together) as a JSON array of them."""
-    if len(interactions) == 1:
-        return interactions[0].model_dump_json().encode()
-    return _INTERACTIONS.dump_json(list(interactions))
-
-
-def read_inbound_message(body: bytes) -> list[Interaction]:
-    """The interactions a message on the interactions exchange carries, either form; raise `ValidationError`
-    on anything else."""
-    if body.lstrip()[:1] == b"[":
-        return _INTERACTIONS.validate_json(body)
-    return [Interaction.model_validate_json(body)]
+# The sender's kind of an interaction that does not say it: one published by an adapter before `sender_kind`
+# existed (in flight during a rolling upgrade), or one stored in PostgreSQL, whose interactions table does not
+# keep it. Remove the first use when no such message can be in flight; the second goes with a column (see
+# docs/adding-a-channel.md). The one place that maps a channel's name to its sender's kind: a new channel
+# sets `sender_kind` itself and never appears here.
+SENDER_KINDS_BEFORE_ISSUE_14 = MappingProxyType(
+    {
+        Channel.VOICE: IdentityKind.PHONE,
+        Channel.SMS: IdentityKind.PHONE,
+        Channel.EMAIL: IdentityKind.EMAIL,
+        Channel.CHAT: IdentityKind.VISITOR,
+    }
+)

@@ -19,8 +19,9 @@ from aiohttp import web
 from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 
-from contactcenter.app import SERVICES, Role, Services, create_app
-from contactcenter.connections import ConnectionGuard, guarded_runner, guarded_site
+from contactcenter.host.app import SERVICES, Role, create_app
+from contactcenter.host.connections import ConnectionGuard, guarded_runner, guarded_site
+from contactcenter.host.services import Services
 from contactcenter.settings import Settings
 
 ADMIN_TOKEN = "test-admin-token"

@@ -22,9 +22,10 @@ from contactcenter.agents.relay import NoticeRelay
 from contactcenter.agents.replies import Replies
 from contactcenter.api.operations import Access, Answer, Operation, Parameter, failures
 from contactcenter.auth import Authenticator
+from contactcenter.clock import now_ms
 from contactcenter.errors import ContactCenterError, Forbidden, NotFound
 from contactcenter.http_errors import SERVICE_ERRORS, invalid_from
-from contactcenter.live import LiveChanges, Task, now_ms
+from contactcenter.live import LiveChanges, Task
 from contactcenter.live.state import LiveState
 from contactcenter.logs import log_context
 from contactcenter.origins import origin_of

@@ -10,10 +10,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Protocol
 
-from contactcenter.agents.relay import NoticeRelay
 from contactcenter.live import LiveChanges, Reservation
 from contactcenter.logs import log_context
-from contactcenter.store.conversations import Conversations, InteractionInContext
+from contactcenter.store import InteractionInContext
 from schema import Interaction, OfferedReservation
 from schema.offers import InboundMessage, Revoked, RevokeReason, offer_json
 
@@ -25,8 +24,20 @@ class LocalAgents(Protocol):
         """Send a notice to the agent's socket if this process holds it; False when it does not."""
 
 
+class Relay(Protocol):
+    """Carries a notice to whichever gateway holds the agent's socket (`agents.relay.NoticeRelay`)."""
+
+    async def send(self, agent_id: uuid.UUID, body: bytes) -> None: ...
+
+
+class InteractionReads(Protocol):
+    """Reads an interaction with what its offer shows (`store.conversations.Conversations`)."""
+
+    async def interaction(self, interaction_id: uuid.UUID) -> InteractionInContext: ...
+
+
 class AgentNotices:
-    def __init__(self, relay: NoticeRelay, conversations: Conversations) -> None:
+    def __init__(self, relay: Relay, conversations: InteractionReads) -> None:
         self._relay = relay
         self._conversations = conversations
         self._local: LocalAgents | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from channels.replies import OutboundMessage, ReplySender
+from contactcenter.agents.outbound import OutboundMessage, ReplySender
 from contactcenter.errors import Invalid
 from contactcenter.store.conversations import Conversations
 from schema import Channel, Direction, Interaction
@@ -28,6 +28,7 @@ class Replies:
             direction=Direction.OUTBOUND,
             provider_id=provider_id,
             from_address=message.from_address,
+            sender_kind=sender.address_kind,
             to_address=message.to_address,
             from_verified=True,
             body=text,

@@ -3,18 +3,16 @@
 Every change is one atomic Lua script (`scripts/*.lua`), so several routers and gateways never book one
 agent twice nor hand one piece of work to two agents. The same scripts run on a real Redis and on
 `fakeredis` (with `lupa`) in embedded mode. Redis may be lost: the durable truth is PostgreSQL.
+
+`LiveStatePort` is what routing needs of it (`state.LiveState` is the adapter), with the values it answers:
+routing imports this module, never the adapter.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass, field
-
-
-def now_ms() -> int:
-    """Live state's clock: wall time in ms, passed into every script so tests can set it."""
-    return int(time.time() * 1000)
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -53,3 +51,27 @@ class Enqueued(LiveChanges):
     already, who (`held_by`): the contact being routed is news for that agent, not work for the queue."""
 
     held_by: uuid.UUID | None = None
+
+
+class LiveStatePort(Protocol):
+    """Live state as the router, the reservation sweeper and live-state recovery use it. Every `now_ms` is
+    `contactcenter.clock.now_ms()` in the service, set by tests."""
+
+    async def enqueue(self, task: Task, now_ms: int, *, offer_again: bool = False) -> Enqueued:
+        """Queue the conversation's work and reserve the longest-idle agent if one is free; `offer_again` offers
+        a reservation made before once more (our own redelivery)."""
+        ...
+
+    async def expire_reservations(self, now_ms: int) -> LiveChanges:
+        """Take back the reservations past their time; the work goes to the next agent."""
+        ...
+
+    async def restore(self, task: Task, enqueued_ms: int, agent_id: uuid.UUID | None, now_ms: int) -> LiveChanges:
+        """Put back work Redis lost: to its agent when one holds it, else to its queue at its original place."""
+        ...
+
+    async def claim_rebuild(self, claim: str, ttl_ms: int) -> bool:
+        """Whether this caller rebuilds live state now (Redis lost it and nobody else is at it)."""
+        ...
+
+    async def finish_rebuild(self) -> None: ...

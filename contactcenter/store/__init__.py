@@ -1,13 +1,21 @@
-"""PostgreSQL, the source of truth: the connection pool, migrations, and one repository per subject."""
+"""PostgreSQL, the source of truth: the connection pool, migrations, and one repository per subject.
+
+`ConversationsPort` is what routing needs of the conversation store (`conversations.Conversations` is its
+adapter), with the values it answers: routing imports this module, never the adapter."""
 
 from __future__ import annotations
 
 import json
 import re
+import uuid
+from dataclasses import dataclass
+from typing import Protocol
 
 import asyncpg
 
 from contactcenter.errors import Invalid
+from contactcenter.identities import Identity
+from schema import Interaction
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -36,3 +44,57 @@ async def open_pool(url: str, *, schema: str = "public", min_size: int = 2, max_
         reset=_keep_session,
     )
     return pool
+
+
+@dataclass(frozen=True)
+class RecordedInteraction:
+    """Where an inbound interaction landed. `new` is False for a redelivery or a provider's retry."""
+
+    interaction_id: uuid.UUID
+    client_id: uuid.UUID
+    conversation_id: uuid.UUID
+    queue_id: uuid.UUID | None
+    agent_id: uuid.UUID | None
+    conversation_open: bool
+    new: bool
+    # What an offer of this interaction shows, read in the same transaction when it opened a conversation or
+    # joined one still waiting in a queue (None otherwise): the queue's name and the card as JSON text.
+    queue_name: str | None = None
+    card_json: str | None = None
+
+    def offer_context(self, interaction: Interaction) -> InteractionInContext | None:
+        """What an offer of `interaction` (the one recorded) shows, without reading it again."""
+        if self.queue_name is None or self.card_json is None:
+            return None
+        return InteractionInContext(interaction, self.queue_name, self.card_json)
+
+
+@dataclass(frozen=True)
+class InteractionInContext:
+    interaction: Interaction
+    queue_name: str
+    card_json: str  # the client's card as the database rendered it (`store.cards`)
+
+
+@dataclass(frozen=True)
+class OpenConversation:
+    conversation_id: uuid.UUID
+    queue_id: uuid.UUID
+    agent_id: uuid.UUID | None
+    interaction_id: uuid.UUID
+    opened_ms: int
+
+
+class ConversationsPort(Protocol):
+    """The conversation store as the router and live-state recovery use it."""
+
+    async def record_inbound(
+        self, interaction: Interaction, sender: Identity, *, with_card: bool = True
+    ) -> RecordedInteraction:
+        """Store the interaction once, resolve its sender to a card and attach it to a conversation, in one
+        transaction; `with_card` reads what its offer shows in the same transaction."""
+        ...
+
+    async def open_in_queues(self) -> list[OpenConversation]:
+        """Every open conversation that has a queue, oldest first: what live state holds."""
+        ...

@@ -18,39 +18,10 @@ import asyncpg
 from contactcenter.batching import Batcher
 from contactcenter.errors import NotFound
 from contactcenter.identities import Identity
+from contactcenter.store import InteractionInContext, OpenConversation, RecordedInteraction
 from contactcenter.store.cards import CARD_OF_INTERACTION, TIMELINE_LIMIT
 from schema import Channel, Direction, Interaction
-
-
-@dataclass(frozen=True)
-class RecordedInteraction:
-    """Where an inbound interaction landed. `new` is False for a redelivery or a provider's retry."""
-
-    interaction_id: uuid.UUID
-    client_id: uuid.UUID
-    conversation_id: uuid.UUID
-    queue_id: uuid.UUID | None
-    agent_id: uuid.UUID | None
-    conversation_open: bool
-    new: bool
-    # What an offer of this interaction shows, read in the same transaction when it opened a conversation or
-    # joined one still waiting in a queue (None otherwise): the queue's name and the card as JSON text.
-    queue_name: str | None = None
-    card_json: str | None = None
-
-    def offer_context(self, interaction: Interaction) -> InteractionInContext | None:
-        """What an offer of `interaction` (the one recorded) shows, without reading it again."""
-        if self.queue_name is None or self.card_json is None:
-            return None
-        return InteractionInContext(interaction, self.queue_name, self.card_json)
-
-
-@dataclass(frozen=True)
-class InteractionInContext:
-    interaction: Interaction
-    queue_name: str
-    card_json: str  # the client's card as the database rendered it (`store.cards`)
-
+from schema.interactions import SENDER_KINDS_BEFORE_ISSUE_14
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +104,12 @@ WHERE id = $1 AND agent_id = $2
 RETURNING id, agent_id
 """
 REHOME_INBOUND = "SELECT * FROM cc_rehome_inbound($1)"
+# The interactions table does not keep the sender's kind: rendered from the channel, by the schema's one table.
+_SENDER_KIND_OF_X = (
+    "CASE x.channel "
+    + " ".join(f"WHEN '{channel}' THEN '{kind}'" for channel, kind in SENDER_KINDS_BEFORE_ISSUE_14.items())
+    + " END"
+)
 # The conversations an agent holds (accepted, not completed), oldest first, as the JSON array `hello` carries
 # (`schema.desktop.HeldConversation`): rendered by the database like the card it holds, so a desktop that
 # connects costs one statement (index: migration 008) and nothing is parsed here. Each with its latest
@@ -144,8 +121,9 @@ SELECT coalesce(json_agg(json_build_object(
            'interactions', (
                SELECT coalesce(json_agg(json_build_object(
                           'id', x.id, 'channel', x.channel, 'direction', x.direction, 'provider_id', x.provider_id,
-                          'from_address', x.from_address, 'to_address', x.to_address,
-                          'from_verified', x.from_verified, 'body', x.body, 'received_at', x.received_at)
+                          'from_address', x.from_address, 'sender_kind', {_SENDER_KIND_OF_X},
+                          'to_address', x.to_address, 'from_verified', x.from_verified, 'body', x.body,
+                          'received_at', x.received_at)
                       ORDER BY x.received_at, x.id), '[]'::json)
                FROM (SELECT * FROM interactions WHERE conversation_id = v.id
                      ORDER BY received_at DESC LIMIT {TIMELINE_LIMIT}) x))
@@ -175,15 +153,6 @@ class Rehomed:
     conversation_id: uuid.UUID
     queue_id: uuid.UUID | None
     agent_id: uuid.UUID | None
-
-
-@dataclass(frozen=True)
-class OpenConversation:
-    conversation_id: uuid.UUID
-    queue_id: uuid.UUID
-    agent_id: uuid.UUID | None
-    interaction_id: uuid.UUID
-    opened_ms: int
 
 
 Assignment = tuple[uuid.UUID, uuid.UUID]  # conversation, agent
@@ -350,12 +319,15 @@ class Conversations:
 
 
 def _in_context(row: asyncpg.Record) -> InteractionInContext:
+    channel = Channel(row["channel"])
     interaction = Interaction(
         id=row["id"],
-        channel=Channel(row["channel"]),
+        channel=channel,
         direction=Direction(row["direction"]),
         provider_id=row["provider_id"],
         from_address=row["from_address"],
+        # Not kept in the interactions table (yet): what the channel's sender is.
+        sender_kind=SENDER_KINDS_BEFORE_ISSUE_14[channel],
         to_address=row["to_address"],
         from_verified=row["from_verified"],
         body=row["body"],

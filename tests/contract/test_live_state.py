@@ -11,8 +11,8 @@ import fakeredis
 import pytest
 import redis.asyncio as aioredis
 
-from contactcenter.embedded import in_process_redis
 from contactcenter.errors import Conflict, NotFound
+from contactcenter.host.embedded import in_process_redis
 from contactcenter.live import Enqueued, LiveChanges, Reservation, Task
 from contactcenter.live.state import LiveState
 

@@ -12,8 +12,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from contactcenter.agents.relay import NoticeRelay
-from contactcenter.embedded import in_process_redis
 from contactcenter.errors import Unavailable
+from contactcenter.host.embedded import in_process_redis
 
 
 class Received:

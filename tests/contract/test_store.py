@@ -45,7 +45,12 @@ async def test_processes_starting_together_apply_each_migration_once(database_ur
 
 def _sms(sender: str, sid: str) -> Interaction:
     return Interaction(
-        channel=Channel.SMS, provider_id=sid, from_address=sender, from_verified=True, received_at=datetime.now(UTC)
+        channel=Channel.SMS,
+        provider_id=sid,
+        from_address=sender,
+        sender_kind=IdentityKind.PHONE,
+        from_verified=True,
+        received_at=datetime.now(UTC),
     )
 
 

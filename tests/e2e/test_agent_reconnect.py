@@ -12,7 +12,7 @@ import aiohttp
 import asyncpg
 
 from contactcenter.live.state import AgentStatus
-from schema import Channel, Hello, Interaction
+from schema import Channel, Hello, IdentityKind, Interaction
 from tests.running import AgentDesktop, RunningService
 
 SENDER = "+14155550134"
@@ -170,7 +170,12 @@ async def test_a_message_told_while_the_desktop_is_being_greeted_follows_the_hel
 
     async def a_message_comes_meanwhile(agent_id: uuid.UUID) -> str:
         news = Interaction(
-            channel=Channel.SMS, provider_id="SM1", from_address=SENDER, body="meanwhile", received_at=datetime.now(UTC)
+            channel=Channel.SMS,
+            provider_id="SM1",
+            from_address=SENDER,
+            sender_kind=IdentityKind.PHONE,
+            body="meanwhile",
+            received_at=datetime.now(UTC),
         )
         told.append(asyncio.create_task(service.services.notices.message(agent_id, uuid.uuid4(), news)))
         await asyncio.wait(told, timeout=0.2)  # ample for it to overtake, were it not held back

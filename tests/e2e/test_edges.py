@@ -12,7 +12,7 @@ import pytest
 from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 
-from contactcenter.app import ADMISSION
+from contactcenter.host.app import ADMISSION
 from contactcenter.settings import Settings
 from contactcenter.store.cards import Cards
 from schema import ClientCard, IdentityKind

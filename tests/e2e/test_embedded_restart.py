@@ -20,7 +20,7 @@ import asyncpg
 import psutil
 import pytest
 
-from contactcenter.embedded import start_postgres
+from contactcenter.host.embedded import start_postgres
 from contactcenter.settings import Settings
 from tests.running import ADMIN_TOKEN, TWILIO_AUTH_TOKEN, RunningService
 

@@ -16,8 +16,8 @@ import pytest
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
-from channels.sms import inbound_sms
-from contactcenter.connections import guarded_runner, guarded_site
+from channels.twilio.sms import inbound_sms
+from contactcenter.host.connections import guarded_runner, guarded_site
 from contactcenter.identities import sender_identity
 from contactcenter.settings import Settings
 from contactcenter.store.cards import Cards

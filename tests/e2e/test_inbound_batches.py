@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 import asyncpg
 
 from contactcenter.bus import QueueSpec
+from contactcenter.bus.interactions import inbound_message, read_inbound_message
 from contactcenter.settings import Settings
-from schema import Channel, Interaction
-from schema.interactions import inbound_message, read_inbound_message
+from schema import Channel, IdentityKind, Interaction
 from tests.conftest import DATABASE_URL
 from tests.inbox import Inbox
 from tests.running import run_service
@@ -23,6 +23,7 @@ def _sms(sender: str, body: str) -> Interaction:
         channel=Channel.SMS,
         provider_id=f"SM-{body}",
         from_address=sender,
+        sender_kind=IdentityKind.PHONE,
         from_verified=True,
         body=body,
         received_at=datetime.now(UTC),

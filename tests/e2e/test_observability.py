@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from contactcenter.app import Role
+from contactcenter.host.app import Role
 from contactcenter.logs import JsonFormatter
 from contactcenter.settings import Settings
 from tests.running import RunningService, run_service
@@ -57,7 +57,7 @@ async def test_one_sms_can_be_followed_by_its_interaction_id_through_adapter_rou
 
     path = [line for line in _lines(json_logs) if line.get("interaction_id") == interaction_id]
     loggers = {line["logger"] for line in path}
-    assert {"channels.sms", "routing.router", "contactcenter.agents.gateway"} <= loggers, path
+    assert {"channels.twilio.sms", "routing.router", "contactcenter.agents.gateway"} <= loggers, path
     gateway_lines = [line for line in path if line["logger"] == "contactcenter.agents.gateway"]
     assert all(line["agent_id"] == desktop.agent_id for line in gateway_lines)
     # The offer's own hop, not only the agent's answer to it.

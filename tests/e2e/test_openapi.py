@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from contactcenter.api.openapi import openapi_document
-from contactcenter.app import http_operations
+from contactcenter.host.app import http_operations
 from tests.running import RunningService
 
 # aiohttp answers HEAD on every GET route by itself: the document describes the GET.

@@ -12,8 +12,8 @@ import asyncpg
 import pytest
 
 from contactcenter.agents.relay import NoticeRelay
-from contactcenter.app import Role
 from contactcenter.errors import Unavailable
+from contactcenter.host.app import Role
 from contactcenter.settings import Settings
 from tests.conftest import DATABASE_URL
 from tests.running import AgentDesktop, run_service

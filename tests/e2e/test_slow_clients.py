@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from contactcenter.connections import ConnectionGuard
+from contactcenter.host.connections import ConnectionGuard
 from contactcenter.settings import Settings
 from contactcenter.store.cards import Cards
 from schema import ClientCard, IdentityKind
@@ -217,7 +217,7 @@ async def test_connections_that_never_send_are_closed(service_settings: Settings
 async def test_past_the_connections_of_one_client_a_new_one_gets_a_503_and_refusals_are_summarised(
     service_settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="contactcenter.connections")
+    caplog.set_level(logging.WARNING, logger="contactcenter.host.connections")
     async with run_service(service_settings.model_copy(update={"max_connections_per_client": 4})) as service:
         await service.create_queue("sales", ["sms"])
         ours = guard_of(service).open_connections  # the test's own HTTP session keeps one alive

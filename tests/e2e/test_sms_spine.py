@@ -7,11 +7,12 @@ import uuid
 
 import asyncpg
 
-from contactcenter.app import SERVICES
+from contactcenter.clock import now_ms
 from contactcenter.errors import Unavailable
-from contactcenter.live import Reservation, Task, now_ms
+from contactcenter.host.app import SERVICES
+from contactcenter.live import Reservation, Task
 from contactcenter.settings import Settings
-from contactcenter.store.conversations import InteractionInContext
+from contactcenter.store import InteractionInContext
 from tests.conftest import DATABASE_URL
 from tests.running import FakeTwilioApi, RunningService, run_service
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from channels.admission import Admission
+from channels.intake.admission import Admission
 from contactcenter.errors import Overloaded
 
 
@@ -47,7 +47,7 @@ class ManualTimers:
 async def test_a_flood_of_refusals_is_logged_once_then_summarised_while_it_lasts(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="channels.admission")
+    caplog.set_level(logging.WARNING, logger="channels.intake.admission")
     timers = ManualTimers()
     admission = Admission(1, report_every=0.05, schedule=timers.schedule)
     with admission.slot():

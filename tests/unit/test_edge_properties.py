@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from channels.sms import inbound_sms
+from channels.twilio.sms import inbound_sms
 from contactcenter.errors import Invalid
 from contactcenter.identities import normalise_phone
 from schema import AgentCreate, QueueCreate, ReplyCommand

@@ -48,6 +48,7 @@ def test_email_identities_are_lower_cased() -> None:
         channel=Channel.EMAIL,
         provider_id="<1@example.com>",
         from_address=" Ann@Example.COM ",
+        sender_kind=IdentityKind.EMAIL,
         received_at=datetime.now(UTC),
     )
     identity = sender_identity(interaction, "US")

@@ -10,12 +10,11 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from channels.publishing import PUBLISHING_LANES, InteractionPublisher
+from channels.intake.publishing import PUBLISHING_LANES, InteractionPublisher
 from contactcenter.bus import Handler, QueueSpec, Subscription
+from contactcenter.bus.interactions import Topology, inbound_message, read_inbound_message
 from contactcenter.errors import Unavailable
-from contactcenter.topology import Topology
-from schema import Channel, Interaction
-from schema.interactions import inbound_message, read_inbound_message
+from schema import Channel, IdentityKind, Interaction
 
 TOPOLOGY = Topology("unit")
 
@@ -25,6 +24,7 @@ def _contact(n: int, channel: Channel = Channel.SMS) -> Interaction:
         channel=channel,
         provider_id=f"{channel}-{n}",
         from_address=f"+1415555{n:04d}",
+        sender_kind=IdentityKind.PHONE,
         body=f"message {n}",
         received_at=datetime.now(UTC),
     )

@@ -11,8 +11,9 @@ import asyncpg
 
 from contactcenter.agents.notices import AgentNotices
 from contactcenter.live import LiveChanges, Reservation
-from contactcenter.store.conversations import Conversations, InteractionInContext
-from schema import Channel, ClientCard, Interaction
+from contactcenter.store import InteractionInContext
+from contactcenter.store.conversations import Conversations
+from schema import Channel, ClientCard, IdentityKind, Interaction
 from schema.cards import ClientSummary
 from schema.offers import (
     AGENT_NOTICE,
@@ -50,14 +51,18 @@ class Here:
 
 def _sms() -> Interaction:
     return Interaction(
-        channel=Channel.SMS, provider_id="SM1", from_address="+14155550134", received_at=datetime.now(UTC)
+        channel=Channel.SMS,
+        provider_id="SM1",
+        from_address="+14155550134",
+        sender_kind=IdentityKind.PHONE,
+        received_at=datetime.now(UTC),
     )
 
 
 async def test_a_notice_for_an_agent_held_here_goes_straight_to_its_socket() -> None:
     relay = SpyRelay()
     local, remote = uuid.uuid4(), uuid.uuid4()
-    notices = AgentNotices(relay, Conversations(cast(asyncpg.Pool, None)))  # type: ignore[arg-type]
+    notices = AgentNotices(relay, Conversations(cast(asyncpg.Pool, None)))
     here = Here(local)
     notices.deliver_locally_through(here)
     conversation = uuid.uuid4()
@@ -69,7 +74,7 @@ async def test_a_notice_for_an_agent_held_here_goes_straight_to_its_socket() -> 
 
 async def test_without_local_sockets_every_notice_goes_through_the_relay() -> None:
     relay = SpyRelay()
-    notices = AgentNotices(relay, Conversations(cast(asyncpg.Pool, None)))  # type: ignore[arg-type]
+    notices = AgentNotices(relay, Conversations(cast(asyncpg.Pool, None)))
     agent = uuid.uuid4()
     await notices.message(agent, uuid.uuid4(), _sms())
     assert relay.sent == [agent]
@@ -99,7 +104,7 @@ def _reservation(agent: uuid.UUID, interaction: Interaction) -> Reservation:
 async def test_an_offer_of_the_interaction_just_recorded_shows_what_the_recording_read_without_reading_again() -> None:
     recorded, waiting = _sms(), _sms()
     reads = Reads(_context(waiting, "read"))
-    notices = AgentNotices(SpyRelay(), reads)  # type: ignore[arg-type]
+    notices = AgentNotices(SpyRelay(), reads)
     agent, other = uuid.uuid4(), uuid.uuid4()
     here = Here(agent, other)
     notices.deliver_locally_through(here)

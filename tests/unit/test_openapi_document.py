@@ -8,7 +8,7 @@ from typing import Any
 from openapi_spec_validator import validate
 
 from contactcenter.api.openapi import openapi_document
-from contactcenter.app import http_operations
+from contactcenter.host.app import http_operations
 from schema import ClientCard
 
 

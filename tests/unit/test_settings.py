@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from contactcenter import cli
-from contactcenter.cli import main
+from contactcenter.host import cli
+from contactcenter.host.cli import main
 from contactcenter.settings import Settings
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from channels.sms import inbound_sms
+from channels.twilio.sms import inbound_sms
 from contactcenter.errors import Invalid
 from schema import Channel
 

@@ -7,7 +7,7 @@ from aiohttp.test_utils import make_mocked_request
 from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 
-from channels.twilio_signature import TwilioSignature
+from channels.twilio.signature import TwilioSignature
 from contactcenter.errors import Forbidden
 
 TOKEN = "12345678901234567890123456789012"

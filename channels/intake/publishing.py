@@ -1,4 +1,5 @@
-"""Hands accepted contacts to the routers: publish to the interactions exchange and wait for the confirm.
+"""Hands accepted contacts to the routers (shared by every channel's intake): publish to the interactions exchange
+and wait for the confirm.
 
 Group commit: contacts of one channel that arrive while earlier ones wait for the broker travel together, as
 one message, next. An idle service publishes each contact alone at once; under load one message, one confirm
@@ -12,9 +13,8 @@ from collections.abc import Sequence
 
 from contactcenter.batching import Batcher
 from contactcenter.bus import Bus
+from contactcenter.bus.interactions import Topology, publish_inbound
 from contactcenter.errors import Unavailable
-from contactcenter.inbound import publish_inbound
-from contactcenter.topology import Topology
 from schema import Interaction
 
 # Messages in flight per channel; contacts arriving meanwhile wait to leave together in the next.

@@ -13,7 +13,6 @@ import asyncio
 import logging
 import secrets
 from collections import Counter
-from typing import TYPE_CHECKING
 
 import asyncpg
 from aiohttp import web
@@ -23,11 +22,9 @@ from redis.exceptions import RedisError
 from contactcenter.api.operations import Answer, Operation, failures
 from contactcenter.auth import bearer_token
 from contactcenter.errors import Unauthorized, Unavailable
+from contactcenter.host.services import Services
 from contactcenter.metrics import LiveMetrics, Metrics
 from contactcenter.store.directory import token_bytes
-
-if TYPE_CHECKING:
-    from contactcenter.app import Services
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""How many contacts a process holds at once from providers' webhooks; past the bound, a 503 at once.
+"""Bounds the contacts in hand across every channel's intake (shared by all channels, owned by none).
 
 A provider retries a 503 (Twilio does, with the same idempotency key), so nothing is lost. What the bound buys
 is that an overloaded service goes on carrying what it accepted at full speed, instead of taking everything

@@ -7,8 +7,9 @@ import logging
 
 import aiohttp
 
-from channels.replies import OutboundMessage
+from contactcenter.agents.outbound import OutboundMessage
 from contactcenter.errors import Invalid, Unavailable
+from schema import IdentityKind
 
 log = logging.getLogger(__name__)
 
@@ -16,6 +17,10 @@ SEND_TIMEOUT = aiohttp.ClientTimeout(total=10)
 
 
 class TwilioSmsSender:
+    # Twilio's own bound on a message's body: it refuses longer ones.
+    max_length = 1600
+    address_kind = IdentityKind.PHONE
+
     def __init__(self, http: aiohttp.ClientSession, *, api_base: str, account_sid: str, auth_token: str) -> None:
         self._http = http
         self._url = f"{api_base.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
@@ -23,6 +28,8 @@ class TwilioSmsSender:
         self._headers = {"Authorization": f"Basic {credentials}"}
 
     async def send(self, message: OutboundMessage) -> str:
+        if len(message.body) > self.max_length:
+            raise Invalid(f"an SMS carries at most {self.max_length} characters", field="text")
         form = {"To": message.to_address, "From": message.from_address, "Body": message.body}
         try:
             async with self._http.post(self._url, data=form, headers=self._headers, timeout=SEND_TIMEOUT) as response:

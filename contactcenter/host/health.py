@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 import asyncpg
+import redis.asyncio as aioredis
 from aiohttp import web
 from redis.exceptions import RedisError
 
 from contactcenter.api.operations import Answer, Operation
+from contactcenter.bus import Bus
 from schema import Liveness, Readiness, ReadinessChecks
-
-if TYPE_CHECKING:
-    from contactcenter.app import Services
 
 CHECK_TIMEOUT = 2.0
 
@@ -32,8 +30,10 @@ READYZ = Operation(
 class Health:
     OPERATIONS = (HEALTHZ, READYZ)
 
-    def __init__(self, services: Services) -> None:
-        self._services = services
+    def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis, bus: Bus) -> None:
+        self._pool = pool
+        self._redis_client = redis
+        self._bus = bus
 
     def routes(self) -> list[web.RouteDef]:
         return [HEALTHZ.route(self.healthz), READYZ.route(self.readyz)]
@@ -42,7 +42,7 @@ class Health:
         return web.json_response(Liveness().model_dump())
 
     async def readyz(self, request: web.Request) -> web.Response:
-        database, redis, bus = await asyncio.gather(self._database(), self._redis(), self._services.bus.ping())
+        database, redis, bus = await asyncio.gather(self._database(), self._redis(), self._bus.ping())
         report = Readiness(
             ready=database and redis and bus, checks=ReadinessChecks(database=database, redis=redis, bus=bus)
         )
@@ -51,13 +51,13 @@ class Health:
     async def _database(self) -> bool:
         try:
             async with asyncio.timeout(CHECK_TIMEOUT):
-                return bool(await self._services.pool.fetchval("SELECT 1") == 1)
+                return bool(await self._pool.fetchval("SELECT 1") == 1)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             return False
 
     async def _redis(self) -> bool:
         try:
             async with asyncio.timeout(CHECK_TIMEOUT):
-                return bool(await self._services.redis.ping())
+                return bool(await self._redis_client.ping())
         except (OSError, TimeoutError, RedisError):
             return False

@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from channels.admission import Admission
-from channels.publishing import InteractionPublisher
-from channels.twilio_signature import TwilioSignature, twilio_form
+from channels.intake.admission import Admission
+from channels.intake.publishing import InteractionPublisher
+from channels.twilio.signature import TwilioSignature, twilio_form
 from contactcenter.api.operations import Answer, Operation, Parameter, failures
 from contactcenter.errors import Invalid
 from contactcenter.http_errors import invalid_from
@@ -23,7 +23,7 @@ from contactcenter.identities import normalise_phone
 from contactcenter.logs import log_context
 from contactcenter.metrics import IntakeMetrics
 from contactcenter.settings import Settings
-from schema import Channel, Interaction
+from schema import Channel, IdentityKind, Interaction
 from schema.text import storable
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,7 @@ def inbound_sms(form: Mapping[str, str], default_region: str) -> Interaction:
             channel=Channel.SMS,
             provider_id=_required(form, "MessageSid"),
             from_address=_required(form, "From"),
+            sender_kind=IdentityKind.PHONE,
             to_address=form.get("To", ""),
             # The number comes from the carrier, not from the sender's own words.
             from_verified=True,

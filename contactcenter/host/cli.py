@@ -12,8 +12,8 @@ import sys
 from aiohttp import web
 from pydantic import SecretStr, ValidationError
 
-from contactcenter.app import Role, create_app
-from contactcenter.connections import guarded_runner, guarded_site
+from contactcenter.host.app import Role, create_app
+from contactcenter.host.connections import guarded_runner, guarded_site
 from contactcenter.logs import choose_format, configure_logging
 from contactcenter.settings import Settings
 from contactcenter.store import open_pool
