@@ -20,10 +20,10 @@ from pydantic import ValidationError
 from contactcenter.agents.notices import AgentNotices
 from contactcenter.agents.relay import NoticeRelay
 from contactcenter.agents.replies import Replies
+from contactcenter.answers import SERVICE_ERRORS, invalid_from
 from contactcenter.api.operations import Access, Answer, Operation, Parameter, failures
 from contactcenter.auth import Authenticator
 from contactcenter.errors import ContactCenterError, Forbidden, NotFound
-from contactcenter.http_errors import SERVICE_ERRORS, invalid_from
 from contactcenter.live import LiveChanges, Task, now_ms
 from contactcenter.live.state import LiveState
 from contactcenter.logs import log_context
