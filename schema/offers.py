@@ -1,4 +1,5 @@
-"""What the router and the gateway tell an agent's desktop: offers (screen pops), messages, revocations."""
+"""What the router and the gateway tell an agent's desktop unasked: offers (screen pops), messages, revocations.
+Written here once and passed to the socket as written; `schema.desktop.ServerFrame` lists them with the rest."""
 
 from __future__ import annotations
 

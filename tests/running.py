@@ -22,6 +22,7 @@ from twilio.request_validator import RequestValidator
 from contactcenter.app import SERVICES, Role, Services, create_app
 from contactcenter.connections import ConnectionGuard, guarded_runner, guarded_site
 from contactcenter.settings import Settings
+from tests.frames import server_frame
 
 ADMIN_TOKEN = "test-admin-token"
 TWILIO_AUTH_TOKEN = "test-twilio-auth-token"
@@ -115,6 +116,7 @@ class AgentDesktop:
             frame = await self.socket.receive()
         assert frame.type is aiohttp.WSMsgType.TEXT, f"expected a text frame, got {frame.type}: {frame.data!r}"
         message: dict[str, Any] = json.loads(frame.data)
+        server_frame(frame.data)  # the wire contract: every frame a desktop gets is one the schema describes
         self.received_at[message["type"]] = time.perf_counter()
         assert message["type"] == kind, f"expected {kind}, got {message}"
         return message
