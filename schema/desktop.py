@@ -81,6 +81,8 @@ class HeldConversation(BaseModel):
 
 
 class _HelloHead(BaseModel):
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     type: Literal["hello"] = "hello"
     agent: AgentView
 
@@ -101,7 +103,7 @@ def hello_json(agent: AgentView, conversations_json: str) -> str:
 class _Answer(BaseModel):
     """The server's answer to one command, built here and written as it is."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, json_schema_serialization_defaults_required=True)
 
 
 class StateChanged(_Answer):

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from schema.cards import ClientCard, ClientSummary
 from schema.desktop import (
+    AGENT_COMMAND,
     SERVER_FRAME,
     Accepted,
     AgentState,
@@ -156,3 +157,25 @@ def test_a_frame_with_a_field_its_model_does_not_describe_is_caught() -> None:
 def test_a_frame_of_an_unknown_type_is_no_server_frame() -> None:
     with pytest.raises(ValidationError):
         SERVER_FRAME.validate_json('{"type": "welcome"}')
+
+
+def test_both_directions_give_a_json_schema_to_generate_the_socket_s_document_from() -> None:
+    frames = SERVER_FRAME.json_schema(mode="serialization")
+    assert set(frames["discriminator"]["mapping"]) == {
+        "hello",
+        "offer",
+        "message",
+        "revoked",
+        "state",
+        "accepted",
+        "rejected",
+        "completed",
+        "replied",
+        "error",
+    }
+    for name, definition in frames["$defs"].items():
+        if "type" in definition.get("properties", {}):
+            assert "type" in definition["required"], f"{name} is always written with its type"
+    assert "field" not in frames["$defs"]["SocketErrorDetail"]["required"]
+    commands = AGENT_COMMAND.json_schema()
+    assert set(commands["discriminator"]["mapping"]) == {"state", "accept", "reject", "reply", "complete"}
