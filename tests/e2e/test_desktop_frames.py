@@ -4,9 +4,14 @@ frame the server has, and each is a `schema.desktop.ServerFrame` that its model 
 
 from __future__ import annotations
 
+import logging
 import typing
 from typing import Any
 
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from contactcenter.errors import Unavailable
 from schema.desktop import ServerFrame
 from tests.running import AgentDesktop, FakeTwilioApi, RunningService
 
@@ -78,3 +83,35 @@ async def test_every_frame_a_desktop_gets_is_a_server_frame_its_model_writes_bac
     await desktop.close()
 
     assert seen.types == frame_types()
+
+
+@pytest.mark.parametrize(
+    ("failure", "logged"),
+    [
+        (Unavailable("live state did not answer in time"), "live state did not answer in time"),
+        (RedisConnectionError("redis://:hunter2@cache:6379 refused"), "a service we depend on failed: ConnectionError"),
+    ],
+    ids=["ours", "redis"],
+)
+async def test_a_command_that_meets_a_failing_service_is_answered_unavailable_and_logged_without_its_detail(
+    service: RunningService,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: Exception,
+    logged: str,
+) -> None:
+    await service.create_queue("sales", ["sms"])
+    desktop = await service.available_agent()
+
+    async def failing(*args: Any) -> None:
+        raise failure
+
+    monkeypatch.setattr(service.services.live, "set_agent_state", failing)
+    error = await desktop.command({"type": "state", "state": "away"}, "error")
+    monkeypatch.undo()
+    assert error["error"]["code"] == "unavailable"
+    await desktop.command({"type": "state", "state": "away"}, "state")  # still connected, and served again
+    await desktop.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any(message.endswith(logged) for message in warnings), warnings
+    assert not any("hunter2" in message for message in warnings)
