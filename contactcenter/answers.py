@@ -51,8 +51,8 @@ class ReplyCodes:
     smtp: int
 
 
-# Most specific first: the first class an error is an instance of answers it (Overloaded before Unavailable,
-# TimedOut before a TimeoutError).
+# The first class an error is an instance of answers it: a subclass goes before its base (Overloaded before
+# Unavailable). Ours are matched before the infrastructure's, so TimedOut, a TimeoutError too, is a 408.
 REPLY_CODES: dict[type[ContactCenterError], ReplyCodes] = {
     Invalid: ReplyCodes(400, 501),  # syntax error in parameters
     Unauthorized: ReplyCodes(401, 530),  # authentication required (RFC 4954)
