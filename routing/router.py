@@ -18,11 +18,11 @@ import uuid
 from pydantic import ValidationError
 
 from contactcenter.agents import AgentNoticesPort
+from contactcenter.answers import SERVICE_ERRORS
 from contactcenter.bus import Bus, Delivery, Subscription
 from contactcenter.bus.interactions import Topology, publish_inbound, read_inbound_message
 from contactcenter.clock import now_ms
 from contactcenter.errors import Unavailable
-from contactcenter.http_errors import SERVICE_ERRORS
 from contactcenter.identities import sender_identity
 from contactcenter.live import LiveStatePort, Task
 from contactcenter.logs import add_log_context, log_context

@@ -1,4 +1,6 @@
-"""Messages an agent's desktop sends on `GET /api/v1/agents/ws`, and the `hello` that greets it there."""
+"""The agent desktop protocol on `GET /api/v1/agents/ws`, both ways: the commands a desktop sends
+(`AgentCommand`) and every frame the server sends it (`ServerFrame`), so the socket's documents can be
+generated from these models."""
 
 from __future__ import annotations
 
@@ -9,8 +11,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from schema.api import ErrorDetail
 from schema.cards import ClientCard
 from schema.interactions import Channel, Interaction
+from schema.offers import InboundMessage, Offer, Revoked
 from schema.text import StorableText
 
 
@@ -78,6 +82,8 @@ class HeldConversation(BaseModel):
 
 
 class _HelloHead(BaseModel):
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     type: Literal["hello"] = "hello"
     agent: AgentView
 
@@ -93,3 +99,62 @@ def hello_json(agent: AgentView, conversations_json: str) -> str:
     `Conversations.held_by`), placed as they are rather than parsed and written again."""
     head = _HelloHead(agent=agent).model_dump_json()
     return f'{head[:-1]},"conversations":{conversations_json}}}'
+
+
+class _Answer(BaseModel):
+    """The server's answer to one command, built here and written as it is."""
+
+    model_config = ConfigDict(frozen=True, json_schema_serialization_defaults_required=True)
+
+
+class StateChanged(_Answer):
+    """Answers `state`: live state now holds the agent as it asked."""
+
+    type: Literal["state"] = "state"
+    state: AgentState
+
+
+class Accepted(_Answer):
+    type: Literal["accepted"] = "accepted"
+    reservation_id: uuid.UUID
+    conversation_id: uuid.UUID
+
+
+class Rejected(_Answer):
+    type: Literal["rejected"] = "rejected"
+    reservation_id: uuid.UUID
+
+
+class Completed(_Answer):
+    type: Literal["completed"] = "completed"
+    conversation_id: uuid.UUID
+
+
+class Replied(_Answer):
+    """Answers `reply`: the reply as sent and stored, the conversation's newest interaction."""
+
+    type: Literal["replied"] = "replied"
+    conversation_id: uuid.UUID
+    interaction: Interaction
+
+
+class SocketErrorDetail(ErrorDetail):
+    # The socket's error is the HTTP error body's, and like it names a field only when one is at fault.
+    field: str | None = Field(default=None, exclude_if=lambda field: field is None)
+
+
+class ErrorFrame(_Answer):
+    """A command that could not be done or did not parse, or (instead of `hello`) an agent turned away."""
+
+    type: Literal["error"] = "error"
+    error: SocketErrorDetail
+
+
+# What the gateway writes itself; offers, messages and revocations come as notices (`schema.offers`).
+CommandAnswer = StateChanged | Accepted | Rejected | Completed | Replied | ErrorFrame
+
+ServerFrame = Annotated[
+    Hello | Offer | InboundMessage | Revoked | StateChanged | Accepted | Rejected | Completed | Replied | ErrorFrame,
+    Field(discriminator="type"),
+]
+SERVER_FRAME: TypeAdapter[ServerFrame] = TypeAdapter(ServerFrame)

@@ -1,4 +1,5 @@
-"""What the router and the gateway tell an agent's desktop: offers (screen pops), messages, revocations."""
+"""What the router and the gateway tell an agent's desktop unasked: offers (screen pops), messages, revocations.
+Written here once and passed to the socket as written; `schema.desktop.ServerFrame` lists them with the rest."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from schema.cards import ClientCard
 from schema.interactions import Interaction
@@ -22,7 +23,13 @@ class OfferedReservation(BaseModel):
     interaction: Interaction
 
 
+# What a notice always carries (its `type` included) is required in the documents generated from these models.
+_WRITTEN_WHOLE = ConfigDict(json_schema_serialization_defaults_required=True)
+
+
 class _OfferHead(BaseModel):
+    model_config = _WRITTEN_WHOLE
+
     type: Literal["offer"] = "offer"
     agent_id: uuid.UUID
     reservation: OfferedReservation
@@ -44,6 +51,8 @@ def offer_json(agent_id: uuid.UUID, reservation: OfferedReservation, card_json: 
 class InboundMessage(BaseModel):
     """A new inbound interaction in a conversation the agent has accepted."""
 
+    model_config = _WRITTEN_WHOLE
+
     type: Literal["message"] = "message"
     agent_id: uuid.UUID
     conversation_id: uuid.UUID
@@ -58,6 +67,8 @@ class RevokeReason(StrEnum):
 
 
 class Revoked(BaseModel):
+    model_config = _WRITTEN_WHOLE
+
     type: Literal["revoked"] = "revoked"
     agent_id: uuid.UUID
     reservation_id: uuid.UUID

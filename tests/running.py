@@ -23,6 +23,7 @@ from contactcenter.host.app import SERVICES, Role, create_app
 from contactcenter.host.connections import ConnectionGuard, guarded_runner, guarded_site
 from contactcenter.host.services import Services
 from contactcenter.settings import Settings
+from tests.frames import server_frame
 
 ADMIN_TOKEN = "test-admin-token"
 TWILIO_AUTH_TOKEN = "test-twilio-auth-token"
@@ -116,6 +117,7 @@ class AgentDesktop:
             frame = await self.socket.receive()
         assert frame.type is aiohttp.WSMsgType.TEXT, f"expected a text frame, got {frame.type}: {frame.data!r}"
         message: dict[str, Any] = json.loads(frame.data)
+        server_frame(frame.data)  # the wire contract: every frame a desktop gets is one the schema describes
         self.received_at[message["type"]] = time.perf_counter()
         assert message["type"] == kind, f"expected {kind}, got {message}"
         return message

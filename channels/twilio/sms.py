@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from channels.intake.admission import Admission
 from channels.intake.publishing import InteractionPublisher
 from channels.twilio.signature import TwilioSignature, twilio_form
+from contactcenter.answers import invalid_from
 from contactcenter.api.operations import Answer, Operation, Parameter, failures
 from contactcenter.errors import Invalid
-from contactcenter.http_errors import invalid_from
 from contactcenter.identities import normalise_phone
 from contactcenter.logs import log_context
 from contactcenter.metrics import IntakeMetrics

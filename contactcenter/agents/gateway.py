@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import ValidationError
@@ -20,11 +19,11 @@ from pydantic import ValidationError
 from contactcenter.agents.notices import AgentNotices
 from contactcenter.agents.relay import NoticeRelay
 from contactcenter.agents.replies import Replies
+from contactcenter.answers import ANSWERED, SERVICE_ERRORS, ErrorAnswer, answer_to, invalid_from
 from contactcenter.api.operations import Access, Answer, Operation, Parameter, failures
 from contactcenter.auth import Authenticator
 from contactcenter.clock import now_ms
-from contactcenter.errors import ContactCenterError, Forbidden, NotFound
-from contactcenter.http_errors import SERVICE_ERRORS, invalid_from
+from contactcenter.errors import ContactCenterError, Forbidden, NotFound, Unavailable
 from contactcenter.live import LiveChanges, Task
 from contactcenter.live.state import LiveState
 from contactcenter.logs import log_context
@@ -34,12 +33,20 @@ from contactcenter.store.directory import AgentProfile
 from schema.desktop import (
     AGENT_COMMAND,
     AcceptCommand,
+    Accepted,
     AgentCommand,
     AgentState,
     AgentView,
+    CommandAnswer,
     CompleteCommand,
+    Completed,
+    ErrorFrame,
     RejectCommand,
+    Rejected,
+    Replied,
     ReplyCommand,
+    SocketErrorDetail,
+    StateChanged,
     StateCommand,
     hello_json,
 )
@@ -80,7 +87,7 @@ class AgentSession:
         # Notices are heard from before `hello` is read (so none falls between the two): they wait for it.
         self._greeted = asyncio.Event()
 
-    async def greet(self, message: dict[str, Any] | str) -> None:
+    async def greet(self, message: CommandAnswer | str) -> None:
         """Send the first frame (`hello`, or the error that turns the agent away); what waited follows it."""
         try:
             await self._send(message)
@@ -90,21 +97,19 @@ class AgentSession:
     def stop_waiting(self) -> None:
         self._greeted.set()
 
-    async def send(self, message: dict[str, Any] | str) -> None:
+    async def send(self, message: CommandAnswer | str) -> None:
         """Send after the greeting, unless the agent has gone: a socket closing under us is the agent leaving,
         not an error."""
         await self._greeted.wait()
         await self._send(message)
 
-    async def _send(self, message: dict[str, Any] | str) -> None:
+    async def _send(self, message: CommandAnswer | str) -> None:
+        text = message if isinstance(message, str) else message.model_dump_json()
         async with self._send_lock:
             if self.socket.closed:
                 return
             try:
-                if isinstance(message, str):
-                    await self.socket.send_str(message)
-                else:
-                    await self.socket.send_json(message)
+                await self.socket.send_str(text)
             except ConnectionResetError:
                 log.info("agent %s left while a message was on its way", self.agent.id)
 
@@ -181,7 +186,9 @@ class AgentGateway:
             except LEAVING_ERRORS as exc:
                 # The socket is open already: the desktop hears why on it, and reconnects (1013: try again later).
                 log.warning("agent %s could not be connected: %s", agent.id, exc)
-                await session.greet(_error("unavailable", "a service we depend on is unavailable; connect again"))
+                await session.greet(
+                    _error_frame(Unavailable.code, "a service we depend on is unavailable; connect again")
+                )
                 await socket.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"try again later")
                 return socket
             await session.greet(hello_json(AgentView(id=agent.id, name=agent.name), held))
@@ -189,7 +196,7 @@ class AgentGateway:
                 if frame.type is WSMsgType.TEXT:
                     await self._answer(session, frame.data)
                 elif frame.type is WSMsgType.BINARY:
-                    await session.send(_error("invalid", "send JSON text frames"))
+                    await session.send(_error_frame("invalid", "send JSON text frames"))
         finally:
             session.stop_waiting()
             await self._close(session)
@@ -246,26 +253,23 @@ class AgentGateway:
 
     async def _answer(self, session: AgentSession, text: str) -> None:
         try:
-            command = AGENT_COMMAND.validate_json(text)
+            command = _command_from(text)
             answer, changes = await self._perform(session.agent, command)
             # The answer goes out before any offer the change set in motion, so a desktop sees them in order.
             await session.send(answer)
             await self._notices.announce(changes)
-        except ValidationError as exc:
-            problem = invalid_from(exc, tagged=True)
-            await session.send(_error(problem.code, problem.message, problem.field))
-        except ContactCenterError as exc:
-            await session.send(_error(exc.code, exc.message, exc.field))
-        except SERVICE_ERRORS as exc:
-            log.warning("agent %s: a service we depend on failed: %s", session.agent.id, type(exc).__name__)
-            await session.send(_error("unavailable", "a service we depend on is unavailable; try again"))
+        except ANSWERED as exc:
+            refusal = answer_to(exc)
+            if refusal.logged:
+                log.warning("agent %s: %s", session.agent.id, refusal.log_line)
+            await session.send(_refusal_frame(refusal))
 
-    async def _perform(self, agent: AgentProfile, command: AgentCommand) -> tuple[dict[str, Any], LiveChanges]:
+    async def _perform(self, agent: AgentProfile, command: AgentCommand) -> tuple[CommandAnswer, LiveChanges]:
         match command:
             case StateCommand(state=state):
                 changes = await self._live.set_agent_state(agent.id, state, agent.queue_ids, now_ms())
                 self._sessions[agent.id].state = state
-                return {"type": "state", "state": state.value}, changes
+                return StateChanged(state=state), changes
             case AcceptCommand(reservation_id=reservation_id):
                 reservation = await self._live.accept(agent.id, reservation_id, now_ms())
                 try:
@@ -280,34 +284,26 @@ class AgentGateway:
                     freed = await self._live.complete(agent.id, reservation.conversation_id, now_ms())
                     queued = await self._route_again(reservation.interaction_id)
                     changes = LiveChanges(freed.offers + queued.offers, freed.revoked + queued.revoked)
-                    return _error(exc.code, exc.message, exc.field), changes
+                    return _refusal_frame(answer_to(exc)), changes
                 with log_context(
                     interaction_id=reservation.interaction_id,
                     conversation_id=reservation.conversation_id,
                     reservation_id=reservation_id,
                 ):
                     log.info("agent accepted the offer")
-                answer: dict[str, Any] = {
-                    "type": "accepted",
-                    "reservation_id": str(reservation_id),
-                    "conversation_id": str(reservation.conversation_id),
-                }
-                return answer, LiveChanges()
+                return Accepted(
+                    reservation_id=reservation_id, conversation_id=reservation.conversation_id
+                ), LiveChanges()
             case RejectCommand(reservation_id=reservation_id):
                 changes = await self._live.reject(agent.id, reservation_id, now_ms())
-                return {"type": "rejected", "reservation_id": str(reservation_id)}, changes
+                return Rejected(reservation_id=reservation_id), changes
             case CompleteCommand(conversation_id=conversation_id):
                 await self._conversations.close(conversation_id, agent.id)
                 changes = await self._live.complete(agent.id, conversation_id, now_ms())
-                return {"type": "completed", "conversation_id": str(conversation_id)}, changes
+                return Completed(conversation_id=conversation_id), changes
             case ReplyCommand(conversation_id=conversation_id, text=text):
                 interaction = await self._replies.reply(agent.id, conversation_id, text)
-                replied: dict[str, Any] = {
-                    "type": "replied",
-                    "conversation_id": str(conversation_id),
-                    "interaction": interaction.model_dump(mode="json"),
-                }
-                return replied, LiveChanges()
+                return Replied(conversation_id=conversation_id, interaction=interaction), LiveChanges()
         raise AssertionError(f"unhandled command {command!r}")
 
     async def _route_again(self, interaction_id: uuid.UUID) -> LiveChanges:
@@ -328,8 +324,17 @@ class AgentGateway:
         return changes
 
 
-def _error(code: str, message: str, field: str | None = None) -> dict[str, Any]:
-    detail: dict[str, Any] = {"code": code, "message": message}
-    if field:
-        detail["field"] = field
-    return {"type": "error", "error": detail}
+def _command_from(text: str) -> AgentCommand:
+    try:
+        return AGENT_COMMAND.validate_json(text)
+    except ValidationError as exc:
+        # The location of a problem in a command starts with its `type`, which the desktop does not name.
+        raise invalid_from(exc, tagged=True) from None
+
+
+def _error_frame(code: str, message: str, field: str | None = None) -> ErrorFrame:
+    return ErrorFrame(error=SocketErrorDetail(code=code, message=message, field=field))
+
+
+def _refusal_frame(refusal: ErrorAnswer) -> ErrorFrame:
+    return _error_frame(refusal.code, refusal.message, refusal.field)
