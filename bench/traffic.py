@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import ClassVar, Protocol
 from urllib.parse import urlencode
 
 from bench.http import HttpClient
@@ -71,7 +71,7 @@ class SmsTraffic:
 
     PATH = "/channels/twilio/sms"
     # What every message of the run has in common; MessageSid, SmsSid and From are each message's own.
-    COMMON_FIELDS = {
+    COMMON_FIELDS: ClassVar[dict[str, str]] = {
         "AccountSid": "AC" + "0" * 32,
         "To": "+15005550006",
         "Body": "Hello, is my order on its way?",

@@ -27,7 +27,7 @@ class EmbeddedPostgres:
 async def start_postgres(data_dir: Path) -> EmbeddedPostgres:
     """Start the embedded PostgreSQL, or take over the one a killed run left running; its `stop` stops it
     unless another live process uses it too."""
-    from pgserver import PostgresServer, get_server  # type: ignore[attr-defined]
+    from pgserver.postgres_server import PostgresServer, get_server
 
     # pgserver narrates every pg_ctl call at INFO; its warnings are what an operator needs.
     logging.getLogger("pgserver").setLevel(logging.WARNING)

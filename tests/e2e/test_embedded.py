@@ -42,7 +42,7 @@ async def embedded_service(tmp_path: Path) -> AsyncIterator[RunningService]:
         async with aiohttp.ClientSession() as http:
             await _wait_ready(http, base_url, process)
             settings = Settings(_env_file=None, twilio_account_sid="AC" + "0" * 32)
-            yield RunningService(base_url, settings, http, app=None)  # type: ignore[arg-type]
+            yield RunningService(base_url, settings, http, app=None)  # type: ignore[arg-type]  # the service is another process: no app here
     finally:
         process.terminate()
         # SIGTERM is a graceful shutdown: the embedded PostgreSQL is stopped and the exit is clean.

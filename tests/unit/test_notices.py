@@ -57,7 +57,7 @@ def _sms() -> Interaction:
 async def test_a_notice_for_an_agent_held_here_goes_straight_to_its_socket() -> None:
     relay = SpyRelay()
     local, remote = uuid.uuid4(), uuid.uuid4()
-    notices = AgentNotices(relay, Conversations(cast(asyncpg.Pool, None)))  # type: ignore[arg-type]
+    notices = AgentNotices(relay, Conversations(cast(asyncpg.Pool, None)))  # type: ignore[arg-type]  # a spy for the concrete NoticeRelay
     here = Here(local)
     notices.deliver_locally_through(here)
     conversation = uuid.uuid4()
@@ -69,7 +69,7 @@ async def test_a_notice_for_an_agent_held_here_goes_straight_to_its_socket() -> 
 
 async def test_without_local_sockets_every_notice_goes_through_the_relay() -> None:
     relay = SpyRelay()
-    notices = AgentNotices(relay, Conversations(cast(asyncpg.Pool, None)))  # type: ignore[arg-type]
+    notices = AgentNotices(relay, Conversations(cast(asyncpg.Pool, None)))  # type: ignore[arg-type]  # a spy for the concrete NoticeRelay
     agent = uuid.uuid4()
     await notices.message(agent, uuid.uuid4(), _sms())
     assert relay.sent == [agent]
@@ -99,7 +99,7 @@ def _reservation(agent: uuid.UUID, interaction: Interaction) -> Reservation:
 async def test_an_offer_of_the_interaction_just_recorded_shows_what_the_recording_read_without_reading_again() -> None:
     recorded, waiting = _sms(), _sms()
     reads = Reads(_context(waiting, "read"))
-    notices = AgentNotices(SpyRelay(), reads)  # type: ignore[arg-type]
+    notices = AgentNotices(SpyRelay(), reads)  # type: ignore[arg-type]  # a spy for the concrete NoticeRelay
     agent, other = uuid.uuid4(), uuid.uuid4()
     here = Here(agent, other)
     notices.deliver_locally_through(here)
