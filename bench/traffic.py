@@ -60,8 +60,9 @@ TICK_S = 0.001
 def twilio_signature(auth_token: str, url: str, fields: dict[str, str]) -> str:
     """`X-Twilio-Signature` as Twilio computes it for a form whose fields each have one value: HMAC-SHA1 of
     the URL followed by every field's name and value, sorted by name, in base64. (Held to the `twilio`
-    library's `RequestValidator` by the bench's tests; one call of the C one-shot HMAC here costs a fifth of
-    the validator's, which the load generator would take from the service's cores.)"""
+    library's `RequestValidator` by the bench's tests; one call of the C one-shot HMAC here costs a fraction
+    of the validator's, which the load generator would take from the service's cores: docs/performance.md,
+    "Figures behind choices in the code".)"""
     signed = url + "".join(name + fields[name] for name in sorted(fields))
     return base64.b64encode(hmac.digest(auth_token.encode(), signed.encode(), "sha1")).decode()
 
