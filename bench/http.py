@@ -3,8 +3,9 @@ requests written as ready-made bytes, answers read no further than their status 
 callback — no task, future or timer per request.
 
 The load generator shares the machine with the service it measures, so every microsecond it spends is taken
-from the service: a general client (aiohttp's, with its form encoder, cookie jar and tracing) costs several
-times what the few bytes of a webhook need, and a task per request with its own timeout half as much again.
+from the service: a general client (aiohttp's, with its form encoder, cookie jar and tracing) costs far more
+than the few bytes of a webhook need, and a task per request with its own timeout more again
+(docs/performance.md, "Figures behind choices in the code").
 """
 
 from __future__ import annotations

@@ -2,11 +2,11 @@
 against the same work back to back — the machine's price for being idle, which the service pays on every
 contact below saturation.
 
-On the project's 2-core virtual machine the same work cost 1.1 to 2.6 times the CPU after a sleep of 0.3 to
-10 ms as back to back, the longer the sleep the dearer, and 1.1 to 1.5 times when the gap was spent spinning
-instead: most of the price is the idle vCPU's (cold caches, whatever the host ran meanwhile), not the
-wake-up's system calls. This is why the end-to-end benchmark's CPU per contact at 300/s is four to five times
-what it is at the ceiling, where processes rarely sleep.
+On the project's 2-core virtual machine the same work cost more CPU after a sleep than back to back, the
+longer the sleep the dearer, and more too when the gap was spent spinning instead: most of the price is the
+idle vCPU's (cold caches, whatever the host ran meanwhile), not the wake-up's system calls. This is why the
+end-to-end benchmark's CPU per contact below saturation is several times what it is at the ceiling, where
+processes rarely sleep. The figures: docs/performance.md, "Figures behind choices in the code".
 
 Prints one JSON line: CPU µs per unit of work back to back, after each sleep, and after a spun gap, with the
 ratios to back to back.

@@ -151,7 +151,9 @@ def table(result: dict[str, object]) -> str:
         )
     else:
         lines.append(f"raw limits           not measured: {result['raw_not_measured']}")
-    for process in result["processes"]:  # type: ignore[attr-defined]
+    processes = result["processes"]
+    assert isinstance(processes, list)
+    for process in processes:
         lines.append(
             f"process {process['role']:<12} cpu {process['cpu_percent']}%  peak {process['peak_rss_mb']} MiB"
             f"  system calls per interaction {process['system_calls_per_interaction']}"

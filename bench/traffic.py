@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import ClassVar, Protocol
 from urllib.parse import urlencode
 
 from bench.http import HttpClient
@@ -60,8 +60,9 @@ TICK_S = 0.001
 def twilio_signature(auth_token: str, url: str, fields: dict[str, str]) -> str:
     """`X-Twilio-Signature` as Twilio computes it for a form whose fields each have one value: HMAC-SHA1 of
     the URL followed by every field's name and value, sorted by name, in base64. (Held to the `twilio`
-    library's `RequestValidator` by the bench's tests; one call of the C one-shot HMAC here costs a fifth of
-    the validator's, which the load generator would take from the service's cores.)"""
+    library's `RequestValidator` by the bench's tests; one call of the C one-shot HMAC here costs a fraction
+    of the validator's, which the load generator would take from the service's cores: docs/performance.md,
+    "Figures behind choices in the code".)"""
     signed = url + "".join(name + fields[name] for name in sorted(fields))
     return base64.b64encode(hmac.digest(auth_token.encode(), signed.encode(), "sha1")).decode()
 
@@ -71,7 +72,7 @@ class SmsTraffic:
 
     PATH = "/channels/twilio/sms"
     # What every message of the run has in common; MessageSid, SmsSid and From are each message's own.
-    COMMON_FIELDS = {
+    COMMON_FIELDS: ClassVar[dict[str, str]] = {
         "AccountSid": "AC" + "0" * 32,
         "To": "+15005550006",
         "Body": "Hello, is my order on its way?",

@@ -2,7 +2,8 @@
 as they arrive and handed to a callback, no task and no queue per frame.
 
 The load generator shares the machine with the service it measures: a general client (aiohttp's, where each
-frame wakes the task awaiting `receive`) cost the pool of agents as much CPU per contact as the router.
+frame wakes the task awaiting `receive`) cost the pool of agents a large share of the CPU per contact
+(docs/performance.md, "Figures behind choices in the code").
 What the desktop socket needs is small: an upgrade, text frames both ways, pings answered, a close.
 """
 

@@ -101,7 +101,7 @@ async def redis_cleanup(namespace: str) -> AsyncIterator[None]:
 
 @pytest.fixture
 async def amqp_cleanup(namespace: str) -> AsyncIterator[None]:
-    """Deletes the test's exchanges and queues afterwards (quorum queues refuse `if_unused`, see DESIGN.md)."""
+    """Deletes the test's exchanges and queues afterwards (quorum queues refuse `if_unused`, see docs/design.md)."""
     import aio_pika
 
     yield

@@ -2,9 +2,8 @@
 
 A provider retries a 503 (Twilio does, with the same idempotency key), so nothing is lost. What the bound buys
 is that an overloaded service goes on carrying what it accepted at full speed, instead of taking everything
-in, confirming nothing within the provider's patience, and carrying less: on two cores at 1,000 SMS/s offered
-it carried 645 to 710/s without the bound (503s only after five-second waits, p99 6.4 s) and 774/s with it
-(p99 0.9 s).
+in, confirming nothing within the provider's patience, and carrying less — measured in docs/performance.md,
+"Figures behind choices in the code".
 
 Refusals are logged as a summary — the first at once, then how many more every `report_every` seconds while
 they go on — not one line each: at the ceiling that was thousands of lines a second, each costing the CPU the

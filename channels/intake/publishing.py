@@ -3,8 +3,9 @@ and wait for the confirm.
 
 Group commit: contacts of one channel that arrive while earlier ones wait for the broker travel together, as
 one message, next. An idle service publishes each contact alone at once; under load one message, one confirm
-and one delivery carry many, and the router records them together — on two cores the per-message costs of
-the broker and the client were a third of what a contact cost, and most of its wake-ups.
+and one delivery carry many, and the router records them together — the per-message costs of the broker and
+the client were a large share of what a contact cost, and most of its wake-ups (docs/performance.md, "Figures
+behind choices in the code").
 """
 
 from __future__ import annotations

@@ -121,7 +121,7 @@ class NoticeRelay:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves PubSub.aclose unannotated
 
     @staticmethod
     async def _hand_over(deliver: Deliver, agent_id: uuid.UUID, body: bytes) -> None:
@@ -137,7 +137,7 @@ class NoticeRelay:
             try:
                 if self._pubsub.connection is None:
                     async with self._order:  # a subscribe may be making the connection right now
-                        await self._pubsub.connect()  # type: ignore[no-untyped-call]
+                        await self._pubsub.connect()  # type: ignore[no-untyped-call]  # redis-py leaves PubSub.connect unannotated
                 # After a lost connection redis-py connects again here and subscribes to every channel anew.
                 message = await self._pubsub.get_message(timeout=None)
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:

@@ -107,15 +107,15 @@ def _announce_ready(base: str, settings: Settings, role: Role) -> None:
 
 # Allocations between collections of the youngest generation (CPython's default: 700), and how many of those
 # (then of the middle one) before an older one. Almost everything a contact allocates is freed by reference
-# counting as soon as it is done; at 700 the collector ran often under load, and found little.
-# A/B at 1,000/s offered: the API's CPU 68 -> 63 %, memory the same (peak 69 MiB at 300/s either way).
+# counting as soon as it is done; at 700 the collector ran often under load, and found little. Less CPU under
+# load, the same memory: docs/performance.md, "Figures behind choices in the code".
 GC_THRESHOLDS = (20_000, 50, 100)
 
 
 async def _tune_the_garbage_collector(app: web.Application) -> None:
     """Modules, models and connections made at start-up live as long as the process: kept out of the garbage
-    collector's view, its full collections (tens of ms stalls under load, each a spike in the latency of
-    every contact in flight) scan only what came since. And it runs less often (`GC_THRESHOLDS`)."""
+    collector's view, its full collections (stalls under load, each a spike in the latency of every contact
+    in flight) scan only what came since. And it runs less often (`GC_THRESHOLDS`)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)

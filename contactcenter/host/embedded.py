@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -27,7 +28,12 @@ class EmbeddedPostgres:
 async def start_postgres(data_dir: Path) -> EmbeddedPostgres:
     """Start the embedded PostgreSQL, or take over the one a killed run left running; its `stop` stops it
     unless another live process uses it too."""
-    from pgserver import PostgresServer, get_server  # type: ignore[attr-defined]
+    with warnings.catch_warnings():
+        # pgserver asks platformdirs for a runtime folder as it loads; without a login session (a container, a
+        # CI runner) platformdirs warns and falls back to /tmp/runtime-<uid>, which serves pgserver's lock and
+        # socket as well. The operator can do nothing about it, so it is not theirs to read.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR", category=UserWarning)
+        from pgserver.postgres_server import PostgresServer, get_server
 
     # pgserver narrates every pg_ctl call at INFO; its warnings are what an operator needs.
     logging.getLogger("pgserver").setLevel(logging.WARNING)

@@ -2,8 +2,8 @@
 
 The database renders the card (`cc_card`, migration 005) in the shape of `schema.ClientCard`, and it goes to
 the API's clients and to agents' desktops as it is: a card may hold hundreds of timeline entries, and parsing
-and writing it again cost more than all the rest of an offer (~0.7 ms for 200 entries). The contract tests hold
-the database's card to the model.
+and writing it again cost more than all the rest of an offer (docs/performance.md, "Figures behind choices in
+the code"). The contract tests hold the database's card to the model.
 (Identities are resolved to clients where interactions are recorded: `cc_record_inbound`, migrations 002, 005.)"""
 
 from __future__ import annotations

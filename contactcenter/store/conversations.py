@@ -30,8 +30,8 @@ R = TypeVar("R")
 
 # Each batched statement below has a twin for a batch of one — the usual case below saturation. PostgreSQL
 # cannot tell how long an array parameter is, so a statement taking arrays never finds its generic plan cheap
-# enough and is planned anew on every call, which costs several times its execution (~150 µs of the
-# database's CPU for reading a card); the twin over plain values is planned once per connection.
+# enough and is planned anew on every call, which costs more than its execution (docs/performance.md, "Figures
+# behind choices in the code"); the twin over plain values is planned once per connection.
 RECORD_INBOUND = "SELECT * FROM cc_record_inbound($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 # Many recordings in one statement (one transaction), in the order given: callers sort by identity, so two
 # routers take the per-identity advisory locks in the same order and never wait on each other in a circle.

@@ -54,7 +54,7 @@ async def names(namespace: str, amqp_url: str) -> AsyncIterator[Names]:
     connection = await aio_pika.connect(amqp_url)
     try:
         for queue in made.queues:
-            # Quorum queues refuse `if_unused` (DESIGN.md); a refusal closes the channel, hence one per call.
+            # Quorum queues refuse `if_unused` (docs/design.md); a refusal closes the channel, hence one per call.
             channel = await connection.channel()
             await channel.queue_delete(queue, if_unused=False, if_empty=False)
         for exchange in made.exchanges:

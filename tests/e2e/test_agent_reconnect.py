@@ -181,7 +181,7 @@ async def test_a_message_told_while_the_desktop_is_being_greeted_follows_the_hel
         await asyncio.wait(told, timeout=0.2)  # ample for it to overtake, were it not held back
         return await read_held(agent_id)
 
-    conversations.held_by = a_message_comes_meanwhile  # type: ignore[method-assign]
+    conversations.held_by = a_message_comes_meanwhile  # type: ignore[method-assign]  # the read, spied on
     desktop, hello = await _connect(service, agent["token"])
     assert hello["conversations"] == []
     assert (await desktop.receive("message"))["interaction"]["body"] == "meanwhile"
@@ -205,10 +205,10 @@ async def test_a_desktop_whose_holdings_cannot_be_read_is_told_to_connect_again_
     read_held = conversations.held_by
 
     async def database_drops_once(agent_id: uuid.UUID) -> str:
-        conversations.held_by = read_held  # type: ignore[method-assign]
+        conversations.held_by = read_held  # type: ignore[method-assign]  # the read restored
         raise asyncpg.PostgresConnectionError("connection was closed in the middle of operation")
 
-    conversations.held_by = database_drops_once  # type: ignore[method-assign]
+    conversations.held_by = database_drops_once  # type: ignore[method-assign]  # the read fails once
     socket = await service.http.ws_connect(f"{service.base_url}/api/v1/agents/ws?token={agent['token']}")
     told = await socket.receive_json(timeout=10)
     assert told["type"] == "error" and told["error"]["code"] == "unavailable", told

@@ -42,7 +42,7 @@ async def embedded_service(tmp_path: Path) -> AsyncIterator[RunningService]:
         async with aiohttp.ClientSession() as http:
             await _wait_ready(http, base_url, process)
             settings = Settings(_env_file=None, twilio_account_sid="AC" + "0" * 32)
-            yield RunningService(base_url, settings, http, app=None)  # type: ignore[arg-type]
+            yield RunningService(base_url, settings, http, app=None)  # type: ignore[arg-type]  # the service is another process: no app here
     finally:
         process.terminate()
         # SIGTERM is a graceful shutdown: the embedded PostgreSQL is stopped and the exit is clean.
@@ -82,6 +82,27 @@ async def test_the_ready_line_comes_when_the_service_answers_and_a_missing_twili
     port = _free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("CC_")}
     env |= {"CC_HTTP_PORT": str(port), "CC_DATA_DIR": str(tmp_path / "var"), "CC_ADMIN_TOKEN": ADMIN_TOKEN}
+    errors = await _serve_until_ready(tmp_path, port, env)
+    assert "CC_TWILIO_AUTH_TOKEN is not set" in errors
+
+
+async def test_a_start_without_a_login_session_prints_no_library_warning(tmp_path: Path) -> None:
+    """A container or a CI runner has no XDG_RUNTIME_DIR: the operator still sees only our own messages."""
+    port = _free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CC_") and key != "XDG_RUNTIME_DIR"}
+    env |= {
+        "CC_HTTP_PORT": str(port),
+        "CC_DATA_DIR": str(tmp_path / "var"),
+        "CC_ADMIN_TOKEN": ADMIN_TOKEN,
+        "CC_TWILIO_AUTH_TOKEN": TWILIO_AUTH_TOKEN,
+    }
+    errors = await _serve_until_ready(tmp_path, port, env)
+    assert "Warning" not in errors, errors
+
+
+async def _serve_until_ready(tmp_path: Path, port: int, env: dict[str, str]) -> str:
+    """Run `contactcenter serve` until its ready line (and `/readyz` answers 200), stop it; what it wrote on
+    stderr."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         *("-m", "contactcenter", "serve"),
@@ -96,11 +117,12 @@ async def test_the_ready_line_comes_when_the_service_answers_and_a_missing_twili
             line = b""
             while b"ready" not in line:
                 line = await process.stdout.readline()
-                assert line, "the service ended its output without a ready line"
+                if not line:
+                    pytest.fail("no ready line; the service said: " + (await process.stderr.read()).decode())
         assert line.decode().startswith(f"contactcenter ready on http://127.0.0.1:{port} (embedded, role all)")
         async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/readyz") as response:
             assert response.status == 200, "ready means /readyz answers 200, at once"
     finally:
         process.terminate()
         _, errors = await asyncio.wait_for(process.communicate(), 30)
-    assert "CC_TWILIO_AUTH_TOKEN is not set" in errors.decode()
+    return errors.decode()

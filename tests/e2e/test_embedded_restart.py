@@ -51,7 +51,7 @@ async def _embedded(home: Path) -> AsyncIterator[tuple[RunningService, asyncio.s
         async with aiohttp.ClientSession() as http:
             await _wait_ready(http, base_url, process)
             settings = Settings(_env_file=None, twilio_account_sid="AC" + "0" * 32)
-            yield RunningService(base_url, settings, http, app=None), process  # type: ignore[arg-type]
+            yield RunningService(base_url, settings, http, app=None), process  # type: ignore[arg-type]  # another process: no app here
     finally:
         if process.returncode is None:
             process.kill()

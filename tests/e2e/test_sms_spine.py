@@ -181,7 +181,7 @@ async def test_an_offer_lost_with_a_failed_attempt_is_made_again_when_the_intera
             raise Unavailable("RabbitMQ did not confirm the message (publish)")
         await offer_once(reservation, known=known)
 
-    notices.offer = broker_refuses_the_first  # type: ignore[method-assign]
+    notices.offer = broker_refuses_the_first  # type: ignore[method-assign]  # one offer fails, as a broker would
     await service.post_sms(sender=SENDER, body="Anyone there?")
     offer = await desktop.receive("offer", timeout=10)
     assert [str(r.id) for r in failed] == [offer["reservation"]["id"]], "the same reservation, told this time"
