@@ -13,21 +13,20 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 
 from pydantic import ValidationError
 
-from contactcenter.agents import AgentNoticesPort
+from contactcenter.agents import AgentNoticesPort, Arrival, Placement
 from contactcenter.answers import SERVICE_ERRORS
 from contactcenter.bus import Bus, Delivery, Subscription
 from contactcenter.bus.interactions import Topology, publish_inbound, read_inbound_message
-from contactcenter.clock import now_ms
 from contactcenter.errors import Unavailable
 from contactcenter.identities import sender_identity
-from contactcenter.live import LiveStatePort, Task
+from contactcenter.live import LiveStatePort
 from contactcenter.logs import add_log_context, log_context
 from contactcenter.metrics import RoutingMetrics
-from contactcenter.store import ConversationsPort, RecordedInteraction
+from contactcenter.store import ConversationsPort
+from routing.placement import ContactPlacement
 from schema import Channel, Interaction
 
 log = logging.getLogger(__name__)
@@ -52,7 +51,7 @@ class Router:
         self._bus = bus
         self._topology = topology
         self._conversations = conversations
-        self._live = live
+        self._placement = ContactPlacement(live, conversations, notices)
         self._notices = notices
         self._default_region = default_region
         self._metrics = metrics
@@ -152,33 +151,20 @@ class Router:
         add_log_context(conversation_id=recorded.conversation_id)
         if not recorded.conversation_open:
             return "closed"
-        if recorded.queue_id is None and recorded.agent_id is None:
-            log.warning("no queue serves %s: the interaction waits unrouted", interaction.channel)
-            return "unrouted"
-        # An agent has the conversation when the recording saw one, or when one accepted it after the recording
-        # read it as waiting (live state knows): the contact is news for that agent, not work for the queue.
-        holder = recorded.agent_id or await self._queue(recorded, interaction, redelivered=redelivered)
-        if holder is None:
-            return "queued"
+        arrival = Arrival(recorded.interaction_id, recorded.conversation_id, recorded.queue_id, recorded.agent_id)
         # A provider's retry of a stored message is not news to the agent; our own redelivery after a failure
-        # may be (the first attempt may have died before telling), so it is told again.
-        if recorded.new or redelivered:
-            await self._notices.message(holder, recorded.conversation_id, interaction)
-        return "to_agent"
-
-    async def _queue(
-        self, recorded: RecordedInteraction, interaction: Interaction, *, redelivered: bool
-    ) -> uuid.UUID | None:
-        """Queue the conversation's work and offer it if an agent is free; answer the agent who holds it when
-        one has accepted it already."""
-        assert recorded.queue_id is not None, "checked by the caller"
-        task = Task(recorded.conversation_id, recorded.queue_id, recorded.interaction_id)
-        # Our own redelivery: the attempt before may have reserved an agent and failed before telling it, which
-        # would leave the contact waiting for the reservation to expire; it is offered again (same reservation).
-        changes = await self._live.enqueue(task, now_ms(), offer_again=redelivered)
-        if changes.held_by is None:
+        # may be (the first attempt may have died before telling), so it is told again. Our own redelivery may
+        # also have reserved an agent and failed before telling it, which would leave the contact waiting for the
+        # reservation to expire: it is offered again (same reservation).
+        placed = await self._placement.place(
+            arrival, interaction, tell_holder=recorded.new or redelivered, offer_again=redelivered
+        )
+        if placed.placement is Placement.UNROUTED:
+            log.warning("no queue serves %s: the interaction waits unrouted", interaction.channel)
+        elif placed.placement is Placement.QUEUED:
             # Offered at once (an agent was free): the offer shows what the recording read, not a second read.
-            offered_now = any(offer.interaction_id == recorded.interaction_id for offer in changes.offers)
+            offered_now = any(offer.interaction_id == recorded.interaction_id for offer in placed.changes.offers)
             self._agents_busy[interaction.channel] = not offered_now
-            await self._notices.announce(changes, known=recorded.offer_context(interaction) if offered_now else None)
-        return changes.held_by
+            known = recorded.offer_context(interaction) if offered_now else None
+            await self._notices.announce(placed.changes, known=known)
+        return placed.placement.value

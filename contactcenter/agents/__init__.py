@@ -1,11 +1,15 @@
 """The agent side: notices to agents over the bus, and the desktop WebSocket gateway.
 
 `AgentNoticesPort` is what routing needs to tell agents (`notices.AgentNotices` is the adapter); the outbound
-port, how a reply leaves on a channel, is `outbound.ReplySender`."""
+port, how a reply leaves on a channel, is `outbound.ReplySender`. `PlacementPort` is what the gateway needs of
+routing, which implements it (`routing.placement.Placement`) and the host hands over: the gateway never
+imports routing."""
 
 from __future__ import annotations
 
+import enum
 import uuid
+from dataclasses import dataclass
 from typing import Protocol
 
 from contactcenter.live import LiveChanges
@@ -29,4 +33,48 @@ class AgentNoticesPort(Protocol):
 
     async def message(self, agent_id: uuid.UUID, conversation_id: uuid.UUID, interaction: Interaction) -> None:
         """A new contact in a conversation the agent holds."""
+        ...
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """An inbound contact where the store put it: its conversation, the queue that serves that conversation
+    (None when no queue serves its channel) and the agent who holds it (None while nobody does)."""
+
+    interaction_id: uuid.UUID
+    conversation_id: uuid.UUID
+    queue_id: uuid.UUID | None
+    agent_id: uuid.UUID | None
+
+
+class Placement(enum.StrEnum):
+    """Where a contact went: to its queue, to the agent who holds its conversation, or nowhere (no queue)."""
+
+    QUEUED = "queued"
+    TO_AGENT = "to_agent"
+    UNROUTED = "unrouted"
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A contact placed: where it went, and what queuing it set in motion (offers, revocations), which the
+    caller announces when it suits its own answers."""
+
+    placement: Placement
+    changes: LiveChanges
+
+
+class PlacementPort(Protocol):
+    """Queue a contact's work, or tell the agent who holds its conversation (`routing.policies`)."""
+
+    async def place(
+        self,
+        arrival: Arrival,
+        interaction: Interaction | None = None,
+        *,
+        tell_holder: bool = True,
+        offer_again: bool = False,
+    ) -> Placed:
+        """Place the contact; its holder is told of `interaction` (read from the store when not given) unless
+        `tell_holder` is False. `offer_again` offers a reservation made before once more (our own retry)."""
         ...

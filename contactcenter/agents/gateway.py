@@ -16,6 +16,7 @@ import uuid
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import ValidationError
 
+from contactcenter.agents import Arrival, Placement, PlacementPort
 from contactcenter.agents.notices import AgentNotices
 from contactcenter.agents.relay import NoticeRelay
 from contactcenter.agents.replies import Replies
@@ -24,7 +25,7 @@ from contactcenter.api.operations import Access, Answer, Operation, Parameter, f
 from contactcenter.auth import Authenticator
 from contactcenter.clock import now_ms
 from contactcenter.errors import ContactCenterError, Forbidden, NotFound, Unavailable
-from contactcenter.live import LiveChanges, Task
+from contactcenter.live import LiveChanges
 from contactcenter.live.state import LiveState
 from contactcenter.logs import log_context
 from contactcenter.origins import origin_of
@@ -125,6 +126,7 @@ class AgentGateway:
         live: LiveState,
         conversations: Conversations,
         notices: AgentNotices,
+        placement: PlacementPort,
         replies: Replies,
         allowed_origins: frozenset[str],
     ) -> None:
@@ -133,6 +135,7 @@ class AgentGateway:
         self._live = live
         self._conversations = conversations
         self._notices = notices
+        self._placement = placement
         self._replies = replies
         self._allowed_origins = allowed_origins
         self._sessions: dict[uuid.UUID, AgentSession] = {}
@@ -312,16 +315,11 @@ class AgentGateway:
         moved = await self._conversations.rehome_inbound(interaction_id)
         if moved is None:
             return LiveChanges()
-        holder, changes = moved.agent_id, LiveChanges()
-        if holder is None and moved.queue_id is not None:
-            queued = await self._live.enqueue(Task(moved.conversation_id, moved.queue_id, interaction_id), now_ms())
-            holder, changes = queued.held_by, queued  # an agent may have accepted it since it was read
-        elif holder is None:
+        arrival = Arrival(interaction_id, moved.conversation_id, moved.queue_id, moved.agent_id)
+        placed = await self._placement.place(arrival)
+        if placed.placement is Placement.UNROUTED:
             log.warning("no queue serves interaction %s any more: it waits unrouted", interaction_id)
-        if holder is not None:
-            found = await self._conversations.interaction(interaction_id)
-            await self._notices.message(holder, moved.conversation_id, found.interaction)
-        return changes
+        return placed.changes
 
 
 def _command_from(text: str) -> AgentCommand:

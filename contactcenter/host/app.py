@@ -29,6 +29,7 @@ from contactcenter.metrics import METRICS, Metrics
 from contactcenter.origins import web_origins
 from contactcenter.periodic import Periodic
 from contactcenter.settings import Settings
+from routing.placement import ContactPlacement
 from routing.recovery import LiveStateRecovery
 from routing.router import Router
 from routing.sweeper import ReservationSweeper
@@ -100,6 +101,7 @@ async def _start_api(
         live=services.live,
         conversations=services.conversations,
         notices=services.notices,
+        placement=ContactPlacement(services.live, services.conversations, services.notices),
         replies=Replies(services.conversations, senders),
         allowed_origins=web_origins(settings),
     )

@@ -86,7 +86,7 @@ class OpenConversation:
 
 
 class ConversationsPort(Protocol):
-    """The conversation store as the router and live-state recovery use it."""
+    """The conversation store as routing (the router, placement, live-state recovery) uses it."""
 
     async def record_inbound(
         self, interaction: Interaction, sender: Identity, *, with_card: bool = True
@@ -97,4 +97,8 @@ class ConversationsPort(Protocol):
 
     async def open_in_queues(self) -> list[OpenConversation]:
         """Every open conversation that has a queue, oldest first: what live state holds."""
+        ...
+
+    async def interaction(self, interaction_id: uuid.UUID) -> InteractionInContext:
+        """An interaction with its queue's name and the client's whole card: what an offer shows."""
         ...
