@@ -77,10 +77,19 @@ RECORD_INBOUND_MANY = _RECORD_INBOUND_MANY.format(timeline_limit=", $12")
 # wait in its queue, whose offer reads the card when an agent is free for it.
 RECORD_INBOUND_BARE = "SELECT * FROM cc_record_inbound($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 RECORD_INBOUND_BARE_MANY = _RECORD_INBOUND_MANY.format(timeline_limit="")
+# An agent's reply, stored with its event (message.sent) in the same statement.
 INSERT_INTERACTION = """
-INSERT INTO interactions (id, channel, direction, provider_id, client_id, conversation_id,
-                          from_address, to_address, from_verified, body, received_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+WITH sent AS (
+    INSERT INTO interactions (id, channel, direction, provider_id, client_id, conversation_id,
+                              from_address, to_address, from_verified, body, received_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+    RETURNING id, channel, client_id, conversation_id, received_at
+)
+INSERT INTO events (type, subject, partition_key, data)
+SELECT 'message.sent', s.id, 'conversation:' || s.conversation_id,
+       jsonb_build_object('interaction_id', s.id, 'conversation_id', s.conversation_id, 'client_id', s.client_id,
+                          'channel', s.channel, 'agent_id', $12::uuid, 'sent_at', s.received_at)
+FROM sent s
 """
 # An interaction with what an offer needs beside it: the queue's name and the client's whole card.
 _IN_CONTEXT = f"""
@@ -111,25 +120,55 @@ WHERE v.state = 'open' AND v.queue_id IS NOT NULL
 ORDER BY v.opened_at
 """
 # Assign and close answer the (conversation, agent) pairs they changed; a pair missing from the answer was not
-# open (or, for close, not this agent's).
-ASSIGN_MANY = """
-UPDATE conversations v SET agent_id = u.agent_id
-FROM unnest($1::uuid[], $2::uuid[]) AS u(id, agent_id)
-WHERE v.id = u.id AND v.state = 'open'
-RETURNING v.id, v.agent_id
+# open (or, for close, not this agent's). Each writes its events in the same statement (the outbox, migration
+# 010) about the interaction that opened the work: the conversation's first inbound one, the task's own.
+_ASSIGN = """
+WITH changed AS (
+    UPDATE conversations v SET agent_id = u.agent_id
+    FROM {pairs} AS u(id, agent_id)
+    WHERE v.id = u.id AND v.state = 'open'
+    RETURNING v.id, v.agent_id, v.client_id
+), answered AS (
+    INSERT INTO events (type, subject, partition_key, data)
+    SELECT 'interaction.answered', x.id, 'interaction:' || x.id,
+           jsonb_build_object('interaction_id', x.id, 'conversation_id', c.id, 'client_id', c.client_id,
+                              'agent_id', c.agent_id)
+    FROM changed c
+    CROSS JOIN LATERAL (SELECT x.id FROM interactions x WHERE x.conversation_id = c.id AND x.direction = 'inbound'
+                        ORDER BY x.received_at LIMIT 1) x
+)
+SELECT id, agent_id FROM changed
 """
-ASSIGN = "UPDATE conversations SET agent_id = $2 WHERE id = $1 AND state = 'open' RETURNING id, agent_id"
-CLOSE_MANY = """
-UPDATE conversations v SET state = 'closed', closed_at = now()
-FROM unnest($1::uuid[], $2::uuid[]) AS u(id, agent_id)
-WHERE v.id = u.id AND v.agent_id = u.agent_id AND v.state = 'open'
-RETURNING v.id, v.agent_id
+_CLOSE = """
+WITH changed AS (
+    UPDATE conversations v SET state = 'closed', closed_at = now()
+    FROM {pairs} AS u(id, agent_id)
+    WHERE v.id = u.id AND v.agent_id = u.agent_id AND v.state = 'open'
+    RETURNING v.id, v.agent_id, v.client_id, v.channel, v.closed_at
+), closed AS (
+    INSERT INTO events (type, subject, partition_key, data)
+    SELECT e.type, e.subject, e.partition_key, e.data
+    FROM changed c
+    CROSS JOIN LATERAL (SELECT x.id FROM interactions x WHERE x.conversation_id = c.id AND x.direction = 'inbound'
+                        ORDER BY x.received_at LIMIT 1) x
+    CROSS JOIN LATERAL (VALUES
+        (1, 'interaction.completed', x.id::text, 'interaction:' || x.id,
+         jsonb_build_object('interaction_id', x.id, 'conversation_id', c.id, 'client_id', c.client_id,
+                            'agent_id', c.agent_id)),
+        (2, 'conversation.closed', c.id::text, 'conversation:' || c.id,
+         jsonb_build_object('conversation_id', c.id, 'client_id', c.client_id, 'channel', c.channel,
+                            'agent_id', c.agent_id, 'closed_at', c.closed_at))
+    ) AS e(n, type, subject, partition_key, data)
+    ORDER BY c.id, e.n
+)
+SELECT id, agent_id FROM changed
 """
-CLOSE = """
-UPDATE conversations SET state = 'closed', closed_at = now()
-WHERE id = $1 AND agent_id = $2 AND state = 'open'
-RETURNING id, agent_id
-"""
+_MANY = "unnest($1::uuid[], $2::uuid[])"
+_ONE = "(VALUES ($1::uuid, $2::uuid))"
+ASSIGN_MANY = _ASSIGN.format(pairs=_MANY)
+ASSIGN = _ASSIGN.format(pairs=_ONE)
+CLOSE_MANY = _CLOSE.format(pairs=_MANY)
+CLOSE = _CLOSE.format(pairs=_ONE)
 REHOME_INBOUND = "SELECT * FROM cc_rehome_inbound($1)"
 # The conversations an agent holds (accepted, not completed), oldest first, as the JSON array `hello` carries
 # (`schema.desktop.HeldConversation`): rendered by the database like the card it holds, so a desktop that
@@ -316,7 +355,7 @@ class Conversations:
             conversation_id, row["client_id"], Channel(row["channel"]), row["from_address"], row["to_address"]
         )
 
-    async def record_outbound(self, route: ReplyRoute, interaction: Interaction) -> None:
+    async def record_outbound(self, route: ReplyRoute, interaction: Interaction, agent_id: uuid.UUID) -> None:
         await self._pool.execute(
             INSERT_INTERACTION,
             interaction.id,
@@ -330,6 +369,7 @@ class Conversations:
             interaction.from_verified,
             interaction.body,
             interaction.received_at,
+            agent_id,
         )
 
     async def held_by(self, agent_id: uuid.UUID) -> str:

@@ -3,6 +3,8 @@
 -- reservation is not this agent's, or {"expired", ...} when its time ran out (then it is revoked and matched)
 -- or it was revoked from this agent already (the sweep took it back, or the agent went away).
 -- Invariant: the task turns from reserved to assigned; the agent's load is unchanged.
+-- Events: reservation.accepted (or reservation.expired when its time ran out). interaction.answered is written
+-- by PostgreSQL's assignment, which follows.
 local a, r = ARGS[1], ARGS[2]
 local holder, c, q, i, expires = unpack(redis.call('HMGET', reservation_key(r), 'agent', 'conversation', 'queue',
   'interaction', 'expires'))
@@ -11,7 +13,7 @@ if holder ~= a then
   return answer('not_found')
 end
 if tonumber(expires) <= NOW then
-  revoke(r, REVOKED)
+  revoke(r, REVOKED, 'expired')
   refresh_eligibility(a)
   match_queue(q)
   return answer('expired')
@@ -20,4 +22,6 @@ redis.call('DEL', reservation_key(r))
 redis.call('ZREM', P .. 'reservations', r)
 redis.call('SREM', agent_key(a) .. ':offers', r)
 redis.call('HSET', task_key(c), 'state', 'assigned', 'agent', a, 'reservation', '')
+emit('reservation.accepted', r, 'reservation:' .. r, 'reservation_id', r, 'agent_id', a, 'conversation_id', c,
+  'queue_id', q, 'interaction_id', i)
 return answer('ok', { c, q, i, tostring(expires) })
