@@ -120,25 +120,16 @@ WHERE v.state = 'open' AND v.queue_id IS NOT NULL
 ORDER BY v.opened_at
 """
 # Assign and close answer the (conversation, agent) pairs they changed; a pair missing from the answer was not
-# open (or, for close, not this agent's). Each writes its events in the same statement (the outbox, migration
-# 010) about the interaction that opened the work: the conversation's first inbound one, the task's own.
-_ASSIGN = """
-WITH changed AS (
-    UPDATE conversations v SET agent_id = u.agent_id
-    FROM {pairs} AS u(id, agent_id)
-    WHERE v.id = u.id AND v.state = 'open'
-    RETURNING v.id, v.agent_id, v.client_id
-), answered AS (
-    INSERT INTO events (type, subject, partition_key, data)
-    SELECT 'interaction.answered', x.id, 'interaction:' || x.id,
-           jsonb_build_object('interaction_id', x.id, 'conversation_id', c.id, 'client_id', c.client_id,
-                              'agent_id', c.agent_id)
-    FROM changed c
-    CROSS JOIN LATERAL (SELECT x.id FROM interactions x WHERE x.conversation_id = c.id AND x.direction = 'inbound'
-                        ORDER BY x.received_at LIMIT 1) x
-)
-SELECT id, agent_id FROM changed
+# open (or, for close, not this agent's).
+ASSIGN_MANY = """
+UPDATE conversations v SET agent_id = u.agent_id
+FROM unnest($1::uuid[], $2::uuid[]) AS u(id, agent_id)
+WHERE v.id = u.id AND v.state = 'open'
+RETURNING v.id, v.agent_id
 """
+ASSIGN = "UPDATE conversations SET agent_id = $2 WHERE id = $1 AND state = 'open' RETURNING id, agent_id"
+# Closing writes conversation.closed in the same statement (the outbox, migration 010). The interaction's own
+# events (answered, completed) come from live state, as its offer's do, so that they keep their order.
 _CLOSE = """
 WITH changed AS (
     UPDATE conversations v SET state = 'closed', closed_at = now()
@@ -147,28 +138,15 @@ WITH changed AS (
     RETURNING v.id, v.agent_id, v.client_id, v.channel, v.closed_at
 ), closed AS (
     INSERT INTO events (type, subject, partition_key, data)
-    SELECT e.type, e.subject, e.partition_key, e.data
+    SELECT 'conversation.closed', c.id, 'conversation:' || c.id,
+           jsonb_build_object('conversation_id', c.id, 'client_id', c.client_id, 'channel', c.channel,
+                              'agent_id', c.agent_id, 'closed_at', c.closed_at)
     FROM changed c
-    CROSS JOIN LATERAL (SELECT x.id FROM interactions x WHERE x.conversation_id = c.id AND x.direction = 'inbound'
-                        ORDER BY x.received_at LIMIT 1) x
-    CROSS JOIN LATERAL (VALUES
-        (1, 'interaction.completed', x.id::text, 'interaction:' || x.id,
-         jsonb_build_object('interaction_id', x.id, 'conversation_id', c.id, 'client_id', c.client_id,
-                            'agent_id', c.agent_id)),
-        (2, 'conversation.closed', c.id::text, 'conversation:' || c.id,
-         jsonb_build_object('conversation_id', c.id, 'client_id', c.client_id, 'channel', c.channel,
-                            'agent_id', c.agent_id, 'closed_at', c.closed_at))
-    ) AS e(n, type, subject, partition_key, data)
-    ORDER BY c.id, e.n
 )
 SELECT id, agent_id FROM changed
 """
-_MANY = "unnest($1::uuid[], $2::uuid[])"
-_ONE = "(VALUES ($1::uuid, $2::uuid))"
-ASSIGN_MANY = _ASSIGN.format(pairs=_MANY)
-ASSIGN = _ASSIGN.format(pairs=_ONE)
-CLOSE_MANY = _CLOSE.format(pairs=_MANY)
-CLOSE = _CLOSE.format(pairs=_ONE)
+CLOSE_MANY = _CLOSE.format(pairs="unnest($1::uuid[], $2::uuid[])")
+CLOSE = _CLOSE.format(pairs="(VALUES ($1::uuid, $2::uuid))")
 REHOME_INBOUND = "SELECT * FROM cc_rehome_inbound($1)"
 # The conversations an agent holds (accepted, not completed), oldest first, as the JSON array `hello` carries
 # (`schema.desktop.HeldConversation`): rendered by the database like the card it holds, so a desktop that

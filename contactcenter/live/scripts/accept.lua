@@ -3,8 +3,8 @@
 -- reservation is not this agent's, or {"expired", ...} when its time ran out (then it is revoked and matched)
 -- or it was revoked from this agent already (the sweep took it back, or the agent went away).
 -- Invariant: the task turns from reserved to assigned; the agent's load is unchanged.
--- Events: reservation.accepted (or reservation.expired when its time ran out). interaction.answered is written
--- by PostgreSQL's assignment, which follows.
+-- Events: reservation.accepted and interaction.answered (or reservation.expired when its time ran out). The
+-- interaction's events all come from here, its offer's stream, so they keep their order.
 local a, r = ARGS[1], ARGS[2]
 local holder, c, q, i, expires = unpack(redis.call('HMGET', reservation_key(r), 'agent', 'conversation', 'queue',
   'interaction', 'expires'))
@@ -24,4 +24,6 @@ redis.call('SREM', agent_key(a) .. ':offers', r)
 redis.call('HSET', task_key(c), 'state', 'assigned', 'agent', a, 'reservation', '')
 emit('reservation.accepted', r, 'reservation:' .. r, 'reservation_id', r, 'agent_id', a, 'conversation_id', c,
   'queue_id', q, 'interaction_id', i)
+emit('interaction.answered', i, 'interaction:' .. i, 'interaction_id', i, 'conversation_id', c, 'queue_id', q,
+  'agent_id', a)
 return answer('ok', { c, q, i, tostring(expires) })

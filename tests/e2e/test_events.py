@@ -1,0 +1,174 @@
+"""Events for other systems on the real services: an SMS and an agent's work come out on the events exchange as
+CloudEvents, each entity's in order, and the event log (`GET /api/v1/events`) agrees."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aio_pika
+import pytest
+
+from schema.events import BY_NAME, TYPE_PREFIX
+from tests.conftest import AMQP_URL
+from tests.running import RunningService
+
+SENDER = "+14155550134"
+
+
+class EventsQueue:
+    """A consumer of everything on the events exchange, as an integrator binds one."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, dict[str, Any], aio_pika.abc.AbstractIncomingMessage]] = []
+        self._connection: aio_pika.abc.AbstractConnection | None = None
+
+    async def open(self, exchange_name: str) -> None:
+        self._connection = await aio_pika.connect(AMQP_URL)
+        channel = await self._connection.channel()
+        exchange = await channel.declare_exchange(exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange, routing_key="#")
+        await queue.consume(self._take, no_ack=True)
+
+    async def _take(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        self.received.append((message.routing_key or "", json.loads(message.body), message))
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
+    def events(self) -> list[dict[str, Any]]:
+        """Each event once (a repeat carries the same id), in the order it first came."""
+        seen: dict[str, dict[str, Any]] = {}
+        for _, event, _ in self.received:
+            seen.setdefault(event["id"], event)
+        return list(seen.values())
+
+    async def wait_for(self, *types: str, timeout: float = 15.0) -> list[dict[str, Any]]:
+        async with asyncio.timeout(timeout):
+            while not set(types) <= {event["type"].removeprefix(TYPE_PREFIX) for event in self.events()}:
+                await asyncio.sleep(0.02)
+        return self.events()
+
+
+@pytest.fixture
+async def events_queue(namespace: str) -> AsyncIterator[EventsQueue]:
+    consumer = EventsQueue()
+    await consumer.open(f"{namespace}.events")
+    yield consumer
+    await consumer.close()
+
+
+def by_entity(events: list[dict[str, Any]]) -> dict[str, list[str]]:
+    entities: dict[str, list[str]] = {}
+    for event in events:
+        entities.setdefault(event["partitionkey"], []).append(event["type"].removeprefix(TYPE_PREFIX))
+    return entities
+
+
+async def read_log(service: RunningService, *, limit: int) -> list[dict[str, Any]]:
+    """The whole event log, page by page, as a consumer catching up reads it."""
+    events: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        async with service.http.get(
+            f"{service.base_url}/api/v1/events",
+            params={"after": str(after), "limit": str(limit)},
+            headers=service.admin_headers(),
+        ) as response:
+            assert response.status == 200, await response.text()
+            page = await response.json()
+        events.extend(page["events"])
+        if page["next_after"] is None:
+            return events
+        after = page["next_after"]
+
+
+async def test_an_sms_and_the_agents_work_come_out_as_events_in_per_entity_order_and_the_log_agrees(
+    service: RunningService, events_queue: EventsQueue
+) -> None:
+    await service.create_queue("sales", ["sms"])
+    desktop = await service.available_agent()
+    assert (await service.post_sms(sender=SENDER, body="Is my car ready?")).status == 200
+    offer = await desktop.receive("offer")
+    reservation = offer["reservation"]
+    await desktop.command({"type": "accept", "reservation_id": reservation["id"]}, "accepted")
+    conversation = reservation["conversation_id"]
+    await desktop.command({"type": "reply", "conversation_id": conversation, "text": "Yes, since noon"}, "replied")
+    await desktop.command({"type": "complete", "conversation_id": conversation}, "completed")
+    await desktop.close()
+
+    events = await events_queue.wait_for("conversation.closed", "interaction.completed", "agent.state_changed")
+    interaction, client = reservation["interaction"]["id"], offer["card"]["client"]["id"]
+    entities = by_entity(events)
+    assert entities[f"interaction:{interaction}"] == [
+        "interaction.received",
+        "interaction.routed",
+        "interaction.offered",
+        "interaction.answered",
+        "interaction.completed",
+    ]
+    assert entities[f"client:{client}"] == ["client.created", "identity.added"]
+    assert entities[f"conversation:{conversation}"] == ["conversation.opened", "message.sent", "conversation.closed"]
+    assert entities[f"reservation:{reservation['id']}"] == ["reservation.created", "reservation.accepted"]
+    assert entities[f"agent:{desktop.agent_id}"][0] == "agent.state_changed"
+
+    # Across entities, what caused what comes first: the recording's events (one transaction, in this order),
+    # then the offer and its answer, which live state made after the recording committed.
+    ids = {event["type"].removeprefix(TYPE_PREFIX): int(event["id"]) for event in events}
+    story = [
+        "interaction.received",
+        "client.created",
+        "identity.added",
+        "conversation.opened",
+        "reservation.created",
+        "interaction.offered",
+        "reservation.accepted",
+        "interaction.answered",
+    ]
+    assert [ids[name] for name in story] == sorted(ids[name] for name in story)
+    for key, event in ((e["type"].removeprefix(TYPE_PREFIX), e) for e in events):
+        assert event["specversion"] == "1.0" and event["source"] == "/contactcenter"
+        assert event["sequence"] == event["id"].zfill(20)
+        assert event["dataschema"] == BY_NAME[key].dataschema
+        BY_NAME[key].data.model_validate(event["data"])  # each type's data is its model
+    identity = next(e for e in events if e["type"] == "org.contactcenter.identity.added")
+    assert identity["data"] == {"client_id": client, "kind": "phone", "value": SENDER, "verified": True}
+    for routing_key, event, message in events_queue.received:
+        assert routing_key == event["type"].removeprefix(TYPE_PREFIX)
+        assert message.message_id == event["id"]
+        assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+
+    logged = await read_log(service, limit=3)
+    assert [(e["id"], e["type"]) for e in logged] == sorted(
+        ((e["id"], e["type"]) for e in events), key=lambda pair: int(pair[0])
+    )
+    assert logged == sorted(events, key=lambda e: int(e["id"]))
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [("after=-1", "after"), ("after=x", "after"), ("limit=0", "limit"), ("limit=1001", "limit")],
+)
+async def test_a_page_of_the_log_asked_for_out_of_bounds_is_a_400_naming_the_parameter(
+    service: RunningService, query: str, field: str
+) -> None:
+    async with service.http.get(
+        f"{service.base_url}/api/v1/events?{query}", headers=service.admin_headers()
+    ) as response:
+        assert response.status == 400
+        assert (await response.json())["error"]["field"] == field
+
+
+async def test_the_log_is_the_admins_to_read(service: RunningService) -> None:
+    await service.create_queue("sales", ["sms"])
+    agent = await service.create_agent("Ann", ["sales"])
+    async with service.http.get(f"{service.base_url}/api/v1/events") as response:
+        assert response.status == 401
+    async with service.http.get(
+        f"{service.base_url}/api/v1/events", headers={"Authorization": f"Bearer {agent['token']}"}
+    ) as response:
+        assert response.status == 403
