@@ -6,8 +6,9 @@ publish at once, but it needs each relay to own whole partitions to keep per-ent
 must be given in one place anyway (`outbox.STAMP`); one publisher, with confirms pipelined across entities,
 carries far more than the service makes. Every relay moves live state's stream into the outbox.
 
-Woken by the outbox's NOTIFY (migration 010), with a sweep every `sweep_seconds` as a backstop. When the
-broker does not confirm, nothing is marked: the events wait, and go out in order when it is back.
+Woken by the outbox's NOTIFY (migration 010), with a sweep every `sweep_seconds` as a backstop; the stream's
+mover by a blocking read of the stream. When the broker does not confirm, nothing is marked: the events wait,
+and go out in order when it is back.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ CHANNEL = "cc_events"
 TRY_LOCK = "SELECT pg_try_advisory_lock(hashtext('contactcenter.events.relay.' || current_schema()))"
 UNLOCK = "SELECT pg_advisory_unlock_all()"
 Connection = PoolConnectionProxy | asyncpg.Connection
+# The longest a blocking read of the stream lasts: how long stopping the mover may take.
+STREAM_WAIT_SECONDS = 0.25
 FAILURES = (ContactCenterError, OSError, RedisError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
@@ -57,17 +60,30 @@ class EventRelay:
         self._batch = batch
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self.publishing = False  # holds the lock: the one relay that publishes
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="event relay")
+        self._tasks = [
+            asyncio.create_task(self._run(), name="event relay"),
+            asyncio.create_task(self._move_stream(), name="event stream mover"),
+        ]
 
     async def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
-        if self._task is not None:
-            await self._task
+        await asyncio.gather(*self._tasks)
+
+    async def _move_stream(self) -> None:
+        """Live state's events into the outbox as they come; their insert wakes the publisher."""
+        while not self._stopping.is_set():
+            try:
+                await self._stream.move()
+                await self._stream.wait(STREAM_WAIT_SECONDS)
+            except FAILURES as exc:
+                log.warning("moving live state's events failed, trying again: %s", exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self._sweep_seconds)
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
@@ -101,40 +117,45 @@ class EventRelay:
         self._wake.clear()
 
     async def relay_once(self, conn: Connection) -> bool:
-        """Move the stream, then (holding the lock) stamp and publish until nothing waits. False when the
-        broker did not confirm everything (what it did confirm is marked)."""
-        await self._stream.move()
+        """Holding the lock (taking it if free), stamp and publish until nothing waits. False when the broker
+        did not confirm everything (what it did confirm is marked)."""
         if not self.publishing:
             self.publishing = bool(await conn.fetchval(TRY_LOCK))
             if not self.publishing:
                 return True
+        # Every committed event gets its id, broker or not: the log serves them to consumers catching up.
+        while await outbox.stamp(conn, self._batch) == self._batch:
+            pass
         while True:
-            await outbox.stamp(conn, self._batch)
             waiting = await outbox.unpublished(conn, self._batch)
             if not waiting:
                 return True
-            confirmed = await self._publish(waiting)
+            confirmed, failure = await self._publish(waiting)
             if confirmed:
                 await outbox.mark_published(conn, confirmed)
-            if len(confirmed) < len(waiting):
+            if failure is not None:
+                log.warning("%d events not published, kept for later: %s", len(waiting) - len(confirmed), failure)
                 return False
+            await outbox.stamp(conn, self._batch)
 
-    async def _publish(self, events: Sequence[StoredEvent]) -> list[int]:
-        """Publish each entity's events one after the other (its order), the entities side by side; the ids
-        the broker confirmed. An entity stops at its first failure, so nothing of it overtakes what failed."""
+    async def _publish(self, events: Sequence[StoredEvent]) -> tuple[list[int], ContactCenterError | None]:
+        """Publish each entity's events one after the other (its order), the entities side by side: the ids
+        the broker confirmed, and a failure if any. An entity stops at its first failure, so nothing of it
+        overtakes what failed."""
         by_entity: dict[str, list[StoredEvent]] = {}
         for event in events:
             by_entity.setdefault(event.partition_key, []).append(event)
         confirmed: list[int] = []
+        failures: list[ContactCenterError] = []
 
         async def publish_in_order(entity_events: list[StoredEvent]) -> None:
             for event in entity_events:
                 try:
                     await self._bus.publish(self._exchange, event.type, event.body(), message_id=str(event.id))
                 except ContactCenterError as exc:
-                    log.warning("event %d not published, kept for later: %s", event.id, exc)
+                    failures.append(exc)
                     return
                 confirmed.append(event.id)
 
         await asyncio.gather(*(publish_in_order(entity_events) for entity_events in by_entity.values()))
-        return confirmed
+        return confirmed, failures[0] if failures else None

@@ -55,6 +55,10 @@ class LiveEventStream:
         self._pool = pool
         self._batch = batch
 
+    async def wait(self, seconds: float) -> None:
+        """Return as soon as the stream holds an entry, or after `seconds`."""
+        await self._redis.xread({self._key: "0-0"}, count=1, block=max(1, int(seconds * 1000)))
+
     async def move(self) -> int:
         """Move what the stream holds into the outbox (in stream order); the number of entries moved."""
         total = 0
