@@ -3,13 +3,20 @@ CloudEvents, each entity's in order, and the event log (`GET /api/v1/events`) ag
 
 from __future__ import annotations
 
+import asyncio
+import os
+import re
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aio_pika
 import pytest
 
+from contactcenter.events.asyncapi import asyncapi_document
 from schema.events import BY_NAME, TYPE_PREFIX
+from tests.conftest import AMQP_URL
 from tests.events_queue import EventsQueue
 from tests.running import RunningService
 
@@ -134,3 +141,56 @@ async def test_the_log_is_the_admins_to_read(service: RunningService) -> None:
         f"{service.base_url}/api/v1/events", headers={"Authorization": f"Bearer {agent['token']}"}
     ) as response:
         assert response.status == 403
+
+
+async def test_the_asyncapi_document_is_served_for_the_services_own_exchanges(service: RunningService) -> None:
+    async with service.http.get(f"{service.base_url}/api/v1/asyncapi.json") as response:
+        assert response.status == 200
+        document = await response.json()
+    assert document == asyncapi_document(service.settings.namespace)
+    assert document["channels"]["events"]["address"] == f"{service.settings.namespace}.events"
+
+
+def documented_consumer() -> str:
+    """The aio-pika consumer `docs/events.md` shows, as a reader would copy it."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "events.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+    assert len(blocks) == 1
+    return str(blocks[0])
+
+
+async def test_the_consumer_in_the_catalogue_receives_an_sms_s_events(
+    service: RunningService, tmp_path: Path, namespace: str
+) -> None:
+    exchange, queue_name = f"{namespace}.events", f"{namespace}.doc-consumer"
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        # Bound before any event is published, as the consumer binds it: it then reads them whenever it comes up.
+        channel = await connection.channel()
+        events = await channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+        queue = await channel.declare_queue(queue_name, durable=True)
+        await queue.bind(events, routing_key="#")
+        script = tmp_path / "consumer.py"
+        script.write_text(documented_consumer(), encoding="utf-8")
+        consumer = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(script),
+            env={**os.environ, "CC_AMQP_URL": AMQP_URL, "CC_EVENTS_EXCHANGE": exchange, "CC_EVENTS_QUEUE": queue_name},
+            stdout=asyncio.subprocess.PIPE,
+        )
+        try:
+            await service.create_queue("sales", ["sms"])
+            assert (await service.post_sms(sender=SENDER, body="hello")).status == 200
+            printed: list[str] = []
+            assert consumer.stdout is not None
+            async with asyncio.timeout(20):
+                while not any("org.contactcenter.conversation.opened" in line for line in printed):
+                    printed.append((await consumer.stdout.readline()).decode())
+            assert printed[0].split()[1] == "org.contactcenter.interaction.received"
+        finally:
+            consumer.terminate()
+            await consumer.wait()
+    finally:
+        channel = await connection.channel()
+        await channel.queue_delete(queue_name, if_unused=False, if_empty=False)
+        await connection.close()
