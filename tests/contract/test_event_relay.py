@@ -8,6 +8,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -19,10 +20,13 @@ from contactcenter.errors import Unavailable
 from contactcenter.events import outbox
 from contactcenter.events.relay import EventRelay
 from contactcenter.events.stream import LiveEventStream, moved_event
+from contactcenter.identities import Identity
 from contactcenter.live import now_ms
 from contactcenter.live.state import LiveState
 from contactcenter.store import open_pool
+from contactcenter.store.conversations import Conversations
 from contactcenter.store.migrate import migrate
+from schema import Channel, IdentityKind, Interaction
 from tests.events_queue import EventsQueue
 
 ENTITIES = 7
@@ -209,3 +213,37 @@ async def test_live_states_events_moved_twice_are_stored_once_and_leave_the_stre
         ("agent.state_changed", "available", "offline"),
         ("agent.state_changed", "away", "available"),
     ]
+
+
+async def test_retention_deletes_published_events_past_their_days_and_keeps_the_rest(pool: asyncpg.Pool) -> None:
+    await write_events(pool, 4)
+    seqs = [row["seq"] for row in await pool.fetch("SELECT seq FROM events ORDER BY seq")]
+    await pool.execute("UPDATE events SET occurred_at = now() - interval '31 days' WHERE seq = ANY($1)", seqs[:3])
+    await pool.execute("UPDATE events SET published_at = now() WHERE seq = ANY($1)", [seqs[0], seqs[1], seqs[3]])
+    assert await outbox.forget_older_than(pool, 30) == 2
+    # Old but never published (the broker was away all along) stays, as does what is recent.
+    assert [row["seq"] for row in await pool.fetch("SELECT seq FROM events ORDER BY seq")] == seqs[2:]
+
+
+async def test_a_retried_contact_writes_its_events_once(pool: asyncpg.Pool) -> None:
+    await pool.execute("INSERT INTO queues (id, name, channels) VALUES ($1, 'sales', '{sms}')", uuid.uuid4())
+    conversations = Conversations(pool)
+    sms = Interaction(
+        channel=Channel.SMS,
+        provider_id="SM1",
+        from_address="+14155550134",
+        from_verified=True,
+        received_at=datetime.now(UTC),
+    )
+    sender = Identity(IdentityKind.PHONE, "+14155550134", verified=True)
+    first = await conversations.record_inbound(sms, sender)
+    retry = await conversations.record_inbound(sms.model_copy(update={"id": uuid.uuid4()}), sender)
+    assert first.new and not retry.new
+    rows = await pool.fetch("SELECT type, partition_key FROM events ORDER BY seq")
+    assert [row["type"] for row in rows] == [
+        "interaction.received",
+        "client.created",
+        "identity.added",
+        "conversation.opened",
+    ]
+    assert rows[0]["partition_key"] == f"interaction:{first.interaction_id}"
