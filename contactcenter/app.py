@@ -285,6 +285,7 @@ async def _start_events(settings: Settings, services: Services, stack: contextli
         schema=settings.database_schema,
         sweep_seconds=settings.event_sweep_seconds,
         batch=settings.event_batch,
+        linger_seconds=settings.event_linger_seconds,
     )
     relay.start()
     stack.push_async_callback(relay.stop)
