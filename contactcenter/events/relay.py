@@ -27,6 +27,7 @@ from contactcenter.errors import ContactCenterError
 from contactcenter.events import outbox
 from contactcenter.events.outbox import StoredEvent
 from contactcenter.events.stream import LiveEventStream
+from schema.events import CONTENT_TYPE
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,9 @@ class EventRelay:
         async def publish_in_order(entity_events: list[StoredEvent]) -> None:
             for event in entity_events:
                 try:
-                    await self._bus.publish(self._exchange, event.type, event.body(), message_id=str(event.id))
+                    await self._bus.publish(
+                        self._exchange, event.type, event.body(), message_id=str(event.id), content_type=CONTENT_TYPE
+                    )
                 except ContactCenterError as exc:
                     failures.append(exc)
                     return

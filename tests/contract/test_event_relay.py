@@ -14,8 +14,9 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from contactcenter.bus import Bus, QueueSpec, Subscription
+from contactcenter.bus import Bus, Delivery, QueueSpec, Subscription
 from contactcenter.bus.amqp import connect_amqp
+from contactcenter.bus.memory import MemoryBus
 from contactcenter.errors import Unavailable
 from contactcenter.events import outbox
 from contactcenter.events.relay import EventRelay
@@ -43,7 +44,14 @@ class UnsteadyBus:
         self.crash_after: int | None = None
 
     async def publish(
-        self, exchange: str, routing_key: str, body: bytes, *, message_id: str, mandatory: bool = False
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str,
+        mandatory: bool = False,
+        content_type: str = "application/json",
     ) -> None:
         if self.down:
             raise Unavailable("RabbitMQ did not answer (test)")
@@ -51,7 +59,9 @@ class UnsteadyBus:
             if self.crash_after == 0:
                 raise SystemError("the relay's process died")
             self.crash_after -= 1
-        await self._bus.publish(exchange, routing_key, body, message_id=message_id, mandatory=mandatory)
+        await self._bus.publish(
+            exchange, routing_key, body, message_id=message_id, mandatory=mandatory, content_type=content_type
+        )
 
     async def declare(self, spec: QueueSpec) -> None:
         await self._bus.declare(spec)
@@ -247,3 +257,30 @@ async def test_a_retried_contact_writes_its_events_once(pool: asyncpg.Pool) -> N
         "conversation.opened",
     ]
     assert rows[0]["partition_key"] == f"interaction:{first.interaction_id}"
+
+
+async def test_in_embedded_mode_the_relay_publishes_on_the_in_process_bus(
+    pool: asyncpg.Pool, redis_client: aioredis.Redis, namespace: str, database_schema: str
+) -> None:
+    memory = MemoryBus()
+    received: list[Delivery] = []
+
+    async def take(delivery: Delivery) -> None:
+        received.append(delivery)
+
+    subscription = await memory.subscribe(
+        QueueSpec(f"{namespace}.mine", f"{namespace}.events", ("client.*",), shared=False), take
+    )
+    await write_events(pool, 5)
+    async with pool.acquire() as conn:
+        try:
+            assert await relay(pool, memory, redis_client, namespace, database_schema).relay_once(conn)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock_all()")
+    async with asyncio.timeout(5):
+        while len(received) < 5:
+            await asyncio.sleep(0.01)
+    assert [delivery.message_id for delivery in received] == ["1", "2", "3", "4", "5"]
+    assert {json.loads(delivery.body)["type"] for delivery in received} == {"org.contactcenter.client.created"}
+    await subscription.close()
+    await memory.close()

@@ -111,6 +111,7 @@ async def test_an_sms_and_the_agents_work_come_out_as_events_in_per_entity_order
         assert routing_key == event["type"].removeprefix(TYPE_PREFIX)
         assert message.message_id == event["id"]
         assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+        assert message.content_type == "application/cloudevents+json"
 
     logged = await read_log(service, limit=3)
     assert [(e["id"], e["type"]) for e in logged] == sorted(
