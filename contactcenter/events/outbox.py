@@ -15,11 +15,11 @@ from schema.events import BY_NAME, TYPE_PREFIX, CloudEvent
 
 # Public ids for the committed rows that have none, in the order they were written. Only the relay holding the
 # publishing lock runs it: the ids it gives only grow, so `?after=` never passes over a row.
+# `nextval` runs as the ordered subquery's rows come (no ORDER BY after it, which could sort after numbering).
 STAMP = """
 UPDATE events e SET id = s.id
 FROM (SELECT seq, nextval('events_public_id') AS id
-      FROM (SELECT seq FROM events WHERE id IS NULL ORDER BY seq LIMIT $1) o
-      ORDER BY seq) s
+      FROM (SELECT seq FROM events WHERE id IS NULL ORDER BY seq LIMIT $1) o) s
 WHERE e.seq = s.seq
 """
 UNPUBLISHED = """

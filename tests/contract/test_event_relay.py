@@ -194,6 +194,7 @@ async def test_events_wait_while_the_broker_does_not_confirm_and_go_out_in_order
             assert await pool.fetchval("SELECT count(*) FROM events WHERE published_at IS NOT NULL") == 0
             # The log still serves them to a consumer catching up, ids given.
             assert [event.id for event in await outbox.page(pool, 0, 1000)] == list(range(1, 81))
+            assert await pool.fetchval("SELECT array_agg(id ORDER BY seq) FROM events") == list(range(1, 81))
             await write_events(pool, 40)
             bus.down = False
             assert await publisher.relay_once(conn)
