@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from schema.events import BY_NAME, TYPE_PREFIX, CloudEvent
+from schema.events import BY_NAME, SOURCE, TYPE_PREFIX, CloudEvent
 
 # Public ids for the committed rows that have none, in the order they were written. Only the relay holding the
 # publishing lock runs it: the ids it gives only grow, so `?after=` never passes over a row.
@@ -72,8 +72,22 @@ class StoredEvent:
         )
 
     def body(self) -> bytes:
-        """The CloudEvent in structured JSON, as published and as served."""
-        return self.envelope().model_dump_json().encode()
+        """The CloudEvent in structured JSON, as published: `envelope()`'s, written around the data as
+        PostgreSQL gave it — the relay writes thousands a second, and a model per event was a tenth of its time."""
+        kind = BY_NAME.get(self.type)
+        head = {
+            "specversion": "1.0",
+            "id": str(self.id),
+            "source": SOURCE,
+            "type": TYPE_PREFIX + self.type,
+            "subject": self.subject,
+            "time": self.occurred_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "datacontenttype": "application/json",
+            "dataschema": kind.dataschema if kind else None,
+            "partitionkey": self.partition_key,
+            "sequence": f"{self.id:020d}",
+        }
+        return (json.dumps(head, separators=(",", ":"))[:-1] + ',"data":' + self.data_json + "}").encode()
 
 
 @dataclass(frozen=True)

@@ -103,3 +103,11 @@ def _example(annotation: Any) -> Any:
     if "Literal" in text:
         return "available"
     return "x"
+
+
+@pytest.mark.parametrize(
+    "occurred_at", [datetime(2026, 11, 30, 13, 14, 56, 512345, UTC), datetime(2026, 1, 2, tzinfo=UTC)]
+)
+def test_an_event_as_published_is_its_envelope_model(occurred_at: datetime) -> None:
+    event = StoredEvent(1042, "client.created", "c", "client:c", occurred_at, '{"client_id": "c"}')
+    assert json.loads(event.body()) == event.envelope().model_dump(mode="json")
