@@ -102,9 +102,14 @@ class EventRelay:
         await conn.add_listener(CHANNEL, self._notified)
         try:
             while not self._stopping.is_set():
-                await self.relay_once(conn)
-                await self._linger()
-                await self._pause()
+                if await self.relay_once(conn):
+                    await self._linger()
+                    await self._pause()
+                else:
+                    # The broker refused: try again after a sweep, not at the next change's notification.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), self._sweep_seconds)
+                    self._wake.clear()
         finally:
             self.publishing = False
             # The pool keeps no session state (store.open_pool): leave none behind.
