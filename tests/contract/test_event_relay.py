@@ -285,3 +285,19 @@ async def test_in_embedded_mode_the_relay_publishes_on_the_in_process_bus(
     assert {json.loads(delivery.body)["type"] for delivery in received} == {"org.contactcenter.client.created"}
     await subscription.close()
     await memory.close()
+
+
+async def test_an_interaction_moved_out_of_a_closed_conversation_opens_the_next_with_its_event(
+    pool: asyncpg.Pool,
+) -> None:
+    await pool.execute("INSERT INTO queues (id, name, channels) VALUES ($1, 'sales', '{sms}')", uuid.uuid4())
+    conversations = Conversations(pool)
+    sms = Interaction(
+        channel=Channel.SMS, provider_id="SM2", from_address="+14155550134", received_at=datetime.now(UTC)
+    )
+    recorded = await conversations.record_inbound(sms, Identity(IdentityKind.PHONE, "+14155550134", verified=True))
+    await pool.execute("UPDATE conversations SET state = 'closed' WHERE id = $1", recorded.conversation_id)
+    moved = await conversations.rehome_inbound(recorded.interaction_id)
+    assert moved is not None and moved.conversation_id != recorded.conversation_id
+    opened = await pool.fetch("SELECT subject FROM events WHERE type = 'conversation.opened' ORDER BY seq")
+    assert [row["subject"] for row in opened] == [str(recorded.conversation_id), str(moved.conversation_id)]
