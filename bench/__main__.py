@@ -170,7 +170,7 @@ async def _clean_up(namespace: str) -> None:
         for queue in ("router", "dead-letters"):
             channel = await connection.channel()
             await channel.queue_delete(f"{namespace}.{queue}", if_unused=False, if_empty=False)
-        for exchange in ("interactions", "dead"):
+        for exchange in ("interactions", "dead", "events"):
             channel = await connection.channel()
             await channel.exchange_delete(f"{namespace}.{exchange}")
     finally:

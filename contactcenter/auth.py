@@ -40,6 +40,11 @@ class Authenticator:
             raise Forbidden("this needs the admin token; an agent may not")
         raise Unauthorized("this needs the admin token")
 
+    async def require_event_reader(self, request: web.Request) -> None:
+        """Who may read the event log: the admin for now. Integration tokens (issue 15's webhooks part) are
+        to be accepted here too — they may read events and nothing else."""
+        await self.require_admin(request)
+
     async def require_agent(self, request: web.Request, *, allow_query: bool = False) -> AgentProfile:
         agent = await self._directory.agent_by_token(bearer_token(request, allow_query=allow_query))
         if agent is None:

@@ -83,6 +83,13 @@ class Settings(BaseSettings):
     # Connections one client address may hold at once; past it a new one gets a 503 and is closed. Behind a
     # proxy or load balancer the client is the proxy: keep this above what it opens.
     max_connections_per_client: int = Field(default=256, ge=1, le=1_000_000)
+    # Events (contactcenter/events): the relay's backstop sweep when no notification wakes it, how long it lets
+    # events gather after a round (the lag it adds, against a round per change under load), the events it
+    # publishes per round, and how long published events stay in the log (`GET /api/v1/events`).
+    event_sweep_seconds: float = Field(default=1.0, gt=0, le=3600)
+    event_linger_seconds: float = Field(default=0.05, ge=0, le=10)
+    event_batch: int = Field(default=500, ge=1, le=10_000)
+    event_retention_days: int = Field(default=30, ge=1, le=36_500)
     log_level: str = "INFO"
     # `json` (one object per line, for a log collector) or `text` (for a person); unset: text in embedded mode
     # or at a terminal, JSON otherwise.

@@ -42,9 +42,9 @@ QUEUE_FOR_A_CONTACT = Policy(
     ),
     runs_in=(
         # The recording of every inbound contact, in the transaction that stores it.
-        Site(_MIGRATIONS, "migrations/007_retry_creates_no_card.sql", "cc_record_inbound"),
+        Site(_MIGRATIONS, "migrations/010_events_outbox.sql", "cc_record_inbound"),
         # A contact left in a conversation closed before any agent saw it finds its place again.
-        Site(_MIGRATIONS, "migrations/006_rehome_inbound.sql", "cc_rehome_inbound"),
+        Site(_MIGRATIONS, "migrations/010_events_outbox.sql", "cc_rehome_inbound"),
     ),
 )
 

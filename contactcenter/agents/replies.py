@@ -34,5 +34,5 @@ class Replies:
             body=text,
             received_at=datetime.now(UTC),
         )
-        await self._conversations.record_outbound(route, interaction)
+        await self._conversations.record_outbound(route, interaction, agent_id)
         return interaction

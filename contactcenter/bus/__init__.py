@@ -57,10 +57,18 @@ class Bus(Protocol):
         """Create the exchange, queue and bindings (idempotent), so no message is dropped before a consumer comes."""
 
     async def publish(
-        self, exchange: str, routing_key: str, body: bytes, *, message_id: str, mandatory: bool = False
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str,
+        mandatory: bool = False,
+        content_type: str = "application/json",
     ) -> None:
         """Return once the broker has taken the message. Raise `errors.Unavailable` when it does not
-        confirm within the bus's publish timeout, or when `mandatory` and no queue is bound for the key."""
+        confirm within the bus's publish timeout, or when `mandatory` and no queue is bound for the key.
+        `content_type` is the message's (events are `application/cloudevents+json`)."""
 
     async def subscribe(self, spec: QueueSpec, handler: Handler) -> Subscription:
         """Declare `spec` and start calling `handler` for its messages, at most `spec.prefetch` at once."""

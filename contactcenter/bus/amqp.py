@@ -99,11 +99,18 @@ class AmqpBus:
             del self._exchanges[name]  # the next use declares it again
 
     async def publish(
-        self, exchange: str, routing_key: str, body: bytes, *, message_id: str, mandatory: bool = False
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str,
+        mandatory: bool = False,
+        content_type: str = "application/json",
     ) -> None:
         properties = aiormq.spec.Basic.Properties(
             message_id=message_id,
-            content_type="application/json",
+            content_type=content_type,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT.value,
         )
         await _bounded(self._publish(exchange, routing_key, body, properties, mandatory), self._timeout, "publish")

@@ -31,6 +31,11 @@ class Topology:
         return f"{self.namespace}.interactions"
 
     @property
+    def events(self) -> str:
+        """Exchange: CloudEvents for other systems, routing key = the event type without its prefix."""
+        return f"{self.namespace}.events"
+
+    @property
     def dead_letters(self) -> str:
         return f"{self.namespace}.dead"
 

@@ -114,8 +114,16 @@ class MemoryBus:
         return queue
 
     async def publish(
-        self, exchange: str, routing_key: str, body: bytes, *, message_id: str, mandatory: bool = False
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str,
+        mandatory: bool = False,
+        content_type: str = "application/json",
     ) -> None:
+        del content_type  # in one process, handlers know what they read
         self._check_open()
         if not await self._publish(exchange, _Message(body, routing_key, message_id)) and mandatory:
             raise Unavailable(f"no queue is bound for {routing_key} on {exchange}")

@@ -18,9 +18,13 @@ from contactcenter.agents.gateway import AgentGateway
 from contactcenter.agents.replies import Replies
 from contactcenter.api.admin import AdminApi
 from contactcenter.api.clients import ClientsApi
+from contactcenter.api.events import EventsApi
 from contactcenter.api.openapi import OpenApiDocument
 from contactcenter.api.operations import Operation
 from contactcenter.auth import Authenticator
+from contactcenter.events import outbox
+from contactcenter.events.relay import EventRelay
+from contactcenter.events.stream import LiveEventStream
 from contactcenter.host.health import Health
 from contactcenter.host.scrape import MetricsEndpoint
 from contactcenter.host.services import Services, open_services
@@ -48,7 +52,10 @@ CHANNELS: tuple[ChannelAdapter, ...] = (TwilioChannel(),)
 
 # Every class of the host that serves part of the HTTP API, each declaring its operations: the API's document
 # is theirs and the channels'.
-HTTP_APIS = (Health, MetricsEndpoint, AdminApi, ClientsApi, AgentGateway, OpenApiDocument)
+HTTP_APIS = (Health, MetricsEndpoint, AdminApi, ClientsApi, AgentGateway, EventsApi, OpenApiDocument)
+
+# How often published events past CC_EVENT_RETENTION_DAYS are deleted (a bounded batch each time).
+RETENTION_CHECK_SECONDS = 600.0
 
 SETTINGS = web.AppKey("settings", Settings)
 SERVICES = web.AppKey("services", Services)
@@ -121,6 +128,7 @@ async def _start_api(
             *AdminApi(auth, services.directory).routes(),
             *ClientsApi(auth, services.cards, settings.default_region).routes(),
             *gateway.routes(),
+            *EventsApi(auth, services.pool, settings.namespace).routes(),
             *OpenApiDocument(http_operations()).routes(),
         ]
     )
@@ -164,3 +172,27 @@ async def _start_router(
     ):
         job.start()
         stack.push_async_callback(job.stop)
+    await _start_events(settings, services, stack)
+
+
+async def _start_events(settings: Settings, services: Services, stack: contextlib.AsyncExitStack) -> None:
+    """The outbox relay and the event log's retention: routers' work, as they run wherever the service does."""
+    relay = EventRelay(
+        services.pool,
+        services.bus,
+        services.topology.events,
+        LiveEventStream(services.redis, settings.namespace, services.pool),
+        schema=settings.database_schema,
+        sweep_seconds=settings.event_sweep_seconds,
+        batch=settings.event_batch,
+        linger_seconds=settings.event_linger_seconds,
+    )
+    relay.start()
+    stack.push_async_callback(relay.stop)
+
+    async def forget_old_events() -> None:
+        await outbox.forget_older_than(services.pool, settings.event_retention_days)
+
+    retention = Periodic("event retention", forget_old_events, every_seconds=RETENTION_CHECK_SECONDS)
+    retention.start()
+    stack.push_async_callback(retention.stop)

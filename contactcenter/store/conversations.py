@@ -48,10 +48,19 @@ RECORD_INBOUND_MANY = _RECORD_INBOUND_MANY.format(timeline_limit=", $12")
 # wait in its queue, whose offer reads the card when an agent is free for it.
 RECORD_INBOUND_BARE = "SELECT * FROM cc_record_inbound($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 RECORD_INBOUND_BARE_MANY = _RECORD_INBOUND_MANY.format(timeline_limit="")
+# An agent's reply, stored with its event (message.sent) in the same statement.
 INSERT_INTERACTION = """
-INSERT INTO interactions (id, channel, direction, provider_id, client_id, conversation_id,
-                          from_address, to_address, from_verified, body, received_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+WITH sent AS (
+    INSERT INTO interactions (id, channel, direction, provider_id, client_id, conversation_id,
+                              from_address, to_address, from_verified, body, received_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+    RETURNING id, channel, client_id, conversation_id, received_at
+)
+INSERT INTO events (type, subject, partition_key, data)
+SELECT 'message.sent', s.id, 'conversation:' || s.conversation_id,
+       jsonb_build_object('interaction_id', s.id, 'conversation_id', s.conversation_id, 'client_id', s.client_id,
+                          'channel', s.channel, 'agent_id', $12::uuid, 'sent_at', s.received_at)
+FROM sent s
 """
 # An interaction with what an offer needs beside it: the queue's name and the client's whole card.
 _IN_CONTEXT = f"""
@@ -90,19 +99,33 @@ WHERE v.id = u.id AND v.state = 'open'
 RETURNING v.id, v.agent_id
 """
 ASSIGN = "UPDATE conversations SET agent_id = $2 WHERE id = $1 AND state = 'open' RETURNING id, agent_id"
-# Closing again what the same agent closed changes nothing and succeeds: when the answer of a committed close
-# is lost (a connection reset), the desktop's retry must still free the agent in live state.
-CLOSE_MANY = """
-UPDATE conversations v SET state = 'closed', closed_at = coalesce(v.closed_at, now())
-FROM unnest($1::uuid[], $2::uuid[]) AS u(id, agent_id)
-WHERE v.id = u.id AND v.agent_id = u.agent_id
-RETURNING v.id, v.agent_id
+# Closing writes conversation.closed in the same statement (the outbox, migration 010). The interaction's own
+# events (answered, completed) come from live state, as its offer's do, so that they keep their order.
+# Closing again what the same agent closed changes nothing, writes no second event, and succeeds: when the
+# answer of a committed close is lost (a connection reset), the desktop's retry must still free the agent in
+# live state. (The row lock makes a concurrent close see the first one's result: only one writes the event.)
+_CLOSE = """
+WITH target AS (
+    SELECT v.id, v.state = 'open' AS was_open
+    FROM conversations v JOIN {pairs} AS u(id, agent_id) ON v.id = u.id AND v.agent_id = u.agent_id
+    FOR UPDATE OF v
+), changed AS (
+    UPDATE conversations v SET state = 'closed', closed_at = coalesce(v.closed_at, now())
+    FROM target t
+    WHERE v.id = t.id
+    RETURNING v.id, v.agent_id, v.client_id, v.channel, v.closed_at, t.was_open
+), closed AS (
+    INSERT INTO events (type, subject, partition_key, data)
+    SELECT 'conversation.closed', c.id, 'conversation:' || c.id,
+           jsonb_build_object('conversation_id', c.id, 'client_id', c.client_id, 'channel', c.channel,
+                              'agent_id', c.agent_id, 'closed_at', c.closed_at)
+    FROM changed c
+    WHERE c.was_open
+)
+SELECT id, agent_id FROM changed
 """
-CLOSE = """
-UPDATE conversations SET state = 'closed', closed_at = coalesce(closed_at, now())
-WHERE id = $1 AND agent_id = $2
-RETURNING id, agent_id
-"""
+CLOSE_MANY = _CLOSE.format(pairs="unnest($1::uuid[], $2::uuid[])")
+CLOSE = _CLOSE.format(pairs="(VALUES ($1::uuid, $2::uuid))")
 REHOME_INBOUND = "SELECT * FROM cc_rehome_inbound($1)"
 # The interactions table does not keep the sender's kind: rendered from the channel, by the schema's one table.
 _SENDER_KIND_OF_X = (
@@ -287,7 +310,7 @@ class Conversations:
             conversation_id, row["client_id"], Channel(row["channel"]), row["from_address"], row["to_address"]
         )
 
-    async def record_outbound(self, route: ReplyRoute, interaction: Interaction) -> None:
+    async def record_outbound(self, route: ReplyRoute, interaction: Interaction, agent_id: uuid.UUID) -> None:
         await self._pool.execute(
             INSERT_INTERACTION,
             interaction.id,
@@ -301,6 +324,7 @@ class Conversations:
             interaction.from_verified,
             interaction.body,
             interaction.received_at,
+            agent_id,
         )
 
     async def held_by(self, agent_id: uuid.UUID) -> str:

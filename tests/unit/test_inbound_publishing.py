@@ -39,7 +39,14 @@ class HeldBroker:
         self.refusing = False
 
     async def publish(
-        self, exchange: str, routing_key: str, body: bytes, *, message_id: str, mandatory: bool = False
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str,
+        mandatory: bool = False,
+        content_type: str = "application/json",
     ) -> None:
         assert exchange == TOPOLOGY.interactions and mandatory
         self.messages.append((routing_key, read_inbound_message(body), message_id))

@@ -17,9 +17,13 @@
 --   P reservations          zset  reservation ids by expiry
 --   P reservation:<id>:gone string the agent a reservation was revoked from (expired, or the agent left),
 --                                 kept REVOKED_MEMORY_MS so its late accept is told `expired`, not `not_found`
+--   P events                stream the events of the changes these scripts make (issue 15), appended in the
+--                                 same atomic run as the change; fields type, subject, partition, time (ms),
+--                                 then the event's data as field/value pairs (schema/events.py). The relay
+--                                 moves entries into PostgreSQL's outbox, keyed by entry id, then deletes them.
 -- Invariants: a task is in exactly one of queued/reserved/assigned; an agent's load (pending reservations
 -- plus assigned tasks) never exceeds its capacity; an agent is in a queue's agents set only while available
--- with load < capacity.
+-- with load < capacity; every change other systems are told of has its entry in P events.
 
 local P = ARGV[1]
 local NOW = tonumber(ARGV[2])
@@ -41,6 +45,12 @@ local function task_key(c) return P .. 'task:' .. c end
 local function reservation_key(r) return P .. 'reservation:' .. r end
 local function queue_agents(q) return P .. 'queue:' .. q .. ':agents' end
 local function queue_tasks(q) return P .. 'queue:' .. q .. ':tasks' end
+
+-- One event of the change this run makes: other systems learn of it exactly when it happens.
+local function emit(event_type, subject, partition, ...)
+  redis.call('XADD', P .. 'events', '*', 'type', event_type, 'subject', subject, 'partition', partition,
+    'time', NOW, ...)
+end
 
 local function split(csv)
   local out = {}
@@ -84,6 +94,10 @@ local function reserve(c, a, q)
   redis.call('HINCRBY', agent_key(a), 'load', 1)
   refresh_eligibility(a)
   push(OFFERS, r, a, c, q, i, expires)
+  emit('reservation.created', r, 'reservation:' .. r, 'reservation_id', r, 'agent_id', a, 'conversation_id', c,
+    'queue_id', q, 'interaction_id', i, 'expires_at_ms', expires)
+  emit('interaction.offered', i, 'interaction:' .. i, 'interaction_id', i, 'conversation_id', c, 'queue_id', q,
+    'agent_id', a, 'reservation_id', r)
   return true
 end
 
@@ -109,8 +123,9 @@ local function match_queues(queues)
 end
 
 -- Take a pending reservation back: the task returns to its queue at its original place, the agent's load
--- drops. Returns the queue, or nil when there is no such reservation.
-local function revoke(r, reason_list)
+-- drops. `why` names the event: 'rejected', 'expired' or 'revoked'. Returns the queue, or nil when there is
+-- no such reservation.
+local function revoke(r, reason_list, why)
   local a, c, q, i, expires = unpack(redis.call('HMGET', reservation_key(r), 'agent', 'conversation', 'queue',
     'interaction', 'expires'))
   if not a then return nil end
@@ -123,11 +138,21 @@ local function revoke(r, reason_list)
     redis.call('HSET', task_key(c), 'state', 'queued', 'agent', '', 'reservation', '')
     redis.call('ZADD', queue_tasks(q), score, c)
   end
+  emit('reservation.' .. why, r, 'reservation:' .. r, 'reservation_id', r, 'agent_id', a, 'conversation_id', c,
+    'queue_id', q, 'interaction_id', i)
   if reason_list then
     push(reason_list, r, a, c, q, i, expires)
     redis.call('SET', reservation_key(r) .. ':gone', a, 'PX', REVOKED_MEMORY_MS)
   end
   return q
+end
+
+-- The agent's state moved (not a repeat of the one it had): agent.state_changed.
+local function agent_state_changed(a, was, state)
+  was = was or 'offline'  -- an agent live state has not seen yet
+  if was ~= state then
+    emit('agent.state_changed', a, 'agent:' .. a, 'agent_id', a, 'state', state, 'previous', was)
+  end
 end
 
 local function answer(status, extra)

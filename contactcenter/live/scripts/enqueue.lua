@@ -2,6 +2,7 @@
 -- KEYS: none (derived from the prefix, see _lib.lua). ARGS: conversation, queue, interaction, priority,
 -- offer_again ("1" or "0").
 -- Returns {"ok"|"exists", offers, revoked, {}} — with "exists" for a task an agent has accepted, {agent}.
+-- Events: interaction.routed for a new task, and reservation.created/interaction.offered when it is matched.
 -- Invariant: one task per conversation — enqueueing it again (a redelivery) changes nothing. With offer_again,
 -- a task already reserved answers its pending reservation among the offers, unchanged: the attempt that made
 -- it may have failed before the agent was told.
@@ -20,5 +21,6 @@ end
 local score = NOW - priority * 10000000000000
 redis.call('HSET', task_key(c), 'queue', q, 'interaction', i, 'score', score, 'state', 'queued')
 redis.call('ZADD', queue_tasks(q), score, c)
+emit('interaction.routed', i, 'interaction:' .. i, 'interaction_id', i, 'conversation_id', c, 'queue_id', q)
 match_queue(q)
 return answer('ok')

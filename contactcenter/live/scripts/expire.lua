@@ -5,12 +5,13 @@ local limit = tonumber(ARGS[1])
 local touched = {}
 for _, r in ipairs(redis.call('ZRANGEBYSCORE', P .. 'reservations', '-inf', NOW, 'LIMIT', 0, limit)) do
   local a = redis.call('HGET', reservation_key(r), 'agent')
-  local q = revoke(r, REVOKED)
+  local q = revoke(r, REVOKED, 'expired')
   if q then touched[#touched + 1] = q end
   if a then
+    agent_state_changed(a, redis.call('HGET', agent_key(a), 'state'), 'away')
     redis.call('HSET', agent_key(a), 'state', 'away')
     for _, other in ipairs(redis.call('SMEMBERS', agent_key(a) .. ':offers')) do
-      local oq = revoke(other, REVOKED)
+      local oq = revoke(other, REVOKED, 'revoked')
       if oq then touched[#touched + 1] = oq end
     end
     refresh_eligibility(a)

@@ -1,0 +1,181 @@
+"""The relay: publishes the outbox on the events exchange, in id order, each event once confirmed by the broker.
+
+One relay publishes at a time: the one holding a session advisory lock on its own connection (another takes
+over when that connection ends). A partition per entity with `FOR UPDATE SKIP LOCKED` would let several
+publish at once, but it needs each relay to own whole partitions to keep per-entity order, and the public id
+must be given in one place anyway (`outbox.STAMP`); one publisher, with confirms pipelined across entities,
+carries far more than the service makes. Every relay moves live state's stream into the outbox.
+
+Woken by the outbox's NOTIFY (migration 010), with a sweep every `sweep_seconds` as a backstop; the stream's
+mover by a blocking read of the stream. When the broker does not confirm, nothing is marked: the events wait,
+and go out in order when it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+from redis.exceptions import RedisError
+
+from contactcenter.bus import Bus
+from contactcenter.errors import ContactCenterError
+from contactcenter.events import outbox
+from contactcenter.events.outbox import StoredEvent
+from contactcenter.events.stream import LiveEventStream
+from schema.events import CONTENT_TYPE
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "cc_events"
+TRY_LOCK = "SELECT pg_try_advisory_lock(hashtext('contactcenter.events.relay.' || current_schema()))"
+UNLOCK = "SELECT pg_advisory_unlock_all()"
+Connection = PoolConnectionProxy | asyncpg.Connection
+# The longest a blocking read of the stream lasts: how long stopping the mover may take.
+STREAM_WAIT_SECONDS = 0.25
+FAILURES = (ContactCenterError, OSError, RedisError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+class EventRelay:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        bus: Bus,
+        exchange: str,
+        stream: LiveEventStream,
+        *,
+        schema: str,
+        sweep_seconds: float,
+        batch: int,
+        linger_seconds: float = 0.0,
+    ) -> None:
+        self._pool = pool
+        self._bus = bus
+        self._exchange = exchange
+        self._stream = stream
+        self._schema = schema
+        self._sweep_seconds = sweep_seconds
+        self._batch = batch
+        self._linger_seconds = linger_seconds
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.publishing = False  # holds the lock: the one relay that publishes
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._run(), name="event relay"),
+            asyncio.create_task(self._move_stream(), name="event stream mover"),
+        ]
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        await asyncio.gather(*self._tasks)
+
+    async def _move_stream(self) -> None:
+        """Live state's events into the outbox as they come; their insert wakes the publisher."""
+        while not self._stopping.is_set():
+            try:
+                await self._stream.move()
+                await self._linger()
+                await self._stream.wait(STREAM_WAIT_SECONDS)
+            except FAILURES as exc:
+                log.warning("moving live state's events failed, trying again: %s", exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self._sweep_seconds)
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                async with self._pool.acquire() as conn:
+                    await self._serve(conn)
+            except FAILURES as exc:
+                log.warning("event relay failed, trying again: %s", exc)
+                await self._pause()
+
+    async def _serve(self, conn: Connection) -> None:
+        await conn.add_listener(CHANNEL, self._notified)
+        try:
+            while not self._stopping.is_set():
+                if await self.relay_once(conn):
+                    await self._linger()
+                    await self._pause()
+                else:
+                    # The broker refused: try again after a sweep, not at the next change's notification.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), self._sweep_seconds)
+                    self._wake.clear()
+        finally:
+            self.publishing = False
+            # The pool keeps no session state (store.open_pool): leave none behind.
+            with contextlib.suppress(*FAILURES):
+                await conn.remove_listener(CHANNEL, self._notified)
+                await conn.execute(UNLOCK)
+
+    def _notified(self, _conn: Connection | asyncpg.Connection, _pid: int, _channel: str, payload: object) -> None:
+        if payload == self._schema:
+            self._wake.set()
+
+    async def _linger(self) -> None:
+        """Let what comes meanwhile gather: under load a round then carries many events, and the hot path's
+        statements do not queue behind a round per change (two cores, shared with PostgreSQL)."""
+        if self._linger_seconds:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._linger_seconds)
+
+    async def _pause(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self._sweep_seconds)
+        self._wake.clear()
+
+    async def relay_once(self, conn: Connection) -> bool:
+        """Holding the lock (taking it if free), stamp and publish until nothing waits. False when the broker
+        did not confirm everything (what it did confirm is marked)."""
+        if not self.publishing:
+            self.publishing = bool(await conn.fetchval(TRY_LOCK))
+            if not self.publishing:
+                return True
+        # Every committed event gets its id, broker or not: the log serves them to consumers catching up.
+        while await outbox.stamp(conn, self._batch) == self._batch:
+            pass
+        while True:
+            waiting = await outbox.unpublished(conn, self._batch)
+            if not waiting:
+                return True
+            confirmed, failure = await self._publish(waiting)
+            if confirmed:
+                await outbox.mark_published(conn, confirmed)
+            if failure is not None:
+                log.warning("%d events not published, kept for later: %s", len(waiting) - len(confirmed), failure)
+                return False
+            if len(waiting) < self._batch:
+                return True  # what came meanwhile woke the relay again
+
+    async def _publish(self, events: Sequence[StoredEvent]) -> tuple[list[int], ContactCenterError | None]:
+        """Publish each entity's events one after the other (its order), the entities side by side: the ids
+        the broker confirmed, and a failure if any. An entity stops at its first failure, so nothing of it
+        overtakes what failed."""
+        by_entity: dict[str, list[StoredEvent]] = {}
+        for event in events:
+            by_entity.setdefault(event.partition_key, []).append(event)
+        confirmed: list[int] = []
+        failures: list[ContactCenterError] = []
+
+        async def publish_in_order(entity_events: list[StoredEvent]) -> None:
+            for event in entity_events:
+                try:
+                    await self._bus.publish(
+                        self._exchange, event.type, event.body(), message_id=str(event.id), content_type=CONTENT_TYPE
+                    )
+                except ContactCenterError as exc:
+                    failures.append(exc)
+                    return
+                confirmed.append(event.id)
+
+        await asyncio.gather(*(publish_in_order(entity_events) for entity_events in by_entity.values()))
+        return confirmed, failures[0] if failures else None

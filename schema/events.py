@@ -1,0 +1,260 @@
+"""The events other systems read (issue 15): the CloudEvents 1.0 envelope and one versioned model per type's
+`data`, with the catalogue of types (when each is emitted, in which order key).
+
+`python -m schema.events` writes their JSON Schemas into `docs/events/` (a test fails when the files there
+differ from what the models generate); the AsyncAPI document and `docs/events.md` are made from the same
+catalogue.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from schema.interactions import Channel, Direction, IdentityKind
+
+TYPE_PREFIX = "org.contactcenter."
+SOURCE = "/contactcenter"
+CONTENT_TYPE = "application/cloudevents+json"
+SCHEMA_BASE = "https://contactcenter.org/schemas/events"
+
+DataT = TypeVar("DataT")
+
+
+class CloudEvent(BaseModel, Generic[DataT]):
+    """One event in CloudEvents 1.0 structured JSON, with the partitioning and sequence extensions."""
+
+    model_config = ConfigDict(frozen=True)
+
+    specversion: Literal["1.0"] = "1.0"
+    id: str = Field(description="the event id: a decimal integer, ascending; consumers deduplicate by it")
+    source: str = SOURCE
+    type: str = Field(description="`org.contactcenter.<entity>.<action>`; the routing key is the part after the prefix")
+    subject: str = Field(description="the id of the entity the event is about")
+    time: datetime
+    datacontenttype: Literal["application/json"] = "application/json"
+    dataschema: str | None = None
+    partitionkey: str = Field(description="`<entity kind>:<entity id>`: events with one key come in id order")
+    sequence: str = Field(description="the id zero-padded to 20 digits, for lexical ordering")
+    data: DataT
+
+
+class EventPage(BaseModel):
+    """`GET /api/v1/events`: events after the one asked for, in id order."""
+
+    events: list[CloudEvent[dict[str, JsonValue]]]
+    next_after: int | None = Field(description="pass as `after` for the next page; null when this one was the last")
+
+
+class EventData(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class InteractionReceivedV1(EventData):
+    interaction_id: uuid.UUID
+    conversation_id: uuid.UUID
+    client_id: uuid.UUID
+    channel: Channel
+    direction: Direction
+    received_at: datetime
+
+
+class InteractionRoutedV1(EventData):
+    interaction_id: uuid.UUID
+    conversation_id: uuid.UUID
+    queue_id: uuid.UUID
+
+
+class InteractionOfferedV1(EventData):
+    interaction_id: uuid.UUID
+    conversation_id: uuid.UUID
+    queue_id: uuid.UUID
+    agent_id: uuid.UUID
+    reservation_id: uuid.UUID
+
+
+class InteractionAnsweredV1(EventData):
+    interaction_id: uuid.UUID
+    conversation_id: uuid.UUID
+    queue_id: uuid.UUID
+    agent_id: uuid.UUID
+
+
+class InteractionCompletedV1(InteractionAnsweredV1):
+    pass
+
+
+class ReservationCreatedV1(EventData):
+    reservation_id: uuid.UUID
+    agent_id: uuid.UUID
+    conversation_id: uuid.UUID
+    queue_id: uuid.UUID
+    interaction_id: uuid.UUID
+    expires_at_ms: int = Field(description="when the offer runs out, in milliseconds since the Unix epoch")
+
+
+class ReservationChangedV1(EventData):
+    reservation_id: uuid.UUID
+    agent_id: uuid.UUID
+    conversation_id: uuid.UUID
+    queue_id: uuid.UUID
+    interaction_id: uuid.UUID
+
+
+class ReservationAcceptedV1(ReservationChangedV1):
+    pass
+
+
+class ReservationRejectedV1(ReservationChangedV1):
+    pass
+
+
+class ReservationExpiredV1(ReservationChangedV1):
+    pass
+
+
+class ReservationRevokedV1(ReservationChangedV1):
+    pass
+
+
+class ConversationOpenedV1(EventData):
+    conversation_id: uuid.UUID
+    client_id: uuid.UUID
+    channel: Channel
+    queue_id: uuid.UUID | None = Field(description="null when no queue serves the channel")
+
+
+class ConversationClosedV1(EventData):
+    conversation_id: uuid.UUID
+    client_id: uuid.UUID
+    channel: Channel
+    agent_id: uuid.UUID
+    closed_at: datetime
+
+
+class MessageSentV1(EventData):
+    interaction_id: uuid.UUID
+    conversation_id: uuid.UUID
+    client_id: uuid.UUID
+    channel: Channel
+    agent_id: uuid.UUID
+    sent_at: datetime
+
+
+class ClientCreatedV1(EventData):
+    client_id: uuid.UUID
+
+
+class IdentityAddedV1(EventData):
+    client_id: uuid.UUID
+    kind: IdentityKind
+    value: str = Field(description="normalised: E.164 phone, lower-cased email, chat visitor id")
+    verified: bool
+
+
+class AgentStateChangedV1(EventData):
+    agent_id: uuid.UUID
+    state: Literal["available", "away", "offline"]
+    previous: Literal["available", "away", "offline"]
+
+
+@dataclass(frozen=True)
+class EventKind:
+    """One type of event: its name (the routing key), the model of its data, and when it is emitted."""
+
+    name: str
+    data: type[EventData]
+    emitted_when: str
+    partition: str  # the entity kind its partition key names
+    version: int = 1
+
+    @property
+    def type(self) -> str:
+        return TYPE_PREFIX + self.name
+
+    @property
+    def dataschema(self) -> str:
+        return f"{SCHEMA_BASE}/{self.name}/v{self.version}.json"
+
+
+EVENT_KINDS = (
+    EventKind("interaction.received", InteractionReceivedV1, "a contact came in and was stored", "interaction"),
+    EventKind("interaction.routed", InteractionRoutedV1, "it was queued for the agents of a queue", "interaction"),
+    EventKind("interaction.offered", InteractionOfferedV1, "it was offered to an agent", "interaction"),
+    EventKind("interaction.answered", InteractionAnsweredV1, "an agent accepted it", "interaction"),
+    EventKind("interaction.completed", InteractionCompletedV1, "the agent wrapped it up", "interaction"),
+    EventKind("reservation.created", ReservationCreatedV1, "an agent was booked for the work", "reservation"),
+    EventKind("reservation.accepted", ReservationAcceptedV1, "the agent accepted the offer", "reservation"),
+    EventKind("reservation.rejected", ReservationRejectedV1, "the agent declined the offer", "reservation"),
+    EventKind("reservation.expired", ReservationExpiredV1, "nobody answered the offer in time", "reservation"),
+    EventKind(
+        "reservation.revoked",
+        ReservationRevokedV1,
+        "the offer was taken back (the agent went away or missed another offer)",
+        "reservation",
+    ),
+    EventKind("conversation.opened", ConversationOpenedV1, "a client's contact opened a conversation", "conversation"),
+    EventKind("conversation.closed", ConversationClosedV1, "the agent completed the conversation", "conversation"),
+    EventKind("message.sent", MessageSentV1, "an agent's reply left on the conversation's channel", "conversation"),
+    EventKind("client.created", ClientCreatedV1, "a contact from an unknown identity made a new card", "client"),
+    EventKind("identity.added", IdentityAddedV1, "an identity (phone, email, visitor) joined a card", "client"),
+    EventKind("agent.state_changed", AgentStateChangedV1, "an agent became available, away or offline", "agent"),
+)
+BY_NAME = {kind.name: kind for kind in EVENT_KINDS}
+# Named now so that consumers can bind to them; they come with the issues that build them.
+RESERVED_NAMES = (
+    "interaction.abandoned",
+    "conversation.transferred",
+    "message.delivered",
+    "message.failed",
+    "client.updated",
+    "client.merged",
+    "client.unmerged",
+)
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """Each file of `docs/events/` by its path there: the envelope, and each type's data."""
+    files: dict[str, dict[str, Any]] = {
+        "cloudevent.json": {
+            "$id": f"{SCHEMA_BASE}/cloudevent.json",
+            **CloudEvent[dict[str, JsonValue]].model_json_schema(mode="serialization"),
+        }
+    }
+    for kind in EVENT_KINDS:
+        schema = kind.data.model_json_schema(mode="serialization")
+        files[f"{kind.name}/v{kind.version}.json"] = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": kind.dataschema,
+            "description": f"`{kind.type}`: {kind.emitted_when}.",
+            **schema,
+        }
+    return files
+
+
+def render(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+def write_json_schemas(folder: Path) -> list[Path]:
+    written = []
+    for name, schema in json_schemas().items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render(schema), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+DOCS_FOLDER = Path(__file__).resolve().parent.parent / "docs" / "events"
+
+if __name__ == "__main__":
+    for path in write_json_schemas(Path(sys.argv[1]) if len(sys.argv) > 1 else DOCS_FOLDER):
+        print(path)

@@ -1,0 +1,308 @@
+"""The outbox relay on the real PostgreSQL, Redis and RabbitMQ: a relay that dies mid-stream, a broker that does
+not confirm, two relays at once, live state's stream moved twice — every event comes out, each entity's in
+order, a repeat only with the same id."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from contactcenter.bus import Bus, Delivery, QueueSpec, Subscription
+from contactcenter.bus.amqp import connect_amqp
+from contactcenter.bus.memory import MemoryBus
+from contactcenter.clock import now_ms
+from contactcenter.errors import Unavailable
+from contactcenter.events import outbox
+from contactcenter.events.relay import EventRelay
+from contactcenter.events.stream import LiveEventStream, moved_event
+from contactcenter.identities import Identity
+from contactcenter.live.state import LiveState
+from contactcenter.store import open_pool
+from contactcenter.store.conversations import Conversations
+from contactcenter.store.migrate import migrate
+from schema import Channel, IdentityKind, Interaction
+from tests.events_queue import EventsQueue
+
+ENTITIES = 7
+
+
+class UnsteadyBus:
+    """The real bus, made to fail on demand: `down` refuses every publish (no confirm), `crash_after` lets that
+    many through and then fails as a process that dies would, after the broker took them and before the relay
+    could mark them."""
+
+    def __init__(self, bus: Bus) -> None:
+        self._bus = bus
+        self.down = False
+        self.crash_after: int | None = None
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str,
+        mandatory: bool = False,
+        content_type: str = "application/json",
+    ) -> None:
+        if self.down:
+            raise Unavailable("RabbitMQ did not answer (test)")
+        if self.crash_after is not None:
+            if self.crash_after == 0:
+                raise SystemError("the relay's process died")
+            self.crash_after -= 1
+        await self._bus.publish(
+            exchange, routing_key, body, message_id=message_id, mandatory=mandatory, content_type=content_type
+        )
+
+    async def declare(self, spec: QueueSpec) -> None:
+        await self._bus.declare(spec)
+
+    async def subscribe(self, spec: QueueSpec, handler: object) -> Subscription:
+        raise NotImplementedError
+
+    async def waiting(self, spec: QueueSpec) -> int:
+        return await self._bus.waiting(spec)
+
+    async def ping(self) -> bool:
+        return await self._bus.ping()
+
+    async def close(self) -> None:
+        await self._bus.close()
+
+
+@pytest.fixture
+async def pool(database_url: str, database_schema: str) -> AsyncIterator[asyncpg.Pool]:
+    opened = await open_pool(database_url, schema=database_schema)
+    await migrate(opened)
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def redis_client(redis_url: str, redis_cleanup: None) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def bus(amqp_url: str, amqp_cleanup: None) -> AsyncIterator[UnsteadyBus]:
+    unsteady = UnsteadyBus(await connect_amqp(amqp_url, publish_timeout=5.0))
+    yield unsteady
+    await unsteady.close()
+
+
+@pytest.fixture
+async def events_queue(namespace: str) -> AsyncIterator[EventsQueue]:
+    consumer = EventsQueue()
+    await consumer.open(f"{namespace}.events")
+    yield consumer
+    await consumer.close()
+
+
+def relay(pool: asyncpg.Pool, bus: Bus, redis: aioredis.Redis, namespace: str, schema: str) -> EventRelay:
+    stream = LiveEventStream(redis, namespace, pool)
+    return EventRelay(pool, bus, f"{namespace}.events", stream, schema=schema, sweep_seconds=1.0, batch=50)
+
+
+async def write_events(pool: asyncpg.Pool, count: int) -> None:
+    """`count` changes, as the store writes them: clients' events, several per client, interleaved."""
+    clients = [str(uuid.uuid4()) for _ in range(ENTITIES)]
+    await pool.executemany(
+        "INSERT INTO events (type, subject, partition_key, data) VALUES ('client.created', $1, $2, $3::jsonb)",
+        [
+            (clients[n % ENTITIES], f"client:{clients[n % ENTITIES]}", json.dumps({"client_id": clients[n % ENTITIES]}))
+            for n in range(count)
+        ],
+    )
+
+
+async def assert_every_event_came_in_order(pool: asyncpg.Pool, consumer: EventsQueue) -> None:
+    stored = await pool.fetch("SELECT id, published_at FROM events ORDER BY id")
+    assert all(row["published_at"] is not None for row in stored)
+    events = await consumer.wait_for_count(len(stored))
+    assert sorted(int(event["id"]) for event in events) == [row["id"] for row in stored]
+    for ids in consumer.ids_by_entity().values():
+        assert ids == sorted(ids)
+    # A repeat is the same event: same id, same body.
+    bodies: dict[str, bytes] = {}
+    for _, event, message in consumer.received:
+        assert bodies.setdefault(event["id"], message.body) == message.body
+
+
+async def test_a_relay_that_dies_mid_stream_is_followed_by_another_that_loses_nothing_and_repeats_only_ids(
+    pool: asyncpg.Pool,
+    bus: UnsteadyBus,
+    redis_client: aioredis.Redis,
+    namespace: str,
+    database_schema: str,
+    events_queue: EventsQueue,
+) -> None:
+    await write_events(pool, 120)
+    dying = relay(pool, bus, redis_client, namespace, database_schema)
+    standby = relay(pool, bus._bus, redis_client, namespace, database_schema)
+    dying_conn, standby_conn = await pool.acquire(), await pool.acquire()
+    try:
+        bus.crash_after = 70
+        with pytest.raises(SystemError):
+            await dying.relay_once(dying_conn)
+        assert dying.publishing
+        await write_events(pool, 60)  # the changes go on meanwhile
+        # Two relays at once: the one holding the lock publishes, the other waits its turn.
+        assert await standby.relay_once(standby_conn)
+        assert not standby.publishing
+    finally:
+        # The process is gone: its connection, and with it its lock.
+        dying_conn.terminate()
+        await pool.release(dying_conn)
+    try:
+        # The server notices the dead connection a moment later: the standby tries again, as its sweep does.
+        async with asyncio.timeout(10):
+            while not standby.publishing:
+                assert await standby.relay_once(standby_conn)
+                await asyncio.sleep(0.02)
+    finally:
+        await standby_conn.execute("SELECT pg_advisory_unlock_all()")
+        await pool.release(standby_conn)
+    await assert_every_event_came_in_order(pool, events_queue)
+    assert len(events_queue.received) > len(events_queue.events()), "the dead relay's unmarked events went again"
+
+
+async def test_events_wait_while_the_broker_does_not_confirm_and_go_out_in_order_when_it_is_back(
+    pool: asyncpg.Pool,
+    bus: UnsteadyBus,
+    redis_client: aioredis.Redis,
+    namespace: str,
+    database_schema: str,
+    events_queue: EventsQueue,
+) -> None:
+    await write_events(pool, 80)
+    publisher = relay(pool, bus, redis_client, namespace, database_schema)
+    async with pool.acquire() as conn:
+        try:
+            bus.down = True
+            assert not await publisher.relay_once(conn)
+            assert await pool.fetchval("SELECT count(*) FROM events WHERE published_at IS NOT NULL") == 0
+            # The log still serves them to a consumer catching up, ids given.
+            assert [event.id for event in await outbox.page(pool, 0, 1000)] == list(range(1, 81))
+            assert await pool.fetchval("SELECT array_agg(id ORDER BY seq) FROM events") == list(range(1, 81))
+            await write_events(pool, 40)
+            bus.down = False
+            assert await publisher.relay_once(conn)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock_all()")
+    await assert_every_event_came_in_order(pool, events_queue)
+    assert len(events_queue.received) == 120
+
+
+async def test_live_states_events_moved_twice_are_stored_once_and_leave_the_stream(
+    pool: asyncpg.Pool, redis_client: aioredis.Redis, namespace: str
+) -> None:
+    live = LiveState(redis_client, namespace=namespace, reservation_ttl_ms=30_000)
+    agent = uuid.uuid4()
+    await live.set_agent_state(agent, "available", [uuid.uuid4()], now_ms())
+    await live.set_agent_state(agent, "away", [], now_ms())
+    entries: list[tuple[bytes, dict[bytes, bytes]]] = await redis_client.xrange(f"{namespace}:events")  # type: ignore[assignment]  # bytes: no decode_responses
+    assert len(entries) == 2
+    # A mover that stored them and died before deleting them from the stream; the next moves them again.
+    await outbox.move(
+        pool, [moved_event(i.decode(), {k.decode(): v.decode() for k, v in f.items()}) for i, f in entries]
+    )
+    assert await LiveEventStream(redis_client, namespace, pool).move() == 2
+    assert await redis_client.xlen(f"{namespace}:events") == 0
+    rows = await pool.fetch("SELECT type, data FROM events ORDER BY seq")
+    assert [(row["type"], row["data"]["state"], row["data"]["previous"]) for row in rows] == [
+        ("agent.state_changed", "available", "offline"),
+        ("agent.state_changed", "away", "available"),
+    ]
+
+
+async def test_retention_deletes_published_events_past_their_days_and_keeps_the_rest(pool: asyncpg.Pool) -> None:
+    await write_events(pool, 4)
+    seqs = [row["seq"] for row in await pool.fetch("SELECT seq FROM events ORDER BY seq")]
+    await pool.execute("UPDATE events SET occurred_at = now() - interval '31 days' WHERE seq = ANY($1)", seqs[:3])
+    await pool.execute("UPDATE events SET published_at = now() WHERE seq = ANY($1)", [seqs[0], seqs[1], seqs[3]])
+    assert await outbox.forget_older_than(pool, 30) == 2
+    # Old but never published (the broker was away all along) stays, as does what is recent.
+    assert [row["seq"] for row in await pool.fetch("SELECT seq FROM events ORDER BY seq")] == seqs[2:]
+
+
+async def test_a_retried_contact_writes_its_events_once(pool: asyncpg.Pool) -> None:
+    await pool.execute("INSERT INTO queues (id, name, channels) VALUES ($1, 'sales', '{sms}')", uuid.uuid4())
+    conversations = Conversations(pool)
+    sms = Interaction(
+        channel=Channel.SMS,
+        provider_id="SM1",
+        from_address="+14155550134",
+        sender_kind=IdentityKind.PHONE,
+        from_verified=True,
+        received_at=datetime.now(UTC),
+    )
+    sender = Identity(IdentityKind.PHONE, "+14155550134", verified=True)
+    first = await conversations.record_inbound(sms, sender)
+    retry = await conversations.record_inbound(sms.model_copy(update={"id": uuid.uuid4()}), sender)
+    assert first.new and not retry.new
+    rows = await pool.fetch("SELECT type, partition_key FROM events ORDER BY seq")
+    assert [row["type"] for row in rows] == [
+        "interaction.received",
+        "client.created",
+        "identity.added",
+        "conversation.opened",
+    ]
+    assert rows[0]["partition_key"] == f"interaction:{first.interaction_id}"
+
+
+async def test_in_embedded_mode_the_relay_publishes_on_the_in_process_bus(
+    pool: asyncpg.Pool, redis_client: aioredis.Redis, namespace: str, database_schema: str
+) -> None:
+    memory = MemoryBus()
+    received: list[Delivery] = []
+
+    async def take(delivery: Delivery) -> None:
+        received.append(delivery)
+
+    subscription = await memory.subscribe(
+        QueueSpec(f"{namespace}.mine", f"{namespace}.events", ("client.*",), shared=False), take
+    )
+    await write_events(pool, 5)
+    async with pool.acquire() as conn:
+        try:
+            assert await relay(pool, memory, redis_client, namespace, database_schema).relay_once(conn)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock_all()")
+    async with asyncio.timeout(5):
+        while len(received) < 5:
+            await asyncio.sleep(0.01)
+    assert [delivery.message_id for delivery in received] == ["1", "2", "3", "4", "5"]
+    assert {json.loads(delivery.body)["type"] for delivery in received} == {"org.contactcenter.client.created"}
+    await subscription.close()
+    await memory.close()
+
+
+async def test_an_interaction_moved_out_of_a_closed_conversation_opens_the_next_with_its_event(
+    pool: asyncpg.Pool,
+) -> None:
+    await pool.execute("INSERT INTO queues (id, name, channels) VALUES ($1, 'sales', '{sms}')", uuid.uuid4())
+    conversations = Conversations(pool)
+    sms = Interaction(
+        channel=Channel.SMS,
+        provider_id="SM2",
+        from_address="+14155550134",
+        sender_kind=IdentityKind.PHONE,
+        received_at=datetime.now(UTC),
+    )
+    recorded = await conversations.record_inbound(sms, Identity(IdentityKind.PHONE, "+14155550134", verified=True))
+    await pool.execute("UPDATE conversations SET state = 'closed' WHERE id = $1", recorded.conversation_id)
+    moved = await conversations.rehome_inbound(recorded.interaction_id)
+    assert moved is not None and moved.conversation_id != recorded.conversation_id
+    opened = await pool.fetch("SELECT subject FROM events WHERE type = 'conversation.opened' ORDER BY seq")
+    assert [row["subject"] for row in opened] == [str(recorded.conversation_id), str(moved.conversation_id)]

@@ -1,0 +1,61 @@
+"""A consumer of the events exchange, as an integrator binds one: what tests of the events read."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aio_pika
+
+from schema.events import TYPE_PREFIX
+from tests.conftest import AMQP_URL
+
+
+class EventsQueue:
+    """A consumer of everything on the events exchange, as an integrator binds one."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, dict[str, Any], aio_pika.abc.AbstractIncomingMessage]] = []
+        self._connection: aio_pika.abc.AbstractConnection | None = None
+
+    async def open(self, exchange_name: str) -> None:
+        self._connection = await aio_pika.connect(AMQP_URL)
+        channel = await self._connection.channel()
+        exchange = await channel.declare_exchange(exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange, routing_key="#")
+        await queue.consume(self._take, no_ack=True)
+
+    async def _take(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        self.received.append((message.routing_key or "", json.loads(message.body), message))
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
+    def events(self) -> list[dict[str, Any]]:
+        """Each event once (a repeat carries the same id), in the order it first came."""
+        seen: dict[str, dict[str, Any]] = {}
+        for _, event, _ in self.received:
+            seen.setdefault(event["id"], event)
+        return list(seen.values())
+
+    async def wait_for(self, *types: str, timeout: float = 15.0) -> list[dict[str, Any]]:
+        async with asyncio.timeout(timeout):
+            while not set(types) <= {event["type"].removeprefix(TYPE_PREFIX) for event in self.events()}:
+                await asyncio.sleep(0.02)
+        return self.events()
+
+    def ids_by_entity(self) -> dict[str, list[int]]:
+        """Each entity's event ids in the order they first came (a repeat is a message seen before)."""
+        entities: dict[str, list[int]] = {}
+        for event in self.events():
+            entities.setdefault(event["partitionkey"], []).append(int(event["id"]))
+        return entities
+
+    async def wait_for_count(self, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
+        async with asyncio.timeout(timeout):
+            while len(self.events()) < count:
+                await asyncio.sleep(0.02)
+        return self.events()
