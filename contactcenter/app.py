@@ -25,10 +25,11 @@ from contactcenter.agents.relay import NoticeRelay
 from contactcenter.agents.replies import Replies
 from contactcenter.api.admin import AdminApi
 from contactcenter.api.clients import ClientsApi
+from contactcenter.api.integrations import IntegrationsApi
 from contactcenter.api.openapi import OpenApiDocument
 from contactcenter.api.operations import Operation
 from contactcenter.auth import Authenticator
-from contactcenter.bus import Bus
+from contactcenter.bus import Bus, QueueSpec
 from contactcenter.health import Health
 from contactcenter.http_errors import error_middleware
 from contactcenter.live.state import LiveState
@@ -41,8 +42,15 @@ from contactcenter.store import open_pool
 from contactcenter.store.cards import Cards
 from contactcenter.store.conversations import Conversations
 from contactcenter.store.directory import Directory
+from contactcenter.store.integrations import Integrations
 from contactcenter.store.migrate import migrate
 from contactcenter.topology import Topology
+from contactcenter.webhooks.api import WebhooksApi
+from contactcenter.webhooks.deliveries import Deliveries
+from contactcenter.webhooks.destinations import GuardedResolver
+from contactcenter.webhooks.dispatcher import RetryPolicy, WebhookDispatcher
+from contactcenter.webhooks.registry import Webhooks
+from contactcenter.webhooks.sender import DeliverySender, open_delivery_session
 from routing.recovery import LiveStateRecovery
 from routing.router import Router
 from routing.sweeper import ReservationSweeper
@@ -75,7 +83,17 @@ class Services:
 
 
 # Every class that serves part of the HTTP API, each declaring its operations: the API's document is theirs.
-HTTP_APIS = (Health, MetricsEndpoint, SmsWebhook, AdminApi, ClientsApi, AgentGateway, OpenApiDocument)
+HTTP_APIS = (
+    Health,
+    MetricsEndpoint,
+    SmsWebhook,
+    AdminApi,
+    ClientsApi,
+    AgentGateway,
+    IntegrationsApi,
+    WebhooksApi,
+    OpenApiDocument,
+)
 
 SETTINGS = web.AppKey("settings", Settings)
 SERVICES = web.AppKey("services", Services)
@@ -194,7 +212,10 @@ async def _start_api(
     app: web.Application, settings: Settings, services: Services, stack: contextlib.AsyncExitStack
 ) -> None:
     admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
-    auth = Authenticator(admin_token, services.directory)
+    integrations = Integrations(services.pool)
+    auth = Authenticator(admin_token, services.directory, integrations)
+    guard = GuardedResolver(allow_private=settings.webhook_allow_private)
+    stack.push_async_callback(guard.close)
     gateway = AgentGateway(
         relay=services.relay,
         auth=auth,
@@ -222,6 +243,8 @@ async def _start_api(
             *AdminApi(auth, services.directory).routes(),
             *ClientsApi(auth, services.cards, settings.default_region).routes(),
             *gateway.routes(),
+            *IntegrationsApi(auth, integrations).routes(),
+            *WebhooksApi(auth, Webhooks(services.pool), guard).routes(),
             *OpenApiDocument(http_operations()).routes(),
         ]
     )
@@ -264,3 +287,34 @@ async def _start_router(
     ):
         job.start()
         stack.push_async_callback(job.stop)
+    await _start_webhook_dispatcher(settings, services, stack)
+
+
+async def _start_webhook_dispatcher(settings: Settings, services: Services, stack: contextlib.AsyncExitStack) -> None:
+    guard = GuardedResolver(allow_private=settings.webhook_allow_private)
+    stack.push_async_callback(guard.close)
+    http = open_delivery_session(guard)
+    stack.push_async_callback(http.close)
+    dispatcher = WebhookDispatcher(
+        bus=services.bus,
+        queue=QueueSpec(
+            name=f"{settings.namespace}.webhooks",
+            exchange=f"{settings.namespace}.events",  # the events exchange (issue 15's relay publishes there)
+            binding_keys=("#",),
+            prefetch=settings.router_prefetch,
+            delivery_limit=settings.delivery_limit,
+            dead_letter_exchange=services.topology.dead_letters,
+        ),
+        deliveries=Deliveries(services.pool),
+        webhooks=Webhooks(services.pool),
+        sender=DeliverySender(http, guard, timeout=settings.webhook_timeout_seconds),
+        retry=RetryPolicy(
+            retries=settings.webhook_retries,
+            base_seconds=settings.webhook_retry_base_seconds,
+            max_seconds=settings.webhook_retry_max_seconds,
+        ),
+        scan_seconds=settings.webhook_scan_seconds,
+        send_timeout=settings.webhook_timeout_seconds,
+    )
+    await dispatcher.start()
+    stack.push_async_callback(dispatcher.stop)

@@ -83,6 +83,16 @@ class Settings(BaseSettings):
     # Connections one client address may hold at once; past it a new one gets a 503 and is closed. Behind a
     # proxy or load balancer the client is the proxy: keep this above what it opens.
     max_connections_per_client: int = Field(default=256, ge=1, le=1_000_000)
+    # Webhooks (contactcenter/webhooks): deliveries reach only public addresses unless private ones are allowed
+    # (tests, a receiver on the premises). A receiver answers within the timeout or the try failed; a failed
+    # delivery is tried again after `retries` more backoffs (base doubling up to max, full jitter), then parked.
+    webhook_allow_private: bool = False
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    webhook_retries: int = Field(default=8, ge=0, le=100)
+    webhook_retry_base_seconds: float = Field(default=1.0, gt=0, le=3600)
+    webhook_retry_max_seconds: float = Field(default=600.0, gt=0, le=86400)
+    # How often a dispatcher looks for deliveries it was not told of (another process's, a replay's).
+    webhook_scan_seconds: float = Field(default=1.0, gt=0, le=3600)
     log_level: str = "INFO"
     # `json` (one object per line, for a log collector) or `text` (for a person); unset: text in embedded mode
     # or at a terminal, JSON otherwise.
