@@ -78,12 +78,8 @@ class WebhookDispatcher:
         self._stopping.set()
         if self._scan is not None:
             await self._scan
-        # A send cut short stays pending and goes out again after the restart (at least once, as promised):
-        # stopping does not wait for a receiver that takes its time.
-        workers = [worker.task for worker in self._workers.values()]
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        # Workers see the stop at once, even in the middle of a send (`_send`), and let go of their leases.
+        await asyncio.gather(*(worker.task for worker in self._workers.values()), return_exceptions=True)
 
     async def record(self, delivery: Delivery) -> None:
         """The bus handler: returning acknowledges the event, so its deliveries are stored first."""
@@ -152,7 +148,17 @@ class WebhookDispatcher:
         destination = await self._webhooks.destination(webhook_id)
         if destination is None:
             return  # deleted meanwhile, with its deliveries
-        outcome = await self._sender.send(webhook_id, destination, head.body)
+        sending = asyncio.ensure_future(self._sender.send(webhook_id, destination, head.body))
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait((sending, stopping), return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not sending.done():
+            # Stopping does not wait for a receiver that takes its time: the delivery stays in line and goes out
+            # again after the restart (at least once, as promised).
+            sending.cancel()
+            await asyncio.gather(sending, return_exceptions=True)
+            return
+        outcome = sending.result()
         if outcome.acknowledged:
             assert outcome.status is not None
             await self._deliveries.delivered(head.id, outcome.status)

@@ -307,3 +307,21 @@ async def create_integration(service: RunningService) -> dict[str, Any]:
         assert response.status == 201
         created: dict[str, Any] = await response.json()
         return created
+
+
+async def test_deliveries_pending_when_the_service_stops_go_out_after_it_restarts(
+    service_settings: Settings, receivers: Receivers
+) -> None:
+    receiver = await receivers.start(*["fail"] * 1000)  # down for as long as the first service runs
+    settings = loopback_settings(service_settings, webhook_retries=1000)
+    async with run_service(settings) as service:
+        status, webhook = await register(service, receiver.url, ["#"])
+        assert status == 201
+        for event_id in (1, 2):
+            await publish(service, *event(event_id))
+        await until(lambda: receiver.requests >= 2, "the first event tried twice")
+    receiver.script.clear()  # the receiver is back; the events were acknowledged on the bus long ago
+    async with run_service(settings):
+        await until(lambda: len(receiver.received) == 2, "both events delivered by the new process")
+    assert [json.loads(r.body)["id"] for r in receiver.received] == ["1", "2"]
+    assert all(verified(webhook["secret"], r) for r in receiver.received)
