@@ -6,7 +6,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import time
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -101,3 +104,14 @@ def test_the_signature_is_the_contracts_hmac_of_timestamp_dot_body() -> None:
     assert not verify("whsec_x", body + b" ", header)
     assert not verify("whsec_x", body, "t=1767225601," + header.split(",")[1])
     assert not verify("whsec_x", body, "nonsense")
+
+
+def test_the_verification_in_the_docs_accepts_our_signature_and_refuses_a_forgery() -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "webhooks.md").read_text(encoding="utf-8")
+    code = docs.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)  # the docs' own example, as an integrator copies it
+    body, now = b'{"id":"42"}', int(time.time())
+    assert namespace["verified"]("whsec_x", body, signature("whsec_x", body, now))
+    assert not namespace["verified"]("whsec_x", body + b"!", signature("whsec_x", body, now))
+    assert not namespace["verified"]("whsec_x", body, signature("whsec_x", body, now - 3600))  # too old
