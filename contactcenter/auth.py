@@ -1,4 +1,5 @@
-"""Who is calling: the bootstrap admin (`CC_ADMIN_TOKEN`) or an agent (the token it got at creation)."""
+"""Who is calling: the bootstrap admin (`CC_ADMIN_TOKEN`), an agent (the token it got at creation) or an
+integration (another system, with the token it got at creation: it reads events and manages its webhooks)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from aiohttp import web
 
 from contactcenter.errors import Forbidden, Unauthorized
 from contactcenter.store.directory import AgentProfile, Directory, token_bytes
+from contactcenter.store.integrations import Integration, Integrations
 
 
 def bearer_token(request: web.Request, *, allow_query: bool = False) -> str:
@@ -22,9 +24,10 @@ def bearer_token(request: web.Request, *, allow_query: bool = False) -> str:
 
 
 class Authenticator:
-    def __init__(self, admin_token: str | None, directory: Directory) -> None:
+    def __init__(self, admin_token: str | None, directory: Directory, integrations: Integrations) -> None:
         self._admin_token = admin_token
         self._directory = directory
+        self._integrations = integrations
 
     def is_admin(self, token: str) -> bool:
         # Compared as bytes: `compare_digest` refuses str with non-ASCII characters, which any header may hold.
@@ -32,22 +35,26 @@ class Authenticator:
         return bool(admin) and secrets.compare_digest(token_bytes(token), admin)
 
     async def require_admin(self, request: web.Request) -> None:
-        """The admin token: 401 for no token or an unknown one, 403 for an agent's (known, but not allowed)."""
+        """The admin token: 401 for no token or an unknown one, 403 for an agent's or an integration's (known,
+        but not allowed)."""
         token = bearer_token(request)
         if self.is_admin(token):
             return
         if await self._directory.agent_by_token(token) is not None:
             raise Forbidden("this needs the admin token; an agent may not")
+        await self._refuse_integration(token, "the admin token")
         raise Unauthorized("this needs the admin token")
 
     async def require_event_reader(self, request: web.Request) -> None:
-        """Who may read the event log: the admin for now. Integration tokens (issue 15's webhooks part) are
-        to be accepted here too — they may read events and nothing else."""
-        await self.require_admin(request)
+        """Who may read the event log: the admin or an integration (which may read events and manage its own
+        webhooks, nothing else)."""
+        await self.require_integration(request)
 
     async def require_agent(self, request: web.Request, *, allow_query: bool = False) -> AgentProfile:
-        agent = await self._directory.agent_by_token(bearer_token(request, allow_query=allow_query))
+        token = bearer_token(request, allow_query=allow_query)
+        agent = await self._directory.agent_by_token(token)
         if agent is None:
+            await self._refuse_integration(token, "an agent's token")
             raise Unauthorized("unknown agent token")
         return agent
 
@@ -55,4 +62,23 @@ class Authenticator:
         """The admin or any agent."""
         token = bearer_token(request)
         if not self.is_admin(token) and await self._directory.agent_by_token(token) is None:
+            await self._refuse_integration(token, "the admin's or an agent's token")
             raise Unauthorized("unknown token")
+
+    async def require_integration(self, request: web.Request) -> Integration | None:
+        """What an integration may do (read events, manage its own webhooks), which the admin may do too: the
+        calling integration, or None for the admin. 403 for an agent's token, 401 for an unknown one."""
+        token = bearer_token(request)
+        if self.is_admin(token):
+            return None
+        integration = await self._integrations.by_token(token)
+        if integration is not None:
+            return integration
+        if await self._directory.agent_by_token(token) is not None:
+            raise Forbidden("this needs the admin's or an integration's token; an agent may not")
+        raise Unauthorized("this needs the admin's or an integration's token")
+
+    async def _refuse_integration(self, token: str, needed: str) -> None:
+        """An integration's token is known but reads events and manages webhooks only: 403 anywhere else."""
+        if await self._integrations.by_token(token) is not None:
+            raise Forbidden(f"this needs {needed}; an integration may not")

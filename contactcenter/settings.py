@@ -90,6 +90,16 @@ class Settings(BaseSettings):
     event_linger_seconds: float = Field(default=0.05, ge=0, le=10)
     event_batch: int = Field(default=500, ge=1, le=10_000)
     event_retention_days: int = Field(default=30, ge=1, le=36_500)
+    # Webhooks (contactcenter/webhooks): deliveries reach only public addresses unless private ones are allowed
+    # (tests, a receiver on the premises). A receiver answers within the timeout or the try failed; a failed
+    # delivery is tried again after `retries` more backoffs (base doubling up to max, full jitter), then parked.
+    webhook_allow_private: bool = False
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    webhook_retries: int = Field(default=8, ge=0, le=100)
+    webhook_retry_base_seconds: float = Field(default=1.0, gt=0, le=3600)
+    webhook_retry_max_seconds: float = Field(default=600.0, gt=0, le=86400)
+    # How often a dispatcher looks for deliveries it was not told of (another process's, a replay's).
+    webhook_scan_seconds: float = Field(default=1.0, gt=0, le=3600)
     log_level: str = "INFO"
     # `json` (one object per line, for a log collector) or `text` (for a person); unset: text in embedded mode
     # or at a terminal, JSON otherwise.

@@ -107,7 +107,7 @@ async def amqp_cleanup(namespace: str) -> AsyncIterator[None]:
     yield
     connection = await aio_pika.connect(AMQP_URL)
     try:
-        for queue in (f"{namespace}.router", f"{namespace}.dead-letters"):
+        for queue in (f"{namespace}.router", f"{namespace}.dead-letters", f"{namespace}.webhooks"):
             channel = await connection.channel()
             await channel.queue_delete(queue, if_unused=False, if_empty=False)
         for exchange in ("interactions", "agents", "dead", "events"):

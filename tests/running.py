@@ -51,6 +51,9 @@ class RunningService:
     async def create_agent(self, name: str, queues: list[str]) -> dict[str, Any]:
         return await self._create("agents", {"name": name, "queues": queues})
 
+    async def create_integration(self, name: str) -> dict[str, Any]:
+        return await self._create("integrations", {"name": name})
+
     async def _create(self, collection: str, body: dict[str, Any]) -> dict[str, Any]:
         url = f"{self.base_url}/api/v1/{collection}"
         async with self.http.post(url, json=body, headers=self.admin_headers()) as response:

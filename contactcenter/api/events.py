@@ -27,7 +27,7 @@ EVENTS = Operation(
     "Events after an id, in id order: what a consumer that was away missed (the log keeps "
     "CC_EVENT_RETENTION_DAYS of them)",
     {200: Answer("a page of CloudEvents", EventPage), **failures(400, 401, 403, 503)},
-    access=Access.ADMIN,
+    access=Access.INTEGRATION,
     parameters=(
         Parameter(
             "after",

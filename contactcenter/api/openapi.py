@@ -21,6 +21,7 @@ _SECURITY: dict[Access, list[dict[str, list[str]]]] = {
     Access.ADMIN: [{"bearer": ["admin"]}],
     Access.AGENT: [{"bearer": ["agent"]}],
     Access.STAFF: [{"bearer": ["admin"]}, {"bearer": ["agent"]}],
+    Access.INTEGRATION: [{"bearer": ["admin"]}, {"bearer": ["integration"]}],
 }
 
 
@@ -49,8 +50,9 @@ def openapi_document(operations: Iterable[Operation]) -> dict[str, Any]:
                 "bearer": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "`Authorization: Bearer <token>`: CC_ADMIN_TOKEN (role admin) or the token "
-                    "an agent got at its creation (role agent).",
+                    "description": "`Authorization: Bearer <token>`: CC_ADMIN_TOKEN (role admin), the token "
+                    "an agent got at its creation (role agent) or the one an integration got at its creation "
+                    "(role integration).",
                 }
             },
         },

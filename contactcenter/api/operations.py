@@ -23,6 +23,7 @@ class Access(StrEnum):
     ADMIN = "admin"  # the bootstrap token, CC_ADMIN_TOKEN
     AGENT = "agent"  # the token an agent got at its creation
     STAFF = "staff"  # either of them
+    INTEGRATION = "integration"  # the admin, or an integration (another system) with the token it got at creation
 
 
 @dataclass(frozen=True)

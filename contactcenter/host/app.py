@@ -19,9 +19,11 @@ from contactcenter.agents.replies import Replies
 from contactcenter.api.admin import AdminApi
 from contactcenter.api.clients import ClientsApi
 from contactcenter.api.events import EventsApi
+from contactcenter.api.integrations import IntegrationsApi
 from contactcenter.api.openapi import OpenApiDocument
 from contactcenter.api.operations import Operation
 from contactcenter.auth import Authenticator
+from contactcenter.bus import QueueSpec
 from contactcenter.events import outbox
 from contactcenter.events.relay import EventRelay
 from contactcenter.events.stream import LiveEventStream
@@ -33,6 +35,13 @@ from contactcenter.metrics import METRICS, Metrics
 from contactcenter.origins import web_origins
 from contactcenter.periodic import Periodic
 from contactcenter.settings import Settings
+from contactcenter.store.integrations import Integrations
+from contactcenter.webhooks.api import WebhooksApi
+from contactcenter.webhooks.deliveries import Deliveries
+from contactcenter.webhooks.destinations import GuardedResolver
+from contactcenter.webhooks.dispatcher import RetryPolicy, WebhookDispatcher
+from contactcenter.webhooks.registry import Webhooks
+from contactcenter.webhooks.sender import DeliverySender, open_delivery_session
 from routing.placement import ContactPlacement
 from routing.recovery import LiveStateRecovery
 from routing.router import Router
@@ -52,7 +61,17 @@ CHANNELS: tuple[ChannelAdapter, ...] = (TwilioChannel(),)
 
 # Every class of the host that serves part of the HTTP API, each declaring its operations: the API's document
 # is theirs and the channels'.
-HTTP_APIS = (Health, MetricsEndpoint, AdminApi, ClientsApi, AgentGateway, EventsApi, OpenApiDocument)
+HTTP_APIS = (
+    Health,
+    MetricsEndpoint,
+    AdminApi,
+    ClientsApi,
+    AgentGateway,
+    EventsApi,
+    IntegrationsApi,
+    WebhooksApi,
+    OpenApiDocument,
+)
 
 # How often published events past CC_EVENT_RETENTION_DAYS are deleted (a bounded batch each time).
 RETENTION_CHECK_SECONDS = 600.0
@@ -100,7 +119,10 @@ async def _start_api(
 ) -> None:
     channels = _open_channels(app, settings, services)
     admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
-    auth = Authenticator(admin_token, services.directory)
+    integrations = Integrations(services.pool)
+    auth = Authenticator(admin_token, services.directory, integrations)
+    guard = GuardedResolver(allow_private=settings.webhook_allow_private)
+    stack.push_async_callback(guard.close)
     senders = {channel: sender for parts in channels for channel, sender in parts.senders.items()}
     gateway = AgentGateway(
         relay=services.relay,
@@ -129,6 +151,8 @@ async def _start_api(
             *ClientsApi(auth, services.cards, settings.default_region).routes(),
             *gateway.routes(),
             *EventsApi(auth, services.pool, settings.namespace).routes(),
+            *IntegrationsApi(auth, integrations).routes(),
+            *WebhooksApi(auth, Webhooks(services.pool), guard).routes(),
             *OpenApiDocument(http_operations()).routes(),
         ]
     )
@@ -173,6 +197,7 @@ async def _start_router(
         job.start()
         stack.push_async_callback(job.stop)
     await _start_events(settings, services, stack)
+    await _start_webhook_dispatcher(settings, services, stack)
 
 
 async def _start_events(settings: Settings, services: Services, stack: contextlib.AsyncExitStack) -> None:
@@ -196,3 +221,33 @@ async def _start_events(settings: Settings, services: Services, stack: contextli
     retention = Periodic("event retention", forget_old_events, every_seconds=RETENTION_CHECK_SECONDS)
     retention.start()
     stack.push_async_callback(retention.stop)
+
+
+async def _start_webhook_dispatcher(settings: Settings, services: Services, stack: contextlib.AsyncExitStack) -> None:
+    guard = GuardedResolver(allow_private=settings.webhook_allow_private)
+    stack.push_async_callback(guard.close)
+    http = open_delivery_session(guard)
+    stack.push_async_callback(http.close)
+    dispatcher = WebhookDispatcher(
+        bus=services.bus,
+        queue=QueueSpec(
+            name=f"{settings.namespace}.webhooks",
+            exchange=services.topology.events,
+            binding_keys=("#",),
+            prefetch=settings.router_prefetch,
+            delivery_limit=settings.delivery_limit,
+            dead_letter_exchange=services.topology.dead_letters,
+        ),
+        deliveries=Deliveries(services.pool),
+        webhooks=Webhooks(services.pool),
+        sender=DeliverySender(http, guard, timeout=settings.webhook_timeout_seconds),
+        retry=RetryPolicy(
+            retries=settings.webhook_retries,
+            base_seconds=settings.webhook_retry_base_seconds,
+            max_seconds=settings.webhook_retry_max_seconds,
+        ),
+        scan_seconds=settings.webhook_scan_seconds,
+        send_timeout=settings.webhook_timeout_seconds,
+    )
+    await dispatcher.start()
+    stack.push_async_callback(dispatcher.stop)

@@ -134,15 +134,21 @@ async def test_a_page_of_the_log_asked_for_out_of_bounds_is_a_400_naming_the_par
         assert (await response.json())["error"]["field"] == field
 
 
-async def test_the_log_is_the_admins_to_read(service: RunningService) -> None:
+async def test_the_log_is_the_admins_and_the_integrations_to_read(service: RunningService) -> None:
     await service.create_queue("sales", ["sms"])
     agent = await service.create_agent("Ann", ["sales"])
+    integration = await service.create_integration("erp")
     async with service.http.get(f"{service.base_url}/api/v1/events") as response:
         assert response.status == 401
     async with service.http.get(
         f"{service.base_url}/api/v1/events", headers={"Authorization": f"Bearer {agent['token']}"}
     ) as response:
         assert response.status == 403
+    async with service.http.get(
+        f"{service.base_url}/api/v1/events", headers={"Authorization": f"Bearer {integration['token']}"}
+    ) as response:
+        assert response.status == 200
+        assert "events" in await response.json()
 
 
 async def test_the_asyncapi_document_is_served_for_the_services_own_exchanges(service: RunningService) -> None:

@@ -1,0 +1,85 @@
+"""Deliveries in PostgreSQL, one per (webhook, event), as a state machine: pending → delivered, or a failure →
+retrying → … → parked after the last retry (a replay makes it pending again). A webhook's line is its pending
+and retrying deliveries in event order; one dispatcher at a time holds a webhook's lease and sends its line."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+
+# The event is recorded for every webhook whose patterns match its routing key, once: a redelivered event
+# (the dispatcher died before its ack) finds its deliveries there already.
+RECORD = """
+INSERT INTO webhook_deliveries (webhook_id, event_id, event_sequence, body)
+SELECT id, $1, $2, $3 FROM webhooks WHERE '.' || $4::text ~ types_regex
+ON CONFLICT (webhook_id, event_id) DO NOTHING
+RETURNING webhook_id
+"""
+WITH_WORK = "SELECT DISTINCT webhook_id FROM webhook_deliveries WHERE state IN ('pending', 'retrying')"
+TAKE_LEASE = """
+UPDATE webhooks SET lease_owner = $2, lease_until = now() + make_interval(secs => $3)
+WHERE id = $1 AND (lease_owner IS NULL OR lease_owner = $2 OR lease_until < now())
+"""
+RELEASE_LEASE = "UPDATE webhooks SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2"
+HEAD = """
+SELECT id, body, attempts, greatest(0, extract(epoch FROM next_attempt_at - now()))::float8 AS wait_seconds
+FROM webhook_deliveries
+WHERE webhook_id = $1 AND state IN ('pending', 'retrying')
+ORDER BY event_sequence, id
+LIMIT 1
+"""
+DELIVERED = """
+UPDATE webhook_deliveries SET state = 'delivered', attempts = attempts + 1, last_status = $2, delivered_at = now()
+WHERE id = $1
+"""
+FAILED = """
+UPDATE webhook_deliveries
+SET state = CASE WHEN $4 THEN 'parked' ELSE 'retrying' END, attempts = attempts + 1, last_status = $2,
+    next_attempt_at = now() + make_interval(secs => $3)
+WHERE id = $1
+"""
+
+
+@dataclass(frozen=True)
+class Pending:
+    """The head of a webhook's line."""
+
+    id: int
+    body: bytes
+    attempts: int  # failed tries so far
+    wait_seconds: float  # until its next try is due (0: now)
+
+
+class Deliveries:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def record(self, routing_key: str, event_id: str, sequence: int, body: bytes) -> list[uuid.UUID]:
+        """Record the event for every webhook that wants it; the webhooks that got a new delivery."""
+        rows = await self._pool.fetch(RECORD, event_id, sequence, body, routing_key)
+        return [row["webhook_id"] for row in rows]
+
+    async def webhooks_with_work(self) -> list[uuid.UUID]:
+        return [row["webhook_id"] for row in await self._pool.fetch(WITH_WORK)]
+
+    async def take_lease(self, webhook_id: uuid.UUID, owner: uuid.UUID, seconds: float) -> bool:
+        """Take or renew the right to send this webhook's line; False while another dispatcher holds it (or
+        the webhook is gone)."""
+        return str(await self._pool.execute(TAKE_LEASE, webhook_id, owner, seconds)).endswith(" 1")
+
+    async def release_lease(self, webhook_id: uuid.UUID, owner: uuid.UUID) -> None:
+        await self._pool.execute(RELEASE_LEASE, webhook_id, owner)
+
+    async def head(self, webhook_id: uuid.UUID) -> Pending | None:
+        row = await self._pool.fetchrow(HEAD, webhook_id)
+        if row is None:
+            return None
+        return Pending(id=row["id"], body=row["body"], attempts=row["attempts"], wait_seconds=row["wait_seconds"])
+
+    async def delivered(self, delivery_id: int, status: int) -> None:
+        await self._pool.execute(DELIVERED, delivery_id, status)
+
+    async def failed(self, delivery_id: int, status: int | None, *, retry_in: float, park: bool) -> None:
+        await self._pool.execute(FAILED, delivery_id, status, retry_in, park)

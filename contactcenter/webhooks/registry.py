@@ -1,0 +1,75 @@
+"""Registered webhooks in PostgreSQL: create, list and delete them (each caller sees its own: an integration
+its webhooks, the admin all of them), and put parked deliveries back in line."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+
+from contactcenter.errors import NotFound
+from contactcenter.webhooks.patterns import types_regex
+from schema.webhooks import WebhookCreate, WebhookCreated, WebhookView
+
+INSERT_WEBHOOK = """
+INSERT INTO webhooks (id, url, types, types_regex, secret, integration_id) VALUES ($1, $2, $3, $4, $5, $6)
+"""
+# `$1` null: the admin, who sees every webhook.
+LIST_WEBHOOKS = """
+SELECT w.id, w.url, w.types, w.integration_id, w.created_at,
+       (SELECT count(*) FROM webhook_deliveries d WHERE d.webhook_id = w.id AND d.state = 'parked') AS parked
+FROM webhooks w
+WHERE $1::uuid IS NULL OR w.integration_id = $1
+ORDER BY w.created_at, w.id
+"""
+DELETE_WEBHOOK = "DELETE FROM webhooks WHERE id = $1 AND ($2::uuid IS NULL OR integration_id = $2)"
+REPLAY_PARKED = """
+UPDATE webhook_deliveries SET state = 'pending', attempts = 0, next_attempt_at = now()
+WHERE webhook_id = $1 AND state = 'parked'
+"""
+WEBHOOK_EXISTS = "SELECT 1 FROM webhooks WHERE id = $1"
+DESTINATION = "SELECT url, secret FROM webhooks WHERE id = $1"
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a webhook's deliveries go and what signs them."""
+
+    url: str
+    secret: str
+
+
+class Webhooks:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def create(self, body: WebhookCreate, owner: uuid.UUID | None) -> WebhookCreated:
+        webhook_id = uuid.uuid4()
+        secret = "whsec_" + secrets.token_urlsafe(32)
+        types = list(dict.fromkeys(body.types))
+        await self._pool.execute(INSERT_WEBHOOK, webhook_id, body.url, types, types_regex(types), secret, owner)
+        return WebhookCreated(id=webhook_id, url=body.url, types=types, secret=secret)
+
+    async def visible_to(self, owner: uuid.UUID | None) -> list[WebhookView]:
+        rows = await self._pool.fetch(LIST_WEBHOOKS, owner)
+        return [WebhookView.model_validate(dict(row)) for row in rows]
+
+    async def delete(self, webhook_id: uuid.UUID, owner: uuid.UUID | None) -> None:
+        """Delete it and its deliveries; 404 for one that does not exist or is another integration's."""
+        status = await self._pool.execute(DELETE_WEBHOOK, webhook_id, owner)
+        if status.endswith(" 0"):
+            raise NotFound("no such webhook", field="webhook_id")
+
+    async def replay_parked(self, webhook_id: uuid.UUID) -> int:
+        """Put its parked deliveries back in line with fresh retries; how many."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            if await conn.fetchval(WEBHOOK_EXISTS, webhook_id) is None:
+                raise NotFound("no such webhook", field="webhook_id")
+            status = await conn.execute(REPLAY_PARKED, webhook_id)
+        return int(status.rsplit(" ", 1)[1])
+
+    async def destination(self, webhook_id: uuid.UUID) -> Destination | None:
+        row = await self._pool.fetchrow(DESTINATION, webhook_id)
+        return None if row is None else Destination(url=row["url"], secret=row["secret"])
