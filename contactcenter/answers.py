@@ -31,6 +31,9 @@ SERVICE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.exceptions.OperatorInterventionError,
+    # What asyncpg raises on a connection PostgreSQL cut in the middle of its protocol (a restart): "cannot
+    # switch to state …; another operation is in progress". The pool replaces the connection; a retry works.
+    asyncpg.InternalClientError,
     RedisConnectionError,
     RedisTimeoutError,
     ConnectionError,

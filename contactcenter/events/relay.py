@@ -37,7 +37,14 @@ UNLOCK = "SELECT pg_advisory_unlock_all()"
 Connection = PoolConnectionProxy | asyncpg.Connection
 # The longest a blocking read of the stream lasts: how long stopping the mover may take.
 STREAM_WAIT_SECONDS = 0.25
-FAILURES = (ContactCenterError, OSError, RedisError, asyncpg.PostgresError, asyncpg.InterfaceError)
+FAILURES = (
+    ContactCenterError,
+    OSError,
+    RedisError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # a connection cut mid-protocol (answers.SERVICE_ERRORS says more)
+)
 
 
 class EventRelay:
@@ -99,8 +106,8 @@ class EventRelay:
                 await self._pause()
 
     async def _serve(self, conn: Connection) -> None:
-        await conn.add_listener(CHANNEL, self._notified)
         try:
+            await conn.add_listener(CHANNEL, self._notified)
             while not self._stopping.is_set():
                 if await self.relay_once(conn):
                     await self._linger()
@@ -112,10 +119,21 @@ class EventRelay:
                     self._wake.clear()
         finally:
             self.publishing = False
-            # The pool keeps no session state (store.open_pool): leave none behind.
-            with contextlib.suppress(*FAILURES):
+            await self._let_go(conn)
+
+    async def _let_go(self, conn: Connection) -> None:
+        """The pool keeps no session state (store.open_pool): leave none behind. A connection PostgreSQL cut
+        (a restart) cannot be told to stop listening — asyncpg then keeps the listener on it, and handing it back
+        to the pool so warns, which fails the release (and hangs the pool's close) where warnings are errors:
+        such a connection is terminated instead, which drops its listener and its place in the pool at once."""
+        if not conn.is_closed():
+            try:
                 await conn.remove_listener(CHANNEL, self._notified)
                 await conn.execute(UNLOCK)
+                return
+            except FAILURES as exc:
+                log.info("the event relay's connection failed while letting go of it: %s", type(exc).__name__)
+        conn.terminate()
 
     def _notified(self, _conn: Connection | asyncpg.Connection, _pid: int, _channel: str, payload: object) -> None:
         if payload == self._schema:

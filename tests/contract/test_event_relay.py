@@ -114,7 +114,7 @@ def relay(pool: asyncpg.Pool, bus: Bus, redis: aioredis.Redis, namespace: str, s
     return EventRelay(pool, bus, f"{namespace}.events", stream, schema=schema, sweep_seconds=1.0, batch=50)
 
 
-async def write_events(pool: asyncpg.Pool, count: int) -> None:
+async def write_events(pool: asyncpg.Pool | asyncpg.Connection, count: int) -> None:
     """`count` changes, as the store writes them: clients' events, several per client, interleaved."""
     clients = [str(uuid.uuid4()) for _ in range(ENTITIES)]
     await pool.executemany(
@@ -306,3 +306,43 @@ async def test_an_interaction_moved_out_of_a_closed_conversation_opens_the_next_
     assert moved is not None and moved.conversation_id != recorded.conversation_id
     opened = await pool.fetch("SELECT subject FROM events WHERE type = 'conversation.opened' ORDER BY seq")
     assert [row["subject"] for row in opened] == [str(recorded.conversation_id), str(moved.conversation_id)]
+
+
+async def test_a_relay_whose_connection_postgresql_cut_lets_go_of_it_and_the_pool_closes(
+    database_url: str, database_schema: str, bus: UnsteadyBus, redis_client: aioredis.Redis, namespace: str
+) -> None:
+    """A restart cuts the connection the relay listens on: asyncpg cannot unlisten a closed connection, and
+    handing it back to the pool with its listener warned — an error where warnings are, which left the
+    connection out of the pool and its close waiting for ever (seen in CI)."""
+    own = await open_pool(database_url, schema=database_schema)
+    await migrate(own)
+    relaying = relay(own, bus, redis_client, namespace, database_schema)
+    relaying.start()
+    try:
+        await write_events(own, 3)
+        async with asyncio.timeout(10):
+            while not relaying.publishing:
+                await asyncio.sleep(0.02)
+        admin = await asyncpg.connect(database_url)
+        try:
+            cut = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+                f"contactcenter:{database_schema}",
+            )
+        finally:
+            await admin.close()
+        assert cut > 0
+        # It takes the lock again on a new connection and goes on publishing (written apart from the pool,
+        # whose idle connections were cut too: the pool finds that out on their next use, not this test).
+        writer = await asyncpg.connect(database_url, server_settings={"search_path": database_schema})
+        try:
+            await write_events(writer, 3)
+        finally:
+            await writer.close()
+        async with asyncio.timeout(10):
+            while await own.fetchval("SELECT count(*) FROM events WHERE published_at IS NULL"):
+                await asyncio.sleep(0.05)
+    finally:
+        await relaying.stop()
+        async with asyncio.timeout(10):
+            await own.close()
