@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from typing import Protocol
+from typing import Protocol, TypeVar, cast
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -18,6 +18,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from contactcenter.errors import ContactCenterError, Overloaded
+
+M = TypeVar("M", Counter, Histogram)
 
 
 class IntakeMetrics:
@@ -39,11 +41,12 @@ class IntakeMetrics:
         self.publish_seconds = Histogram(
             "cc_publish_seconds", "From publish to the broker's confirm.", ["channel"], registry=registry
         )
+        self._labelled: dict[tuple[int, str], Counter | Histogram] = {}
 
     @contextlib.contextmanager
     def webhook(self, channel: str) -> Iterator[None]:
         """Count one webhook, and its refusal if the block raises one of our errors."""
-        self.received.labels(channel).inc()
+        self._children(self.received, channel).inc()
         try:
             yield
         except ContactCenterError as exc:
@@ -56,8 +59,17 @@ class IntakeMetrics:
     def publishing(self, channel: str) -> Iterator[None]:
         started = time.perf_counter()
         yield
-        self.publish_seconds.labels(channel).observe(time.perf_counter() - started)
-        self.published.labels(channel).inc()
+        self._children(self.publish_seconds, channel).observe(time.perf_counter() - started)
+        self._children(self.published, channel).inc()
+
+    def _children(self, metric: M, channel: str) -> M:
+        """`metric.labels(channel)`, looked up once: `labels` takes a lock and checks its values on every call,
+        several times per webhook."""
+        key = (id(metric), channel)
+        child = self._labelled.get(key)
+        if child is None:
+            child = self._labelled[key] = metric.labels(channel)
+        return cast(M, child)
 
 
 class RoutingMetrics:
@@ -141,6 +153,15 @@ class Metrics:
             ["status_class"],
             registry=self.registry,
         )
+        # One child per status class, looked up once (`labels` locks and checks its values on every call).
+        self._responses_by_class: dict[int, Counter] = {}
+
+    def _count_status(self, status: int) -> None:
+        status_class = status // 100
+        child = self._responses_by_class.get(status_class)
+        if child is None:
+            child = self._responses_by_class[status_class] = self.http_responses.labels(f"{status_class}xx")
+        child.inc()
 
     def watch_connections(self, guard: GuardedConnections) -> None:
         self.registry.register(_ConnectionsCollector(guard))
@@ -153,12 +174,12 @@ class Metrics:
         try:
             response = await handler(request)
         except web.HTTPException as exc:
-            self.http_responses.labels(f"{exc.status // 100}xx").inc()
+            self._count_status(exc.status)
             raise
         except Exception:
-            self.http_responses.labels("5xx").inc()  # aiohttp answers anything else with a 500
+            self._count_status(500)  # aiohttp answers anything else with a 500
             raise
-        self.http_responses.labels(f"{response.status // 100}xx").inc()
+        self._count_status(response.status)
         return response
 
 

@@ -31,13 +31,13 @@ def moved_event(entry_id: str, fields: dict[str, str]) -> MovedEvent:
     """An entry as an outbox row: its data checked against the type's model, as the catalogue describes it."""
     data = {name: value for name, value in fields.items() if name not in ENVELOPE_FIELDS}
     kind = BY_NAME.get(fields["type"])
-    data_json = json.dumps(data)
-    if kind is not None:
-        try:
-            data_json = kind.data.model_validate(data).model_dump_json()
-        except ValidationError:
-            # Kept as written rather than lost: the event happened; the script and the model disagree.
-            log.error("an event %s from live state does not match its model", fields["type"])
+    try:
+        # Written once: the model's JSON when there is a model (dumping the raw fields first was wasted).
+        data_json = kind.data.model_validate(data).model_dump_json() if kind is not None else json.dumps(data)
+    except ValidationError:
+        # Kept as written rather than lost: the event happened; the script and the model disagree.
+        log.error("an event %s from live state does not match its model", fields["type"])
+        data_json = json.dumps(data)
     return MovedEvent(
         stream_id=entry_id,
         type=fields["type"],
