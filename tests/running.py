@@ -158,6 +158,20 @@ async def run_service(settings: Settings, role: Role = Role.ALL) -> AsyncIterato
         await runner.cleanup()
 
 
+async def wait_ready(http: aiohttp.ClientSession, base_url: str, process: asyncio.subprocess.Process) -> None:
+    """Until a service started as another process answers /readyz 200 (a minute at most)."""
+    async with asyncio.timeout(60):
+        while True:
+            assert process.returncode is None, "the service exited during start-up"
+            try:
+                async with http.get(f"{base_url}/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.2)
+
+
 class FakeTwilioApi:
     """Twilio's Messages REST endpoint on loopback: checks the basic auth and records what was sent."""
 

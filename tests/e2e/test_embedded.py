@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from contactcenter.settings import Settings
-from tests.running import ADMIN_TOKEN, TWILIO_AUTH_TOKEN, RunningService
+from tests.running import ADMIN_TOKEN, TWILIO_AUTH_TOKEN, RunningService, wait_ready
 
 
 def _free_port() -> int:
@@ -40,26 +40,13 @@ async def embedded_service(tmp_path: Path) -> AsyncIterator[RunningService]:
     base_url = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
-            await _wait_ready(http, base_url, process)
+            await wait_ready(http, base_url, process)
             settings = Settings(_env_file=None, twilio_account_sid="AC" + "0" * 32)
             yield RunningService(base_url, settings, http, app=None)  # type: ignore[arg-type]  # the service is another process: no app here
     finally:
         process.terminate()
         # SIGTERM is a graceful shutdown: the embedded PostgreSQL is stopped and the exit is clean.
         assert await asyncio.wait_for(process.wait(), 30) == 0
-
-
-async def _wait_ready(http: aiohttp.ClientSession, base_url: str, process: asyncio.subprocess.Process) -> None:
-    async with asyncio.timeout(60):
-        while True:
-            assert process.returncode is None, "the service exited during start-up"
-            try:
-                async with http.get(f"{base_url}/readyz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.2)
 
 
 async def test_embedded_mode_runs_the_whole_spine_in_one_process(embedded_service: RunningService) -> None:

@@ -22,7 +22,7 @@ import pytest
 
 from contactcenter.host.embedded import start_postgres
 from contactcenter.settings import Settings
-from tests.running import ADMIN_TOKEN, TWILIO_AUTH_TOKEN, RunningService
+from tests.running import ADMIN_TOKEN, TWILIO_AUTH_TOKEN, RunningService, wait_ready
 
 BURST = 40
 
@@ -49,26 +49,13 @@ async def _embedded(home: Path) -> AsyncIterator[tuple[RunningService, asyncio.s
     base_url = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
-            await _wait_ready(http, base_url, process)
+            await wait_ready(http, base_url, process)
             settings = Settings(_env_file=None, twilio_account_sid="AC" + "0" * 32)
             yield RunningService(base_url, settings, http, app=None), process  # type: ignore[arg-type]  # another process: no app here
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
-
-
-async def _wait_ready(http: aiohttp.ClientSession, base_url: str, process: asyncio.subprocess.Process) -> None:
-    async with asyncio.timeout(60):
-        while True:
-            assert process.returncode is None, "the service exited during start-up"
-            try:
-                async with http.get(f"{base_url}/readyz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.2)
 
 
 def _postmaster_pid(home: Path) -> int | None:
