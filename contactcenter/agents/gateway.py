@@ -249,6 +249,11 @@ class AgentGateway:
         # Passed on as written (a `schema.offers` notice): no need to parse the whole card here. An agent that
         # left misses it: an unanswered offer expires and goes back to the queue, a message is in the next
         # `hello`. A session still being greeted holds this up for as long as reading what its agent holds.
+        if not log.isEnabledFor(logging.INFO):
+            # Finding the ids in the notice is only for that line: every offer passes here (the bench runs at
+            # WARNING, as a busy production may).
+            await session.send(body.decode())
+            return True
         with log_context(agent_id=agent_id, **notice_ids(body)):
             await session.send(body.decode())
             log.info("notice passed to the agent's socket")
