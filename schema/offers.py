@@ -89,6 +89,17 @@ _NOTICE_IDS = {
 _NOTICE_HEAD = 1024
 
 
+_OFFER_HEAD = re.compile(
+    rb'\{"type":"offer","agent_id":' + _UUID.encode() + rb',"reservation":\{"id":' + _UUID.encode()
+)
+
+
+def offered_reservation(body: bytes) -> str | None:
+    """The reservation an offer (as written) is for; None for any other notice."""
+    match = _OFFER_HEAD.match(body)
+    return match.group(2).decode() if match else None
+
+
 def notice_ids(body: bytes) -> dict[str, str]:
     """The interaction, conversation and reservation a notice (as written) is about, for a gateway's log line,
     found in its head without parsing the whole card. A customer's words cannot fake them: JSON escapes quotes."""

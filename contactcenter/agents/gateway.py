@@ -10,6 +10,7 @@ connection.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import uuid
 
@@ -51,13 +52,15 @@ from schema.desktop import (
     StateCommand,
     hello_json,
 )
-from schema.offers import notice_ids
+from schema.offers import notice_ids, offered_reservation
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 64 * 1024
 LEAVING_ERRORS: tuple[type[BaseException], ...] = (ContactCenterError, *SERVICE_ERRORS)
 HEARTBEAT_SECONDS = 20.0
+# Far more than the offers one shift brings to one socket; only a redelivery's repeat needs remembering.
+OFFERS_REMEMBERED = 4096
 
 CONNECT = Operation(
     "GET",
@@ -87,6 +90,18 @@ class AgentSession:
         self._send_lock = asyncio.Lock()
         # Notices are heard from before `hello` is read (so none falls between the two): they wait for it.
         self._greeted = asyncio.Event()
+        # The reservations offered on this socket, latest last: a router that takes over a contact whose offer
+        # it cannot know was told (a redelivery) offers it once more, maybe after the agent accepted it here.
+        self._offered: collections.OrderedDict[str, None] = collections.OrderedDict()
+
+    def first_offer(self, reservation_id: str) -> bool:
+        """Whether this socket has not yet been offered this reservation; remembers it from now on."""
+        if reservation_id in self._offered:
+            return False
+        self._offered[reservation_id] = None
+        if len(self._offered) > OFFERS_REMEMBERED:
+            self._offered.popitem(last=False)
+        return True
 
     async def greet(self, message: CommandAnswer | str) -> None:
         """Send the first frame (`hello`, or the error that turns the agent away); what waited follows it."""
@@ -249,6 +264,10 @@ class AgentGateway:
         # Passed on as written (a `schema.offers` notice): no need to parse the whole card here. An agent that
         # left misses it: an unanswered offer expires and goes back to the queue, a message is in the next
         # `hello`. A session still being greeted holds this up for as long as reading what its agent holds.
+        reservation_id = offered_reservation(body)
+        if reservation_id is not None and not session.first_offer(reservation_id):
+            log.info("reservation %s was offered on this socket already: not again", reservation_id)
+            return True
         if not log.isEnabledFor(logging.INFO):
             # Finding the ids in the notice is only for that line: every offer passes here (the bench runs at
             # WARNING, as a busy production may).
