@@ -308,7 +308,7 @@ class AgentGateway:
                     log.warning(
                         "agent %s accepted conversation %s, closed meanwhile", agent.id, reservation.conversation_id
                     )
-                    freed = await self._live.complete(agent.id, reservation.conversation_id, now_ms())
+                    freed = await self._live.complete(agent.id, reservation.conversation_id, now_ms(), worked=False)
                     queued = await self._route_again(reservation.interaction_id)
                     changes = LiveChanges(freed.offers + queued.offers, freed.revoked + queued.revoked)
                     return _refusal_frame(answer_to(exc)), changes

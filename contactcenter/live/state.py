@@ -140,8 +140,10 @@ class LiveState:
             raise NotFound(f"no pending reservation {reservation_id} for you", field="reservation_id")
         return changes
 
-    async def complete(self, agent_id: uuid.UUID, conversation_id: uuid.UUID, now_ms: int) -> LiveChanges:
-        status, changes, _ = await self._run("complete", now_ms, str(agent_id), str(conversation_id))
+    async def complete(
+        self, agent_id: uuid.UUID, conversation_id: uuid.UUID, now_ms: int, *, worked: bool = True
+    ) -> LiveChanges:
+        status, changes, _ = await self._run("complete", now_ms, str(agent_id), str(conversation_id), int(worked))
         if status == "not_found":
             raise NotFound(f"conversation {conversation_id} is not assigned to you", field="conversation_id")
         return changes

@@ -101,6 +101,27 @@ async def test_a_redelivery_offers_a_pending_reservation_again_and_changes_nothi
     assert await live.queue_length(QUEUE) == 1
 
 
+async def test_a_redelivery_of_work_an_agent_completed_meanwhile_makes_no_new_task(live: LiveState) -> None:
+    """A router read the conversation as waiting just before its agent accepted and completed it (a redelivery
+    racing the agent): the contact is not queued again, or a second agent would be offered it."""
+    ann, work = agent(), task()
+    await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)
+    first = only_offer(await live.enqueue(work, now_ms=2_000))
+    await live.accept(ann, first.id, now_ms=2_100)
+    await live.complete(ann, work.conversation_id, now_ms=2_200)
+    bob = agent()
+    await live.set_agent_state(bob, "available", [QUEUE], now_ms=2_300)
+    assert await live.enqueue(work, now_ms=2_400, offer_again=True) == Enqueued()
+    assert await live.queue_length(QUEUE) == 0
+    # A contact its agent could not work on (closed before the accept was recorded) goes on to be queued anew.
+    unworked = task()
+    offer = only_offer(await live.enqueue(unworked, now_ms=2_500))
+    await live.accept(offer.agent_id, offer.id, now_ms=2_600)
+    await live.complete(offer.agent_id, unworked.conversation_id, now_ms=2_700, worked=False)
+    moved = Task(uuid.uuid4(), QUEUE, unworked.interaction_id)
+    assert only_offer(await live.enqueue(moved, now_ms=2_800)).interaction_id == unworked.interaction_id
+
+
 async def test_an_agent_of_capacity_one_holds_one_reservation(live: LiveState) -> None:
     ann = agent()
     await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)
