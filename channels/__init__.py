@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import aiohttp
+import asyncpg
 from aiohttp import web
 
 from channels.intake.admission import Admission
@@ -37,6 +38,9 @@ class ChannelContext:
     metrics: IntakeMetrics
     # For the providers' REST APIs (replies, call control); closed by the host.
     http: aiohttp.ClientSession
+    # For what a channel keeps of its own beside the interactions (mail's bodies and attachments): its own
+    # tables, from its own migration, behind its own port.
+    pool: asyncpg.Pool
 
 
 class ChannelServer(Protocol):

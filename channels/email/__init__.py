@@ -1,0 +1,37 @@
+"""Email: an SMTP intake for our domains (`smtp`), what a mail says (`parsing`) and becomes (`intake`), what
+is kept of it (`mailbox`), agents' replies through a relay (`relay`) and attachments for agents
+(`attachments`). `EmailChannel` is what the host registers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from channels import ChannelContext, ChannelParts
+from channels.email.mailbox import PostgresMailStore
+from channels.email.relay import RelaySender
+from channels.email.smtp import MailIntake, SmtpServer
+from contactcenter.api.operations import Operation
+from schema import Channel
+
+
+class EmailChannel:
+    """Mail in over SMTP, replies out through the relay."""
+
+    @property
+    def operations(self) -> Sequence[Operation]:
+        return ()
+
+    def parts(self, context: ChannelContext) -> ChannelParts:
+        settings = context.settings
+        mailbox = PostgresMailStore(context.pool)
+        intake = MailIntake(settings, context.publisher, context.admission, context.metrics, mailbox)
+        relay_url = settings.smtp_relay_url.get_secret_value() if settings.smtp_relay_url else None
+        sender = RelaySender(
+            relay_url,
+            mailbox,
+            tries=settings.smtp_relay_tries,
+            default_domain=settings.mail_domains[0] if settings.mail_domains else "",
+        )
+        # Without domains of ours every recipient would be refused: no listener then (nor its port taken).
+        servers = (SmtpServer(settings, intake),) if settings.mail_domains else ()
+        return ChannelParts(servers=servers, senders={Channel.EMAIL: sender})

@@ -1,0 +1,65 @@
+"""Turns one inbound mail into the interaction the routers receive, and what the channel keeps of it: the
+sender's identity (verified only on the trusted relay's DMARC pass), the body an agent reads, links to its
+attachments."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+
+from channels.email.parsing import MAX_ADDRESS, ParsedMail, one_line
+from schema import Channel, IdentityKind, Interaction
+
+# The sender of a message whose From (and envelope sender) could not be read: kept, on one card of its own.
+UNKNOWN_SENDER = "unknown-sender@sender.invalid"
+ATTACHMENT_PATH = "/channels/email/attachments/{id}"
+# Attachment ids follow from the message's id and the attachment's place in it: a retried message (the first
+# try answered 451) names the attachments the first stored.
+_ATTACHMENT_IDS = uuid.UUID("6d1d3c38-0c44-4e7d-9a3e-6b7c6f1f5a2e")
+_ADDRESS = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+MAX_BODY = 100_000
+
+
+def attachment_id(message_id: str, position: int) -> uuid.UUID:
+    return uuid.uuid5(_ATTACHMENT_IDS, f"{message_id}\n{position}")
+
+
+def sender_address(mail: ParsedMail, envelope_sender: str) -> str:
+    """Whom the card is resolved by: the From address, else the envelope's sender, else the unknown one."""
+    if mail.sender:
+        return mail.sender
+    fallback = one_line(envelope_sender, MAX_ADDRESS).lower()
+    return fallback if _ADDRESS.match(fallback) else UNKNOWN_SENDER
+
+
+def agent_body(mail: ParsedMail) -> str:
+    """What the agent reads: the subject, the text, and where each attachment is downloaded."""
+    lines = [f"Subject: {mail.subject}" if mail.subject else "(no subject)", ""]
+    if not mail.parsed:
+        lines.append("(this message could not be read; it is kept as it came)")
+    elif mail.bounce:
+        lines.append(f"(a delivery failure report on the message {mail.bounced_message_id or 'unknown'})")
+    lines.append(mail.text)
+    if mail.attachments:
+        lines += ["", "Attachments:"]
+        for position, attachment in enumerate(mail.attachments):
+            link = ATTACHMENT_PATH.format(id=attachment_id(mail.message_id, position))
+            lines.append(
+                f"- {attachment.filename} ({attachment.content_type}, {len(attachment.content)} bytes): {link}"
+            )
+    body = "\n".join(lines)
+    return body if len(body) <= MAX_BODY else body[: MAX_BODY - 1] + "…"
+
+
+def inbound_mail(mail: ParsedMail, *, envelope_sender: str, recipient: str, verified: bool) -> Interaction:
+    return Interaction(
+        channel=Channel.EMAIL,
+        provider_id=mail.message_id,
+        from_address=sender_address(mail, envelope_sender),
+        sender_kind=IdentityKind.EMAIL,
+        to_address=one_line(recipient, MAX_ADDRESS).lower(),
+        from_verified=verified,
+        body=agent_body(mail),
+        received_at=datetime.now(UTC),
+    )

@@ -1,0 +1,99 @@
+"""What the channel keeps of a mail beyond its interaction, behind a port (`MailStore`): subject, bodies,
+the ids it threads by, attachments, the raw bytes of one that could not be parsed. PostgreSQL first
+(`PostgresMailStore`, migration 014)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Protocol
+
+import asyncpg
+
+from channels.email.parsing import ParsedMail
+from contactcenter.errors import NotFound
+
+
+@dataclass(frozen=True)
+class ThreadHead:
+    """What a reply to a stored message needs: its subject and the ids it threads by."""
+
+    message_id: str
+    subject: str
+    references: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StoredAttachment:
+    id: uuid.UUID
+    filename: str
+    content_type: str
+    size: int
+    content: bytes | None  # None: past the size kept
+
+
+class MailStore(Protocol):
+    async def keep(self, mail: ParsedMail, *, direction: str, raw: bytes | None, max_attachment: int) -> None:
+        """Store the mail once (its Message-ID decides; a retry changes nothing)."""
+
+    async def thread_head(self, message_id: str) -> ThreadHead | None: ...
+
+    async def attachment(self, attachment_id: uuid.UUID) -> StoredAttachment: ...
+
+
+INSERT_MESSAGE = """
+INSERT INTO email_messages (message_id, direction, subject, text_body, html_body, in_reply_to, refs, parsed, raw)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (message_id) DO NOTHING
+"""
+INSERT_ATTACHMENTS = """
+INSERT INTO email_attachments (id, message_id, position, filename, content_type, size, content)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[], $6::bigint[], $7::bytea[])
+"""
+THREAD_HEAD = "SELECT message_id, subject, refs FROM email_messages WHERE message_id = $1"
+ATTACHMENT = "SELECT id, filename, content_type, size, content FROM email_attachments WHERE id = $1"
+
+
+class PostgresMailStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def keep(self, mail: ParsedMail, *, direction: str, raw: bytes | None, max_attachment: int) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(
+                INSERT_MESSAGE,
+                mail.message_id,
+                direction,
+                mail.subject,
+                mail.text,
+                mail.html,
+                mail.in_reply_to or mail.bounced_message_id,
+                list(mail.references),
+                mail.parsed,
+                raw,
+            )
+            if status.endswith(" 0") or not mail.attachments:
+                return  # stored before (an SMTP retry), or nothing more to store
+            kept = [a for a in mail.attachments]
+            await conn.execute(
+                INSERT_ATTACHMENTS,
+                [uuid.uuid4() for _ in kept],
+                [mail.message_id] * len(kept),
+                list(range(len(kept))),
+                [a.filename for a in kept],
+                [a.content_type for a in kept],
+                [len(a.content) for a in kept],
+                [a.content if len(a.content) <= max_attachment else None for a in kept],
+            )
+
+    async def thread_head(self, message_id: str) -> ThreadHead | None:
+        row = await self._pool.fetchrow(THREAD_HEAD, message_id)
+        if row is None:
+            return None
+        return ThreadHead(row["message_id"], row["subject"], tuple(row["refs"]))
+
+    async def attachment(self, attachment_id: uuid.UUID) -> StoredAttachment:
+        row = await self._pool.fetchrow(ATTACHMENT, attachment_id)
+        if row is None:
+            raise NotFound(f"no attachment {attachment_id}", field="attachment_id")
+        return StoredAttachment(row["id"], row["filename"], row["content_type"], row["size"], row["content"])

@@ -1,0 +1,28 @@
+-- Email (channels/email): what a message holds beyond its interaction — subject, text and sanitised HTML,
+-- the ids it threads by, attachments — and, for a message that could not be parsed, its raw bytes, so that
+-- nothing acknowledged with 250 is lost. Keyed by the Message-ID, the interaction's provider id: an SMTP
+-- retry of the same message is stored once.
+CREATE TABLE email_messages (
+    message_id   text PRIMARY KEY,
+    direction    text NOT NULL CHECK (direction IN ('inbound', 'outbound')),
+    subject      text NOT NULL DEFAULT '',
+    text_body    text NOT NULL DEFAULT '',
+    html_body    text NOT NULL DEFAULT '',
+    in_reply_to  text NOT NULL DEFAULT '',
+    refs         text[] NOT NULL DEFAULT '{}',
+    parsed       boolean NOT NULL DEFAULT true,
+    raw          bytea,
+    created_at   timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE email_attachments (
+    id            uuid PRIMARY KEY,
+    message_id    text NOT NULL REFERENCES email_messages (message_id) ON DELETE CASCADE,
+    position      integer NOT NULL,
+    filename      text NOT NULL,
+    content_type  text NOT NULL,
+    size          bigint NOT NULL,
+    -- NULL when the attachment was past CC_MAIL_MAX_ATTACHMENT_BYTES: listed, not kept.
+    content       bytea,
+    UNIQUE (message_id, position)
+);

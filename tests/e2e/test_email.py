@@ -1,0 +1,215 @@
+"""Email end to end on the real PostgreSQL, RabbitMQ and Redis: real SMTP in (smtplib to our server) and out
+(our replies to a local aiosmtpd relay)."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from contactcenter.host.app import SERVICES
+from contactcenter.settings import Settings
+from tests.mail import OUR_DOMAIN, SUPPORT, Relay, customer_mail, send_mail, smtp_port
+from tests.running import AgentDesktop, RunningService, run_service
+
+CUSTOMER = "ann@customer.example"
+
+
+@pytest.fixture
+async def relay() -> AsyncIterator[Relay]:
+    running = Relay()
+    await running.start()
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+def mail_settings(service_settings: Settings, relay: Relay) -> Settings:
+    return service_settings.model_copy(
+        update={
+            "mail_domains": [OUR_DOMAIN],
+            "smtp_port": 0,
+            "smtp_relay_url": SecretStr(relay.url),
+            "mail_trusted_authserv_id": "mx.shop.example",
+            "smtp_relay_tries": 2,
+        }
+    )
+
+
+@pytest.fixture
+async def mail_service(mail_settings: Settings) -> AsyncIterator[RunningService]:
+    async with run_service(mail_settings) as running:
+        yield running
+
+
+async def _accepted_offer(service: RunningService, desktop: AgentDesktop) -> dict[str, Any]:
+    offer = await desktop.receive("offer")
+    await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+    return offer
+
+
+async def test_a_customers_mail_pops_the_card_the_reply_threads_and_the_answer_joins_the_conversation(
+    mail_service: RunningService, relay: Relay
+) -> None:
+    await mail_service.create_queue("support", ["email"])
+    desktop = await mail_service.available_agent(queues=("support",))
+    port = smtp_port(mail_service)
+
+    refused = await send_mail(port, customer_mail(text="Where is my order 42?"))
+    assert refused == {}
+    offer = await _accepted_offer(mail_service, desktop)
+    card = offer["card"]
+    assert card["identities"] == [{"kind": "email", "value": CUSTOMER, "verified": False}]
+    interaction = offer["reservation"]["interaction"]
+    assert interaction["channel"] == "email"
+    assert interaction["provider_id"] == "order-1@customer.example"
+    assert "Subject: My order" in interaction["body"]
+    assert "Where is my order 42?" in interaction["body"]
+    conversation_id = offer["reservation"]["conversation_id"]
+
+    replied = await desktop.command(
+        {"type": "reply", "conversation_id": conversation_id, "text": "It left today.\n\nRegards"}, "replied"
+    )
+    (sent,) = relay.received
+    assert relay.envelopes == [(SUPPORT, [CUSTOMER])]
+    assert sent["In-Reply-To"] == "<order-1@customer.example>"
+    assert "<order-1@customer.example>" in sent["References"]
+    assert sent["Subject"] == "Re: My order"
+    assert str(sent["Message-ID"]).endswith(f"@{OUR_DOMAIN}>")
+    assert sent.get_content_type() == "multipart/alternative"
+    text_part = sent.get_body(("plain",))
+    html_part = sent.get_body(("html",))
+    assert text_part is not None and "It left today." in text_part.get_content()
+    assert html_part is not None and "<p>It left today.</p>" in html_part.get_content()
+    assert replied["interaction"]["provider_id"] == str(sent["Message-ID"]).strip("<>")
+
+    # The customer's mail client answers our reply: it joins the same conversation, to the agent who holds it.
+    answer = customer_mail(
+        subject="Re: My order",
+        text="Thanks!",
+        message_id="<order-2@customer.example>",
+        headers=[
+            ("In-Reply-To", str(sent["Message-ID"])),
+            ("References", f"<order-1@customer.example> {sent['Message-ID']}"),
+        ],
+    )
+    await send_mail(port, answer)
+    message = await desktop.receive("message")
+    assert message["conversation_id"] == conversation_id
+    assert "Thanks!" in message["interaction"]["body"]
+
+    async with mail_service.http.get(
+        f"{mail_service.base_url}/api/v1/clients/lookup",
+        params={"email": CUSTOMER},
+        headers=mail_service.admin_headers(),
+    ) as response:
+        timeline = (await response.json())["timeline"]
+    assert [(e["channel"], e["direction"]) for e in timeline] == [
+        ("email", "inbound"),
+        ("email", "outbound"),
+        ("email", "inbound"),
+    ]
+    await desktop.close()
+
+
+async def test_mail_for_another_domain_is_refused_with_550(mail_service: RunningService) -> None:
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+        await send_mail(smtp_port(mail_service), customer_mail(), recipients=["someone@elsewhere.example"])
+    ((code, _),) = refused.value.recipients.values()
+    assert code == 550
+
+
+def _send_without_declaring_size(port: int, raw: bytes) -> tuple[int, bytes]:
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        client.ehlo()
+        assert client.mail(CUSTOMER)[0] == 250
+        assert client.rcpt(SUPPORT)[0] == 250
+        return client.data(raw)
+
+
+async def test_a_message_over_the_size_limit_is_refused_with_552(mail_settings: Settings) -> None:
+    settings = mail_settings.model_copy(update={"smtp_max_message_bytes": 4096})
+    big = customer_mail(text="x" * 10_000)
+    async with run_service(settings) as service:
+        # Declared (ESMTP SIZE): refused before any data is sent.
+        with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+            await send_mail(smtp_port(service), big)
+        assert refused.value.smtp_code == 552
+        # Not declared: refused once past the limit; what follows is drained, not kept.
+        code, _ = await asyncio.to_thread(_send_without_declaring_size, smtp_port(service), big.as_bytes())
+        assert code == 552
+
+
+async def test_a_bus_that_does_not_confirm_gets_the_sender_a_451_to_retry_and_the_retry_is_stored_once(
+    mail_settings: Settings,
+) -> None:
+    async with run_service(mail_settings) as service:
+        await service.create_queue("support", ["email"])
+        await service.app[SERVICES].bus.close()
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            await send_mail(smtp_port(service), customer_mail())
+        assert refused.value.smtp_code == 451
+    # The sending server retries later, against a service whose bus is back.
+    async with run_service(mail_settings) as service:
+        desktop = await service.available_agent(queues=("support",))
+        port = smtp_port(service)
+        await send_mail(port, customer_mail())
+        await send_mail(port, customer_mail())  # a retry after a lost 250: the same Message-ID
+        await _accepted_offer(service, desktop)
+        async with service.http.get(
+            f"{service.base_url}/api/v1/clients/lookup", params={"email": CUSTOMER}, headers=service.admin_headers()
+        ) as response:
+            assert len((await response.json())["timeline"]) == 1
+        await desktop.close()
+
+
+async def test_dmarc_pass_verifies_the_sender_only_in_the_trusted_relays_own_header(
+    mail_service: RunningService,
+) -> None:
+    await mail_service.create_queue("support", ["email"])
+    desktop = await mail_service.available_agent(queues=("support",))
+    port = smtp_port(mail_service)
+    forged = customer_mail(
+        sender="bob@bank.example",
+        message_id="<forged@bank.example>",
+        headers=[("Authentication-Results", "mx.attacker.example; dmarc=pass header.from=bank.example")],
+    )
+    await send_mail(port, forged, sender="bob@bank.example")
+    offer = await _accepted_offer(mail_service, desktop)
+    assert offer["card"]["identities"] == [{"kind": "email", "value": "bob@bank.example", "verified": False}]
+    await desktop.command({"type": "complete", "conversation_id": offer["reservation"]["conversation_id"]}, "completed")
+
+    genuine = customer_mail(
+        sender="carol@bank.example",
+        message_id="<genuine@bank.example>",
+        headers=[("Authentication-Results", "mx.shop.example; spf=pass; dmarc=pass header.from=bank.example")],
+    )
+    await send_mail(port, genuine, sender="carol@bank.example")
+    offer = await _accepted_offer(mail_service, desktop)
+    assert offer["card"]["identities"] == [{"kind": "email", "value": "carol@bank.example", "verified": True}]
+    await desktop.close()
+
+
+async def test_a_relay_that_refuses_for_now_is_retried_then_the_agent_is_told(
+    mail_service: RunningService, relay: Relay
+) -> None:
+    await mail_service.create_queue("support", ["email"])
+    desktop = await mail_service.available_agent(queues=("support",))
+    await send_mail(smtp_port(mail_service), customer_mail())
+    offer = await _accepted_offer(mail_service, desktop)
+    relay.refuse = "451 4.3.0 try later"
+    error = await desktop.command(
+        {"type": "reply", "conversation_id": offer["reservation"]["conversation_id"], "text": "Hello"}, "error"
+    )
+    assert error["error"]["code"] == "unavailable"
+    assert relay.received == []
+    relay.refuse = None
+    await desktop.command(
+        {"type": "reply", "conversation_id": offer["reservation"]["conversation_id"], "text": "Hello"}, "replied"
+    )
+    assert len(relay.received) == 1
+    await desktop.close()
