@@ -27,6 +27,14 @@ from contactcenter.settings import Settings
 from schema import Channel
 
 
+class StaffGuard(Protocol):
+    """Lets only the admin and agents through (the host's authenticator): for a channel's routes that serve
+    what customers sent to the staff (mail's attachments)."""
+
+    async def require_staff(self, request: web.Request) -> None:
+        """Raise `Unauthorized` (401) or `Forbidden` (403) for anyone else."""
+
+
 @dataclass(frozen=True)
 class ChannelContext:
     """What the host lends every channel: the same for all, opened and closed by the host."""
@@ -41,6 +49,7 @@ class ChannelContext:
     # For what a channel keeps of its own beside the interactions (mail's bodies and attachments): its own
     # tables, from its own migration, behind its own port.
     pool: asyncpg.Pool
+    auth: StaffGuard
 
 
 class ChannelServer(Protocol):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from channels import ChannelContext, ChannelParts
+from channels.email.attachments import AttachmentDownloads
 from channels.email.mailbox import PostgresMailStore
 from channels.email.relay import RelaySender
 from channels.email.smtp import MailIntake, SmtpServer
@@ -19,7 +20,7 @@ class EmailChannel:
 
     @property
     def operations(self) -> Sequence[Operation]:
-        return ()
+        return AttachmentDownloads.OPERATIONS
 
     def parts(self, context: ChannelContext) -> ChannelParts:
         settings = context.settings
@@ -34,4 +35,5 @@ class EmailChannel:
         )
         # Without domains of ours every recipient would be refused: no listener then (nor its port taken).
         servers = (SmtpServer(settings, intake),) if settings.mail_domains else ()
-        return ChannelParts(servers=servers, senders={Channel.EMAIL: sender})
+        downloads = AttachmentDownloads(context.auth, mailbox)
+        return ChannelParts(routes=downloads.routes(), servers=servers, senders={Channel.EMAIL: sender})

@@ -5,24 +5,16 @@ attachments."""
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import UTC, datetime
 
-from channels.email.parsing import MAX_ADDRESS, ParsedMail, one_line
+from channels.email.parsing import MAX_ADDRESS, ParsedMail, attachment_id, one_line
 from schema import Channel, IdentityKind, Interaction
 
 # The sender of a message whose From (and envelope sender) could not be read: kept, on one card of its own.
 UNKNOWN_SENDER = "unknown-sender@sender.invalid"
-ATTACHMENT_PATH = "/channels/email/attachments/{id}"
-# Attachment ids follow from the message's id and the attachment's place in it: a retried message (the first
-# try answered 451) names the attachments the first stored.
-_ATTACHMENT_IDS = uuid.UUID("6d1d3c38-0c44-4e7d-9a3e-6b7c6f1f5a2e")
+ATTACHMENT_PATH = "/api/v1/email/attachments/{id}"
 _ADDRESS = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 MAX_BODY = 100_000
-
-
-def attachment_id(message_id: str, position: int) -> uuid.UUID:
-    return uuid.uuid5(_ATTACHMENT_IDS, f"{message_id}\n{position}")
 
 
 def sender_address(mail: ParsedMail, envelope_sender: str) -> str:

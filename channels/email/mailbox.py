@@ -10,7 +10,7 @@ from typing import Protocol
 
 import asyncpg
 
-from channels.email.parsing import ParsedMail
+from channels.email.parsing import ParsedMail, attachment_id
 from contactcenter.errors import NotFound
 
 
@@ -59,6 +59,7 @@ class PostgresMailStore:
         self._pool = pool
 
     async def keep(self, mail: ParsedMail, *, direction: str, raw: bytes | None, max_attachment: int) -> None:
+        kept = list(mail.attachments)
         async with self._pool.acquire() as conn, conn.transaction():
             status = await conn.execute(
                 INSERT_MESSAGE,
@@ -74,10 +75,9 @@ class PostgresMailStore:
             )
             if status.endswith(" 0") or not mail.attachments:
                 return  # stored before (an SMTP retry), or nothing more to store
-            kept = [a for a in mail.attachments]
             await conn.execute(
                 INSERT_ATTACHMENTS,
-                [uuid.uuid4() for _ in kept],
+                [attachment_id(mail.message_id, n) for n in range(len(kept))],
                 [mail.message_id] * len(kept),
                 list(range(len(kept))),
                 [a.filename for a in kept],

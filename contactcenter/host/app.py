@@ -109,9 +109,10 @@ def _role_context(role: Role) -> Callable[[web.Application], AsyncIterator[None]
             app.router.add_routes(Health(services.pool, services.redis, services.bus).routes())
             metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
             app.router.add_routes(MetricsEndpoint(metrics, services, metrics_token).routes())
-            channels = _open_channels(app, settings, services) if role is not Role.ROUTER else []
+            auth = _authenticator(settings, services)
+            channels = _open_channels(app, settings, services, auth) if role is not Role.ROUTER else []
             if role in (Role.API, Role.ALL):
-                await _start_api(app, settings, services, channels, stack)
+                await _start_api(app, settings, services, auth, channels, stack)
             if role in (Role.SMTP, Role.ALL):
                 await _start_channel_servers(app, channels, stack)
             if role in (Role.ROUTER, Role.ALL):
@@ -125,12 +126,11 @@ async def _start_api(
     app: web.Application,
     settings: Settings,
     services: Services,
+    auth: Authenticator,
     channels: list[ChannelParts],
     stack: contextlib.AsyncExitStack,
 ) -> None:
-    admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
     integrations = Integrations(services.pool)
-    auth = Authenticator(admin_token, services.directory, integrations)
     guard = GuardedResolver(allow_private=settings.webhook_allow_private)
     stack.push_async_callback(guard.close)
     senders = {channel: sender for parts in channels for channel, sender in parts.senders.items()}
@@ -175,12 +175,19 @@ async def _start_channel_servers(
         started.append(server)
 
 
-def _open_channels(app: web.Application, settings: Settings, services: Services) -> list[ChannelParts]:
+def _authenticator(settings: Settings, services: Services) -> Authenticator:
+    admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
+    return Authenticator(admin_token, services.directory, Integrations(services.pool))
+
+
+def _open_channels(
+    app: web.Application, settings: Settings, services: Services, auth: Authenticator
+) -> list[ChannelParts]:
     admission = app[ADMISSION] = Admission(settings.webhook_concurrency)  # shared by every provider's webhooks
     publisher = InteractionPublisher(
         services.bus, services.topology, timeout=settings.publish_timeout_seconds, batch=settings.inbound_batch
     )
-    context = ChannelContext(settings, publisher, admission, app[METRICS].intake, services.http, services.pool)
+    context = ChannelContext(settings, publisher, admission, app[METRICS].intake, services.http, services.pool, auth)
     return [channel.parts(context) for channel in CHANNELS]
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import smtplib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -213,3 +214,40 @@ async def test_a_relay_that_refuses_for_now_is_retried_then_the_agent_is_told(
     )
     assert len(relay.received) == 1
     await desktop.close()
+
+
+async def test_an_attachment_is_downloaded_by_the_agent_with_its_content_type_and_only_by_the_staff(
+    mail_settings: Settings,
+) -> None:
+    settings = mail_settings.model_copy(update={"mail_max_attachment_bytes": 1000})
+    async with run_service(settings) as service:
+        await service.create_queue("support", ["email"])
+        agent = await service.create_agent("Ann", ["support"])
+        desktop = await service.agent_desktop(agent["token"])
+        await desktop.command({"type": "state", "state": "available"}, "state")
+        mail = customer_mail(text="the invoice is attached")
+        mail.add_attachment(b"%PDF-1.4 invoice", maintype="application", subtype="pdf", filename="facture n°1.pdf")
+        mail.add_attachment(b"x" * 5000, maintype="image", subtype="png", filename="big.png")
+        await send_mail(smtp_port(service), mail)
+        offer = await _accepted_offer(service, desktop)
+        body = offer["reservation"]["interaction"]["body"]
+        links = re.findall(r"(/api/v1/email/attachments/[0-9a-f-]{36})", body)
+        assert len(links) == 2 and "facture n°1.pdf (application/pdf, 16 bytes)" in body
+
+        agent_headers = {"Authorization": f"Bearer {agent['token']}"}
+        async with service.http.get(service.base_url + links[0], headers=agent_headers) as response:
+            assert response.status == 200
+            assert response.content_type == "application/pdf"
+            assert await response.read() == b"%PDF-1.4 invoice"
+            assert response.headers["Content-Disposition"].startswith("attachment;")
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+        async with service.http.get(service.base_url + links[1], headers=agent_headers) as response:
+            assert response.status == 404  # past CC_MAIL_MAX_ATTACHMENT_BYTES: listed, not kept
+        async with service.http.get(service.base_url + links[0]) as response:
+            assert response.status == 401
+        async with service.http.get(
+            f"{service.base_url}/api/v1/email/attachments/not-a-uuid", headers=agent_headers
+        ) as response:
+            assert response.status == 400
+            assert (await response.json())["error"]["field"] == "attachment_id"
+        await desktop.close()

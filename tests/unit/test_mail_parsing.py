@@ -170,8 +170,19 @@ def test_the_topmost_trusted_header_decides_not_one_the_sender_wrote_below_it() 
 
 
 _HEADER_NAMES = st.sampled_from(
-    ["From", "Subject", "Message-ID", "In-Reply-To", "References", "Authentication-Results", "Content-Type",
-     "Auto-Submitted", "Precedence", "Content-Disposition", "X-Other"]
+    [
+        "From",
+        "Subject",
+        "Message-ID",
+        "In-Reply-To",
+        "References",
+        "Authentication-Results",
+        "Content-Type",
+        "Auto-Submitted",
+        "Precedence",
+        "Content-Disposition",
+        "X-Other",
+    ]
 )
 
 
@@ -190,7 +201,9 @@ def test_any_unicode_subject_and_name_survive_encoding_and_parsing(subject: str,
     mail = EmailMessage()
     try:
         mail["Subject"] = subject
-        mail["From"] = f'"{name}" <{address}>' if name.isprintable() and '"' not in name and "\\" not in name else address
+        mail["From"] = (
+            f'"{name}" <{address}>' if name.isprintable() and '"' not in name and "\\" not in name else address
+        )
         mail.set_content("hi")
         raw = mail.as_bytes()
     except (ValueError, TypeError, IndexError, UnicodeError):
