@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from email.message import EmailMessage
 from pathlib import Path
-import test.test_email
 
 import pytest
 from hypothesis import given, settings
@@ -15,7 +14,8 @@ from hypothesis import strategies as st
 from channels.email.intake import UNKNOWN_SENDER, agent_body, inbound_mail
 from channels.email.parsing import ParsedMail, parse_mail, synthesised_id
 
-CORPUS = sorted((Path(test.test_email.__file__).parent / "data").glob("msg_*.txt"))
+# CPython's own test messages (Lib/test/test_email/data), copied: see tests/data/cpython_email/README.md.
+CORPUS = sorted((Path(__file__).parent.parent / "data" / "cpython_email").glob("msg_*.txt"))
 _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -60,7 +60,7 @@ def test_a_multipart_alternative_gives_the_text_and_the_sanitised_html() -> None
 def test_nested_multiparts_with_a_non_ascii_attachment_name() -> None:
     inner = EmailMessage()
     inner.set_content("the text")
-    inner.add_attachment("a,b\n1,2\n".encode(), maintype="text", subtype="csv", filename="relevé juin.csv")
+    inner.add_attachment(b"a,b\n1,2\n", maintype="text", subtype="csv", filename="relevé juin.csv")
     outer = EmailMessage()
     outer["From"] = "a@b.example"
     outer["Message-ID"] = "<nested@b.example>"
