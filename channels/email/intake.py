@@ -44,11 +44,17 @@ def agent_body(mail: ParsedMail) -> str:
     return body if len(body) <= MAX_BODY else body[: MAX_BODY - 1] + "…"
 
 
-def inbound_mail(mail: ParsedMail, *, envelope_sender: str, recipient: str, verified: bool) -> Interaction:
+def inbound_mail(
+    mail: ParsedMail, *, envelope_sender: str, recipient: str, verified: bool, thread_owner: str | None = None
+) -> Interaction:
+    """The interaction of an inbound mail; `thread_owner`, the customer of the conversation it answers, files it
+    there when that is not its sender."""
+    sender = sender_address(mail, envelope_sender)
     return Interaction(
         channel=Channel.EMAIL,
         provider_id=mail.message_id,
-        from_address=sender_address(mail, envelope_sender),
+        from_address=sender,
+        thread_address=thread_owner if thread_owner and thread_owner != sender else "",
         sender_kind=IdentityKind.EMAIL,
         to_address=one_line(recipient, MAX_ADDRESS).lower(),
         from_verified=verified,

@@ -5,6 +5,7 @@ the ids it threads by, attachments, the raw bytes of one that could not be parse
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -33,8 +34,13 @@ class StoredAttachment:
 
 
 class MailStore(Protocol):
-    async def keep(self, mail: ParsedMail, *, direction: str, raw: bytes | None, max_attachment: int) -> None:
+    async def keep(
+        self, mail: ParsedMail, *, direction: str, client_address: str, raw: bytes | None, max_attachment: int
+    ) -> None:
         """Store the mail once (its Message-ID decides; a retry changes nothing)."""
+
+    async def thread_owner(self, message_ids: Sequence[str]) -> str | None:
+        """The customer's address of the first of these stored messages (None when none is ours)."""
 
     async def thread_head(self, message_id: str) -> ThreadHead | None: ...
 
@@ -42,13 +48,22 @@ class MailStore(Protocol):
 
 
 INSERT_MESSAGE = """
-INSERT INTO email_messages (message_id, direction, subject, text_body, html_body, in_reply_to, refs, parsed, raw)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+INSERT INTO email_messages (message_id, direction, subject, text_body, html_body, in_reply_to, refs, parsed, raw,
+                            client_address)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT (message_id) DO NOTHING
 """
 INSERT_ATTACHMENTS = """
 INSERT INTO email_attachments (id, message_id, position, filename, content_type, size, content)
 SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[], $6::bigint[], $7::bytea[])
+"""
+THREAD_OWNER = """
+SELECT m.client_address
+FROM unnest($1::text[]) WITH ORDINALITY AS r(message_id, n)
+JOIN email_messages m ON m.message_id = r.message_id
+WHERE m.client_address <> ''
+ORDER BY r.n
+LIMIT 1
 """
 THREAD_HEAD = "SELECT message_id, subject, refs FROM email_messages WHERE message_id = $1"
 ATTACHMENT = "SELECT id, filename, content_type, size, content FROM email_attachments WHERE id = $1"
@@ -58,7 +73,9 @@ class PostgresMailStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def keep(self, mail: ParsedMail, *, direction: str, raw: bytes | None, max_attachment: int) -> None:
+    async def keep(
+        self, mail: ParsedMail, *, direction: str, client_address: str, raw: bytes | None, max_attachment: int
+    ) -> None:
         kept = list(mail.attachments)
         async with self._pool.acquire() as conn, conn.transaction():
             status = await conn.execute(
@@ -72,6 +89,7 @@ class PostgresMailStore:
                 list(mail.references),
                 mail.parsed,
                 raw,
+                client_address,
             )
             if status.endswith(" 0") or not mail.attachments:
                 return  # stored before (an SMTP retry), or nothing more to store
@@ -85,6 +103,12 @@ class PostgresMailStore:
                 [len(a.content) for a in kept],
                 [a.content if len(a.content) <= max_attachment else None for a in kept],
             )
+
+    async def thread_owner(self, message_ids: Sequence[str]) -> str | None:
+        if not message_ids:
+            return None
+        owner: str | None = await self._pool.fetchval(THREAD_OWNER, list(message_ids))
+        return owner
 
     async def thread_head(self, message_id: str) -> ThreadHead | None:
         row = await self._pool.fetchrow(THREAD_HEAD, message_id)

@@ -69,6 +69,13 @@ class ParsedMail:
     parsed: bool = True
 
     @property
+    def thread_ids(self) -> tuple[str, ...]:
+        """The messages this one answers, nearest first: In-Reply-To, the bounced message, References newest
+        first."""
+        named = (self.in_reply_to, self.bounced_message_id, *reversed(self.references))
+        return tuple(dict.fromkeys(i for i in named if i))
+
+    @property
     def sender_domain(self) -> str:
         return self.sender.rpartition("@")[2]
 

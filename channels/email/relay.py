@@ -56,6 +56,7 @@ class RelaySender:
                 references=tuple(r.strip("<>") for r in str(mail.get("References", "")).split()),
             ),
             direction="outbound",
+            client_address=message.to_address,
             raw=None,
             max_attachment=0,
         )

@@ -81,12 +81,17 @@ class MailIntake:
         mail = await asyncio.to_thread(parse_mail, raw)
         verified = mail.dmarc_passed(self._settings.mail_trusted_authserv_id)
         interaction = inbound_mail(
-            mail, envelope_sender=envelope.mail_from or "", recipient=envelope.rcpt_tos[0], verified=verified
+            mail,
+            envelope_sender=envelope.mail_from or "",
+            recipient=envelope.rcpt_tos[0],
+            verified=verified,
+            thread_owner=await self._mailbox.thread_owner(mail.thread_ids),
         )
         with self._admission.slot(), log_context(interaction_id=interaction.id, provider_id=interaction.provider_id):
             await self._mailbox.keep(
                 mail,
                 direction="inbound",
+                client_address=interaction.thread_address or interaction.from_address,
                 raw=None if mail.parsed else raw,
                 max_attachment=self._settings.mail_max_attachment_bytes,
             )

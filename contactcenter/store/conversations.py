@@ -145,7 +145,8 @@ SELECT coalesce(json_agg(json_build_object(
                SELECT coalesce(json_agg(json_build_object(
                           'id', x.id, 'channel', x.channel, 'direction', x.direction, 'provider_id', x.provider_id,
                           'from_address', x.from_address, 'sender_kind', {_SENDER_KIND_OF_X},
-                          'to_address', x.to_address, 'from_verified', x.from_verified, 'body', x.body,
+                          'to_address', x.to_address, 'from_verified', x.from_verified, 'thread_address', '',
+                          'body', x.body,
                           'received_at', x.received_at)
                       ORDER BY x.received_at, x.id), '[]'::json)
                FROM (SELECT * FROM interactions WHERE conversation_id = v.id

@@ -251,3 +251,61 @@ async def test_an_attachment_is_downloaded_by_the_agent_with_its_content_type_an
             assert response.status == 400
             assert (await response.json())["error"]["field"] == "attachment_id"
         await desktop.close()
+
+
+async def test_a_reply_from_another_address_and_a_bounce_of_our_reply_join_the_thread_without_joining_the_card(
+    mail_service: RunningService, relay: Relay
+) -> None:
+    await mail_service.create_queue("support", ["email"])
+    desktop = await mail_service.available_agent(queues=("support",))
+    port = smtp_port(mail_service)
+    await send_mail(port, customer_mail())
+    offer = await _accepted_offer(mail_service, desktop)
+    conversation_id = offer["reservation"]["conversation_id"]
+    await desktop.command({"type": "reply", "conversation_id": conversation_id, "text": "On its way"}, "replied")
+    (ours,) = relay.received
+
+    colleague = customer_mail(
+        sender="bob@customer.example",
+        subject="Re: My order",
+        text="I am Ann's colleague: it arrived.",
+        message_id="<bob-1@customer.example>",
+        headers=[("In-Reply-To", str(ours["Message-ID"]))],
+    )
+    await send_mail(port, colleague, sender="bob@customer.example")
+    message = await desktop.receive("message")
+    assert message["conversation_id"] == conversation_id
+    assert message["interaction"]["from_address"] == "bob@customer.example"
+
+    bounce = (
+        b"From: Mail Delivery System <MAILER-DAEMON@mx.customer.example>\r\n"
+        b"To: support@shop.example\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        b"Message-ID: <dsn-1@mx.customer.example>\r\nAuto-Submitted: auto-replied\r\n"
+        b'MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        b"--B\r\nContent-Type: text/plain\r\n\r\nThe mail could not be delivered.\r\n"
+        b"--B\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: support@shop.example\r\n"
+        b"Message-ID: " + str(ours["Message-ID"]).encode() + b"\r\n\r\n--B--\r\n"
+    )
+    await send_mail(port, bounce, sender="")
+    message = await desktop.receive("message")
+    assert message["conversation_id"] == conversation_id
+    assert "delivery failure report" in message["interaction"]["body"]
+
+    async with mail_service.http.get(
+        f"{mail_service.base_url}/api/v1/clients/lookup",
+        params={"email": CUSTOMER},
+        headers=mail_service.admin_headers(),
+    ) as response:
+        card = await response.json()
+    # Filed on Ann's card, as a claim: neither Bob nor the mailer daemon joined it.
+    assert card["identities"] == [{"kind": "email", "value": CUSTOMER, "verified": False}]
+    assert len(card["timeline"]) == 4
+    async with mail_service.http.get(
+        f"{mail_service.base_url}/api/v1/clients/lookup",
+        params={"email": "bob@customer.example"},
+        headers=mail_service.admin_headers(),
+    ) as response:
+        assert response.status == 404
+    # The automated bounce was answered by nobody: only the agent's own reply left.
+    assert len(relay.received) == 1
+    await desktop.close()

@@ -5,6 +5,9 @@
 CREATE TABLE email_messages (
     message_id   text PRIMARY KEY,
     direction    text NOT NULL CHECK (direction IN ('inbound', 'outbound')),
+    -- The customer's address in the conversation: the sender of an inbound mail, the recipient of our reply.
+    -- A mail naming this message in In-Reply-To/References (or a bounce of it) is filed under it.
+    client_address text NOT NULL DEFAULT '',
     subject      text NOT NULL DEFAULT '',
     text_body    text NOT NULL DEFAULT '',
     html_body    text NOT NULL DEFAULT '',
