@@ -13,6 +13,7 @@ import asyncpg
 
 from channels.email.parsing import ParsedMail, attachment_id
 from contactcenter.errors import NotFound
+from schema.events import EventData, MailFailedV1
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,20 @@ class StoredAttachment:
 
 class MailStore(Protocol):
     async def keep(
-        self, mail: ParsedMail, *, direction: str, client_address: str, raw: bytes | None, max_attachment: int
+        self,
+        mail: ParsedMail,
+        *,
+        direction: str,
+        client_address: str,
+        raw: bytes | None,
+        max_attachment: int,
+        event: EventData,
     ) -> None:
-        """Store the mail once (its Message-ID decides; a retry changes nothing)."""
+        """Store the mail once (its Message-ID decides; a retry changes nothing), with its event (`mail.received`
+        or `mail.sent`) in the same transaction."""
+
+    async def record_failure(self, failure: MailFailedV1) -> None:
+        """Write `mail.failed` (a reply the relay did not take)."""
 
     async def thread_owner(self, message_ids: Sequence[str]) -> str | None:
         """The customer's address of the first of these stored messages (None when none is ours)."""
@@ -57,6 +69,10 @@ INSERT_ATTACHMENTS = """
 INSERT INTO email_attachments (id, message_id, position, filename, content_type, size, content)
 SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[], $6::bigint[], $7::bytea[])
 """
+# A mail's event, written to the outbox (migration 010) in the transaction that stores the mail.
+INSERT_EVENT = """
+INSERT INTO events (type, subject, partition_key, data) VALUES ($1, $2, 'mail:' || $2, $3::text::jsonb)
+"""
 THREAD_OWNER = """
 SELECT m.client_address
 FROM unnest($1::text[]) WITH ORDINALITY AS r(message_id, n)
@@ -74,7 +90,14 @@ class PostgresMailStore:
         self._pool = pool
 
     async def keep(
-        self, mail: ParsedMail, *, direction: str, client_address: str, raw: bytes | None, max_attachment: int
+        self,
+        mail: ParsedMail,
+        *,
+        direction: str,
+        client_address: str,
+        raw: bytes | None,
+        max_attachment: int,
+        event: EventData,
     ) -> None:
         kept = list(mail.attachments)
         async with self._pool.acquire() as conn, conn.transaction():
@@ -91,8 +114,12 @@ class PostgresMailStore:
                 raw,
                 client_address,
             )
-            if status.endswith(" 0") or not mail.attachments:
-                return  # stored before (an SMTP retry), or nothing more to store
+            if status.endswith(" 0"):
+                return  # stored before: an SMTP retry
+            kind = "mail.received" if direction == "inbound" else "mail.sent"
+            await conn.execute(INSERT_EVENT, kind, mail.message_id, event.model_dump_json())
+            if not kept:
+                return
             await conn.execute(
                 INSERT_ATTACHMENTS,
                 [attachment_id(mail.message_id, n) for n in range(len(kept))],
@@ -103,6 +130,9 @@ class PostgresMailStore:
                 [len(a.content) for a in kept],
                 [a.content if len(a.content) <= max_attachment else None for a in kept],
             )
+
+    async def record_failure(self, failure: MailFailedV1) -> None:
+        await self._pool.execute(INSERT_EVENT, "mail.failed", failure.message_id, failure.model_dump_json())
 
     async def thread_owner(self, message_ids: Sequence[str]) -> str | None:
         if not message_ids:

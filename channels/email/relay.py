@@ -20,6 +20,7 @@ from channels.email.parsing import ParsedMail, one_line
 from contactcenter.agents.outbound import OutboundMessage
 from contactcenter.errors import Invalid, Unavailable
 from schema import IdentityKind
+from schema.events import MailFailedV1, MailSentV1
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class RelaySender:
             raise Unavailable("no mail relay is configured (CC_SMTP_RELAY_URL)")
         mail = await self._compose(message)
         message_id = str(mail["Message-ID"]).strip("<>")
-        await self._send_with_retries(mail)
+        await self._send_with_retries(mail, message_id, message.in_reply_to)
         await self._mailbox.keep(
             ParsedMail(
                 message_id=message_id,
@@ -59,6 +60,7 @@ class RelaySender:
             client_address=message.to_address,
             raw=None,
             max_attachment=0,
+            event=MailSentV1(message_id=message_id, in_reply_to=message.in_reply_to),
         )
         return message_id
 
@@ -83,7 +85,9 @@ class RelaySender:
         mail.add_alternative(f"<!DOCTYPE html><html><body>{paragraphs}</body></html>", subtype="html")
         return mail
 
-    async def _send_with_retries(self, mail: EmailMessage) -> None:
+    async def _send_with_retries(self, mail: EmailMessage, message_id: str, in_reply_to: str) -> None:
+        """Send, trying again what the relay refuses for now; a failure is an event (`mail.failed`) and an
+        error the agent sees."""
         assert self._relay is not None
         pause = FIRST_PAUSE
         for attempt in range(1, self._tries + 1):
@@ -101,6 +105,9 @@ class RelaySender:
                 return
             except aiosmtplib.SMTPResponseException as exc:
                 if 500 <= exc.code < 600:
+                    await self._mailbox.record_failure(
+                        MailFailedV1(message_id=message_id, in_reply_to=in_reply_to, reason="refused", tries=attempt)
+                    )
                     raise Invalid(f"the mail relay refused the reply: {exc.code}", field="text") from exc
                 failure = f"the mail relay answered {exc.code}"
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
@@ -109,4 +116,7 @@ class RelaySender:
             if attempt < self._tries:
                 await asyncio.sleep(pause)
                 pause *= 2
+        await self._mailbox.record_failure(
+            MailFailedV1(message_id=message_id, in_reply_to=in_reply_to, reason="unavailable", tries=self._tries)
+        )
         raise Unavailable(f"{failure}; the reply was not sent, try again")

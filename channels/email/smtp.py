@@ -26,6 +26,7 @@ from contactcenter.logs import log_context
 from contactcenter.metrics import IntakeMetrics
 from contactcenter.settings import Settings
 from schema import Channel
+from schema.events import MailReceivedV1
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,15 @@ class MailIntake:
                 mail,
                 direction="inbound",
                 client_address=interaction.thread_address or interaction.from_address,
+                event=MailReceivedV1(
+                    message_id=mail.message_id,
+                    verified=verified,
+                    automated=mail.automated(self._domains),
+                    bounce=mail.bounce,
+                    parsed=mail.parsed,
+                    attachments=len(mail.attachments),
+                    threaded=bool(interaction.thread_address),
+                ),
                 raw=None if mail.parsed else raw,
                 max_attachment=self._settings.mail_max_attachment_bytes,
             )

@@ -47,6 +47,27 @@ async def mail_service(mail_settings: Settings) -> AsyncIterator[RunningService]
         yield running
 
 
+async def _mail_events(service: RunningService) -> list[tuple[str, dict[str, Any]]]:
+    """The mail events of the event log, in order, once the relay has stamped them."""
+    async with service.http.get(
+        f"{service.base_url}/api/v1/events", params={"after": "0"}, headers=service.admin_headers()
+    ) as response:
+        assert response.status == 200
+        events = (await response.json())["events"]
+    return [
+        (event["type"].removeprefix("org.contactcenter."), event["data"])
+        for event in events
+        if event["type"].startswith("org.contactcenter.mail.")
+    ]
+
+
+async def _wait_for_mail_events(service: RunningService, count: int) -> list[tuple[str, dict[str, Any]]]:
+    async with asyncio.timeout(10):
+        while len(events := await _mail_events(service)) < count:
+            await asyncio.sleep(0.05)
+    return events
+
+
 async def _accepted_offer(service: RunningService, desktop: AgentDesktop) -> dict[str, Any]:
     offer = await desktop.receive("offer")
     await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
@@ -114,6 +135,14 @@ async def test_a_customers_mail_pops_the_card_the_reply_threads_and_the_answer_j
         ("email", "outbound"),
         ("email", "inbound"),
     ]
+    events = await _wait_for_mail_events(mail_service, 3)
+    assert [(kind, data["message_id"]) for kind, data in events] == [
+        ("mail.received", "order-1@customer.example"),
+        ("mail.sent", replied["interaction"]["provider_id"]),
+        ("mail.received", "order-2@customer.example"),
+    ]
+    assert events[0][1]["verified"] is False and events[0][1]["automated"] is False
+    assert events[1][1]["in_reply_to"] == "order-1@customer.example"
     await desktop.close()
 
 
@@ -208,6 +237,8 @@ async def test_a_relay_that_refuses_for_now_is_retried_then_the_agent_is_told(
     )
     assert error["error"]["code"] == "unavailable"
     assert relay.received == []
+    (_, failed) = (await _wait_for_mail_events(mail_service, 2))[1]
+    assert failed["reason"] == "unavailable" and failed["tries"] == 2
     relay.refuse = None
     await desktop.command(
         {"type": "reply", "conversation_id": offer["reservation"]["conversation_id"], "text": "Hello"}, "replied"
