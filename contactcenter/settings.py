@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     mail_trusted_authserv_id: str = ""
     mail_max_attachment_bytes: int = Field(default=10 * 1024 * 1024, ge=0, le=1024 * 1024 * 1024)
     smtp_relay_tries: int = Field(default=3, ge=1, le=20)
+    # Mailboxes the IMAP poller takes mail from (roles smtp and all), comma-separated
+    # `imap://user:password@host:port/Folder` (or `imaps://`; user and password URL-quoted), polled every
+    # `imap_poll_seconds`.
+    imap_mailboxes: SecretStr | None = None
+    imap_poll_seconds: float = Field(default=30.0, gt=0, le=86400)
     log_level: str = "INFO"
     # `json` (one object per line, for a log collector) or `text` (for a person); unset: text in embedded mode
     # or at a terminal, JSON otherwise.
@@ -147,6 +152,17 @@ class Settings(BaseSettings):
             parts = urlsplit(value.get_secret_value())
             if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
                 raise ValueError("must be smtp://host:port or smtps://host:port")
+        return value
+
+    @field_validator("imap_mailboxes")
+    @classmethod
+    def _mailbox_addresses(cls, value: SecretStr | None) -> SecretStr | None:
+        # The message never repeats a URL: it holds a password.
+        if value is not None:
+            for url in value.get_secret_value().split(","):
+                parts = urlsplit(url.strip())
+                if parts.scheme not in ("imap", "imaps") or not parts.hostname or not parts.username:
+                    raise ValueError("each must be imap://user:password@host:port/Folder (or imaps://)")
         return value
 
     @field_validator("mail_domains")

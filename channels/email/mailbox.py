@@ -51,6 +51,12 @@ class MailStore(Protocol):
     async def record_failure(self, failure: MailFailedV1) -> None:
         """Write `mail.failed` (a reply the relay did not take)."""
 
+    async def imap_cursor(self, mailbox: str) -> tuple[int, int] | None:
+        """The mailbox's UIDVALIDITY and the last UID taken in, or None before the first."""
+
+    async def advance_imap_cursor(self, mailbox: str, uidvalidity: int, uid: int) -> None:
+        """Record that the message `uid` of the mailbox was taken in."""
+
     async def thread_owner(self, message_ids: Sequence[str]) -> str | None:
         """The customer's address of the first of these stored messages (None when none is ours)."""
 
@@ -80,6 +86,11 @@ JOIN email_messages m ON m.message_id = r.message_id
 WHERE m.client_address <> ''
 ORDER BY r.n
 LIMIT 1
+"""
+IMAP_CURSOR = "SELECT uidvalidity, last_uid FROM email_imap_cursors WHERE mailbox = $1"
+ADVANCE_IMAP_CURSOR = """
+INSERT INTO email_imap_cursors (mailbox, uidvalidity, last_uid) VALUES ($1, $2, $3)
+ON CONFLICT (mailbox) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid
 """
 THREAD_HEAD = "SELECT message_id, subject, refs FROM email_messages WHERE message_id = $1"
 ATTACHMENT = "SELECT id, filename, content_type, size, content FROM email_attachments WHERE id = $1"
@@ -133,6 +144,13 @@ class PostgresMailStore:
 
     async def record_failure(self, failure: MailFailedV1) -> None:
         await self._pool.execute(INSERT_EVENT, "mail.failed", failure.message_id, failure.model_dump_json())
+
+    async def imap_cursor(self, mailbox: str) -> tuple[int, int] | None:
+        row = await self._pool.fetchrow(IMAP_CURSOR, mailbox)
+        return None if row is None else (row["uidvalidity"], row["last_uid"])
+
+    async def advance_imap_cursor(self, mailbox: str, uidvalidity: int, uid: int) -> None:
+        await self._pool.execute(ADVANCE_IMAP_CURSOR, mailbox, uidvalidity, uid)
 
     async def thread_owner(self, message_ids: Sequence[str]) -> str | None:
         if not message_ids:

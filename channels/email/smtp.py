@@ -69,7 +69,8 @@ class MailIntake:
         raw = envelope.original_content or b""
         with self._metrics.webhook(Channel.EMAIL):
             try:
-                return await self._take_in(raw, envelope)
+                await self.take_in(raw, envelope_sender=envelope.mail_from or "", recipient=envelope.rcpt_tos[0])
+                return "250 2.0.0 OK: queued"
             except Unavailable as exc:
                 log.warning("mail not taken in: %s", exc.message)
                 return "451 4.3.0 not taken in now; try again later"
@@ -77,14 +78,16 @@ class MailIntake:
                 log.exception("mail not taken in (%s)", type(exc).__name__)
                 return "451 4.3.0 not taken in now; try again later"
 
-    async def _take_in(self, raw: bytes, envelope: Envelope) -> str:
+    async def take_in(self, raw: bytes, *, envelope_sender: str, recipient: str) -> None:
+        """Parse, store and publish one mail (SMTP's or the IMAP poller's); return once it is on the bus. Raises
+        `Unavailable` (the bus, PostgreSQL, the admission bound) for the caller to try again."""
         # Parsing a large message is CPU work: off the event loop.
         mail = await asyncio.to_thread(parse_mail, raw)
         verified = mail.dmarc_passed(self._settings.mail_trusted_authserv_id)
         interaction = inbound_mail(
             mail,
-            envelope_sender=envelope.mail_from or "",
-            recipient=envelope.rcpt_tos[0],
+            envelope_sender=envelope_sender,
+            recipient=recipient,
             verified=verified,
             thread_owner=await self._mailbox.thread_owner(mail.thread_ids),
         )
@@ -108,7 +111,6 @@ class MailIntake:
             with self._metrics.publishing(Channel.EMAIL):
                 await self._publisher.publish(interaction)
             log.info("mail accepted: handed to the routers", extra={"verified": verified})
-        return "250 2.0.0 OK: queued"
 
 
 class _GuardedSmtp(SMTP):

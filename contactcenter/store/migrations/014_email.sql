@@ -18,6 +18,15 @@ CREATE TABLE email_messages (
     created_at   timestamptz NOT NULL DEFAULT now()
 );
 
+-- How far the IMAP poller has taken each mailbox: a message is taken in (stored and on the bus) before its
+-- UID is written here, so a restart takes up the rest and never skips one; a new UIDVALIDITY starts again
+-- from the first message (the Message-ID keeps what was taken once from being taken twice).
+CREATE TABLE email_imap_cursors (
+    mailbox      text PRIMARY KEY,
+    uidvalidity  bigint NOT NULL,
+    last_uid     bigint NOT NULL
+);
+
 CREATE TABLE email_attachments (
     id            uuid PRIMARY KEY,
     message_id    text NOT NULL REFERENCES email_messages (message_id) ON DELETE CASCADE,
