@@ -124,7 +124,7 @@ class ImapPoller:
                 fetched = _ok(await client.uid("fetch", str(uid), "(BODY.PEEK[])"), "UID FETCH")
                 raw = next((bytes(line) for line in fetched.lines if isinstance(line, bytearray)), None)
                 if raw is not None:  # expunged meanwhile: nothing to take
-                    await self._intake.take_in(raw, envelope_sender="", recipient=box.address)
+                    await self._intake.take_in(raw, envelope_sender="", recipients=[box.address] if box.address else [])
                 await self._store.advance_imap_cursor(box.key, uidvalidity, uid)
             return len(uids)
         finally:

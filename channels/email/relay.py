@@ -10,13 +10,14 @@ import html
 import logging
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
 from channels.email.mailbox import MailStore
 from channels.email.parsing import ParsedMail, one_line
+from channels.email.tokens import base_address, reply_message_id, reply_to
 from contactcenter.agents.outbound import OutboundMessage
 from contactcenter.errors import Invalid, Unavailable
 from schema import IdentityKind
@@ -70,12 +71,15 @@ class RelaySender:
         if not subject.lower().startswith("re:"):
             subject = f"Re: {subject}" if subject else "Re: your message"
         mail = EmailMessage()
-        mail["From"] = message.from_address
+        mail["From"] = base_address(message.from_address)
         mail["To"] = message.to_address
         mail["Subject"] = one_line(subject, 998)
         mail["Date"] = format_datetime(datetime.now(UTC))
         domain = message.from_address.rpartition("@")[2] or self._default_domain
-        mail["Message-ID"] = make_msgid(domain=domain)
+        message_id = reply_message_id(domain)
+        mail["Message-ID"] = f"<{message_id}>"
+        # The token, for clients that drop In-Reply-To and References: answers to this address thread too.
+        mail["Reply-To"] = reply_to(message.from_address, message_id)
         if message.in_reply_to:
             references = [*(head.references if head is not None else ()), message.in_reply_to][-20:]
             mail["In-Reply-To"] = f"<{message.in_reply_to}>"

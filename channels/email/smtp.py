@@ -12,6 +12,7 @@ import asyncio
 import collections
 import logging
 import ssl
+from collections.abc import Sequence
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -19,6 +20,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from channels.email.intake import inbound_mail
 from channels.email.mailbox import MailStore
 from channels.email.parsing import parse_mail
+from channels.email.tokens import answered_ids, base_address
 from channels.intake.admission import Admission
 from channels.intake.publishing import InteractionPublisher
 from contactcenter.errors import Unavailable
@@ -69,7 +71,7 @@ class MailIntake:
         raw = envelope.original_content or b""
         with self._metrics.webhook(Channel.EMAIL):
             try:
-                await self.take_in(raw, envelope_sender=envelope.mail_from or "", recipient=envelope.rcpt_tos[0])
+                await self.take_in(raw, envelope_sender=envelope.mail_from or "", recipients=envelope.rcpt_tos)
                 return "250 2.0.0 OK: queued"
             except Unavailable as exc:
                 log.warning("mail not taken in: %s", exc.message)
@@ -78,7 +80,7 @@ class MailIntake:
                 log.exception("mail not taken in (%s)", type(exc).__name__)
                 return "451 4.3.0 not taken in now; try again later"
 
-    async def take_in(self, raw: bytes, *, envelope_sender: str, recipient: str) -> None:
+    async def take_in(self, raw: bytes, *, envelope_sender: str, recipients: Sequence[str]) -> None:
         """Parse, store and publish one mail (SMTP's or the IMAP poller's); return once it is on the bus. Raises
         `Unavailable` (the bus, PostgreSQL, the admission bound) for the caller to try again."""
         # Parsing a large message is CPU work: off the event loop.
@@ -87,9 +89,9 @@ class MailIntake:
         interaction = inbound_mail(
             mail,
             envelope_sender=envelope_sender,
-            recipient=recipient,
+            recipient=base_address(recipients[0]) if recipients else "",
             verified=verified,
-            thread_owner=await self._mailbox.thread_owner(mail.thread_ids),
+            thread_owner=await self._mailbox.thread_owner([*mail.thread_ids, *answered_ids(recipients)]),
         )
         with self._admission.slot(), log_context(interaction_id=interaction.id, provider_id=interaction.provider_id):
             await self._mailbox.keep(

@@ -340,3 +340,32 @@ async def test_a_reply_from_another_address_and_a_bounce_of_our_reply_join_the_t
     # The automated bounce was answered by nobody: only the agent's own reply left.
     assert len(relay.received) == 1
     await desktop.close()
+
+
+async def test_an_answer_to_our_reply_to_address_threads_without_in_reply_to_or_references(
+    mail_service: RunningService, relay: Relay
+) -> None:
+    await mail_service.create_queue("support", ["email"])
+    desktop = await mail_service.available_agent(queues=("support",))
+    port = smtp_port(mail_service)
+    await send_mail(port, customer_mail())
+    offer = await _accepted_offer(mail_service, desktop)
+    conversation_id = offer["reservation"]["conversation_id"]
+    await desktop.command({"type": "reply", "conversation_id": conversation_id, "text": "Which size?"}, "replied")
+    (ours,) = relay.received
+    assert ours["From"] == SUPPORT
+    token_address = str(ours["Reply-To"])
+    assert token_address.startswith("support+cc-") and token_address.endswith(f"@{OUR_DOMAIN}")
+
+    # A client that keeps no threading headers, writing from another address, to the Reply-To.
+    bare = customer_mail(sender="ann.home@other.example", subject="size", text="Large", message_id="<h1@other.example>")
+    del bare["To"]
+    bare["To"] = token_address
+    await send_mail(port, bare, sender="ann.home@other.example", recipients=[token_address])
+    message = await desktop.receive("message")
+    assert message["conversation_id"] == conversation_id
+    # The next reply still leaves from our plain address, to the one who wrote last.
+    await desktop.command({"type": "reply", "conversation_id": conversation_id, "text": "Noted"}, "replied")
+    assert relay.received[1]["From"] == SUPPORT
+    assert relay.received[1]["To"] == "ann.home@other.example"
+    await desktop.close()
