@@ -7,6 +7,7 @@ import asyncio
 import re
 import smtplib
 from collections.abc import AsyncIterator
+from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -68,6 +69,30 @@ async def _wait_for_mail_events(service: RunningService, count: int) -> list[tup
     return events
 
 
+async def _support_desk(service: RunningService) -> tuple[AgentDesktop, int]:
+    """A queue for mail, an available agent of it, and the port mail is sent to."""
+    await service.create_queue("support", ["email"])
+    return await service.available_agent(queues=("support",)), smtp_port(service)
+
+
+async def _card(service: RunningService, email: str) -> tuple[int, dict[str, Any]]:
+    async with service.http.get(
+        f"{service.base_url}/api/v1/clients/lookup", params={"email": email}, headers=service.admin_headers()
+    ) as response:
+        return response.status, await response.json()
+
+
+async def _answered_conversation(
+    service: RunningService, relay: Relay, desktop: AgentDesktop, port: int, text: str
+) -> tuple[str, EmailMessage]:
+    """The customer's mail, accepted by the agent and answered: the conversation and our reply as relayed."""
+    await send_mail(port, customer_mail())
+    offer = await _accepted_offer(service, desktop)
+    conversation_id: str = offer["reservation"]["conversation_id"]
+    await desktop.command({"type": "reply", "conversation_id": conversation_id, "text": text}, "replied")
+    return conversation_id, relay.received[-1]
+
+
 async def _accepted_offer(service: RunningService, desktop: AgentDesktop) -> dict[str, Any]:
     offer = await desktop.receive("offer")
     await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
@@ -77,9 +102,7 @@ async def _accepted_offer(service: RunningService, desktop: AgentDesktop) -> dic
 async def test_a_customers_mail_pops_the_card_the_reply_threads_and_the_answer_joins_the_conversation(
     mail_service: RunningService, relay: Relay
 ) -> None:
-    await mail_service.create_queue("support", ["email"])
-    desktop = await mail_service.available_agent(queues=("support",))
-    port = smtp_port(mail_service)
+    desktop, port = await _support_desk(mail_service)
 
     refused = await send_mail(port, customer_mail(text="Where is my order 42?"))
     assert refused == {}
@@ -124,12 +147,7 @@ async def test_a_customers_mail_pops_the_card_the_reply_threads_and_the_answer_j
     assert message["conversation_id"] == conversation_id
     assert "Thanks!" in message["interaction"]["body"]
 
-    async with mail_service.http.get(
-        f"{mail_service.base_url}/api/v1/clients/lookup",
-        params={"email": CUSTOMER},
-        headers=mail_service.admin_headers(),
-    ) as response:
-        timeline = (await response.json())["timeline"]
+    timeline = (await _card(mail_service, CUSTOMER))[1]["timeline"]
     assert [(e["channel"], e["direction"]) for e in timeline] == [
         ("email", "inbound"),
         ("email", "outbound"),
@@ -190,19 +208,14 @@ async def test_a_bus_that_does_not_confirm_gets_the_sender_a_451_to_retry_and_th
         await send_mail(port, customer_mail())
         await send_mail(port, customer_mail())  # a retry after a lost 250: the same Message-ID
         await _accepted_offer(service, desktop)
-        async with service.http.get(
-            f"{service.base_url}/api/v1/clients/lookup", params={"email": CUSTOMER}, headers=service.admin_headers()
-        ) as response:
-            assert len((await response.json())["timeline"]) == 1
+        assert len((await _card(service, CUSTOMER))[1]["timeline"]) == 1
         await desktop.close()
 
 
 async def test_dmarc_pass_verifies_the_sender_only_in_the_trusted_relays_own_header(
     mail_service: RunningService,
 ) -> None:
-    await mail_service.create_queue("support", ["email"])
-    desktop = await mail_service.available_agent(queues=("support",))
-    port = smtp_port(mail_service)
+    desktop, port = await _support_desk(mail_service)
     forged = customer_mail(
         sender="bob@bank.example",
         message_id="<forged@bank.example>",
@@ -227,9 +240,8 @@ async def test_dmarc_pass_verifies_the_sender_only_in_the_trusted_relays_own_hea
 async def test_a_relay_that_refuses_for_now_is_retried_then_the_agent_is_told(
     mail_service: RunningService, relay: Relay
 ) -> None:
-    await mail_service.create_queue("support", ["email"])
-    desktop = await mail_service.available_agent(queues=("support",))
-    await send_mail(smtp_port(mail_service), customer_mail())
+    desktop, port = await _support_desk(mail_service)
+    await send_mail(port, customer_mail())
     offer = await _accepted_offer(mail_service, desktop)
     relay.refuse = "451 4.3.0 try later"
     error = await desktop.command(
@@ -287,14 +299,8 @@ async def test_an_attachment_is_downloaded_by_the_agent_with_its_content_type_an
 async def test_a_reply_from_another_address_and_a_bounce_of_our_reply_join_the_thread_without_joining_the_card(
     mail_service: RunningService, relay: Relay
 ) -> None:
-    await mail_service.create_queue("support", ["email"])
-    desktop = await mail_service.available_agent(queues=("support",))
-    port = smtp_port(mail_service)
-    await send_mail(port, customer_mail())
-    offer = await _accepted_offer(mail_service, desktop)
-    conversation_id = offer["reservation"]["conversation_id"]
-    await desktop.command({"type": "reply", "conversation_id": conversation_id, "text": "On its way"}, "replied")
-    (ours,) = relay.received
+    desktop, port = await _support_desk(mail_service)
+    conversation_id, ours = await _answered_conversation(mail_service, relay, desktop, port, "On its way")
 
     colleague = customer_mail(
         sender="bob@customer.example",
@@ -322,21 +328,11 @@ async def test_a_reply_from_another_address_and_a_bounce_of_our_reply_join_the_t
     assert message["conversation_id"] == conversation_id
     assert "delivery failure report" in message["interaction"]["body"]
 
-    async with mail_service.http.get(
-        f"{mail_service.base_url}/api/v1/clients/lookup",
-        params={"email": CUSTOMER},
-        headers=mail_service.admin_headers(),
-    ) as response:
-        card = await response.json()
+    card = (await _card(mail_service, CUSTOMER))[1]
     # Filed on Ann's card, as a claim: neither Bob nor the mailer daemon joined it.
     assert card["identities"] == [{"kind": "email", "value": CUSTOMER, "verified": False}]
     assert len(card["timeline"]) == 4
-    async with mail_service.http.get(
-        f"{mail_service.base_url}/api/v1/clients/lookup",
-        params={"email": "bob@customer.example"},
-        headers=mail_service.admin_headers(),
-    ) as response:
-        assert response.status == 404
+    assert (await _card(mail_service, "bob@customer.example"))[0] == 404
     # The automated bounce was answered by nobody: only the agent's own reply left.
     assert len(relay.received) == 1
     await desktop.close()
@@ -345,14 +341,8 @@ async def test_a_reply_from_another_address_and_a_bounce_of_our_reply_join_the_t
 async def test_an_answer_to_our_reply_to_address_threads_without_in_reply_to_or_references(
     mail_service: RunningService, relay: Relay
 ) -> None:
-    await mail_service.create_queue("support", ["email"])
-    desktop = await mail_service.available_agent(queues=("support",))
-    port = smtp_port(mail_service)
-    await send_mail(port, customer_mail())
-    offer = await _accepted_offer(mail_service, desktop)
-    conversation_id = offer["reservation"]["conversation_id"]
-    await desktop.command({"type": "reply", "conversation_id": conversation_id, "text": "Which size?"}, "replied")
-    (ours,) = relay.received
+    desktop, port = await _support_desk(mail_service)
+    conversation_id, ours = await _answered_conversation(mail_service, relay, desktop, port, "Which size?")
     assert ours["From"] == SUPPORT
     token_address = str(ours["Reply-To"])
     assert token_address.startswith("support+cc-") and token_address.endswith(f"@{OUR_DOMAIN}")
