@@ -80,6 +80,8 @@ class ImapPoller:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        # aioimaplib logs every command and answer at DEBUG: the messages' contents among them.
+        logging.getLogger("aioimaplib.aioimaplib").setLevel(logging.WARNING)
         self._stopping.clear()
         self._task = asyncio.get_running_loop().create_task(self._run())
 

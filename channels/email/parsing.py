@@ -253,7 +253,12 @@ def _bodies(message: EmailMessage) -> tuple[str, str, list[Attachment]]:
 
 
 def _decoded_text(part: Message) -> str:
-    """A text part's words: its charset when known, else UTF-8, else Latin-1 (8-bit mail without a charset)."""
+    """A text part's words, lines ending in LF: its charset when known, else UTF-8, else Latin-1 (8-bit mail
+    without a charset)."""
+    return _words(part).replace("\r\n", "\n")
+
+
+def _words(part: Message) -> str:
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
         return storable(str(part.get_payload()))

@@ -182,6 +182,9 @@ class SmtpServer:
         )
 
     async def start(self) -> None:
+        # aiosmtpd's own log names each peer at INFO and, at DEBUG, every line of every message (a customer's
+        # words): ours says what happened to each mail instead.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(self._protocol, self._settings.http_host, self._settings.smtp_port)
         log.info("SMTP intake listening on %s:%d", self._settings.http_host, self.port)
