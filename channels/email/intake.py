@@ -4,16 +4,14 @@ attachments."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 
-from channels.email.parsing import MAX_ADDRESS, ParsedMail, attachment_id, one_line
+from channels.email.parsing import MAX_ADDRESS, ParsedMail, attachment_id, one_line, usable_address
 from schema import Channel, IdentityKind, Interaction
 
 # The sender of a message whose From (and envelope sender) could not be read: kept, on one card of its own.
 UNKNOWN_SENDER = "unknown-sender@sender.invalid"
 ATTACHMENT_PATH = "/api/v1/email/attachments/{id}"
-_ADDRESS = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 MAX_BODY = 100_000
 
 
@@ -21,8 +19,7 @@ def sender_address(mail: ParsedMail, envelope_sender: str) -> str:
     """Whom the card is resolved by: the From address, else the envelope's sender, else the unknown one."""
     if mail.sender:
         return mail.sender
-    fallback = one_line(envelope_sender, MAX_ADDRESS).lower()
-    return fallback if _ADDRESS.match(fallback) else UNKNOWN_SENDER
+    return usable_address(envelope_sender) or UNKNOWN_SENDER
 
 
 def agent_body(mail: ParsedMail) -> str:

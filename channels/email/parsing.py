@@ -30,7 +30,9 @@ MAX_BODY = 90_000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _ANGLE_ID = re.compile(rf"<([^<>\s]{{1,{MAX_ID}}})>")
-_ADDRESS = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+# An address we keep and may write back into a header: one local part, one domain, nothing that could name a
+# second address or a display name there (quotes, commas, angle brackets...).
+_ADDRESS = re.compile(r'^[^@\s<>,;:"()\[\]\\]{1,64}@[^@\s<>,;:"()\[\]\\]{1,255}$')
 AUTOMATED_PRECEDENCE = frozenset({"bulk", "list", "junk"})
 DAEMON_LOCAL_PARTS = frozenset({"mailer-daemon", "postmaster"})
 
@@ -179,6 +181,12 @@ def _first_id(text: str) -> str:
     return bare if bare and len(bare) <= MAX_ID and " " not in bare else ""
 
 
+def usable_address(text: str) -> str:
+    """`text` as an address we keep (lower-cased), or '' when it is not one."""
+    address = one_line(text, MAX_ADDRESS).lower()
+    return address if _ADDRESS.match(address) else ""
+
+
 def _sender(message: Message) -> str:
     header = _header(message, "From") or _header(message, "Sender")
     try:
@@ -186,9 +194,8 @@ def _sender(message: Message) -> str:
     except Exception:
         pairs = [parseaddr(header)]
     for _, address in pairs:
-        address = one_line(address, MAX_ADDRESS).lower()
-        if _ADDRESS.match(address):
-            return address
+        if usable := usable_address(address):
+            return usable
     return ""
 
 

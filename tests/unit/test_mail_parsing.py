@@ -210,3 +210,19 @@ def test_any_unicode_subject_and_name_survive_encoding_and_parsing(subject: str,
         return  # the library will not write it: no sender's client would either
     parsed = parse_mail(raw)
     _assert_storable(parsed)
+
+
+@pytest.mark.parametrize(
+    "from_header",
+    [
+        '"a,b"@customer.example',
+        "<victim@customer.example>, <other@evil.example>",
+        "x@customer.example\r\n\tBcc: all@evil.example",
+        '<"x\\"y"@evil.example>',
+    ],
+)
+def test_a_sender_address_never_carries_a_second_address_into_our_headers(from_header: str) -> None:
+    raw = f"From: {from_header}\r\nSubject: hi\r\n\r\nbody\r\n".encode()
+    sender = parse_mail(raw).sender
+    assert not re.search(r'[\s<>,;:"()\[\]\\]', sender)
+    assert sender.count("@") <= 1
