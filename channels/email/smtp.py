@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 
 # Longer than RFC 5321's 1,000 (real mail breaks it, and Postfix takes such lines), still bounded.
 LINE_LENGTH_LIMIT = 64 * 1024
-# How long a client may stay silent before the connection is closed (RFC 5321 suggests minutes).
-IDLE_SECONDS = 120.0
+# How long a client may stay silent, and how long one DATA may take, before the connection is closed (RFC 5321
+# suggests minutes; aiosmtpd restarts the clock at each command, not during DATA).
+IDLE_SECONDS = 300.0
 
 
 class MailIntake:
