@@ -101,7 +101,8 @@ class Settings(BaseSettings):
     # How often a dispatcher looks for deliveries it was not told of (another process's, a replay's).
     webhook_scan_seconds: float = Field(default=1.0, gt=0, le=3600)
     # Email (channels/email): the largest message taken in (552 past it, before the rest is read), the
-    # recipients one message may name, the SMTP connections one client address may hold at once, STARTTLS
+    # recipients one message may name, the SMTP connections one client address (and all together) may hold at
+    # once, STARTTLS
     # when a certificate and its key are given, the authserv-id of the relay whose Authentication-Results
     # header we trust (DMARC pass there verifies the sender's address; unset: every address is a claim), the
     # largest attachment kept (a larger one is listed, not stored) and the tries of a reply on a relay that
@@ -109,6 +110,7 @@ class Settings(BaseSettings):
     smtp_max_message_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     smtp_max_recipients: int = Field(default=50, ge=1, le=10_000)
     smtp_connections_per_client: int = Field(default=20, ge=1, le=100_000)
+    smtp_max_connections: int = Field(default=200, ge=1, le=100_000)
     smtp_tls_cert: Path | None = None
     smtp_tls_key: Path | None = None
     mail_trusted_authserv_id: str = ""

@@ -13,6 +13,7 @@ import collections
 import logging
 import ssl
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -116,24 +117,35 @@ class MailIntake:
             log.info("mail accepted: handed to the routers", extra={"verified": verified})
 
 
+@dataclass(frozen=True)
+class ConnectionBounds:
+    """Connections one client address may hold at once, and all clients together: each may hold a message of
+    up to CC_SMTP_MAX_MESSAGE_BYTES in memory, so their number bounds the memory mail can take."""
+
+    per_client: int
+    total: int
+
+
 class _GuardedSmtp(SMTP):
-    """aiosmtpd's protocol, with a bound on the connections one client address holds at once."""
+    """aiosmtpd's protocol, within the `ConnectionBounds`."""
 
     line_length_limit = LINE_LENGTH_LIMIT
 
-    def __init__(self, handler: MailIntake, connections: collections.Counter[str], limit: int, **kwargs: Any) -> None:
+    def __init__(
+        self, handler: MailIntake, connections: collections.Counter[str], bounds: ConnectionBounds, **kwargs: Any
+    ) -> None:
         super().__init__(handler, **kwargs)
         self._connections = connections
-        self._limit = limit
+        self._bounds = bounds
         self._client: str | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._client is None and self._original_transport is None:
             peer = transport.get_extra_info("peername")
             client = str(peer[0]) if peer else ""
-            if self._connections[client] >= self._limit:
+            if self._connections[client] >= self._bounds.per_client or self._connections.total() >= self._bounds.total:
                 assert isinstance(transport, asyncio.WriteTransport)
-                transport.write(b"421 4.7.0 too many connections from your address\r\n")
+                transport.write(b"421 4.7.0 too many connections; try again later\r\n")
                 transport.close()
                 return
             self._connections[client] += 1
@@ -171,7 +183,7 @@ class SmtpServer:
         return _GuardedSmtp(
             self._handler,
             self._connections,
-            self._settings.smtp_connections_per_client,
+            ConnectionBounds(self._settings.smtp_connections_per_client, self._settings.smtp_max_connections),
             data_size_limit=self._settings.smtp_max_message_bytes,
             enable_SMTPUTF8=True,
             decode_data=False,

@@ -74,6 +74,22 @@ async def test_connections_past_the_bound_per_client_are_refused_with_421(mail_s
         w.close()
 
 
+async def test_connections_past_the_bound_of_all_clients_together_are_refused_with_421(
+    mail_settings: Settings,
+) -> None:
+    settings = mail_settings.model_copy(update={"smtp_connections_per_client": 100, "smtp_max_connections": 2})
+    async with run_service(settings) as service:
+        port = smtp_port(service)
+        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+        for reader, _ in held:
+            assert (await reader.readline()).startswith(b"220")
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert (await reader.readline()).startswith(b"421")
+        writer.close()
+        for _, held_writer in held:
+            held_writer.close()
+
+
 def _endless_line(port: int) -> tuple[int, bytes]:
     with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
         client.ehlo()
