@@ -116,6 +116,8 @@ class Settings(BaseSettings):
     mail_trusted_authserv_id: str = ""
     mail_max_attachment_bytes: int = Field(default=10 * 1024 * 1024, ge=0, le=1024 * 1024 * 1024)
     smtp_relay_tries: int = Field(default=3, ge=1, le=20)
+    # Whether a reply quotes the customer's message it answers ("On …, … wrote:" and `>` lines).
+    mail_quote_history: bool = True
     # Mailboxes the IMAP poller takes mail from (roles smtp and all), comma-separated
     # `imap://user:password@host:port/Folder` (or `imaps://`; user and password URL-quoted), polled every
     # `imap_poll_seconds`.

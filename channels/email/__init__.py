@@ -33,6 +33,7 @@ class EmailChannel:
             mailbox,
             tries=settings.smtp_relay_tries,
             default_domain=settings.mail_domains[0] if settings.mail_domains else "",
+            quote_history=settings.mail_quote_history,
         )
         # Without domains of ours every recipient would be refused: no listener then (nor its port taken).
         servers: list[ChannelServer] = [SmtpServer(settings, intake)] if settings.mail_domains else []

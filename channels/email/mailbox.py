@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 import asyncpg
@@ -18,11 +19,15 @@ from schema.events import EventData, MailFailedV1
 
 @dataclass(frozen=True)
 class ThreadHead:
-    """What a reply to a stored message needs: its subject and the ids it threads by."""
+    """What a reply to a stored message needs: its subject, the ids it threads by, and what it said, by whom
+    and when (for the quoted history)."""
 
     message_id: str
     subject: str
     references: tuple[str, ...]
+    text: str
+    author: str
+    received_at: datetime
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,9 @@ ADVANCE_IMAP_CURSOR = """
 INSERT INTO email_imap_cursors (mailbox, uidvalidity, last_uid) VALUES ($1, $2, $3)
 ON CONFLICT (mailbox) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid
 """
-THREAD_HEAD = "SELECT message_id, subject, refs FROM email_messages WHERE message_id = $1"
+THREAD_HEAD = """
+SELECT message_id, subject, refs, text_body, client_address, created_at FROM email_messages WHERE message_id = $1
+"""
 ATTACHMENT = "SELECT id, filename, content_type, size, content FROM email_attachments WHERE id = $1"
 
 
@@ -162,7 +169,14 @@ class PostgresMailStore:
         row = await self._pool.fetchrow(THREAD_HEAD, message_id)
         if row is None:
             return None
-        return ThreadHead(row["message_id"], row["subject"], tuple(row["refs"]))
+        return ThreadHead(
+            row["message_id"],
+            row["subject"],
+            tuple(row["refs"]),
+            row["text_body"],
+            row["client_address"],
+            row["created_at"],
+        )
 
     async def attachment(self, attachment_id: uuid.UUID) -> StoredAttachment:
         row = await self._pool.fetchrow(ATTACHMENT, attachment_id)

@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
-from channels.email.mailbox import MailStore
+from channels.email.mailbox import MailStore, ThreadHead
 from channels.email.parsing import ParsedMail, one_line
 from channels.email.tokens import base_address, reply_message_id, reply_to
 from contactcenter.agents.outbound import OutboundMessage
@@ -34,7 +34,10 @@ class RelaySender:
     max_length = 100_000
     address_kind = IdentityKind.EMAIL
 
-    def __init__(self, relay_url: str | None, mailbox: MailStore, *, tries: int, default_domain: str) -> None:
+    def __init__(
+        self, relay_url: str | None, mailbox: MailStore, *, tries: int, default_domain: str, quote_history: bool
+    ) -> None:
+        self._quote_history = quote_history
         self._relay = urlsplit(relay_url) if relay_url else None
         self._mailbox = mailbox
         self._tries = tries
@@ -84,9 +87,14 @@ class RelaySender:
             references = [*(head.references if head is not None else ()), message.in_reply_to][-20:]
             mail["In-Reply-To"] = f"<{message.in_reply_to}>"
             mail["References"] = " ".join(f"<{r}>" for r in references)
-        mail.set_content(message.body)
-        paragraphs = "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in message.body.split("\n\n"))
-        mail.add_alternative(f"<!DOCTYPE html><html><body>{paragraphs}</body></html>", subtype="html")
+        quoted = head if head is not None and self._quote_history and head.text.strip() else None
+        mail.set_content(message.body + (_quoted_text(quoted) if quoted else ""))
+        body = _html_paragraphs(message.body)
+        if quoted:
+            body += (
+                f"<p>{html.escape(_attribution(quoted))}</p><blockquote>{_html_paragraphs(quoted.text)}</blockquote>"
+            )
+        mail.add_alternative(f"<!DOCTYPE html><html><body>{body}</body></html>", subtype="html")
         return mail
 
     async def _send_with_retries(self, mail: EmailMessage, message_id: str, in_reply_to: str) -> None:
@@ -124,3 +132,21 @@ class RelaySender:
             MailFailedV1(message_id=message_id, in_reply_to=in_reply_to, reason="unavailable", tries=self._tries)
         )
         raise Unavailable(f"{failure}; the reply was not sent, try again")
+
+
+# The customer's message quoted under a reply: at most this many characters of it.
+MAX_QUOTED = 20_000
+
+
+def _attribution(head: ThreadHead) -> str:
+    return f"On {format_datetime(head.received_at)}, {head.author or 'you'} wrote:"
+
+
+def _quoted_text(head: ThreadHead) -> str:
+    lines = head.text[:MAX_QUOTED].rstrip("\n").split("\n")
+    return "\n\n" + _attribution(head) + "\n" + "\n".join(f"> {line}" if line else ">" for line in lines) + "\n"
+
+
+def _html_paragraphs(text: str) -> str:
+    paragraphs = (p.strip("\n") for p in text.split("\n\n"))
+    return "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs if p)

@@ -130,6 +130,9 @@ async def test_a_customers_mail_pops_the_card_the_reply_threads_and_the_answer_j
     html_part = sent.get_body(("html",))
     assert text_part is not None and "It left today." in text_part.get_content()
     assert html_part is not None and "<p>It left today.</p>" in html_part.get_content()
+    # The customer's message, quoted under the answer.
+    assert f"{CUSTOMER} wrote:\n> Where is my order 42?" in text_part.get_content().replace("\r\n", "\n")
+    assert "<blockquote><p>Where is my order 42?</p></blockquote>" in html_part.get_content()
     assert replied["interaction"]["provider_id"] == str(sent["Message-ID"]).strip("<>")
 
     # The customer's mail client answers our reply: it joins the same conversation, to the agent who holds it.
