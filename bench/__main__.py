@@ -32,7 +32,7 @@ from bench.processes import ServiceProcesses
 from bench.profiling import Profilers
 from bench.raw_limits import RawLimits, measure_raw_limits
 from bench.report import summarise, table
-from bench.traffic import CHANNELS, PROVIDER_TIMEOUT_S, customer_number, drive, parse_mix
+from bench.traffic import CHANNELS, MAIL_DOMAIN, PROVIDER_TIMEOUT_S, Edges, customer_number, drive, parse_mix
 
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -46,7 +46,7 @@ def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--rate", type=float, default=300, help="inbound interactions per second")
     parser.add_argument("--duration", type=float, default=20, help="seconds of load")
-    parser.add_argument("--mix", default="sms=1", help="channel shares, e.g. sms=1 (more as channels land)")
+    parser.add_argument("--mix", default="sms=1", help="channel shares, e.g. sms=0.5,email=0.5 (email: real SMTP)")
     parser.add_argument("--customers", type=int, default=5000, help="distinct customers (some return)")
     parser.add_argument(
         "--history", type=int, default=0, help="earlier contacts each customer has before the run (card size)"
@@ -103,7 +103,8 @@ def _free_ports(count: int) -> list[int]:
 
 async def _admin(http: aiohttp.ClientSession, base_url: str, token: str, agents: int) -> list[str]:
     headers = {"Authorization": f"Bearer {token}"}
-    async with http.post(f"{base_url}/api/v1/queues", json={"name": "bench", "channels": ["sms"]}, headers=headers):
+    queue = {"name": "bench", "channels": ["sms", "email"]}
+    async with http.post(f"{base_url}/api/v1/queues", json=queue, headers=headers):
         pass
     tokens = []
     for n in range(agents):
@@ -221,7 +222,18 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         await conn.execute(f'CREATE SCHEMA "{namespace}"')
         await conn.close()
 
-    service = ServiceProcesses(env, roles, _free_ports(len(roles)))
+    mail = "email" in parse_mix(args.mix)
+    if mail and not args.embedded:
+        roles.append("smtp")  # the SMTP intake in a process of its own, as production runs it
+    ports = _free_ports(len(roles) + 1)
+    smtp_port = ports.pop()
+    if mail:
+        env |= {
+            "CC_MAIL_DOMAINS": MAIL_DOMAIN,
+            "CC_SMTP_PORT": str(smtp_port),
+            "CC_SMTP_CONNECTIONS_PER_CLIENT": "100000",
+        }
+    service = ServiceProcesses(env, roles, ports)
     base_urls = [f"http://127.0.0.1:{port}" for port in service.public_ports]
     _progress(f"starting the service: {', '.join(roles)}")
     await service.start()
@@ -244,7 +256,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             started = time.perf_counter()
             # Each channel's traffic spread evenly over the API processes.
             mix = [
-                (CHANNELS[name](client, twilio_token, args.customers), share / len(webhooks))
+                (CHANNELS[name](Edges(client, twilio_token, args.customers, smtp_port)), share / len(webhooks))
                 for name, share in parse_mix(args.mix).items()
                 for client in webhooks
             ]

@@ -77,6 +77,16 @@ def summarise(
             "mean": round(statistics.fmean(latencies), 2) if latencies else None,
         },
         "arrival_to_offer_p99_ms_by_tenth": _p99_by_window(agents.arrivals, latencies),
+        # Each channel's own share: for mail, from the intake's reading of the message (before its 250) to the
+        # offer — its accept-to-offer time.
+        "arrival_to_offer_ms_by_channel": {
+            channel: {"p50": round(_percentile(values, 0.50), 2), "p99": round(_percentile(values, 0.99), 2)}
+            for channel, values in sorted(agents.arrival_to_offer_ms_by_channel.items())
+        },
+        # Mails answered 250 per second of sending, over real SMTP (null without email in the mix).
+        "smtp_intake_per_s": round(traffic.accepted_by_channel["email"] / traffic.sending_s, 1)
+        if traffic.accepted_by_channel["email"] and traffic.sending_s
+        else None,
         "lost": len(traffic.accepted) - stored,
         "duplicated": duplicated + sum(n - 1 for n in agents.offers.values()),
         "waiting_for_agent_at_end": waiting,
@@ -137,6 +147,8 @@ def table(result: dict[str, object]) -> str:
         f" (offered {result['offered_rate_per_s']})",
         f"arrival -> offer     p50 {latency['p50']} ms  p95 {latency['p95']} ms  p99 {latency['p99']} ms",
         f"p99 by tenth of run  {result['arrival_to_offer_p99_ms_by_tenth']}",
+        f"by channel           {result['arrival_to_offer_ms_by_channel']}",
+        f"smtp intake          {result['smtp_intake_per_s']} mails/s accepted (250)",
         f"lost / duplicated    {result['lost']} / {result['duplicated']}"
         f"  (conversations still waiting for an agent at the end: {result['waiting_for_agent_at_end']})",
         f"agents               {result['agent_sockets_dropped']} sockets dropped, errors {result['agent_errors']}",

@@ -1,5 +1,5 @@
-"""Customer traffic through the real edges, open loop at a fixed rate: today Twilio-signed SMS webhooks.
-Each channel is one `Channel` entry of the mix; voice, mail and chat join as they land."""
+"""Customer traffic through the real edges, open loop at a fixed rate: Twilio-signed SMS webhooks and mail
+over real SMTP. Each channel is one entry of the mix (`CHANNELS`); voice and chat join as they land."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 from urllib.parse import urlencode
+
+import aiosmtplib
 
 from bench.http import HttpClient
 
@@ -24,6 +26,7 @@ class TrafficFigures:
     # When the last contact left, against when it was due: a generator that falls behind offers less than asked.
     sending_s: float = 0.0
     accepted: list[str] = field(default_factory=list)  # provider ids the service acknowledged
+    accepted_by_channel: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
     in_flight: int = 0  # sent, neither answered nor failed yet
@@ -111,8 +114,79 @@ class SmsTraffic:
             figures.statuses[outcome] += 1
             if outcome == 200:
                 figures.accepted.append(sid)
+                figures.accepted_by_channel["sms"] += 1
 
         self._http.post(self.PATH, body, headers, answered)
+
+
+MAIL_DOMAIN = "bench.example"
+# SMTP connections the generator keeps open to the intake, each carrying one message at a time (as a sending
+# server's queue runner does): more messages than connections wait for one.
+MAIL_CONNECTIONS = 16
+
+
+class MailTraffic:
+    """Inbound mail as another server sends it: one SMTP transaction per message over kept-open connections
+    (`aiosmtplib`), the Message-ID the idempotency key. A 250 is an acknowledged contact."""
+
+    def __init__(self, smtp_port: int, customers: int, connections: int = MAIL_CONNECTIONS) -> None:
+        self._port = smtp_port
+        self._customers = customers
+        self._idle: list[aiosmtplib.SMTP] = []
+        self._slots = asyncio.Semaphore(connections)
+        self._sending: set[asyncio.Task[None]] = set()
+
+    def message(self) -> tuple[str, str, bytes]:
+        """One new mail: its Message-ID (as the service keeps it), its sender, the message as sent."""
+        message_id = f"{os.urandom(16).hex()}@customer.example"
+        sender = f"customer{random.randrange(self._customers)}@customer.example"
+        raw = (
+            f"From: Customer <{sender}>\r\nTo: support@{MAIL_DOMAIN}\r\nSubject: My order\r\n"
+            f"Message-ID: <{message_id}>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            "\r\nHello, is my order on its way?\r\n"
+        ).encode()
+        return message_id, sender, raw
+
+    def send_one(self, figures: TrafficFigures) -> None:
+        figures.leaving()
+        task = asyncio.get_running_loop().create_task(self._send(figures))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, figures: TrafficFigures) -> None:
+        message_id, sender, raw = self.message()
+        try:
+            async with self._slots:
+                client = self._idle.pop() if self._idle else await self._connect()
+                try:
+                    await client.sendmail(sender, [f"support@{MAIL_DOMAIN}"], raw)
+                except aiosmtplib.SMTPResponseException as exc:
+                    figures.statuses[exc.code] += 1
+                    await _quietly_closed(client)
+                    return
+                except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                    await _quietly_closed(client)
+                    raise
+                self._idle.append(client)
+            figures.statuses[250] += 1
+            figures.accepted.append(message_id)
+            figures.accepted_by_channel["email"] += 1
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            figures.failures[type(exc).__name__] += 1
+        finally:
+            figures.answered()
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=self._port, timeout=PROVIDER_TIMEOUT_S, start_tls=False)
+        await client.connect()
+        return client
+
+
+async def _quietly_closed(client: aiosmtplib.SMTP) -> None:
+    try:
+        await client.quit()
+    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        client.close()
 
 
 class Traffic(Protocol):
@@ -122,8 +196,21 @@ class Traffic(Protocol):
     def send_one(self, figures: TrafficFigures) -> None: ...
 
 
-# The channels a mix may name; voice webhooks, SMTP mail and chat sockets join here as they land.
-CHANNELS: dict[str, type[SmsTraffic]] = {"sms": SmsTraffic}
+@dataclass(frozen=True)
+class Edges:
+    """Where the service under load takes contacts in: one API process's HTTP, and the SMTP intake."""
+
+    http: HttpClient
+    twilio_token: str
+    customers: int
+    smtp_port: int
+
+
+# The channels a mix may name, each made from the edges; voice webhooks and chat sockets join as they land.
+CHANNELS: dict[str, Callable[[Edges], Traffic]] = {
+    "sms": lambda edges: SmsTraffic(edges.http, edges.twilio_token, edges.customers),
+    "email": lambda edges: MailTraffic(edges.smtp_port, edges.customers),
+}
 
 
 def parse_mix(text: str) -> dict[str, float]:

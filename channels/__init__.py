@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import aiohttp
+import asyncpg
 from aiohttp import web
 
 from channels.intake.admission import Admission
@@ -24,6 +25,14 @@ from contactcenter.api.operations import Operation
 from contactcenter.metrics import IntakeMetrics
 from contactcenter.settings import Settings
 from schema import Channel
+
+
+class StaffGuard(Protocol):
+    """Lets only the admin and agents through (the host's authenticator): for a channel's routes that serve
+    what customers sent to the staff (mail's attachments)."""
+
+    async def require_staff(self, request: web.Request) -> None:
+        """Raise `Unauthorized` (401) or `Forbidden` (403) for anyone else."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,10 @@ class ChannelContext:
     metrics: IntakeMetrics
     # For the providers' REST APIs (replies, call control); closed by the host.
     http: aiohttp.ClientSession
+    # For what a channel keeps of its own beside the interactions (mail's bodies and attachments): its own
+    # tables, from its own migration, behind its own port.
+    pool: asyncpg.Pool
+    auth: StaffGuard
 
 
 class ChannelServer(Protocol):

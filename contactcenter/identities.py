@@ -54,12 +54,14 @@ def normalise_email(raw: str, *, field: str = "email") -> str:
 
 
 def sender_identity(interaction: Interaction, default_region: str) -> Identity:
-    """The sender as the kind of identity its adapter says it is (`sender_kind`), normalised."""
-    kind, raw = interaction.sender_kind, interaction.from_address
+    """Whom the contact is filed under: the sender as the kind of identity its adapter says it is (`sender_kind`),
+    normalised — or the client whose conversation it answers (`thread_address`), which it never verifies."""
+    kind, raw = interaction.sender_kind, interaction.thread_address or interaction.from_address
+    verified = interaction.from_verified and not interaction.thread_address
     if kind is IdentityKind.PHONE:
         value = normalise_phone(raw, default_region)
     elif kind is IdentityKind.EMAIL:
         value = normalise_email(raw)
     else:
         value = raw
-    return Identity(kind, value, interaction.from_verified)
+    return Identity(kind, value, verified)

@@ -100,6 +100,29 @@ class Settings(BaseSettings):
     webhook_retry_max_seconds: float = Field(default=600.0, gt=0, le=86400)
     # How often a dispatcher looks for deliveries it was not told of (another process's, a replay's).
     webhook_scan_seconds: float = Field(default=1.0, gt=0, le=3600)
+    # Email (channels/email): the largest message taken in (552 past it, before the rest is read), the
+    # recipients one message may name, the SMTP connections one client address (and all together) may hold at
+    # once, STARTTLS
+    # when a certificate and its key are given, the authserv-id of the relay whose Authentication-Results
+    # header we trust (DMARC pass there verifies the sender's address; unset: every address is a claim), the
+    # largest attachment kept (a larger one is listed, not stored) and the tries of a reply on a relay that
+    # refuses for now or does not answer.
+    smtp_max_message_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    smtp_max_recipients: int = Field(default=50, ge=1, le=10_000)
+    smtp_connections_per_client: int = Field(default=20, ge=1, le=100_000)
+    smtp_max_connections: int = Field(default=200, ge=1, le=100_000)
+    smtp_tls_cert: Path | None = None
+    smtp_tls_key: Path | None = None
+    mail_trusted_authserv_id: str = ""
+    mail_max_attachment_bytes: int = Field(default=10 * 1024 * 1024, ge=0, le=1024 * 1024 * 1024)
+    smtp_relay_tries: int = Field(default=3, ge=1, le=20)
+    # Whether a reply quotes the customer's message it answers ("On …, … wrote:" and `>` lines).
+    mail_quote_history: bool = True
+    # Mailboxes the IMAP poller takes mail from (roles smtp and all), comma-separated
+    # `imap://user:password@host:port/Folder` (or `imaps://`; user and password URL-quoted), polled every
+    # `imap_poll_seconds`.
+    imap_mailboxes: SecretStr | None = None
+    imap_poll_seconds: float = Field(default=30.0, gt=0, le=86400)
     log_level: str = "INFO"
     # `json` (one object per line, for a log collector) or `text` (for a person); unset: text in embedded mode
     # or at a terminal, JSON otherwise.
@@ -124,6 +147,32 @@ class Settings(BaseSettings):
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise ValueError("must be an http:// or https:// address")
         return value
+
+    @field_validator("smtp_relay_url")
+    @classmethod
+    def _relay_address(cls, value: SecretStr | None) -> SecretStr | None:
+        # The message never repeats the URL: it may hold a password.
+        if value is not None:
+            parts = urlsplit(value.get_secret_value())
+            if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+                raise ValueError("must be smtp://host:port or smtps://host:port")
+        return value
+
+    @field_validator("imap_mailboxes")
+    @classmethod
+    def _mailbox_addresses(cls, value: SecretStr | None) -> SecretStr | None:
+        # The message never repeats a URL: it holds a password.
+        if value is not None:
+            for url in value.get_secret_value().split(","):
+                parts = urlsplit(url.strip())
+                if parts.scheme not in ("imap", "imaps") or not parts.hostname or not parts.username:
+                    raise ValueError("each must be imap://user:password@host:port/Folder (or imaps://)")
+        return value
+
+    @field_validator("mail_domains")
+    @classmethod
+    def _lower_domains(cls, value: list[str]) -> list[str]:
+        return [domain.lower() for domain in value]
 
     @field_validator("log_level")
     @classmethod

@@ -165,6 +165,28 @@ class AgentStateChangedV1(EventData):
     previous: Literal["available", "away", "offline"]
 
 
+class MailReceivedV1(EventData):
+    message_id: str = Field(description="its Message-ID (synthesised from a hash of the message when it had none)")
+    verified: bool = Field(description="the trusted relay's Authentication-Results said DMARC passed")
+    automated: bool = Field(description="auto-submitted, bulk, a bounce, from a mailer daemon or our own domains")
+    bounce: bool = Field(description="a delivery status notification")
+    parsed: bool = Field(description="false: it could not be read and is kept as it came")
+    attachments: int
+    threaded: bool = Field(description="filed in the conversation of a message it answers, not by its sender")
+
+
+class MailSentV1(EventData):
+    message_id: str = Field(description="our Message-ID of the reply")
+    in_reply_to: str = Field(description="the customer's Message-ID it answers ('' for none)")
+
+
+class MailFailedV1(EventData):
+    message_id: str = Field(description="the Message-ID the reply would have had")
+    in_reply_to: str = Field(description="the customer's Message-ID it answers ('' for none)")
+    reason: str = Field(description="`refused` (the relay said no for good) or `unavailable` (tried, not taken)")
+    tries: int
+
+
 @dataclass(frozen=True)
 class EventKind:
     """One type of event: its name (the routing key), the model of its data, and when it is emitted."""
@@ -206,6 +228,9 @@ EVENT_KINDS = (
     EventKind("client.created", ClientCreatedV1, "a contact from an unknown identity made a new card", "client"),
     EventKind("identity.added", IdentityAddedV1, "an identity (phone, email, visitor) joined a card", "client"),
     EventKind("agent.state_changed", AgentStateChangedV1, "an agent became available, away or offline", "agent"),
+    EventKind("mail.received", MailReceivedV1, "a mail was taken in over SMTP and stored (before its 250)", "mail"),
+    EventKind("mail.sent", MailSentV1, "the relay took an agent's reply", "mail"),
+    EventKind("mail.failed", MailFailedV1, "the relay refused an agent's reply, or could not be reached", "mail"),
 )
 BY_NAME = {kind.name: kind for kind in EVENT_KINDS}
 # Named now so that consumers can bind to them; they come with the issues that build them.

@@ -47,6 +47,10 @@ class Interaction(BaseModel):
     to_address: Identifier = Field(default="", max_length=320)
     # Whether the channel vouches for `from_address` (a carrier's caller id, DMARC-aligned mail).
     from_verified: bool = False
+    # The address of the client whose conversation this contact answers, when the channel knows it and it is
+    # not the sender's (a mail whose In-Reply-To names a message of that conversation, a bounce of our reply):
+    # the contact is filed on that client's card. A claim: the sender's own address never joins that card.
+    thread_address: Identifier = Field(default="", max_length=320)
     body: StorableText = Field(default="", max_length=100_000)
     received_at: datetime
 

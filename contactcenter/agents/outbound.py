@@ -14,6 +14,9 @@ class OutboundMessage:
     to_address: str
     from_address: str
     body: str
+    # The provider's id of the customer's latest message in the conversation: a channel that threads (mail)
+    # answers it.
+    in_reply_to: str = ""
 
 
 class ReplySender(Protocol):

@@ -21,7 +21,12 @@ class Replies:
         sender = self._senders.get(route.channel)
         if sender is None:
             raise Invalid(f"replies on {route.channel} are not supported yet", field="conversation_id")
-        message = OutboundMessage(to_address=route.client_address, from_address=route.our_address, body=text)
+        message = OutboundMessage(
+            to_address=route.client_address,
+            from_address=route.our_address,
+            body=text,
+            in_reply_to=route.last_inbound_id,
+        )
         provider_id = await sender.send(message)
         interaction = Interaction(
             channel=route.channel,

@@ -10,7 +10,8 @@ from enum import StrEnum
 
 from aiohttp import web
 
-from channels import ChannelAdapter, ChannelContext, ChannelParts
+from channels import ChannelAdapter, ChannelContext, ChannelParts, ChannelServer
+from channels.email import EmailChannel
 from channels.intake.admission import Admission
 from channels.intake.publishing import InteractionPublisher
 from channels.twilio import TwilioChannel
@@ -53,11 +54,12 @@ log = logging.getLogger(__name__)
 class Role(StrEnum):
     API = "api"
     ROUTER = "router"
+    SMTP = "smtp"
     ALL = "all"
 
 
 # Every channel the service speaks: adding one is its package under `channels/` and one line here.
-CHANNELS: tuple[ChannelAdapter, ...] = (TwilioChannel(),)
+CHANNELS: tuple[ChannelAdapter, ...] = (TwilioChannel(), EmailChannel())
 
 # Every class of the host that serves part of the HTTP API, each declaring its operations: the API's document
 # is theirs and the channels'.
@@ -79,6 +81,8 @@ RETENTION_CHECK_SECONDS = 600.0
 SETTINGS = web.AppKey("settings", Settings)
 SERVICES = web.AppKey("services", Services)
 ADMISSION = web.AppKey("admission", Admission)
+# The channels' servers this process runs (SMTP), started: tests read the port one chose.
+CHANNEL_SERVERS = web.AppKey("channel_servers", list[ChannelServer])
 
 
 def create_app(settings: Settings, role: Role = Role.ALL) -> web.Application:
@@ -105,8 +109,12 @@ def _role_context(role: Role) -> Callable[[web.Application], AsyncIterator[None]
             app.router.add_routes(Health(services.pool, services.redis, services.bus).routes())
             metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
             app.router.add_routes(MetricsEndpoint(metrics, services, metrics_token).routes())
+            auth = _authenticator(settings, services)
+            channels = _open_channels(app, settings, services, auth) if role is not Role.ROUTER else []
             if role in (Role.API, Role.ALL):
-                await _start_api(app, settings, services, stack)
+                await _start_api(app, settings, services, auth, channels, stack)
+            if role in (Role.SMTP, Role.ALL):
+                await _start_channel_servers(app, channels, stack)
             if role in (Role.ROUTER, Role.ALL):
                 await _start_router(settings, services, metrics, stack)
             yield
@@ -115,12 +123,14 @@ def _role_context(role: Role) -> Callable[[web.Application], AsyncIterator[None]
 
 
 async def _start_api(
-    app: web.Application, settings: Settings, services: Services, stack: contextlib.AsyncExitStack
+    app: web.Application,
+    settings: Settings,
+    services: Services,
+    auth: Authenticator,
+    channels: list[ChannelParts],
+    stack: contextlib.AsyncExitStack,
 ) -> None:
-    channels = _open_channels(app, settings, services)
-    admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
     integrations = Integrations(services.pool)
-    auth = Authenticator(admin_token, services.directory, integrations)
     guard = GuardedResolver(allow_private=settings.webhook_allow_private)
     stack.push_async_callback(guard.close)
     senders = {channel: sender for parts in channels for channel, sender in parts.senders.items()}
@@ -141,9 +151,6 @@ async def _start_api(
     )
     restore_states.start()
     stack.push_async_callback(restore_states.stop)
-    for server in (server for parts in channels for server in parts.servers):
-        await server.start()
-        stack.push_async_callback(server.stop)
     app.router.add_routes(
         [
             *(route for parts in channels for route in parts.routes),
@@ -158,12 +165,29 @@ async def _start_api(
     )
 
 
-def _open_channels(app: web.Application, settings: Settings, services: Services) -> list[ChannelParts]:
+async def _start_channel_servers(
+    app: web.Application, channels: list[ChannelParts], stack: contextlib.AsyncExitStack
+) -> None:
+    started = app[CHANNEL_SERVERS] = []
+    for server in (server for parts in channels for server in parts.servers):
+        await server.start()
+        stack.push_async_callback(server.stop)
+        started.append(server)
+
+
+def _authenticator(settings: Settings, services: Services) -> Authenticator:
+    admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
+    return Authenticator(admin_token, services.directory, Integrations(services.pool))
+
+
+def _open_channels(
+    app: web.Application, settings: Settings, services: Services, auth: Authenticator
+) -> list[ChannelParts]:
     admission = app[ADMISSION] = Admission(settings.webhook_concurrency)  # shared by every provider's webhooks
     publisher = InteractionPublisher(
         services.bus, services.topology, timeout=settings.publish_timeout_seconds, batch=settings.inbound_batch
     )
-    context = ChannelContext(settings, publisher, admission, app[METRICS].intake, services.http)
+    context = ChannelContext(settings, publisher, admission, app[METRICS].intake, services.http, services.pool, auth)
     return [channel.parts(context) for channel in CHANNELS]
 
 

@@ -1,4 +1,4 @@
-"""`contactcenter serve [--role api|router|all]`, `contactcenter migrate`."""
+"""`contactcenter serve [--role api|router|smtp|all]`, `contactcenter migrate`."""
 
 from __future__ import annotations
 

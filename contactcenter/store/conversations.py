@@ -74,9 +74,9 @@ INTERACTION_IN_CONTEXT = _IN_CONTEXT + "WHERE x.id = $1"
 INTERACTIONS_IN_CONTEXT = _IN_CONTEXT + "WHERE x.id = ANY($1::uuid[])"
 # Where a reply goes: back to whoever last wrote in, from the address they wrote to.
 REPLY_ROUTE = """
-SELECT v.channel, v.client_id, x.from_address, x.to_address
+SELECT v.channel, v.client_id, x.from_address, x.to_address, x.provider_id
 FROM conversations v
-JOIN LATERAL (SELECT from_address, to_address FROM interactions
+JOIN LATERAL (SELECT from_address, to_address, provider_id FROM interactions
               WHERE conversation_id = v.id AND direction = 'inbound'
               ORDER BY received_at DESC LIMIT 1) x ON true
 WHERE v.id = $1 AND v.agent_id = $2 AND v.state = 'open'
@@ -145,7 +145,8 @@ SELECT coalesce(json_agg(json_build_object(
                SELECT coalesce(json_agg(json_build_object(
                           'id', x.id, 'channel', x.channel, 'direction', x.direction, 'provider_id', x.provider_id,
                           'from_address', x.from_address, 'sender_kind', {_SENDER_KIND_OF_X},
-                          'to_address', x.to_address, 'from_verified', x.from_verified, 'body', x.body,
+                          'to_address', x.to_address, 'from_verified', x.from_verified, 'thread_address', '',
+                          'body', x.body,
                           'received_at', x.received_at)
                       ORDER BY x.received_at, x.id), '[]'::json)
                FROM (SELECT * FROM interactions WHERE conversation_id = v.id
@@ -166,6 +167,8 @@ class ReplyRoute:
     channel: Channel
     client_address: str
     our_address: str
+    # The provider's id of the customer's latest message: what a threading channel's reply answers.
+    last_inbound_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -307,7 +310,12 @@ class Conversations:
         if row is None:
             raise NotFound(f"conversation {conversation_id} is not open and assigned to you", field="conversation_id")
         return ReplyRoute(
-            conversation_id, row["client_id"], Channel(row["channel"]), row["from_address"], row["to_address"]
+            conversation_id,
+            row["client_id"],
+            Channel(row["channel"]),
+            row["from_address"],
+            row["to_address"],
+            row["provider_id"],
         )
 
     async def record_outbound(self, route: ReplyRoute, interaction: Interaction, agent_id: uuid.UUID) -> None:

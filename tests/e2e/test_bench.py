@@ -120,3 +120,26 @@ async def test_a_service_whose_agents_fall_behind_is_timed_until_its_queue_is_em
     assert result["waiting_for_agent_at_end"] == 0
     assert result["offers"] >= 30  # most of the 40 contacts come from different customers: their own conversations
     assert result["sustained_interactions_per_s"] < 10
+
+
+async def test_the_benchmark_drives_mail_over_real_smtp_beside_sms_and_reports_its_intake() -> None:
+    table, result = await _bench(
+        "--rate",
+        "20",
+        "--duration",
+        "2",
+        "--agents",
+        "5",
+        "--customers",
+        "50",
+        "--mix",
+        "sms=0.5,email=0.5",
+        "--skip-raw",
+    )
+    assert "smtp intake" in table
+    assert result["sent"] == result["acknowledged"] == 40
+    assert result["statuses"]["250"] + result["statuses"]["200"] == 40 and result["statuses"]["250"] > 0
+    assert result["lost"] == 0 and result["duplicated"] == 0 and result["waiting_for_agent_at_end"] == 0
+    assert result["smtp_intake_per_s"] > 0
+    assert set(result["arrival_to_offer_ms_by_channel"]) == {"sms", "email"}
+    assert {process["role"] for process in result["processes"]} == {"api", "router", "smtp"}

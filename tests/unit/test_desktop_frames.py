@@ -51,6 +51,7 @@ SMS_JSON = {
     "sender_kind": "phone",
     "to_address": "+15005550006",
     "from_verified": False,
+    "thread_address": "",
     "body": "",
     "received_at": "2026-11-30T13:05:58.123456Z",
 }
