@@ -1,0 +1,144 @@
+"""Issue 15's proof: in the middle of a burst of contacts the relay's process is SIGKILLed and RabbitMQ is restarted
+(a private node); afterwards a consumer bound to the events exchange holds every event the outbox holds, each
+entity's in order, a repeat only under the same id with the same body, and the log (`GET /api/v1/events`, paged
+from 0) agrees with both."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+import asyncpg
+import redis.asyncio as aioredis
+
+from contactcenter.settings import Settings
+from tests.events_queue import EventsQueue
+from tests.faults.accounting import (
+    Floor,
+    Ledger,
+    TwilioClient,
+    accepted_again,
+    acknowledged_again,
+    assert_survived,
+    settle,
+)
+from tests.faults.conftest import faulty
+from tests.faults.layout import ServiceProcess, service_environment
+from tests.faults.private import PrivateRabbitMQ
+from tests.running import ADMIN_TOKEN
+
+PAGE = 200  # small pages: the log is read across many of them
+
+
+async def read_log(http: aiohttp.ClientSession, base_url: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        async with http.get(
+            f"{base_url}/api/v1/events",
+            params={"after": str(after), "limit": str(PAGE)},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        ) as response:
+            assert response.status == 200, await response.text()
+            page = await response.json()
+        events.extend(page["events"])
+        if page["next_after"] is None:
+            return events
+        after = page["next_after"]
+
+
+async def outbox_settled(settings: Settings, consumer: EventsQueue, seconds: float = 60.0) -> list[int]:
+    """Wait until live state's stream is empty, every outbox row is stamped and published, and the consumer holds
+    them all; the outbox's ids in order."""
+    assert settings.database_url is not None and settings.redis_url is not None
+    conn = await asyncpg.connect(
+        settings.database_url.get_secret_value(), server_settings={"search_path": settings.database_schema}
+    )
+    redis = aioredis.from_url(settings.redis_url.get_secret_value())
+    try:
+        async with asyncio.timeout(seconds):
+            while True:
+                rows = await conn.fetch("SELECT id, published_at FROM events ORDER BY seq")
+                ids = [row["id"] for row in rows]
+                streamed = await redis.xlen(f"{settings.namespace}:events")
+                if (
+                    not streamed
+                    and all(row["id"] is not None and row["published_at"] for row in rows)
+                    and {int(event["id"]) for event in consumer.events()} >= set(ids)
+                ):
+                    return sorted(ids)
+                await asyncio.sleep(0.2)
+    finally:
+        await redis.aclose()
+        await conn.close()
+
+
+async def test_the_relay_killed_and_rabbitmq_restarted_mid_burst_lose_and_reorder_no_event(
+    service_settings: Settings, private_rabbitmq: PrivateRabbitMQ
+) -> None:
+    settings = faulty(service_settings, amqp_url=private_rabbitmq.url)
+    environment = service_environment(settings)
+    # The relay runs in the router role: the first router is killed, its successor relays on.
+    api, relay, successor = (ServiceProcess(role, environment) for role in ("api", "router", "router"))
+    consumer = EventsQueue()
+    ledger = Ledger()
+    try:
+        await api.start()
+        await relay.start()
+        await consumer.open(
+            f"{settings.namespace}.events", url=private_rabbitmq.url, durable_queue=f"{settings.namespace}.erp"
+        )
+        async with aiohttp.ClientSession() as http:
+            floor = Floor(http, api.base_url)
+            await floor.staff("sales", agents=4)
+            twilio = TwilioClient(http, api.base_url, ledger)
+            stop = asyncio.Event()
+            traffic = asyncio.create_task(twilio.traffic(stop, senders=6, pause=0.02, budget=90))
+            await accepted_again(floor)
+
+            relay.kill()
+            published_by_the_first = len(consumer.received)
+            await acknowledged_again(ledger)
+            await successor.start()
+            await accepted_again(floor)
+
+            await private_rabbitmq.stop_app()
+            await asyncio.sleep(1.0)
+            await private_rabbitmq.start_app()
+            await acknowledged_again(ledger, seconds=90)
+            await accepted_again(floor, seconds=90)
+            stop.set()
+            await traffic
+            counts = await settle(ledger, floor, settings, seconds=90)
+            await floor.close()
+
+            ids = await outbox_settled(settings, consumer)
+            log = await read_log(http, api.base_url)
+    finally:
+        await consumer.close()
+        for process in (api, relay, successor):
+            await process.stop()
+    assert_survived(counts, "relay SIGKILL and rabbitmq restart, for the events")
+    assert published_by_the_first > 0, "the first relay published nothing before it was killed"
+
+    # Every event the outbox holds, and nothing else: no event came under a second id.
+    events = consumer.events()
+    assert sorted(int(event["id"]) for event in events) == ids
+    # A repeat is the same event: the same id with the same bytes.
+    first: dict[str, dict[str, Any]] = {}
+    repeats = 0
+    for _, event, _ in consumer.received:
+        if event["id"] in first:
+            repeats += 1
+            assert event == first[event["id"]], f"event {event['id']} came again changed"
+        first.setdefault(event["id"], event)
+    # Each entity's events in id order, as they first came.
+    for entity, entity_ids in consumer.ids_by_entity().items():
+        assert entity_ids == sorted(entity_ids), f"{entity}'s events came out of order: {entity_ids}"
+    # The log agrees with the outbox and the consumer, event for event.
+    assert [int(event["id"]) for event in log] == ids
+    for event in log:
+        assert event == first[event["id"]], json.dumps([event, first[event["id"]]])
+    print(f"EVENTS PROOF: {len(ids)} events, {repeats} repeats, {counts.acknowledged} contacts")
