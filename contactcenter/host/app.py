@@ -237,6 +237,9 @@ async def _start_webhook_dispatcher(settings: Settings, services: Services, stac
             prefetch=settings.router_prefetch,
             delivery_limit=settings.delivery_limit,
             dead_letter_exchange=services.topology.dead_letters,
+            # Events are recorded in the order they were published, by one dispatcher at a time: recorded side
+            # by side, an entity's later event could be sent before its earlier one was recorded.
+            single_active_consumer=True,
         ),
         deliveries=Deliveries(services.pool),
         webhooks=Webhooks(services.pool),

@@ -5,10 +5,13 @@ guard refusing private addresses without the setting (checked by refusal only: n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
+import random
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +20,7 @@ import pytest
 from aiohttp import web
 
 from contactcenter.settings import Settings
+from contactcenter.webhooks.deliveries import Deliveries
 from tests.running import RunningService, run_service
 
 POLL_SECONDS = 20.0
@@ -101,17 +105,22 @@ def loopback_settings(settings: Settings, **changes: Any) -> Settings:
     )
 
 
-def event(event_id: int, entity: str = "interaction", action: str = "received") -> tuple[str, bytes]:
+SUBJECT = "0b7d6e1e-0000-4000-8000-000000000001"
+
+
+def event(
+    event_id: int, entity: str = "interaction", action: str = "received", subject: str = SUBJECT
+) -> tuple[str, bytes]:
     """An envelope-shaped CloudEvent (docs/events.md) and its routing key."""
     body = {
         "specversion": "1.0",
         "id": str(event_id),
         "source": "/contactcenter",
         "type": f"org.contactcenter.{entity}.{action}",
-        "subject": "0b7d6e1e-0000-4000-8000-000000000001",
+        "subject": subject,
         "time": "2026-01-01T00:00:00Z",
         "datacontenttype": "application/json",
-        "partitionkey": f"{entity}:0b7d6e1e-0000-4000-8000-000000000001",
+        "partitionkey": f"{entity}:{subject}",
         "sequence": str(event_id).zfill(20),
         "data": {"n": event_id},
     }
@@ -324,3 +333,83 @@ async def test_deliveries_pending_when_the_service_stops_go_out_after_it_restart
         await until(lambda: len(receiver.received) == 2, "both events delivered by the new process")
     assert [json.loads(r.body)["id"] for r in receiver.received] == ["1", "2"]
     assert all(verified(webhook["secret"], r) for r in receiver.received)
+
+
+def ids_by_entity(received: list[Received]) -> dict[str, list[int]]:
+    """Each entity's event ids in the order the receiver first acknowledged them."""
+    seen: set[str] = set()
+    entities: dict[str, list[int]] = {}
+    for delivery in received:
+        body = json.loads(delivery.body)
+        if body["id"] not in seen:
+            seen.add(body["id"])
+            entities.setdefault(body["partitionkey"], []).append(int(body["id"]))
+    return entities
+
+
+def interleaved(entities: int, each: int) -> list[tuple[str, bytes]]:
+    """`entities` entities' events, `each` apiece, their ids ascending and the entities taking turns."""
+    subjects = [str(uuid.uuid4()) for _ in range(entities)]
+    return [event(n + 1, subject=subjects[n % entities]) for n in range(entities * each)]
+
+
+async def test_two_dispatchers_deliver_each_entitys_events_to_one_receiver_in_order(
+    service_settings: Settings, receivers: Receivers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receiver = await receivers.start()
+    record = Deliveries.record
+
+    async def unevenly(self: Deliveries, routing_key: str, event_id: str, sequence: int, body: bytes) -> Any:
+        # A dispatcher is sometimes slower than the other (a busy host, a pause): the events' order must not
+        # depend on which of them records first.
+        await asyncio.sleep(random.uniform(0, 0.05))
+        return await record(self, routing_key, event_id, sequence, body)
+
+    monkeypatch.setattr(Deliveries, "record", unevenly)
+    events = interleaved(entities=3, each=40)  # odd: an entity's events alternate between the two
+    settings = loopback_settings(service_settings)
+    first, second = contextlib.AsyncExitStack(), contextlib.AsyncExitStack()
+    try:
+        await first.enter_async_context(run_service(settings))
+        service = await second.enter_async_context(run_service(settings))
+        status, webhook = await register(service, receiver.url, ["#"])
+        assert status == 201
+        for n, (routing_key, body) in enumerate(events):
+            await publish(service, routing_key, body)
+            if n == len(events) // 2:
+                await first.aclose()  # the one that began consuming stops mid-stream; the other takes over
+        await until(lambda: len({r.body for r in receiver.received}) == len(events), "every event delivered")
+    finally:
+        await second.aclose()
+        await first.aclose()
+    for entity, ids in ids_by_entity(receiver.received).items():
+        assert ids == sorted(ids), f"{entity}'s events were delivered out of order: {ids}"
+    assert all(verified(webhook["secret"], r) for r in receiver.received)
+
+
+async def test_events_recorded_while_postgresql_is_away_wait_for_it_and_keep_their_order(
+    service_settings: Settings, receivers: Receivers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by this test: each failed recording handed the event back to the broker, which redelivered it at
+    once; past the delivery limit it rested among the dead letters, never delivered to any webhook, and the
+    entity's next events, recorded meanwhile, went out before it."""
+    receiver = await receivers.start()
+    record = Deliveries.record
+    refused: list[str] = []
+    failures = service_settings.delivery_limit + 3
+
+    async def postgres_is_away(self: Deliveries, routing_key: str, event_id: str, sequence: int, body: bytes) -> Any:
+        if event_id == "1" and len(refused) < failures:
+            refused.append(event_id)
+            raise ConnectionRefusedError(111, "Connect call failed")
+        return await record(self, routing_key, event_id, sequence, body)
+
+    monkeypatch.setattr(Deliveries, "record", postgres_is_away)
+    events = [event(n) for n in range(1, 11)]
+    async with run_service(loopback_settings(service_settings)) as service:
+        assert (await register(service, receiver.url, ["#"]))[0] == 201
+        for routing_key, body in events:
+            await publish(service, routing_key, body)
+        await until(lambda: len(receiver.received) == len(events), "every event delivered")
+    assert len(refused) == failures
+    assert [json.loads(r.body)["id"] for r in receiver.received] == [str(n) for n in range(1, 11)]
