@@ -24,7 +24,6 @@ from contactcenter.api.openapi import OpenApiDocument
 from contactcenter.api.operations import Operation
 from contactcenter.auth import Authenticator
 from contactcenter.bus import QueueSpec
-from contactcenter.events import outbox
 from contactcenter.events.relay import EventRelay
 from contactcenter.events.stream import LiveEventStream
 from contactcenter.host.health import Health
@@ -41,6 +40,7 @@ from contactcenter.webhooks.deliveries import Deliveries
 from contactcenter.webhooks.destinations import GuardedResolver
 from contactcenter.webhooks.dispatcher import RetryPolicy, WebhookDispatcher
 from contactcenter.webhooks.registry import Webhooks
+from contactcenter.webhooks.retention import event_retention
 from contactcenter.webhooks.sender import DeliverySender, open_delivery_session
 from routing.placement import ContactPlacement
 from routing.recovery import LiveStateRecovery
@@ -73,7 +73,7 @@ HTTP_APIS = (
     OpenApiDocument,
 )
 
-# How often published events past CC_EVENT_RETENTION_DAYS are deleted (a bounded batch each time).
+# How often the retention job runs (contactcenter/events/retention.py: bounded batches, a bounded number each run).
 RETENTION_CHECK_SECONDS = 600.0
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -215,12 +215,18 @@ async def _start_events(settings: Settings, services: Services, stack: contextli
     relay.start()
     stack.push_async_callback(relay.stop)
 
-    async def forget_old_events() -> None:
-        await outbox.forget_older_than(services.pool, settings.event_retention_days)
+    retention = event_retention(
+        services.pool,
+        event_days=settings.event_retention_days,
+        delivered_hours=settings.webhook_delivered_retention_hours,
+    )
 
-    retention = Periodic("event retention", forget_old_events, every_seconds=RETENTION_CHECK_SECONDS)
-    retention.start()
-    stack.push_async_callback(retention.stop)
+    async def purge() -> None:
+        await retention.purge()
+
+    purging = Periodic("event retention", purge, every_seconds=RETENTION_CHECK_SECONDS)
+    purging.start()
+    stack.push_async_callback(purging.stop)
 
 
 async def _start_webhook_dispatcher(settings: Settings, services: Services, stack: contextlib.AsyncExitStack) -> None:
