@@ -8,9 +8,29 @@ import json
 from typing import Any
 
 import aio_pika
+import aiohttp
 
 from schema.events import TYPE_PREFIX
 from tests.conftest import AMQP_URL
+from tests.running import ADMIN_TOKEN
+
+
+async def read_log(http: aiohttp.ClientSession, base_url: str, *, limit: int) -> list[dict[str, Any]]:
+    """The whole event log, page by page from 0, as a consumer catching up reads it."""
+    events: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        async with http.get(
+            f"{base_url}/api/v1/events",
+            params={"after": str(after), "limit": str(limit)},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        ) as response:
+            assert response.status == 200, await response.text()
+            page = await response.json()
+        events.extend(page["events"])
+        if page["next_after"] is None:
+            return events
+        after = page["next_after"]
 
 
 class EventsQueue:

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from contactcenter.settings import Settings
 from contactcenter.webhooks.deliveries import Deliveries
+from tests.events_queue import read_log
 from tests.running import RunningService, run_service
 
 POLL_SECONDS = 20.0
@@ -413,3 +414,48 @@ async def test_events_recorded_while_postgresql_is_away_wait_for_it_and_keep_the
         await until(lambda: len(receiver.received) == len(events), "every event delivered")
     assert len(refused) == failures
     assert [json.loads(r.body)["id"] for r in receiver.received] == [str(n) for n in range(1, 11)]
+
+
+async def test_a_receiver_failing_its_first_tries_gets_every_event_the_service_made_each_signed(
+    service_settings: Settings, receivers: Receivers
+) -> None:
+    """Issue 15's proof, end to end: contacts and an agent's work make their events; a receiver for `#` that
+    fails its first tries (500s, then a try it holds past the timeout) acknowledges, in the end, every event of
+    the log — the same bytes the log serves, each entity's in order, each verified against its signature."""
+    receiver = await receivers.start("fail", "fail", "hang", "fail")
+    settings = loopback_settings(service_settings, webhook_timeout_seconds=1.0)
+    async with run_service(settings) as service:
+        status, webhook = await register(service, receiver.url, ["#"])
+        assert status == 201
+        await service.create_queue("sales", ["sms"])
+        desktop = await service.available_agent()
+        senders = [f"+1415555{n:04d}" for n in range(5)]
+        for sender in senders:
+            assert (await service.post_sms(sender=sender, body="Is my car ready?")).status == 200
+        for _ in senders:
+            offer = await desktop.receive("offer", timeout=20)
+            reservation = offer["reservation"]
+            await desktop.command({"type": "accept", "reservation_id": reservation["id"]}, "accepted")
+            await desktop.command({"type": "complete", "conversation_id": reservation["conversation_id"]}, "completed")
+        await desktop.close()
+        receiver.released.set()
+
+        async def every_event_received() -> list[dict[str, Any]]:
+            while True:
+                logged = await read_log(service.http, service.base_url, limit=1000)
+                received = {json.loads(r.body)["id"] for r in receiver.received}
+                if logged and received == {event["id"] for event in logged}:  # one read may precede the last
+                    return logged
+                await asyncio.sleep(0.1)
+
+        async with asyncio.timeout(POLL_SECONDS):
+            logged = await every_event_received()
+    bodies = {json.loads(r.body)["id"]: json.loads(r.body) for r in receiver.received}
+    assert sorted(bodies, key=int) == [event["id"] for event in logged]  # nothing the log lacks
+    assert [bodies[event["id"]] for event in logged] == logged
+    assert all(verified(webhook["secret"], r) for r in receiver.received)
+    for entity, ids in ids_by_entity(receiver.received).items():
+        assert ids == sorted(ids), f"{entity}'s events were delivered out of order: {ids}"
+    assert receiver.requests >= len(logged) + 4
+    types = {event["type"].removeprefix("org.contactcenter.") for event in logged}
+    assert {"interaction.received", "reservation.accepted", "conversation.closed", "agent.state_changed"} <= types

@@ -14,7 +14,7 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from contactcenter.settings import Settings
-from tests.events_queue import EventsQueue
+from tests.events_queue import EventsQueue, read_log
 from tests.faults.accounting import (
     Floor,
     Ledger,
@@ -27,26 +27,8 @@ from tests.faults.accounting import (
 from tests.faults.conftest import faulty
 from tests.faults.layout import ServiceProcess, service_environment
 from tests.faults.private import PrivateRabbitMQ
-from tests.running import ADMIN_TOKEN
 
 PAGE = 200  # small pages: the log is read across many of them
-
-
-async def read_log(http: aiohttp.ClientSession, base_url: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    after = 0
-    while True:
-        async with http.get(
-            f"{base_url}/api/v1/events",
-            params={"after": str(after), "limit": str(PAGE)},
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-        ) as response:
-            assert response.status == 200, await response.text()
-            page = await response.json()
-        events.extend(page["events"])
-        if page["next_after"] is None:
-            return events
-        after = page["next_after"]
 
 
 async def outbox_settled(settings: Settings, consumer: EventsQueue, seconds: float = 60.0) -> list[int]:
@@ -115,7 +97,7 @@ async def test_the_relay_killed_and_rabbitmq_restarted_mid_burst_lose_and_reorde
             await floor.close()
 
             ids = await outbox_settled(settings, consumer)
-            log = await read_log(http, api.base_url)
+            log = await read_log(http, api.base_url, limit=PAGE)
     finally:
         await consumer.close()
         for process in (api, relay, successor):
