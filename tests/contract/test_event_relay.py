@@ -80,14 +80,6 @@ class UnsteadyBus:
 
 
 @pytest.fixture
-async def pool(database_url: str, database_schema: str) -> AsyncIterator[asyncpg.Pool]:
-    opened = await open_pool(database_url, schema=database_schema)
-    await migrate(opened)
-    yield opened
-    await opened.close()
-
-
-@pytest.fixture
 async def redis_client(redis_url: str, redis_cleanup: None) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.from_url(redis_url)
     yield client

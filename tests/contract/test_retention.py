@@ -7,25 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 
-from contactcenter.store import open_pool
-from contactcenter.store.migrate import migrate
 from contactcenter.webhooks.registry import Webhooks
 from contactcenter.webhooks.retention import event_retention
 
 DAYS = 30
-
-
-@pytest.fixture
-async def pool(database_url: str, database_schema: str) -> AsyncIterator[asyncpg.Pool]:
-    opened = await open_pool(database_url, schema=database_schema)
-    await migrate(opened)
-    yield opened
-    await opened.close()
 
 
 async def write_events(pool: asyncpg.Pool, count: int, *, age_days: int, published: bool) -> list[int]:
