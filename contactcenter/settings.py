@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     webhook_retry_max_seconds: float = Field(default=600.0, gt=0, le=86400)
     # How often a dispatcher looks for deliveries it was not told of (another process's, a replay's).
     webhook_scan_seconds: float = Field(default=1.0, gt=0, le=3600)
+    # How long a delivered webhook delivery is kept (the same event, redelivered by the bus meanwhile, is not sent
+    # again); parked ones stay until replayed, or as long as the events (`event_retention_days`).
+    webhook_delivered_retention_hours: float = Field(default=24.0, gt=0, le=876_000)
     # Email (channels/email): the largest message taken in (552 past it, before the rest is read), the
     # recipients one message may name, the SMTP connections one client address (and all together) may hold at
     # once, STARTTLS

@@ -3,13 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
 import aio_pika
+import aiohttp
 
 from schema.events import TYPE_PREFIX
 from tests.conftest import AMQP_URL
+from tests.running import ADMIN_TOKEN
+
+
+async def read_log(http: aiohttp.ClientSession, base_url: str, *, limit: int) -> list[dict[str, Any]]:
+    """The whole event log, page by page from 0, as a consumer catching up reads it."""
+    events: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        async with http.get(
+            f"{base_url}/api/v1/events",
+            params={"after": str(after), "limit": str(limit)},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        ) as response:
+            assert response.status == 200, await response.text()
+            page = await response.json()
+        events.extend(page["events"])
+        if page["next_after"] is None:
+            return events
+        after = page["next_after"]
 
 
 class EventsQueue:
@@ -19,16 +40,27 @@ class EventsQueue:
         self.received: list[tuple[str, dict[str, Any], aio_pika.abc.AbstractIncomingMessage]] = []
         self._connection: aio_pika.abc.AbstractConnection | None = None
 
-    async def open(self, exchange_name: str) -> None:
-        self._connection = await aio_pika.connect(AMQP_URL)
+    async def open(self, exchange_name: str, *, url: str = AMQP_URL, durable_queue: str | None = None) -> None:
+        """Bind a private queue, gone with the connection; or with `durable_queue`, a durable queue of that name on
+        a connection that reconnects by itself, acknowledged once taken: it outlives a broker's restart."""
+        if durable_queue is None:
+            self._connection = await aio_pika.connect(url)
+        else:
+            self._connection = await aio_pika.connect_robust(url)
         channel = await self._connection.channel()
         exchange = await channel.declare_exchange(exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
-        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        if durable_queue is None:
+            queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        else:
+            queue = await channel.declare_queue(durable_queue, durable=True, arguments={"x-queue-type": "quorum"})
         await queue.bind(exchange, routing_key="#")
-        await queue.consume(self._take, no_ack=True)
+        await queue.consume(self._take, no_ack=durable_queue is None)
 
     async def _take(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
         self.received.append((message.routing_key or "", json.loads(message.body), message))
+        if not message.processed:  # after a reconnect the ack fails, and the broker sends it again: a repeat
+            with contextlib.suppress(*aio_pika.exceptions.CONNECTION_EXCEPTIONS):
+                await message.ack()
 
     async def close(self) -> None:
         if self._connection is not None:

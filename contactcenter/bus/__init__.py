@@ -23,6 +23,9 @@ class QueueSpec:
     A message is delivered at most `delivery_limit + 1` times, as RabbitMQ counts: once, then once per
     failure up to the limit; the failure past it sends it to `dead_letter_exchange` (if set) with the
     queue's name as routing key, and is no longer redelivered.
+    A `single_active_consumer` shared queue hands its messages to one consumer at a time, in queue order; the
+    next takes over when it is gone (RabbitMQ's `x-single-active-consumer`). The in-process bus has one
+    process, whose subscriptions compete as ever.
     """
 
     name: str
@@ -32,6 +35,7 @@ class QueueSpec:
     prefetch: int = 32
     delivery_limit: int = 5
     dead_letter_exchange: str | None = None
+    single_active_consumer: bool = False
 
 
 @dataclass(frozen=True)

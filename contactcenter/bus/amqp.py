@@ -154,6 +154,8 @@ class AmqpBus:
             arguments["x-queue-type"] = "quorum"
             # RabbitMQ 3.10 sets no limit by default: without one a poison message loops forever.
             arguments["x-delivery-limit"] = spec.delivery_limit
+            if spec.single_active_consumer:
+                arguments["x-single-active-consumer"] = True
             queue = await channel.declare_queue(spec.name, durable=True, arguments=arguments)
         else:
             # Classic queues know no delivery limit: the subscription counts failures itself (`_may_retry`).
@@ -344,6 +346,15 @@ class AmqpSubscription:
                 self._acking = asyncio.create_task(self._send_acks())  # it held back handled ones behind it
 
     async def close(self) -> None:
+        if self._spec.single_active_consumer and self._consumer_tag is not None:
+            # Cancelling would make the next consumer active while this one still holds deliveries, which the next
+            # would then get after newer ones. Closing the channel hands them back first, in queue order, then
+            # the next consumer takes over; handlers still running lose their acks (redelivered: idempotent).
+            self._consumer_tag = None
+            try:
+                await _bounded(self._channel.close(), self._timeout, f"close the consumer of {self._spec.name}")
+            except Unavailable as exc:
+                log.warning("%s", exc.message)  # the broker requeues what it had sent us all the same
         if self._consumer_tag is not None:
             tag, self._consumer_tag = self._consumer_tag, None
             try:

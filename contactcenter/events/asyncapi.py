@@ -48,7 +48,6 @@ def asyncapi_document(namespace: str = "cc") -> dict[str, Any]:
             "summary": f"{kind.emitted_when[0].upper()}{kind.emitted_when[1:]}.",
             "contentType": CONTENT_TYPE,
             "payload": refs[(envelope, "serialization")],
-            "bindings": {"amqp": {"deliveryMode": 2, "bindingVersion": AMQP_BINDING_VERSION}},
         }
         operations[name] = {
             "action": "send",

@@ -40,13 +40,14 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $
 ORDER BY m.n
 ON CONFLICT (stream_id) WHERE stream_id IS NOT NULL DO NOTHING
 """
-# Published events older than the retention, a bounded batch at a time (the job runs again for the rest).
+# Published events older than the retention, a bounded batch at a time (`events.retention` runs it again for the
+# rest); rows another process is deleting are skipped, not waited for.
 FORGET = """
 DELETE FROM events WHERE seq IN (
     SELECT seq FROM events
-    WHERE occurred_at < now() - make_interval(days => $1) AND published_at IS NOT NULL LIMIT $2)
+    WHERE occurred_at < now() - make_interval(days => $1) AND published_at IS NOT NULL LIMIT $2
+    FOR UPDATE SKIP LOCKED)
 """
-FORGET_BATCH = 10_000
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,7 @@ async def move(conn: Runner, moved: Sequence[MovedEvent]) -> None:
     )
 
 
-async def forget_older_than(conn: Runner, days: int) -> int:
-    status: str = await conn.execute(FORGET, days, FORGET_BATCH)
+async def forget_older_than(conn: Runner, days: int, batch: int) -> int:
+    """Delete up to `batch` published events older than `days`; how many."""
+    status: str = await conn.execute(FORGET, days, batch)
     return int(status.split()[-1])

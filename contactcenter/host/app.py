@@ -25,7 +25,6 @@ from contactcenter.api.openapi import OpenApiDocument
 from contactcenter.api.operations import Operation
 from contactcenter.auth import Authenticator
 from contactcenter.bus import QueueSpec
-from contactcenter.events import outbox
 from contactcenter.events.relay import EventRelay
 from contactcenter.events.stream import LiveEventStream
 from contactcenter.host.health import Health
@@ -42,6 +41,7 @@ from contactcenter.webhooks.deliveries import Deliveries
 from contactcenter.webhooks.destinations import GuardedResolver
 from contactcenter.webhooks.dispatcher import RetryPolicy, WebhookDispatcher
 from contactcenter.webhooks.registry import Webhooks
+from contactcenter.webhooks.retention import event_retention
 from contactcenter.webhooks.sender import DeliverySender, open_delivery_session
 from routing.placement import ContactPlacement
 from routing.recovery import LiveStateRecovery
@@ -75,7 +75,7 @@ HTTP_APIS = (
     OpenApiDocument,
 )
 
-# How often published events past CC_EVENT_RETENTION_DAYS are deleted (a bounded batch each time).
+# How often the retention job runs (contactcenter/events/retention.py: bounded batches, a bounded number each run).
 RETENTION_CHECK_SECONDS = 600.0
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -239,12 +239,18 @@ async def _start_events(settings: Settings, services: Services, stack: contextli
     relay.start()
     stack.push_async_callback(relay.stop)
 
-    async def forget_old_events() -> None:
-        await outbox.forget_older_than(services.pool, settings.event_retention_days)
+    retention = event_retention(
+        services.pool,
+        event_days=settings.event_retention_days,
+        delivered_hours=settings.webhook_delivered_retention_hours,
+    )
 
-    retention = Periodic("event retention", forget_old_events, every_seconds=RETENTION_CHECK_SECONDS)
-    retention.start()
-    stack.push_async_callback(retention.stop)
+    async def purge() -> None:
+        await retention.purge()
+
+    purging = Periodic("event retention", purge, every_seconds=RETENTION_CHECK_SECONDS)
+    purging.start()
+    stack.push_async_callback(purging.stop)
 
 
 async def _start_webhook_dispatcher(settings: Settings, services: Services, stack: contextlib.AsyncExitStack) -> None:
@@ -261,6 +267,9 @@ async def _start_webhook_dispatcher(settings: Settings, services: Services, stac
             prefetch=settings.router_prefetch,
             delivery_limit=settings.delivery_limit,
             dead_letter_exchange=services.topology.dead_letters,
+            # Events are recorded in the order they were published, by one dispatcher at a time: recorded side
+            # by side, an entity's later event could be sent before its earlier one was recorded.
+            single_active_consumer=True,
         ),
         deliveries=Deliveries(services.pool),
         webhooks=Webhooks(services.pool),

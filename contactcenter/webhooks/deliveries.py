@@ -41,6 +41,22 @@ SET state = CASE WHEN $4 THEN 'parked' ELSE 'retrying' END, attempts = attempts 
 WHERE id = $1
 """
 
+# Retention (contactcenter/events/retention.py), a bounded batch at a time, rows another process holds skipped.
+# A delivered row is kept a while so that the same event, redelivered by the bus, is not sent again.
+FORGET_DELIVERED = """
+DELETE FROM webhook_deliveries WHERE id IN (
+    SELECT id FROM webhook_deliveries
+    WHERE state = 'delivered' AND delivered_at < now() - make_interval(secs => $1) LIMIT $2
+    FOR UPDATE SKIP LOCKED)
+"""
+# A parked delivery waits for an admin's replay, but no longer than the event log keeps its event.
+FORGET_PARKED = """
+DELETE FROM webhook_deliveries WHERE id IN (
+    SELECT id FROM webhook_deliveries
+    WHERE state = 'parked' AND created_at < now() - make_interval(days => $1) LIMIT $2
+    FOR UPDATE SKIP LOCKED)
+"""
+
 
 @dataclass(frozen=True)
 class Pending:
@@ -83,3 +99,15 @@ class Deliveries:
 
     async def failed(self, delivery_id: int, status: int | None, *, retry_in: float, park: bool) -> None:
         await self._pool.execute(FAILED, delivery_id, status, retry_in, park)
+
+    async def forget_delivered(self, older_than_seconds: float, batch: int) -> int:
+        """Delete up to `batch` deliveries delivered more than `older_than_seconds` ago; how many."""
+        return _count(await self._pool.execute(FORGET_DELIVERED, older_than_seconds, batch))
+
+    async def forget_parked(self, older_than_days: int, batch: int) -> int:
+        """Delete up to `batch` parked deliveries older than `older_than_days`; how many."""
+        return _count(await self._pool.execute(FORGET_PARKED, older_than_days, batch))
+
+
+def _count(status: str) -> int:
+    return int(status.rsplit(" ", 1)[1])

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from contactcenter.answers import SERVICE_ERRORS
 from contactcenter.bus import Bus, Delivery, QueueSpec, Subscription
 from contactcenter.errors import ContactCenterError, Invalid
 from contactcenter.webhooks.backoff import retry_delay
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 
 # What a worker may meet when PostgreSQL goes away under it: it stops, and the next scan starts it again.
 STORE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ContactCenterError)
+# How long an event waits for PostgreSQL before its recording is tried again, doubling up to the last.
+FIRST_PAUSE, LAST_PAUSE = 0.1, 2.0
 
 
 @dataclass(frozen=True)
@@ -73,19 +76,34 @@ class WebhookDispatcher:
         self._scan = asyncio.create_task(self._scan_for_work(), name="webhook scan")
 
     async def stop(self) -> None:
+        self._stopping.set()  # first: an event waiting for PostgreSQL is handed back, and the subscription closes
         if self._subscription is not None:
             await self._subscription.close()
-        self._stopping.set()
         if self._scan is not None:
             await self._scan
         # Workers see the stop at once, even in the middle of a send (`_send`), and let go of their leases.
         await asyncio.gather(*(worker.task for worker in self._workers.values()), return_exceptions=True)
 
     async def record(self, delivery: Delivery) -> None:
-        """The bus handler: returning acknowledges the event, so its deliveries are stored first."""
+        """The bus handler: returning acknowledges the event, so its deliveries are stored first.
+
+        PostgreSQL away is waited for, the event held and the ones behind it waiting: handed back, it would come
+        again at once and, past the delivery limit, rest among the dead letters; and the entity's next events,
+        recorded meanwhile, would be sent before it."""
         event_id, sequence = _event_id(delivery.body)
+        pause = FIRST_PAUSE
         async with self._recording:
-            woken = await self._deliveries.record(delivery.routing_key, event_id, sequence, delivery.body)
+            while True:
+                try:
+                    woken = await self._deliveries.record(delivery.routing_key, event_id, sequence, delivery.body)
+                    break
+                except SERVICE_ERRORS as exc:
+                    if self._stopping.is_set():
+                        raise  # handed back: the next dispatcher records it, still ahead of those behind it
+                    log.warning("recording event %s waits for PostgreSQL: %s", event_id, type(exc).__name__)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), pause)
+                pause = min(pause * 2, LAST_PAUSE)
         for webhook_id in woken:
             self._wake(webhook_id)
 

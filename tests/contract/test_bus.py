@@ -463,3 +463,42 @@ async def test_an_ack_lost_in_a_reconnect_is_logged_and_the_message_redelivered(
         await _eventually(lambda: "could not ack" in caplog.text)
         await subscription.close()
     assert len(deliveries) == 2
+
+
+async def test_a_single_active_consumer_queue_hands_what_the_closed_consumer_held_to_the_next_first(
+    amqp_url: str, names: Names
+) -> None:
+    """The webhooks' queue: one consumer at a time gets the messages, in queue order; when it closes, what it held
+    unacknowledged goes to the next consumer ahead of anything newer. (Cancelling first made the next consumer
+    active at once: it handled newer messages while the first still finished older ones.)"""
+    exchange = names.exchange("events")
+    spec = QueueSpec(names.queue("webhooks"), exchange, ("#",), prefetch=8, single_active_consumer=True)
+    first_bus = await connect_amqp(amqp_url, publish_timeout=5)
+    second_bus = await connect_amqp(amqp_url, publish_timeout=5)
+    handled: list[tuple[str, bytes]] = []  # by both, as they finish
+    try:
+        in_order = asyncio.Lock()  # as the dispatcher records: one at a time, in the order they came
+
+        async def slowly(delivery: Delivery) -> None:
+            async with in_order:
+                await asyncio.sleep(0.05)
+                handled.append(("first", delivery.body))
+
+        async def quickly(delivery: Delivery) -> None:
+            handled.append(("second", delivery.body))
+
+        first_subscription = await first_bus.subscribe(spec, slowly)
+        second_subscription = await second_bus.subscribe(spec, quickly)
+        bodies = [f"m{n:02d}".encode() for n in range(30)]
+        for body in bodies:
+            await _publish(first_bus, exchange, "client.created", body)
+        await _eventually(lambda: len(handled) >= 3)
+        assert {who for who, _ in handled} == {"first"}, "the second consumer waits while the first is active"
+        await first_subscription.close()
+        await _eventually(lambda: ("second", bodies[-1]) in handled)
+        await second_subscription.close()
+    finally:
+        await first_bus.close()
+        await second_bus.close()
+    firsts = list(dict.fromkeys(body for _, body in handled))
+    assert firsts == bodies, "each message first handled in queue order, across the two consumers"

@@ -19,6 +19,7 @@ from contactcenter.settings import Settings
 from schema.events import BY_NAME, TYPE_PREFIX
 from tests.conftest import AMQP_URL
 from tests.events_queue import EventsQueue
+from tests.events_queue import read_log as events_log
 from tests.running import RunningService, run_service
 
 SENDER = "+14155550134"
@@ -40,21 +41,7 @@ def by_entity(events: list[dict[str, Any]]) -> dict[str, list[str]]:
 
 
 async def read_log(service: RunningService, *, limit: int) -> list[dict[str, Any]]:
-    """The whole event log, page by page, as a consumer catching up reads it."""
-    events: list[dict[str, Any]] = []
-    after = 0
-    while True:
-        async with service.http.get(
-            f"{service.base_url}/api/v1/events",
-            params={"after": str(after), "limit": str(limit)},
-            headers=service.admin_headers(),
-        ) as response:
-            assert response.status == 200, await response.text()
-            page = await response.json()
-        events.extend(page["events"])
-        if page["next_after"] is None:
-            return events
-        after = page["next_after"]
+    return await events_log(service.http, service.base_url, limit=limit)
 
 
 async def test_an_sms_and_the_agents_work_come_out_as_events_in_per_entity_order_and_the_log_agrees(

@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
+from jsonschema.exceptions import best_match
 
 from contactcenter.events.asyncapi import asyncapi_document
 from contactcenter.events.outbox import StoredEvent
@@ -70,6 +72,25 @@ def test_the_asyncapi_document_has_what_asyncapi_3_requires_and_every_reference_
         jsonschema.Draft202012Validator.check_schema(schema)
     names = set(document["channels"]["events"]["messages"])
     assert names == {kind.name.replace(".", "_") for kind in EVENT_KINDS}
+
+
+ASYNCAPI_3_0_SCHEMA = Path(__file__).resolve().parents[1] / "data" / "asyncapi-3.0.0.schema.json"
+
+
+def test_the_asyncapi_document_is_valid_against_the_asyncapi_3_0_schema() -> None:
+    """Found by this test: each event's message carried an AMQP binding the spec does not have (`deliveryMode`
+    belongs to the operation's binding), which generators built on the official schema refuse."""
+    validator = jsonschema.Draft7Validator(json.loads(ASYNCAPI_3_0_SCHEMA.read_text(encoding="utf-8")))
+    document = asyncapi_document("cc")
+    error = best_match(validator.iter_errors(document))
+    assert error is None, f"{list(error.absolute_path)}: {error.message[:500]}"
+    # The schema is strict enough to matter: AsyncAPI 2's verbs and a message without its payload's shape fail.
+    wrong = asyncapi_document("cc")
+    wrong["operations"]["publishInteraction"]["action"] = "publish"
+    assert not validator.is_valid(wrong)
+    wrong = asyncapi_document("cc")
+    wrong["channels"]["events"]["address"] = 42
+    assert not validator.is_valid(wrong)
 
 
 @pytest.mark.parametrize("kind", EVENT_KINDS, ids=lambda kind: kind.name)

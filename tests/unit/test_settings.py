@@ -57,6 +57,8 @@ def _must_not_serve(*args: object) -> None:
         ("CC_EVENT_BATCH", "0"),
         ("CC_EVENT_RETENTION_DAYS", "0"),
         ("CC_EVENT_RETENTION_DAYS", "thirty"),
+        ("CC_WEBHOOK_DELIVERED_RETENTION_HOURS", "0"),
+        ("CC_WEBHOOK_DELIVERED_RETENTION_HOURS", "-1"),
         ("CC_HTTP_PORT", "99999"),
         ("CC_HTTP_PORT", "-1"),
         ("CC_SMTP_PORT", "70000"),
