@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     # The longest wait for the broker's confirm (then a 503 to the provider), and for Redis to confirm that a
     # gateway hears a connecting agent's notices (then the desktop is told to connect again).
     publish_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # How long a starting process waits for PostgreSQL, Redis and the broker to answer (starting again from
+    # scratch after each failure) before it gives up and exits.
+    start_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
     # Contacts an API process takes in from webhooks at once; past it, providers get a 503 and retry.
     webhook_concurrency: int = Field(default=200, ge=1, le=100_000)
     # Contacts of one channel an API process publishes together in one message when they arrive while earlier

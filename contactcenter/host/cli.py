@@ -8,10 +8,13 @@ import gc
 import logging
 import secrets
 import sys
+import time
 
 from aiohttp import web
 from pydantic import SecretStr, ValidationError
 
+from contactcenter.answers import SERVICE_ERRORS
+from contactcenter.errors import Unavailable
 from contactcenter.host.app import Role, create_app
 from contactcenter.host.connections import guarded_runner, guarded_site
 from contactcenter.logs import choose_format, configure_logging
@@ -20,6 +23,10 @@ from contactcenter.store import open_pool
 from contactcenter.store.migrate import migrate
 
 log = logging.getLogger("contactcenter")
+
+# What a service that does not answer yet raises while the start-up opens it: refused or cut connections too.
+START_OUTAGES: tuple[type[BaseException], ...] = (Unavailable, OSError, *SERVICE_ERRORS)
+FIRST_START_PAUSE, LAST_START_PAUSE = 0.5, 5.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,11 +71,9 @@ def serve(settings: Settings, role: Role) -> None:
         print(f"CC_ADMIN_TOKEN was not set; this run's admin token: {token}", flush=True)
     if role is not Role.ROUTER and not settings.twilio_auth_token.get_secret_value():
         log.warning("CC_TWILIO_AUTH_TOKEN is not set: every Twilio webhook will be refused (403)")
-    app = create_app(settings, role)
-    app.on_startup.append(_tune_the_garbage_collector)
     loop = _event_loop()
     asyncio.set_event_loop(loop)
-    serving = loop.create_task(_serve(app, settings, role))
+    serving = loop.create_task(_serve(settings, role))
     try:
         loop.run_until_complete(serving)
     except (web.GracefulExit, KeyboardInterrupt):
@@ -80,10 +85,9 @@ def serve(settings: Settings, role: Role) -> None:
         loop.close()
 
 
-async def _serve(app: web.Application, settings: Settings, role: Role) -> None:
+async def _serve(settings: Settings, role: Role) -> None:
     """Serve until cancelled, through the guarded site (`web.run_app` would listen unguarded)."""
-    runner = guarded_runner(app, settings, handle_signals=True)
-    await runner.setup()  # the start-up contexts open the services here
+    runner = await _started(settings, role)
     try:
         site = guarded_site(runner, settings, settings.http_host, settings.http_port, backlog=LISTEN_BACKLOG)
         await site.start()
@@ -92,6 +96,32 @@ async def _serve(app: web.Application, settings: Settings, role: Role) -> None:
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
+
+
+async def _started(settings: Settings, role: Role) -> web.AppRunner:
+    """The app set up — its start-up contexts open the services. One that does not answer yet (compose starts
+    everything at once; a broker restarts, a database fails over) is waited for: the start is undone and tried
+    again from scratch, until `start_timeout_seconds` have passed."""
+    deadline = time.monotonic() + settings.start_timeout_seconds
+    pause = FIRST_START_PAUSE
+    while True:
+        app = create_app(settings, role)
+        app.on_startup.append(_tune_the_garbage_collector)
+        runner = guarded_runner(app, settings, handle_signals=True)
+        try:
+            await runner.setup()
+            return runner
+        except START_OUTAGES as exc:
+            await runner.cleanup()
+            if time.monotonic() + pause > deadline:
+                raise
+            log.warning(
+                "a service did not answer at start-up (%s): waiting for it, starting again in %.1f s",
+                type(exc).__name__,
+                pause,
+            )
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, LAST_START_PAUSE)
 
 
 def _announce_ready(base: str, settings: Settings, role: Role) -> None:
