@@ -10,20 +10,38 @@ what they share but none owns lives in `intake/`.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import aiohttp
+import asyncpg
 from aiohttp import web
 
 from channels.intake.admission import Admission
 from channels.intake.publishing import InteractionPublisher
+from contactcenter.agents import AnswerPort, WithdrawalPort
 from contactcenter.agents.outbound import ReplySender
 from contactcenter.api.operations import Operation
 from contactcenter.metrics import IntakeMetrics
 from contactcenter.settings import Settings
 from schema import Channel
+
+
+class Caller(Protocol):
+    """Who called an API route a channel serves, as the host's authentication answers."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+
+class Gatekeeper(Protocol):
+    """The host's bearer-token checks, for API routes a channel serves (401/403 in the error shape)."""
+
+    async def require_admin(self, request: web.Request) -> None: ...
+
+    async def require_agent(self, request: web.Request, *, allow_query: bool = False) -> Caller: ...
 
 
 @dataclass(frozen=True)
@@ -37,6 +55,11 @@ class ChannelContext:
     metrics: IntakeMetrics
     # For the providers' REST APIs (replies, call control); closed by the host.
     http: aiohttp.ClientSession
+    # PostgreSQL, for what a channel stores of its own (its migration's tables: voice menus, calls).
+    pool: asyncpg.Pool
+    gatekeeper: Gatekeeper
+    # Where a channel tells that its contact left before any agent took it (a caller who hung up).
+    withdrawals: WithdrawalPort
 
 
 class ChannelServer(Protocol):
@@ -56,6 +79,8 @@ class ChannelParts:
     servers: Sequence[ChannelServer] = ()
     # How an agent's reply leaves on each conversation channel this package serves.
     senders: Mapping[Channel, ReplySender] = field(default_factory=dict)
+    # What happens on the provider's side when an agent accepts a contact of each channel (a call: connect it).
+    answerers: Mapping[Channel, AnswerPort] = field(default_factory=dict)
 
 
 class ChannelAdapter(Protocol):

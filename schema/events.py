@@ -165,6 +165,31 @@ class AgentStateChangedV1(EventData):
     previous: Literal["available", "away", "offline"]
 
 
+class CallConnectedV1(EventData):
+    call_sid: str
+    agent_id: uuid.UUID
+    queue: str | None = Field(description="the queue the caller waited in; null when it chose none")
+
+
+class CallAbandonedV1(EventData):
+    call_sid: str
+    queue: str | None
+    waited_seconds: int = Field(description="from the caller's entering the queue to hanging up")
+
+
+class CallEndedV1(EventData):
+    call_sid: str
+    status: str = Field(description="Twilio's final CallStatus: completed, busy, failed, no-answer, canceled")
+    agent_id: uuid.UUID | None = Field(description="the agent it was connected to; null when none")
+    duration_seconds: int | None = Field(description="Twilio's CallDuration, when it sent one")
+
+
+class VoicemailReceivedV1(EventData):
+    call_sid: str
+    recording_sid: str
+    duration_seconds: int | None
+
+
 @dataclass(frozen=True)
 class EventKind:
     """One type of event: its name (the routing key), the model of its data, and when it is emitted."""
@@ -206,6 +231,10 @@ EVENT_KINDS = (
     EventKind("client.created", ClientCreatedV1, "a contact from an unknown identity made a new card", "client"),
     EventKind("identity.added", IdentityAddedV1, "an identity (phone, email, visitor) joined a card", "client"),
     EventKind("agent.state_changed", AgentStateChangedV1, "an agent became available, away or offline", "agent"),
+    EventKind("call.connected", CallConnectedV1, "a waiting call was connected to the agent who accepted it", "call"),
+    EventKind("call.abandoned", CallAbandonedV1, "the caller hung up while waiting, before any agent took it", "call"),
+    EventKind("call.ended", CallEndedV1, "Twilio told the call's final status (once, whatever it repeats)", "call"),
+    EventKind("voicemail.received", VoicemailReceivedV1, "a caller's voicemail was recorded", "call"),
 )
 BY_NAME = {kind.name: kind for kind in EVENT_KINDS}
 # Named now so that consumers can bind to them; they come with the issues that build them.

@@ -1,0 +1,311 @@
+"""Voice through Twilio: the call's webhooks under `/channels/twilio/voice`.
+
+A call is answered with its number's menu (`<Gather>`); the caller's choice (or, for a caller with an open
+conversation, that conversation's queue) is stored, the call is published as an interaction (idempotency key
+`CallSid`, channel `voice`) and only then answered with `<Enqueue>`, whose wait URL announces the caller's
+place. Status callbacks move the call forward only; a caller who hangs up while waiting is an abandoned
+interaction (its work withdrawn). Outside opening hours, past the queue's longest wait, or on the key for it,
+the caller leaves a voicemail, which becomes a contact of its own (idempotency key `RecordingSid`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from channels.intake.admission import Admission
+from channels.intake.publishing import InteractionPublisher
+from channels.twilio.signature import TwilioSignature, twilio_form
+from channels.twilio.voice_menu import chosen_option, is_open
+from channels.twilio.voice_store import VoiceStore
+from channels.twilio.voice_twiml import (
+    BASE,
+    CLOSED,
+    LEAVE_PATH,
+    MENU_PATH,
+    NOBODY_FREE,
+    QUEUE_PATH,
+    RECORDED_PATH,
+    RECORDING_PATH,
+    VOICEMAIL_KEY,
+    WAIT_PATH,
+    VoiceTwiml,
+)
+from contactcenter.agents import WithdrawalPort
+from contactcenter.answers import invalid_from
+from contactcenter.api.operations import Answer, Operation, Parameter, failures
+from contactcenter.errors import Invalid
+from contactcenter.identities import normalise_phone
+from contactcenter.logs import log_context
+from contactcenter.metrics import IntakeMetrics
+from contactcenter.settings import Settings
+from schema import Channel, IdentityKind, Interaction
+from schema.voice import VoiceMenu
+
+log = logging.getLogger(__name__)
+
+# The Twilio queue of a call whose number has no menu: the router puts its contact in the oldest voice queue.
+DEFAULT_QUEUE = "contactcenter"
+# When no menu says otherwise.
+DEFAULT_MAX_WAIT_SECONDS = 600
+_FORM_FIELDS = {"provider_id": "CallSid", "from_address": "From", "to_address": "To", "body": "CallSid"}
+
+
+class CallForm(BaseModel):
+    """The fields of Twilio's call webhooks read here, for the API's document. Twilio sends many more (the
+    caller's city, the API version, ...), all accepted as text."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, str]
+
+    CallSid: str = Field(min_length=1, description="Twilio's id of the call: every webhook of the call carries it")
+    From: str = ""
+    To: str = ""
+    CallStatus: str = ""
+    Digits: str = Field(default="", description="menu: the key pressed")
+    SpeechResult: str = Field(default="", description="menu: what the caller said")
+    QueueResult: str = Field(default="", description="the queue's callback: why the caller left it")
+    QueuePosition: str = Field(default="", description="wait URL: the caller's place")
+    QueueTime: str = Field(default="", description="wait URL: seconds waited")
+    CallDuration: str = Field(default="", description="status callback: seconds the call lasted")
+    RecordingSid: str = Field(default="", description="recording callback: the voicemail's id")
+    RecordingUrl: str = ""
+    RecordingStatus: str = ""
+    RecordingDuration: str = ""
+
+
+def _operation(path: str, operation_id: str, summary: str, query: tuple[Parameter, ...] = ()) -> Operation:
+    return Operation(
+        "POST",
+        path,
+        operation_id,
+        summary,
+        {
+            200: Answer("TwiML for the call", media_type="text/xml", schema={"type": "string"}),
+            **failures(400, 403, 408, 413, 503, reasons={403: "X-Twilio-Signature is missing or wrong"}),
+        },
+        body=CallForm,
+        body_media_type="application/x-www-form-urlencoded",
+        parameters=(
+            Parameter(
+                "X-Twilio-Signature",
+                "header",
+                "Twilio's signature of CC_PUBLIC_URL + path and the form, with the account's auth token (else 403)",
+                required=True,
+            ),
+            *query,
+        ),
+    )
+
+
+_MAX_WAIT = Parameter("max_wait", "query", "the queue's longest wait in seconds, set where the call was queued")
+RECEIVE = _operation(BASE, "receiveCall", "Twilio's inbound-call webhook: the number's menu, or the queue")
+MENU = _operation(MENU_PATH, "answerCallMenu", "The menu's answer (Digits or SpeechResult): a queue, or the menu again")
+WAIT = _operation(WAIT_PATH, "announceCallWait", "The wait URL: the caller's place, again and again", (_MAX_WAIT,))
+LEAVE = _operation(LEAVE_PATH, "leaveCallQueue", "A key pressed while waiting: star leaves for voicemail", (_MAX_WAIT,))
+QUEUE = _operation(QUEUE_PATH, "callLeftQueue", "The queue's own callback: a hang-up while waiting is an abandon")
+STATUS = _operation(f"{BASE}/status", "callStatus", "The call's status callback: state only moves forward")
+RECORDED = _operation(RECORDED_PATH, "voicemailRecorded", "The voicemail's end: thanks and goodbye")
+RECORDING = _operation(RECORDING_PATH, "voicemailReady", "The recording's status callback: the voicemail is a contact")
+
+
+def _required(form: Mapping[str, str], field: str) -> str:
+    value = form.get(field, "").strip()
+    if not value:
+        raise Invalid(f"the form field {field} is required", field=field)
+    return value
+
+
+def _number(form: Mapping[str, str], field: str, *, default: int | None = None) -> int | None:
+    value = form.get(field, "").strip()
+    if not value:
+        return default
+    if not value.isascii() or not value.isdigit() or len(value) > 9:
+        raise Invalid(f"the form field {field} must be a whole number of seconds or places", field=field)
+    return int(value)
+
+
+def _max_wait(request: web.Request) -> int:
+    value = _number(request.query, "max_wait", default=DEFAULT_MAX_WAIT_SECONDS)
+    return value if value is not None else DEFAULT_MAX_WAIT_SECONDS
+
+
+def call_interaction(form: Mapping[str, str], default_region: str, *, provider_id: str, body: str) -> Interaction:
+    """The contact a call (or its voicemail) is. The caller's number comes from the carrier."""
+    try:
+        interaction = Interaction(
+            channel=Channel.VOICE,
+            provider_id=provider_id,
+            from_address=_required(form, "From"),
+            sender_kind=IdentityKind.PHONE,
+            to_address=form.get("To", ""),
+            from_verified=True,
+            body=body,
+            received_at=datetime.now(UTC),
+        )
+    except ValidationError as exc:
+        raise invalid_from(exc, names=_FORM_FIELDS) from None
+    normalise_phone(interaction.from_address, default_region)  # refuse what the router could never resolve
+    return interaction
+
+
+Handler = Callable[[web.Request, Mapping[str, str]], Awaitable[str]]
+
+
+class VoiceWebhook:
+    OPERATIONS = (RECEIVE, MENU, WAIT, LEAVE, QUEUE, STATUS, RECORDED, RECORDING)
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: VoiceStore,
+        publisher: InteractionPublisher,
+        admission: Admission,
+        metrics: IntakeMetrics,
+        withdrawals: WithdrawalPort,
+    ) -> None:
+        self._region = settings.default_region
+        self._signature = TwilioSignature(settings.twilio_auth_token.get_secret_value(), settings.public_url)
+        self._twiml = VoiceTwiml(settings.public_url)
+        self._store = store
+        self._publisher = publisher
+        self._admission = admission
+        self._metrics = metrics
+        self._withdrawals = withdrawals
+
+    def routes(self) -> list[web.RouteDef]:
+        handlers: list[tuple[Operation, Handler]] = [
+            (RECEIVE, self.receive),
+            (MENU, self.menu_answer),
+            (WAIT, self.wait),
+            (LEAVE, self.leave),
+            (QUEUE, self.left_queue),
+            (STATUS, self.status),
+            (RECORDED, self.recorded),
+            (RECORDING, self.recording),
+        ]
+        return [operation.route(self._signed(handler)) for operation, handler in handlers]
+
+    def _signed(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
+        """Every voice webhook: the form read and its signature checked, the CallSid required, TwiML answered."""
+
+        async def answer(request: web.Request) -> web.Response:
+            with self._metrics.webhook(Channel.VOICE):
+                form = await twilio_form(request)
+                self._signature.verify(request, form)
+                call_sid = _required(form, "CallSid")
+                with log_context(provider_id=call_sid):
+                    twiml = await handler(request, form)
+            return web.Response(text=twiml, content_type="text/xml")
+
+        return answer
+
+    async def receive(self, request: web.Request, form: Mapping[str, str]) -> str:
+        call_sid, caller = form["CallSid"].strip(), _required(form, "From")
+        caller_e164 = normalise_phone(caller, self._region)
+        await self._store.call_arrived(call_sid, caller_e164, form.get("To", ""), form.get("CallStatus", "ringing"))
+        menu = await self._menu_of(form)
+        if menu is not None and not is_open(menu, datetime.now(UTC)):
+            return self._twiml.voicemail(CLOSED)
+        known_queue = await self._store.open_queue_of_caller(caller_e164)
+        if known_queue is not None:
+            return await self._enqueue(form, known_queue, menu, body="Phone call (open conversation)")
+        if menu is None or not menu.options:
+            return await self._enqueue(form, None, menu, body="Phone call")
+        return self._twiml.menu(menu)
+
+    async def menu_answer(self, request: web.Request, form: Mapping[str, str]) -> str:
+        menu = await self._menu_of(form)
+        if menu is None:
+            return await self._enqueue(form, None, menu, body="Phone call")
+        option = chosen_option(menu, form.get("Digits", ""), form.get("SpeechResult", ""))
+        if option is None:
+            return self._twiml.menu(menu, again=True)
+        return await self._enqueue(form, option.queue, menu, body=f"Phone call: chose {option.queue}")
+
+    async def wait(self, request: web.Request, form: Mapping[str, str]) -> str:
+        position = _number(form, "QueuePosition", default=1) or 1
+        waited = _number(form, "QueueTime", default=0) or 0
+        return self._twiml.waiting(position, past_max_wait=waited >= _max_wait(request))
+
+    async def leave(self, request: web.Request, form: Mapping[str, str]) -> str:
+        if form.get("Digits", "").strip() == VOICEMAIL_KEY:
+            return self._twiml.leave()
+        return self._twiml.waiting(1, past_max_wait=False)
+
+    async def left_queue(self, request: web.Request, form: Mapping[str, str]) -> str:
+        call_sid, result = form["CallSid"].strip(), form.get("QueueResult", "")
+        if result == "hangup":
+            await self._ended(call_sid, "completed", None)
+            return self._twiml.empty()
+        if result in ("bridged", "redirected"):
+            return self._twiml.empty()  # connected to an agent (the REST call that did it recorded it)
+        # The caller left for voicemail (the key, or the queue's longest wait), or Twilio could not queue it.
+        await self._store.call_left_queue(call_sid)
+        await self._withdrawals.withdraw(Channel.VOICE, call_sid)
+        return self._twiml.voicemail(NOBODY_FREE)
+
+    async def status(self, request: web.Request, form: Mapping[str, str]) -> str:
+        call_sid = form["CallSid"].strip()
+        await self._ended(call_sid, form.get("CallStatus", "").strip(), _number(form, "CallDuration"))
+        return self._twiml.empty()
+
+    async def recorded(self, request: web.Request, form: Mapping[str, str]) -> str:
+        return self._twiml.goodbye()
+
+    async def recording(self, request: web.Request, form: Mapping[str, str]) -> str:
+        call_sid = form["CallSid"].strip()
+        recording_sid = _required(form, "RecordingSid")
+        if form.get("RecordingStatus", "completed") != "completed":
+            return self._twiml.empty()
+        call = await self._store.call(call_sid)
+        if call is None:
+            log.info("a recording of a call we do not know: ignored")
+            return self._twiml.empty()
+        duration = _number(form, "RecordingDuration")
+        body = f"Voicemail ({duration if duration is not None else '?'} s): {form.get('RecordingUrl', '')}"
+        caller = {"From": call.from_number, "To": call.to_number}
+        interaction = call_interaction(caller, self._region, provider_id=recording_sid, body=body)
+        await self._publish(interaction)
+        await self._store.voicemail_received(call_sid, recording_sid, duration)
+        return self._twiml.empty()
+
+    async def _ended(self, call_sid: str, status: str, duration: int | None) -> None:
+        """Move the call to `status` (only forward; an unknown call is ignored). A caller who hung up while
+        waiting is an abandon: its work is withdrawn (an offer revoked, the agent freed)."""
+        if await self._store.call(call_sid) is None:
+            log.info("a status of a call we do not know: ignored")
+            return
+        if await self._store.call_status(call_sid, status, duration):
+            withdrawn = await self._withdrawals.withdraw(Channel.VOICE, call_sid)
+            log.info("call abandoned while waiting", extra={"withdrawn": withdrawn is not None})
+
+    async def _menu_of(self, form: Mapping[str, str]) -> VoiceMenu | None:
+        to = form.get("To", "").strip()
+        if not to:
+            return None
+        try:
+            number = normalise_phone(to, self._region, field="To")
+        except Invalid:
+            return None  # a SIP address or a client: no menu is kept for one
+        return await self._store.menu(number)
+
+    async def _enqueue(self, form: Mapping[str, str], queue: str | None, menu: VoiceMenu | None, *, body: str) -> str:
+        """Store the choice, publish the call, and only then answer Twilio with the queue."""
+        call_sid = form["CallSid"].strip()
+        interaction = call_interaction(form, self._region, provider_id=call_sid, body=body)
+        twilio_queue = queue or DEFAULT_QUEUE
+        await self._store.call_enqueued(call_sid, queue)
+        await self._publish(interaction)
+        max_wait = menu.max_wait_seconds if menu is not None else DEFAULT_MAX_WAIT_SECONDS
+        return self._twiml.enqueue(twilio_queue, max_wait_seconds=max_wait)
+
+    async def _publish(self, interaction: Interaction) -> None:
+        with self._admission.slot(), log_context(interaction_id=interaction.id):
+            with self._metrics.publishing(Channel.VOICE):
+                await self._publisher.publish(interaction)
+            log.info("call accepted: handed to the routers")

@@ -1,0 +1,308 @@
+"""Phone calls through Twilio's signed voice webhooks, on the real PostgreSQL, Redis and RabbitMQ: the menu, the
+queue and its announcements, the screen pop, the connection through Twilio's REST API (a local stand-in), an
+abandon, and the status callbacks that only move a call forward."""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.parse
+import uuid
+import xml.etree.ElementTree as ET
+from typing import Any
+
+import aiohttp
+
+from tests.e2e.test_events import read_log
+from tests.running import FakeTwilioApi, RunningService
+
+NUMBER = "+15005550006"
+CALLER = "+14155550134"
+VOICE = "/channels/twilio/voice"
+MENU = {
+    "greeting": "Welcome to Example Motors.",
+    "prompt": "For sales press 1 or say sales. For service press 2 or say service.",
+    "options": [
+        {"digit": "1", "words": ["sales", "buy"], "queue": "sales"},
+        {"digit": "2", "words": ["service", "repair"], "queue": "service"},
+    ],
+    "max_wait_seconds": 120,
+}
+
+
+def twiml(text: str) -> list[ET.Element]:
+    """The verbs of a TwiML answer, in order."""
+    root = ET.fromstring(text)
+    assert root.tag == "Response"
+    return list(root)
+
+
+def path_of(url: str) -> str:
+    return urllib.parse.urlsplit(url).path
+
+
+async def put_menu(service: RunningService, menu: dict[str, Any], number: str = NUMBER) -> None:
+    url = f"{service.base_url}/api/v1/voice/numbers/{urllib.parse.quote(number)}"
+    async with service.http.put(url, json=menu, headers=service.admin_headers()) as response:
+        assert response.status == 200, await response.text()
+
+
+async def call(service: RunningService, path: str, call_sid: str, **more: str) -> aiohttp.ClientResponse:
+    return await service.post_twilio(path, service.call_form(call_sid, CALLER, **more))
+
+
+async def call_events(service: RunningService, kind: str, call_sid: str, count: int = 1) -> list[dict[str, Any]]:
+    """The call's events of `kind` in the log, once `count` of them are there (the relay publishes them)."""
+    async with asyncio.timeout(15):
+        while True:
+            events = [
+                event
+                for event in await read_log(service, limit=500)
+                if event["type"] == f"org.contactcenter.{kind}" and event["subject"] == call_sid
+            ]
+            if len(events) >= count:
+                return events
+            await asyncio.sleep(0.05)
+
+
+async def card_of(service: RunningService, phone: str) -> dict[str, Any]:
+    """The caller's card, once the router has stored its first contact."""
+    async with asyncio.timeout(15):
+        while True:
+            async with service.http.get(
+                f"{service.base_url}/api/v1/clients/lookup", params={"phone": phone}, headers=service.admin_headers()
+            ) as response:
+                if response.status == 200:
+                    card: dict[str, Any] = await response.json()
+                    return card
+            await asyncio.sleep(0.05)
+
+
+async def call_to_queue(service: RunningService, call_sid: str, digit: str) -> list[ET.Element]:
+    answer = await call(service, VOICE, call_sid)
+    assert answer.status == 200
+    chosen = await call(service, f"{VOICE}/menu", call_sid, status="in-progress", Digits=digit)
+    assert chosen.status == 200
+    return twiml(await chosen.text())
+
+
+async def test_a_call_chooses_its_queue_in_the_menu_pops_the_card_and_is_connected_when_the_agent_accepts(
+    service: RunningService, fake_twilio: FakeTwilioApi
+) -> None:
+    await service.create_queue("sales", ["voice", "sms"])
+    await service.create_queue("service", ["voice"])
+    await put_menu(service, MENU)
+    seller = await service.available_agent("Sam", ("sales",))
+    mechanic = await service.available_agent("Ann", ("service",))
+    sid = "CA" + uuid.uuid4().hex
+
+    answer = await call(service, VOICE, sid)
+    assert answer.status == 200 and answer.content_type == "text/xml"
+    say, gather, redirect = twiml(await answer.text())
+    assert (say.tag, say.text) == ("Say", MENU["greeting"])
+    assert gather.tag == "Gather"
+    assert path_of(gather.attrib["action"]) == f"{VOICE}/menu"
+    assert gather.attrib["input"] == "dtmf speech" and gather.attrib["numDigits"] == "1"
+    assert gather.attrib["hints"] == "sales, buy, service, repair"
+    assert [(verb.tag, verb.text) for verb in gather] == [("Say", MENU["prompt"])]
+    assert (redirect.tag, path_of(redirect.text or "")) == ("Redirect", VOICE)
+
+    # A key that is no choice: the menu again, nothing published.
+    again = await call(service, f"{VOICE}/menu", sid, status="in-progress", Digits="7")
+    sorry, gather_again, _ = twiml(await again.text())
+    assert sorry.tag == "Say" and "not one of the choices" in (sorry.text or "")
+    assert gather_again.tag == "Gather"
+
+    (enqueue,) = await call_to_queue(service, sid, "2")
+    assert (enqueue.tag, enqueue.text) == ("Enqueue", "service")
+    wait_url = urllib.parse.urlsplit(enqueue.attrib["waitUrl"])
+    assert wait_url.path == f"{VOICE}/wait" and urllib.parse.parse_qs(wait_url.query) == {"max_wait": ["120"]}
+    assert path_of(enqueue.attrib["action"]) == f"{VOICE}/queue"
+
+    # The screen pop, while the caller waits: the service agent, not the sales one.
+    offer = await mechanic.receive("offer")
+    assert offer["reservation"]["queue"] == "service"
+    interaction = offer["reservation"]["interaction"]
+    assert (interaction["channel"], interaction["provider_id"], interaction["from_address"]) == ("voice", sid, CALLER)
+    assert offer["card"]["identities"] == [{"kind": "phone", "value": CALLER, "verified": True}]
+
+    # The wait URL announces the caller's place, then holds: Twilio plays it again when it ends.
+    waiting = await call(service, f"{VOICE}/wait?max_wait=120", sid, QueuePosition="3", QueueTime="12")
+    listen, pause = twiml(await waiting.text())
+    assert listen.tag == "Gather" and "number 3 in line" in (listen[0].text or "")
+    assert pause.tag == "Pause"
+
+    assert fake_twilio.calls == []
+    accepted = await mechanic.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+    assert accepted["conversation_id"] == offer["reservation"]["conversation_id"]
+    (connect,) = fake_twilio.calls
+    assert connect["CallSid"] == sid
+    (dial,) = twiml(connect["Twiml"])
+    assert dial.tag == "Dial" and [(target.tag, target.text) for target in dial] == [
+        ("Client", f"agent-{mechanic.agent_id}")
+    ]
+    # The same accept again (a desktop's retry) connects nothing twice.
+    await mechanic.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+    assert len(fake_twilio.calls) == 1
+    (connected,) = await call_events(service, "call.connected", sid)
+    assert connected["data"] == {"call_sid": sid, "agent_id": mechanic.agent_id, "queue": "service"}
+
+    # The queue's callback of the redirect, then the call's end with its duration.
+    await call(service, f"{VOICE}/queue", sid, status="in-progress", QueueResult="redirected", QueueTime="14")
+    await call(service, f"{VOICE}/status", sid, status="completed", CallDuration="95")
+    (ended,) = await call_events(service, "call.ended", sid)
+    assert ended["data"] == {
+        "call_sid": sid,
+        "status": "completed",
+        "agent_id": mechanic.agent_id,
+        "duration_seconds": 95,
+    }
+    await seller.close()
+    await mechanic.close()
+
+
+async def test_a_caller_who_hangs_up_while_offered_is_abandoned_and_the_agent_is_freed(
+    service: RunningService, fake_twilio: FakeTwilioApi
+) -> None:
+    await service.create_queue("sales", ["voice"])
+    await put_menu(service, MENU)
+    desktop = await service.available_agent("Ann", ("sales",))
+    sid = "CA" + uuid.uuid4().hex
+    await call_to_queue(service, sid, "1")
+    offer = await desktop.receive("offer")
+
+    # The queue's own callback says the caller hung up; Twilio's status callback follows, twice.
+    assert (await call(service, f"{VOICE}/queue", sid, status="completed", QueueResult="hangup")).status == 200
+    revoked = await desktop.receive("revoked")
+    assert revoked["reservation_id"] == offer["reservation"]["id"] and revoked["reason"] == "withdrawn"
+    for _ in range(2):
+        assert (await call(service, f"{VOICE}/status", sid, status="completed", CallDuration="20")).status == 200
+    (abandoned,) = await call_events(service, "call.abandoned", sid)
+    assert abandoned["data"]["queue"] == "sales" and abandoned["data"]["waited_seconds"] >= 0
+    refused = await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "error")
+    assert refused["error"]["field"] == "reservation_id"
+    assert fake_twilio.calls == []
+
+    # Freed: the next caller's call is offered to the same agent.
+    other = "CA" + uuid.uuid4().hex
+    await service.post_twilio(VOICE, service.call_form(other, "+14155550999"))
+    await service.post_twilio(f"{VOICE}/menu", service.call_form(other, "+14155550999", Digits="1"))
+    assert (await desktop.receive("offer"))["reservation"]["interaction"]["provider_id"] == other
+    (ended,) = await call_events(service, "call.ended", sid)
+    assert ended["data"]["agent_id"] is None
+    await desktop.close()
+
+
+async def test_a_storm_of_late_repeated_and_out_of_order_statuses_moves_a_call_forward_once(
+    service: RunningService,
+) -> None:
+    await service.create_queue("sales", ["voice"])
+    sid = "CA" + uuid.uuid4().hex
+    (enqueue,) = twiml(await (await call(service, VOICE, sid)).text())  # no menu for the number: the queue
+    assert enqueue.tag == "Enqueue"
+    statuses = ["completed"] * 5 + ["ringing", "in-progress", "busy", "completed"]
+    answers = await asyncio.gather(
+        *(call(service, f"{VOICE}/status", sid, status=status, CallDuration="3") for status in statuses)
+    )
+    assert [answer.status for answer in answers] == [200] * len(statuses)
+    await call_events(service, "call.ended", sid)
+    await call_events(service, "call.abandoned", sid)
+    await asyncio.sleep(0.3)  # nothing more comes: the first final status alone moved the call
+    assert len(await call_events(service, "call.ended", sid)) == 1
+    assert len(await call_events(service, "call.abandoned", sid)) == 1
+
+
+async def test_a_status_for_an_unknown_call_is_answered_200_and_ignored(service: RunningService) -> None:
+    sid = "CA" + uuid.uuid4().hex
+    answer = await call(service, f"{VOICE}/status", sid, status="completed", CallDuration="3")
+    assert answer.status == 200
+    assert twiml(await answer.text()) == []
+
+
+async def test_an_unsigned_call_is_403_and_one_without_callsid_is_400_naming_it(service: RunningService) -> None:
+    form = service.call_form("CA" + uuid.uuid4().hex, CALLER)
+    for path in (VOICE, f"{VOICE}/menu", f"{VOICE}/status", f"{VOICE}/queue", f"{VOICE}/wait"):
+        unsigned = await service.post_twilio(path, form, signature="bm90IGEgc2lnbmF0dXJl")
+        assert unsigned.status == 403, path
+        without = await service.post_twilio(path, {key: value for key, value in form.items() if key != "CallSid"})
+        assert without.status == 400, path
+        body = await without.json()
+        assert body["error"]["field"] == "CallSid"
+
+
+async def test_a_call_outside_opening_hours_leaves_a_voicemail_that_an_agent_is_offered(
+    service: RunningService,
+) -> None:
+    await service.create_queue("sales", ["voice"])
+    await put_menu(service, {**MENU, "hours": {"1": []}})  # open on no day
+    desktop = await service.available_agent("Ann", ("sales",))
+    sid = "CA" + uuid.uuid4().hex
+
+    say, record = twiml(await (await call(service, VOICE, sid)).text())
+    assert say.tag == "Say" and "closed" in (say.text or "")
+    assert record.tag == "Record" and path_of(record.attrib["recordingStatusCallback"]) == f"{VOICE}/recording"
+    recording = "RE" + uuid.uuid4().hex
+    url = f"https://api.twilio.com/2010-04-01/Accounts/AC/Recordings/{recording}"
+    form = {
+        "AccountSid": service.settings.twilio_account_sid,
+        "CallSid": sid,
+        "RecordingSid": recording,
+        "RecordingUrl": url,
+        "RecordingStatus": "completed",
+        "RecordingDuration": "14",
+        "RecordingChannels": "1",
+        "RecordingStartTime": "Mon, 30 Nov 2026 15:00:00 +0000",
+        "RecordingSource": "RecordVerb",
+        "ErrorCode": "0",
+    }
+    for _ in range(2):  # a retry is stored once
+        assert (await service.post_twilio(f"{VOICE}/recording", form)).status == 200
+    offer = await desktop.receive("offer")
+    interaction = offer["reservation"]["interaction"]
+    assert interaction["provider_id"] == recording and url in interaction["body"]
+    assert [entry["body"] for entry in offer["card"]["timeline"]] == [interaction["body"]]
+    goodbye = twiml(await (await call(service, f"{VOICE}/recorded", sid, RecordingUrl=url)).text())
+    assert [verb.tag for verb in goodbye] == ["Say", "Hangup"]
+    await call_events(service, "voicemail.received", sid)
+    await desktop.close()
+
+
+async def test_a_known_caller_with_an_open_conversation_skips_the_menu(service: RunningService) -> None:
+    await service.create_queue("sales", ["voice", "sms"])
+    await service.create_queue("service", ["voice", "sms"])
+    await put_menu(service, MENU)
+    await service.post_sms(sender=CALLER, body="Is my car ready?")  # opens a conversation in sales
+    await card_of(service, CALLER)
+
+    (enqueue,) = twiml(await (await call(service, VOICE, "CA" + uuid.uuid4().hex)).text())
+    assert (enqueue.tag, enqueue.text) == ("Enqueue", "sales")
+
+
+async def test_the_waiting_caller_past_the_longest_wait_leaves_for_voicemail(service: RunningService) -> None:
+    await service.create_queue("sales", ["voice"])
+    sid = "CA" + uuid.uuid4().hex
+    await call(service, VOICE, sid)
+    (leave,) = twiml(await (await call(service, f"{VOICE}/wait?max_wait=60", sid, QueueTime="61")).text())
+    assert leave.tag == "Leave"
+    say, record = twiml(await (await call(service, f"{VOICE}/queue", sid, QueueResult="leave")).text())
+    assert (say.tag, record.tag) == ("Say", "Record")
+    # Hanging up after the voicemail is no abandon.
+    await call(service, f"{VOICE}/status", sid, status="completed", CallDuration="40")
+    await call_events(service, "call.ended", sid)
+    assert not [e for e in await read_log(service, limit=500) if e["type"].endswith("call.abandoned")]
+
+
+async def test_an_agent_accepting_while_twilio_is_away_hears_it_and_may_accept_again(
+    service: RunningService, fake_twilio: FakeTwilioApi
+) -> None:
+    await service.create_queue("sales", ["voice"])
+    desktop = await service.available_agent("Ann", ("sales",))
+    sid = "CA" + uuid.uuid4().hex
+    await call(service, VOICE, sid)
+    offer = await desktop.receive("offer")
+    fake_twilio.calls_status = 500
+    refused = await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "error")
+    assert refused["error"]["code"] == "unavailable"
+    fake_twilio.calls_status = 200
+    await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+    assert [connect["CallSid"] for connect in fake_twilio.calls] == [sid]
+    await desktop.close()
