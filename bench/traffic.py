@@ -1,5 +1,6 @@
-"""Customer traffic through the real edges, open loop at a fixed rate: today Twilio-signed SMS webhooks.
-Each channel is one `Channel` entry of the mix; voice, mail and chat join as they land."""
+"""Customer traffic through the real edges, open loop at a fixed rate: Twilio-signed SMS webhooks and calls
+(the call's webhook, then the menu's answer). Each channel is one entry of the mix; mail and chat join as they
+land."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 from urllib.parse import urlencode
 
-from bench.http import HttpClient
+from bench.http import Answered, HttpClient
 
 
 @dataclass
@@ -46,6 +47,17 @@ class TrafficFigures:
             await self._none_in_flight.wait()
 
 
+# The account and the number the bench's calls and messages are for; the number's menu chooses the bench's
+# queue with the key 1 (`python -m bench` sets it up).
+ACCOUNT_SID = "AC" + "0" * 32
+NUMBER = "+15005550006"
+BENCH_MENU = {
+    "greeting": "Welcome.",
+    "prompt": "For the bench, press 1.",
+    "options": [{"digit": "1", "words": ["bench"], "queue": "bench"}],
+}
+
+
 def customer_number(n: int) -> str:
     """The phone number of customer `n` (of `--customers`)."""
     return f"+1415{n:07d}"
@@ -73,8 +85,8 @@ class SmsTraffic:
     PATH = "/channels/twilio/sms"
     # What every message of the run has in common; MessageSid, SmsSid and From are each message's own.
     COMMON_FIELDS: ClassVar[dict[str, str]] = {
-        "AccountSid": "AC" + "0" * 32,
-        "To": "+15005550006",
+        "AccountSid": ACCOUNT_SID,
+        "To": NUMBER,
         "Body": "Hello, is my order on its way?",
         "NumMedia": "0",
         "NumSegments": "1",
@@ -115,6 +127,62 @@ class SmsTraffic:
         self._http.post(self.PATH, body, headers, answered)
 
 
+class VoiceTraffic:
+    """Inbound calls: the call's webhook, then the menu's answer; `CallSid` is the idempotency key. The contact
+    counts as acknowledged when the menu's answer (which publishes it) is."""
+
+    PATH = "/channels/twilio/voice"
+    COMMON_FIELDS: ClassVar[dict[str, str]] = {
+        "AccountSid": ACCOUNT_SID,
+        "To": NUMBER,
+        "Called": NUMBER,
+        "ApiVersion": "2010-04-01",
+        "Direction": "inbound",
+        "FromCountry": "US",
+        "ToCountry": "US",
+    }
+
+    def __init__(self, http: HttpClient, auth_token: str, customers: int) -> None:
+        self._http = http
+        self._base = f"http://{http.host}:{http.port}"
+        self._auth_token = auth_token
+        self._customers = customers
+
+    def _post(self, path: str, fields: dict[str, str], answered: Answered) -> None:
+        form = self.COMMON_FIELDS | fields
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": twilio_signature(self._auth_token, self._base + path, form),
+        }
+        self._http.post(path, urlencode(form).encode(), headers, answered)
+
+    def send_one(self, figures: TrafficFigures) -> None:
+        sid = "CA" + os.urandom(16).hex()
+        caller = customer_number(random.randrange(self._customers))
+        own = {"CallSid": sid, "From": caller, "Caller": caller}
+        figures.leaving()
+
+        def failed(outcome: int | Exception) -> bool:
+            if isinstance(outcome, Exception):
+                figures.failures[type(outcome).__name__] += 1
+                return True
+            figures.statuses[outcome] += 1
+            return outcome != 200
+
+        def menu_answered(outcome: int | Exception) -> None:
+            figures.answered()
+            if not failed(outcome):
+                figures.accepted.append(sid)
+
+        def call_answered(outcome: int | Exception) -> None:
+            if failed(outcome):
+                figures.answered()
+                return
+            self._post(f"{self.PATH}/menu", own | {"CallStatus": "in-progress", "Digits": "1"}, menu_answered)
+
+        self._post(self.PATH, own | {"CallStatus": "ringing"}, call_answered)
+
+
 class Traffic(Protocol):
     """One channel's customers: sends one contact through the service's real edge; its answer, when it comes,
     is recorded in the figures (`in_flight` counts the contacts still unanswered)."""
@@ -122,8 +190,8 @@ class Traffic(Protocol):
     def send_one(self, figures: TrafficFigures) -> None: ...
 
 
-# The channels a mix may name; voice webhooks, SMTP mail and chat sockets join here as they land.
-CHANNELS: dict[str, type[SmsTraffic]] = {"sms": SmsTraffic}
+# The channels a mix may name; SMTP mail and chat sockets join here as they land.
+CHANNELS: dict[str, type[SmsTraffic] | type[VoiceTraffic]] = {"sms": SmsTraffic, "voice": VoiceTraffic}
 
 
 def parse_mix(text: str) -> dict[str, float]:
