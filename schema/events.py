@@ -165,6 +165,15 @@ class AgentStateChangedV1(EventData):
     previous: Literal["available", "away", "offline"]
 
 
+class InteractionAbandonedV1(EventData):
+    interaction_id: uuid.UUID
+    conversation_id: uuid.UUID
+    queue_id: uuid.UUID
+    offered_to: uuid.UUID | None = Field(
+        default=None, description="the agent whose pending offer was revoked; null when none"
+    )
+
+
 class CallConnectedV1(EventData):
     call_sid: str
     agent_id: uuid.UUID
@@ -215,6 +224,12 @@ EVENT_KINDS = (
     EventKind("interaction.offered", InteractionOfferedV1, "it was offered to an agent", "interaction"),
     EventKind("interaction.answered", InteractionAnsweredV1, "an agent accepted it", "interaction"),
     EventKind("interaction.completed", InteractionCompletedV1, "the agent wrapped it up", "interaction"),
+    EventKind(
+        "interaction.abandoned",
+        InteractionAbandonedV1,
+        "the customer gave up before any agent took it (a caller who hung up while waiting)",
+        "interaction",
+    ),
     EventKind("reservation.created", ReservationCreatedV1, "an agent was booked for the work", "reservation"),
     EventKind("reservation.accepted", ReservationAcceptedV1, "the agent accepted the offer", "reservation"),
     EventKind("reservation.rejected", ReservationRejectedV1, "the agent declined the offer", "reservation"),
@@ -239,7 +254,6 @@ EVENT_KINDS = (
 BY_NAME = {kind.name: kind for kind in EVENT_KINDS}
 # Named now so that consumers can bind to them; they come with the issues that build them.
 RESERVED_NAMES = (
-    "interaction.abandoned",
     "conversation.transferred",
     "message.delivered",
     "message.failed",

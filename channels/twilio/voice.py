@@ -246,7 +246,7 @@ class VoiceWebhook:
             return self._twiml.empty()  # connected to an agent (the REST call that did it recorded it)
         # The caller left for voicemail (the key, or the queue's longest wait), or Twilio could not queue it.
         await self._store.call_left_queue(call_sid)
-        await self._withdrawals.withdraw(Channel.VOICE, call_sid)
+        await self._withdrawals.withdraw(Channel.VOICE, call_sid, abandoned=False)
         return self._twiml.voicemail(NOBODY_FREE)
 
     async def status(self, request: web.Request, form: Mapping[str, str]) -> str:
@@ -281,7 +281,7 @@ class VoiceWebhook:
             log.info("a status of a call we do not know: ignored")
             return
         if await self._store.call_status(call_sid, status, duration):
-            withdrawn = await self._withdrawals.withdraw(Channel.VOICE, call_sid)
+            withdrawn = await self._withdrawals.withdraw(Channel.VOICE, call_sid, abandoned=True)
             log.info("call abandoned while waiting", extra={"withdrawn": withdrawn is not None})
 
     async def _menu_of(self, form: Mapping[str, str]) -> VoiceMenu | None:

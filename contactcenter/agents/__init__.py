@@ -92,9 +92,10 @@ class Withdrawn:
 class WithdrawalPort(Protocol):
     """What a channel tells when its contact leaves before any agent took it (a caller who hung up)."""
 
-    async def withdraw(self, channel: Channel, provider_id: str) -> Withdrawn | None:
+    async def withdraw(self, channel: Channel, provider_id: str, *, abandoned: bool) -> Withdrawn | None:
         """Take the contact's work back: off its queue, a pending offer revoked (the agent is told and freed),
-        its conversation closed. None when no work waited for it (unknown, or an agent accepted it)."""
+        its conversation closed; `abandoned` when the customer gave up (interaction.abandoned), not when it left
+        for other work (a voicemail). None when no work waited for it (unknown, or an agent accepted it)."""
         ...
 
 

@@ -21,11 +21,11 @@ class Withdrawals:
         self._live = live
         self._notices = notices
 
-    async def withdraw(self, channel: Channel, provider_id: str) -> Withdrawn | None:
+    async def withdraw(self, channel: Channel, provider_id: str, *, abandoned: bool) -> Withdrawn | None:
         contact = await self._waiting.find(channel, provider_id)
         if contact is None:
             return None
-        withdrawal = await self._live.withdraw(contact.conversation_id, now_ms())
+        withdrawal = await self._live.withdraw(contact.conversation_id, now_ms(), abandoned=abandoned)
         if withdrawal.taken:
             return None
         await self._notices.announce(withdrawal.changes, revoked_because=RevokeReason.WITHDRAWN)

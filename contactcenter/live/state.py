@@ -153,11 +153,11 @@ class LiveState:
             raise NotFound(f"conversation {conversation_id} is not assigned to you", field="conversation_id")
         return changes
 
-    async def withdraw(self, conversation_id: uuid.UUID, now_ms: int) -> Withdrawal:
-        """Take back the work of a contact that left before any agent took it (a caller who hung up while
-        waiting): off its queue, its pending offer revoked. `taken` when an agent had accepted it already (then
-        nothing changes), `found` False when no work waited for it."""
-        status, changes, _ = await self._run("withdraw", now_ms, str(conversation_id))
+    async def withdraw(self, conversation_id: uuid.UUID, now_ms: int, *, abandoned: bool) -> Withdrawal:
+        """Take back the work of a contact that left before any agent took it (`abandoned`: a caller who hung up
+        while waiting; else one who left for voicemail): off its queue, its pending offer revoked. `taken` when
+        an agent had accepted it already (then nothing changes), `found` False when no work waited for it."""
+        status, changes, _ = await self._run("withdraw", now_ms, str(conversation_id), int(abandoned))
         return Withdrawal(found=status != "not_found", taken=status == "assigned", changes=changes)
 
     async def expire_reservations(self, now_ms: int) -> LiveChanges:

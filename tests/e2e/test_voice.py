@@ -178,6 +178,10 @@ async def test_a_caller_who_hangs_up_while_offered_is_abandoned_and_the_agent_is
         assert (await call(service, f"{VOICE}/status", sid, status="completed", CallDuration="20")).status == 200
     (abandoned,) = await call_events(service, "call.abandoned", sid)
     assert abandoned["data"]["queue"] == "sales" and abandoned["data"]["waited_seconds"] >= 0
+    interaction_id = offer["reservation"]["interaction"]["id"]
+    (given_up,) = await call_events(service, "interaction.abandoned", interaction_id)
+    assert given_up["data"]["offered_to"] == desktop.agent_id
+    assert given_up["data"]["conversation_id"] == offer["reservation"]["conversation_id"]
     refused = await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "error")
     assert refused["error"]["field"] == "reservation_id"
     assert fake_twilio.calls == []
@@ -288,7 +292,7 @@ async def test_the_waiting_caller_past_the_longest_wait_leaves_for_voicemail(ser
     # Hanging up after the voicemail is no abandon.
     await call(service, f"{VOICE}/status", sid, status="completed", CallDuration="40")
     await call_events(service, "call.ended", sid)
-    assert not [e for e in await read_log(service, limit=500) if e["type"].endswith("call.abandoned")]
+    assert not [e for e in await read_log(service, limit=500) if e["type"].endswith("abandoned")]
 
 
 async def test_an_agent_accepting_while_twilio_is_away_hears_it_and_may_accept_again(
