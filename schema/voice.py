@@ -26,7 +26,7 @@ class MenuOption(BaseModel):
     queue: QueueName
 
 
-Weekday = Literal["1", "2", "3", "4", "5", "6", "7"]
+WEEKDAYS = ("1", "2", "3", "4", "5", "6", "7")
 
 
 class VoiceMenu(BaseModel):
@@ -38,7 +38,7 @@ class VoiceMenu(BaseModel):
     prompt: SayText = Field(default="", description="said while the menu listens for a key or words")
     options: list[MenuOption] = Field(default_factory=list, max_length=12)
     time_zone: str = Field(default="UTC", description="an IANA time zone, for `hours`")
-    hours: dict[Weekday, list[tuple[str, str]]] = Field(
+    hours: dict[str, list[tuple[str, str]]] = Field(
         default_factory=dict,
         description='per ISO weekday ("1" = Monday), open spans [["09:00", "17:00"], ...]; none at all: always open',
     )
@@ -55,7 +55,9 @@ class VoiceMenu(BaseModel):
 
     @field_validator("hours")
     @classmethod
-    def _spans(cls, value: dict[Weekday, list[tuple[str, str]]]) -> dict[Weekday, list[tuple[str, str]]]:
+    def _spans(cls, value: dict[str, list[tuple[str, str]]]) -> dict[str, list[tuple[str, str]]]:
+        if any(day not in WEEKDAYS for day in value):
+            raise ValueError('each day is an ISO weekday, "1" (Monday) to "7" (Sunday)')
         for spans in value.values():
             if len(spans) > 8:
                 raise ValueError("at most 8 spans a day")

@@ -28,6 +28,10 @@ from tests.frames import server_frame
 ADMIN_TOKEN = "test-admin-token"
 TWILIO_AUTH_TOKEN = "test-twilio-auth-token"
 TWILIO_ACCOUNT_SID = "AC" + "0" * 32
+# What agents' Voice access tokens are signed with and name.
+TWILIO_API_KEY_SID = "SK" + "1" * 32
+TWILIO_API_KEY_SECRET = "test-twilio-api-key-secret-of-32-bytes"
+TWILIO_TWIML_APP_SID = "AP" + "2" * 32
 
 
 @dataclass

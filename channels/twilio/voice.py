@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
+from typing import Annotated
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from channels.intake.admission import Admission
 from channels.intake.publishing import InteractionPublisher
@@ -44,6 +45,7 @@ from contactcenter.logs import log_context
 from contactcenter.metrics import IntakeMetrics
 from contactcenter.settings import Settings
 from schema import Channel, IdentityKind, Interaction
+from schema.text import Identifier
 from schema.voice import VoiceMenu
 
 log = logging.getLogger(__name__)
@@ -52,7 +54,11 @@ log = logging.getLogger(__name__)
 DEFAULT_QUEUE = "contactcenter"
 # When no menu says otherwise.
 DEFAULT_MAX_WAIT_SECONDS = 600
-_FORM_FIELDS = {"provider_id": "CallSid", "from_address": "From", "to_address": "To", "body": "CallSid"}
+_FORM_FIELDS = {"provider_id": "CallSid", "from_address": "From", "to_address": "To", "body": "RecordingUrl"}
+# The fields that are stored or published: identifiers (no control character, NUL included; bounded), checked
+# before anything reaches PostgreSQL or the bus.
+STORED_FIELDS = ("CallSid", "From", "To", "CallStatus", "QueueResult", "RecordingSid", "RecordingUrl")
+_IDENTIFIER: TypeAdapter[str] = TypeAdapter(Annotated[Identifier, Field(max_length=320)])
 
 
 class CallForm(BaseModel):
@@ -118,6 +124,16 @@ def _required(form: Mapping[str, str], field: str) -> str:
     if not value:
         raise Invalid(f"the form field {field} is required", field=field)
     return value
+
+
+def _check_identifiers(form: Mapping[str, str]) -> None:
+    for field in STORED_FIELDS:
+        try:
+            _IDENTIFIER.validate_python(form.get(field, ""))
+        except ValidationError:
+            raise Invalid(
+                f"the form field {field} holds a control character or is over 320 characters", field=field
+            ) from None
 
 
 def _number(form: Mapping[str, str], field: str, *, default: int | None = None) -> int | None:
@@ -198,6 +214,7 @@ class VoiceWebhook:
                 form = await twilio_form(request)
                 self._signature.verify(request, form)
                 call_sid = _required(form, "CallSid")
+                _check_identifiers(form)
                 with log_context(provider_id=call_sid):
                     twiml = await handler(request, form)
             return web.Response(text=twiml, content_type="text/xml")

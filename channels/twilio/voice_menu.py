@@ -29,5 +29,5 @@ def is_open(menu: VoiceMenu, now: datetime) -> bool:
         return True
     local = now.astimezone(zoneinfo.ZoneInfo(menu.time_zone))
     clock = local.strftime("%H:%M")
-    spans = menu.hours.get(str(local.isoweekday()), [])  # type: ignore[call-overload]  # keys are "1".."7"
+    spans = menu.hours.get(str(local.isoweekday()), [])
     return any(start <= clock < end for start, end in spans)

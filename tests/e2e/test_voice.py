@@ -11,9 +11,16 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 import aiohttp
+import jwt
 
 from tests.e2e.test_events import read_log
-from tests.running import FakeTwilioApi, RunningService
+from tests.running import (
+    TWILIO_API_KEY_SECRET,
+    TWILIO_API_KEY_SID,
+    TWILIO_TWIML_APP_SID,
+    FakeTwilioApi,
+    RunningService,
+)
 
 NUMBER = "+15005550006"
 CALLER = "+14155550134"
@@ -309,4 +316,116 @@ async def test_an_agent_accepting_while_twilio_is_away_hears_it_and_may_accept_a
     fake_twilio.calls_status = 200
     await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
     assert [connect["CallSid"] for connect in fake_twilio.calls] == [sid]
+    await desktop.close()
+
+
+async def test_an_agent_gets_a_voice_access_token_naming_the_identity_its_calls_ring(service: RunningService) -> None:
+    await service.create_queue("sales", ["voice"])
+    agent = await service.create_agent("Ann", ["sales"])
+    url = f"{service.base_url}/api/v1/voice/token"
+    async with service.http.post(url, headers={"Authorization": f"Bearer {agent['token']}"}) as response:
+        assert response.status == 200, await response.text()
+        body = await response.json()
+    claims = jwt.decode(body["token"], TWILIO_API_KEY_SECRET, algorithms=["HS256"])
+    assert claims["iss"] == TWILIO_API_KEY_SID and claims["sub"] == service.settings.twilio_account_sid
+    assert claims["grants"]["identity"] == body["identity"] == f"agent-{agent['id']}"
+    assert claims["grants"]["voice"]["incoming"] == {"allow": True}
+    assert claims["grants"]["voice"]["outgoing"]["application_sid"] == TWILIO_TWIML_APP_SID
+    assert claims["exp"] - claims["nbf"] == body["expires_in"] == service.settings.voice_token_seconds
+    async with service.http.post(url) as response:
+        assert response.status == 401
+    async with service.http.post(url, headers=service.admin_headers()) as response:
+        assert response.status == 401  # the admin takes no calls
+
+
+async def test_an_agent_whose_endpoint_is_a_phone_number_is_dialled_there(
+    service: RunningService, fake_twilio: FakeTwilioApi
+) -> None:
+    await service.create_queue("sales", ["voice"])
+    desktop = await service.available_agent("Ann", ("sales",))
+    url = f"{service.base_url}/api/v1/voice/agents/{desktop.agent_id}/endpoint"
+    body = {"kind": "phone", "address": "(415) 555-0100"}
+    async with service.http.put(url, json=body, headers=service.admin_headers()) as response:
+        assert response.status == 200
+        assert await response.json() == {"kind": "phone", "address": "+14155550100"}
+    sid = "CA" + uuid.uuid4().hex
+    await call(service, VOICE, sid)
+    offer = await desktop.receive("offer")
+    await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+    ((dial,),) = [twiml(connect["Twiml"]) for connect in fake_twilio.calls]
+    assert [(target.tag, target.text) for target in dial] == [("Number", "+14155550100")]
+    await desktop.close()
+
+
+async def test_bad_endpoints_and_menus_are_400_naming_the_field_and_unknown_ones_404(service: RunningService) -> None:
+    headers = service.admin_headers()
+    unknown = f"{service.base_url}/api/v1/voice/agents/{uuid.uuid4()}/endpoint"
+    async with service.http.put(unknown, json={"kind": "sip", "address": "sip:ann@example.com"}, headers=headers) as r:
+        assert r.status == 404 and (await r.json())["error"]["field"] == "agent_id"
+    for body, field in (
+        ({"kind": "fax", "address": "x"}, "kind"),
+        ({"kind": "sip", "address": "sip:\x00@example.com"}, "address"),
+    ):
+        async with service.http.put(unknown, json=body, headers=headers) as r:
+            assert r.status == 400 and (await r.json())["error"]["field"] == field
+    menus = f"{service.base_url}/api/v1/voice/numbers"
+    for number, menu, field in (
+        ("not-a-number", MENU, "number"),
+        (NUMBER, {**MENU, "time_zone": "Mars/Olympus"}, "time_zone"),
+        (NUMBER, {**MENU, "hours": {"1": [["17:00", "09:00"]]}}, "hours"),
+        (NUMBER, {**MENU, "hours": {"8": [["09:00", "17:00"]]}}, "hours"),
+        (NUMBER, {**MENU, "options": [{"digit": "12", "queue": "sales"}]}, "options.0.digit"),
+        (NUMBER, {**MENU, "greeting": "a\x00b"}, "greeting"),
+        (NUMBER, {**MENU, "surprise": 1}, "surprise"),
+    ):
+        async with service.http.put(f"{menus}/{urllib.parse.quote(number)}", json=menu, headers=headers) as r:
+            assert r.status == 400, (menu, await r.text())
+            assert (await r.json())["error"]["field"] == field
+    async with service.http.put(
+        f"{menus}/{urllib.parse.quote(NUMBER)}",
+        json={**MENU, "options": [{"digit": "1", "queue": "a"}, {"digit": "1", "queue": "b"}]},
+        headers=headers,
+    ) as r:
+        assert r.status == 400
+    await put_menu(service, MENU)
+    async with service.http.get(f"{menus}/{urllib.parse.quote(NUMBER)}", headers=headers) as r:
+        assert r.status == 200 and (await r.json())["options"][1]["queue"] == "service"
+    await service.create_queue("sales", ["voice"])
+    agent = await service.create_agent("Bo", ["sales"])
+    async with service.http.get(
+        f"{menus}/{urllib.parse.quote(NUMBER)}", headers={"Authorization": f"Bearer {agent['token']}"}
+    ) as r:
+        assert r.status == 403
+    async with service.http.delete(f"{menus}/{urllib.parse.quote(NUMBER)}", headers=headers) as r:
+        assert r.status == 204
+    async with service.http.delete(f"{menus}/{urllib.parse.quote(NUMBER)}", headers=headers) as r:
+        assert r.status == 404
+
+
+async def test_a_call_with_a_control_character_in_an_identifier_is_400_naming_it_and_nothing_is_published(
+    service: RunningService,
+) -> None:
+    await service.create_queue("sales", ["voice"])
+    desktop = await service.available_agent("Ann", ("sales",))
+    for field, value in (("CallSid", "CA\x00x"), ("From", "+1415555\x000134"), ("From", "not a number")):
+        form = service.call_form("CA" + uuid.uuid4().hex, CALLER)
+        form[field] = value
+        answer = await service.post_twilio(VOICE, form)
+        assert answer.status == 400, (field, await answer.text())
+        assert (await answer.json())["error"]["field"] == field
+    for field, value in (("QueuePosition", "-1"), ("QueueTime", "١٢")):
+        form = service.call_form("CA" + uuid.uuid4().hex, CALLER, **{field: value})
+        answer = await service.post_twilio(f"{VOICE}/wait", form)
+        assert answer.status == 400 and (await answer.json())["error"]["field"] == field
+    # Odd code points in the words a caller said are no choice, not an error.
+    sid = "CA" + uuid.uuid4().hex
+    await put_menu(service, MENU)
+    await call(service, VOICE, sid)
+    odd = await call(service, f"{VOICE}/menu", sid, SpeechResult="\u202e\ufffe sa\u0301les")
+    assert odd.status == 200 and twiml(await odd.text())[0].tag == "Say"
+    # Nothing above reached the agent: the next call is the first offer.
+    good = "CA" + uuid.uuid4().hex
+    await call(service, VOICE, good)
+    await call(service, f"{VOICE}/menu", good, Digits="1")
+    assert (await desktop.receive("offer"))["reservation"]["interaction"]["provider_id"] == good
     await desktop.close()
