@@ -193,6 +193,13 @@ class CallEndedV1(EventData):
     duration_seconds: int | None = Field(description="Twilio's CallDuration, when it sent one")
 
 
+class CallPlacedV1(EventData):
+    call_sid: str
+    agent_id: uuid.UUID
+    client_id: uuid.UUID
+    interaction_id: uuid.UUID
+
+
 class VoicemailReceivedV1(EventData):
     call_sid: str
     recording_sid: str
@@ -249,6 +256,7 @@ EVENT_KINDS = (
     EventKind("call.connected", CallConnectedV1, "a waiting call was connected to the agent who accepted it", "call"),
     EventKind("call.abandoned", CallAbandonedV1, "the caller hung up while waiting, before any agent took it", "call"),
     EventKind("call.ended", CallEndedV1, "Twilio told the call's final status (once, whatever it repeats)", "call"),
+    EventKind("call.placed", CallPlacedV1, "an agent called a client from its card (click to call)", "call"),
     EventKind("voicemail.received", VoicemailReceivedV1, "a caller's voicemail was recorded", "call"),
 )
 BY_NAME = {kind.name: kind for kind in EVENT_KINDS}

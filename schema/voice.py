@@ -4,6 +4,7 @@ calls."""
 from __future__ import annotations
 
 import re
+import uuid
 import zoneinfo
 from typing import Annotated, Literal
 
@@ -81,6 +82,28 @@ class VoiceEndpoint(BaseModel):
 
     kind: Literal["client", "phone", "sip"]
     address: Annotated[Identifier, Field(min_length=1, max_length=200)]
+
+
+class CallRequest(BaseModel):
+    """`POST /api/v1/voice/calls`: an agent calls a client from its card. The agent's endpoint rings first;
+    when it answers, the client's number is dialled."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    client_id: uuid.UUID
+    to: Annotated[Identifier, Field(max_length=40)] | None = Field(
+        default=None, description="one of the card's phone numbers (default: its first)"
+    )
+    from_number: Annotated[Identifier, Field(max_length=40)] | None = Field(
+        default=None, description="the number the client sees (default: the first number with a menu)"
+    )
+
+
+class CallPlaced(BaseModel):
+    call_sid: str
+    interaction_id: uuid.UUID
+    to: str
+    from_number: str
 
 
 class VoiceToken(BaseModel):

@@ -222,6 +222,7 @@ class FakeTwilioApi:
         self.authorization = "Basic " + base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
         self.sent: list[dict[str, str]] = []
         self.calls: list[dict[str, str]] = []
+        self.placed: list[dict[str, str]] = []  # calls placed (click to call)
         # Set to make the next call updates fail with this HTTP status (Twilio away, or refusing).
         self.calls_status = 200
         self.base_url = ""
@@ -250,10 +251,21 @@ class FakeTwilioApi:
         self.calls.append({"CallSid": request.match_info["call"], **form})
         return web.json_response({"sid": request.match_info["call"], "status": "in-progress"})
 
+    async def _place_call(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != self.authorization:
+            return web.json_response({"code": 20003, "message": "Authenticate"}, status=401)
+        form = {key: str(value) for key, value in (await request.post()).items()}
+        if not form.get("To") or not form.get("From") or not form.get("Twiml"):
+            return web.json_response({"code": 21201, "message": "No 'To' number is specified"}, status=400)
+        sid = "CA" + uuid.uuid4().hex
+        self.placed.append({"CallSid": sid, **form})
+        return web.json_response({"sid": sid, "status": "queued", "to": form["To"]}, status=201)
+
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/2010-04-01/Accounts/{account}/Messages.json", self._messages)
         app.router.add_post("/2010-04-01/Accounts/{account}/Calls/{call}.json", self._call)
+        app.router.add_post("/2010-04-01/Accounts/{account}/Calls.json", self._place_call)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)

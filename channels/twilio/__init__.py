@@ -11,7 +11,8 @@ from channels.twilio.rest import TwilioSmsSender
 from channels.twilio.sms import SmsWebhook
 from channels.twilio.voice import VoiceWebhook
 from channels.twilio.voice_admin import VoiceAdminApi
-from channels.twilio.voice_connect import CallConnector
+from channels.twilio.voice_connect import CallConnector, TwilioCalls
+from channels.twilio.voice_outbound import ClickToCall
 from channels.twilio.voice_store import VoiceStore
 from contactcenter.api.operations import Operation
 from schema import Channel
@@ -23,7 +24,7 @@ class TwilioChannel:
 
     @property
     def operations(self) -> Sequence[Operation]:
-        return (*SmsWebhook.OPERATIONS, *VoiceWebhook.OPERATIONS, *VoiceAdminApi.OPERATIONS)
+        return (*SmsWebhook.OPERATIONS, *VoiceWebhook.OPERATIONS, *VoiceAdminApi.OPERATIONS, *ClickToCall.OPERATIONS)
 
     def parts(self, context: ChannelContext) -> ChannelParts:
         settings = context.settings
@@ -38,8 +39,10 @@ class TwilioChannel:
             settings, store, context.publisher, context.admission, context.metrics, context.withdrawals
         )
         admin = VoiceAdminApi(settings, context.gatekeeper, store)
+        calls = TwilioCalls(context.http, **account)
+        click_to_call = ClickToCall(settings, context.gatekeeper, store, calls)
         return ChannelParts(
-            routes=[*sms.routes(), *voice.routes(), *admin.routes()],
+            routes=[*sms.routes(), *voice.routes(), *admin.routes(), *click_to_call.routes()],
             senders={Channel.SMS: TwilioSmsSender(context.http, **account)},
-            answerers={Channel.VOICE: CallConnector(context.http, store, **account)},
+            answerers={Channel.VOICE: CallConnector(calls, store)},
         )

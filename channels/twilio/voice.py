@@ -32,6 +32,7 @@ from channels.twilio.voice_twiml import (
     QUEUE_PATH,
     RECORDED_PATH,
     RECORDING_PATH,
+    STATUS_PATH,
     VOICEMAIL_KEY,
     WAIT_PATH,
     VoiceTwiml,
@@ -114,7 +115,7 @@ MENU = _operation(MENU_PATH, "answerCallMenu", "The menu's answer (Digits or Spe
 WAIT = _operation(WAIT_PATH, "announceCallWait", "The wait URL: the caller's place, again and again", (_MAX_WAIT,))
 LEAVE = _operation(LEAVE_PATH, "leaveCallQueue", "A key pressed while waiting: star leaves for voicemail", (_MAX_WAIT,))
 QUEUE = _operation(QUEUE_PATH, "callLeftQueue", "The queue's own callback: a hang-up while waiting is an abandon")
-STATUS = _operation(f"{BASE}/status", "callStatus", "The call's status callback: state only moves forward")
+STATUS = _operation(STATUS_PATH, "callStatus", "The call's status callback: state only moves forward")
 RECORDED = _operation(RECORDED_PATH, "voicemailRecorded", "The voicemail's end: thanks and goodbye")
 RECORDING = _operation(RECORDING_PATH, "voicemailReady", "The recording's status callback: the voicemail is a contact")
 

@@ -109,6 +109,31 @@ INSERT INTO events (type, subject, partition_key, data)
 VALUES ('voicemail.received', $1, 'call:' || $1,
         jsonb_build_object('call_sid', $1::text, 'recording_sid', $2::text, 'duration_seconds', $3::integer))
 """
+# The client's phone numbers, oldest first; NULL when there is no such client.
+PHONES_OF_CLIENT = """
+SELECT CASE WHEN EXISTS (SELECT 1 FROM clients WHERE id = $1)
+            THEN coalesce((SELECT array_agg(value ORDER BY created_at) FROM identities
+                           WHERE client_id = $1 AND kind = 'phone'), '{}') END
+"""
+FIRST_NUMBER = "SELECT number FROM voice_menus ORDER BY number LIMIT 1"
+# An agent's call out, on the client's timeline (an outbound voice interaction outside any conversation), with
+# its event and its row among the calls, in one statement.
+CALL_PLACED = """
+WITH placed AS (
+    INSERT INTO interactions (id, channel, direction, provider_id, client_id, conversation_id,
+                              from_address, to_address, from_verified, body, received_at)
+    VALUES ($1, 'voice', 'outbound', $2, $3, NULL, $4, $5, true, $6, now())
+    RETURNING id, provider_id, client_id
+), call AS (
+    INSERT INTO voice_calls (call_sid, from_number, to_number, status, rank, connected_at, agent_id)
+    VALUES ($2, $4, $5, 'queued', 0, NULL, $7)
+)
+INSERT INTO events (type, subject, partition_key, data)
+SELECT 'call.placed', provider_id, 'call:' || provider_id,
+       jsonb_build_object('call_sid', provider_id, 'agent_id', $7::uuid, 'client_id', client_id,
+                          'interaction_id', id)
+FROM placed
+"""
 ENDPOINT_OF_AGENT = "SELECT kind, address FROM voice_endpoints WHERE agent_id = $1"
 SAVE_ENDPOINT = """
 INSERT INTO voice_endpoints (agent_id, kind, address)
@@ -189,6 +214,27 @@ class VoiceStore:
 
     async def voicemail_received(self, call_sid: str, recording_sid: str, duration: int | None) -> None:
         await self._pool.execute(VOICEMAIL_RECEIVED, call_sid, recording_sid, duration)
+
+    async def client_phones(self, client_id: uuid.UUID) -> list[str] | None:
+        phones: list[str] | None = await self._pool.fetchval(PHONES_OF_CLIENT, client_id)
+        return phones
+
+    async def first_number(self) -> str | None:
+        number: str | None = await self._pool.fetchval(FIRST_NUMBER)
+        return number
+
+    async def call_placed(
+        self,
+        interaction_id: uuid.UUID,
+        call_sid: str,
+        client_id: uuid.UUID,
+        *,
+        ours: str,
+        theirs: str,
+        agent_id: uuid.UUID,
+    ) -> None:
+        body = f"Call placed by an agent to {theirs}"
+        await self._pool.execute(CALL_PLACED, interaction_id, call_sid, client_id, ours, theirs, body, agent_id)
 
     async def endpoint(self, agent_id: uuid.UUID) -> VoiceEndpoint | None:
         row = await self._pool.fetchrow(ENDPOINT_OF_AGENT, agent_id)

@@ -18,6 +18,7 @@ LEAVE_PATH = f"{BASE}/leave"
 QUEUE_PATH = f"{BASE}/queue"
 RECORDED_PATH = f"{BASE}/recorded"
 RECORDING_PATH = f"{BASE}/recording"
+STATUS_PATH = f"{BASE}/status"
 # The key a waiting caller presses to leave a voicemail instead.
 VOICEMAIL_KEY = "*"
 # Seconds of hold between two announcements of the caller's place.
@@ -127,6 +128,18 @@ def dial(endpoint: VoiceEndpoint) -> str:
     else:
         target.number(endpoint.address)
     return str(VoiceResponse().append(target).to_xml())
+
+
+def dial_number(number: str, caller_id: str) -> str:
+    """The TwiML of an agent's call out: once the agent's leg answers, the client's number rings, showing ours."""
+    target = Dial(caller_id=caller_id)
+    target.number(number)
+    return str(VoiceResponse().append(target).to_xml())
+
+
+def endpoint_address(endpoint: VoiceEndpoint) -> str:
+    """The endpoint as the `To` of a call Twilio places: `client:<identity>`, a SIP URI or a number."""
+    return f"client:{endpoint.address}" if endpoint.kind == "client" else endpoint.address
 
 
 def client_identity(agent_id: object) -> str:

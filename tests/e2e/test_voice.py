@@ -429,3 +429,49 @@ async def test_a_call_with_a_control_character_in_an_identifier_is_400_naming_it
     await call(service, f"{VOICE}/menu", good, Digits="1")
     assert (await desktop.receive("offer"))["reservation"]["interaction"]["provider_id"] == good
     await desktop.close()
+
+
+async def test_an_agent_calls_a_client_from_its_card_and_the_call_is_on_the_timeline(
+    service: RunningService, fake_twilio: FakeTwilioApi
+) -> None:
+    await service.create_queue("sales", ["voice", "sms"])
+    await put_menu(service, MENU)
+    agent = await service.create_agent("Ann", ["sales"])
+    await service.post_sms(sender=CALLER, body="Please call me back")
+    card = await card_of(service, CALLER)
+    url = f"{service.base_url}/api/v1/voice/calls"
+    headers = {"Authorization": f"Bearer {agent['token']}"}
+
+    async with service.http.post(url, json={"client_id": card["client"]["id"]}, headers=headers) as response:
+        assert response.status == 201, await response.text()
+        placed = await response.json()
+    assert (placed["to"], placed["from_number"]) == (CALLER, NUMBER)
+    (request,) = fake_twilio.placed
+    assert request["CallSid"] == placed["call_sid"]
+    assert (request["To"], request["From"]) == (f"client:agent-{agent['id']}", NUMBER)
+    (dial,) = twiml(request["Twiml"])
+    assert dial.attrib["callerId"] == NUMBER and [(n.tag, n.text) for n in dial] == [("Number", CALLER)]
+    timeline = (await card_of(service, CALLER))["timeline"]
+    assert (timeline[0]["id"], timeline[0]["channel"], timeline[0]["direction"]) == (
+        placed["interaction_id"],
+        "voice",
+        "outbound",
+    )
+    (event,) = await call_events(service, "call.placed", placed["call_sid"])
+    assert event["data"]["client_id"] == card["client"]["id"] and event["data"]["agent_id"] == agent["id"]
+    # Its status callbacks end it like any call's, never as an abandon.
+    await call(service, f"{VOICE}/status", placed["call_sid"], status="completed", CallDuration="61")
+    (ended,) = await call_events(service, "call.ended", placed["call_sid"])
+    assert ended["data"]["duration_seconds"] == 61
+
+    # Only the card's own numbers, only an agent, only a client that exists.
+    for body, status, field in (
+        ({"client_id": card["client"]["id"], "to": "+14155550999"}, 400, "to"),
+        ({"client_id": str(uuid.uuid4())}, 404, "client_id"),
+        ({"client_id": card["client"]["id"], "from_number": "nope"}, 400, "from_number"),
+    ):
+        async with service.http.post(url, json=body, headers=headers) as response:
+            assert response.status == status and (await response.json())["error"]["field"] == field
+    async with service.http.post(url, json={"client_id": card["client"]["id"]}, headers=service.admin_headers()) as r:
+        assert r.status == 401
+    assert len(fake_twilio.placed) == 1
