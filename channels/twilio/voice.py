@@ -25,6 +25,8 @@ from channels.twilio.voice_menu import chosen_option, is_open
 from channels.twilio.voice_store import VoiceStore
 from channels.twilio.voice_twiml import (
     BASE,
+    CALLBACK_KEY,
+    CALLING_BACK,
     CLOSED,
     LEAVE_PATH,
     MENU_PATH,
@@ -251,9 +253,24 @@ class VoiceWebhook:
         return self._twiml.waiting(position, past_max_wait=waited >= _max_wait(request))
 
     async def leave(self, request: web.Request, form: Mapping[str, str]) -> str:
-        if form.get("Digits", "").strip() == VOICEMAIL_KEY:
+        key = form.get("Digits", "").strip()
+        if key == VOICEMAIL_KEY:
             return self._twiml.leave()
+        if key == CALLBACK_KEY:
+            return await self._callback(form)
         return self._twiml.waiting(1, past_max_wait=False)
+
+    async def _callback(self, form: Mapping[str, str]) -> str:
+        """The caller asks to be called back: it hangs up, its work keeps its place in the queue (no abandon), and
+        the card says so; the agent who accepts it is called, then the caller (`CallConnector`)."""
+        call_sid = form["CallSid"].strip()
+        call = await self._store.callback_requested(call_sid)
+        if call is None:
+            return self._twiml.empty()
+        body = f"Callback requested to {call.from_number} (kept its place in the queue)"
+        caller = {"From": call.from_number, "To": call.to_number}
+        await self._publish(call_interaction(caller, self._region, provider_id=f"{call_sid}:callback", body=body))
+        return self._twiml.goodbye(CALLING_BACK)
 
     async def left_queue(self, request: web.Request, form: Mapping[str, str]) -> str:
         call_sid, result = form["CallSid"].strip(), form.get("QueueResult", "")

@@ -12,7 +12,7 @@ import aiohttp
 
 from channels.twilio.rest import SEND_TIMEOUT, account_url, basic_auth
 from channels.twilio.voice_store import FINAL_RANK, VoiceStore
-from channels.twilio.voice_twiml import client_identity, dial
+from channels.twilio.voice_twiml import client_identity, dial, dial_number, endpoint_address
 from contactcenter.errors import Invalid, Unavailable
 from schema import Channel, Interaction
 from schema.voice import VoiceEndpoint
@@ -75,7 +75,11 @@ class CallConnector:
             return
         call_sid = interaction.provider_id
         call = await self._store.call(call_sid)
-        if call is None or call.connected or call.rank >= FINAL_RANK:
+        if call is None or call.connected:
+            return
+        if call.rank >= FINAL_RANK:
+            if call.callback_requested:
+                await self._call_back(call_sid, call.from_number, call.to_number, agent_id)
             return
         try:
             await self._calls.redirect(call_sid, dial(await endpoint_of(self._store, agent_id)))
@@ -84,3 +88,10 @@ class CallConnector:
             raise Unavailable(f"the call could not be connected: {exc.message}") from exc
         await self._store.call_connected(call_sid, agent_id)
         log.info("call connected to agent %s", agent_id)
+
+    async def _call_back(self, call_sid: str, caller: str, ours: str, agent_id: uuid.UUID) -> None:
+        """The caller who asked to be called back, now: the agent's endpoint rings, then the caller's number."""
+        endpoint = await endpoint_of(self._store, agent_id)
+        await self._calls.place({"To": endpoint_address(endpoint), "From": ours, "Twiml": dial_number(caller, ours)})
+        await self._store.callback_placed(call_sid, agent_id)
+        log.info("callback placed for agent %s", agent_id)

@@ -59,7 +59,8 @@ WHERE i.kind = 'phone' AND i.value = $1 AND 'voice' = ANY (q.channels)
 ORDER BY v.opened_at DESC LIMIT 1
 """
 CALL_OF_SID = """
-SELECT rank, agent_id, connected_at IS NOT NULL AS connected, queue_name, from_number, to_number
+SELECT rank, agent_id, connected_at IS NOT NULL AS connected, queue_name, from_number, to_number,
+       callback_requested
 FROM voice_calls WHERE call_sid = $1
 """
 CALL_CONNECTED = """
@@ -82,8 +83,9 @@ WITH changed AS (
         status = $2, rank = $3,
         ended_at = CASE WHEN $3 = 3 THEN now() END,
         duration_seconds = CASE WHEN $3 = 3 THEN $4::integer END,
-        abandoned = ($3 = 3 AND c.connected_at IS NULL AND c.enqueued_at IS NOT NULL AND $5),
-        waited_seconds = CASE WHEN $3 = 3 AND c.connected_at IS NULL AND c.enqueued_at IS NOT NULL AND $5
+        abandoned = ($3 = 3 AND c.connected_at IS NULL AND c.enqueued_at IS NOT NULL AND NOT c.callback_requested),
+        waited_seconds = CASE WHEN $3 = 3 AND c.connected_at IS NULL AND c.enqueued_at IS NOT NULL
+                                  AND NOT c.callback_requested
                               THEN extract(epoch FROM now() - c.enqueued_at)::integer END
     WHERE c.call_sid = $1 AND c.rank < $3
     RETURNING c.call_sid, c.rank, c.status, c.queue_name, c.agent_id, c.duration_seconds, c.abandoned,
@@ -101,6 +103,25 @@ WITH changed AS (
     FROM changed WHERE rank = 3
 )
 SELECT abandoned FROM changed
+"""
+CALLBACK_REQUESTED = """
+UPDATE voice_calls SET callback_requested = true
+WHERE call_sid = $1 AND connected_at IS NULL AND rank < 3 AND enqueued_at IS NOT NULL
+RETURNING rank, agent_id, connected_at IS NOT NULL AS connected, queue_name, from_number, to_number,
+          callback_requested
+"""
+# The agent who accepted a callback request is called, then the caller: the request is answered once.
+CALLBACK_PLACED = """
+WITH changed AS (
+    UPDATE voice_calls SET connected_at = now(), agent_id = $2
+    WHERE call_sid = $1 AND callback_requested AND connected_at IS NULL
+    RETURNING call_sid, agent_id, queue_name
+)
+INSERT INTO events (type, subject, partition_key, data)
+SELECT 'call.connected', call_sid, 'call:' || call_sid,
+       jsonb_build_object('call_sid', call_sid, 'agent_id', agent_id, 'queue', queue_name)
+FROM changed
+RETURNING subject
 """
 # The caller left the queue for voicemail: it no longer waits (so hanging up later is no abandon).
 CALL_LEFT_QUEUE = "UPDATE voice_calls SET enqueued_at = NULL WHERE call_sid = $1 AND connected_at IS NULL"
@@ -151,6 +172,19 @@ class CallState:
     queue_name: str | None
     from_number: str
     to_number: str
+    callback_requested: bool
+
+
+def _call_state(row: asyncpg.Record) -> CallState:
+    return CallState(
+        row["rank"],
+        row["agent_id"],
+        row["connected"],
+        row["queue_name"],
+        row["from_number"],
+        row["to_number"],
+        row["callback_requested"],
+    )
 
 
 class VoiceStore:
@@ -193,21 +227,25 @@ class VoiceStore:
         row = await self._pool.fetchrow(CALL_OF_SID, call_sid)
         if row is None:
             return None
-        return CallState(
-            row["rank"], row["agent_id"], row["connected"], row["queue_name"], row["from_number"], row["to_number"]
-        )
+        return _call_state(row)
 
     async def call_connected(self, call_sid: str, agent_id: uuid.UUID) -> None:
         await self._pool.execute(CALL_CONNECTED, call_sid, agent_id)
 
-    async def call_status(self, call_sid: str, status: str, duration: int | None, *, in_queue: bool = True) -> bool:
+    async def call_status(self, call_sid: str, status: str, duration: int | None) -> bool:
         """Move the call forward to `status`; True when this made it abandoned (the first final status of a
-        caller still waiting in a queue). `in_queue` False: a final status that is not the caller's hanging up
-        while waiting."""
-        abandoned = await self._pool.fetchval(
-            CALL_STATUS, call_sid, status, STATUS_RANKS.get(status, 0), duration, in_queue
-        )
+        caller still waiting in a queue, who asked for no callback)."""
+        abandoned = await self._pool.fetchval(CALL_STATUS, call_sid, status, STATUS_RANKS.get(status, 0), duration)
         return bool(abandoned)
+
+    async def callback_requested(self, call_sid: str) -> CallState | None:
+        """The waiting caller asked to be called back: the call, unless it was connected or ended already."""
+        row = await self._pool.fetchrow(CALLBACK_REQUESTED, call_sid)
+        return None if row is None else _call_state(row)
+
+    async def callback_placed(self, call_sid: str, agent_id: uuid.UUID) -> bool:
+        """The callback of `call_sid` was placed for `agent_id`; False when it had been already."""
+        return await self._pool.fetchval(CALLBACK_PLACED, call_sid, agent_id) is not None
 
     async def call_left_queue(self, call_sid: str) -> None:
         await self._pool.execute(CALL_LEFT_QUEUE, call_sid)

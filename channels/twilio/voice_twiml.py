@@ -19,8 +19,9 @@ QUEUE_PATH = f"{BASE}/queue"
 RECORDED_PATH = f"{BASE}/recorded"
 RECORDING_PATH = f"{BASE}/recording"
 STATUS_PATH = f"{BASE}/status"
-# The key a waiting caller presses to leave a voicemail instead.
+# The keys a waiting caller presses to leave a voicemail instead, or to be called back (keeping its place).
 VOICEMAIL_KEY = "*"
+CALLBACK_KEY = "#"
 # Seconds of hold between two announcements of the caller's place.
 WAIT_PAUSE_SECONDS = 20
 MENU_TIMEOUT_SECONDS = 5
@@ -29,6 +30,7 @@ SORRY = "Sorry, that is not one of the choices."
 CLOSED = "We are closed right now. Please leave a message after the tone."
 NOBODY_FREE = "Nobody is free to answer yet. Please leave a message after the tone."
 THANKS = "Thank you. We will get back to you."
+CALLING_BACK = "We will call you back at this number as soon as it is your turn. Goodbye."
 
 
 class VoiceTwiml:
@@ -85,7 +87,10 @@ class VoiceTwiml:
             response.leave()
             return str(response.to_xml())
         gather = Gather(input="dtmf", num_digits=1, action=self.url(LEAVE_PATH), method="POST", timeout=1)
-        gather.say(f"You are number {position} in line. To leave a message instead, press star.")
+        gather.say(
+            f"You are number {position} in line. To leave a message instead, press star."
+            " To be called back when it is your turn, press pound."
+        )
         response.append(gather)
         response.pause(length=WAIT_PAUSE_SECONDS)
         return str(response.to_xml())
@@ -108,9 +113,9 @@ class VoiceTwiml:
         )
         return str(response.to_xml())
 
-    def goodbye(self) -> str:
+    def goodbye(self, words: str = THANKS) -> str:
         response = VoiceResponse()
-        response.say(THANKS)
+        response.say(words)
         response.hangup()
         return str(response.to_xml())
 

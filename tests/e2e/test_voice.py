@@ -475,3 +475,44 @@ async def test_an_agent_calls_a_client_from_its_card_and_the_call_is_on_the_time
     async with service.http.post(url, json={"client_id": card["client"]["id"]}, headers=service.admin_headers()) as r:
         assert r.status == 401
     assert len(fake_twilio.placed) == 1
+
+
+async def test_a_caller_who_asks_to_be_called_back_keeps_its_place_and_the_agent_who_accepts_calls_back(
+    service: RunningService, fake_twilio: FakeTwilioApi
+) -> None:
+    await service.create_queue("sales", ["voice"])
+    await put_menu(service, MENU)
+    sid, earlier = "CA" + uuid.uuid4().hex, "CA" + uuid.uuid4().hex
+    await service.post_twilio(VOICE, service.call_form(earlier, "+14155550111"))
+    await service.post_twilio(f"{VOICE}/menu", service.call_form(earlier, "+14155550111", Digits="1"))
+    await call_to_queue(service, sid, "1")
+    # The two calls' contacts are stored (in that order) before the caller presses the key.
+    await card_of(service, "+14155550111")
+    await card_of(service, CALLER)
+
+    (listen, _) = twiml(await (await call(service, f"{VOICE}/wait?max_wait=120", sid, QueuePosition="2")).text())
+    assert "press pound" in (listen[0].text or "")
+    say, hangup = twiml(await (await call(service, f"{VOICE}/leave?max_wait=120", sid, Digits="#")).text())
+    assert say.tag == "Say" and "call you back" in (say.text or "") and hangup.tag == "Hangup"
+    await call(service, f"{VOICE}/queue", sid, status="completed", QueueResult="hangup")
+    await call(service, f"{VOICE}/status", sid, status="completed", CallDuration="30")
+    await call_events(service, "call.ended", sid)
+
+    # Its place kept: the earlier caller first, then the callback, with the request on its card.
+    desktop = await service.available_agent("Ann", ("sales",))
+    first = await desktop.receive("offer")
+    assert first["reservation"]["interaction"]["provider_id"] == earlier
+    await desktop.command({"type": "accept", "reservation_id": first["reservation"]["id"]}, "accepted")
+    await desktop.command({"type": "complete", "conversation_id": first["reservation"]["conversation_id"]}, "completed")
+    offer = await desktop.receive("offer")
+    assert offer["reservation"]["interaction"]["provider_id"] == sid
+    assert any("Callback requested" in entry["body"] for entry in offer["card"]["timeline"])
+    await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+    (placed,) = fake_twilio.placed
+    assert (placed["To"], placed["From"]) == (f"client:agent-{desktop.agent_id}", NUMBER)
+    (dial,) = twiml(placed["Twiml"])
+    assert [(n.tag, n.text) for n in dial] == [("Number", CALLER)]
+    (connected,) = await call_events(service, "call.connected", sid)
+    assert connected["data"]["agent_id"] == desktop.agent_id
+    assert not [e for e in await read_log(service, limit=500) if e["type"].endswith("abandoned")]
+    await desktop.close()

@@ -33,6 +33,8 @@ CREATE TABLE voice_calls (
     duration_seconds integer,
     -- Set once, when the caller hung up before any agent took the call: how long they waited.
     abandoned        boolean     NOT NULL DEFAULT false,
+    -- The caller asked to be called back (it hangs up, its place in the queue kept): no abandon.
+    callback_requested boolean   NOT NULL DEFAULT false,
     waited_seconds   integer
 );
 
