@@ -35,6 +35,7 @@ from channels.twilio.voice_twiml import (
     RECORDED_PATH,
     RECORDING_PATH,
     STATUS_PATH,
+    TRANSCRIPTION_PATH,
     VOICEMAIL_KEY,
     WAIT_PATH,
     VoiceTwiml,
@@ -48,7 +49,7 @@ from contactcenter.logs import log_context
 from contactcenter.metrics import IntakeMetrics
 from contactcenter.settings import Settings
 from schema import Channel, IdentityKind, Interaction
-from schema.text import Identifier
+from schema.text import Identifier, storable
 from schema.voice import VoiceMenu
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,16 @@ DEFAULT_MAX_WAIT_SECONDS = 600
 _FORM_FIELDS = {"provider_id": "CallSid", "from_address": "From", "to_address": "To", "body": "RecordingUrl"}
 # The fields that are stored or published: identifiers (no control character, NUL included; bounded), checked
 # before anything reaches PostgreSQL or the bus.
-STORED_FIELDS = ("CallSid", "From", "To", "CallStatus", "QueueResult", "RecordingSid", "RecordingUrl")
+STORED_FIELDS = (
+    "CallSid",
+    "From",
+    "To",
+    "CallStatus",
+    "QueueResult",
+    "RecordingSid",
+    "RecordingUrl",
+    "TranscriptionSid",
+)
 _IDENTIFIER: TypeAdapter[str] = TypeAdapter(Annotated[Identifier, Field(max_length=320)])
 
 
@@ -85,6 +95,9 @@ class CallForm(BaseModel):
     RecordingUrl: str = ""
     RecordingStatus: str = ""
     RecordingDuration: str = ""
+    TranscriptionSid: str = Field(default="", description="transcription callback: the transcription's id")
+    TranscriptionText: str = ""
+    TranscriptionStatus: str = ""
 
 
 def _operation(path: str, operation_id: str, summary: str, query: tuple[Parameter, ...] = ()) -> Operation:
@@ -120,6 +133,9 @@ QUEUE = _operation(QUEUE_PATH, "callLeftQueue", "The queue's own callback: a han
 STATUS = _operation(STATUS_PATH, "callStatus", "The call's status callback: state only moves forward")
 RECORDED = _operation(RECORDED_PATH, "voicemailRecorded", "The voicemail's end: thanks and goodbye")
 RECORDING = _operation(RECORDING_PATH, "voicemailReady", "The recording's status callback: the voicemail is a contact")
+TRANSCRIPTION = _operation(
+    TRANSCRIPTION_PATH, "voicemailTranscribed", "The voicemail's transcription: on the card, beside the recording"
+)
 
 
 def _required(form: Mapping[str, str], field: str) -> str:
@@ -176,7 +192,7 @@ Handler = Callable[[web.Request, Mapping[str, str]], Awaitable[str]]
 
 
 class VoiceWebhook:
-    OPERATIONS = (RECEIVE, MENU, WAIT, LEAVE, QUEUE, STATUS, RECORDED, RECORDING)
+    OPERATIONS = (RECEIVE, MENU, WAIT, LEAVE, QUEUE, STATUS, RECORDED, RECORDING, TRANSCRIPTION)
 
     def __init__(
         self,
@@ -206,6 +222,7 @@ class VoiceWebhook:
             (STATUS, self.status),
             (RECORDED, self.recorded),
             (RECORDING, self.recording),
+            (TRANSCRIPTION, self.transcription),
         ]
         return [operation.route(self._signed(handler)) for operation, handler in handlers]
 
@@ -307,6 +324,18 @@ class VoiceWebhook:
         interaction = call_interaction(caller, self._region, provider_id=recording_sid, body=body)
         await self._publish(interaction)
         await self._store.voicemail_received(call_sid, recording_sid, duration)
+        return self._twiml.empty()
+
+    async def transcription(self, request: web.Request, form: Mapping[str, str]) -> str:
+        """The voicemail's words, when Twilio transcribed them: a contact of their own (idempotency key
+        `TranscriptionSid`), in the voicemail's conversation, on the card."""
+        transcription_sid = _required(form, "TranscriptionSid")
+        call = await self._store.call(form["CallSid"].strip())
+        if call is None or form.get("TranscriptionStatus", "completed") != "completed":
+            return self._twiml.empty()
+        body = f"Voicemail transcription: {storable(form.get('TranscriptionText', ''))}"
+        caller = {"From": call.from_number, "To": call.to_number}
+        await self._publish(call_interaction(caller, self._region, provider_id=transcription_sid, body=body))
         return self._twiml.empty()
 
     async def _ended(self, call_sid: str, status: str, duration: int | None) -> None:

@@ -19,6 +19,7 @@ QUEUE_PATH = f"{BASE}/queue"
 RECORDED_PATH = f"{BASE}/recorded"
 RECORDING_PATH = f"{BASE}/recording"
 STATUS_PATH = f"{BASE}/status"
+TRANSCRIPTION_PATH = f"{BASE}/transcription"
 # The keys a waiting caller presses to leave a voicemail instead, or to be called back (keeping its place).
 VOICEMAIL_KEY = "*"
 CALLBACK_KEY = "#"
@@ -110,6 +111,8 @@ class VoiceTwiml:
             recording_status_callback=self.url(RECORDING_PATH),
             recording_status_callback_method="POST",
             recording_status_callback_event="completed",
+            transcribe=True,
+            transcribe_callback=self.url(TRANSCRIPTION_PATH),
         )
         return str(response.to_xml())
 

@@ -274,6 +274,25 @@ async def test_a_call_outside_opening_hours_leaves_a_voicemail_that_an_agent_is_
     goodbye = twiml(await (await call(service, f"{VOICE}/recorded", sid, RecordingUrl=url)).text())
     assert [verb.tag for verb in goodbye] == ["Say", "Hangup"]
     await call_events(service, "voicemail.received", sid)
+
+    # The transcription, when Twilio sends one, reaches the agent who took the voicemail, and the card.
+    assert record.attrib["transcribe"] == "true"
+    assert path_of(record.attrib["transcribeCallback"]) == f"{VOICE}/transcription"
+    await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+    transcription = {
+        **form,
+        "TranscriptionSid": "TR" + uuid.uuid4().hex,
+        "TranscriptionText": "Hi, my car makes a noise\x00 when braking.",
+        "TranscriptionStatus": "completed",
+        "TranscriptionUrl": f"{url}/Transcriptions/TR1",
+        "TranscriptionType": "fast",
+        "From": CALLER,
+        "To": NUMBER,
+    }
+    assert (await service.post_twilio(f"{VOICE}/transcription", transcription)).status == 200
+    message = await desktop.receive("message")
+    assert message["conversation_id"] == offer["reservation"]["conversation_id"]
+    assert message["interaction"]["body"] == "Voicemail transcription: Hi, my car makes a noise\ufffd when braking."
     await desktop.close()
 
 
