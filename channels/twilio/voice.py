@@ -11,6 +11,7 @@ the caller leaves a voicemail, which becomes a contact of its own (idempotency k
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from channels.intake.admission import Admission
 from channels.intake.publishing import InteractionPublisher
 from channels.twilio.signature import TwilioSignature, twilio_form
+from channels.twilio.voice_connect import endpoint_of
 from channels.twilio.voice_menu import chosen_option, is_open
 from channels.twilio.voice_store import VoiceStore
 from channels.twilio.voice_twiml import (
@@ -39,6 +41,7 @@ from channels.twilio.voice_twiml import (
     VOICEMAIL_KEY,
     WAIT_PATH,
     VoiceTwiml,
+    dial,
 )
 from contactcenter.agents import WithdrawalPort
 from contactcenter.answers import invalid_from
@@ -248,9 +251,11 @@ class VoiceWebhook:
         menu = await self._menu_of(form)
         if menu is not None and not is_open(menu, datetime.now(UTC)):
             return self._twiml.voicemail(CLOSED)
-        known_queue = await self._store.open_queue_of_caller(caller_e164)
-        if known_queue is not None:
-            return await self._enqueue(form, known_queue, menu, body="Phone call (open conversation)")
+        known = await self._store.open_conversation_of_caller(caller_e164)
+        if known is not None and known.agent_id is not None:
+            return await self._to_holder(form, known.agent_id)
+        if known is not None:
+            return await self._enqueue(form, known.queue_name, menu, body="Phone call (open conversation)")
         if menu is None or not menu.options:
             return await self._enqueue(form, None, menu, body="Phone call")
         return self._twiml.menu(menu)
@@ -357,6 +362,16 @@ class VoiceWebhook:
         except Invalid:
             return None  # a SIP address or a client: no menu is kept for one
         return await self._store.menu(number)
+
+    async def _to_holder(self, form: Mapping[str, str], agent_id: uuid.UUID) -> str:
+        """A caller whose call an agent holds (an open voice conversation): published (the agent is told, as of
+        any contact in a conversation it holds), then rung straight through to that agent."""
+        call_sid = form["CallSid"].strip()
+        await self._publish(
+            call_interaction(form, self._region, provider_id=call_sid, body="Phone call (to its agent)")
+        )
+        await self._store.call_connected(call_sid, agent_id)
+        return dial(await endpoint_of(self._store, agent_id))
 
     async def _enqueue(self, form: Mapping[str, str], queue: str | None, menu: VoiceMenu | None, *, body: str) -> str:
         """Store the choice, publish the call, and only then answer Twilio with the queue."""

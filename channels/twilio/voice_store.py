@@ -50,13 +50,15 @@ WITH choice AS (
 UPDATE voice_calls SET queue_name = coalesce(queue_name, $2), enqueued_at = coalesce(enqueued_at, now())
 WHERE call_sid = $1
 """
-# The queue of the caller's open conversation (on any channel): a known caller skips the menu.
-OPEN_QUEUE_OF_CALLER = """
-SELECT q.name FROM identities i
+# Where the caller's open conversation is: a known caller skips the menu. Its voice conversation first (the
+# agent who holds it takes the call), else the newest on another channel whose queue also serves voice.
+OPEN_CONVERSATION_OF_CALLER = """
+SELECT q.name AS queue_name, CASE WHEN v.channel = 'voice' THEN v.agent_id END AS agent_id
+FROM identities i
 JOIN conversations v ON v.client_id = i.client_id AND v.state = 'open'
 JOIN queues q ON q.id = v.queue_id
 WHERE i.kind = 'phone' AND i.value = $1 AND 'voice' = ANY (q.channels)
-ORDER BY v.opened_at DESC LIMIT 1
+ORDER BY v.channel = 'voice' DESC, v.opened_at DESC LIMIT 1
 """
 CALL_OF_SID = """
 SELECT rank, agent_id, connected_at IS NOT NULL AS connected, queue_name, from_number, to_number,
@@ -165,6 +167,14 @@ RETURNING agent_id
 
 
 @dataclass(frozen=True)
+class OpenConversation:
+    """A known caller's open conversation: its queue, and the agent who holds it when it is a call's."""
+
+    queue_name: str
+    agent_id: uuid.UUID | None
+
+
+@dataclass(frozen=True)
 class CallState:
     rank: int
     agent_id: uuid.UUID | None
@@ -219,9 +229,9 @@ class VoiceStore:
     async def call_enqueued(self, call_sid: str, queue_name: str | None) -> None:
         await self._pool.execute(CALL_ENQUEUED, call_sid, queue_name)
 
-    async def open_queue_of_caller(self, phone: str) -> str | None:
-        name: str | None = await self._pool.fetchval(OPEN_QUEUE_OF_CALLER, phone)
-        return name
+    async def open_conversation_of_caller(self, phone: str) -> OpenConversation | None:
+        row = await self._pool.fetchrow(OPEN_CONVERSATION_OF_CALLER, phone)
+        return None if row is None else OpenConversation(row["queue_name"], row["agent_id"])
 
     async def call(self, call_sid: str) -> CallState | None:
         row = await self._pool.fetchrow(CALL_OF_SID, call_sid)

@@ -535,3 +535,27 @@ async def test_a_caller_who_asks_to_be_called_back_keeps_its_place_and_the_agent
     assert connected["data"]["agent_id"] == desktop.agent_id
     assert not [e for e in await read_log(service, limit=500) if e["type"].endswith("abandoned")]
     await desktop.close()
+
+
+async def test_a_caller_whose_call_an_agent_holds_is_rung_through_to_that_agent(
+    service: RunningService, fake_twilio: FakeTwilioApi
+) -> None:
+    await service.create_queue("sales", ["voice"])
+    await put_menu(service, MENU)
+    desktop = await service.available_agent("Ann", ("sales",))
+    first = "CA" + uuid.uuid4().hex
+    await call_to_queue(service, first, "1")
+    offer = await desktop.receive("offer")
+    await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+    await call(service, f"{VOICE}/status", first, status="completed", CallDuration="50")
+
+    # The caller calls again while Ann still holds the conversation: no menu, straight to Ann.
+    again = "CA" + uuid.uuid4().hex
+    (dial,) = twiml(await (await call(service, VOICE, again)).text())
+    assert dial.tag == "Dial" and [(t.tag, t.text) for t in dial] == [("Client", f"agent-{desktop.agent_id}")]
+    message = await desktop.receive("message")
+    assert message["conversation_id"] == offer["reservation"]["conversation_id"]
+    assert message["interaction"]["provider_id"] == again
+    (connected,) = await call_events(service, "call.connected", again)
+    assert connected["data"]["agent_id"] == desktop.agent_id
+    await desktop.close()
