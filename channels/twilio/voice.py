@@ -21,7 +21,13 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from channels.intake.admission import Admission
 from channels.intake.publishing import InteractionPublisher
-from channels.twilio.signature import TwilioSignature, twilio_form
+from channels.twilio.signature import (
+    SIGNATURE_PARAMETER,
+    WEBHOOK_FAILURES,
+    TwilioSignature,
+    required_field,
+    twilio_form,
+)
 from channels.twilio.voice_connect import endpoint_of
 from channels.twilio.voice_menu import chosen_option, is_open
 from channels.twilio.voice_store import VoiceStore
@@ -45,7 +51,7 @@ from channels.twilio.voice_twiml import (
 )
 from contactcenter.agents import WithdrawalPort
 from contactcenter.answers import invalid_from
-from contactcenter.api.operations import Answer, Operation, Parameter, failures
+from contactcenter.api.operations import Answer, Operation, Parameter
 from contactcenter.errors import Invalid
 from contactcenter.identities import normalise_phone
 from contactcenter.logs import log_context
@@ -111,19 +117,11 @@ def _operation(path: str, operation_id: str, summary: str, query: tuple[Paramete
         summary,
         {
             200: Answer("TwiML for the call", media_type="text/xml", schema={"type": "string"}),
-            **failures(400, 403, 408, 413, 503, reasons={403: "X-Twilio-Signature is missing or wrong"}),
+            **WEBHOOK_FAILURES,
         },
         body=CallForm,
         body_media_type="application/x-www-form-urlencoded",
-        parameters=(
-            Parameter(
-                "X-Twilio-Signature",
-                "header",
-                "Twilio's signature of CC_PUBLIC_URL + path and the form, with the account's auth token (else 403)",
-                required=True,
-            ),
-            *query,
-        ),
+        parameters=(SIGNATURE_PARAMETER, *query),
     )
 
 
@@ -139,13 +137,6 @@ RECORDING = _operation(RECORDING_PATH, "voicemailReady", "The recording's status
 TRANSCRIPTION = _operation(
     TRANSCRIPTION_PATH, "voicemailTranscribed", "The voicemail's transcription: on the card, beside the recording"
 )
-
-
-def _required(form: Mapping[str, str], field: str) -> str:
-    value = form.get(field, "").strip()
-    if not value:
-        raise Invalid(f"the form field {field} is required", field=field)
-    return value
 
 
 def _check_identifiers(form: Mapping[str, str]) -> None:
@@ -178,7 +169,7 @@ def call_interaction(form: Mapping[str, str], default_region: str, *, provider_i
         interaction = Interaction(
             channel=Channel.VOICE,
             provider_id=provider_id,
-            from_address=_required(form, "From"),
+            from_address=required_field(form, "From"),
             sender_kind=IdentityKind.PHONE,
             to_address=form.get("To", ""),
             from_verified=True,
@@ -236,7 +227,7 @@ class VoiceWebhook:
             with self._metrics.webhook(Channel.VOICE):
                 form = await twilio_form(request)
                 self._signature.verify(request, form)
-                call_sid = _required(form, "CallSid")
+                call_sid = required_field(form, "CallSid")
                 _check_identifiers(form)
                 with log_context(provider_id=call_sid):
                     twiml = await handler(request, form)
@@ -245,7 +236,7 @@ class VoiceWebhook:
         return answer
 
     async def receive(self, request: web.Request, form: Mapping[str, str]) -> str:
-        call_sid, caller = form["CallSid"].strip(), _required(form, "From")
+        call_sid, caller = form["CallSid"].strip(), required_field(form, "From")
         caller_e164 = normalise_phone(caller, self._region)
         await self._store.call_arrived(call_sid, caller_e164, form.get("To", ""), form.get("CallStatus", "ringing"))
         menu = await self._menu_of(form)
@@ -316,7 +307,7 @@ class VoiceWebhook:
 
     async def recording(self, request: web.Request, form: Mapping[str, str]) -> str:
         call_sid = form["CallSid"].strip()
-        recording_sid = _required(form, "RecordingSid")
+        recording_sid = required_field(form, "RecordingSid")
         if form.get("RecordingStatus", "completed") != "completed":
             return self._twiml.empty()
         call = await self._store.call(call_sid)
@@ -334,7 +325,7 @@ class VoiceWebhook:
     async def transcription(self, request: web.Request, form: Mapping[str, str]) -> str:
         """The voicemail's words, when Twilio transcribed them: a contact of their own (idempotency key
         `TranscriptionSid`), in the voicemail's conversation, on the card."""
-        transcription_sid = _required(form, "TranscriptionSid")
+        transcription_sid = required_field(form, "TranscriptionSid")
         call = await self._store.call(form["CallSid"].strip())
         if call is None or form.get("TranscriptionStatus", "completed") != "completed":
             return self._twiml.empty()

@@ -559,3 +559,16 @@ async def test_a_caller_whose_call_an_agent_holds_is_rung_through_to_that_agent(
     (connected,) = await call_events(service, "call.connected", again)
     assert connected["data"]["agent_id"] == desktop.agent_id
     await desktop.close()
+
+
+async def test_a_menu_answer_the_broker_does_not_confirm_gets_twilio_a_503_and_no_queue(
+    service: RunningService,
+) -> None:
+    await service.create_queue("sales", ["voice"])
+    await put_menu(service, MENU)
+    sid = "CA" + uuid.uuid4().hex
+    assert (await call(service, VOICE, sid)).status == 200
+    await service.services.bus.close()
+    refused = await call(service, f"{VOICE}/menu", sid, Digits="1")
+    # Twilio retries the same answer; the caller never hears <Enqueue> for a contact the bus does not hold.
+    assert refused.status == 503 and (await refused.json())["error"]["code"] == "unavailable"
