@@ -125,9 +125,15 @@ def _operation(path: str, operation_id: str, summary: str, query: tuple[Paramete
     )
 
 
+# Rounds of the menu a caller hears without choosing (silence, or keys that are no option); then the call goes
+# to the oldest queue that serves voice, as a call to a number without a menu does.
+MENU_ROUNDS = 3
+_ROUND = Parameter("round", "query", "which round of the menu this is (1 the first; set by our own TwiML)")
 _MAX_WAIT = Parameter("max_wait", "query", "the queue's longest wait in seconds, set where the call was queued")
-RECEIVE = _operation(BASE, "receiveCall", "Twilio's inbound-call webhook: the number's menu, or the queue")
-MENU = _operation(MENU_PATH, "answerCallMenu", "The menu's answer (Digits or SpeechResult): a queue, or the menu again")
+RECEIVE = _operation(BASE, "receiveCall", "Twilio's inbound-call webhook: the number's menu, or the queue", (_ROUND,))
+MENU = _operation(
+    MENU_PATH, "answerCallMenu", "The menu's answer (Digits or SpeechResult): a queue, or the menu again", (_ROUND,)
+)
 WAIT = _operation(WAIT_PATH, "announceCallWait", "The wait URL: the caller's place, again and again", (_MAX_WAIT,))
 LEAVE = _operation(LEAVE_PATH, "leaveCallQueue", "A key pressed while waiting: star leaves for voicemail", (_MAX_WAIT,))
 QUEUE = _operation(QUEUE_PATH, "callLeftQueue", "The queue's own callback: a hang-up while waiting is an abandon")
@@ -156,6 +162,10 @@ def _number(form: Mapping[str, str], field: str, *, default: int | None = None) 
     if not value.isascii() or not value.isdigit() or len(value) > 9:
         raise Invalid(f"the form field {field} must be a whole number of seconds or places", field=field)
     return int(value)
+
+
+def _menu_round(request: web.Request) -> int:
+    return _number(request.query, "round", default=1) or 1
 
 
 def _max_wait(request: web.Request) -> int:
@@ -249,7 +259,10 @@ class VoiceWebhook:
             return await self._enqueue(form, known.queue_name, menu, body="Phone call (open conversation)")
         if menu is None or not menu.options:
             return await self._enqueue(form, None, menu, body="Phone call")
-        return self._twiml.menu(menu)
+        menu_round = _menu_round(request)
+        if menu_round > MENU_ROUNDS:
+            return await self._enqueue(form, None, menu, body="Phone call: no choice in the menu")
+        return self._twiml.menu(menu, menu_round=menu_round)
 
     async def menu_answer(self, request: web.Request, form: Mapping[str, str]) -> str:
         menu = await self._menu_of(form)
@@ -257,7 +270,10 @@ class VoiceWebhook:
             return await self._enqueue(form, None, menu, body="Phone call")
         option = chosen_option(menu, form.get("Digits", ""), form.get("SpeechResult", ""))
         if option is None:
-            return self._twiml.menu(menu, again=True)
+            menu_round = _menu_round(request) + 1
+            if menu_round > MENU_ROUNDS:
+                return await self._enqueue(form, None, menu, body="Phone call: no choice in the menu")
+            return self._twiml.menu(menu, menu_round=menu_round, again=True)
         return await self._enqueue(form, option.queue, menu, body=f"Phone call: chose {option.queue}")
 
     async def wait(self, request: web.Request, form: Mapping[str, str]) -> str:

@@ -44,26 +44,27 @@ class VoiceTwiml:
     def url(self, path: str, **query: str | int) -> str:
         return self._base + path + (f"?{urlencode(query)}" if query else "")
 
-    def menu(self, menu: VoiceMenu, *, again: bool = False) -> str:
-        """The greeting, then the menu listening for a key or the words of an option; no answer: the call's
-        webhook again (the menu once more)."""
+    def menu(self, menu: VoiceMenu, *, menu_round: int = 1, again: bool = False) -> str:
+        """The greeting (the first time), then the menu listening for a key or the words of an option; no answer:
+        the call's webhook again, for the next round (each URL says which round it is, so the caller is not kept
+        in the menu for ever)."""
         response = VoiceResponse()
         if again:
             response.say(SORRY)
-        elif menu.greeting:
+        elif menu.greeting and menu_round == 1:
             response.say(menu.greeting)
         hints = ", ".join(word for option in menu.options for word in option.words)
         gather = Gather(
             input="dtmf speech",
             num_digits=1,
-            action=self.url(MENU_PATH),
+            action=self.url(MENU_PATH, round=menu_round),
             method="POST",
             timeout=MENU_TIMEOUT_SECONDS,
             **({"hints": hints} if hints else {}),
         )
         gather.say(menu.prompt)
         response.append(gather)
-        response.redirect(self.url(BASE), method="POST")
+        response.redirect(self.url(BASE, round=menu_round + 1), method="POST")
         return str(response.to_xml())
 
     def enqueue(self, queue: str, *, greeting: str = "", max_wait_seconds: int) -> str:

@@ -296,6 +296,35 @@ async def test_a_call_outside_opening_hours_leaves_a_voicemail_that_an_agent_is_
     await desktop.close()
 
 
+async def test_a_caller_who_never_chooses_hears_the_menu_three_times_then_waits_in_the_oldest_voice_queue(
+    service: RunningService,
+) -> None:
+    await service.create_queue("questions", ["voice"])
+    await service.create_queue("sales", ["voice"])
+    await put_menu(service, MENU)
+    desktop = await service.available_agent("Ann", ("questions",))
+    sid = "CA" + uuid.uuid4().hex
+    say, _, redirect = twiml(await (await call(service, VOICE, sid)).text())
+    assert say.text == MENU["greeting"]
+    # Silence: Twilio follows the redirect, the next round (without the greeting), then a key that is no option.
+    second = urllib.parse.urlsplit(redirect.text or "")
+    assert urllib.parse.parse_qs(second.query) == {"round": ["2"]}
+    gather2, _ = twiml(await (await call(service, f"{second.path}?{second.query}", sid)).text())
+    assert gather2.tag == "Gather" and urllib.parse.parse_qs(urllib.parse.urlsplit(gather2.attrib["action"]).query) == {
+        "round": ["2"]
+    }
+    sorry, _, _ = twiml(await (await call(service, f"{VOICE}/menu?round=2", sid, Digits="9")).text())
+    assert sorry.tag == "Say" and "not one of the choices" in (sorry.text or "")
+    (enqueue,) = twiml(await (await call(service, f"{VOICE}/menu?round=3", sid, Digits="9")).text())
+    assert enqueue.tag == "Enqueue"
+    offer = await desktop.receive("offer")
+    assert offer["reservation"]["queue"] == "questions"
+    assert offer["reservation"]["interaction"]["provider_id"] == sid
+    bad = await service.post_twilio(f"{VOICE}?round=x", service.call_form("CA" + uuid.uuid4().hex, "+14155550177"))
+    assert bad.status == 400 and (await bad.json())["error"]["field"] == "round"
+    await desktop.close()
+
+
 async def test_a_known_caller_with_an_open_conversation_skips_the_menu(service: RunningService) -> None:
     await service.create_queue("sales", ["voice", "sms"])
     await service.create_queue("service", ["voice", "sms"])
