@@ -32,7 +32,19 @@ from bench.processes import ServiceProcesses
 from bench.profiling import Profilers
 from bench.raw_limits import RawLimits, measure_raw_limits
 from bench.report import summarise, table
-from bench.traffic import CHANNELS, MAIL_DOMAIN, PROVIDER_TIMEOUT_S, Edges, customer_number, drive, parse_mix
+from bench.traffic import (
+    ACCOUNT_SID,
+    BENCH_MENU,
+    CHANNELS,
+    MAIL_DOMAIN,
+    NUMBER,
+    PROVIDER_TIMEOUT_S,
+    Edges,
+    customer_number,
+    drive,
+    parse_mix,
+)
+from bench.twilio_stand_in import TwilioStandIn
 
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -103,9 +115,12 @@ def _free_ports(count: int) -> list[int]:
 
 async def _admin(http: aiohttp.ClientSession, base_url: str, token: str, agents: int) -> list[str]:
     headers = {"Authorization": f"Bearer {token}"}
-    queue = {"name": "bench", "channels": ["sms", "email"]}
+    queue = {"name": "bench", "channels": ["sms", "voice", "email"]}
     async with http.post(f"{base_url}/api/v1/queues", json=queue, headers=headers):
         pass
+    # The number's menu: a call's webhook answers it, the key 1 chooses the bench's queue.
+    async with http.put(f"{base_url}/api/v1/voice/numbers/{NUMBER}", json=BENCH_MENU, headers=headers) as response:
+        assert response.status == 200, await response.text()
     tokens = []
     for n in range(agents):
         body = {"name": f"agent {n}", "queues": ["bench"]}
@@ -192,9 +207,15 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
 
     namespace = f"bench{uuid.uuid4().hex[:8]}"
     admin_token, twilio_token = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    # Where the service connects accepted calls: a stand-in of Twilio's REST API, which ends each call it
+    # connects with the status callback Twilio would post.
+    stand_in = TwilioStandIn(twilio_token)
+    await stand_in.start()
     env = {
         "CC_ADMIN_TOKEN": admin_token,
         "CC_TWILIO_AUTH_TOKEN": twilio_token,
+        "CC_TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "CC_TWILIO_API_BASE": stand_in.base_url,
         "CC_LOG_LEVEL": "WARNING",
         # Every customer and agent of the bench comes from one address, as through a proxy: the per-client
         # bound (256) refused webhooks once a stall of the host had the load generator open more connections.
@@ -235,6 +256,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         }
     service = ServiceProcesses(env, roles, ports)
     base_urls = [f"http://127.0.0.1:{port}" for port in service.public_ports]
+    stand_in.service_url = base_urls[0]
     _progress(f"starting the service: {', '.join(roles)}")
     await service.start()
     try:
@@ -275,6 +297,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 client.close()
             await agents.stop()
     finally:
+        await stand_in.stop()
         await service.stop()
         if args.embedded:
             shutil.rmtree(data_dir, ignore_errors=True)
@@ -291,6 +314,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         stored=stored,
         duplicated=duplicated,
         waiting=waiting,
+        calls=stand_in.figures,
     )
 
 

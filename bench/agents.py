@@ -27,9 +27,10 @@ OPEN_TIMEOUT = 10.0  # seconds for one socket to connect and be upgraded (then i
 class AgentFigures:
     # Arrival of the webhook (the server's clock, from the offered interaction) to the offer on the socket.
     arrival_to_offer_ms: list[float] = field(default_factory=list)
-    arrivals: list[float] = field(default_factory=list)  # each offer's arrival (epoch seconds), in the same order
-    # The same by channel: for mail, from the moment the intake read the message (just before its 250).
+    # The same per channel: for a call, from the menu's answer (which publishes it); for mail, from the moment
+    # the intake read the message (just before its 250).
     arrival_to_offer_ms_by_channel: dict[str, list[float]] = field(default_factory=dict)
+    arrivals: list[float] = field(default_factory=list)  # each offer's arrival (epoch seconds), in the same order
     offers: Counter[str] = field(default_factory=Counter)  # reservation id -> times received
     card_entries: int = 0  # timeline entries over all offers' cards: how much each screen pop carried
     messages: int = 0
@@ -140,8 +141,8 @@ class AgentPool:
         reservation = message["reservation"]
         arrived = datetime.fromisoformat(reservation["interaction"]["received_at"]).timestamp()
         self.figures.arrival_to_offer_ms.append((received - arrived) * 1000)
-        channel = reservation["interaction"]["channel"]
-        self.figures.arrival_to_offer_ms_by_channel.setdefault(channel, []).append((received - arrived) * 1000)
+        by_channel = self.figures.arrival_to_offer_ms_by_channel
+        by_channel.setdefault(reservation["interaction"]["channel"], []).append((received - arrived) * 1000)
         self.figures.arrivals.append(arrived)
         self.figures.offers[reservation["id"]] += 1
         self.figures.card_entries += len(message["card"]["timeline"])

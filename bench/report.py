@@ -10,6 +10,7 @@ from bench.agents import AgentFigures
 from bench.processes import ServiceProcesses
 from bench.raw_limits import RawLimits
 from bench.traffic import TrafficFigures, parse_mix
+from bench.twilio_stand_in import StandInFigures
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -42,6 +43,7 @@ def summarise(
     stored: int,
     duplicated: int,
     waiting: int,
+    calls: StandInFigures | None = None,
 ) -> dict[str, object]:
     """The run's figures: `elapsed` from the first send until the last contact reached an agent and the queue
     was empty; `stored` and `duplicated` as PostgreSQL holds the acknowledged contacts; `waiting` the
@@ -77,10 +79,15 @@ def summarise(
             "mean": round(statistics.fmean(latencies), 2) if latencies else None,
         },
         "arrival_to_offer_p99_ms_by_tenth": _p99_by_window(agents.arrivals, latencies),
-        # Each channel's own share: for mail, from the intake's reading of the message (before its 250) to the
-        # offer — its accept-to-offer time.
+        # Each channel's own share: for a call, from the menu's answer (which publishes it) to the offer; for
+        # mail, from the intake's reading of the message (before its 250) to the offer — its accept-to-offer time.
         "arrival_to_offer_ms_by_channel": {
-            channel: {"p50": round(_percentile(values, 0.50), 2), "p99": round(_percentile(values, 0.99), 2)}
+            channel: {
+                "p50": round(_percentile(values, 0.50), 2),
+                "p95": round(_percentile(values, 0.95), 2),
+                "p99": round(_percentile(values, 0.99), 2),
+                "mean": round(statistics.fmean(values), 2),
+            }
             for channel, values in sorted(agents.arrival_to_offer_ms_by_channel.items())
         },
         # Mails answered 250 per second of sending, over real SMTP (null without email in the mix).
@@ -90,6 +97,10 @@ def summarise(
         "lost": len(traffic.accepted) - stored,
         "duplicated": duplicated + sum(n - 1 for n in agents.offers.values()),
         "waiting_for_agent_at_end": waiting,
+        # Calls the service connected through the stand-in of Twilio's REST API, and the answers to the status
+        # callbacks that ended them.
+        "calls_connected": calls.connected if calls else 0,
+        "call_status_answers": dict(calls.statuses) if calls else {},
         "processes": [
             {
                 "role": p.role,
@@ -153,6 +164,14 @@ def table(result: dict[str, object]) -> str:
         f"  (conversations still waiting for an agent at the end: {result['waiting_for_agent_at_end']})",
         f"agents               {result['agent_sockets_dropped']} sockets dropped, errors {result['agent_errors']}",
     ]
+    by_channel = result["arrival_to_offer_ms_by_channel"]
+    assert isinstance(by_channel, dict)
+    if "voice" in by_channel:
+        voice = by_channel["voice"]
+        lines.append(f"menu answer -> offer p50 {voice['p50']} ms  p95 {voice['p95']} ms (calls)")
+        lines.append(
+            f"calls connected      {result['calls_connected']}, status callbacks {result['call_status_answers']}"
+        )
     if "raw" in result:
         lines.append(f"raw limits           {result['raw']}")
         lines.append(f"raw machine cpu (µs) {result['raw_machine_cpu_us_per_operation']}")

@@ -1,5 +1,6 @@
-"""Customer traffic through the real edges, open loop at a fixed rate: Twilio-signed SMS webhooks and mail
-over real SMTP. Each channel is one entry of the mix (`CHANNELS`); voice and chat join as they land."""
+"""Customer traffic through the real edges, open loop at a fixed rate: Twilio-signed SMS webhooks, calls (the
+call's webhook, then the menu's answer) and mail over real SMTP. Each channel is one entry of the mix
+(`CHANNELS`); chat joins as it lands."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from urllib.parse import urlencode
 
 import aiosmtplib
 
-from bench.http import HttpClient
+from bench.http import Answered, HttpClient
 
 
 @dataclass
@@ -49,6 +50,17 @@ class TrafficFigures:
             await self._none_in_flight.wait()
 
 
+# The account and the number the bench's calls and messages are for; the number's menu chooses the bench's
+# queue with the key 1 (`python -m bench` sets it up).
+ACCOUNT_SID = "AC" + "0" * 32
+NUMBER = "+15005550006"
+BENCH_MENU = {
+    "greeting": "Welcome.",
+    "prompt": "For the bench, press 1.",
+    "options": [{"digit": "1", "words": ["bench"], "queue": "bench"}],
+}
+
+
 def customer_number(n: int) -> str:
     """The phone number of customer `n` (of `--customers`)."""
     return f"+1415{n:07d}"
@@ -76,8 +88,8 @@ class SmsTraffic:
     PATH = "/channels/twilio/sms"
     # What every message of the run has in common; MessageSid, SmsSid and From are each message's own.
     COMMON_FIELDS: ClassVar[dict[str, str]] = {
-        "AccountSid": "AC" + "0" * 32,
-        "To": "+15005550006",
+        "AccountSid": ACCOUNT_SID,
+        "To": NUMBER,
         "Body": "Hello, is my order on its way?",
         "NumMedia": "0",
         "NumSegments": "1",
@@ -189,6 +201,62 @@ async def _quietly_closed(client: aiosmtplib.SMTP) -> None:
         client.close()
 
 
+class VoiceTraffic:
+    """Inbound calls: the call's webhook, then the menu's answer; `CallSid` is the idempotency key. The contact
+    counts as acknowledged when the menu's answer (which publishes it) is."""
+
+    PATH = "/channels/twilio/voice"
+    COMMON_FIELDS: ClassVar[dict[str, str]] = {
+        "AccountSid": ACCOUNT_SID,
+        "To": NUMBER,
+        "Called": NUMBER,
+        "ApiVersion": "2010-04-01",
+        "Direction": "inbound",
+        "FromCountry": "US",
+        "ToCountry": "US",
+    }
+
+    def __init__(self, http: HttpClient, auth_token: str, customers: int) -> None:
+        self._http = http
+        self._base = f"http://{http.host}:{http.port}"
+        self._auth_token = auth_token
+        self._customers = customers
+
+    def _post(self, path: str, fields: dict[str, str], answered: Answered) -> None:
+        form = self.COMMON_FIELDS | fields
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": twilio_signature(self._auth_token, self._base + path, form),
+        }
+        self._http.post(path, urlencode(form).encode(), headers, answered)
+
+    def send_one(self, figures: TrafficFigures) -> None:
+        sid = "CA" + os.urandom(16).hex()
+        caller = customer_number(random.randrange(self._customers))
+        own = {"CallSid": sid, "From": caller, "Caller": caller}
+        figures.leaving()
+
+        def failed(outcome: int | Exception) -> bool:
+            if isinstance(outcome, Exception):
+                figures.failures[type(outcome).__name__] += 1
+                return True
+            figures.statuses[outcome] += 1
+            return outcome != 200
+
+        def menu_answered(outcome: int | Exception) -> None:
+            figures.answered()
+            if not failed(outcome):
+                figures.accepted.append(sid)
+
+        def call_answered(outcome: int | Exception) -> None:
+            if failed(outcome):
+                figures.answered()
+                return
+            self._post(f"{self.PATH}/menu", own | {"CallStatus": "in-progress", "Digits": "1"}, menu_answered)
+
+        self._post(self.PATH, own | {"CallStatus": "ringing"}, call_answered)
+
+
 class Traffic(Protocol):
     """One channel's customers: sends one contact through the service's real edge; its answer, when it comes,
     is recorded in the figures (`in_flight` counts the contacts still unanswered)."""
@@ -206,9 +274,10 @@ class Edges:
     smtp_port: int
 
 
-# The channels a mix may name, each made from the edges; voice webhooks and chat sockets join as they land.
+# The channels a mix may name, each made from the edges; chat sockets join as they land.
 CHANNELS: dict[str, Callable[[Edges], Traffic]] = {
     "sms": lambda edges: SmsTraffic(edges.http, edges.twilio_token, edges.customers),
+    "voice": lambda edges: VoiceTraffic(edges.http, edges.twilio_token, edges.customers),
     "email": lambda edges: MailTraffic(edges.smtp_port, edges.customers),
 }
 

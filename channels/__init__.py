@@ -10,6 +10,7 @@ what they share but none owns lives in `intake/`.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -20,6 +21,7 @@ from aiohttp import web
 
 from channels.intake.admission import Admission
 from channels.intake.publishing import InteractionPublisher
+from contactcenter.agents import AnswerPort, WithdrawalPort
 from contactcenter.agents.outbound import ReplySender
 from contactcenter.api.operations import Operation
 from contactcenter.metrics import IntakeMetrics
@@ -27,12 +29,22 @@ from contactcenter.settings import Settings
 from schema import Channel
 
 
-class StaffGuard(Protocol):
-    """Lets only the admin and agents through (the host's authenticator): for a channel's routes that serve
-    what customers sent to the staff (mail's attachments)."""
+class Caller(Protocol):
+    """Who called an API route a channel serves, as the host's authentication answers."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+
+class Gatekeeper(Protocol):
+    """The host's bearer-token checks, for API routes a channel serves (401/403 in the error shape)."""
+
+    async def require_admin(self, request: web.Request) -> None: ...
+
+    async def require_agent(self, request: web.Request, *, allow_query: bool = False) -> Caller: ...
 
     async def require_staff(self, request: web.Request) -> None:
-        """Raise `Unauthorized` (401) or `Forbidden` (403) for anyone else."""
+        """The admin and agents only: for what customers sent to the staff (mail's attachments)."""
 
 
 @dataclass(frozen=True)
@@ -46,10 +58,12 @@ class ChannelContext:
     metrics: IntakeMetrics
     # For the providers' REST APIs (replies, call control); closed by the host.
     http: aiohttp.ClientSession
-    # For what a channel keeps of its own beside the interactions (mail's bodies and attachments): its own
-    # tables, from its own migration, behind its own port.
+    # PostgreSQL, for what a channel keeps of its own beside the interactions (its migration's tables, behind
+    # its own port: voice menus and calls, mail's bodies and attachments).
     pool: asyncpg.Pool
-    auth: StaffGuard
+    gatekeeper: Gatekeeper
+    # Where a channel tells that its contact left before any agent took it (a caller who hung up).
+    withdrawals: WithdrawalPort
 
 
 class ChannelServer(Protocol):
@@ -69,6 +83,8 @@ class ChannelParts:
     servers: Sequence[ChannelServer] = ()
     # How an agent's reply leaves on each conversation channel this package serves.
     senders: Mapping[Channel, ReplySender] = field(default_factory=dict)
+    # What happens on the provider's side when an agent accepts a contact of each channel (a call: connect it).
+    answerers: Mapping[Channel, AnswerPort] = field(default_factory=dict)
 
 
 class ChannelAdapter(Protocol):

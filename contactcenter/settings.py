@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     twilio_account_sid: str = ""
     twilio_auth_token: SecretStr = SecretStr("")
     twilio_api_base: str = "https://api.twilio.com"
+    # Voice (channels/twilio/voice*.py): the API key and TwiML app agents' Voice access tokens are signed with
+    # and name (unset: `POST /api/v1/voice/token` answers 503), and how long such a token lasts.
+    twilio_api_key_sid: str = ""
+    twilio_api_key_secret: SecretStr = SecretStr("")
+    twilio_twiml_app_sid: str = ""
+    voice_token_seconds: int = Field(default=3600, ge=60, le=86400)
     smtp_relay_url: SecretStr | None = None
     mail_domains: CommaList = Field(default_factory=list)
     default_region: str = "US"

@@ -36,13 +36,13 @@ _SCRIPTS = "contactcenter.live"
 QUEUE_FOR_A_CONTACT = Policy(
     rule=(
         "A contact from a client with an open conversation on its channel joins that conversation, its queue and"
-        " its agent. Otherwise it opens a conversation in the oldest queue that serves its channel (of queues made"
-        " at the same moment, the first by name). When no queue serves the channel, the contact is stored and"
-        " waits unrouted."
+        " its agent. Otherwise it opens a conversation in the queue it chose (a caller's menu choice), when that"
+        " queue serves its channel, else in the oldest queue that serves its channel (of queues made at the same"
+        " moment, the first by name). When no queue serves the channel, the contact is stored and waits unrouted."
     ),
     runs_in=(
         # The recording of every inbound contact, in the transaction that stores it.
-        Site(_MIGRATIONS, "migrations/010_events_outbox.sql", "cc_record_inbound"),
+        Site(_MIGRATIONS, "migrations/013_voice.sql", "cc_record_inbound"),
         # A contact left in a conversation closed before any agent saw it finds its place again.
         Site(_MIGRATIONS, "migrations/010_events_outbox.sql", "cc_rehome_inbound"),
     ),

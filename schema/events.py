@@ -185,6 +185,45 @@ class MailFailedV1(EventData):
     in_reply_to: str = Field(description="the customer's Message-ID it answers ('' for none)")
     reason: str = Field(description="`refused` (the relay said no for good) or `unavailable` (tried, not taken)")
     tries: int
+class InteractionAbandonedV1(EventData):
+    interaction_id: uuid.UUID
+    conversation_id: uuid.UUID
+    queue_id: uuid.UUID
+    offered_to: uuid.UUID | None = Field(
+        default=None, description="the agent whose pending offer was revoked; null when none"
+    )
+
+
+class CallConnectedV1(EventData):
+    call_sid: str
+    agent_id: uuid.UUID
+    queue: str | None = Field(description="the queue the caller waited in; null when it chose none")
+
+
+class CallAbandonedV1(EventData):
+    call_sid: str
+    queue: str | None
+    waited_seconds: int = Field(description="from the caller's entering the queue to hanging up")
+
+
+class CallEndedV1(EventData):
+    call_sid: str
+    status: str = Field(description="Twilio's final CallStatus: completed, busy, failed, no-answer, canceled")
+    agent_id: uuid.UUID | None = Field(description="the agent it was connected to; null when none")
+    duration_seconds: int | None = Field(description="Twilio's CallDuration, when it sent one")
+
+
+class CallPlacedV1(EventData):
+    call_sid: str
+    agent_id: uuid.UUID
+    client_id: uuid.UUID
+    interaction_id: uuid.UUID
+
+
+class VoicemailReceivedV1(EventData):
+    call_sid: str
+    recording_sid: str
+    duration_seconds: int | None
 
 
 @dataclass(frozen=True)
@@ -212,6 +251,12 @@ EVENT_KINDS = (
     EventKind("interaction.offered", InteractionOfferedV1, "it was offered to an agent", "interaction"),
     EventKind("interaction.answered", InteractionAnsweredV1, "an agent accepted it", "interaction"),
     EventKind("interaction.completed", InteractionCompletedV1, "the agent wrapped it up", "interaction"),
+    EventKind(
+        "interaction.abandoned",
+        InteractionAbandonedV1,
+        "the customer gave up before any agent took it (a caller who hung up while waiting)",
+        "interaction",
+    ),
     EventKind("reservation.created", ReservationCreatedV1, "an agent was booked for the work", "reservation"),
     EventKind("reservation.accepted", ReservationAcceptedV1, "the agent accepted the offer", "reservation"),
     EventKind("reservation.rejected", ReservationRejectedV1, "the agent declined the offer", "reservation"),
@@ -231,11 +276,15 @@ EVENT_KINDS = (
     EventKind("mail.received", MailReceivedV1, "a mail was taken in over SMTP and stored (before its 250)", "mail"),
     EventKind("mail.sent", MailSentV1, "the relay took an agent's reply", "mail"),
     EventKind("mail.failed", MailFailedV1, "the relay refused an agent's reply, or could not be reached", "mail"),
+    EventKind("call.connected", CallConnectedV1, "a waiting call was connected to the agent who accepted it", "call"),
+    EventKind("call.abandoned", CallAbandonedV1, "the caller hung up while waiting, before any agent took it", "call"),
+    EventKind("call.ended", CallEndedV1, "Twilio told the call's final status (once, whatever it repeats)", "call"),
+    EventKind("call.placed", CallPlacedV1, "an agent called a client from its card (click to call)", "call"),
+    EventKind("voicemail.received", VoicemailReceivedV1, "a caller's voicemail was recorded", "call"),
 )
 BY_NAME = {kind.name: kind for kind in EVENT_KINDS}
 # Named now so that consumers can bind to them; they come with the issues that build them.
 RESERVED_NAMES = (
-    "interaction.abandoned",
     "conversation.transferred",
     "message.delivered",
     "message.failed",

@@ -64,6 +64,8 @@ class RevokeReason(StrEnum):
     EXPIRED = "expired"
     # The agent went away or offline (or its socket closed) with the offer pending.
     AGENT_UNAVAILABLE = "agent_unavailable"
+    # The contact left before the agent took it (a caller who hung up while waiting).
+    WITHDRAWN = "withdrawn"
 
 
 class Revoked(BaseModel):

@@ -20,7 +20,10 @@ import pytest
 from tests.running import (
     ADMIN_TOKEN,
     TWILIO_ACCOUNT_SID,
+    TWILIO_API_KEY_SECRET,
+    TWILIO_API_KEY_SID,
     TWILIO_AUTH_TOKEN,
+    TWILIO_TWIML_APP_SID,
     FakeTwilioApi,
     RunningService,
     run_service,
@@ -145,6 +148,9 @@ def service_settings(
         twilio_auth_token=SecretStr(TWILIO_AUTH_TOKEN),
         twilio_account_sid=TWILIO_ACCOUNT_SID,
         twilio_api_base=fake_twilio.base_url,
+        twilio_api_key_sid=TWILIO_API_KEY_SID,
+        twilio_api_key_secret=SecretStr(TWILIO_API_KEY_SECRET),
+        twilio_twiml_app_sid=TWILIO_TWIML_APP_SID,
         default_region="US",
         http_port=0,
     )

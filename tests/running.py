@@ -28,6 +28,10 @@ from tests.frames import server_frame
 ADMIN_TOKEN = "test-admin-token"
 TWILIO_AUTH_TOKEN = "test-twilio-auth-token"
 TWILIO_ACCOUNT_SID = "AC" + "0" * 32
+# What agents' Voice access tokens are signed with and name.
+TWILIO_API_KEY_SID = "SK" + "1" * 32
+TWILIO_API_KEY_SECRET = "test-twilio-api-key-secret-of-32-bytes"
+TWILIO_TWIML_APP_SID = "AP" + "2" * 32
 
 
 @dataclass
@@ -76,6 +80,43 @@ class RunningService:
             **(extra or {}),
         }
         return await self.post_twilio("/channels/twilio/sms", form)
+
+    def call_form(self, call_sid: str, caller: str, *, status: str = "ringing", **more: str) -> dict[str, str]:
+        """The parameters Twilio documents for a voice webhook (plus `more`, e.g. Digits or CallDuration)."""
+        to = "+15005550006"
+        return {
+            "CallSid": call_sid,
+            "AccountSid": self.settings.twilio_account_sid,
+            "From": caller,
+            "To": to,
+            "CallStatus": status,
+            "ApiVersion": "2010-04-01",
+            "Direction": "inbound",
+            "ForwardedFrom": "",
+            "CallerName": "",
+            "ParentCallSid": "",
+            "CallToken": "%7B%22parentCallInfoToken%22%3A%22eyJ%22%7D",
+            "Caller": caller,
+            "Called": to,
+            "FromCity": "SAN FRANCISCO",
+            "FromState": "CA",
+            "FromZip": "94103",
+            "FromCountry": "US",
+            "CallerCity": "SAN FRANCISCO",
+            "CallerState": "CA",
+            "CallerZip": "94103",
+            "CallerCountry": "US",
+            "ToCity": "",
+            "ToState": "CA",
+            "ToZip": "",
+            "ToCountry": "US",
+            "CalledCity": "",
+            "CalledState": "CA",
+            "CalledZip": "",
+            "CalledCountry": "US",
+            "StirVerstat": "TN-Validation-Passed-A",
+            **more,
+        }
 
     async def post_twilio(
         self, path: str, form: dict[str, str] | MultiDict[str], *, signature: str | None = None
@@ -173,12 +214,17 @@ async def wait_ready(http: aiohttp.ClientSession, base_url: str, process: asynci
 
 
 class FakeTwilioApi:
-    """Twilio's Messages REST endpoint on loopback: checks the basic auth and records what was sent."""
+    """Twilio's Messages and Calls REST endpoints on loopback: checks the basic auth and records what was sent
+    (`sent`: messages; `calls`: each call update, with its CallSid)."""
 
     def __init__(self, account_sid: str, auth_token: str) -> None:
         self.account_sid = account_sid
         self.authorization = "Basic " + base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
         self.sent: list[dict[str, str]] = []
+        self.calls: list[dict[str, str]] = []
+        self.placed: list[dict[str, str]] = []  # calls placed (click to call)
+        # Set to make the next call updates fail with this HTTP status (Twilio away, or refusing).
+        self.calls_status = 200
         self.base_url = ""
         self._runner: web.AppRunner | None = None
 
@@ -194,9 +240,32 @@ class FakeTwilioApi:
         sid = "SM" + uuid.uuid4().hex
         return web.json_response({"sid": sid, "status": "queued", **form}, status=201)
 
+    async def _call(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != self.authorization:
+            return web.json_response({"code": 20003, "message": "Authenticate"}, status=401)
+        if request.match_info["account"] != self.account_sid:
+            return web.json_response({"code": 20404, "message": "not found"}, status=404)
+        if self.calls_status != 200:
+            return web.json_response({"code": 20500, "message": "Internal"}, status=self.calls_status)
+        form = {key: str(value) for key, value in (await request.post()).items()}
+        self.calls.append({"CallSid": request.match_info["call"], **form})
+        return web.json_response({"sid": request.match_info["call"], "status": "in-progress"})
+
+    async def _place_call(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != self.authorization:
+            return web.json_response({"code": 20003, "message": "Authenticate"}, status=401)
+        form = {key: str(value) for key, value in (await request.post()).items()}
+        if not form.get("To") or not form.get("From") or not form.get("Twiml"):
+            return web.json_response({"code": 21201, "message": "No 'To' number is specified"}, status=400)
+        sid = "CA" + uuid.uuid4().hex
+        self.placed.append({"CallSid": sid, **form})
+        return web.json_response({"sid": sid, "status": "queued", "to": form["To"]}, status=201)
+
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/2010-04-01/Accounts/{account}/Messages.json", self._messages)
+        app.router.add_post("/2010-04-01/Accounts/{account}/Calls/{call}.json", self._call)
+        app.router.add_post("/2010-04-01/Accounts/{account}/Calls.json", self._place_call)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)

@@ -40,5 +40,5 @@ class EmailChannel:
         if settings.imap_mailboxes is not None:
             boxes = mailboxes(settings.imap_mailboxes.get_secret_value())
             servers.append(ImapPoller(boxes, intake, mailbox, settings.imap_poll_seconds))
-        downloads = AttachmentDownloads(context.auth, mailbox)
+        downloads = AttachmentDownloads(context.gatekeeper, mailbox)
         return ChannelParts(routes=downloads.routes(), servers=servers, senders={Channel.EMAIL: sender})

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from channels import StaffGuard
+from channels import Gatekeeper
 from channels.email.mailbox import MailStore
 from contactcenter.api.operations import Access, Answer, Operation, Parameter, failures
 from contactcenter.errors import Invalid, NotFound
@@ -37,7 +37,7 @@ DOWNLOAD = Operation(
 class AttachmentDownloads:
     OPERATIONS = (DOWNLOAD,)
 
-    def __init__(self, auth: StaffGuard, mailbox: MailStore) -> None:
+    def __init__(self, auth: Gatekeeper, mailbox: MailStore) -> None:
         self._auth = auth
         self._mailbox = mailbox
 

@@ -16,6 +16,17 @@ log = logging.getLogger(__name__)
 SEND_TIMEOUT = aiohttp.ClientTimeout(total=10)
 
 
+def account_url(api_base: str, account_sid: str) -> str:
+    """The account's resources on Twilio's REST API (or the stand-in at `CC_TWILIO_API_BASE`)."""
+    return f"{api_base.rstrip('/')}/2010-04-01/Accounts/{account_sid}"
+
+
+def basic_auth(account_sid: str, auth_token: str) -> dict[str, str]:
+    """HTTP Basic auth with the account SID and auth token, as Twilio documents."""
+    credentials = base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
+    return {"Authorization": f"Basic {credentials}"}
+
+
 class TwilioSmsSender:
     # Twilio's own bound on a message's body: it refuses longer ones.
     max_length = 1600
@@ -23,9 +34,8 @@ class TwilioSmsSender:
 
     def __init__(self, http: aiohttp.ClientSession, *, api_base: str, account_sid: str, auth_token: str) -> None:
         self._http = http
-        self._url = f"{api_base.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
-        credentials = base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
-        self._headers = {"Authorization": f"Basic {credentials}"}
+        self._url = f"{account_url(api_base, account_sid)}/Messages.json"
+        self._headers = basic_auth(account_sid, auth_token)
 
     async def send(self, message: OutboundMessage) -> str:
         if len(message.body) > self.max_length:

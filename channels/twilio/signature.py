@@ -5,13 +5,26 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Mapping
 from typing import cast
 
 from aiohttp import web
 from multidict import MultiDictProxy, MultiMapping
 from twilio.request_validator import RequestValidator
 
-from contactcenter.errors import Forbidden, TooLarge
+from contactcenter.api.operations import Answer, Parameter, failures
+from contactcenter.errors import Forbidden, Invalid, TooLarge
+
+# What every Twilio webhook's operation says of its signature and refusals, for the API's document.
+SIGNATURE_PARAMETER = Parameter(
+    "X-Twilio-Signature",
+    "header",
+    "Twilio's signature of CC_PUBLIC_URL + path and the form, with the account's auth token (else 403)",
+    required=True,
+)
+WEBHOOK_FAILURES: dict[int, Answer] = failures(
+    400, 403, 408, 413, 503, reasons={403: "X-Twilio-Signature is missing or wrong"}
+)
 
 
 def public_url_of(request: web.Request, public_url: str | None) -> str:
@@ -66,6 +79,14 @@ def claimed_signature(request: web.Request) -> str:
     if not signature.isascii():
         raise Forbidden("X-Twilio-Signature does not match")
     return signature
+
+
+def required_field(form: Mapping[str, str], field: str) -> str:
+    """A field the webhook cannot do without: missing or blank is a 400 naming it."""
+    value = form.get(field, "").strip()
+    if not value:
+        raise Invalid(f"the form field {field} is required", field=field)
+    return value
 
 
 # Twilio's forms are a few KiB (an SMS of 1,600 characters and some forty other fields): more is not Twilio.

@@ -15,10 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from channels.intake.admission import Admission
 from channels.intake.publishing import InteractionPublisher
-from channels.twilio.signature import TwilioSignature, twilio_form
+from channels.twilio.signature import (
+    SIGNATURE_PARAMETER,
+    WEBHOOK_FAILURES,
+    TwilioSignature,
+    required_field,
+    twilio_form,
+)
 from contactcenter.answers import invalid_from
-from contactcenter.api.operations import Answer, Operation, Parameter, failures
-from contactcenter.errors import Invalid
+from contactcenter.api.operations import Answer, Operation
 from contactcenter.identities import normalise_phone
 from contactcenter.logs import log_context
 from contactcenter.metrics import IntakeMetrics
@@ -53,26 +58,12 @@ RECEIVE = Operation(
     "Twilio's inbound-message webhook; answered once the bus confirmed the contact",
     {
         200: Answer("taken in: empty TwiML", media_type="text/xml", schema={"type": "string"}),
-        **failures(400, 403, 408, 413, 503, reasons={403: "X-Twilio-Signature is missing or wrong"}),
+        **WEBHOOK_FAILURES,
     },
     body=InboundSmsForm,
     body_media_type="application/x-www-form-urlencoded",
-    parameters=(
-        Parameter(
-            "X-Twilio-Signature",
-            "header",
-            "Twilio's signature of CC_PUBLIC_URL + path and the form, with the account's auth token (else 403)",
-            required=True,
-        ),
-    ),
+    parameters=(SIGNATURE_PARAMETER,),
 )
-
-
-def _required(form: Mapping[str, str], field: str) -> str:
-    value = form.get(field, "").strip()
-    if not value:
-        raise Invalid(f"the form field {field} is required", field=field)
-    return value
 
 
 def inbound_sms(form: Mapping[str, str], default_region: str) -> Interaction:
@@ -84,8 +75,8 @@ def inbound_sms(form: Mapping[str, str], default_region: str) -> Interaction:
     try:
         interaction = Interaction(
             channel=Channel.SMS,
-            provider_id=_required(form, "MessageSid"),
-            from_address=_required(form, "From"),
+            provider_id=required_field(form, "MessageSid"),
+            from_address=required_field(form, "From"),
             sender_kind=IdentityKind.PHONE,
             to_address=form.get("To", ""),
             # The number comes from the carrier, not from the sender's own words.

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from contactcenter.live import LiveChanges
 from contactcenter.store import InteractionInContext
-from schema import Interaction
+from schema import Channel, Interaction
 from schema.offers import RevokeReason
 
 
@@ -77,4 +77,32 @@ class PlacementPort(Protocol):
     ) -> Placed:
         """Place the contact; its holder is told of `interaction` (read from the store when not given) unless
         `tell_holder` is False. `offer_again` offers a reservation made before once more (our own retry)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Withdrawn:
+    """A contact taken back before any agent took it: where it waited, and the agent whose offer was revoked."""
+
+    interaction_id: uuid.UUID
+    conversation_id: uuid.UUID
+    revoked_from: uuid.UUID | None
+
+
+class WithdrawalPort(Protocol):
+    """What a channel tells when its contact leaves before any agent took it (a caller who hung up)."""
+
+    async def withdraw(self, channel: Channel, provider_id: str, *, abandoned: bool) -> Withdrawn | None:
+        """Take the contact's work back: off its queue, a pending offer revoked (the agent is told and freed),
+        its conversation closed; `abandoned` when the customer gave up (interaction.abandoned), not when it left
+        for other work (a voicemail). None when no work waited for it (unknown, or an agent accepted it)."""
+        ...
+
+
+class AnswerPort(Protocol):
+    """What a channel does when an agent accepts one of its contacts (a call: connect the caller to the
+    agent). Handed to the agent gateway by the host, per channel."""
+
+    async def answered(self, agent_id: uuid.UUID, interaction: Interaction) -> None:
+        """Raise `Unavailable` when the provider cannot be told: the desktop may accept again (idempotent)."""
         ...

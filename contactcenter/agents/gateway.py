@@ -13,11 +13,12 @@ import asyncio
 import collections
 import logging
 import uuid
+from collections.abc import Mapping
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import ValidationError
 
-from contactcenter.agents import Arrival, Placement, PlacementPort
+from contactcenter.agents import AnswerPort, Arrival, Placement, PlacementPort
 from contactcenter.agents.notices import AgentNotices
 from contactcenter.agents.relay import NoticeRelay
 from contactcenter.agents.replies import Replies
@@ -32,6 +33,7 @@ from contactcenter.logs import log_context
 from contactcenter.origins import origin_of
 from contactcenter.store.conversations import Conversations
 from contactcenter.store.directory import AgentProfile
+from schema import Channel
 from schema.desktop import (
     AGENT_COMMAND,
     AcceptCommand,
@@ -144,6 +146,7 @@ class AgentGateway:
         placement: PlacementPort,
         replies: Replies,
         allowed_origins: frozenset[str],
+        answerers: Mapping[Channel, AnswerPort] | None = None,
     ) -> None:
         self._relay = relay
         self._auth = auth
@@ -153,6 +156,8 @@ class AgentGateway:
         self._placement = placement
         self._replies = replies
         self._allowed_origins = allowed_origins
+        # What each channel does on the provider's side when an agent accepts its contact (connect a call).
+        self._answerers = dict(answerers or {})
         self._sessions: dict[uuid.UUID, AgentSession] = {}
         # The live-state rebuild whose aftermath this gateway has seen to (`restore_lost_states`).
         self._seen_rebuild: str | None = None
@@ -318,6 +323,7 @@ class AgentGateway:
                     reservation_id=reservation_id,
                 ):
                     log.info("agent accepted the offer")
+                    await self._answer_on_channel(agent.id, reservation.interaction_id)
                 return Accepted(
                     reservation_id=reservation_id, conversation_id=reservation.conversation_id
                 ), LiveChanges()
@@ -332,6 +338,16 @@ class AgentGateway:
                 interaction = await self._replies.reply(agent.id, conversation_id, text)
                 return Replied(conversation_id=conversation_id, interaction=interaction), LiveChanges()
         raise AssertionError(f"unhandled command {command!r}")
+
+    async def _answer_on_channel(self, agent_id: uuid.UUID, interaction_id: uuid.UUID) -> None:
+        """Tell the contact's channel that the agent took it (a call is connected to the agent). A failure is
+        the desktop's to hear: accepting again reaches here again, and the channel acts once."""
+        if not self._answerers:
+            return
+        interaction = await self._conversations.interaction_alone(interaction_id)
+        answerer = self._answerers.get(interaction.channel)
+        if answerer is not None:
+            await answerer.answered(agent_id, interaction)
 
     async def _route_again(self, interaction_id: uuid.UUID) -> LiveChanges:
         """An inbound contact left in a conversation closed before any agent saw it: in the client's open

@@ -17,6 +17,7 @@ from channels.intake.publishing import InteractionPublisher
 from channels.twilio import TwilioChannel
 from contactcenter.agents.gateway import AgentGateway
 from contactcenter.agents.replies import Replies
+from contactcenter.agents.withdrawal import Withdrawals
 from contactcenter.api.admin import AdminApi
 from contactcenter.api.clients import ClientsApi
 from contactcenter.api.events import EventsApi
@@ -36,6 +37,7 @@ from contactcenter.origins import web_origins
 from contactcenter.periodic import Periodic
 from contactcenter.settings import Settings
 from contactcenter.store.integrations import Integrations
+from contactcenter.store.waiting import WaitingContacts
 from contactcenter.webhooks.api import WebhooksApi
 from contactcenter.webhooks.deliveries import Deliveries
 from contactcenter.webhooks.destinations import GuardedResolver
@@ -134,6 +136,7 @@ async def _start_api(
     guard = GuardedResolver(allow_private=settings.webhook_allow_private)
     stack.push_async_callback(guard.close)
     senders = {channel: sender for parts in channels for channel, sender in parts.senders.items()}
+    answerers = {channel: answerer for parts in channels for channel, answerer in parts.answerers.items()}
     gateway = AgentGateway(
         relay=services.relay,
         auth=auth,
@@ -143,6 +146,7 @@ async def _start_api(
         placement=ContactPlacement(services.live, services.conversations, services.notices),
         replies=Replies(services.conversations, senders),
         allowed_origins=web_origins(settings),
+        answerers=answerers,
     )
     gateway.start()
     stack.push_async_callback(gateway.stop)
@@ -187,7 +191,10 @@ def _open_channels(
     publisher = InteractionPublisher(
         services.bus, services.topology, timeout=settings.publish_timeout_seconds, batch=settings.inbound_batch
     )
-    context = ChannelContext(settings, publisher, admission, app[METRICS].intake, services.http, services.pool, auth)
+    withdrawals = Withdrawals(WaitingContacts(services.pool), services.live, services.notices)
+    context = ChannelContext(
+        settings, publisher, admission, app[METRICS].intake, services.http, services.pool, auth, withdrawals
+    )
     return [channel.parts(context) for channel in CHANNELS]
 
 

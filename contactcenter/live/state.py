@@ -58,6 +58,13 @@ class AgentStatus:
     capacity: int
 
 
+@dataclass(frozen=True)
+class Withdrawal:
+    found: bool
+    taken: bool
+    changes: LiveChanges
+
+
 class LiveState:
     def __init__(self, redis: aioredis.Redis, *, namespace: str, reservation_ttl_ms: int) -> None:
         self._redis = redis
@@ -65,7 +72,7 @@ class LiveState:
         self._ttl_ms = reservation_ttl_ms
         self._scripts: dict[str, AsyncScript] = {
             name: redis.register_script(_load(name))
-            for name in ("enqueue", "agent_state", "accept", "reject", "complete", "expire", "restore")
+            for name in ("enqueue", "agent_state", "accept", "reject", "complete", "expire", "restore", "withdraw")
         }
         self._batcher: Batcher[ScriptCall, Any] = Batcher(self._run_scripts, lanes=LANES)
 
@@ -147,6 +154,13 @@ class LiveState:
         if status == "not_found":
             raise NotFound(f"conversation {conversation_id} is not assigned to you", field="conversation_id")
         return changes
+
+    async def withdraw(self, conversation_id: uuid.UUID, now_ms: int, *, abandoned: bool) -> Withdrawal:
+        """Take back the work of a contact that left before any agent took it (`abandoned`: a caller who hung up
+        while waiting; else one who left for voicemail): off its queue, its pending offer revoked. `taken` when
+        an agent had accepted it already (then nothing changes), `found` False when no work waited for it."""
+        status, changes, _ = await self._run("withdraw", now_ms, str(conversation_id), int(abandoned))
+        return Withdrawal(found=status != "not_found", taken=status == "assigned", changes=changes)
 
     async def expire_reservations(self, now_ms: int) -> LiveChanges:
         _, changes, _ = await self._run("expire", now_ms, EXPIRE_BATCH)

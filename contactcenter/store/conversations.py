@@ -71,6 +71,12 @@ LEFT JOIN conversations v ON v.id = x.conversation_id
 LEFT JOIN queues q ON q.id = v.queue_id
 """
 INTERACTION_IN_CONTEXT = _IN_CONTEXT + "WHERE x.id = $1"
+# The interaction alone (no card): what a channel needs when an agent accepts it (a call to connect).
+INTERACTION_ALONE = """
+SELECT x.id, x.channel, x.direction, x.provider_id, x.from_address, x.to_address, x.from_verified, x.body,
+       x.received_at, '' AS queue_name, '' AS card
+FROM interactions x WHERE x.id = $1
+"""
 INTERACTIONS_IN_CONTEXT = _IN_CONTEXT + "WHERE x.id = ANY($1::uuid[])"
 # Where a reply goes: back to whoever last wrote in, from the address they wrote to.
 REPLY_ROUTE = """
@@ -263,6 +269,12 @@ class Conversations:
     async def interaction(self, interaction_id: uuid.UUID) -> InteractionInContext:
         """An interaction with its queue's name and the client's whole card: what an offer shows."""
         return await self._reading.call(interaction_id)
+
+    async def interaction_alone(self, interaction_id: uuid.UUID) -> Interaction:
+        row = await self._pool.fetchrow(INTERACTION_ALONE, interaction_id)
+        if row is None:
+            raise NotFound(f"no interaction {interaction_id}", field="interaction_id")
+        return _in_context(row).interaction
 
     async def _read_many(self, interaction_ids: list[uuid.UUID]) -> list[InteractionInContext | NotFound]:
         distinct = list(set(interaction_ids))

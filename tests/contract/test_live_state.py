@@ -343,3 +343,41 @@ async def test_changes_sent_together_in_one_pipeline_keep_every_invariant(live: 
     completed = await asyncio.gather(*(live.complete(r.agent_id, r.conversation_id, now_ms=4_000) for r in accepted))
     assert sum(len(changes.offers) for changes in completed) == len(agents)
     assert await live.queue_length(QUEUE) == len(work) - 2 * len(agents)
+
+
+async def test_withdrawn_queued_work_leaves_its_queue_and_is_offered_to_nobody(live: LiveState) -> None:
+    waiting, behind = task(), task()
+    await live.enqueue(waiting, now_ms=1_000)
+    await live.enqueue(behind, now_ms=1_001)
+    withdrawal = await live.withdraw(waiting.conversation_id, now_ms=2_000, abandoned=True)
+    assert (withdrawal.found, withdrawal.taken, withdrawal.changes) == (True, False, LiveChanges())
+    assert await live.queue_length(QUEUE) == 1
+    ann = agent()
+    offer = only_offer(await live.set_agent_state(ann, "available", [QUEUE], now_ms=3_000))
+    assert offer.conversation_id == behind.conversation_id
+
+
+async def test_withdrawing_offered_work_revokes_the_offer_and_frees_the_agent_for_the_next(live: LiveState) -> None:
+    ann = agent()
+    await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)
+    offered, behind = task(), task()
+    offer = only_offer(await live.enqueue(offered, now_ms=2_000))
+    await live.enqueue(behind, now_ms=2_001)
+    withdrawal = await live.withdraw(offered.conversation_id, now_ms=3_000, abandoned=True)
+    assert [revoked.id for revoked in withdrawal.changes.revoked] == [offer.id]
+    assert only_offer(withdrawal.changes).conversation_id == behind.conversation_id
+    # The late accept of the revoked offer is told it is gone, not that it never existed.
+    with pytest.raises(Conflict):
+        await live.accept(ann, offer.id, now_ms=3_001)
+    assert (await live.withdraw(offered.conversation_id, now_ms=3_002, abandoned=True)).found is False
+
+
+async def test_accepted_work_is_not_withdrawn(live: LiveState) -> None:
+    ann = agent()
+    await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)
+    work = task()
+    offer = only_offer(await live.enqueue(work, now_ms=2_000))
+    await live.accept(ann, offer.id, now_ms=2_500)
+    withdrawal = await live.withdraw(work.conversation_id, now_ms=3_000, abandoned=True)
+    assert (withdrawal.found, withdrawal.taken) == (True, True)
+    assert (await live.agent_status(ann)).load == 1

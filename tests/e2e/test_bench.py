@@ -143,3 +143,20 @@ async def test_the_benchmark_drives_mail_over_real_smtp_beside_sms_and_reports_i
     assert result["smtp_intake_per_s"] > 0
     assert set(result["arrival_to_offer_ms_by_channel"]) == {"sms", "email"}
     assert {process["role"] for process in result["processes"]} == {"api", "router", "smtp"}
+
+
+async def test_calls_in_the_mix_go_through_the_menu_are_connected_through_the_stand_in_and_end_by_callback() -> None:
+    """Voice in the mix: each call's webhook and menu answer, the offer, the accept and the REST call that
+    connects it (to the bench's stand-in of Twilio), then the call's status callback; the table says how long
+    from the menu's answer to the offer."""
+    table, result = await _bench(
+        "--rate", "20", "--duration", "2", "--agents", "5", "--customers", "400", "--mix", "voice=1", "--skip-raw"
+    )
+    assert result["sent"] == result["acknowledged"] == 40
+    assert result["lost"] == 0 and result["duplicated"] == 0 and result["waiting_for_agent_at_end"] == 0
+    assert result["agent_errors"] == {}
+    # Each call offered was accepted, so connected once, and ended by a status callback the service took.
+    assert result["calls_connected"] == result["offers"] > 0
+    assert result["call_status_answers"] == {"200": result["offers"]}
+    assert set(result["arrival_to_offer_ms_by_channel"]) == {"voice"}
+    assert "menu answer -> offer" in table

@@ -8,6 +8,7 @@ import asyncio
 import itertools
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 import hypothesis
 import schemathesis
@@ -146,8 +147,9 @@ def _fuzz_operation(
     def run(case: schemathesis.Case[Operation]) -> None:
         cases[label] += 1
         headers = {"Authorization": f"Bearer {next(bearer)}"} if bearer is not None else {}
-        if case.operation.path == "/channels/twilio/sms" and isinstance(case.body, dict):
-            headers["X-Twilio-Signature"] = _twilio_signature(base_url + case.operation.path, case.body)
+        if case.operation.path.startswith("/channels/twilio/") and isinstance(case.body, dict):
+            query = f"?{urlencode(case.query, doseq=True)}" if case.query else ""
+            headers["X-Twilio-Signature"] = _twilio_signature(base_url + case.operation.path + query, case.body)
         if case.operation.path == "/api/v1/webhooks" and isinstance(case.body, dict) and "url" in case.body:
             # Generated URLs could name any host on the internet, which events would then be sent to (and a
             # name is resolved at registration): an address the SSRF guard refuses keeps every case on loopback.

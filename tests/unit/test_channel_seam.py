@@ -78,8 +78,19 @@ async def test_an_sms_reply_past_1600_characters_is_refused_naming_text_before_t
     assert sender.max_length == 1600
 
 
-def test_the_twilio_package_brings_its_webhook_operation_and_the_host_registers_it_from_its_list() -> None:
+def test_the_twilio_package_brings_its_webhook_operations_and_the_host_registers_them_from_its_list() -> None:
     channel: ChannelAdapter = TwilioChannel()
-    assert [(op.method, op.path) for op in channel.operations] == [("POST", "/channels/twilio/sms")]
+    contract = [
+        ("POST", "/channels/twilio/sms"),
+        ("POST", "/channels/twilio/voice"),
+        ("POST", "/channels/twilio/voice/status"),
+    ]
+    brought = [(op.method, op.path) for op in channel.operations]
+    assert all(operation in brought for operation in contract)
+    # Every voice webhook Twilio is told to call lies under the contract's path.
+    assert all(
+        path.startswith("/channels/twilio/voice") for _, path in brought if "voice" in path and "/api/" not in path
+    )
     assert any(isinstance(registered, TwilioChannel) for registered in CHANNELS)
-    assert ("POST", "/channels/twilio/sms") in [(op.method, op.path) for op in http_operations()]
+    registered = [(op.method, op.path) for op in http_operations()]
+    assert all(operation in registered for operation in contract)

@@ -111,7 +111,7 @@ def _example(annotation: Any) -> Any:
         return str(uuid.uuid4())
     if "datetime" in text:
         return datetime.now(UTC).isoformat()
-    if annotation is int:
+    if annotation is int or text == "int | None":
         return 1
     if annotation is bool:
         return True

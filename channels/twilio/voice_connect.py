@@ -1,0 +1,97 @@
+"""Calls through Twilio's REST API (`CC_TWILIO_API_BASE`): an accepted call connected to its agent — Twilio is
+told to take the caller out of the queue and `<Dial>` the agent's endpoint (`POST .../Calls/{CallSid}.json`
+with `Twiml`) — and an agent's call out to a client (`POST .../Calls.json`)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+
+import aiohttp
+
+from channels.twilio.rest import SEND_TIMEOUT, account_url, basic_auth
+from channels.twilio.voice_store import FINAL_RANK, VoiceStore
+from channels.twilio.voice_twiml import client_identity, dial, dial_number, endpoint_address
+from contactcenter.errors import Invalid, Unavailable
+from schema import Channel, Interaction
+from schema.voice import VoiceEndpoint
+
+log = logging.getLogger(__name__)
+
+
+class TwilioCalls:
+    """Twilio's Calls resource: update a live call, or place a new one."""
+
+    def __init__(self, http: aiohttp.ClientSession, *, api_base: str, account_sid: str, auth_token: str) -> None:
+        self._http = http
+        self._calls_url = f"{account_url(api_base, account_sid)}/Calls"
+        self._headers = basic_auth(account_sid, auth_token)
+
+    async def redirect(self, call_sid: str, twiml: str) -> None:
+        """The live call runs `twiml` now (it leaves its queue)."""
+        await self._post(f"{self._calls_url}/{call_sid}.json", {"Twiml": twiml})
+
+    async def place(self, form: Mapping[str, str]) -> str:
+        """A new call (`To`, `From`, `Twiml`, ...): its CallSid."""
+        answer = await self._post(f"{self._calls_url}.json", form)
+        sid = answer.get("sid")
+        if not isinstance(sid, str) or not sid:
+            raise Unavailable("Twilio did not say which call it placed; try again")
+        return sid
+
+    async def _post(self, url: str, form: Mapping[str, str]) -> dict[str, object]:
+        try:
+            async with self._http.post(url, data=dict(form), headers=self._headers, timeout=SEND_TIMEOUT) as response:
+                status = response.status
+                answer = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise Unavailable(f"Twilio could not be reached: {type(exc).__name__}") from exc
+        if status >= 500 or status in (401, 429):
+            log.warning("Twilio refused a call request with HTTP %s", status)
+            raise Unavailable(f"Twilio answered HTTP {status}; try again")
+        if status >= 400 or not isinstance(answer, dict):
+            detail = answer.get("message", "") if isinstance(answer, dict) else ""
+            raise Invalid(f"Twilio refused the call: {detail or status}", field="call")
+        return answer
+
+
+async def endpoint_of(store: VoiceStore, agent_id: uuid.UUID) -> VoiceEndpoint:
+    """Where the agent's calls ring: its configured endpoint, else its Twilio Client identity."""
+    return await store.endpoint(agent_id) or VoiceEndpoint(kind="client", address=client_identity(agent_id))
+
+
+class CallConnector:
+    """The voice channel's `AnswerPort`: what accepting a call does on Twilio's side."""
+
+    def __init__(self, calls: TwilioCalls, store: VoiceStore) -> None:
+        self._calls = calls
+        self._store = store
+
+    async def answered(self, agent_id: uuid.UUID, interaction: Interaction) -> None:
+        """Connect the waiting call to the agent, once: a call connected already (the desktop's retry of its
+        accept), ended, or that is no call (a voicemail) is left alone."""
+        if interaction.channel is not Channel.VOICE:
+            return
+        call_sid = interaction.provider_id
+        call = await self._store.call(call_sid)
+        if call is None or call.connected:
+            return
+        if call.rank >= FINAL_RANK:
+            if call.callback_requested:
+                await self._call_back(call_sid, call.from_number, call.to_number, agent_id)
+            return
+        try:
+            await self._calls.redirect(call_sid, dial(await endpoint_of(self._store, agent_id)))
+        except Invalid as exc:
+            # Twilio refuses to redirect a call that ended meanwhile: its status callback follows.
+            raise Unavailable(f"the call could not be connected: {exc.message}") from exc
+        await self._store.call_connected(call_sid, agent_id)
+        log.info("call connected to agent %s", agent_id)
+
+    async def _call_back(self, call_sid: str, caller: str, ours: str, agent_id: uuid.UUID) -> None:
+        """The caller who asked to be called back, now: the agent's endpoint rings, then the caller's number."""
+        endpoint = await endpoint_of(self._store, agent_id)
+        await self._calls.place({"To": endpoint_address(endpoint), "From": ours, "Twiml": dial_number(caller, ours)})
+        await self._store.callback_placed(call_sid, agent_id)
+        log.info("callback placed for agent %s", agent_id)

@@ -1,0 +1,293 @@
+"""What the voice channel keeps in PostgreSQL (migration 013): the menus of the numbers we answer, each call's
+state (which only moves forward), the queue a caller chose and where agents take calls. The events of a call's
+changes are written in the statement that makes them (the outbox)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+
+from schema.voice import VoiceEndpoint, VoiceMenu
+
+# Twilio's CallStatus values, each with its rank: a status of a lower or equal rank than the call's changes
+# nothing (callbacks come late, twice, out of order).
+STATUS_RANKS = {
+    "queued": 0,
+    "initiated": 0,
+    "ringing": 1,
+    "in-progress": 2,
+    "completed": 3,
+    "busy": 3,
+    "failed": 3,
+    "no-answer": 3,
+    "canceled": 3,
+}
+FINAL_RANK = 3
+
+MENU_OF_NUMBER = """
+SELECT greeting, prompt, options, time_zone, hours, max_wait_seconds FROM voice_menus WHERE number = $1
+"""
+SAVE_MENU = """
+INSERT INTO voice_menus (number, greeting, prompt, options, time_zone, hours, max_wait_seconds)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (number) DO UPDATE SET greeting = $2, prompt = $3, options = $4, time_zone = $5, hours = $6,
+                                   max_wait_seconds = $7, updated_at = now()
+"""
+DELETE_MENU = "DELETE FROM voice_menus WHERE number = $1 RETURNING number"
+CALL_ARRIVED = """
+INSERT INTO voice_calls (call_sid, from_number, to_number, status, rank) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (call_sid) DO NOTHING
+"""
+# The queue the caller chose, for the router's recording (cc_record_inbound), and when it started waiting.
+CALL_ENQUEUED = """
+WITH choice AS (
+    INSERT INTO contact_queue_choices (channel, provider_id, queue_name) SELECT 'voice', $1, $2::text
+    WHERE $2 IS NOT NULL
+    ON CONFLICT (channel, provider_id) DO NOTHING
+)
+UPDATE voice_calls SET queue_name = coalesce(queue_name, $2), enqueued_at = coalesce(enqueued_at, now())
+WHERE call_sid = $1
+"""
+# Where the caller's open conversation is: a known caller skips the menu. Its voice conversation first (the
+# agent who holds it takes the call), else the newest on another channel whose queue also serves voice.
+OPEN_CONVERSATION_OF_CALLER = """
+SELECT q.name AS queue_name, CASE WHEN v.channel = 'voice' THEN v.agent_id END AS agent_id
+FROM identities i
+JOIN conversations v ON v.client_id = i.client_id AND v.state = 'open'
+JOIN queues q ON q.id = v.queue_id
+WHERE i.kind = 'phone' AND i.value = $1 AND 'voice' = ANY (q.channels)
+ORDER BY v.channel = 'voice' DESC, v.opened_at DESC LIMIT 1
+"""
+CALL_OF_SID = """
+SELECT rank, agent_id, connected_at IS NOT NULL AS connected, queue_name, from_number, to_number,
+       callback_requested
+FROM voice_calls WHERE call_sid = $1
+"""
+CALL_CONNECTED = """
+WITH changed AS (
+    UPDATE voice_calls SET connected_at = now(), agent_id = $2, rank = greatest(rank, 2),
+                           status = CASE WHEN rank < 2 THEN 'in-progress' ELSE status END
+    WHERE call_sid = $1 AND rank < 3 AND connected_at IS NULL
+    RETURNING call_sid, agent_id, queue_name
+)
+INSERT INTO events (type, subject, partition_key, data)
+SELECT 'call.connected', call_sid, 'call:' || call_sid,
+       jsonb_build_object('call_sid', call_sid, 'agent_id', agent_id, 'queue', queue_name)
+FROM changed
+"""
+# A status moves the call forward or changes nothing. The final one ends it: abandoned when the caller waited
+# in a queue and no agent was connected; its events written in the same statement.
+CALL_STATUS = """
+WITH changed AS (
+    UPDATE voice_calls c SET
+        status = $2, rank = $3,
+        ended_at = CASE WHEN $3 = 3 THEN now() END,
+        duration_seconds = CASE WHEN $3 = 3 THEN $4::integer END,
+        abandoned = ($3 = 3 AND c.connected_at IS NULL AND c.enqueued_at IS NOT NULL AND NOT c.callback_requested),
+        waited_seconds = CASE WHEN $3 = 3 AND c.connected_at IS NULL AND c.enqueued_at IS NOT NULL
+                                  AND NOT c.callback_requested
+                              THEN extract(epoch FROM now() - c.enqueued_at)::integer END
+    WHERE c.call_sid = $1 AND c.rank < $3
+    RETURNING c.call_sid, c.rank, c.status, c.queue_name, c.agent_id, c.duration_seconds, c.abandoned,
+              c.waited_seconds
+), abandoned AS (
+    INSERT INTO events (type, subject, partition_key, data)
+    SELECT 'call.abandoned', call_sid, 'call:' || call_sid,
+           jsonb_build_object('call_sid', call_sid, 'queue', queue_name, 'waited_seconds', waited_seconds)
+    FROM changed WHERE abandoned
+), ended AS (
+    INSERT INTO events (type, subject, partition_key, data)
+    SELECT 'call.ended', call_sid, 'call:' || call_sid,
+           jsonb_build_object('call_sid', call_sid, 'status', status, 'agent_id', agent_id,
+                              'duration_seconds', duration_seconds)
+    FROM changed WHERE rank = 3
+)
+SELECT abandoned FROM changed
+"""
+CALLBACK_REQUESTED = """
+UPDATE voice_calls SET callback_requested = true
+WHERE call_sid = $1 AND connected_at IS NULL AND rank < 3 AND enqueued_at IS NOT NULL
+RETURNING rank, agent_id, connected_at IS NOT NULL AS connected, queue_name, from_number, to_number,
+          callback_requested
+"""
+# The agent who accepted a callback request is called, then the caller: the request is answered once.
+CALLBACK_PLACED = """
+WITH changed AS (
+    UPDATE voice_calls SET connected_at = now(), agent_id = $2
+    WHERE call_sid = $1 AND callback_requested AND connected_at IS NULL
+    RETURNING call_sid, agent_id, queue_name
+)
+INSERT INTO events (type, subject, partition_key, data)
+SELECT 'call.connected', call_sid, 'call:' || call_sid,
+       jsonb_build_object('call_sid', call_sid, 'agent_id', agent_id, 'queue', queue_name)
+FROM changed
+RETURNING subject
+"""
+# The caller left the queue for voicemail: it no longer waits (so hanging up later is no abandon).
+CALL_LEFT_QUEUE = "UPDATE voice_calls SET enqueued_at = NULL WHERE call_sid = $1 AND connected_at IS NULL"
+VOICEMAIL_RECEIVED = """
+INSERT INTO events (type, subject, partition_key, data)
+VALUES ('voicemail.received', $1, 'call:' || $1,
+        jsonb_build_object('call_sid', $1::text, 'recording_sid', $2::text, 'duration_seconds', $3::integer))
+"""
+# The client's phone numbers, oldest first; NULL when there is no such client.
+PHONES_OF_CLIENT = """
+SELECT CASE WHEN EXISTS (SELECT 1 FROM clients WHERE id = $1)
+            THEN coalesce((SELECT array_agg(value ORDER BY created_at) FROM identities
+                           WHERE client_id = $1 AND kind = 'phone'), '{}') END
+"""
+FIRST_NUMBER = "SELECT number FROM voice_menus ORDER BY number LIMIT 1"
+# An agent's call out, on the client's timeline (an outbound voice interaction outside any conversation), with
+# its event and its row among the calls, in one statement.
+CALL_PLACED = """
+WITH placed AS (
+    INSERT INTO interactions (id, channel, direction, provider_id, client_id, conversation_id,
+                              from_address, to_address, from_verified, body, received_at)
+    VALUES ($1, 'voice', 'outbound', $2, $3, NULL, $4, $5, true, $6, now())
+    RETURNING id, provider_id, client_id
+), call AS (
+    INSERT INTO voice_calls (call_sid, from_number, to_number, status, rank, connected_at, agent_id)
+    VALUES ($2, $4, $5, 'queued', 0, NULL, $7)
+)
+INSERT INTO events (type, subject, partition_key, data)
+SELECT 'call.placed', provider_id, 'call:' || provider_id,
+       jsonb_build_object('call_sid', provider_id, 'agent_id', $7::uuid, 'client_id', client_id,
+                          'interaction_id', id)
+FROM placed
+"""
+ENDPOINT_OF_AGENT = "SELECT kind, address FROM voice_endpoints WHERE agent_id = $1"
+SAVE_ENDPOINT = """
+INSERT INTO voice_endpoints (agent_id, kind, address)
+SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM agents WHERE id = $1)
+ON CONFLICT (agent_id) DO UPDATE SET kind = $2, address = $3
+RETURNING agent_id
+"""
+
+
+@dataclass(frozen=True)
+class OpenConversation:
+    """A known caller's open conversation: its queue, and the agent who holds it when it is a call's."""
+
+    queue_name: str
+    agent_id: uuid.UUID | None
+
+
+@dataclass(frozen=True)
+class CallState:
+    rank: int
+    agent_id: uuid.UUID | None
+    connected: bool
+    queue_name: str | None
+    from_number: str
+    to_number: str
+    callback_requested: bool
+
+
+def _call_state(row: asyncpg.Record) -> CallState:
+    return CallState(
+        row["rank"],
+        row["agent_id"],
+        row["connected"],
+        row["queue_name"],
+        row["from_number"],
+        row["to_number"],
+        row["callback_requested"],
+    )
+
+
+class VoiceStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def menu(self, number: str) -> VoiceMenu | None:
+        row = await self._pool.fetchrow(MENU_OF_NUMBER, number)
+        if row is None:
+            return None
+        return VoiceMenu.model_validate(dict(row))
+
+    async def save_menu(self, number: str, menu: VoiceMenu) -> None:
+        data = menu.model_dump(mode="json")
+        await self._pool.execute(
+            SAVE_MENU,
+            number,
+            menu.greeting,
+            menu.prompt,
+            data["options"],
+            menu.time_zone,
+            data["hours"],
+            menu.max_wait_seconds,
+        )
+
+    async def delete_menu(self, number: str) -> bool:
+        return await self._pool.fetchval(DELETE_MENU, number) is not None
+
+    async def call_arrived(self, call_sid: str, from_number: str, to_number: str, status: str) -> None:
+        await self._pool.execute(CALL_ARRIVED, call_sid, from_number, to_number, status, STATUS_RANKS.get(status, 0))
+
+    async def call_enqueued(self, call_sid: str, queue_name: str | None) -> None:
+        await self._pool.execute(CALL_ENQUEUED, call_sid, queue_name)
+
+    async def open_conversation_of_caller(self, phone: str) -> OpenConversation | None:
+        row = await self._pool.fetchrow(OPEN_CONVERSATION_OF_CALLER, phone)
+        return None if row is None else OpenConversation(row["queue_name"], row["agent_id"])
+
+    async def call(self, call_sid: str) -> CallState | None:
+        row = await self._pool.fetchrow(CALL_OF_SID, call_sid)
+        if row is None:
+            return None
+        return _call_state(row)
+
+    async def call_connected(self, call_sid: str, agent_id: uuid.UUID) -> None:
+        await self._pool.execute(CALL_CONNECTED, call_sid, agent_id)
+
+    async def call_status(self, call_sid: str, status: str, duration: int | None) -> bool:
+        """Move the call forward to `status`; True when this made it abandoned (the first final status of a
+        caller still waiting in a queue, who asked for no callback)."""
+        abandoned = await self._pool.fetchval(CALL_STATUS, call_sid, status, STATUS_RANKS.get(status, 0), duration)
+        return bool(abandoned)
+
+    async def callback_requested(self, call_sid: str) -> CallState | None:
+        """The waiting caller asked to be called back: the call, unless it was connected or ended already."""
+        row = await self._pool.fetchrow(CALLBACK_REQUESTED, call_sid)
+        return None if row is None else _call_state(row)
+
+    async def callback_placed(self, call_sid: str, agent_id: uuid.UUID) -> bool:
+        """The callback of `call_sid` was placed for `agent_id`; False when it had been already."""
+        return await self._pool.fetchval(CALLBACK_PLACED, call_sid, agent_id) is not None
+
+    async def call_left_queue(self, call_sid: str) -> None:
+        await self._pool.execute(CALL_LEFT_QUEUE, call_sid)
+
+    async def voicemail_received(self, call_sid: str, recording_sid: str, duration: int | None) -> None:
+        await self._pool.execute(VOICEMAIL_RECEIVED, call_sid, recording_sid, duration)
+
+    async def client_phones(self, client_id: uuid.UUID) -> list[str] | None:
+        phones: list[str] | None = await self._pool.fetchval(PHONES_OF_CLIENT, client_id)
+        return phones
+
+    async def first_number(self) -> str | None:
+        number: str | None = await self._pool.fetchval(FIRST_NUMBER)
+        return number
+
+    async def call_placed(
+        self,
+        interaction_id: uuid.UUID,
+        call_sid: str,
+        client_id: uuid.UUID,
+        *,
+        ours: str,
+        theirs: str,
+        agent_id: uuid.UUID,
+    ) -> None:
+        body = f"Call placed by an agent to {theirs}"
+        await self._pool.execute(CALL_PLACED, interaction_id, call_sid, client_id, ours, theirs, body, agent_id)
+
+    async def endpoint(self, agent_id: uuid.UUID) -> VoiceEndpoint | None:
+        row = await self._pool.fetchrow(ENDPOINT_OF_AGENT, agent_id)
+        return None if row is None else VoiceEndpoint(kind=row["kind"], address=row["address"])
+
+    async def save_endpoint(self, agent_id: uuid.UUID, endpoint: VoiceEndpoint) -> bool:
+        saved = await self._pool.fetchval(SAVE_ENDPOINT, agent_id, endpoint.kind, endpoint.address)
+        return saved is not None

@@ -1,0 +1,45 @@
+"""Contacts that leave before any agent took them (a caller who hangs up while waiting): found by the
+provider's id, their conversation closed unanswered."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+
+from schema import Channel
+
+# The open conversation an inbound contact waits in (the provider's id is unique per channel and direction).
+WAITING_CONTACT = """
+SELECT x.id AS interaction_id, x.conversation_id
+FROM interactions x JOIN conversations v ON v.id = x.conversation_id
+WHERE x.channel = $1 AND x.direction = 'inbound' AND x.provider_id = $2 AND v.state = 'open'
+"""
+# Closed only while no agent holds it: an agent who accepted it meanwhile keeps it. No conversation.closed
+# event (that one names the agent who completed it): the channel writes what ended it (call.abandoned).
+CLOSE_UNANSWERED = """
+UPDATE conversations SET state = 'closed', closed_at = now()
+WHERE id = $1 AND state = 'open' AND agent_id IS NULL
+RETURNING id
+"""
+
+
+@dataclass(frozen=True)
+class WaitingContact:
+    interaction_id: uuid.UUID
+    conversation_id: uuid.UUID
+
+
+class WaitingContacts:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def find(self, channel: Channel, provider_id: str) -> WaitingContact | None:
+        row = await self._pool.fetchrow(WAITING_CONTACT, channel.value, provider_id)
+        if row is None:
+            return None
+        return WaitingContact(row["interaction_id"], row["conversation_id"])
+
+    async def close_unanswered(self, conversation_id: uuid.UUID) -> bool:
+        return await self._pool.fetchval(CLOSE_UNANSWERED, conversation_id) is not None
