@@ -185,6 +185,8 @@ class MailFailedV1(EventData):
     in_reply_to: str = Field(description="the customer's Message-ID it answers ('' for none)")
     reason: str = Field(description="`refused` (the relay said no for good) or `unavailable` (tried, not taken)")
     tries: int
+
+
 class InteractionAbandonedV1(EventData):
     interaction_id: uuid.UUID
     conversation_id: uuid.UUID
