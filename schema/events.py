@@ -165,6 +165,23 @@ class AgentStateChangedV1(EventData):
     previous: Literal["available", "away", "offline"]
 
 
+class InteractionMovedV1(EventData):
+    interaction_id: uuid.UUID
+    conversation_id: uuid.UUID
+    queue_id: uuid.UUID = Field(description="the queue it waits in now")
+    previous_queue_id: uuid.UUID
+
+
+class SupervisorActedV1(EventData):
+    action_id: uuid.UUID = Field(description="the audit record's id")
+    supervisor_id: uuid.UUID | None = Field(description="null when the admin acted")
+    action: Literal["agent_state", "move"]
+    agent_id: uuid.UUID | None = None
+    conversation_id: uuid.UUID | None = None
+    queue_id: uuid.UUID | None = None
+    state: Literal["available", "away", "offline"] | None = None
+
+
 @dataclass(frozen=True)
 class EventKind:
     """One type of event: its name (the routing key), the model of its data, and when it is emitted."""
@@ -206,6 +223,15 @@ EVENT_KINDS = (
     EventKind("client.created", ClientCreatedV1, "a contact from an unknown identity made a new card", "client"),
     EventKind("identity.added", IdentityAddedV1, "an identity (phone, email, visitor) joined a card", "client"),
     EventKind("agent.state_changed", AgentStateChangedV1, "an agent became available, away or offline", "agent"),
+    EventKind(
+        "interaction.moved", InteractionMovedV1, "a supervisor moved its waiting work to another queue", "interaction"
+    ),
+    EventKind(
+        "supervisor.acted",
+        SupervisorActedV1,
+        "a supervisor (or the admin) set an agent's state or moved waiting work; the audit record",
+        "supervisor",
+    ),
 )
 BY_NAME = {kind.name: kind for kind in EVENT_KINDS}
 # Named now so that consumers can bind to them; they come with the issues that build them.

@@ -36,6 +36,11 @@ from contactcenter.origins import web_origins
 from contactcenter.periodic import Periodic
 from contactcenter.settings import Settings
 from contactcenter.store.integrations import Integrations
+from contactcenter.supervision.actions import SupervisorActions
+from contactcenter.supervision.api import SupervisorApi
+from contactcenter.supervision.figures import Figures
+from contactcenter.supervision.pages import Pages
+from contactcenter.supervision.watch import QueueWatch
 from contactcenter.webhooks.api import WebhooksApi
 from contactcenter.webhooks.deliveries import Deliveries
 from contactcenter.webhooks.destinations import GuardedResolver
@@ -70,6 +75,8 @@ HTTP_APIS = (
     EventsApi,
     IntegrationsApi,
     WebhooksApi,
+    SupervisorApi,
+    Pages,
     OpenApiDocument,
 )
 
@@ -141,6 +148,7 @@ async def _start_api(
     )
     restore_states.start()
     stack.push_async_callback(restore_states.stop)
+    supervisors = await _start_supervision(settings, services, auth, stack)
     for server in (server for parts in channels for server in parts.servers):
         await server.start()
         stack.push_async_callback(server.stop)
@@ -153,8 +161,41 @@ async def _start_api(
             *EventsApi(auth, services.pool, settings.namespace).routes(),
             *IntegrationsApi(auth, integrations).routes(),
             *WebhooksApi(auth, Webhooks(services.pool), guard).routes(),
+            *supervisors.routes(),
+            *Pages().routes(),
             *OpenApiDocument(http_operations()).routes(),
         ]
+    )
+
+
+async def _start_supervision(
+    settings: Settings, services: Services, auth: Authenticator, stack: contextlib.AsyncExitStack
+) -> SupervisorApi:
+    """One watch of the queues for this process, whoever watches: supervisors' figures from the event stream."""
+    watch = QueueWatch(
+        pool=services.pool,
+        bus=services.bus,
+        exchange=services.topology.events,
+        namespace=settings.namespace,
+        directory=services.directory,
+        live=services.live,
+        figures=Figures(
+            short_abandon_seconds=settings.short_abandon_seconds,
+            default_target_seconds=20.0,
+            default_goal=0.8,
+        ),
+    )
+    await watch.start()
+    stack.push_async_callback(watch.stop)
+    actions = SupervisorActions(services.pool, services.live, services.directory, services.notices, services.relay)
+    return SupervisorApi(
+        auth,
+        services.pool,
+        services.directory,
+        watch,
+        actions,
+        frame_seconds=settings.supervisor_frame_seconds,
+        short_abandon_seconds=settings.short_abandon_seconds,
     )
 
 
