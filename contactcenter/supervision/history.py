@@ -8,7 +8,7 @@ import csv
 import io
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -23,14 +23,14 @@ WITH routed AS (
     SELECT DISTINCT ON (data->>'interaction_id')
            data->>'interaction_id' AS iid, (data->>'queue_id')::uuid AS queue_id, occurred_at
     FROM events
-    WHERE type = 'interaction.routed' AND occurred_at >= $1 - interval '1 day' AND occurred_at < $2
+    WHERE type = 'interaction.routed' AND occurred_at >= $1::timestamptz - interval '1 day' AND occurred_at < $2::timestamptz
     ORDER BY data->>'interaction_id', seq
 ), firsts AS (
     SELECT DISTINCT ON (type, data->>'interaction_id')
            type, data->>'interaction_id' AS iid, (data->>'queue_id')::uuid AS queue_id, occurred_at
     FROM events
     WHERE type IN ('interaction.answered', 'interaction.abandoned', 'interaction.completed')
-      AND occurred_at >= $1 - interval '1 day' AND occurred_at < $2
+      AND occurred_at >= $1::timestamptz - interval '1 day' AND occurred_at < $2::timestamptz
     ORDER BY type, data->>'interaction_id', seq
 ), facts AS (
     SELECT 'routed' AS kind, r.queue_id, r.occurred_at AS at, NULL::bigint AS wait_ms, NULL::bigint AS handle_ms
@@ -60,18 +60,18 @@ SELECT date_bin($3::interval, f.at, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS sta
        count(*) FILTER (WHERE kind = 'answered' AND wait_ms <= q.service_level_seconds * 1000)
            AS answered_within_target,
        count(*) FILTER (WHERE kind = 'abandoned') AS abandoned,
-       count(*) FILTER (WHERE kind = 'abandoned' AND wait_ms < $4) AS short_abandoned,
+       count(*) FILTER (WHERE kind = 'abandoned' AND wait_ms < $4::bigint) AS short_abandoned,
        count(*) FILTER (WHERE kind = 'abandoned' AND wait_ms >= $4 AND wait_ms > q.service_level_seconds * 1000)
            AS abandoned_after_target,
        coalesce(sum(wait_ms) FILTER (WHERE kind = 'answered'), 0) AS answer_wait_ms,
        count(*) FILTER (WHERE kind = 'completed') AS completed,
        coalesce(sum(handle_ms) FILTER (WHERE kind = 'completed'), 0) AS handle_ms
 FROM facts f JOIN queues q ON q.id = f.queue_id
-WHERE q.id = ANY($5::uuid[]) OR $5 IS NULL
+WHERE q.id = ANY($5::uuid[]) OR $5::uuid[] IS NULL
 GROUP BY 1, 2, 3
 ORDER BY 1, 3
 """
-INTERVALS = {"15m": "15 minutes", "day": "1 day"}
+INTERVALS = {"15m": timedelta(minutes=15), "day": timedelta(days=1)}
 # The longest span one request reads: a quarter's days, or a month of 15-minute intervals.
 MAX_DAYS = {"15m": 31, "day": 92}
 COLUMNS = (
