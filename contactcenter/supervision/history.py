@@ -23,7 +23,8 @@ WITH routed AS (
     SELECT DISTINCT ON (data->>'interaction_id')
            data->>'interaction_id' AS iid, (data->>'queue_id')::uuid AS queue_id, occurred_at
     FROM events
-    WHERE type = 'interaction.routed' AND occurred_at >= $1::timestamptz - interval '1 day' AND occurred_at < $2::timestamptz
+    WHERE type = 'interaction.routed'
+      AND occurred_at >= $1::timestamptz - interval '1 day' AND occurred_at < $2::timestamptz
     ORDER BY data->>'interaction_id', seq
 ), firsts AS (
     SELECT DISTINCT ON (type, data->>'interaction_id')
