@@ -149,10 +149,11 @@ async def test_a_known_day_replayed_gives_the_figures_postgresql_computes_and_th
         pool, DAY, DAY + timedelta(days=1), "day", short_abandon_seconds=SHORT_ABANDON_SECONDS, queue_ids=None
     )
     figure_names = [name for name in per_day[0].counts.figures() if name != "completed"] + ["completed"]
-    for row in per_day:
-        assert row.start == DAY
-        assert {k: row.counts.figures()[k] for k in figure_names} == {k: by_name[row.queue][k] for k in figure_names}
-    assert {row.queue for row in per_day} == {"sales", "service"}
+    for day_row in per_day:
+        assert day_row.start == DAY
+        got = day_row.counts.figures()
+        assert {k: got[k] for k in figure_names} == {k: by_name[day_row.queue][k] for k in figure_names}
+    assert {day_row.queue for day_row in per_day} == {"sales", "service"}
     per_interval = await history(
         pool, DAY, DAY + timedelta(days=1), "15m", short_abandon_seconds=SHORT_ABANDON_SECONDS, queue_ids=None
     )
