@@ -25,7 +25,7 @@ class QueueCreate(BaseModel):
         default=20, ge=1, le=86400, description="the service level's target: answered within this many seconds"
     )
     service_level_goal: float = Field(
-        default=0.8, gt=0, le=1, description="the share of contacts to answer within the target (0-1)"
+        default=0.8, ge=0.01, le=1, description="the share of contacts to answer within the target (0.01-1)"
     )
 
 

@@ -12,6 +12,8 @@ from contactcenter.api.operations import Answer, Operation, Parameter, failures
 from contactcenter.errors import NotFound
 
 HTML = {"type": "string"}
+CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
+SCRIPTS = ("supervisor", "agent")
 WALLBOARD = Operation(
     "GET",
     "/supervisor",
@@ -26,16 +28,23 @@ CONSOLE = Operation(
     "The agent console (a page)",
     {200: Answer("the page", media_type="text/html", schema=HTML)},
 )
-ASSET = Operation(
+SCRIPT = Operation(
     "GET",
-    "/pages/{name}",
-    "getPageAsset",
-    "A script or style sheet of the pages",
-    {200: Answer("the file", media_type="text/plain", schema=HTML), **failures(404)},
-    parameters=(Parameter("name", "path", "the file's name", required=True),),
+    "/pages/{name}.js",
+    "getPageScript",
+    "A page's script",
+    {200: Answer("the script", media_type="text/javascript", schema=HTML), **failures(404)},
+    parameters=(
+        Parameter("name", "path", "the page", required=True, schema={"type": "string", "enum": list(SCRIPTS)}),
+    ),
 )
-CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
-ASSETS = ("supervisor.js", "agent.js", "pages.css")
+STYLE = Operation(
+    "GET",
+    "/pages/pages.css",
+    "getPageStyle",
+    "The pages' style sheet",
+    {200: Answer("the style sheet", media_type="text/css", schema=HTML)},
+)
 # The pages run only their own scripts and styles, and talk only to this service.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
@@ -51,14 +60,21 @@ def _read(name: str) -> str:
 
 
 class Pages:
-    OPERATIONS = (WALLBOARD, CONSOLE, ASSET)
+    OPERATIONS = (WALLBOARD, CONSOLE, SCRIPT, STYLE)
 
     def __init__(self) -> None:
         # Read once: they change with the package only.
-        self._files = {name: _read(name) for name in ("supervisor.html", "agent.html", *ASSETS)}
+        self._files = {
+            name: _read(name) for name in ("supervisor.html", "agent.html", "pages.css", *(f"{n}.js" for n in SCRIPTS))
+        }
 
     def routes(self) -> list[web.RouteDef]:
-        return [WALLBOARD.route(self.wallboard), CONSOLE.route(self.console), ASSET.route(self.asset)]
+        return [
+            WALLBOARD.route(self.wallboard),
+            CONSOLE.route(self.console),
+            SCRIPT.route(self.script),
+            STYLE.route(self.style),
+        ]
 
     def _file(self, name: str) -> web.Response:
         content_type = CONTENT_TYPES[name[name.rindex(".") :]]
@@ -70,8 +86,11 @@ class Pages:
     async def console(self, _request: web.Request) -> web.Response:
         return self._file("agent.html")
 
-    async def asset(self, request: web.Request) -> web.Response:
+    async def script(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        if name not in ASSETS:
-            raise NotFound("no such file", field="name")
-        return self._file(name)
+        if name not in SCRIPTS:
+            raise NotFound("no such script", field="name")
+        return self._file(f"{name}.js")
+
+    async def style(self, _request: web.Request) -> web.Response:
+        return self._file("pages.css")
