@@ -60,22 +60,13 @@ async def sign_in(page: Page, token: str) -> None:
     await page.keyboard.press("Enter")
 
 
-async def create_supervisor(service: RunningService, name: str, queues: list[str]) -> dict[str, str]:
-    async with service.http.post(
-        f"{service.base_url}/api/v1/supervisors", json={"name": name, "queues": queues}, headers=service.admin_headers()
-    ) as response:
-        assert response.status == 201, await response.text()
-        created: dict[str, str] = await response.json()
-        return created
-
-
 async def test_the_console_accepts_an_sms_offer_with_the_card_and_the_wallboard_waiting_rises_and_falls(
     service: RunningService, browser: Browser
 ) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     await service.create_queue("sales", ["sms"])
     agent = await service.create_agent("Ann", ["sales"])
-    boss = await create_supervisor(service, "Sue", ["sales"])
+    boss = await service.create_supervisor("Sue", ["sales"])
 
     wallboard = await open_page(browser, f"{service.base_url}/supervisor")
     await sign_in(wallboard.page, boss["token"])

@@ -75,7 +75,7 @@ async def test_every_operation_answers_as_documented_under_schemathesis(service:
     await service.create_queue("sales", ["sms"])
     agent = await service.create_agent("Ann", ["sales"])
     integration = await service.create_integration("ERP")
-    supervisor = await service._create("supervisors", {"name": "Sue", "queues": ["sales"]})
+    supervisor = await service.create_supervisor("Sue", ["sales"])
     tokens = {
         "admin": ADMIN_TOKEN,
         "agent": agent["token"],

@@ -109,15 +109,6 @@ async def open_stream(service: RunningService, token: str, last_id: str | None =
     return EventStream(response)
 
 
-async def create_supervisor(service: RunningService, name: str, queues: list[str]) -> dict[str, Any]:
-    async with service.http.post(
-        f"{service.base_url}/api/v1/supervisors", json={"name": name, "queues": queues}, headers=service.admin_headers()
-    ) as response:
-        assert response.status == 201, await response.text()
-        created: dict[str, Any] = await response.json()
-        return created
-
-
 async def test_an_sms_moves_the_figures_from_waiting_to_answered_to_completed(service: RunningService) -> None:
     await service.create_queue("sales", ["sms"])
     agent = await service.create_agent("Ann", ["sales"])
@@ -148,7 +139,7 @@ async def test_an_sms_moves_the_figures_from_waiting_to_answered_to_completed(se
 
 async def test_the_stream_pushes_a_change_and_resumes_from_the_last_id(service: RunningService) -> None:
     await service.create_queue("sales", ["sms"])
-    boss = await create_supervisor(service, "Sue", ["sales"])
+    boss = await service.create_supervisor("Sue", ["sales"])
     stream = await open_stream(service, boss["token"])
     first = await stream.frame_where(lambda frame: any(q["name"] == "sales" for q in frame["queues"]))
     assert queue(first, "sales")["waiting"] == 0
@@ -178,7 +169,7 @@ async def test_the_stream_pushes_a_change_and_resumes_from_the_last_id(service: 
 async def test_each_role_sees_only_its_queues(service: RunningService) -> None:
     await service.create_queue("sales", ["sms"])
     await service.create_queue("service", ["email"])
-    sales_boss = await create_supervisor(service, "Sue", ["sales"])
+    sales_boss = await service.create_supervisor("Sue", ["sales"])
     service_agent = await service.create_agent("Bob", ["service"])
     sales_agent = await service.create_agent("Ann", ["sales"])
     integration = await service.create_integration("erp")
@@ -239,7 +230,7 @@ async def test_a_supervisor_sets_an_agents_state_and_moves_waiting_work_audited(
 ) -> None:
     await service.create_queue("sales", ["sms"])
     await service.create_queue("service", ["email"])
-    boss = await create_supervisor(service, "Sue", ["sales", "service"])
+    boss = await service.create_supervisor("Sue", ["sales", "service"])
     ann = await service.available_agent("Ann", ("sales",))
 
     async with service.http.post(
@@ -290,7 +281,7 @@ async def test_a_supervisor_sets_an_agents_state_and_moves_waiting_work_audited(
 
 async def test_bad_input_is_a_4xx_naming_the_field(service: RunningService) -> None:
     await service.create_queue("sales", ["sms"])
-    boss = await create_supervisor(service, "Sue", ["sales"])
+    boss = await service.create_supervisor("Sue", ["sales"])
     headers = bearer(boss["token"])
     cases = [
         ("POST", "/api/v1/supervisor/agents/not-a-uuid/state", {"state": "away"}, "agent_id"),
