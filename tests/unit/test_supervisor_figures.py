@@ -86,7 +86,12 @@ def test_a_viewer_sees_only_its_queues_and_their_agents() -> None:
 
 def test_an_event_of_the_wrong_shape_changes_nothing() -> None:
     f = figures()
-    for data in ({}, {"interaction_id": "not a uuid", "conversation_id": 3, "queue_id": None}, {"agent_id": []}):
+    shapes: list[dict[str, Any]] = [
+        {},
+        {"interaction_id": "not a uuid", "conversation_id": 3, "queue_id": None},
+        {"agent_id": []},
+    ]
+    for data in shapes:
         for kind in ("interaction.routed", "interaction.answered", "agent.state_changed", "interaction.offered"):
             f.apply(0, kind, DAY + 1, data)
     assert f.snapshot(DAY + 2)["overall"]["offered"] == 0
