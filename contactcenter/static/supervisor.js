@@ -102,7 +102,7 @@
     $("csv").href = "#";
     $("csv").onclick = async (e) => {
       e.preventDefault();
-      const r = await fetch("/api/v1/queues/history?format=csv&from=" + today, { headers: { "Authorization": "Bearer " + token } });
+      const r = await fetch("/api/v1/queues/history.csv?from=" + today, { headers: { "Authorization": "Bearer " + token } });
       const link = el("a");
       link.href = URL.createObjectURL(await r.blob());
       link.download = "queues-" + today + ".csv";

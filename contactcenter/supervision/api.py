@@ -16,7 +16,7 @@ from contactcenter.errors import Invalid
 from contactcenter.http_errors import read_body
 from contactcenter.store.directory import Directory
 from contactcenter.supervision.actions import SupervisorActions
-from contactcenter.supervision.history import INTERVALS, MAX_DAYS, as_csv, history
+from contactcenter.supervision.history import INTERVALS, MAX_DAYS, HistoryRow, as_csv, history
 from contactcenter.supervision.watch import QueueWatch
 from schema import AgentCreate, AgentCreated
 from schema.supervision import AgentStateChange, Moved, MoveWork, QueueStats
@@ -68,22 +68,31 @@ STREAM = Operation(
         ),
     ),
 )
+HISTORY_PARAMETERS = (
+    Parameter("from", "query", "first day, YYYY-MM-DD (UTC; default today)", schema={"type": "string"}),
+    Parameter("to", "query", "last day, YYYY-MM-DD (UTC; default the first)", schema={"type": "string"}),
+    Parameter("interval", "query", "`15m` (default) or `day`", schema={"type": "string", "enum": list(INTERVALS)}),
+)
 HISTORY = Operation(
     "GET",
     "/api/v1/queues/history",
     "getQueueHistory",
-    "The figures per queue and 15-minute interval or day, from the event log (JSON, or CSV with format=csv)",
+    "The figures per queue and 15-minute interval or day, from the event log",
+    {200: Answer("the figures per interval and queue", schema={"type": "object"}), **failures(400, 401, 403, 503)},
+    access=Access.VIEWER,
+    parameters=HISTORY_PARAMETERS,
+)
+HISTORY_CSV = Operation(
+    "GET",
+    "/api/v1/queues/history.csv",
+    "getQueueHistoryCsv",
+    "The same history as CSV, for a spreadsheet",
     {
-        200: Answer("the figures per interval and queue", schema={"type": "object"}),
+        200: Answer("one row per interval and queue", media_type="text/csv", schema={"type": "string"}),
         **failures(400, 401, 403, 503),
     },
     access=Access.VIEWER,
-    parameters=(
-        Parameter("from", "query", "first day, YYYY-MM-DD (UTC; default today)", schema={"type": "string"}),
-        Parameter("to", "query", "last day, YYYY-MM-DD (UTC; default the first)", schema={"type": "string"}),
-        Parameter("interval", "query", "`15m` (default) or `day`", schema={"type": "string", "enum": list(INTERVALS)}),
-        Parameter("format", "query", "`json` (default) or `csv`", schema={"type": "string", "enum": ["json", "csv"]}),
-    ),
+    parameters=HISTORY_PARAMETERS,
 )
 SET_AGENT_STATE = Operation(
     "POST",
@@ -142,7 +151,7 @@ def _choice(request: web.Request, name: str, choices: tuple[str, ...]) -> str:
 
 
 class SupervisorApi:
-    OPERATIONS = (CREATE_SUPERVISOR, STATS, STREAM, HISTORY, SET_AGENT_STATE, MOVE)
+    OPERATIONS = (CREATE_SUPERVISOR, STATS, STREAM, HISTORY, HISTORY_CSV, SET_AGENT_STATE, MOVE)
 
     def __init__(
         self,
@@ -169,6 +178,7 @@ class SupervisorApi:
             STATS.route(self.stats),
             STREAM.route(self.stream),
             HISTORY.route(self.history),
+            HISTORY_CSV.route(self.history_csv),
             SET_AGENT_STATE.route(self.set_agent_state),
             MOVE.route(self.move),
         ]
@@ -220,12 +230,23 @@ class SupervisorApi:
         await asyncio.wait_for(response.write(chunk), SEND_TIMEOUT_SECONDS)
 
     async def history(self, request: web.Request) -> web.Response:
+        interval, rows = await self._history(request)
+        return web.json_response({"interval": interval, "rows": [row.as_dict() for row in rows]})
+
+    async def history_csv(self, request: web.Request) -> web.Response:
+        interval, rows = await self._history(request)
+        return web.Response(
+            text=as_csv(rows),
+            content_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="queues-{interval}.csv"'},
+        )
+
+    async def _history(self, request: web.Request) -> tuple[str, list[HistoryRow]]:
         viewer = await self._auth.require_viewer(request)
         today = datetime.now(UTC).date()
         first = _day(request, "from", today)
         last = _day(request, "to", first)
         interval = _choice(request, "interval", tuple(INTERVALS))
-        form = _choice(request, "format", ("json", "csv"))
         if last < first:
             raise Invalid("to must not be before from", field="to")
         if (last - first).days >= MAX_DAYS[interval]:
@@ -240,13 +261,7 @@ class SupervisorApi:
             short_abandon_seconds=self._short_abandon_seconds,
             queue_ids=viewer.queue_ids,
         )
-        if form == "csv":
-            return web.Response(
-                text=as_csv(rows),
-                content_type="text/csv",
-                headers={"Content-Disposition": f'attachment; filename="queues-{first}-{last}-{interval}.csv"'},
-            )
-        return web.json_response({"interval": interval, "rows": [row.as_dict() for row in rows]})
+        return interval, rows
 
     async def set_agent_state(self, request: web.Request) -> web.Response:
         viewer = await self._auth.require_supervisor(request)

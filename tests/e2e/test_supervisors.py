@@ -301,3 +301,32 @@ async def test_bad_input_is_a_4xx_naming_the_field(service: RunningService) -> N
     ) as response:
         assert response.status == 400
         assert (await response.json())["error"]["field"] == "Last-Event-ID"
+
+
+async def test_history_per_interval_and_as_csv_shows_todays_contact_to_those_who_may_see_it(
+    service: RunningService,
+) -> None:
+    await service.create_queue("sales", ["sms"])
+    await service.create_queue("service", ["email"])
+    outsider = await service.create_agent("Bob", ["service"])
+    assert (await service.post_sms(sender=SENDER, body="Hello")).status == 200
+    await queue_shows(service, "sales", offered=1)
+
+    async with service.http.get(
+        f"{service.base_url}/api/v1/queues/history", params={"interval": "day"}, headers=service.admin_headers()
+    ) as response:
+        assert response.status == 200, await response.text()
+        rows = (await response.json())["rows"]
+    assert [(row["queue"], row["offered"]) for row in rows] == [("sales", 1)]
+    async with service.http.get(
+        f"{service.base_url}/api/v1/queues/history.csv", headers=service.admin_headers()
+    ) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/csv")
+        lines = (await response.text()).splitlines()
+    assert lines[0].startswith("start,queue,offered") and lines[1].split(",")[1:3] == ["sales", "1"]
+    async with service.http.get(
+        f"{service.base_url}/api/v1/queues/history.csv", headers=bearer(outsider["token"])
+    ) as response:
+        assert response.status == 200
+        assert len((await response.text()).splitlines()) == 1  # the header only: sales is not Bob's
