@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import math
-import os
 import secrets
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -32,6 +29,7 @@ from bench.processes import ServiceProcesses
 from bench.profiling import Profilers
 from bench.raw_limits import RawLimits, measure_raw_limits
 from bench.report import summarise, table
+from bench.servers import AMQP_URL, DATABASE_URL, REDIS_URL, clean_up, free_ports
 from bench.traffic import (
     ACCOUNT_SID,
     BENCH_MENU,
@@ -46,9 +44,6 @@ from bench.traffic import (
 )
 from bench.twilio_stand_in import TwilioStandIn
 
-DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 # After the load, how long the queue may take to empty (every conversation with an agent) before the run
 # reports what still waits: a service far behind its load shows it as `waiting_for_agent_at_end`.
 WAIT_OFFERED_S = 300.0
@@ -102,15 +97,6 @@ def _arguments() -> argparse.Namespace:
 
 def _progress(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
-
-
-def _free_ports(count: int) -> list[int]:
-    """Ports free now, one per process (all probed at once, so none is handed out twice)."""
-    with contextlib.ExitStack() as stack:
-        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [int(probe.getsockname()[1]) for probe in probes]
 
 
 async def _admin(http: aiohttp.ClientSession, base_url: str, token: str, agents: int) -> list[str]:
@@ -173,31 +159,6 @@ async def _wait_offered(database_url: str, schema: str, within: float) -> int:
         await conn.close()
 
 
-async def _clean_up(namespace: str) -> None:
-    """Leave the shared servers as they were: the run's schema, queues, exchanges and Redis keys go."""
-    import aio_pika
-    import redis.asyncio as aioredis
-
-    conn = await asyncpg.connect(DATABASE_URL)
-    await conn.execute(f'DROP SCHEMA IF EXISTS "{namespace}" CASCADE')
-    await conn.close()
-    connection = await aio_pika.connect(AMQP_URL)
-    try:
-        for queue in ("router", "dead-letters"):
-            channel = await connection.channel()
-            await channel.queue_delete(f"{namespace}.{queue}", if_unused=False, if_empty=False)
-        for exchange in ("interactions", "dead", "events"):
-            channel = await connection.channel()
-            await channel.exchange_delete(f"{namespace}.{exchange}")
-    finally:
-        await connection.close()
-    client = aioredis.from_url(REDIS_URL)
-    keys = [key async for key in client.scan_iter(match=f"{namespace}:*", count=1000)]
-    for start in range(0, len(keys), 1000):
-        await client.delete(*keys[start : start + 1000])
-    await client.aclose()
-
-
 async def run(args: argparse.Namespace) -> dict[str, object]:
     profilers = Profilers(args.profile) if args.profile else None
     raw: RawLimits | None = None
@@ -246,7 +207,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     mail = "email" in parse_mix(args.mix)
     if mail and not args.embedded:
         roles.append("smtp")  # the SMTP intake in a process of its own, as production runs it
-    ports = _free_ports(len(roles) + 1)
+    ports = free_ports(len(roles) + 1)
     smtp_port = ports.pop()
     if mail:
         env |= {
@@ -302,7 +263,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         if args.embedded:
             shutil.rmtree(data_dir, ignore_errors=True)
         else:
-            await _clean_up(namespace)
+            await clean_up(namespace)
 
     return summarise(
         args,

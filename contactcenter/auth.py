@@ -1,9 +1,12 @@
-"""Who is calling: the bootstrap admin (`CC_ADMIN_TOKEN`), an agent (the token it got at creation) or an
-integration (another system, with the token it got at creation: it reads events and manages its webhooks)."""
+"""Who is calling: the bootstrap admin (`CC_ADMIN_TOKEN`), an agent (the token it got at creation), a supervisor
+(the token it got at creation: it watches and acts on the queues it supervises) or an integration (another
+system, with the token it got at creation: it reads events and manages its webhooks)."""
 
 from __future__ import annotations
 
 import secrets
+import uuid
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -21,6 +24,19 @@ def bearer_token(request: web.Request, *, allow_query: bool = False) -> str:
     if allow_query and request.query.get("token"):
         return request.query["token"]
     raise Unauthorized("a bearer token is required (Authorization: Bearer ...)", field="Authorization")
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who watches queues' figures: `queue_ids` are the queues it may see (None: every queue), `person_id` the
+    supervisor or agent (None for the admin and integrations)."""
+
+    role: str  # admin | supervisor | agent | integration
+    queue_ids: frozenset[uuid.UUID] | None
+    person_id: uuid.UUID | None = None
+
+    def sees(self, queue_id: uuid.UUID) -> bool:
+        return self.queue_ids is None or queue_id in self.queue_ids
 
 
 class Authenticator:
@@ -76,9 +92,37 @@ class Authenticator:
             return integration
         if await self._directory.agent_by_token(token) is not None:
             raise Forbidden("this needs the admin's or an integration's token; an agent may not")
+        if await self._directory.supervisor_by_token(token) is not None:
+            raise Forbidden("this needs the admin's or an integration's token; a supervisor may not")
         raise Unauthorized("this needs the admin's or an integration's token")
 
+    async def require_viewer(self, request: web.Request, *, allow_query: bool = False) -> Viewer:
+        """Who may see queues' figures: the admin and integrations every queue, a supervisor the queues it
+        supervises, an agent the queues it works."""
+        token = bearer_token(request, allow_query=allow_query)
+        if self.is_admin(token):
+            return Viewer("admin", None)
+        supervisor = await self._directory.supervisor_by_token(token)
+        if supervisor is not None:
+            return Viewer("supervisor", frozenset(supervisor.queue_ids), supervisor.id)
+        agent = await self._directory.agent_by_token(token)
+        if agent is not None:
+            return Viewer("agent", frozenset(agent.queue_ids), agent.id)
+        if await self._integrations.by_token(token) is not None:
+            return Viewer("integration", None)
+        raise Unauthorized("unknown token")
+
+    async def require_supervisor(self, request: web.Request) -> Viewer:
+        """The admin (every queue) or a supervisor (its queues): who may act on agents and waiting work."""
+        viewer = await self.require_viewer(request)
+        if viewer.role not in ("admin", "supervisor"):
+            raise Forbidden(f"this needs the admin's or a supervisor's token; an {viewer.role} may not")
+        return viewer
+
     async def _refuse_integration(self, token: str, needed: str) -> None:
-        """An integration's token is known but reads events and manages webhooks only: 403 anywhere else."""
+        """An integration's token is known but reads events and manages webhooks only, a supervisor's watches
+        and acts on its queues only: 403 anywhere else."""
         if await self._integrations.by_token(token) is not None:
             raise Forbidden(f"this needs {needed}; an integration may not")
+        if await self._directory.supervisor_by_token(token) is not None:
+            raise Forbidden(f"this needs {needed}; a supervisor may not")

@@ -135,6 +135,10 @@ class Settings(BaseSettings):
     # `imap_poll_seconds`.
     imap_mailboxes: SecretStr | None = None
     imap_poll_seconds: float = Field(default=30.0, gt=0, le=86400)
+    # Supervisors' figures (contactcenter/supervision): a contact abandoned after waiting less than this is a
+    # short abandon, left out of the service level; the stream sends at most one frame per viewer this often.
+    short_abandon_seconds: float = Field(default=5.0, ge=0, le=3600)
+    supervisor_frame_seconds: float = Field(default=0.2, ge=0.01, le=10)
     log_level: str = "INFO"
     # `json` (one object per line, for a log collector) or `text` (for a person); unset: text in embedded mode
     # or at a terminal, JSON otherwise.

@@ -21,12 +21,20 @@ class QueueCreate(BaseModel):
 
     name: QueueName
     channels: list[Channel] = Field(min_length=1)
+    service_level_seconds: int = Field(
+        default=20, ge=1, le=86400, description="the service level's target: answered within this many seconds"
+    )
+    service_level_goal: float = Field(
+        default=0.8, ge=0.01, le=1, description="the share of contacts to answer within the target (0.01-1)"
+    )
 
 
 class QueueCreated(BaseModel):
     id: uuid.UUID
     name: str
     channels: list[Channel]
+    service_level_seconds: int = 20
+    service_level_goal: float = 0.8
 
 
 class AgentCreate(BaseModel):

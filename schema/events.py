@@ -228,6 +228,23 @@ class VoicemailReceivedV1(EventData):
     duration_seconds: int | None
 
 
+class InteractionMovedV1(EventData):
+    interaction_id: uuid.UUID
+    conversation_id: uuid.UUID
+    queue_id: uuid.UUID = Field(description="the queue it waits in now")
+    previous_queue_id: uuid.UUID
+
+
+class SupervisorActedV1(EventData):
+    action_id: uuid.UUID = Field(description="the audit record's id")
+    supervisor_id: uuid.UUID | None = Field(description="null when the admin acted")
+    action: Literal["agent_state", "move"]
+    agent_id: uuid.UUID | None = None
+    conversation_id: uuid.UUID | None = None
+    queue_id: uuid.UUID | None = None
+    state: Literal["available", "away", "offline"] | None = None
+
+
 @dataclass(frozen=True)
 class EventKind:
     """One type of event: its name (the routing key), the model of its data, and when it is emitted."""
@@ -283,6 +300,15 @@ EVENT_KINDS = (
     EventKind("call.ended", CallEndedV1, "Twilio told the call's final status (once, whatever it repeats)", "call"),
     EventKind("call.placed", CallPlacedV1, "an agent called a client from its card (click to call)", "call"),
     EventKind("voicemail.received", VoicemailReceivedV1, "a caller's voicemail was recorded", "call"),
+    EventKind(
+        "interaction.moved", InteractionMovedV1, "a supervisor moved its waiting work to another queue", "interaction"
+    ),
+    EventKind(
+        "supervisor.acted",
+        SupervisorActedV1,
+        "a supervisor (or the admin) set an agent's state or moved waiting work; the audit record",
+        "supervisor",
+    ),
 )
 BY_NAME = {kind.name: kind for kind in EVENT_KINDS}
 # Named now so that consumers can bind to them; they come with the issues that build them.

@@ -55,6 +55,9 @@ class RunningService:
     async def create_agent(self, name: str, queues: list[str]) -> dict[str, Any]:
         return await self._create("agents", {"name": name, "queues": queues})
 
+    async def create_supervisor(self, name: str, queues: list[str]) -> dict[str, Any]:
+        return await self._create("supervisors", {"name": name, "queues": queues})
+
     async def create_integration(self, name: str) -> dict[str, Any]:
         return await self._create("integrations", {"name": name})
 

@@ -22,6 +22,13 @@ _SECURITY: dict[Access, list[dict[str, list[str]]]] = {
     Access.AGENT: [{"bearer": ["agent"]}],
     Access.STAFF: [{"bearer": ["admin"]}, {"bearer": ["agent"]}],
     Access.INTEGRATION: [{"bearer": ["admin"]}, {"bearer": ["integration"]}],
+    Access.SUPERVISOR: [{"bearer": ["admin"]}, {"bearer": ["supervisor"]}],
+    Access.VIEWER: [
+        {"bearer": ["admin"]},
+        {"bearer": ["supervisor"]},
+        {"bearer": ["agent"]},
+        {"bearer": ["integration"]},
+    ],
 }
 
 

@@ -24,6 +24,8 @@ class Access(StrEnum):
     AGENT = "agent"  # the token an agent got at its creation
     STAFF = "staff"  # either of them
     INTEGRATION = "integration"  # the admin, or an integration (another system) with the token it got at creation
+    SUPERVISOR = "supervisor"  # the admin, or a supervisor (for the queues it supervises)
+    VIEWER = "viewer"  # any of them: each sees the queues it may (a supervisor its own, an agent those it works)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,11 @@ from contactcenter.periodic import Periodic
 from contactcenter.settings import Settings
 from contactcenter.store.integrations import Integrations
 from contactcenter.store.waiting import WaitingContacts
+from contactcenter.supervision.actions import SupervisorActions
+from contactcenter.supervision.api import SupervisorApi
+from contactcenter.supervision.figures import Figures
+from contactcenter.supervision.pages import Pages
+from contactcenter.supervision.watch import QueueWatch
 from contactcenter.webhooks.api import WebhooksApi
 from contactcenter.webhooks.deliveries import Deliveries
 from contactcenter.webhooks.destinations import GuardedResolver
@@ -74,6 +79,8 @@ HTTP_APIS = (
     EventsApi,
     IntegrationsApi,
     WebhooksApi,
+    SupervisorApi,
+    Pages,
     OpenApiDocument,
 )
 
@@ -155,6 +162,7 @@ async def _start_api(
     )
     restore_states.start()
     stack.push_async_callback(restore_states.stop)
+    supervisors = await _start_supervision(settings, services, auth, stack)
     app.router.add_routes(
         [
             *(route for parts in channels for route in parts.routes),
@@ -164,6 +172,8 @@ async def _start_api(
             *EventsApi(auth, services.pool, settings.namespace).routes(),
             *IntegrationsApi(auth, integrations).routes(),
             *WebhooksApi(auth, Webhooks(services.pool), guard).routes(),
+            *supervisors.routes(),
+            *Pages().routes(),
             *OpenApiDocument(http_operations()).routes(),
         ]
     )
@@ -182,6 +192,37 @@ async def _start_channel_servers(
 def _authenticator(settings: Settings, services: Services) -> Authenticator:
     admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
     return Authenticator(admin_token, services.directory, Integrations(services.pool))
+
+
+async def _start_supervision(
+    settings: Settings, services: Services, auth: Authenticator, stack: contextlib.AsyncExitStack
+) -> SupervisorApi:
+    """One watch of the queues for this process, whoever watches: supervisors' figures from the event stream."""
+    watch = QueueWatch(
+        pool=services.pool,
+        bus=services.bus,
+        exchange=services.topology.events,
+        namespace=settings.namespace,
+        directory=services.directory,
+        live=services.live,
+        figures=Figures(
+            short_abandon_seconds=settings.short_abandon_seconds,
+            default_target_seconds=20.0,
+            default_goal=0.8,
+        ),
+    )
+    await watch.start()
+    stack.push_async_callback(watch.stop)
+    actions = SupervisorActions(services.pool, services.live, services.directory, services.notices, services.relay)
+    return SupervisorApi(
+        auth,
+        services.pool,
+        services.directory,
+        watch,
+        actions,
+        frame_seconds=settings.supervisor_frame_seconds,
+        short_abandon_seconds=settings.short_abandon_seconds,
+    )
 
 
 def _open_channels(

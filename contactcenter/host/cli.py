@@ -1,4 +1,5 @@
-"""`contactcenter serve [--role api|router|smtp|all]`, `contactcenter migrate`."""
+"""`contactcenter serve [--role api|router|smtp|all]`, `contactcenter migrate`, `contactcenter demo` (load the
+demo center), `contactcenter simulate` (traffic for it)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import logging
 import secrets
 import sys
 import time
+from pathlib import Path
 
 from aiohttp import web
 from pydantic import SecretStr, ValidationError
@@ -17,6 +19,9 @@ from contactcenter.answers import SERVICE_ERRORS
 from contactcenter.errors import Unavailable
 from contactcenter.host.app import Role, create_app
 from contactcenter.host.connections import guarded_runner, guarded_site
+from contactcenter.host.demo import describe, keep_people, load_demo, read_people
+from contactcenter.host.services import open_services
+from contactcenter.host.simulate import simulate
 from contactcenter.logs import choose_format, configure_logging
 from contactcenter.settings import Settings
 from contactcenter.store import open_pool
@@ -35,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the service")
     serve.add_argument("--role", choices=[role.value for role in Role], default=Role.ALL.value)
     commands.add_parser("migrate", help="apply database migrations and exit")
+    commands.add_parser("demo", help="load the demo center (a car dealership) into the database and exit")
+    simulate = commands.add_parser("simulate", help="send the running demo center realistic traffic")
+    simulate.add_argument("--url", help="the service's address (default: http://CC_HTTP_HOST:CC_HTTP_PORT)")
+    simulate.add_argument("--per-minute", type=float, default=20.0, help="contacts per minute (default 20)")
+    simulate.add_argument("--duration", type=float, default=600.0, help="seconds to run (default 600)")
     return parser
 
 
@@ -51,6 +61,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.command == "migrate":
         asyncio.run(_migrate(settings))
+    elif args.command == "demo":
+        asyncio.run(_demo(settings))
+    elif args.command == "simulate":
+        asyncio.run(_simulate(settings, args.url, args.per_minute, args.duration))
     else:
         serve(settings, Role(args.role))
 
@@ -130,7 +144,8 @@ def _announce_ready(base: str, settings: Settings, role: Role) -> None:
     print(
         f"contactcenter ready on {base} ({mode}, role {role.value}): health {base}/healthz, "
         f"readiness {base}/readyz, Twilio SMS webhook {base}/channels/twilio/sms, "
-        f"agents {base}/api/v1/agents/ws",
+        f"agents {base}/api/v1/agents/ws, wallboard {base}/supervisor, agent console {base}/agent "
+        "(demo data: contactcenter demo, then contactcenter simulate)",
         flush=True,
     )
 
@@ -160,6 +175,30 @@ async def _migrate(settings: Settings) -> None:
         print(f"applied: {', '.join(applied) or 'nothing, the database is up to date'}")
     finally:
         await pool.close()
+
+
+def _base_url(settings: Settings) -> str:
+    return f"http://{settings.http_host}:{settings.http_port}"
+
+
+async def _demo(settings: Settings) -> None:
+    known = read_people(Path(settings.data_dir))
+    async with open_services(settings) as services:
+        people = await load_demo(services.pool, services.directory, known)
+    keep_people(Path(settings.data_dir), people)
+    print(describe(people, _base_url(settings)), flush=True)
+
+
+async def _simulate(settings: Settings, url: str | None, per_minute: float, duration: float) -> None:
+    people = read_people(Path(settings.data_dir))
+    if people is None:
+        sys.exit("no demo center here: run `contactcenter demo` first (with the same CC_DATA_DIR)")
+    if per_minute <= 0 or duration <= 0:
+        sys.exit("--per-minute and --duration must be positive")
+    counted = await simulate(
+        url or _base_url(settings), settings, people, per_minute=per_minute, duration_seconds=duration
+    )
+    print(f"simulated: {counted}", flush=True)
 
 
 def _event_loop() -> asyncio.AbstractEventLoop:

@@ -72,7 +72,17 @@ class LiveState:
         self._ttl_ms = reservation_ttl_ms
         self._scripts: dict[str, AsyncScript] = {
             name: redis.register_script(_load(name))
-            for name in ("enqueue", "agent_state", "accept", "reject", "complete", "expire", "restore", "withdraw")
+            for name in (
+                "enqueue",
+                "agent_state",
+                "accept",
+                "reject",
+                "complete",
+                "expire",
+                "restore",
+                "withdraw",
+                "move",
+            )
         }
         self._batcher: Batcher[ScriptCall, Any] = Batcher(self._run_scripts, lanes=LANES)
 
@@ -161,6 +171,25 @@ class LiveState:
         an agent had accepted it already (then nothing changes), `found` False when no work waited for it."""
         status, changes, _ = await self._run("withdraw", now_ms, str(conversation_id), int(abandoned))
         return Withdrawal(found=status != "not_found", taken=status == "assigned", changes=changes)
+
+    async def move(self, conversation_id: uuid.UUID, queue_id: uuid.UUID, now_ms: int) -> tuple[uuid.UUID, LiveChanges]:
+        """Move a conversation's waiting work to another queue (taking back its offer if it has one); the queue
+        it left. NotFound when no work of it waits, Conflict when an agent has accepted it or it is there."""
+        status, changes, extra = await self._run("move", now_ms, str(conversation_id), str(queue_id))
+        if status == "not_found":
+            raise NotFound(f"no work of conversation {conversation_id} waits", field="conversation_id")
+        if status == "assigned":
+            raise Conflict(
+                "an agent has accepted this conversation already: it no longer waits", field="conversation_id"
+            )
+        if status == "same":
+            raise Conflict("the conversation waits in that queue already", field="queue")
+        return uuid.UUID(_text(extra[0])), changes
+
+    async def task_queue(self, conversation_id: uuid.UUID) -> uuid.UUID | None:
+        """The queue a conversation's work is in, if any."""
+        queue = await self._redis.hget(f"{self._prefix}task:{conversation_id}", "queue")
+        return uuid.UUID(_text(queue)) if queue else None
 
     async def expire_reservations(self, now_ms: int) -> LiveChanges:
         _, changes, _ = await self._run("expire", now_ms, EXPIRE_BATCH)

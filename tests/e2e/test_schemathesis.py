@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import hypothesis
+import requests
 import schemathesis
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
@@ -75,7 +76,13 @@ async def test_every_operation_answers_as_documented_under_schemathesis(service:
     await service.create_queue("sales", ["sms"])
     agent = await service.create_agent("Ann", ["sales"])
     integration = await service.create_integration("ERP")
-    tokens = {"admin": ADMIN_TOKEN, "agent": agent["token"], "integration": integration["token"]}
+    supervisor = await service.create_supervisor("Sue", ["sales"])
+    tokens = {
+        "admin": ADMIN_TOKEN,
+        "agent": agent["token"],
+        "integration": integration["token"],
+        "supervisor": supervisor["token"],
+    }
     # The service runs in this loop; schemathesis calls it synchronously, so it runs in a thread meanwhile.
     report = await asyncio.to_thread(_fuzz, service.base_url, tokens)
     print("\n".join(f"{label}: {count} cases" for label, count in report.cases.items()))
@@ -154,9 +161,29 @@ def _fuzz_operation(
             # Generated URLs could name any host on the internet, which events would then be sent to (and a
             # name is resolved at registration): an address the SSRF guard refuses keeps every case on loopback.
             case.body["url"] = "http://127.0.0.1:9/fuzz"
+        if case.operation.path == STREAM_PATH:
+            _call_stream(case, base_url, headers)
+            return
         case.call_and_validate(base_url=base_url, headers=headers, checks=CHECKS)
 
     run()
+
+
+STREAM_PATH = "/api/v1/supervisor/stream"
+
+
+def _call_stream(case: schemathesis.Case[Operation], base_url: str, headers: dict[str, str]) -> None:
+    """The figures' stream never ends: an open one is checked by its head and first lines, and closed; an
+    answer that is not a stream (a refusal) is checked as every answer is."""
+    response = requests.request(**case.as_transport_kwargs(base_url=base_url, headers=headers), stream=True, timeout=30)
+    try:
+        if response.headers.get("Content-Type", "").startswith("text/event-stream"):
+            assert response.status_code == 200, response.status_code
+            assert next(response.iter_lines()).startswith(b"retry: ")
+            return
+        case.validate_response(response, checks=CHECKS)
+    finally:
+        response.close()
 
 
 def _bearer(security: list[dict[str, list[str]]], tokens: dict[str, str]) -> Iterator[str] | None:

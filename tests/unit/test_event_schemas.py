@@ -5,6 +5,7 @@ requires, its payload schemas accepting the events the service publishes."""
 from __future__ import annotations
 
 import json
+import typing
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -122,8 +123,15 @@ def _example(annotation: Any) -> Any:
     if "IdentityKind" in text:
         return "phone"
     if "Literal" in text:
-        return "available"
+        return _first_literal(annotation)
     return "x"
+
+
+def _first_literal(annotation: Any) -> Any:
+    """A value a Literal (perhaps `Literal[...] | None`) takes: its first."""
+    if typing.get_origin(annotation) is typing.Literal:
+        return typing.get_args(annotation)[0]
+    return next(_first_literal(arg) for arg in typing.get_args(annotation) if "Literal" in str(arg))
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,1 @@
+"""Supervisors: live figures from the event stream, their history, supervisors' actions, and the pages."""

@@ -1,0 +1,98 @@
+"""The pages in a real browser (Debian's chromium through Playwright): the wallboard's waiting count rises with an
+SMS and falls when the agent console, signed in with the agent's token, accepts the offer with the card shown.
+Screenshots go to `test-artifacts/` (ignored by git); any console error fails the test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
+
+from tests.running import RunningService
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SENDER = "+14155550134"
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield launched
+        await launched.close()
+
+
+class Watched:
+    """A page whose console errors and uncaught exceptions are kept, to fail the test on any."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(message.text)
+
+
+async def open_page(browser: Browser, url: str) -> Watched:
+    context = await browser.new_context(viewport={"width": 1366, "height": 768})
+    watched = Watched(await context.new_page())
+    await watched.page.goto(url)
+    return watched
+
+
+async def sign_in(page: Page, token: str) -> None:
+    # With the keyboard only: the token field has the focus path a person would take.
+    await page.get_by_label("token").focus()
+    await page.keyboard.type(token)
+    await page.keyboard.press("Enter")
+
+
+async def test_the_console_accepts_an_sms_offer_with_the_card_and_the_wallboard_waiting_rises_and_falls(
+    service: RunningService, browser: Browser
+) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    await service.create_queue("sales", ["sms"])
+    agent = await service.create_agent("Ann", ["sales"])
+    boss = await service.create_supervisor("Sue", ["sales"])
+
+    wallboard = await open_page(browser, f"{service.base_url}/supervisor")
+    await sign_in(wallboard.page, boss["token"])
+    waiting = wallboard.page.locator('[data-queue="sales"] [data-figure="waiting"]')
+    await expect(waiting).to_have_text("0", timeout=15_000)
+    await expect(wallboard.page.locator("#connection")).to_have_text("live")
+
+    assert (await service.post_sms(sender=SENDER, body="Is my car ready?")).status == 200
+    await expect(waiting).to_have_text("1", timeout=15_000)
+    await wallboard.page.screenshot(path=ARTIFACTS / "wallboard-waiting.png", full_page=True)
+
+    console = await open_page(browser, f"{service.base_url}/agent")
+    await sign_in(console.page, agent["token"])
+    await expect(console.page.locator("#connection")).to_have_text("connected", timeout=15_000)
+    await console.page.get_by_role("button", name="Available").click()
+    offer = console.page.get_by_role("alertdialog")
+    await expect(offer).to_contain_text("Is my car ready?", timeout=15_000)
+    await expect(console.page.locator("#identities")).to_contain_text(SENDER)
+    await expect(console.page.locator("#timeline")).to_contain_text("Is my car ready?")
+    await console.page.screenshot(path=ARTIFACTS / "console-offer.png", full_page=True)
+
+    await console.page.keyboard.press("a")  # accept, from the keyboard
+    await expect(offer).to_be_hidden()
+    await expect(console.page.locator("#messages")).to_contain_text("Is my car ready?")
+    await expect(waiting).to_have_text("0", timeout=15_000)
+    await console.page.screenshot(path=ARTIFACTS / "console-accepted.png", full_page=True)
+    await wallboard.page.screenshot(path=ARTIFACTS / "wallboard-answered.png", full_page=True)
+
+    assert wallboard.errors == [] and console.errors == []
