@@ -10,11 +10,13 @@ what they share but none owns lives in `intake/`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import aiohttp
+import asyncpg
 from aiohttp import web
 
 from channels.intake.admission import Admission
@@ -24,6 +26,21 @@ from contactcenter.api.operations import Operation
 from contactcenter.metrics import IntakeMetrics
 from contactcenter.settings import Settings
 from schema import Channel
+
+
+class SocketNotices(Protocol):
+    """Notices for sockets held by id, whichever API process holds them: the relay agents' notices take
+    (`contactcenter.agents.relay.NoticeRelay`), on channels of the audience's own."""
+
+    async def send(self, socket_id: uuid.UUID, body: bytes) -> None: ...
+
+    def listen(self, deliver: Callable[[uuid.UUID, bytes], Awaitable[object]]) -> None: ...
+
+    async def hold(self, socket_id: uuid.UUID) -> None: ...
+
+    async def release(self, socket_id: uuid.UUID) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -37,6 +54,10 @@ class ChannelContext:
     metrics: IntakeMetrics
     # For the providers' REST APIs (replies, call control); closed by the host.
     http: aiohttp.ClientSession
+    # The service's PostgreSQL, for what a channel keeps of its own (its migration's tables).
+    pool: asyncpg.Pool
+    # A relay for the channel's own sockets (`audience` names their channels); the channel closes it.
+    socket_notices: Callable[[str], SocketNotices]
 
 
 class ChannelServer(Protocol):

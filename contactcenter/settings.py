@@ -100,6 +100,17 @@ class Settings(BaseSettings):
     webhook_retry_max_seconds: float = Field(default=600.0, gt=0, le=86400)
     # How often a dispatcher looks for deliveries it was not told of (another process's, a replay's).
     webhook_scan_seconds: float = Field(default=1.0, gt=0, le=3600)
+    # Web chat (channels/webchat). The key signing visitors' tokens: every API process must share it, or a visitor
+    # resuming on another process starts anew; unset, each process makes one up (tokens die with the process).
+    chat_secret: SecretStr | None = None
+    # How long a visitor's token resumes its conversation (it is renewed at each connection).
+    chat_token_days: float = Field(default=30.0, gt=0, le=3650)
+    # The longest message a visitor or an agent may write, in characters; a socket frame's own bound is four times it,
+    # in bytes (past it the socket closes with 1009, as WebSockets do).
+    chat_max_text: int = Field(default=4000, ge=1, le=100_000)
+    # Frames a visitor may send per minute (messages, typing, claims), and in one burst; past it, error frames.
+    chat_frames_per_minute: int = Field(default=60, ge=1, le=100_000)
+    chat_frame_burst: int = Field(default=20, ge=1, le=100_000)
     log_level: str = "INFO"
     # `json` (one object per line, for a log collector) or `text` (for a person); unset: text in embedded mode
     # or at a terminal, JSON otherwise.
@@ -123,6 +134,16 @@ class Settings(BaseSettings):
             parts = urlsplit(value)
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise ValueError("must be an http:// or https:// address")
+        return value
+
+    @field_validator("chat_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        # HS256 wants a key of at least its hash's 32 bytes (RFC 7518, 3.2).
+        if value is not None and len(value.get_secret_value().encode()) < 32:
+            raise ValueError(
+                "must be at least 32 bytes (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
         return value
 
     @field_validator("log_level")

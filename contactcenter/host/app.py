@@ -14,7 +14,9 @@ from channels import ChannelAdapter, ChannelContext, ChannelParts
 from channels.intake.admission import Admission
 from channels.intake.publishing import InteractionPublisher
 from channels.twilio import TwilioChannel
+from channels.webchat import WebChatChannel
 from contactcenter.agents.gateway import AgentGateway
+from contactcenter.agents.relay import NoticeRelay
 from contactcenter.agents.replies import Replies
 from contactcenter.api.admin import AdminApi
 from contactcenter.api.clients import ClientsApi
@@ -57,7 +59,7 @@ class Role(StrEnum):
 
 
 # Every channel the service speaks: adding one is its package under `channels/` and one line here.
-CHANNELS: tuple[ChannelAdapter, ...] = (TwilioChannel(),)
+CHANNELS: tuple[ChannelAdapter, ...] = (TwilioChannel(), WebChatChannel())
 
 # Every class of the host that serves part of the HTTP API, each declaring its operations: the API's document
 # is theirs and the channels'.
@@ -163,7 +165,15 @@ def _open_channels(app: web.Application, settings: Settings, services: Services)
     publisher = InteractionPublisher(
         services.bus, services.topology, timeout=settings.publish_timeout_seconds, batch=settings.inbound_batch
     )
-    context = ChannelContext(settings, publisher, admission, app[METRICS].intake, services.http)
+
+    def socket_notices(audience: str) -> NoticeRelay:
+        return NoticeRelay(
+            services.redis, settings.namespace, timeout=settings.publish_timeout_seconds, audience=audience
+        )
+
+    context = ChannelContext(
+        settings, publisher, admission, app[METRICS].intake, services.http, services.pool, socket_notices
+    )
     return [channel.parts(context) for channel in CHANNELS]
 
 

@@ -5,6 +5,7 @@ requires, its payload schemas accepting the events the service publishes."""
 from __future__ import annotations
 
 import json
+import typing
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -100,8 +101,8 @@ def _example(annotation: Any) -> Any:
         return "inbound"
     if "IdentityKind" in text:
         return "phone"
-    if "Literal" in text:
-        return "available"
+    if typing.get_origin(annotation) is typing.Literal:
+        return typing.get_args(annotation)[0]
     return "x"
 
 

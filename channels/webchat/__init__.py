@@ -1,0 +1,53 @@
+"""Web chat: the visitor's socket (`visitors`), its frames (`frames`), the signed token that resumes a visitor
+(`tokens`), each visitor's numbered transcript (`transcript`), agents' replies to it (`replies`) and the widget
+another site embeds (`page`). `WebChatChannel` is what the host registers."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Sequence
+from datetime import timedelta
+
+from channels import ChannelContext, ChannelParts
+from channels.webchat.page import WidgetFiles
+from channels.webchat.replies import ChatReplySender
+from channels.webchat.tokens import VisitorTokens
+from channels.webchat.transcript import Transcript
+from channels.webchat.visitors import VisitorSockets
+from contactcenter.api.operations import Operation
+from contactcenter.origins import web_origins
+from schema import Channel
+
+log = logging.getLogger(__name__)
+
+
+class WebChatChannel:
+    """Chat visitors on their socket; agents' replies to them."""
+
+    @property
+    def operations(self) -> Sequence[Operation]:
+        return (*WidgetFiles.OPERATIONS, *VisitorSockets.OPERATIONS)
+
+    def parts(self, context: ChannelContext) -> ChannelParts:
+        settings = context.settings
+        if settings.chat_secret is None:
+            log.warning("CC_CHAT_SECRET is not set: chat visitors' tokens last as long as this process")
+            secret = secrets.token_urlsafe(32)
+        else:
+            secret = settings.chat_secret.get_secret_value()
+        transcript = Transcript(context.pool)
+        visitors = VisitorSockets(
+            settings,
+            tokens=VisitorTokens(secret, timedelta(days=settings.chat_token_days)),
+            transcript=transcript,
+            publisher=context.publisher,
+            admission=context.admission,
+            notices=context.socket_notices("visitor"),
+            allowed_origins=web_origins(settings),
+        )
+        return ChannelParts(
+            routes=[*WidgetFiles().routes(), *visitors.routes()],
+            servers=[visitors],
+            senders={Channel.CHAT: ChatReplySender(transcript, visitors)},
+        )

@@ -1,0 +1,133 @@
+"""Web chat on the real services: a visitor's socket in, the agent's card popped, the agent's reply back on the
+visitor's socket; numbered messages delivered once and in order across reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tests.running import AgentDesktop, RunningService
+from tests.visitors import ChatVisitor
+
+
+async def _chat_accepted(service: RunningService, text: str) -> tuple[ChatVisitor, AgentDesktop, dict[str, Any]]:
+    """A visitor who said `text`, and an agent of the chat queue who accepted the offer."""
+    await service.create_queue("web", ["chat"])
+    desktop = await service.available_agent(queues=("web",))
+    visitor = ChatVisitor(service.http, service.base_url)
+    await visitor.connect()
+    await visitor.say(text)
+    offer = await desktop.receive("offer")
+    await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+    return visitor, desktop, offer
+
+
+async def test_a_visitor_message_pops_the_card_and_the_agents_reply_reaches_the_visitors_socket(
+    service: RunningService,
+) -> None:
+    await service.create_queue("web", ["chat"])
+    desktop = await service.available_agent(queues=("web",))
+    visitor = ChatVisitor(service.http, service.base_url)
+    welcome = await visitor.connect()
+    assert welcome["history"] == [] and welcome["token"]
+    visitor_id = welcome["visitor_id"]
+
+    ack = await visitor.say("Do you ship to Norway?")
+    assert ack["seq"] == 1
+
+    offer = await desktop.receive("offer")
+    interaction = offer["reservation"]["interaction"]
+    assert (interaction["channel"], interaction["body"]) == ("chat", "Do you ship to Norway?")
+    assert offer["card"]["identities"] == [{"kind": "visitor", "value": visitor_id, "verified": True}]
+    conversation_id = offer["reservation"]["conversation_id"]
+    await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+
+    await desktop.command({"type": "reply", "conversation_id": conversation_id, "text": "We do, in 3 days."}, "replied")
+    answer = await visitor.receive("message")
+    assert (answer["from"], answer["text"], answer["seq"]) == ("agent", "We do, in 3 days.", 2)
+
+    await visitor.say("Great, thanks")
+    message = await desktop.receive("message")
+    assert (message["conversation_id"], message["interaction"]["body"]) == (conversation_id, "Great, thanks")
+    await visitor.close()
+    await desktop.close()
+
+
+async def test_a_visitor_who_reconnects_gets_what_it_missed_once_and_in_order(service: RunningService) -> None:
+    visitor, desktop, offer = await _chat_accepted(service, "hello")
+    conversation_id = offer["reservation"]["conversation_id"]
+    await visitor.close()
+
+    for text in ("one", "two", "three"):
+        await desktop.command({"type": "reply", "conversation_id": conversation_id, "text": text}, "replied")
+
+    welcome = await visitor.connect()  # says it saw message 1
+    assert [(e["seq"], e["from"], e["text"]) for e in welcome["history"]] == [
+        (2, "agent", "one"),
+        (3, "agent", "two"),
+        (4, "agent", "three"),
+    ]
+    await desktop.command({"type": "reply", "conversation_id": conversation_id, "text": "four"}, "replied")
+    assert (await visitor.receive("message"))["seq"] == 5
+    await visitor.close()
+
+    # A reload knows nothing: it asks for everything, and gets the whole conversation.
+    reloaded = ChatVisitor(service.http, service.base_url, token=visitor.token)
+    welcome = await reloaded.connect(after=0)
+    assert [e["text"] for e in welcome["history"]] == ["hello", "one", "two", "three", "four"]
+    assert [e["seq"] for e in welcome["history"]] == [1, 2, 3, 4, 5]
+    await reloaded.close()
+    await desktop.close()
+
+
+async def test_a_visitor_message_sent_again_after_a_drop_is_kept_and_routed_once(service: RunningService) -> None:
+    visitor, desktop, _ = await _chat_accepted(service, "first")
+    await visitor.say("second", message_id="m-2")
+    assert (await desktop.receive("message"))["interaction"]["body"] == "second"
+    await visitor.close()
+
+    # The widget did not see the ack of m-2 and sends it again on its new socket.
+    await visitor.connect()
+    ack = await visitor.say("second", message_id="m-2")
+    assert ack["seq"] == 2
+    await visitor.say("third")
+    assert (await desktop.receive("message"))["interaction"]["body"] == "third"  # not "second" again
+
+    welcome = await ChatVisitor(service.http, service.base_url, token=visitor.token).connect(after=0)
+    assert [e["text"] for e in welcome["history"]] == ["first", "second", "third"]
+    await visitor.close()
+    await desktop.close()
+
+
+async def test_two_tabs_of_one_visitor_both_see_each_message_once(service: RunningService) -> None:
+    visitor, desktop, offer = await _chat_accepted(service, "hi")
+    tab = ChatVisitor(service.http, service.base_url, token=visitor.token)
+    await tab.connect(after=0)
+    assert tab.seen == 1
+    await tab.say("from the second tab")
+    assert (await visitor.receive("message"))["text"] == "from the second tab"
+    assert (await desktop.receive("message"))["interaction"]["body"] == "from the second tab"
+    reply = {"type": "reply", "conversation_id": offer["reservation"]["conversation_id"], "text": "to both"}
+    await desktop.command(reply, "replied")
+    assert (await visitor.receive("message"))["seq"] == (await tab.receive("message"))["seq"] == 3
+    for client in (visitor, tab, desktop):
+        await client.close()
+
+
+async def test_a_visitor_sees_only_its_own_conversation(service: RunningService) -> None:
+    visitor, desktop, offer = await _chat_accepted(service, "mine")
+    stranger = ChatVisitor(service.http, service.base_url)
+    welcome = await stranger.connect(after=0)
+    assert welcome["history"] == [] and welcome["visitor_id"] != visitor.welcome["visitor_id"]
+    reply = {"type": "reply", "conversation_id": offer["reservation"]["conversation_id"], "text": "private"}
+    await desktop.command(reply, "replied")
+    assert (await visitor.receive("message"))["text"] == "private"
+    assert stranger.socket is not None
+    try:
+        async with asyncio.timeout(0.5):
+            frame = await stranger.socket.receive()
+    except TimeoutError:
+        frame = None
+    assert frame is None, f"another visitor's message reached the stranger: {frame}"
+    for client in (visitor, stranger, desktop):
+        await client.close()
