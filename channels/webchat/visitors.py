@@ -12,6 +12,7 @@ order, each once, fetching from the transcript any it missed.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 
@@ -291,10 +292,7 @@ class VisitorSockets:
             return
         message_id: str | None = None
         try:
-            try:
-                frame = VISITOR_FRAME.validate_json(text)
-            except ValidationError as exc:
-                raise invalid_from(exc, tagged=True) from None
+            frame = _frame_from(text)
             match frame:
                 case SendMessage():
                     message_id = frame.id
@@ -353,6 +351,19 @@ class VisitorSockets:
         session.refusals += 1
         if session.refusals >= REFUSALS_BEFORE_CLOSING:
             await session.socket.close(code=WSCloseCode.POLICY_VIOLATION, message=b"too many refused frames")
+
+
+def _frame_from(text: str) -> SendMessage | Typing | Identify | EndChat:
+    # Read by the standard library first: pydantic's reader refuses a lone surrogate (`"\ud800"`) as bad JSON,
+    # where the model names the field that holds it.
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError):
+        raise Invalid("a frame is one JSON object with a `type`") from None
+    try:
+        return VISITOR_FRAME.validate_python(document)
+    except ValidationError as exc:
+        raise invalid_from(exc, tagged=True) from None
 
 
 def _after(request: web.Request) -> int:
