@@ -32,7 +32,7 @@ from bench.processes import ServiceProcesses
 from bench.profiling import Profilers
 from bench.raw_limits import RawLimits, measure_raw_limits
 from bench.report import summarise, table
-from bench.traffic import CHANNELS, PROVIDER_TIMEOUT_S, customer_number, drive, parse_mix
+from bench.traffic import CHANNELS, PROVIDER_TIMEOUT_S, Traffic, customer_number, drive, parse_mix
 
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -46,7 +46,7 @@ def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--rate", type=float, default=300, help="inbound interactions per second")
     parser.add_argument("--duration", type=float, default=20, help="seconds of load")
-    parser.add_argument("--mix", default="sms=1", help="channel shares, e.g. sms=1 (more as channels land)")
+    parser.add_argument("--mix", default="sms=1", help="channel shares, e.g. sms=0.5,chat=0.5 (more as channels land)")
     parser.add_argument("--customers", type=int, default=5000, help="distinct customers (some return)")
     parser.add_argument(
         "--history", type=int, default=0, help="earlier contacts each customer has before the run (card size)"
@@ -103,7 +103,9 @@ def _free_ports(count: int) -> list[int]:
 
 async def _admin(http: aiohttp.ClientSession, base_url: str, token: str, agents: int) -> list[str]:
     headers = {"Authorization": f"Bearer {token}"}
-    async with http.post(f"{base_url}/api/v1/queues", json={"name": "bench", "channels": ["sms"]}, headers=headers):
+    async with http.post(
+        f"{base_url}/api/v1/queues", json={"name": "bench", "channels": ["sms", "chat"]}, headers=headers
+    ):
         pass
     tokens = []
     for n in range(agents):
@@ -194,6 +196,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     env = {
         "CC_ADMIN_TOKEN": admin_token,
         "CC_TWILIO_AUTH_TOKEN": twilio_token,
+        # Shared by the API processes: a chat visitor's token is good on any of them.
+        "CC_CHAT_SECRET": secrets.token_urlsafe(32),
         "CC_LOG_LEVEL": "WARNING",
         # Every customer and agent of the bench comes from one address, as through a proxy: the per-client
         # bound (256) refused webhooks once a stall of the host had the load generator open more connections.
@@ -236,6 +240,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         agents = AgentPool(base_urls, tokens, accept_delay=args.accept_delay, hold=args.hold)
         await agents.start()
         webhooks = [HttpClient("127.0.0.1", port, timeout=PROVIDER_TIMEOUT_S) for port in service.public_ports]
+        mix: list[tuple[Traffic, float]] = []
         try:
             _progress(f"sending {args.rate}/s for {args.duration}s")
             service.start_sampling()
@@ -259,6 +264,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             # this, and its rate falls.
             elapsed = max(agents.figures.last_reached, started + traffic.sending_s) - started
         finally:
+            for source, _ in mix:
+                source.close()
             for client in webhooks:
                 client.close()
             await agents.stop()
@@ -294,4 +301,6 @@ def main() -> None:
     print(json.dumps(result))
 
 
-main()
+# Imported too (bench.chat takes its service helpers from here): run only as `python -m bench`.
+if __name__ == "__main__":
+    main()

@@ -1,21 +1,23 @@
-"""Customer traffic through the real edges, open loop at a fixed rate: today Twilio-signed SMS webhooks.
-Each channel is one `Channel` entry of the mix; voice, mail and chat join as they land."""
+"""Customer traffic through the real edges, open loop at a fixed rate: Twilio-signed SMS webhooks, and chat
+visitors on their sockets. Each channel is one `Channel` entry of the mix; voice and mail join as they land."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import hmac
+import json
 import os
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 from urllib.parse import urlencode
 
 from bench.http import HttpClient
+from bench.websocket import WebSocketClient, WebSocketError
 
 
 @dataclass
@@ -114,6 +116,96 @@ class SmsTraffic:
 
         self._http.post(self.PATH, body, headers, answered)
 
+    def close(self) -> None:
+        pass  # the webhook client is the bench's own, closed with it
+
+
+class _ChatVisitor:
+    """One customer's chat socket, kept open for the run: each message is acknowledged (`ack`) once the service
+    stored it and the bus confirmed it — the chat's "200"."""
+
+    def __init__(self) -> None:
+        self.socket: WebSocketClient | None = None
+        self.visitor_id = ""
+        self.welcomed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting: dict[str, TrafficFigures] = {}
+
+    def on_text(self, text: str) -> None:
+        frame = json.loads(text)
+        if frame["type"] == "welcome":
+            self.visitor_id = frame["visitor_id"]
+            if not self.welcomed.done():
+                self.welcomed.set_result(None)
+        elif frame["type"] == "ack" and (figures := self.waiting.pop(frame["id"], None)) is not None:
+            figures.statuses[200] += 1
+            figures.accepted.append(f"chat:{self.visitor_id}:{frame['id']}")
+            figures.answered()
+        elif frame["type"] == "error" and (figures := self.waiting.pop(frame["error"].get("id") or "", None)):
+            figures.failures[f"chat {frame['error']['code']}"] += 1
+            figures.answered()
+
+    def lost(self) -> None:
+        for figures in self.waiting.values():
+            figures.failures["chat socket closed"] += 1
+            figures.answered()
+        self.waiting.clear()
+
+
+class ChatTraffic:
+    """Chat visitors as the widget is one: a socket per customer (`/chat/ws`, opened at its first message and
+    kept), a message frame with the visitor's own id for it — the idempotency key."""
+
+    PATH = "/chat/ws"
+
+    def __init__(self, http: HttpClient, auth_token: str, customers: int) -> None:
+        self._host, self._port = http.host, http.port
+        self._customers = customers
+        self._visitors: dict[int, asyncio.Task[_ChatVisitor]] = {}
+        self._saying: set[asyncio.Task[None]] = set()
+
+    def send_one(self, figures: TrafficFigures) -> None:
+        figures.leaving()
+        task = asyncio.get_running_loop().create_task(self._say(random.randrange(self._customers), figures))
+        self._saying.add(task)
+        task.add_done_callback(self._saying.discard)
+
+    async def _say(self, customer: int, figures: TrafficFigures) -> None:
+        opening = self._visitors.get(customer)
+        if opening is None:
+            opening = self._visitors[customer] = asyncio.get_running_loop().create_task(self._connect())
+        try:
+            visitor = await opening
+        except (OSError, WebSocketError, TimeoutError) as exc:
+            del self._visitors[customer]
+            figures.failures[type(exc).__name__] += 1
+            figures.answered()
+            return
+        message_id = os.urandom(16).hex()
+        visitor.waiting[message_id] = figures
+        assert visitor.socket is not None
+        visitor.socket.send_text(json.dumps({"type": "message", "id": message_id, "text": "Is my order on its way?"}))
+
+    def close(self) -> None:
+        for opening in self._visitors.values():
+            if opening.done() and not opening.exception() and (socket := opening.result().socket) is not None:
+                socket.close()
+            else:
+                opening.cancel()
+
+    async def _connect(self) -> _ChatVisitor:
+        visitor = _ChatVisitor()
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(PROVIDER_TIMEOUT_S):
+            _, visitor.socket = await loop.create_connection(
+                lambda: WebSocketClient(f"{self._host}:{self._port}", self.PATH, visitor.on_text),
+                self._host,
+                self._port,
+            )
+            await visitor.socket.opened
+            await visitor.welcomed
+        visitor.socket.closed.add_done_callback(lambda _: visitor.lost())
+        return visitor
+
 
 class Traffic(Protocol):
     """One channel's customers: sends one contact through the service's real edge; its answer, when it comes,
@@ -121,9 +213,12 @@ class Traffic(Protocol):
 
     def send_one(self, figures: TrafficFigures) -> None: ...
 
+    def close(self) -> None:
+        """The run is over: close what the customers hold open (chat sockets), before the service stops."""
 
-# The channels a mix may name; voice webhooks, SMTP mail and chat sockets join here as they land.
-CHANNELS: dict[str, type[SmsTraffic]] = {"sms": SmsTraffic}
+
+# The channels a mix may name; voice webhooks and SMTP mail join here as they land.
+CHANNELS: dict[str, Callable[[HttpClient, str, int], Traffic]] = {"sms": SmsTraffic, "chat": ChatTraffic}
 
 
 def parse_mix(text: str) -> dict[str, float]:
