@@ -21,7 +21,7 @@ from aiohttp import web
 
 from channels.intake.admission import Admission
 from channels.intake.publishing import InteractionPublisher
-from contactcenter.agents.outbound import ReplySender
+from contactcenter.agents.outbound import ConversationParty, CustomerPresencePort, ReplySender
 from contactcenter.api.operations import Operation
 from contactcenter.metrics import IntakeMetrics
 from contactcenter.settings import Settings
@@ -58,6 +58,8 @@ class ChannelContext:
     pool: asyncpg.Pool
     # A relay for the channel's own sockets (`audience` names their channels); the channel closes it.
     socket_notices: Callable[[str], SocketNotices]
+    # Tells the agent holding a customer's conversation what the customer does (typing, ended).
+    presence: CustomerPresencePort
 
 
 class ChannelServer(Protocol):
@@ -77,6 +79,8 @@ class ChannelParts:
     servers: Sequence[ChannelServer] = ()
     # How an agent's reply leaves on each conversation channel this package serves.
     senders: Mapping[Channel, ReplySender] = field(default_factory=dict)
+    # On channels with a live presence (web chat), how the customer is shown the agent joining, leaving, typing.
+    parties: Mapping[Channel, ConversationParty] = field(default_factory=dict)
 
 
 class ChannelAdapter(Protocol):

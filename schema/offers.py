@@ -75,7 +75,24 @@ class Revoked(BaseModel):
     reason: RevokeReason
 
 
-AgentNotice = Annotated[Offer | InboundMessage | Revoked, Field(discriminator="type")]
+class CustomerActivity(StrEnum):
+    TYPING = "typing"
+    # The customer ended the conversation on its side (a chat visitor's "end chat"); the agent completes it.
+    ENDED = "ended"
+
+
+class CustomerPresence(BaseModel):
+    """What the customer does in a conversation the agent holds, on a channel with a live presence (web chat)."""
+
+    model_config = _WRITTEN_WHOLE
+
+    type: Literal["customer"] = "customer"
+    agent_id: uuid.UUID
+    conversation_id: uuid.UUID
+    activity: CustomerActivity
+
+
+AgentNotice = Annotated[Offer | InboundMessage | Revoked | CustomerPresence, Field(discriminator="type")]
 AGENT_NOTICE: TypeAdapter[AgentNotice] = TypeAdapter(AgentNotice)
 
 

@@ -44,10 +44,12 @@ class WebChatChannel:
             publisher=context.publisher,
             admission=context.admission,
             notices=context.socket_notices("visitor"),
+            presence=context.presence,
             allowed_origins=web_origins(settings),
         )
         return ChannelParts(
             routes=[*WidgetFiles().routes(), *visitors.routes()],
             servers=[visitors],
             senders={Channel.CHAT: ChatReplySender(transcript, visitors)},
+            parties={Channel.CHAT: visitors},
         )

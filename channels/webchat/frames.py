@@ -87,6 +87,14 @@ class Ended(_Frame):
     type: Literal["ended"] = "ended"
 
 
+class AgentShown(_Frame):
+    """What the visitor sees of the agent: joined (accepted the chat), left (completed it), typing."""
+
+    type: Literal["agent"] = "agent"
+    activity: Literal["joined", "left", "typing"]
+    name: str
+
+
 class ChatErrorDetail(_Frame):
     code: str
     message: str

@@ -25,6 +25,7 @@ from channels.intake.publishing import InteractionPublisher
 from channels.webchat.frames import (
     VISITOR_FRAME,
     Acknowledged,
+    AgentShown,
     ChatEntry,
     ChatError,
     ChatErrorDetail,
@@ -39,6 +40,7 @@ from channels.webchat.frames import (
 from channels.webchat.limits import FrameRate
 from channels.webchat.tokens import VisitorTokens
 from channels.webchat.transcript import PAGE, Transcript
+from contactcenter.agents.outbound import AgentActivity, CustomerPresencePort
 from contactcenter.answers import ANSWERED, SERVICE_ERRORS, answer_to, invalid_from
 from contactcenter.api.operations import Answer, Operation, Parameter, failures
 from contactcenter.errors import ContactCenterError, Forbidden, Invalid, Unavailable
@@ -47,6 +49,7 @@ from contactcenter.logs import log_context
 from contactcenter.origins import origin_of
 from contactcenter.settings import Settings
 from schema import Channel, IdentityKind, Interaction
+from schema.offers import CustomerActivity
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +90,8 @@ CONNECT = Operation(
     ),
 )
 
-_NOTICE: TypeAdapter[ChatEntry | Ended] = TypeAdapter(ChatEntry | Ended)
+Notice = ChatEntry | Ended | AgentShown
+_NOTICE: TypeAdapter[Notice] = TypeAdapter(Notice)
 
 
 class VisitorSession:
@@ -137,7 +141,7 @@ class VisitorSession:
             if len(missed) < PAGE:
                 return
 
-    async def send(self, frame: Acknowledged | Identified | Ended | ChatError) -> None:
+    async def send(self, frame: Acknowledged | Identified | Ended | AgentShown | ChatError) -> None:
         await self._greeted.wait()
         async with self._lock:
             await self._send(frame.model_dump_json())
@@ -163,6 +167,7 @@ class VisitorSockets:
         publisher: InteractionPublisher,
         admission: Admission,
         notices: SocketNotices,
+        presence: CustomerPresencePort,
         allowed_origins: frozenset[str],
     ) -> None:
         self._max_text = settings.chat_max_text
@@ -172,6 +177,7 @@ class VisitorSockets:
         self._publisher = publisher
         self._admission = admission
         self._notices = notices
+        self._presence = presence
         self._allowed_origins = allowed_origins
         self._rate = FrameRate(settings.chat_frames_per_minute, settings.chat_frame_burst)
         self._sessions: dict[uuid.UUID, set[VisitorSession]] = {}
@@ -279,11 +285,21 @@ class VisitorSockets:
                 await session.send(notice)
         return True
 
-    async def tell_visitor(self, visitor_id: uuid.UUID, notice: ChatEntry | Ended) -> None:
-        """To every socket of the visitor: this process's at once, the others' through the relay (those here
-        hear it twice and send it once)."""
+    async def agent_activity(self, client_address: str, activity: AgentActivity, agent_name: str) -> None:
+        """`ConversationParty`: the visitor's sockets show the agent joining, leaving, typing."""
+        try:
+            visitor_id = uuid.UUID(client_address)
+        except ValueError:
+            return  # not a visitor's conversation after all: nobody to show
+        await self.tell_visitor(visitor_id, AgentShown(activity=activity.value, name=agent_name))
+
+    async def tell_visitor(self, visitor_id: uuid.UUID, notice: Notice) -> None:
+        """To every socket of the visitor, through the relay (this process hears it too, for the sockets it
+        holds). A message goes to this process's sockets at once as well: they hear it twice and send it once,
+        by its number; what has no number (presence, `ended`) goes through the relay alone."""
         body = notice.model_dump_json().encode()
-        await self.deliver_here(visitor_id, body)
+        if isinstance(notice, ChatEntry):
+            await self.deliver_here(visitor_id, body)
         await self._notices.send(visitor_id, body)
 
     async def _answer(self, session: VisitorSession, text: str) -> None:
@@ -302,13 +318,17 @@ class VisitorSockets:
                 case EndChat():
                     if await self._transcript.end(session.visitor_id):
                         await self.tell_visitor(session.visitor_id, Ended())
+                        await self._tell_agent(session.visitor_id, CustomerActivity.ENDED)
                     else:
                         await session.send(Ended())
                 case Typing():
-                    pass  # heard; not yet shown to the agent (docs/api.md)
+                    await self._tell_agent(session.visitor_id, CustomerActivity.TYPING)
             session.refusals = 0
         except ANSWERED as exc:
             await self._refuse(session, exc, message_id=message_id)
+
+    async def _tell_agent(self, visitor_id: uuid.UUID, activity: CustomerActivity) -> None:
+        await self._presence.customer_activity(IdentityKind.VISITOR, str(visitor_id), Channel.CHAT, activity)
 
     async def _take_message(self, session: VisitorSession, frame: SendMessage) -> None:
         if len(frame.text) > self._max_text:

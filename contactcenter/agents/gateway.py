@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Mapping
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import ValidationError
 
 from contactcenter.agents import Arrival, Placement, PlacementPort
 from contactcenter.agents.notices import AgentNotices
+from contactcenter.agents.outbound import AgentActivity, ConversationParty
 from contactcenter.agents.relay import NoticeRelay
 from contactcenter.agents.replies import Replies
 from contactcenter.answers import ANSWERED, SERVICE_ERRORS, ErrorAnswer, answer_to, invalid_from
@@ -49,8 +51,10 @@ from schema.desktop import (
     SocketErrorDetail,
     StateChanged,
     StateCommand,
+    TypingCommand,
     hello_json,
 )
+from schema.interactions import Channel
 from schema.offers import notice_ids
 
 log = logging.getLogger(__name__)
@@ -129,6 +133,7 @@ class AgentGateway:
         placement: PlacementPort,
         replies: Replies,
         allowed_origins: frozenset[str],
+        parties: Mapping[Channel, ConversationParty] | None = None,
     ) -> None:
         self._relay = relay
         self._auth = auth
@@ -138,6 +143,9 @@ class AgentGateway:
         self._placement = placement
         self._replies = replies
         self._allowed_origins = allowed_origins
+        # Channels whose customers see the agent join, leave and type (web chat).
+        self._parties = dict(parties or {})
+        self._party_channels = [str(channel) for channel in self._parties]
         self._sessions: dict[uuid.UUID, AgentSession] = {}
         # The live-state rebuild whose aftermath this gateway has seen to (`restore_lost_states`).
         self._seen_rebuild: str | None = None
@@ -264,7 +272,8 @@ class AgentGateway:
             command = _command_from(text)
             answer, changes = await self._perform(session.agent, command)
             # The answer goes out before any offer the change set in motion, so a desktop sees them in order.
-            await session.send(answer)
+            if answer is not None:
+                await session.send(answer)
             await self._notices.announce(changes)
         except ANSWERED as exc:
             refusal = answer_to(exc)
@@ -272,7 +281,7 @@ class AgentGateway:
                 log.warning("agent %s: %s", session.agent.id, refusal.log_line)
             await session.send(_refusal_frame(refusal))
 
-    async def _perform(self, agent: AgentProfile, command: AgentCommand) -> tuple[CommandAnswer, LiveChanges]:
+    async def _perform(self, agent: AgentProfile, command: AgentCommand) -> tuple[CommandAnswer | None, LiveChanges]:
         match command:
             case StateCommand(state=state):
                 changes = await self._live.set_agent_state(agent.id, state, agent.queue_ids, now_ms())
@@ -299,6 +308,7 @@ class AgentGateway:
                     reservation_id=reservation_id,
                 ):
                     log.info("agent accepted the offer")
+                await self._tell_party(reservation.conversation_id, agent, AgentActivity.JOINED)
                 return Accepted(
                     reservation_id=reservation_id, conversation_id=reservation.conversation_id
                 ), LiveChanges()
@@ -308,11 +318,29 @@ class AgentGateway:
             case CompleteCommand(conversation_id=conversation_id):
                 await self._conversations.close(conversation_id, agent.id)
                 changes = await self._live.complete(agent.id, conversation_id, now_ms())
+                await self._tell_party(conversation_id, agent, AgentActivity.LEFT)
                 return Completed(conversation_id=conversation_id), changes
             case ReplyCommand(conversation_id=conversation_id, text=text):
                 interaction = await self._replies.reply(agent.id, conversation_id, text)
                 return Replied(conversation_id=conversation_id, interaction=interaction), LiveChanges()
+            case TypingCommand(conversation_id=conversation_id):
+                await self._tell_party(conversation_id, agent, AgentActivity.TYPING)
+                return None, LiveChanges()
         raise AssertionError(f"unhandled command {command!r}")
+
+    async def _tell_party(self, conversation_id: uuid.UUID, agent: AgentProfile, activity: AgentActivity) -> None:
+        """Show the customer what the agent did, on a channel with a live presence; one lookup by primary key
+        (none while no channel has one). What the agent did stands whether or not the customer is told."""
+        if not self._parties:
+            return
+        try:
+            route = await self._conversations.party_route(conversation_id, agent.id, self._party_channels)
+            if route is not None:
+                await self._parties[route.channel].agent_activity(route.client_address, activity, agent.name)
+        except LEAVING_ERRORS as exc:
+            log.warning(
+                "the customer of conversation %s could not be shown the agent %s: %s", conversation_id, activity, exc
+            )
 
     async def _route_again(self, interaction_id: uuid.UUID) -> LiveChanges:
         """An inbound contact left in a conversation closed before any agent saw it: in the client's open

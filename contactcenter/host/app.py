@@ -16,6 +16,7 @@ from channels.intake.publishing import InteractionPublisher
 from channels.twilio import TwilioChannel
 from channels.webchat import WebChatChannel
 from contactcenter.agents.gateway import AgentGateway
+from contactcenter.agents.presence import AgentPresence
 from contactcenter.agents.relay import NoticeRelay
 from contactcenter.agents.replies import Replies
 from contactcenter.api.admin import AdminApi
@@ -126,6 +127,7 @@ async def _start_api(
     guard = GuardedResolver(allow_private=settings.webhook_allow_private)
     stack.push_async_callback(guard.close)
     senders = {channel: sender for parts in channels for channel, sender in parts.senders.items()}
+    parties = {channel: party for parts in channels for channel, party in parts.parties.items()}
     gateway = AgentGateway(
         relay=services.relay,
         auth=auth,
@@ -135,6 +137,7 @@ async def _start_api(
         placement=ContactPlacement(services.live, services.conversations, services.notices),
         replies=Replies(services.conversations, senders),
         allowed_origins=web_origins(settings),
+        parties=parties,
     )
     gateway.start()
     stack.push_async_callback(gateway.stop)
@@ -172,7 +175,14 @@ def _open_channels(app: web.Application, settings: Settings, services: Services)
         )
 
     context = ChannelContext(
-        settings, publisher, admission, app[METRICS].intake, services.http, services.pool, socket_notices
+        settings,
+        publisher,
+        admission,
+        app[METRICS].intake,
+        services.http,
+        services.pool,
+        socket_notices,
+        AgentPresence(services.conversations, services.notices),
     )
     return [channel.parts(context) for channel in CHANNELS]
 

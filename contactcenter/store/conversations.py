@@ -81,6 +81,22 @@ JOIN LATERAL (SELECT from_address, to_address FROM interactions
               ORDER BY received_at DESC LIMIT 1) x ON true
 WHERE v.id = $1 AND v.agent_id = $2 AND v.state = 'open'
 """
+# The client's address in a conversation the agent holds or held, when it is on one of the channels asked for
+# (those with a live presence): one primary-key lookup, and its latest inbound interaction by the index.
+PARTY_ROUTE = """
+SELECT v.channel, v.client_id, x.from_address, x.to_address
+FROM conversations v
+JOIN LATERAL (SELECT from_address, to_address FROM interactions
+              WHERE conversation_id = v.id AND direction = 'inbound'
+              ORDER BY received_at DESC LIMIT 1) x ON true
+WHERE v.id = $1 AND v.agent_id = $2 AND v.channel = ANY($3::text[])
+"""
+# The agents holding a customer's open conversation on a channel, found by one of the customer's identities.
+HOLDERS = """
+SELECT v.id, v.agent_id FROM identities i
+JOIN conversations v ON v.client_id = i.client_id AND v.channel = $3 AND v.state = 'open'
+WHERE i.kind = $1 AND i.value = $2 AND v.agent_id IS NOT NULL
+"""
 # Every open conversation that has a queue, with the interaction that opened it: what live state holds.
 OPEN_IN_QUEUES = """
 SELECT v.id, v.queue_id, v.agent_id, (extract(epoch FROM v.opened_at) * 1000)::bigint AS opened_ms,
@@ -309,6 +325,22 @@ class Conversations:
         return ReplyRoute(
             conversation_id, row["client_id"], Channel(row["channel"]), row["from_address"], row["to_address"]
         )
+
+    async def party_route(
+        self, conversation_id: uuid.UUID, agent_id: uuid.UUID, channels: list[str]
+    ) -> ReplyRoute | None:
+        """The conversation's route when the agent holds (or held) it and it is on one of `channels`."""
+        row = await self._pool.fetchrow(PARTY_ROUTE, conversation_id, agent_id, channels)
+        if row is None:
+            return None
+        return ReplyRoute(
+            conversation_id, row["client_id"], Channel(row["channel"]), row["from_address"], row["to_address"]
+        )
+
+    async def holders(self, kind: str, value: str, channel: str) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        """(conversation, agent) of each open conversation of the customer on `channel` that an agent holds."""
+        rows = await self._pool.fetch(HOLDERS, kind, value, channel)
+        return [(row["id"], row["agent_id"]) for row in rows]
 
     async def record_outbound(self, route: ReplyRoute, interaction: Interaction, agent_id: uuid.UUID) -> None:
         await self._pool.execute(

@@ -19,6 +19,7 @@ async def _chat_accepted(service: RunningService, text: str) -> tuple[ChatVisito
     await visitor.say(text)
     offer = await desktop.receive("offer")
     await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+    assert await visitor.receive("agent") == {"type": "agent", "activity": "joined", "name": "Ann"}
     return visitor, desktop, offer
 
 
@@ -41,6 +42,7 @@ async def test_a_visitor_message_pops_the_card_and_the_agents_reply_reaches_the_
     assert offer["card"]["identities"] == [{"kind": "visitor", "value": visitor_id, "verified": True}]
     conversation_id = offer["reservation"]["conversation_id"]
     await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+    assert (await visitor.receive("agent"))["activity"] == "joined"
 
     await desktop.command({"type": "reply", "conversation_id": conversation_id, "text": "We do, in 3 days."}, "replied")
     answer = await visitor.receive("message")
@@ -131,3 +133,56 @@ async def test_a_visitor_sees_only_its_own_conversation(service: RunningService)
     assert frame is None, f"another visitor's message reached the stranger: {frame}"
     for client in (visitor, stranger, desktop):
         await client.close()
+
+
+async def test_each_side_sees_the_other_type_and_the_visitor_sees_the_agent_join_and_leave(
+    service: RunningService,
+) -> None:
+    visitor, desktop, offer = await _chat_accepted(service, "hello")  # the visitor saw the agent join there
+    conversation_id = offer["reservation"]["conversation_id"]
+
+    await visitor.send({"type": "typing"})
+    typing = await desktop.receive("customer")
+    assert (typing["conversation_id"], typing["activity"]) == (conversation_id, "typing")
+
+    await desktop.send({"type": "typing", "conversation_id": conversation_id})  # not answered
+    assert await visitor.receive("agent") == {"type": "agent", "activity": "typing", "name": "Ann"}
+
+    await desktop.command({"type": "complete", "conversation_id": conversation_id}, "completed")
+    assert await visitor.receive("agent") == {"type": "agent", "activity": "left", "name": "Ann"}
+    await visitor.close()
+    await desktop.close()
+
+
+async def test_a_visitor_who_ends_the_chat_is_told_the_agent_too_and_the_chat_events_come_out(
+    service: RunningService,
+) -> None:
+    visitor, desktop, offer = await _chat_accepted(service, "that's all")
+    await visitor.send({"type": "end"})
+    await visitor.receive("ended")
+    ended = await desktop.receive("customer")
+    assert (ended["conversation_id"], ended["activity"]) == (offer["reservation"]["conversation_id"], "ended")
+    assert (await visitor.connect())["ended"] is True
+
+    # Writing again starts a new chat: its events say so.
+    await visitor.say("one more thing")
+    visitor_id = visitor.welcome["visitor_id"]
+    async with asyncio.timeout(10):
+        while True:
+            async with service.http.get(
+                f"{service.base_url}/api/v1/events", params={"limit": "1000"}, headers=service.admin_headers()
+            ) as response:
+                events = (await response.json())["events"]
+            chat = [e for e in events if e["partitionkey"] == f"chat:{visitor_id}"]
+            if len(chat) >= 5:
+                break
+            await asyncio.sleep(0.1)
+    assert [(e["type"].removeprefix("org.contactcenter."), e["data"]) for e in chat] == [
+        ("chat.started", {"visitor_id": visitor_id}),
+        ("chat.message", {"visitor_id": visitor_id, "seq": 1, "sender": "visitor"}),
+        ("chat.ended", {"visitor_id": visitor_id}),
+        ("chat.started", {"visitor_id": visitor_id}),
+        ("chat.message", {"visitor_id": visitor_id, "seq": 2, "sender": "visitor"}),
+    ]
+    await visitor.close()
+    await desktop.close()

@@ -57,10 +57,13 @@ async def test_the_widget_page_chats_with_an_agent_and_a_reload_keeps_the_conver
     offer = await desktop.receive("offer")
     assert offer["reservation"]["interaction"]["body"] == "Hello from the browser"
     await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
-    reply = {"type": "reply", "conversation_id": offer["reservation"]["conversation_id"], "text": "Hi, Ann here."}
-    await desktop.command(reply, "replied")
-
     log = page.get_by_role("log")
+    await expect(log.locator("li.ccw-note")).to_have_text("Ann joined the chat.")
+    conversation_id = offer["reservation"]["conversation_id"]
+    await desktop.send({"type": "typing", "conversation_id": conversation_id})
+    await expect(page.get_by_role("status")).to_have_text("Ann is typing…")
+    await desktop.command({"type": "reply", "conversation_id": conversation_id, "text": "Hi, Ann here."}, "replied")
+
     await expect(log.locator("li.ccw-agent")).to_have_text("Agent: Hi, Ann here.")
     await expect(log.locator("li.ccw-visitor:not(.ccw-pending)")).to_have_text("You: Hello from the browser")
     await _snapshot(page, "answered")
@@ -77,6 +80,7 @@ async def test_the_widget_page_chats_with_an_agent_and_a_reload_keeps_the_conver
     await message.focus()
     await page.keyboard.type("Typed on a phone")
     await page.keyboard.press("Enter")
+    assert (await desktop.receive("customer"))["activity"] == "typing"  # the widget said so as the keys went
     assert (await desktop.receive("message"))["interaction"]["body"] == "Typed on a phone"
     await expect(log.locator("li.ccw-visitor:not(.ccw-pending)")).to_have_count(2)
     await _snapshot(page, "phone")

@@ -31,6 +31,7 @@ async def test_a_reply_from_an_agent_on_another_api_process_reaches_the_visitor_
         offer = await desktop.receive("offer")
         conversation_id = offer["reservation"]["conversation_id"]
         await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+        assert (await visitor.receive("agent"))["activity"] == "joined"
         await desktop.command({"type": "reply", "conversation_id": conversation_id, "text": "Yes: Ann."}, "replied")
         assert (await visitor.receive("message"))["text"] == "Yes: Ann."
         await visitor.close()

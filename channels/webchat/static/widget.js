@@ -13,6 +13,7 @@
   var socket = null;
   var retryMs = 500;
   var lastTyping = 0;
+  var typingShown = null;
 
   function load() {
     try { return JSON.parse(localStorage.getItem(storeKey)) || {}; } catch (e) { return {}; }
@@ -121,10 +122,19 @@
         if (frame.ended) { note("This chat has ended. Write to start a new one."); }
         (saved.pending || []).forEach(transmit);
       } else if (frame.type === "message") {
+        if (frame.from === "agent") { clearTimeout(typingShown); status.textContent = "Connected."; }
         show(frame);
       } else if (frame.type === "ack") {
         saved.pending = (saved.pending || []).filter(function (message) { return message.id !== frame.id; });
         save();
+      } else if (frame.type === "agent") {
+        if (frame.activity === "typing") {
+          status.textContent = frame.name + " is typing…";
+          clearTimeout(typingShown);
+          typingShown = setTimeout(function () { status.textContent = "Connected."; }, 4000);
+        } else {
+          note(frame.name + (frame.activity === "joined" ? " joined the chat." : " left the chat."));
+        }
       } else if (frame.type === "ended") {
         note("The chat has ended.");
       } else if (frame.type === "error") {
