@@ -92,7 +92,32 @@ class CustomerPresence(BaseModel):
     activity: CustomerActivity
 
 
-AgentNotice = Annotated[Offer | InboundMessage | Revoked | CustomerPresence, Field(discriminator="type")]
+class PossibleMatch(BaseModel):
+    """A card the customer may be: never merged on this alone (a claim is no proof)."""
+
+    client_id: uuid.UUID
+    score: float = Field(ge=0, le=1)
+    reasons: list[str]
+
+
+class CustomerClaims(BaseModel):
+    """What the customer says about itself (a chat visitor's `identify`): claims, shown beside the card, with the
+    cards that hold a claimed identity as possible matches."""
+
+    model_config = _WRITTEN_WHOLE
+
+    type: Literal["claims"] = "claims"
+    agent_id: uuid.UUID
+    conversation_id: uuid.UUID
+    name: str | None
+    email: str | None
+    phone: str | None
+    possible_matches: list[PossibleMatch]
+
+
+AgentNotice = Annotated[
+    Offer | InboundMessage | Revoked | CustomerPresence | CustomerClaims, Field(discriminator="type")
+]
 AGENT_NOTICE: TypeAdapter[AgentNotice] = TypeAdapter(AgentNotice)
 
 

@@ -10,6 +10,7 @@ from typing import Literal
 import asyncpg
 
 from channels.webchat.frames import ChatEntry
+from contactcenter.agents.outbound import Claims
 
 APPEND = "SELECT o_seq, o_new, o_sent_at FROM cc_chat_append($1, $2, $3, $4)"
 AFTER = """
@@ -19,9 +20,11 @@ SELECT seq, message_id, sender, body, sent_at FROM chat_messages
 ENDED = "SELECT ended_at IS NOT NULL FROM chat_visitors WHERE visitor_id = $1"
 END = "SELECT cc_chat_end($1)"
 CLAIM = """
-INSERT INTO chat_visitors (visitor_id, claims) VALUES ($1, $2::jsonb)
+INSERT INTO chat_visitors (visitor_id, claims) VALUES ($1, $2::text::jsonb)
 ON CONFLICT (visitor_id) DO UPDATE SET claims = chat_visitors.claims || EXCLUDED.claims
 """
+
+CLAIMS = "SELECT claims::text FROM chat_visitors WHERE visitor_id = $1"
 
 # The most a welcome or a catch-up carries at once; a longer transcript comes in turns (`after`).
 PAGE = 500
@@ -56,5 +59,13 @@ class Transcript:
         """Mark the chat ended (its event with it); False when there was no chat going on."""
         return bool(await self._pool.fetchval(END, visitor_id))
 
-    async def claim(self, visitor_id: uuid.UUID, claims: dict[str, str]) -> None:
-        await self._pool.execute(CLAIM, visitor_id, json.dumps(claims))
+    async def claim(self, visitor_id: uuid.UUID, claims: Claims) -> Claims:
+        """Keep what the visitor says (a field it leaves out keeps what it said before); answer all it said."""
+        given = {key: value for key, value in vars(claims).items() if value is not None}
+        await self._pool.execute(CLAIM, visitor_id, json.dumps(given))
+        return await self.claims(visitor_id)
+
+    async def claims(self, visitor_id: uuid.UUID) -> Claims:
+        text = await self._pool.fetchval(CLAIMS, visitor_id)
+        kept = json.loads(text) if text else {}
+        return Claims(name=kept.get("name"), email=kept.get("email"), phone=kept.get("phone"))

@@ -40,7 +40,7 @@ from channels.webchat.frames import (
 from channels.webchat.limits import FrameRate
 from channels.webchat.tokens import VisitorTokens
 from channels.webchat.transcript import PAGE, Transcript
-from contactcenter.agents.outbound import AgentActivity, CustomerPresencePort
+from contactcenter.agents.outbound import AgentActivity, Claims, CustomerPresencePort
 from contactcenter.answers import ANSWERED, SERVICE_ERRORS, answer_to, invalid_from
 from contactcenter.api.operations import Answer, Operation, Parameter, failures
 from contactcenter.errors import ContactCenterError, Forbidden, Invalid, Unavailable
@@ -292,6 +292,11 @@ class VisitorSockets:
         except ValueError:
             return  # not a visitor's conversation after all: nobody to show
         await self.tell_visitor(visitor_id, AgentShown(activity=activity.value, name=agent_name))
+        if activity is AgentActivity.JOINED:
+            # The agent who takes the chat sees what the visitor said it is before.
+            claims = await self._transcript.claims(visitor_id)
+            if claims != Claims():
+                await self._presence.customer_claims(IdentityKind.VISITOR, client_address, Channel.CHAT, claims)
 
     async def tell_visitor(self, visitor_id: uuid.UUID, notice: Notice) -> None:
         """To every socket of the visitor, through the relay (this process hears it too, for the sockets it
@@ -326,6 +331,11 @@ class VisitorSockets:
             session.refusals = 0
         except ANSWERED as exc:
             await self._refuse(session, exc, message_id=message_id)
+        except Exception:
+            # A defect of ours: the visitor is told and its socket goes on; the log has the rest.
+            log.exception("a chat visitor's frame could not be handled")
+            detail = ChatErrorDetail(code="error", message="the frame could not be handled", id=message_id)
+            await session.send(ChatError(error=detail))
 
     async def _tell_agent(self, visitor_id: uuid.UUID, activity: CustomerActivity) -> None:
         await self._presence.customer_activity(IdentityKind.VISITOR, str(visitor_id), Channel.CHAT, activity)
@@ -353,12 +363,15 @@ class VisitorSockets:
         await self.tell_visitor(session.visitor_id, entry)
 
     async def _take_claims(self, visitor_id: uuid.UUID, frame: Identify) -> Identified:
-        email = normalise_email(frame.email) if frame.email else None
-        phone = normalise_phone(frame.phone, self._default_region, field="phone") if frame.phone else None
-        name = frame.name.strip() if frame.name else None
-        claims = {key: value for key, value in (("name", name), ("email", email), ("phone", phone)) if value}
-        await self._transcript.claim(visitor_id, claims)
-        return Identified(name=name, email=email, phone=phone)
+        """Keep what the visitor says it is and show it to the agent holding the chat: a claim, never merged."""
+        claimed = Claims(
+            name=frame.name.strip() or None if frame.name else None,
+            email=normalise_email(frame.email) if frame.email else None,
+            phone=normalise_phone(frame.phone, self._default_region, field="phone") if frame.phone else None,
+        )
+        claims = await self._transcript.claim(visitor_id, claimed)
+        await self._presence.customer_claims(IdentityKind.VISITOR, str(visitor_id), Channel.CHAT, claims)
+        return Identified(name=claims.name, email=claims.email, phone=claims.phone)
 
     async def _refuse(
         self, session: VisitorSession, exc: BaseException, *, code: str | None = None, message_id: str | None = None

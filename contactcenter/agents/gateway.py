@@ -274,6 +274,11 @@ class AgentGateway:
             # The answer goes out before any offer the change set in motion, so a desktop sees them in order.
             if answer is not None:
                 await session.send(answer)
+            # The customer is shown the agent joining or leaving once the desktop has its answer.
+            if isinstance(answer, Accepted):
+                await self._tell_party(answer.conversation_id, session.agent, AgentActivity.JOINED)
+            elif isinstance(answer, Completed):
+                await self._tell_party(answer.conversation_id, session.agent, AgentActivity.LEFT)
             await self._notices.announce(changes)
         except ANSWERED as exc:
             refusal = answer_to(exc)
@@ -308,7 +313,6 @@ class AgentGateway:
                     reservation_id=reservation_id,
                 ):
                     log.info("agent accepted the offer")
-                await self._tell_party(reservation.conversation_id, agent, AgentActivity.JOINED)
                 return Accepted(
                     reservation_id=reservation_id, conversation_id=reservation.conversation_id
                 ), LiveChanges()
@@ -318,7 +322,6 @@ class AgentGateway:
             case CompleteCommand(conversation_id=conversation_id):
                 await self._conversations.close(conversation_id, agent.id)
                 changes = await self._live.complete(agent.id, conversation_id, now_ms())
-                await self._tell_party(conversation_id, agent, AgentActivity.LEFT)
                 return Completed(conversation_id=conversation_id), changes
             case ReplyCommand(conversation_id=conversation_id, text=text):
                 interaction = await self._replies.reply(agent.id, conversation_id, text)

@@ -34,6 +34,15 @@ class ReplySender(Protocol):
         be reached, `Invalid` when it refuses the message."""
 
 
+@dataclass(frozen=True)
+class Claims:
+    """What a customer says about itself, normalised (email lower-cased, phone E.164)."""
+
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
 class AgentActivity(StrEnum):
     JOINED = "joined"
     LEFT = "left"
@@ -55,3 +64,7 @@ class CustomerPresencePort(Protocol):
         self, kind: IdentityKind, address: str, channel: Channel, activity: CustomerActivity
     ) -> None:
         """Tell the agents holding the customer's open conversations on `channel`; nobody when none does."""
+
+    async def customer_claims(self, kind: IdentityKind, address: str, channel: Channel, claims: Claims) -> None:
+        """Show those agents what the customer says it is, with the cards holding a claimed identity (never
+        merged: a claim is no proof)."""

@@ -95,6 +95,8 @@ async def test_every_frame_a_desktop_gets_is_a_server_frame_its_model_writes_bac
     await seen.command(chat_desktop, {"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
     await visitor.send({"type": "typing"})
     await seen.receive(chat_desktop, "customer")
+    await visitor.send({"type": "identify", "email": "bo@example.com"})
+    await seen.receive(chat_desktop, "claims")
     await visitor.close()
     await chat_desktop.close()
 

@@ -186,3 +186,54 @@ async def test_a_visitor_who_ends_the_chat_is_told_the_agent_too_and_the_chat_ev
     ]
     await visitor.close()
     await desktop.close()
+
+
+async def test_what_a_visitor_says_it_is_is_shown_as_a_claim_with_the_card_it_may_be_and_never_merged(
+    service: RunningService,
+) -> None:
+    await service.create_queue("phones", ["sms"])
+    assert (await service.post_sms(sender="+14155550134", body="my order?")).status == 200
+    async with asyncio.timeout(10):
+        while True:  # the router stores it soon after Twilio's answer
+            async with service.http.get(
+                f"{service.base_url}/api/v1/clients/lookup",
+                params={"phone": "+14155550134"},
+                headers=service.admin_headers(),
+            ) as response:
+                if response.status == 200:
+                    known = (await response.json())["client"]["id"]
+                    break
+            await asyncio.sleep(0.05)
+
+    await service.create_queue("web", ["chat"])
+    desktop = await service.available_agent(queues=("web",))
+    visitor = ChatVisitor(service.http, service.base_url)
+    await visitor.connect()
+    claim = {"type": "identify", "name": " Eve ", "email": "Owner@Example.com", "phone": "(415) 555-0134"}
+    await visitor.send(claim)
+    identified = await visitor.receive("identified")
+    assert identified == {"type": "identified", "name": "Eve", "email": "owner@example.com", "phone": "+14155550134"}
+    await visitor.say("Where is my order?")
+
+    offer = await desktop.receive("offer")
+    # The card is the visitor's own: the claimed phone's card is not merged into it, nor shown in its place.
+    assert [identity["kind"] for identity in offer["card"]["identities"]] == ["visitor"]
+    assert offer["card"]["client"]["id"] != known
+    await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+    claims = await desktop.receive("claims")
+    assert (claims["name"], claims["email"], claims["phone"]) == ("Eve", "owner@example.com", "+14155550134")
+    assert claims["possible_matches"] == [
+        {"client_id": known, "score": 0.5, "reasons": ["holds the phone the customer claims (not verified)"]}
+    ]
+
+    # A claim made while the agent holds the chat is shown at once.
+    assert (await visitor.receive("agent"))["activity"] == "joined"
+    await visitor.send({"type": "identify", "name": "Eve Smith"})
+    assert (await visitor.receive("identified"))["phone"] == "+14155550134"
+    assert (await desktop.receive("claims"))["name"] == "Eve Smith"
+    async with service.http.get(
+        f"{service.base_url}/api/v1/clients/{known}", headers=service.admin_headers()
+    ) as response:
+        assert [i["kind"] for i in (await response.json())["identities"]] == ["phone"]
+    await visitor.close()
+    await desktop.close()

@@ -173,6 +173,7 @@ def test_both_directions_give_a_json_schema_to_generate_the_socket_s_document_fr
         "message",
         "revoked",
         "customer",
+        "claims",
         "state",
         "accepted",
         "rejected",
