@@ -21,7 +21,7 @@ from aiohttp import web
 
 from channels.intake.admission import Admission
 from channels.intake.publishing import InteractionPublisher
-from contactcenter.agents.outbound import ConversationParty, CustomerPresencePort, ReplySender
+from contactcenter.agents.outbound import ConversationParty, CustomerPresencePort, ReplySender, StaffingPort
 from contactcenter.api.operations import Operation
 from contactcenter.metrics import IntakeMetrics
 from contactcenter.settings import Settings
@@ -60,6 +60,8 @@ class ChannelContext:
     socket_notices: Callable[[str], SocketNotices]
     # Tells the agent holding a customer's conversation what the customer does (typing, ended).
     presence: CustomerPresencePort
+    # Whether an agent is there to answer a channel now (a chat widget offers to leave a message when not).
+    staffing: StaffingPort
 
 
 class ChannelServer(Protocol):

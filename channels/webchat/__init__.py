@@ -45,6 +45,7 @@ class WebChatChannel:
             admission=context.admission,
             notices=context.socket_notices("visitor"),
             presence=context.presence,
+            staffing=context.staffing,
             allowed_origins=web_origins(settings),
         )
         return ChannelParts(

@@ -66,6 +66,8 @@ class Welcome(_Frame):
     # The transcript after the `after` the widget gave (all of it without one), in order.
     history: list[ChatEntry]
     ended: bool
+    # False when no agent is there to answer now: the widget offers to leave a message (it waits in the queue).
+    agents_available: bool
 
 
 class Acknowledged(_Frame):

@@ -40,7 +40,7 @@ from channels.webchat.frames import (
 from channels.webchat.limits import FrameRate
 from channels.webchat.tokens import VisitorTokens
 from channels.webchat.transcript import PAGE, Transcript
-from contactcenter.agents.outbound import AgentActivity, Claims, CustomerPresencePort
+from contactcenter.agents.outbound import AgentActivity, Claims, CustomerPresencePort, StaffingPort
 from contactcenter.answers import ANSWERED, SERVICE_ERRORS, answer_to, invalid_from
 from contactcenter.api.operations import Answer, Operation, Parameter, failures
 from contactcenter.errors import ContactCenterError, Forbidden, Invalid, Unavailable
@@ -168,6 +168,7 @@ class VisitorSockets:
         admission: Admission,
         notices: SocketNotices,
         presence: CustomerPresencePort,
+        staffing: StaffingPort,
         allowed_origins: frozenset[str],
     ) -> None:
         self._max_text = settings.chat_max_text
@@ -178,6 +179,7 @@ class VisitorSockets:
         self._admission = admission
         self._notices = notices
         self._presence = presence
+        self._staffing = staffing
         self._allowed_origins = allowed_origins
         self._rate = FrameRate(settings.chat_frames_per_minute, settings.chat_frame_burst)
         self._sessions: dict[uuid.UUID, set[VisitorSession]] = {}
@@ -220,6 +222,7 @@ class VisitorSockets:
             # Read once the visitor's messages are heard: one written meanwhile is in it, or follows it.
             history = await self._transcript.after(visitor_id, after)
             ended = await self._transcript.ended(visitor_id)
+            agents_available = await self._staffing.agents_available(Channel.CHAT)
         except LEAVING_ERRORS as exc:
             log.warning("a chat visitor could not be connected: %s", exc)
             detail = ChatErrorDetail(
@@ -228,7 +231,13 @@ class VisitorSockets:
             await session.greet(ChatError(error=detail), self._transcript)
             await session.socket.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"try again later")
             return
-        welcome = Welcome(token=self._tokens.issue(visitor_id), visitor_id=visitor_id, history=history, ended=ended)
+        welcome = Welcome(
+            token=self._tokens.issue(visitor_id),
+            visitor_id=visitor_id,
+            history=history,
+            ended=ended,
+            agents_available=agents_available,
+        )
         await session.greet(welcome, self._transcript)
         async for frame in session.socket:
             if frame.type is WSMsgType.TEXT:

@@ -68,3 +68,9 @@ class CustomerPresencePort(Protocol):
     async def customer_claims(self, kind: IdentityKind, address: str, channel: Channel, claims: Claims) -> None:
         """Show those agents what the customer says it is, with the cards holding a claimed identity (never
         merged: a claim is no proof)."""
+
+
+class StaffingPort(Protocol):
+    """Whether an agent is there to answer a channel now (`agents.staffing.Staffing`)."""
+
+    async def agents_available(self, channel: Channel) -> bool: ...

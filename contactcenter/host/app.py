@@ -19,6 +19,7 @@ from contactcenter.agents.gateway import AgentGateway
 from contactcenter.agents.presence import AgentPresence
 from contactcenter.agents.relay import NoticeRelay
 from contactcenter.agents.replies import Replies
+from contactcenter.agents.staffing import Staffing
 from contactcenter.api.admin import AdminApi
 from contactcenter.api.clients import ClientsApi
 from contactcenter.api.events import EventsApi
@@ -183,6 +184,7 @@ def _open_channels(app: web.Application, settings: Settings, services: Services)
         services.pool,
         socket_notices,
         AgentPresence(services.conversations, services.notices),
+        Staffing(services.pool, services.live),
     )
     return [channel.parts(context) for channel in CHANNELS]
 

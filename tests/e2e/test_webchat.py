@@ -237,3 +237,35 @@ async def test_what_a_visitor_says_it_is_is_shown_as_a_claim_with_the_card_it_ma
         assert [i["kind"] for i in (await response.json())["identities"]] == ["phone"]
     await visitor.close()
     await desktop.close()
+
+
+async def test_the_welcome_says_whether_an_agent_is_there_and_a_message_left_meanwhile_waits_for_one(
+    service: RunningService,
+) -> None:
+    await service.create_queue("web", ["chat"])
+    visitor = ChatVisitor(service.http, service.base_url)
+    assert (await visitor.connect())["agents_available"] is False  # nobody of the chat queue is connected
+    await visitor.send({"type": "identify", "email": "late@example.com", "phone": "+1 415 555 0177"})
+    await visitor.receive("identified")
+    await visitor.say("Please call me back tomorrow")  # left as a message: it waits in the queue
+    await visitor.close()
+
+    # The agent who comes gets the message left, and who asked to be answered.
+    desktop = await service.available_agent(queues=("web",))
+    offer = await desktop.receive("offer")
+    assert offer["reservation"]["interaction"]["body"] == "Please call me back tomorrow"
+    await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+    claims = await desktop.receive("claims")
+    assert (claims["email"], claims["phone"]) == ("late@example.com", "+14155550177")
+
+    other = await service.available_agent(name="Bo", queues=("web",))
+    async with asyncio.timeout(10):
+        while True:
+            newcomer = ChatVisitor(service.http, service.base_url)
+            available = (await newcomer.connect())["agents_available"]
+            await newcomer.close()
+            if available:
+                break
+            await asyncio.sleep(0.2)  # what the service remembers lasts a second
+    await desktop.close()
+    await other.close()

@@ -124,7 +124,8 @@ async def test_one_script_tag_embeds_the_widget_on_an_allowed_site_and_not_on_an
             page = await browser.new_page()
             await page.goto(allowed_url)
             await page.get_by_role("button", name="Chat with us").click()
-            await expect(page.get_by_role("status")).to_have_text("Connected. An agent will answer here.")
+            # Welcomed (no queue serves chat there: nobody to answer, which the widget says).
+            await expect(page.get_by_role("status")).to_contain_text("No agent is available right now")
             await _snapshot(page, "embedded")
 
             # The same tag on a site not allowed: the socket's handshake is refused (403), the widget keeps trying.
@@ -135,3 +136,26 @@ async def test_one_script_tag_embeds_the_widget_on_an_allowed_site_and_not_on_an
         finally:
             await allowed.cleanup()
             await other.cleanup()
+
+
+async def test_with_no_agent_there_the_widget_offers_to_leave_a_message_which_an_agent_then_gets(
+    service: RunningService, browser: Browser
+) -> None:
+    await service.create_queue("web", ["chat"])
+    page = await browser.new_page()
+    await page.goto(f"{service.base_url}/chat")
+    await expect(page.get_by_role("status")).to_contain_text("No agent is available right now")
+    await page.get_by_label("Email").fill("late@example.com")
+    message = page.get_by_label("Your message")
+    await message.fill("Please write back about my invoice")
+    await _snapshot(page, "leave-a-message")
+    await message.press("Enter")
+    await expect(page.get_by_role("status")).to_have_text("Thank you: we will get back to you at late@example.com.")
+    await expect(page.get_by_role("log").locator("li.ccw-visitor:not(.ccw-pending)")).to_have_count(1)
+
+    desktop = await service.available_agent(queues=("web",))
+    offer = await desktop.receive("offer")
+    assert offer["reservation"]["interaction"]["body"] == "Please write back about my invoice"
+    await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+    assert (await desktop.receive("claims"))["email"] == "late@example.com"
+    await desktop.close()

@@ -50,6 +50,15 @@
   var label = el("label", { "for": "ccw-text", "class": "ccw-sr" }, "Your message");
   var input = el("textarea", { id: "ccw-text", name: "text", rows: "2", maxlength: "4000", placeholder: "Type a message", autocomplete: "off" });
   var sendButton = el("button", { type: "submit" }, "Send");
+  // Shown when no agent is there: how to get back to the visitor (a claim the agent sees, never proof).
+  var contact = el("fieldset", { "class": "ccw-contact", hidden: "" });
+  contact.appendChild(el("legend", {}, "Leave a message: how can we reach you?"));
+  var emailLabel = el("label", { "for": "ccw-email" }, "Email");
+  var emailInput = el("input", { id: "ccw-email", type: "email", name: "email", autocomplete: "email" });
+  var phoneLabel = el("label", { "for": "ccw-phone" }, "Phone");
+  var phoneInput = el("input", { id: "ccw-phone", type: "tel", name: "phone", autocomplete: "tel" });
+  [emailLabel, emailInput, phoneLabel, phoneInput].forEach(function (node) { contact.appendChild(node); });
+  form.appendChild(contact);
   form.appendChild(label);
   form.appendChild(input);
   form.appendChild(sendButton);
@@ -117,7 +126,12 @@
         retryMs = 500;
         saved.token = frame.token;
         save();
-        status.textContent = "Connected. An agent will answer here.";
+        if (frame.agents_available || frame.history.length) {
+          status.textContent = "Connected. An agent will answer here.";
+        } else {
+          status.textContent = "No agent is available right now. Leave a message with your email or phone: we will get back to you.";
+          contact.hidden = false;
+        }
         frame.history.forEach(show);
         if (frame.ended) { note("This chat has ended. Write to start a new one."); }
         (saved.pending || []).forEach(transmit);
@@ -135,6 +149,8 @@
         } else {
           note(frame.name + (frame.activity === "joined" ? " joined the chat." : " left the chat."));
         }
+      } else if (frame.type === "identified") {
+        status.textContent = "Thank you: we will get back to you" + (frame.email ? " at " + frame.email : frame.phone ? " at " + frame.phone : "") + ".";
       } else if (frame.type === "ended") {
         note("The chat has ended.");
       } else if (frame.type === "error") {
@@ -162,6 +178,13 @@
     event.preventDefault();
     var text = input.value.trim();
     if (!text) { return; }
+    if (!contact.hidden && (emailInput.value.trim() || phoneInput.value.trim()) && socket && socket.readyState === WebSocket.OPEN) {
+      var claim = { type: "identify" };
+      if (emailInput.value.trim()) { claim.email = emailInput.value.trim(); }
+      if (phoneInput.value.trim()) { claim.phone = phoneInput.value.trim(); }
+      socket.send(JSON.stringify(claim));
+      contact.hidden = true;
+    }
     var message = { id: newId(), text: text };
     saved.pending = (saved.pending || []).concat([message]);
     save();
