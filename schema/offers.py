@@ -111,6 +111,8 @@ class CustomerClaims(BaseModel):
     conversation_id: uuid.UUID
     name: str | None
     email: str | None
+    # The customer proved the email (a code sent to it came back).
+    email_verified: bool
     phone: str | None
     possible_matches: list[PossibleMatch]
 

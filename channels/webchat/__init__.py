@@ -14,9 +14,11 @@ from channels.webchat.page import WidgetFiles
 from channels.webchat.replies import ChatReplySender
 from channels.webchat.tokens import VisitorTokens
 from channels.webchat.transcript import Transcript
+from channels.webchat.verification import CodeMailer, EmailProof, NoMailer, SmtpCodeMailer
 from channels.webchat.visitors import VisitorSockets
 from contactcenter.api.operations import Operation
 from contactcenter.origins import web_origins
+from contactcenter.settings import Settings
 from schema import Channel
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ class WebChatChannel:
             notices=context.socket_notices("visitor"),
             presence=context.presence,
             staffing=context.staffing,
+            proof=EmailProof(context.pool, _code_mailer(settings)),
             allowed_origins=web_origins(settings),
         )
         return ChannelParts(
@@ -54,3 +57,10 @@ class WebChatChannel:
             senders={Channel.CHAT: ChatReplySender(transcript, visitors)},
             parties={Channel.CHAT: visitors},
         )
+
+
+def _code_mailer(settings: Settings) -> CodeMailer:
+    if settings.smtp_relay_url is None:
+        return NoMailer()
+    sender = f"no-reply@{settings.mail_domains[0]}" if settings.mail_domains else "no-reply@localhost"
+    return SmtpCodeMailer(settings.smtp_relay_url.get_secret_value(), sender)

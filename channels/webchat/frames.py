@@ -42,8 +42,19 @@ class EndChat(_Frame):
     type: Literal["end"]
 
 
-VisitorFrame = Annotated[SendMessage | Typing | Identify | EndChat, Field(discriminator="type")]
-VISITOR_FRAME: TypeAdapter[SendMessage | Typing | Identify | EndChat] = TypeAdapter(VisitorFrame)
+class RequestCode(_Frame):
+    """Send a code to the email the visitor claims, to prove it is the visitor's."""
+
+    type: Literal["verify_email"]
+
+
+class ProveEmail(_Frame):
+    type: Literal["verify"]
+    code: str = Field(pattern=r"^[0-9]{6}$")
+
+
+VisitorFrames = SendMessage | Typing | Identify | EndChat | RequestCode | ProveEmail
+VISITOR_FRAME: TypeAdapter[VisitorFrames] = TypeAdapter(Annotated[VisitorFrames, Field(discriminator="type")])
 
 
 class ChatEntry(_Frame):
@@ -83,6 +94,16 @@ class Identified(_Frame):
     name: str | None
     email: str | None
     phone: str | None
+
+
+class CodeSent(_Frame):
+    type: Literal["code_sent"] = "code_sent"
+    email: str
+
+
+class Verified(_Frame):
+    type: Literal["verified"] = "verified"
+    email: str
 
 
 class Ended(_Frame):

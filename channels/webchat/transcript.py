@@ -24,7 +24,7 @@ INSERT INTO chat_visitors (visitor_id, claims) VALUES ($1, $2::text::jsonb)
 ON CONFLICT (visitor_id) DO UPDATE SET claims = chat_visitors.claims || EXCLUDED.claims
 """
 
-CLAIMS = "SELECT claims::text FROM chat_visitors WHERE visitor_id = $1"
+CLAIMS = "SELECT claims::text, verified_email FROM chat_visitors WHERE visitor_id = $1"
 
 # The most a welcome or a catch-up carries at once; a longer transcript comes in turns (`after`).
 PAGE = 500
@@ -66,6 +66,8 @@ class Transcript:
         return await self.claims(visitor_id)
 
     async def claims(self, visitor_id: uuid.UUID) -> Claims:
-        text = await self._pool.fetchval(CLAIMS, visitor_id)
-        kept = json.loads(text) if text else {}
-        return Claims(name=kept.get("name"), email=kept.get("email"), phone=kept.get("phone"))
+        row = await self._pool.fetchrow(CLAIMS, visitor_id)
+        kept = json.loads(row["claims"]) if row is not None else {}
+        email = kept.get("email")
+        verified = row is not None and email is not None and row["verified_email"] == email
+        return Claims(name=kept.get("name"), email=email, phone=kept.get("phone"), email_verified=verified)

@@ -29,17 +29,23 @@ from channels.webchat.frames import (
     ChatEntry,
     ChatError,
     ChatErrorDetail,
+    CodeSent,
     EndChat,
     Ended,
     Identified,
     Identify,
+    ProveEmail,
+    RequestCode,
     SendMessage,
     Typing,
+    Verified,
+    VisitorFrames,
     Welcome,
 )
 from channels.webchat.limits import FrameRate
 from channels.webchat.tokens import VisitorTokens
 from channels.webchat.transcript import PAGE, Transcript
+from channels.webchat.verification import EmailProof
 from contactcenter.agents.outbound import AgentActivity, Claims, CustomerPresencePort, StaffingPort
 from contactcenter.answers import ANSWERED, SERVICE_ERRORS, answer_to, invalid_from
 from contactcenter.api.operations import Answer, Operation, Parameter, failures
@@ -141,7 +147,9 @@ class VisitorSession:
             if len(missed) < PAGE:
                 return
 
-    async def send(self, frame: Acknowledged | Identified | Ended | AgentShown | ChatError) -> None:
+    async def send(
+        self, frame: Acknowledged | Identified | CodeSent | Verified | Ended | AgentShown | ChatError
+    ) -> None:
         await self._greeted.wait()
         async with self._lock:
             await self._send(frame.model_dump_json())
@@ -169,6 +177,7 @@ class VisitorSockets:
         notices: SocketNotices,
         presence: CustomerPresencePort,
         staffing: StaffingPort,
+        proof: EmailProof,
         allowed_origins: frozenset[str],
     ) -> None:
         self._max_text = settings.chat_max_text
@@ -180,6 +189,7 @@ class VisitorSockets:
         self._notices = notices
         self._presence = presence
         self._staffing = staffing
+        self._proof = proof
         self._allowed_origins = allowed_origins
         self._rate = FrameRate(settings.chat_frames_per_minute, settings.chat_frame_burst)
         self._sessions: dict[uuid.UUID, set[VisitorSession]] = {}
@@ -337,6 +347,15 @@ class VisitorSockets:
                         await session.send(Ended())
                 case Typing():
                     await self._tell_agent(session.visitor_id, CustomerActivity.TYPING)
+                case RequestCode():
+                    await session.send(CodeSent(email=await self._proof.send_code(session.visitor_id)))
+                case ProveEmail():
+                    email = await self._proof.prove(session.visitor_id, frame.code)
+                    await session.send(Verified(email=email))
+                    claims = await self._transcript.claims(session.visitor_id)
+                    await self._presence.customer_claims(
+                        IdentityKind.VISITOR, str(session.visitor_id), Channel.CHAT, claims
+                    )
             session.refusals = 0
         except ANSWERED as exc:
             await self._refuse(session, exc, message_id=message_id)
@@ -395,7 +414,7 @@ class VisitorSockets:
             await session.socket.close(code=WSCloseCode.POLICY_VIOLATION, message=b"too many refused frames")
 
 
-def _frame_from(text: str) -> SendMessage | Typing | Identify | EndChat:
+def _frame_from(text: str) -> VisitorFrames:
     # Read by the standard library first: pydantic's reader refuses a lone surrogate (`"\ud800"`) as bad JSON,
     # where the model names the field that holds it.
     try:

@@ -41,6 +41,8 @@ class Claims:
     name: str | None = None
     email: str | None = None
     phone: str | None = None
+    # The customer proved the email is its own (a code sent to it came back): still not merged on its own.
+    email_verified: bool = False
 
 
 class AgentActivity(StrEnum):

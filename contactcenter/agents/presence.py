@@ -11,8 +11,10 @@ from contactcenter.store.conversations import Conversations
 from schema import Channel, IdentityKind
 from schema.offers import CustomerActivity, CustomerClaims, PossibleMatch
 
-# How much a claimed identity found on a card says it is the same customer: not proof, a reason to ask.
+# How much a claimed identity found on a card says it is the same customer: not proof, a reason to ask; an
+# email the customer proved says more, and is still not merged without the agent.
 CLAIM_SCORE = 0.5
+PROVED_SCORE = 0.9
 
 
 class AgentPresence:
@@ -44,6 +46,7 @@ class AgentPresence:
                 conversation_id=conversation_id,
                 name=claims.name,
                 email=claims.email,
+                email_verified=claims.email_verified,
                 phone=claims.phone,
                 possible_matches=matches,
             )

@@ -8,6 +8,13 @@ CREATE TABLE chat_visitors (
     last_seq   bigint      NOT NULL DEFAULT 0,
     -- What the visitor said about itself (`identify`): a claim shown to the agent, never merged.
     claims     jsonb       NOT NULL DEFAULT '{}'::jsonb,
+    -- Proving the claimed email: the code sent to it (its SHA-256, never the code), until when it holds, the
+    -- tries left, when it was sent (one a minute), and the address it proved.
+    email_code_hash   bytea,
+    email_code_until  timestamptz,
+    email_code_tries  integer     NOT NULL DEFAULT 0,
+    email_code_sent   timestamptz,
+    verified_email    text,
     created_at timestamptz NOT NULL DEFAULT now(),
     ended_at   timestamptz
 );
