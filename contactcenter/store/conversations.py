@@ -73,24 +73,18 @@ LEFT JOIN queues q ON q.id = v.queue_id
 INTERACTION_IN_CONTEXT = _IN_CONTEXT + "WHERE x.id = $1"
 INTERACTIONS_IN_CONTEXT = _IN_CONTEXT + "WHERE x.id = ANY($1::uuid[])"
 # Where a reply goes: back to whoever last wrote in, from the address they wrote to.
-REPLY_ROUTE = """
+_ROUTE = """
 SELECT v.channel, v.client_id, x.from_address, x.to_address
 FROM conversations v
 JOIN LATERAL (SELECT from_address, to_address FROM interactions
               WHERE conversation_id = v.id AND direction = 'inbound'
               ORDER BY received_at DESC LIMIT 1) x ON true
-WHERE v.id = $1 AND v.agent_id = $2 AND v.state = 'open'
+WHERE v.id = $1 AND v.agent_id = $2 AND {condition}
 """
+REPLY_ROUTE = _ROUTE.format(condition="v.state = 'open'")
 # The client's address in a conversation the agent holds or held, when it is on one of the channels asked for
 # (those with a live presence): one primary-key lookup, and its latest inbound interaction by the index.
-PARTY_ROUTE = """
-SELECT v.channel, v.client_id, x.from_address, x.to_address
-FROM conversations v
-JOIN LATERAL (SELECT from_address, to_address FROM interactions
-              WHERE conversation_id = v.id AND direction = 'inbound'
-              ORDER BY received_at DESC LIMIT 1) x ON true
-WHERE v.id = $1 AND v.agent_id = $2 AND v.channel = ANY($3::text[])
-"""
+PARTY_ROUTE = _ROUTE.format(condition="v.channel = ANY($3::text[])")
 # The agents holding a customer's open conversation on a channel, found by one of the customer's identities.
 HOLDERS = """
 SELECT v.id, v.agent_id FROM identities i
@@ -329,20 +323,14 @@ class Conversations:
         row = await self._pool.fetchrow(REPLY_ROUTE, conversation_id, agent_id)
         if row is None:
             raise NotFound(f"conversation {conversation_id} is not open and assigned to you", field="conversation_id")
-        return ReplyRoute(
-            conversation_id, row["client_id"], Channel(row["channel"]), row["from_address"], row["to_address"]
-        )
+        return _route(conversation_id, row)
 
     async def party_route(
         self, conversation_id: uuid.UUID, agent_id: uuid.UUID, channels: list[str]
     ) -> ReplyRoute | None:
         """The conversation's route when the agent holds (or held) it and it is on one of `channels`."""
         row = await self._pool.fetchrow(PARTY_ROUTE, conversation_id, agent_id, channels)
-        if row is None:
-            return None
-        return ReplyRoute(
-            conversation_id, row["client_id"], Channel(row["channel"]), row["from_address"], row["to_address"]
-        )
+        return None if row is None else _route(conversation_id, row)
 
     async def holders(self, kind: str, value: str, channel: str) -> list[tuple[uuid.UUID, uuid.UUID]]:
         """(conversation, agent) of each open conversation of the customer on `channel` that an agent holds."""
@@ -388,6 +376,12 @@ class Conversations:
             for row in rows
             if row["interaction_id"] is not None
         ]
+
+
+def _route(conversation_id: uuid.UUID, row: asyncpg.Record) -> ReplyRoute:
+    return ReplyRoute(
+        conversation_id, row["client_id"], Channel(row["channel"]), row["from_address"], row["to_address"]
+    )
 
 
 def _in_context(row: asyncpg.Record) -> InteractionInContext:
