@@ -159,3 +159,16 @@ async def test_with_no_agent_there_the_widget_offers_to_leave_a_message_which_an
     await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
     assert (await desktop.receive("claims"))["email"] == "late@example.com"
     await desktop.close()
+
+
+async def test_a_widget_whose_token_is_refused_again_and_again_starts_as_a_new_visitor(
+    service: RunningService, browser: Browser
+) -> None:
+    page = await browser.new_page()
+    # What a widget kept from before the service's key changed.
+    stale = '{"token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.forged", "pending": []}'
+    await page.add_init_script(f"localStorage.setItem('ccw:{service.base_url}', '{stale}')")
+    await page.goto(f"{service.base_url}/chat")
+    await expect(page.get_by_role("status")).to_contain_text("No agent is available right now", timeout=30_000)
+    kept = await page.evaluate(f"JSON.parse(localStorage.getItem('ccw:{service.base_url}')).token")
+    assert kept and kept != "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.forged"

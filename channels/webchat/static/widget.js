@@ -12,6 +12,7 @@
   var seen = 0;
   var socket = null;
   var retryMs = 500;
+  var failedOpens = 0;  // connections closed before any welcome, in a row
   var lastTyping = 0;
   var typingShown = null;
 
@@ -124,6 +125,7 @@
       var frame = JSON.parse(event.data);
       if (frame.type === "welcome") {
         retryMs = 500;
+        failedOpens = -1;
         saved.token = frame.token;
         save();
         if (frame.agents_available || frame.history.length) {
@@ -163,7 +165,14 @@
         }
       }
     });
+    failedOpens = Math.max(failedOpens, 0);
     socket.addEventListener("close", function (event) {
+      if (failedOpens >= 0) { failedOpens += 1; }
+      // A token refused again and again (expired, or the service's key changed): start as a new visitor.
+      if (failedOpens >= 4 && saved.token) {
+        delete saved.token;
+        save();
+      }
       if (event.code === 1008 || (event.code === 1006 && !saved.token && retryMs > 8000)) {
         status.textContent = "The chat is unavailable here.";
         return;
