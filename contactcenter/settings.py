@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     # Frames a visitor may send per minute (messages, typing, claims), and in one burst; past it, error frames.
     chat_frames_per_minute: int = Field(default=60, ge=1, le=100_000)
     chat_frame_burst: int = Field(default=20, ge=1, le=100_000)
+    # When the chat is open, e.g. `mon-fri 09:00-17:00; sat 10:00-14:00` (unset: always), in this time zone.
+    # Outside them the widget says so and offers to leave a message (channels/webchat/hours.py reads them).
+    chat_hours: str | None = Field(default=None, max_length=500)
+    chat_timezone: str = Field(default="UTC", max_length=64)
     log_level: str = "INFO"
     # `json` (one object per line, for a log collector) or `text` (for a person); unset: text in embedded mode
     # or at a terminal, JSON otherwise.

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from channels import ChannelContext, ChannelParts
+from channels.webchat.hours import OpeningHours
 from channels.webchat.page import WidgetFiles
 from channels.webchat.replies import ChatReplySender
 from channels.webchat.tokens import VisitorTokens
@@ -49,6 +50,7 @@ class WebChatChannel:
             presence=context.presence,
             staffing=context.staffing,
             proof=EmailProof(context.pool, _code_mailer(settings)),
+            hours=OpeningHours.parse(settings.chat_hours, settings.chat_timezone),
             allowed_origins=web_origins(settings),
         )
         return ChannelParts(

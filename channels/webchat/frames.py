@@ -79,6 +79,8 @@ class Welcome(_Frame):
     ended: bool
     # False when no agent is there to answer now: the widget offers to leave a message (it waits in the queue).
     agents_available: bool
+    # False outside the chat's opening hours (`CC_CHAT_HOURS`): the same offer, said otherwise.
+    open_now: bool
 
 
 class Acknowledged(_Frame):

@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import uuid
+from datetime import UTC, datetime
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import TypeAdapter, ValidationError
@@ -42,6 +43,7 @@ from channels.webchat.frames import (
     VisitorFrames,
     Welcome,
 )
+from channels.webchat.hours import OpeningHours
 from channels.webchat.limits import FrameRate
 from channels.webchat.tokens import VisitorTokens
 from channels.webchat.transcript import PAGE, Transcript
@@ -178,6 +180,7 @@ class VisitorSockets:
         presence: CustomerPresencePort,
         staffing: StaffingPort,
         proof: EmailProof,
+        hours: OpeningHours | None,
         allowed_origins: frozenset[str],
     ) -> None:
         self._max_text = settings.chat_max_text
@@ -190,6 +193,7 @@ class VisitorSockets:
         self._presence = presence
         self._staffing = staffing
         self._proof = proof
+        self._hours = hours
         self._allowed_origins = allowed_origins
         self._rate = FrameRate(settings.chat_frames_per_minute, settings.chat_frame_burst)
         self._sessions: dict[uuid.UUID, set[VisitorSession]] = {}
@@ -247,6 +251,7 @@ class VisitorSockets:
             history=history,
             ended=ended,
             agents_available=agents_available,
+            open_now=self._hours is None or self._hours.open_at(datetime.now(UTC)),
         )
         await session.greet(welcome, self._transcript)
         async for frame in session.socket:

@@ -4,9 +4,13 @@ visitor's socket; numbered messages delivered once and in order across reconnect
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
-from tests.running import AgentDesktop, RunningService
+import pytest
+
+from contactcenter.settings import Settings
+from tests.running import AgentDesktop, RunningService, run_service
 from tests.visitors import ChatVisitor
 
 
@@ -269,3 +273,14 @@ async def test_the_welcome_says_whether_an_agent_is_there_and_a_message_left_mea
             await asyncio.sleep(0.2)  # what the service remembers lasts a second
     await desktop.close()
     await other.close()
+
+
+@pytest.mark.parametrize("today", [True, False])
+async def test_the_welcome_says_whether_the_chat_is_open_by_its_hours(service_settings: Settings, today: bool) -> None:
+    weekday = datetime.now(UTC).weekday()
+    day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[weekday if today else (weekday + 1) % 7]
+    settings = service_settings.model_copy(update={"chat_hours": f"{day} 00:00-24:00"})
+    async with run_service(settings) as service:
+        visitor = ChatVisitor(service.http, service.base_url)
+        assert (await visitor.connect())["open_now"] is today
+        await visitor.close()

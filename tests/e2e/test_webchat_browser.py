@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,16 @@ async def test_a_widget_whose_token_is_refused_again_and_again_starts_as_a_new_v
     await expect(page.get_by_role("status")).to_contain_text("No agent is available right now", timeout=30_000)
     kept = await page.evaluate(f"JSON.parse(localStorage.getItem('ccw:{service.base_url}')).token")
     assert kept and kept != "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.forged"
+
+
+async def test_outside_the_chats_hours_the_widget_says_it_is_closed_and_offers_to_leave_a_message(
+    service_settings: Settings, browser: Browser
+) -> None:
+    tomorrow = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[(datetime.now(UTC).weekday() + 1) % 7]
+    settings = service_settings.model_copy(update={"chat_hours": f"{tomorrow} 09:00-17:00"})
+    async with run_service(settings) as service:
+        page = await browser.new_page()
+        await page.goto(f"{service.base_url}/chat")
+        await expect(page.get_by_role("status")).to_contain_text("We are closed now")
+        await expect(page.get_by_label("Email")).to_be_visible()
+        await _snapshot(page, "closed")

@@ -128,7 +128,10 @@
         failedOpens = -1;
         saved.token = frame.token;
         save();
-        if (frame.agents_available || frame.history.length) {
+        if (!frame.open_now && !frame.history.length) {
+          status.textContent = "We are closed now. Leave a message with your email or phone: we will get back to you.";
+          contact.hidden = false;
+        } else if (frame.agents_available || frame.history.length) {
           status.textContent = "Connected. An agent will answer here.";
         } else {
           status.textContent = "No agent is available right now. Leave a message with your email or phone: we will get back to you.";
