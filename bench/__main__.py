@@ -38,6 +38,7 @@ from bench.traffic import (
     NUMBER,
     PROVIDER_TIMEOUT_S,
     Edges,
+    Traffic,
     customer_number,
     drive,
     parse_mix,
@@ -53,7 +54,9 @@ def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--rate", type=float, default=300, help="inbound interactions per second")
     parser.add_argument("--duration", type=float, default=20, help="seconds of load")
-    parser.add_argument("--mix", default="sms=1", help="channel shares, e.g. sms=0.5,email=0.5 (email: real SMTP)")
+    parser.add_argument(
+        "--mix", default="sms=1", help="channel shares, e.g. sms=0.4,voice=0.2,email=0.2,chat=0.2 (email: real SMTP)"
+    )
     parser.add_argument("--customers", type=int, default=5000, help="distinct customers (some return)")
     parser.add_argument(
         "--history", type=int, default=0, help="earlier contacts each customer has before the run (card size)"
@@ -101,7 +104,7 @@ def _progress(message: str) -> None:
 
 async def _admin(http: aiohttp.ClientSession, base_url: str, token: str, agents: int) -> list[str]:
     headers = {"Authorization": f"Bearer {token}"}
-    queue = {"name": "bench", "channels": ["sms", "voice", "email"]}
+    queue = {"name": "bench", "channels": ["sms", "voice", "email", "chat"]}
     async with http.post(f"{base_url}/api/v1/queues", json=queue, headers=headers):
         pass
     # The number's menu: a call's webhook answers it, the key 1 chooses the bench's queue.
@@ -177,6 +180,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "CC_TWILIO_AUTH_TOKEN": twilio_token,
         "CC_TWILIO_ACCOUNT_SID": ACCOUNT_SID,
         "CC_TWILIO_API_BASE": stand_in.base_url,
+        # Shared by the API processes: a chat visitor's token is good on any of them.
+        "CC_CHAT_SECRET": secrets.token_urlsafe(32),
         "CC_LOG_LEVEL": "WARNING",
         # Every customer and agent of the bench comes from one address, as through a proxy: the per-client
         # bound (256) refused webhooks once a stall of the host had the load generator open more connections.
@@ -231,6 +236,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         agents = AgentPool(base_urls, tokens, accept_delay=args.accept_delay, hold=args.hold)
         await agents.start()
         webhooks = [HttpClient("127.0.0.1", port, timeout=PROVIDER_TIMEOUT_S) for port in service.public_ports]
+        mix: list[tuple[Traffic, float]] = []
         try:
             _progress(f"sending {args.rate}/s for {args.duration}s")
             service.start_sampling()
@@ -254,6 +260,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             # this, and its rate falls.
             elapsed = max(agents.figures.last_reached, started + traffic.sending_s) - started
         finally:
+            for source, _ in mix:
+                source.close()
             for client in webhooks:
                 client.close()
             await agents.stop()
@@ -291,4 +299,6 @@ def main() -> None:
     print(json.dumps(result))
 
 
-main()
+# Imported too (bench.chat takes its service helpers from here): run only as `python -m bench`.
+if __name__ == "__main__":
+    main()

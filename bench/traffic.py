@@ -1,12 +1,13 @@
 """Customer traffic through the real edges, open loop at a fixed rate: Twilio-signed SMS webhooks, calls (the
-call's webhook, then the menu's answer) and mail over real SMTP. Each channel is one entry of the mix
-(`CHANNELS`); chat joins as it lands."""
+call's webhook, then the menu's answer), mail over real SMTP and chat visitors on their sockets. Each channel is
+one entry of the mix (`CHANNELS`)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import hmac
+import json
 import os
 import random
 import time
@@ -19,6 +20,7 @@ from urllib.parse import urlencode
 import aiosmtplib
 
 from bench.http import Answered, HttpClient
+from bench.websocket import WebSocketClient, WebSocketError
 
 
 @dataclass
@@ -130,6 +132,96 @@ class SmsTraffic:
 
         self._http.post(self.PATH, body, headers, answered)
 
+    def close(self) -> None:
+        pass  # the webhook client is the bench's own, closed with it
+
+
+class _ChatVisitor:
+    """One customer's chat socket, kept open for the run: each message is acknowledged (`ack`) once the service
+    stored it and the bus confirmed it — the chat's "200"."""
+
+    def __init__(self) -> None:
+        self.socket: WebSocketClient | None = None
+        self.visitor_id = ""
+        self.welcomed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting: dict[str, TrafficFigures] = {}
+
+    def on_text(self, text: str) -> None:
+        frame = json.loads(text)
+        if frame["type"] == "welcome":
+            self.visitor_id = frame["visitor_id"]
+            if not self.welcomed.done():
+                self.welcomed.set_result(None)
+        elif frame["type"] == "ack" and (figures := self.waiting.pop(frame["id"], None)) is not None:
+            figures.statuses[200] += 1
+            figures.accepted.append(f"chat:{self.visitor_id}:{frame['id']}")
+            figures.answered()
+        elif frame["type"] == "error" and (figures := self.waiting.pop(frame["error"].get("id") or "", None)):
+            figures.failures[f"chat {frame['error']['code']}"] += 1
+            figures.answered()
+
+    def lost(self) -> None:
+        for figures in self.waiting.values():
+            figures.failures["chat socket closed"] += 1
+            figures.answered()
+        self.waiting.clear()
+
+
+class ChatTraffic:
+    """Chat visitors as the widget is one: a socket per customer (`/chat/ws`, opened at its first message and
+    kept), a message frame with the visitor's own id for it — the idempotency key."""
+
+    PATH = "/chat/ws"
+
+    def __init__(self, http: HttpClient, auth_token: str, customers: int) -> None:
+        self._host, self._port = http.host, http.port
+        self._customers = customers
+        self._visitors: dict[int, asyncio.Task[_ChatVisitor]] = {}
+        self._saying: set[asyncio.Task[None]] = set()
+
+    def send_one(self, figures: TrafficFigures) -> None:
+        figures.leaving()
+        task = asyncio.get_running_loop().create_task(self._say(random.randrange(self._customers), figures))
+        self._saying.add(task)
+        task.add_done_callback(self._saying.discard)
+
+    async def _say(self, customer: int, figures: TrafficFigures) -> None:
+        opening = self._visitors.get(customer)
+        if opening is None:
+            opening = self._visitors[customer] = asyncio.get_running_loop().create_task(self._connect())
+        try:
+            visitor = await opening
+        except (OSError, WebSocketError, TimeoutError) as exc:
+            del self._visitors[customer]
+            figures.failures[type(exc).__name__] += 1
+            figures.answered()
+            return
+        message_id = os.urandom(16).hex()
+        visitor.waiting[message_id] = figures
+        assert visitor.socket is not None
+        visitor.socket.send_text(json.dumps({"type": "message", "id": message_id, "text": "Is my order on its way?"}))
+
+    def close(self) -> None:
+        for opening in self._visitors.values():
+            if opening.done() and not opening.exception() and (socket := opening.result().socket) is not None:
+                socket.close()
+            else:
+                opening.cancel()
+
+    async def _connect(self) -> _ChatVisitor:
+        visitor = _ChatVisitor()
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(PROVIDER_TIMEOUT_S):
+            _, visitor.socket = await loop.create_connection(
+                lambda: WebSocketClient(f"{self._host}:{self._port}", self.PATH, visitor.on_text),
+                self._host,
+                self._port,
+            )
+            await visitor.socket.opened
+            await visitor.welcomed
+        visitor.socket.closed.add_done_callback(lambda _: visitor.lost())
+        return visitor
+
 
 MAIL_DOMAIN = "bench.example"
 # SMTP connections the generator keeps open to the intake, each carrying one message at a time (as a sending
@@ -192,6 +284,11 @@ class MailTraffic:
         client = aiosmtplib.SMTP(hostname="127.0.0.1", port=self._port, timeout=PROVIDER_TIMEOUT_S, start_tls=False)
         await client.connect()
         return client
+
+    def close(self) -> None:
+        """The kept-open SMTP connections go (a sending server's queue runner hangs up when it is done)."""
+        while self._idle:
+            self._idle.pop().close()
 
 
 async def _quietly_closed(client: aiosmtplib.SMTP) -> None:
@@ -256,12 +353,18 @@ class VoiceTraffic:
 
         self._post(self.PATH, own | {"CallStatus": "ringing"}, call_answered)
 
+    def close(self) -> None:
+        pass  # the webhook client is the bench's own, closed with it
+
 
 class Traffic(Protocol):
     """One channel's customers: sends one contact through the service's real edge; its answer, when it comes,
     is recorded in the figures (`in_flight` counts the contacts still unanswered)."""
 
     def send_one(self, figures: TrafficFigures) -> None: ...
+
+    def close(self) -> None:
+        """The run is over: close what the customers hold open (chat sockets), before the service stops."""
 
 
 @dataclass(frozen=True)
@@ -274,11 +377,12 @@ class Edges:
     smtp_port: int
 
 
-# The channels a mix may name, each made from the edges; chat sockets join as they land.
+# The channels a mix may name, each made from the edges.
 CHANNELS: dict[str, Callable[[Edges], Traffic]] = {
     "sms": lambda edges: SmsTraffic(edges.http, edges.twilio_token, edges.customers),
     "voice": lambda edges: VoiceTraffic(edges.http, edges.twilio_token, edges.customers),
     "email": lambda edges: MailTraffic(edges.smtp_port, edges.customers),
+    "chat": lambda edges: ChatTraffic(edges.http, edges.twilio_token, edges.customers),
 }
 
 

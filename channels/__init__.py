@@ -11,7 +11,7 @@ what they share but none owns lives in `intake/`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -22,7 +22,7 @@ from aiohttp import web
 from channels.intake.admission import Admission
 from channels.intake.publishing import InteractionPublisher
 from contactcenter.agents import AnswerPort, WithdrawalPort
-from contactcenter.agents.outbound import ReplySender
+from contactcenter.agents.outbound import ConversationParty, CustomerPresencePort, ReplySender, StaffingPort
 from contactcenter.api.operations import Operation
 from contactcenter.metrics import IntakeMetrics
 from contactcenter.settings import Settings
@@ -47,6 +47,21 @@ class Gatekeeper(Protocol):
         """The admin and agents only: for what customers sent to the staff (mail's attachments)."""
 
 
+class SocketNotices(Protocol):
+    """Notices for sockets held by id, whichever API process holds them: the relay agents' notices take
+    (`contactcenter.agents.relay.NoticeRelay`), on channels of the audience's own."""
+
+    async def send(self, socket_id: uuid.UUID, body: bytes) -> None: ...
+
+    def listen(self, deliver: Callable[[uuid.UUID, bytes], Awaitable[object]]) -> None: ...
+
+    async def hold(self, socket_id: uuid.UUID) -> None: ...
+
+    async def release(self, socket_id: uuid.UUID) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class ChannelContext:
     """What the host lends every channel: the same for all, opened and closed by the host."""
@@ -64,11 +79,17 @@ class ChannelContext:
     gatekeeper: Gatekeeper
     # Where a channel tells that its contact left before any agent took it (a caller who hung up).
     withdrawals: WithdrawalPort
+    # A relay for the channel's own sockets (`audience` names their channels); the channel closes it.
+    socket_notices: Callable[[str], SocketNotices]
+    # Tells the agent holding a customer's conversation what the customer does (typing, ended).
+    presence: CustomerPresencePort
+    # Whether an agent is there to answer a channel now (a chat widget offers to leave a message when not).
+    staffing: StaffingPort
 
 
 class ChannelServer(Protocol):
-    """A server a channel runs beside the HTTP API (SMTP, a chat socket's own listener): started once the
-    service's resources are open, stopped before they close."""
+    """A server a channel runs (a chat socket's own listener; SMTP as an intake): started once the service's
+    resources are open, stopped before they close."""
 
     async def start(self) -> None: ...
 
@@ -80,11 +101,17 @@ class ChannelParts:
     """What one channel adds to a running service."""
 
     routes: Sequence[web.RouteDef] = ()
+    # Run beside the HTTP API, by the roles that serve it (`api`, `all`): a chat socket's own listener.
     servers: Sequence[ChannelServer] = ()
+    # Intakes of their own, run by the roles `smtp` and `all` (an SMTP listener, an IMAP poller): a provider that
+    # is not HTTP reaches them, so they scale and restart apart from the API.
+    intakes: Sequence[ChannelServer] = ()
     # How an agent's reply leaves on each conversation channel this package serves.
     senders: Mapping[Channel, ReplySender] = field(default_factory=dict)
     # What happens on the provider's side when an agent accepts a contact of each channel (a call: connect it).
     answerers: Mapping[Channel, AnswerPort] = field(default_factory=dict)
+    # On channels with a live presence (web chat), how the customer is shown the agent joining, leaving, typing.
+    parties: Mapping[Channel, ConversationParty] = field(default_factory=dict)
 
 
 class ChannelAdapter(Protocol):

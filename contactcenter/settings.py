@@ -139,6 +139,21 @@ class Settings(BaseSettings):
     # short abandon, left out of the service level; the stream sends at most one frame per viewer this often.
     short_abandon_seconds: float = Field(default=5.0, ge=0, le=3600)
     supervisor_frame_seconds: float = Field(default=0.2, ge=0.01, le=10)
+    # Web chat (channels/webchat). The key signing visitors' tokens: every API process must share it, or a visitor
+    # resuming on another process starts anew; unset, each process makes one up (tokens die with the process).
+    chat_secret: SecretStr | None = None
+    # How long a visitor's token resumes its conversation (it is renewed at each connection).
+    chat_token_days: float = Field(default=30.0, gt=0, le=3650)
+    # The longest message a visitor or an agent may write, in characters; a socket frame's own bound is four times it,
+    # in bytes (past it the socket closes with 1009, as WebSockets do).
+    chat_max_text: int = Field(default=4000, ge=1, le=100_000)
+    # Frames a visitor may send per minute (messages, typing, claims), and in one burst; past it, error frames.
+    chat_frames_per_minute: int = Field(default=60, ge=1, le=100_000)
+    chat_frame_burst: int = Field(default=20, ge=1, le=100_000)
+    # When the chat is open, e.g. `mon-fri 09:00-17:00; sat 10:00-14:00` (unset: always), in this time zone.
+    # Outside them the widget says so and offers to leave a message (channels/webchat/hours.py reads them).
+    chat_hours: str | None = Field(default=None, max_length=500)
+    chat_timezone: str = Field(default="UTC", max_length=64)
     log_level: str = "INFO"
     # `json` (one object per line, for a log collector) or `text` (for a person); unset: text in embedded mode
     # or at a terminal, JSON otherwise.
@@ -189,6 +204,16 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_domains(cls, value: list[str]) -> list[str]:
         return [domain.lower() for domain in value]
+
+    @field_validator("chat_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        # HS256 wants a key of at least its hash's 32 bytes (RFC 7518, 3.2).
+        if value is not None and len(value.get_secret_value().encode()) < 32:
+            raise ValueError(
+                "must be at least 32 bytes (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
+        return value
 
     @field_validator("log_level")
     @classmethod

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from schema.api import ErrorDetail
 from schema.cards import ClientCard
 from schema.interactions import Channel, Interaction
-from schema.offers import InboundMessage, Offer, Revoked
+from schema.offers import CustomerClaims, CustomerPresence, InboundMessage, Offer, Revoked
 from schema.text import StorableText
 
 
@@ -55,8 +55,16 @@ class CompleteCommand(_Command):
     conversation_id: uuid.UUID
 
 
+class TypingCommand(_Command):
+    """The agent is writing in the conversation: shown to the customer on channels with a live presence (web
+    chat), ignored on others. Not answered."""
+
+    type: Literal["typing"]
+    conversation_id: uuid.UUID
+
+
 AgentCommand = Annotated[
-    StateCommand | AcceptCommand | RejectCommand | ReplyCommand | CompleteCommand,
+    StateCommand | AcceptCommand | RejectCommand | ReplyCommand | CompleteCommand | TypingCommand,
     Field(discriminator="type"),
 ]
 AGENT_COMMAND: TypeAdapter[AgentCommand] = TypeAdapter(AgentCommand)
@@ -154,7 +162,18 @@ class ErrorFrame(_Answer):
 CommandAnswer = StateChanged | Accepted | Rejected | Completed | Replied | ErrorFrame
 
 ServerFrame = Annotated[
-    Hello | Offer | InboundMessage | Revoked | StateChanged | Accepted | Rejected | Completed | Replied | ErrorFrame,
+    Hello
+    | Offer
+    | InboundMessage
+    | Revoked
+    | CustomerPresence
+    | CustomerClaims
+    | StateChanged
+    | Accepted
+    | Rejected
+    | Completed
+    | Replied
+    | ErrorFrame,
     Field(discriminator="type"),
 ]
 SERVER_FRAME: TypeAdapter[ServerFrame] = TypeAdapter(ServerFrame)

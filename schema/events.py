@@ -245,6 +245,20 @@ class SupervisorActedV1(EventData):
     state: Literal["available", "away", "offline"] | None = None
 
 
+class ChatStartedV1(EventData):
+    visitor_id: uuid.UUID
+
+
+class ChatMessageV1(EventData):
+    visitor_id: uuid.UUID
+    seq: int = Field(ge=1, description="the message's number in the visitor's transcript")
+    sender: Literal["visitor", "agent"] = Field(description="who wrote it")
+
+
+class ChatEndedV1(EventData):
+    visitor_id: uuid.UUID
+
+
 @dataclass(frozen=True)
 class EventKind:
     """One type of event: its name (the routing key), the model of its data, and when it is emitted."""
@@ -309,6 +323,9 @@ EVENT_KINDS = (
         "a supervisor (or the admin) set an agent's state or moved waiting work; the audit record",
         "supervisor",
     ),
+    EventKind("chat.started", ChatStartedV1, "a web chat visitor's first message (or first after ending)", "chat"),
+    EventKind("chat.message", ChatMessageV1, "a message joined a web chat's transcript", "chat"),
+    EventKind("chat.ended", ChatEndedV1, "the web chat visitor ended the chat", "chat"),
 )
 BY_NAME = {kind.name: kind for kind in EVENT_KINDS}
 # Named now so that consumers can bind to them; they come with the issues that build them.

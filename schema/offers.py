@@ -77,7 +77,51 @@ class Revoked(BaseModel):
     reason: RevokeReason
 
 
-AgentNotice = Annotated[Offer | InboundMessage | Revoked, Field(discriminator="type")]
+class CustomerActivity(StrEnum):
+    TYPING = "typing"
+    # The customer ended the conversation on its side (a chat visitor's "end chat"); the agent completes it.
+    ENDED = "ended"
+
+
+class CustomerPresence(BaseModel):
+    """What the customer does in a conversation the agent holds, on a channel with a live presence (web chat)."""
+
+    model_config = _WRITTEN_WHOLE
+
+    type: Literal["customer"] = "customer"
+    agent_id: uuid.UUID
+    conversation_id: uuid.UUID
+    activity: CustomerActivity
+
+
+class PossibleMatch(BaseModel):
+    """A card the customer may be: never merged on this alone (a claim is no proof)."""
+
+    client_id: uuid.UUID
+    score: float = Field(ge=0, le=1)
+    reasons: list[str]
+
+
+class CustomerClaims(BaseModel):
+    """What the customer says about itself (a chat visitor's `identify`): claims, shown beside the card, with the
+    cards that hold a claimed identity as possible matches."""
+
+    model_config = _WRITTEN_WHOLE
+
+    type: Literal["claims"] = "claims"
+    agent_id: uuid.UUID
+    conversation_id: uuid.UUID
+    name: str | None
+    email: str | None
+    # The customer proved the email (a code sent to it came back).
+    email_verified: bool
+    phone: str | None
+    possible_matches: list[PossibleMatch]
+
+
+AgentNotice = Annotated[
+    Offer | InboundMessage | Revoked | CustomerPresence | CustomerClaims, Field(discriminator="type")
+]
 AGENT_NOTICE: TypeAdapter[AgentNotice] = TypeAdapter(AgentNotice)
 
 

@@ -12,7 +12,7 @@ from email.message import EmailMessage
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from channels.email.smtp import SmtpServer
-from contactcenter.host.app import CHANNEL_SERVERS
+from contactcenter.host.app import CHANNEL_INTAKES
 from tests.running import RunningService
 
 OUR_DOMAIN = "shop.example"
@@ -20,7 +20,7 @@ SUPPORT = f"support@{OUR_DOMAIN}"
 
 
 def smtp_port(service: RunningService) -> int:
-    (server,) = [s for s in service.app[CHANNEL_SERVERS] if isinstance(s, SmtpServer)]
+    (server,) = [s for s in service.app[CHANNEL_INTAKES] if isinstance(s, SmtpServer)]
     return server.port
 
 

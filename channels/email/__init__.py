@@ -41,4 +41,4 @@ class EmailChannel:
             boxes = mailboxes(settings.imap_mailboxes.get_secret_value())
             servers.append(ImapPoller(boxes, intake, mailbox, settings.imap_poll_seconds))
         downloads = AttachmentDownloads(context.gatekeeper, mailbox)
-        return ChannelParts(routes=downloads.routes(), servers=servers, senders={Channel.EMAIL: sender})
+        return ChannelParts(routes=downloads.routes(), intakes=servers, senders={Channel.EMAIL: sender})

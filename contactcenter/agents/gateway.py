@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from contactcenter.agents import AnswerPort, Arrival, Placement, PlacementPort
 from contactcenter.agents.notices import AgentNotices
+from contactcenter.agents.outbound import AgentActivity, ConversationParty
 from contactcenter.agents.relay import NoticeRelay
 from contactcenter.agents.replies import Replies
 from contactcenter.answers import ANSWERED, SERVICE_ERRORS, ErrorAnswer, answer_to, invalid_from
@@ -52,6 +53,7 @@ from schema.desktop import (
     SocketErrorDetail,
     StateChanged,
     StateCommand,
+    TypingCommand,
     hello_json,
 )
 from schema.offers import notice_ids, offered_reservation
@@ -147,6 +149,7 @@ class AgentGateway:
         replies: Replies,
         allowed_origins: frozenset[str],
         answerers: Mapping[Channel, AnswerPort] | None = None,
+        parties: Mapping[Channel, ConversationParty] | None = None,
     ) -> None:
         self._relay = relay
         self._auth = auth
@@ -158,6 +161,9 @@ class AgentGateway:
         self._allowed_origins = allowed_origins
         # What each channel does on the provider's side when an agent accepts its contact (connect a call).
         self._answerers = dict(answerers or {})
+        # Channels whose customers see the agent join, leave and type (web chat).
+        self._parties = dict(parties or {})
+        self._party_channels = [str(channel) for channel in self._parties]
         self._sessions: dict[uuid.UUID, AgentSession] = {}
         # The live-state rebuild whose aftermath this gateway has seen to (`restore_lost_states`).
         self._seen_rebuild: str | None = None
@@ -288,7 +294,13 @@ class AgentGateway:
             command = _command_from(text)
             answer, changes = await self._perform(session.agent, command)
             # The answer goes out before any offer the change set in motion, so a desktop sees them in order.
-            await session.send(answer)
+            if answer is not None:
+                await session.send(answer)
+            # The customer is shown the agent joining or leaving once the desktop has its answer.
+            if isinstance(answer, Accepted):
+                await self._tell_party(answer.conversation_id, session.agent, AgentActivity.JOINED)
+            elif isinstance(answer, Completed):
+                await self._tell_party(answer.conversation_id, session.agent, AgentActivity.LEFT)
             await self._notices.announce(changes)
         except ANSWERED as exc:
             refusal = answer_to(exc)
@@ -296,7 +308,7 @@ class AgentGateway:
                 log.warning("agent %s: %s", session.agent.id, refusal.log_line)
             await session.send(_refusal_frame(refusal))
 
-    async def _perform(self, agent: AgentProfile, command: AgentCommand) -> tuple[CommandAnswer, LiveChanges]:
+    async def _perform(self, agent: AgentProfile, command: AgentCommand) -> tuple[CommandAnswer | None, LiveChanges]:
         match command:
             case StateCommand(state=state):
                 changes = await self._live.set_agent_state(agent.id, state, agent.queue_ids, now_ms())
@@ -337,6 +349,9 @@ class AgentGateway:
             case ReplyCommand(conversation_id=conversation_id, text=text):
                 interaction = await self._replies.reply(agent.id, conversation_id, text)
                 return Replied(conversation_id=conversation_id, interaction=interaction), LiveChanges()
+            case TypingCommand(conversation_id=conversation_id):
+                await self._tell_party(conversation_id, agent, AgentActivity.TYPING)
+                return None, LiveChanges()
         raise AssertionError(f"unhandled command {command!r}")
 
     async def _answer_on_channel(self, agent_id: uuid.UUID, interaction_id: uuid.UUID) -> None:
@@ -348,6 +363,20 @@ class AgentGateway:
         answerer = self._answerers.get(interaction.channel)
         if answerer is not None:
             await answerer.answered(agent_id, interaction)
+
+    async def _tell_party(self, conversation_id: uuid.UUID, agent: AgentProfile, activity: AgentActivity) -> None:
+        """Show the customer what the agent did, on a channel with a live presence; one lookup by primary key
+        (none while no channel has one). What the agent did stands whether or not the customer is told."""
+        if not self._parties:
+            return
+        try:
+            route = await self._conversations.party_route(conversation_id, agent.id, self._party_channels)
+            if route is not None:
+                await self._parties[route.channel].agent_activity(route.client_address, activity, agent.name)
+        except LEAVING_ERRORS as exc:
+            log.warning(
+                "the customer of conversation %s could not be shown the agent %s: %s", conversation_id, activity, exc
+            )
 
     async def _route_again(self, interaction_id: uuid.UUID) -> LiveChanges:
         """An inbound contact left in a conversation closed before any agent saw it: in the client's open

@@ -14,7 +14,15 @@ from contactcenter.live import LiveChanges, Reservation
 from contactcenter.logs import log_context
 from contactcenter.store import InteractionInContext
 from schema import Interaction, OfferedReservation
-from schema.offers import InboundMessage, Revoked, RevokeReason, offer_json
+from schema.offers import (
+    CustomerActivity,
+    CustomerClaims,
+    CustomerPresence,
+    InboundMessage,
+    Revoked,
+    RevokeReason,
+    offer_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +94,14 @@ class AgentNotices:
         with log_context(interaction_id=interaction.id, conversation_id=conversation_id, agent_id=agent_id):
             await self._send(agent_id, notice.model_dump_json().encode())
             log.info("message sent to the agent")
+
+    async def customer(self, agent_id: uuid.UUID, conversation_id: uuid.UUID, activity: CustomerActivity) -> None:
+        """What the customer does (typing, ended) in a conversation the agent holds; missed if it is away."""
+        notice = CustomerPresence(agent_id=agent_id, conversation_id=conversation_id, activity=activity)
+        await self._send(agent_id, notice.model_dump_json().encode())
+
+    async def claims(self, notice: CustomerClaims) -> None:
+        await self._send(notice.agent_id, notice.model_dump_json().encode())
 
     async def _send(self, agent_id: uuid.UUID, body: bytes) -> None:
         if self._local is not None and await self._local.deliver_here(agent_id, body):

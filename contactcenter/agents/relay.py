@@ -35,9 +35,11 @@ RETRY_CAP_S = 5.0
 
 
 class NoticeRelay:
-    def __init__(self, redis: aioredis.Redis, namespace: str, *, timeout: float) -> None:
+    def __init__(self, redis: aioredis.Redis, namespace: str, *, timeout: float, audience: str = "agent") -> None:
+        """`audience` names whom the notices are for: agents, or another kind of socket held by id (chat
+        visitors: `visitor`), each on channels of its own."""
         self._redis = redis
-        self._prefix = f"{namespace}:agent:"
+        self._prefix = f"{namespace}:{audience}:"
         self._timeout = timeout
         self._sender: Batcher[Notice, Any] = Batcher(self._publish, lanes=1)
         self._pubsub = redis.pubsub()

@@ -15,8 +15,12 @@ from channels.email import EmailChannel
 from channels.intake.admission import Admission
 from channels.intake.publishing import InteractionPublisher
 from channels.twilio import TwilioChannel
+from channels.webchat import WebChatChannel
 from contactcenter.agents.gateway import AgentGateway
+from contactcenter.agents.presence import AgentPresence
+from contactcenter.agents.relay import NoticeRelay
 from contactcenter.agents.replies import Replies
+from contactcenter.agents.staffing import Staffing
 from contactcenter.agents.withdrawal import Withdrawals
 from contactcenter.api.admin import AdminApi
 from contactcenter.api.clients import ClientsApi
@@ -66,7 +70,7 @@ class Role(StrEnum):
 
 
 # Every channel the service speaks: adding one is its package under `channels/` and one line here.
-CHANNELS: tuple[ChannelAdapter, ...] = (TwilioChannel(), EmailChannel())
+CHANNELS: tuple[ChannelAdapter, ...] = (TwilioChannel(), EmailChannel(), WebChatChannel())
 
 # Every class of the host that serves part of the HTTP API, each declaring its operations: the API's document
 # is theirs and the channels'.
@@ -90,8 +94,8 @@ RETENTION_CHECK_SECONDS = 600.0
 SETTINGS = web.AppKey("settings", Settings)
 SERVICES = web.AppKey("services", Services)
 ADMISSION = web.AppKey("admission", Admission)
-# The channels' servers this process runs (SMTP), started: tests read the port one chose.
-CHANNEL_SERVERS = web.AppKey("channel_servers", list[ChannelServer])
+# The channels' intakes this process runs (SMTP, IMAP polling), started: tests read the port one chose.
+CHANNEL_INTAKES = web.AppKey("channel_intakes", list[ChannelServer])
 
 
 def create_app(settings: Settings, role: Role = Role.ALL) -> web.Application:
@@ -123,7 +127,7 @@ def _role_context(role: Role) -> Callable[[web.Application], AsyncIterator[None]
             if role in (Role.API, Role.ALL):
                 await _start_api(app, settings, services, auth, channels, stack)
             if role in (Role.SMTP, Role.ALL):
-                await _start_channel_servers(app, channels, stack)
+                await _start_channel_intakes(app, channels, stack)
             if role in (Role.ROUTER, Role.ALL):
                 await _start_router(settings, services, metrics, stack)
             yield
@@ -144,6 +148,7 @@ async def _start_api(
     stack.push_async_callback(guard.close)
     senders = {channel: sender for parts in channels for channel, sender in parts.senders.items()}
     answerers = {channel: answerer for parts in channels for channel, answerer in parts.answerers.items()}
+    parties = {channel: party for parts in channels for channel, party in parts.parties.items()}
     gateway = AgentGateway(
         relay=services.relay,
         auth=auth,
@@ -154,6 +159,7 @@ async def _start_api(
         replies=Replies(services.conversations, senders),
         allowed_origins=web_origins(settings),
         answerers=answerers,
+        parties=parties,
     )
     gateway.start()
     stack.push_async_callback(gateway.stop)
@@ -163,6 +169,9 @@ async def _start_api(
     restore_states.start()
     stack.push_async_callback(restore_states.stop)
     supervisors = await _start_supervision(settings, services, auth, stack)
+    for server in (server for parts in channels for server in parts.servers):
+        await server.start()
+        stack.push_async_callback(server.stop)
     app.router.add_routes(
         [
             *(route for parts in channels for route in parts.routes),
@@ -179,11 +188,11 @@ async def _start_api(
     )
 
 
-async def _start_channel_servers(
+async def _start_channel_intakes(
     app: web.Application, channels: list[ChannelParts], stack: contextlib.AsyncExitStack
 ) -> None:
-    started = app[CHANNEL_SERVERS] = []
-    for server in (server for parts in channels for server in parts.servers):
+    started = app[CHANNEL_INTAKES] = []
+    for server in (server for parts in channels for server in parts.intakes):
         await server.start()
         stack.push_async_callback(server.stop)
         started.append(server)
@@ -233,8 +242,24 @@ def _open_channels(
         services.bus, services.topology, timeout=settings.publish_timeout_seconds, batch=settings.inbound_batch
     )
     withdrawals = Withdrawals(WaitingContacts(services.pool), services.live, services.notices)
+
+    def socket_notices(audience: str) -> NoticeRelay:
+        return NoticeRelay(
+            services.redis, settings.namespace, timeout=settings.publish_timeout_seconds, audience=audience
+        )
+
     context = ChannelContext(
-        settings, publisher, admission, app[METRICS].intake, services.http, services.pool, auth, withdrawals
+        settings=settings,
+        publisher=publisher,
+        admission=admission,
+        metrics=app[METRICS].intake,
+        http=services.http,
+        pool=services.pool,
+        gatekeeper=auth,
+        withdrawals=withdrawals,
+        socket_notices=socket_notices,
+        presence=AgentPresence(services.conversations, services.notices),
+        staffing=Staffing(services.pool, services.live),
     )
     return [channel.parts(context) for channel in CHANNELS]
 

@@ -79,14 +79,31 @@ FROM interactions x WHERE x.id = $1
 """
 INTERACTIONS_IN_CONTEXT = _IN_CONTEXT + "WHERE x.id = ANY($1::uuid[])"
 # Where a reply goes: back to whoever last wrote in, from the address they wrote to.
-REPLY_ROUTE = """
+_ROUTE = """
 SELECT v.channel, v.client_id, x.from_address, x.to_address, x.provider_id
 FROM conversations v
 JOIN LATERAL (SELECT from_address, to_address, provider_id FROM interactions
               WHERE conversation_id = v.id AND direction = 'inbound'
               ORDER BY received_at DESC LIMIT 1) x ON true
-WHERE v.id = $1 AND v.agent_id = $2 AND v.state = 'open'
+WHERE v.id = $1 AND v.agent_id = $2 AND {condition}
 """
+REPLY_ROUTE = _ROUTE.format(condition="v.state = 'open'")
+# The client's address in a conversation the agent holds or held, when it is on one of the channels asked for
+# (those with a live presence): one primary-key lookup, and its latest inbound interaction by the index.
+PARTY_ROUTE = _ROUTE.format(condition="v.channel = ANY($3::text[])")
+# The agents holding a customer's open conversation on a channel, found by one of the customer's identities.
+HOLDERS = """
+SELECT v.id, v.agent_id FROM identities i
+JOIN conversations v ON v.client_id = i.client_id AND v.channel = $3 AND v.state = 'open'
+WHERE i.kind = $1 AND i.value = $2 AND v.agent_id IS NOT NULL
+"""
+# The cards holding any of the identities given (kind, value pairs), but the customer's own.
+CARDS_HOLDING = """
+SELECT i.client_id, i.kind FROM identities i
+JOIN unnest($1::text[], $2::text[]) AS c(kind, value) ON i.kind = c.kind AND i.value = c.value
+WHERE i.client_id <> ALL($3::uuid[])
+"""
+CLIENTS_OF = "SELECT client_id FROM identities WHERE kind = $1 AND value = $2"
 # Every open conversation that has a queue, with the interaction that opened it: what live state holds.
 OPEN_IN_QUEUES = """
 SELECT v.id, v.queue_id, v.agent_id, (extract(epoch FROM v.opened_at) * 1000)::bigint AS opened_ms,
@@ -321,14 +338,28 @@ class Conversations:
         row = await self._pool.fetchrow(REPLY_ROUTE, conversation_id, agent_id)
         if row is None:
             raise NotFound(f"conversation {conversation_id} is not open and assigned to you", field="conversation_id")
-        return ReplyRoute(
-            conversation_id,
-            row["client_id"],
-            Channel(row["channel"]),
-            row["from_address"],
-            row["to_address"],
-            row["provider_id"],
-        )
+        return _route(conversation_id, row)
+
+    async def party_route(
+        self, conversation_id: uuid.UUID, agent_id: uuid.UUID, channels: list[str]
+    ) -> ReplyRoute | None:
+        """The conversation's route when the agent holds (or held) it and it is on one of `channels`."""
+        row = await self._pool.fetchrow(PARTY_ROUTE, conversation_id, agent_id, channels)
+        return None if row is None else _route(conversation_id, row)
+
+    async def holders(self, kind: str, value: str, channel: str) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        """(conversation, agent) of each open conversation of the customer on `channel` that an agent holds."""
+        rows = await self._pool.fetch(HOLDERS, kind, value, channel)
+        return [(row["id"], row["agent_id"]) for row in rows]
+
+    async def cards_holding(
+        self, identities: list[tuple[str, str]], but_of: tuple[str, str]
+    ) -> list[tuple[uuid.UUID, str]]:
+        """(card, kind) of each card holding one of `identities`, but the card holding `but_of`."""
+        own = [row["client_id"] for row in await self._pool.fetch(CLIENTS_OF, *but_of)]
+        kinds, values = [kind for kind, _ in identities], [value for _, value in identities]
+        rows = await self._pool.fetch(CARDS_HOLDING, kinds, values, own)
+        return [(row["client_id"], row["kind"]) for row in rows]
 
     async def record_outbound(self, route: ReplyRoute, interaction: Interaction, agent_id: uuid.UUID) -> None:
         await self._pool.execute(
@@ -360,6 +391,17 @@ class Conversations:
             for row in rows
             if row["interaction_id"] is not None
         ]
+
+
+def _route(conversation_id: uuid.UUID, row: asyncpg.Record) -> ReplyRoute:
+    return ReplyRoute(
+        conversation_id,
+        row["client_id"],
+        Channel(row["channel"]),
+        row["from_address"],
+        row["to_address"],
+        row["provider_id"],
+    )
 
 
 def _in_context(row: asyncpg.Record) -> InteractionInContext:

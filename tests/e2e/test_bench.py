@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 
 
-async def _bench(*arguments: str) -> tuple[str, dict[str, Any]]:
-    """Run `python -m bench` with the arguments; answer its table and its JSON line."""
+async def _bench(*arguments: str, module: str = "bench") -> tuple[str, dict[str, Any]]:
+    """Run `python -m bench` (or another of the bench's modules) with the arguments; answer what it printed
+    before its last line (the table) and its last line, JSON."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bench",
+        module,
         *arguments,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

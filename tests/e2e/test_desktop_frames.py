@@ -14,6 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from contactcenter.errors import Unavailable
 from schema.desktop import ServerFrame
 from tests.running import AgentDesktop, FakeTwilioApi, RunningService
+from tests.visitors import ChatVisitor
 
 SENDER = "+14155550134"
 
@@ -81,6 +82,23 @@ async def test_every_frame_a_desktop_gets_is_a_server_frame_its_model_writes_bac
     await seen.command(desktop, {"type": "state", "state": "away"}, "state")
     await seen.receive(desktop, "revoked")
     await desktop.close()
+
+    # A chat visitor typing in a conversation another agent holds.
+    await service.create_queue("web", ["chat"])
+    bo = await service.create_agent("Bo", ["web"])
+    chat_desktop, _ = await seen.connect(service, bo["token"])
+    await seen.command(chat_desktop, {"type": "state", "state": "available"}, "state")
+    visitor = ChatVisitor(service.http, service.base_url)
+    await visitor.connect()
+    await visitor.say("Hello from the website")
+    offer = await seen.receive(chat_desktop, "offer")
+    await seen.command(chat_desktop, {"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+    await visitor.send({"type": "typing"})
+    await seen.receive(chat_desktop, "customer")
+    await visitor.send({"type": "identify", "email": "bo@example.com"})
+    await seen.receive(chat_desktop, "claims")
+    await visitor.close()
+    await chat_desktop.close()
 
     assert seen.types == frame_types()
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from contactcenter.host.app import CHANNEL_SERVERS, Role
+from contactcenter.host.app import CHANNEL_INTAKES, Role
 from contactcenter.settings import Settings
 from tests.mail import OUR_DOMAIN, SUPPORT, customer_mail, send_mail, smtp_port
 from tests.running import RunningService, run_service
@@ -174,7 +174,7 @@ async def test_role_smtp_runs_the_intake_and_role_api_does_not(mail_settings: Se
     async with run_service(mail_settings, Role.SMTP) as service:
         assert await send_mail(smtp_port(service), customer_mail()) == {}
     async with run_service(mail_settings, Role.API) as service:
-        assert service.app.get(CHANNEL_SERVERS) is None
+        assert service.app.get(CHANNEL_INTAKES) is None
 
 
 async def test_no_mail_domains_no_listener(service_settings: Settings) -> None:
@@ -184,6 +184,6 @@ async def test_no_mail_domains_no_listener(service_settings: Settings) -> None:
     settings = service_settings.model_copy(update={"smtp_port": port_taken.getsockname()[1]})
     try:
         async with run_service(settings) as service:  # would fail to bind if it tried
-            assert service.app[CHANNEL_SERVERS] == []
+            assert service.app[CHANNEL_INTAKES] == []
     finally:
         port_taken.close()

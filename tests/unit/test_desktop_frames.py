@@ -173,6 +173,8 @@ def test_both_directions_give_a_json_schema_to_generate_the_socket_s_document_fr
         "offer",
         "message",
         "revoked",
+        "customer",
+        "claims",
         "state",
         "accepted",
         "rejected",
@@ -185,4 +187,4 @@ def test_both_directions_give_a_json_schema_to_generate_the_socket_s_document_fr
             assert "type" in definition["required"], f"{name} is always written with its type"
     assert "field" not in frames["$defs"]["SocketErrorDetail"]["required"]
     commands = AGENT_COMMAND.json_schema()
-    assert set(commands["discriminator"]["mapping"]) == {"state", "accept", "reject", "reply", "complete"}
+    assert set(commands["discriminator"]["mapping"]) == {"state", "accept", "reject", "reply", "complete", "typing"}
