@@ -17,9 +17,11 @@ from channels.twilio import TwilioChannel
 from contactcenter.agents.gateway import AgentGateway
 from contactcenter.agents.replies import Replies
 from contactcenter.api.admin import AdminApi
+from contactcenter.api.card_edits import CardEditsApi
 from contactcenter.api.clients import ClientsApi
 from contactcenter.api.events import EventsApi
 from contactcenter.api.integrations import IntegrationsApi
+from contactcenter.api.merges import MergesApi
 from contactcenter.api.openapi import OpenApiDocument
 from contactcenter.api.operations import Operation
 from contactcenter.auth import Authenticator
@@ -35,7 +37,9 @@ from contactcenter.metrics import METRICS, Metrics
 from contactcenter.origins import web_origins
 from contactcenter.periodic import Periodic
 from contactcenter.settings import Settings
+from contactcenter.store.card_edits import CardEdits
 from contactcenter.store.integrations import Integrations
+from contactcenter.store.merges import Merges
 from contactcenter.webhooks.api import WebhooksApi
 from contactcenter.webhooks.deliveries import Deliveries
 from contactcenter.webhooks.destinations import GuardedResolver
@@ -66,6 +70,8 @@ HTTP_APIS = (
     MetricsEndpoint,
     AdminApi,
     ClientsApi,
+    CardEditsApi,
+    MergesApi,
     AgentGateway,
     EventsApi,
     IntegrationsApi,
@@ -149,6 +155,8 @@ async def _start_api(
             *(route for parts in channels for route in parts.routes),
             *AdminApi(auth, services.directory).routes(),
             *ClientsApi(auth, services.cards, settings.default_region).routes(),
+            *CardEditsApi(auth, services.cards, CardEdits(services.pool), settings.default_region).routes(),
+            *MergesApi(auth, services.cards, Merges(services.pool)).routes(),
             *gateway.routes(),
             *EventsApi(auth, services.pool, settings.namespace).routes(),
             *IntegrationsApi(auth, integrations).routes(),

@@ -102,6 +102,8 @@ def _example(annotation: Any) -> Any:
         return "phone"
     if "Literal" in text:
         return "available"
+    if text.startswith("list["):
+        return ["x"]
     return "x"
 
 

@@ -1,0 +1,217 @@
+"""One card behind every channel, through the running service: identities added by agents (409 naming the
+card that holds one), profile, tags and notes, a merge whose survivor shows both histories and whose undo gives
+both cards back — with what arrived meanwhile on the card its identity belongs to."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import asyncpg
+
+from tests.conftest import DATABASE_URL
+from tests.running import RunningService
+
+DANA = "+14155550161"
+DANA_AGAIN = "+14155550162"
+
+
+async def _card_of(service: RunningService, phone: str, entries: int = 1) -> dict[str, Any]:
+    """The card of `phone` once the router has stored `entries` of its contacts."""
+    url = f"{service.base_url}/api/v1/clients/lookup"
+    async with asyncio.timeout(20):
+        while True:
+            async with service.http.get(url, params={"phone": phone}, headers=service.admin_headers()) as response:
+                if response.status == 200:
+                    card: dict[str, Any] = await response.json()
+                    if len(card["timeline"]) >= entries:
+                        return card
+            await asyncio.sleep(0.05)
+
+
+async def _call(
+    service: RunningService, method: str, path: str, body: object = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any]]:
+    async with service.http.request(
+        method, f"{service.base_url}{path}", json=body, headers=headers or service.admin_headers()
+    ) as response:
+        answer: dict[str, Any] = await response.json()
+        return response.status, answer
+
+
+async def _events(service: RunningService, kind: str) -> list[dict[str, Any]]:
+    conn = await asyncpg.connect(DATABASE_URL, server_settings={"search_path": service.settings.database_schema})
+    try:
+        rows = await conn.fetch("SELECT data::text FROM events WHERE type = $1 ORDER BY seq", kind)
+    finally:
+        await conn.close()
+    return [json.loads(row[0]) for row in rows]
+
+
+async def test_an_identity_another_card_holds_is_409_naming_it_and_the_merge_shows_both_histories(
+    service: RunningService,
+) -> None:
+    await service.create_queue("sales", ["sms"])
+    await service.post_sms(sender=DANA, body="my car?")
+    first = await _card_of(service, DANA)
+    await service.post_sms(sender=DANA_AGAIN, body="from my other phone")
+    second = await _card_of(service, DANA_AGAIN)
+    first_id, second_id = first["client"]["id"], second["client"]["id"]
+    assert first_id != second_id
+
+    status, card = await _call(
+        service, "POST", f"/api/v1/clients/{first_id}/identities", {"kind": "email", "value": " Dana@Example.COM "}
+    )
+    assert status == 201
+    email = next(i for i in card["identities"] if i["kind"] == "email")
+    assert (email["value"], email["raw"], email["verified"], email["source"]) == (
+        "dana@example.com",
+        " Dana@Example.COM ",
+        False,
+        "agent",
+    )
+    status, refused = await _call(
+        service, "POST", f"/api/v1/clients/{second_id}/identities", {"kind": "email", "value": "dana@example.com"}
+    )
+    assert status == 409
+    assert refused["error"]["client_id"] == first_id and refused["error"]["field"] == "value"
+
+    status, merged = await _call(service, "POST", f"/api/v1/clients/{first_id}/merge", {"from": second_id})
+    assert status == 200
+    card = merged["card"]
+    assert card["client"]["id"] == first_id and card["client"]["merged"] == [second_id]
+    assert {i["value"] for i in card["identities"]} == {DANA, DANA_AGAIN, "dana@example.com"}
+    assert [e["body"] for e in card["timeline"]] == ["from my other phone", "my car?"]
+    assert card["counts"] == {"sms": 2}
+    status, by_old_id = await _call(service, "GET", f"/api/v1/clients/{second_id}")
+    assert status == 200 and by_old_id["client"]["id"] == first_id
+    status, again = await _call(service, "POST", f"/api/v1/clients/{second_id}/merge", {"from": first_id})
+    assert status == 409 and again["error"]["field"] == "from"
+    assert [e["merge_id"] for e in await _events(service, "client.merged")] == [merged["merge_id"]]
+
+
+async def test_undoing_a_merge_gives_both_cards_back_with_what_arrived_since_on_each(
+    service: RunningService,
+) -> None:
+    await service.create_queue("sales", ["sms"])
+    await service.post_sms(sender=DANA, body="one")
+    first = await _card_of(service, DANA)
+    await service.post_sms(sender=DANA_AGAIN, body="two")
+    second = await _card_of(service, DANA_AGAIN)
+    first_id, second_id = first["client"]["id"], second["client"]["id"]
+    status, _ = await _call(service, "PATCH", f"/api/v1/clients/{second_id}", {"profile": {"surname": "Scully"}})
+    assert status == 200
+    _, before = await _call(service, "GET", f"/api/v1/clients/{second_id}")
+
+    _, merged = await _call(service, "POST", f"/api/v1/clients/{first_id}/merge", {"from": second_id})
+    await service.post_sms(sender=DANA_AGAIN, body="three, after the merge")
+    await service.post_sms(sender=DANA, body="four, after the merge")
+    survivor = await _card_of(service, DANA, entries=4)
+    assert [e["body"] for e in survivor["timeline"]] == [
+        "four, after the merge",
+        "three, after the merge",
+        "two",
+        "one",
+    ]
+    assert (await _card_of(service, DANA_AGAIN, entries=4))["client"]["id"] == first_id
+
+    status, undone = await _call(service, "DELETE", f"/api/v1/merges/{merged['merge_id']}")
+    assert status == 200
+    assert undone["survivor"]["client"]["id"] == first_id and undone["restored"]["client"]["id"] == second_id
+    assert [e["body"] for e in undone["survivor"]["timeline"]] == ["four, after the merge", "one"]
+    restored = undone["restored"]
+    assert [e["body"] for e in restored["timeline"]] == ["three, after the merge", "two"]
+    assert restored["profile"] == before["profile"] and restored["identities"] == before["identities"]
+    assert restored["client"]["merged"] == [] and undone["survivor"]["client"]["merged"] == []
+    assert (await _card_of(service, DANA_AGAIN))["client"]["id"] == second_id
+
+    status, twice = await _call(service, "DELETE", f"/api/v1/merges/{merged['merge_id']}")
+    assert status == 409 and twice["error"]["field"] == "merge_id"
+    unmerged = await _events(service, "client.unmerged")
+    assert [(e["survivor_id"], e["merged_id"], e["actor"]) for e in unmerged] == [(first_id, second_id, "admin")]
+
+
+async def test_an_agent_edits_the_profile_tags_and_notes_each_an_event(service: RunningService) -> None:
+    await service.create_queue("sales", ["sms"])
+    agent = await service.create_agent("Ann", ["sales"])
+    agent_headers = {"Authorization": f"Bearer {agent['token']}"}
+    await service.post_sms(sender=DANA, body="hello")
+    client_id = (await _card_of(service, DANA))["client"]["id"]
+    path = f"/api/v1/clients/{client_id}"
+
+    profile = {
+        "given_name": "Dana",
+        "surname": "Scully",
+        "date_of_birth": "1964-02-23",
+        "address": {"line1": "1 Main St", "city": "Annapolis", "postcode": "21401", "region": "MD"},
+    }
+    status, card = await _call(service, "PATCH", path, {"profile": profile, "tags": ["vip", "fleet"]}, agent_headers)
+    assert status == 200
+    assert card["profile"]["date_of_birth"] == "1964-02-23" and card["profile"]["address"]["city"] == "Annapolis"
+    assert card["tags"] == ["vip", "fleet"] and card["client"]["display_name"] == "Dana Scully"
+    status, card = await _call(service, "PATCH", path, {"profile": {"surname": None}}, agent_headers)
+    assert status == 200 and card["profile"]["surname"] is None and card["profile"]["given_name"] == "Dana"
+
+    status, card = await _call(service, "POST", f"{path}/notes", {"body": "prefers mail"}, agent_headers)
+    assert status == 201
+    assert [(n["body"], n["author"]) for n in card["notes"]] == [("prefers mail", f"agent:{agent['id']}")]
+
+    updated = await _events(service, "client.updated")
+    assert [e["fields"] for e in updated] == [
+        ["profile.given_name", "profile.surname", "profile.date_of_birth", "profile.address", "tags"],
+        ["profile.surname"],
+    ]
+    assert all("Scully" not in json.dumps(e) for e in updated), "names only, never the values"
+    assert len(await _events(service, "client.note_added")) == 1
+
+
+async def test_bad_card_edits_are_400_naming_the_field(service: RunningService) -> None:
+    await service.create_queue("sales", ["sms"])
+    await service.post_sms(sender=DANA, body="hello")
+    client_id = (await _card_of(service, DANA))["client"]["id"]
+    path = f"/api/v1/clients/{client_id}"
+    cases: list[tuple[str, str, object, str]] = [
+        ("PATCH", path, {"profile": {"date_of_birth": "1964-13-45"}}, "profile.date_of_birth"),
+        ("PATCH", path, {"profile": {"given_name": "Da\x00na"}}, "profile.given_name"),
+        ("PATCH", path, {"profile": {"shoe_size": 9}}, "profile.shoe_size"),
+        ("PATCH", path, {"tags": ["ok", "bad\x07"]}, "tags.1"),
+        ("POST", f"{path}/identities", {"kind": "phone", "value": "banana"}, "value"),
+        ("POST", f"{path}/identities", {"kind": "email", "value": "no-at-sign"}, "value"),
+        ("POST", f"{path}/identities", {"kind": "fax", "value": "1"}, "kind"),
+        ("POST", f"{path}/notes", {"body": ""}, "body"),
+        ("POST", f"{path}/merge", {"from": "not-a-uuid"}, "from"),
+        ("POST", f"{path}/merge", {"from": client_id}, "from"),
+        ("GET", f"{path}/timeline?cursor=garbage", None, "cursor"),
+        ("GET", f"{path}/timeline?limit=0", None, "limit"),
+        ("GET", f"{path}/timeline?channel=fax", None, "channel"),
+    ]
+    for method, url, body, field in cases:
+        status, answer = await _call(service, method, url, body)
+        assert status in (400, 409), (method, url, body, status, answer)
+        assert answer["error"]["field"] == field, (method, url, body, answer)
+    status, answer = await _call(service, "GET", "/api/v1/clients/00000000-0000-0000-0000-000000000000/timeline")
+    assert status == 404
+    status, answer = await _call(service, "DELETE", "/api/v1/merges/00000000-0000-0000-0000-000000000000")
+    assert status == 404 and answer["error"]["field"] == "merge_id"
+
+
+async def test_a_lookup_by_any_kind_of_identity_finds_the_card(service: RunningService) -> None:
+    await service.create_queue("sales", ["sms"])
+    await service.post_sms(sender=DANA, body="hello")
+    client_id = (await _card_of(service, DANA))["client"]["id"]
+    for kind, value in (("external", "ERP-00042"), ("visitor", "v-7f3a"), ("phone", "+1 415 555 0100 ext. 12")):
+        status, _ = await _call(
+            service, "POST", f"/api/v1/clients/{client_id}/identities", {"kind": kind, "value": value}
+        )
+        assert status == 201
+    url = f"{service.base_url}/api/v1/clients/lookup"
+    for query in ({"external": "ERP-00042"}, {"visitor": "v-7f3a"}, {"phone": "(415) 555-0100 x12"}):
+        async with service.http.get(url, params=query, headers=service.admin_headers()) as response:
+            assert response.status == 200, query
+            assert (await response.json())["client"]["id"] == client_id
+    async with service.http.get(url, params={"phone": "+14155550100"}, headers=service.admin_headers()) as response:
+        assert response.status == 404, "the switchboard is not the person at extension 12"
+    status, card = await _call(service, "GET", f"/api/v1/clients/{client_id}")
+    extension = next(i for i in card["identities"] if i["value"] == "+14155550100;ext=12")
+    assert extension["flags"] == ["extension"]
