@@ -242,8 +242,8 @@ BEGIN
                                                            'reasons', to_json(p.reasons))
                                          ORDER BY p.score DESC, p.other_id), '[]'::json)
                 FROM (SELECT s.other_id, s.score, s.reasons FROM client_match_suggestions s
-                      JOIN clients o ON o.id = s.other_id AND o.merged_into IS NULL
                       WHERE s.client_id = v_root AND NOT s.other_id = ANY (v_members)
+                        AND NOT EXISTS (SELECT 1 FROM clients o WHERE o.id = s.other_id AND o.merged_into IS NOT NULL)
                       ORDER BY s.score DESC LIMIT 5) p),
             'timeline', v_page -> 'entries',
             'timeline_next', v_page -> 'next_cursor'
