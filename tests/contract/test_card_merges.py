@@ -188,3 +188,15 @@ async def test_merging_the_same_two_cards_at_once_merges_them_once(pool: asyncpg
     assert len(done) == 1, results
     assert await pool.fetchval("SELECT count(*) FROM clients WHERE merged_into IS NOT NULL") == 1
     assert await pool.fetchval("SELECT count(*) FROM client_merges") == 1
+
+
+async def test_a_shared_identifier_still_reaches_its_card_and_the_card_says_shared_number(pool: asyncpg.Pool) -> None:
+    world = World(pool, phones={"x": "anonymous"})
+    await world.contact("x", Channel.VOICE)
+    await world.contact("x", Channel.VOICE)
+    card = await world.card("x")
+    assert card["warnings"] == ["shared number"]
+    assert [(i["value"], i["shared"], i["flags"]) for i in card["identities"]] == [
+        ("anonymous", True, ["alphanumeric"])
+    ]
+    assert len(card["timeline"]) == 2
