@@ -10,6 +10,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from contactcenter.errors import Conflict, NotFound
+from contactcenter.store.suggestions import Suggestions
 from schema import IdentityKind
 from schema.cards import ClientPatch
 
@@ -77,8 +78,12 @@ class NewIdentity:
 
 
 class CardEdits:
+    """Edits; after each that changes what matching compares, the card's duplicate suggestions are computed
+    again (online, not in a batch)."""
+
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        self._suggestions = Suggestions(pool)
 
     async def patch(self, client_id: uuid.UUID, patch: ClientPatch) -> uuid.UUID:
         """Apply the patch to the card `client_id` answers as; that card's id."""
@@ -88,6 +93,8 @@ class CardEdits:
         async with self._pool.acquire() as conn, conn.transaction():
             root = await self._root(conn, client_id)
             await conn.execute(PATCH_CLIENT, root, profile, tags, fields)
+        if profile:
+            await self._suggestions.refresh(root)
         return root
 
     async def add_note(self, client_id: uuid.UUID, body: str, author: str) -> uuid.UUID:
@@ -112,6 +119,8 @@ class CardEdits:
                 await conn.execute(INSERT_IDENTITY, kind, identity.value, root, identity.verified, identity.raw)
             else:
                 await conn.execute(VERIFY_IDENTITY, kind, identity.value, identity.verified)
+        if identity.kind is IdentityKind.PHONE:
+            await self._suggestions.refresh(root)
         return root
 
     @staticmethod

@@ -215,3 +215,28 @@ async def test_a_lookup_by_any_kind_of_identity_finds_the_card(service: RunningS
     status, card = await _call(service, "GET", f"/api/v1/clients/{client_id}")
     extension = next(i for i in card["identities"] if i["value"] == "+14155550100;ext=12")
     assert extension["flags"] == ["extension"]
+
+
+async def test_a_likely_duplicate_is_suggested_on_both_cards_with_its_reasons(service: RunningService) -> None:
+    await service.create_queue("sales", ["sms"])
+    await service.post_sms(sender=DANA, body="one")
+    await service.post_sms(sender=DANA_AGAIN, body="two")
+    await service.post_sms(sender="+14155550199", body="three")
+    first, second = (
+        (await _card_of(service, DANA))["client"]["id"],
+        (await _card_of(service, DANA_AGAIN))["client"]["id"],
+    )
+    other = (await _card_of(service, "+14155550199"))["client"]["id"]
+    dana = {"given_name": "Dana", "surname": "Scully", "date_of_birth": "1964-02-23"}
+    await _call(service, "PATCH", f"/api/v1/clients/{first}", {"profile": dana})
+    await _call(service, "PATCH", f"/api/v1/clients/{other}", {"profile": {"given_name": "Fox", "surname": "Mulder"}})
+    _, card = await _call(service, "PATCH", f"/api/v1/clients/{second}", {"profile": {**dana, "surname": "Scully"}})
+    [match] = card["possible_matches"]
+    assert match["client_id"] == first and 0.5 <= match["score"] <= 1
+    assert match["reasons"][:3] == ["same surname", "same given name", "same date of birth"]
+    assert "phone differs by one digit" in match["reasons"]
+    _, card = await _call(service, "GET", f"/api/v1/clients/{first}")
+    assert [m["client_id"] for m in card["possible_matches"]] == [second]
+
+    _, merged = await _call(service, "POST", f"/api/v1/clients/{first}/merge", {"from": second})
+    assert merged["card"]["possible_matches"] == []
