@@ -185,6 +185,12 @@ class ClientUnmergedV1(EventData):
     actor: str
 
 
+class ClientErasedV1(EventData):
+    client_id: uuid.UUID
+    merged: list[uuid.UUID] = Field(description="the cards merged into it, erased with it")
+    actor: str
+
+
 class AgentStateChangedV1(EventData):
     agent_id: uuid.UUID
     state: Literal["available", "away", "offline"]
@@ -235,6 +241,12 @@ EVENT_KINDS = (
     EventKind("client.note_added", ClientNoteAddedV1, "an agent added a note to a card", "client"),
     EventKind("client.merged", ClientMergedV1, "a card was merged into another", "client"),
     EventKind("client.unmerged", ClientUnmergedV1, "a merge was undone: both cards as they were", "client"),
+    EventKind(
+        "client.erased",
+        ClientErasedV1,
+        "a card's personal data was erased, here and in the events kept (its counts stay)",
+        "client",
+    ),
     EventKind("agent.state_changed", AgentStateChangedV1, "an agent became available, away or offline", "agent"),
 )
 BY_NAME = {kind.name: kind for kind in EVENT_KINDS}

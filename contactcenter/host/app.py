@@ -24,6 +24,7 @@ from contactcenter.api.integrations import IntegrationsApi
 from contactcenter.api.merges import MergesApi
 from contactcenter.api.openapi import OpenApiDocument
 from contactcenter.api.operations import Operation
+from contactcenter.api.privacy import PrivacyApi
 from contactcenter.auth import Authenticator
 from contactcenter.bus import QueueSpec
 from contactcenter.events import outbox
@@ -40,6 +41,7 @@ from contactcenter.settings import Settings
 from contactcenter.store.card_edits import CardEdits
 from contactcenter.store.integrations import Integrations
 from contactcenter.store.merges import Merges
+from contactcenter.store.privacy import Privacy
 from contactcenter.webhooks.api import WebhooksApi
 from contactcenter.webhooks.deliveries import Deliveries
 from contactcenter.webhooks.destinations import GuardedResolver
@@ -72,6 +74,7 @@ HTTP_APIS = (
     ClientsApi,
     CardEditsApi,
     MergesApi,
+    PrivacyApi,
     AgentGateway,
     EventsApi,
     IntegrationsApi,
@@ -157,6 +160,7 @@ async def _start_api(
             *ClientsApi(auth, services.cards, settings.default_region).routes(),
             *CardEditsApi(auth, services.cards, CardEdits(services.pool), settings.default_region).routes(),
             *MergesApi(auth, services.cards, Merges(services.pool)).routes(),
+            *PrivacyApi(auth, services.cards, Privacy(services.pool)).routes(),
             *gateway.routes(),
             *EventsApi(auth, services.pool, settings.namespace).routes(),
             *IntegrationsApi(auth, integrations).routes(),

@@ -240,3 +240,49 @@ async def test_a_likely_duplicate_is_suggested_on_both_cards_with_its_reasons(se
 
     _, merged = await _call(service, "POST", f"/api/v1/clients/{first}/merge", {"from": second})
     assert merged["card"]["possible_matches"] == []
+
+
+async def test_a_card_is_exported_whole_and_erased_everywhere_its_counts_kept(service: RunningService) -> None:
+    await service.create_queue("sales", ["sms"])
+    agent = await service.create_agent("Ann", ["sales"])
+    await service.post_sms(sender=DANA, body="my secret is 1234")
+    await service.post_sms(sender=DANA_AGAIN, body="other phone")
+    first, second = (
+        (await _card_of(service, DANA))["client"]["id"],
+        (await _card_of(service, DANA_AGAIN))["client"]["id"],
+    )
+    await _call(service, "PATCH", f"/api/v1/clients/{first}", {"profile": {"surname": "Scully"}})
+    await _call(service, "POST", f"/api/v1/clients/{first}/notes", {"body": "lives at 1 Main St"})
+    await _call(service, "POST", f"/api/v1/clients/{first}/identities", {"kind": "email", "value": "dana@example.com"})
+    await _call(service, "POST", f"/api/v1/clients/{first}/merge", {"from": second, "reason": "Dana said so"})
+
+    agent_headers = {"Authorization": f"Bearer {agent['token']}"}
+    status, _ = await _call(service, "GET", f"/api/v1/clients/{first}/export", headers=agent_headers)
+    assert status == 403, "personal data whole is the admin's"
+    status, document = await _call(service, "GET", f"/api/v1/clients/{second}/export")
+    assert status == 200 and document["client"]["id"] == first and document["merged"] == [second]
+    assert {x["body"] for x in document["interactions"]} == {"my secret is 1234", "other phone"}
+    assert {i["value"] for i in document["identities"]} == {DANA, DANA_AGAIN, "dana@example.com"}
+    assert [n["body"] for n in document["notes"]] == ["lives at 1 Main St"]
+
+    status, erased = await _call(service, "DELETE", f"/api/v1/clients/{first}")
+    assert status == 200
+    assert erased["client"]["erased"] and erased["identities"] == [] and erased["notes"] == []
+    assert erased["profile"]["surname"] is None and erased["counts"] == {"sms": 2}
+    assert [e["body"] for e in erased["timeline"]] == ["", ""]
+
+    conn = await asyncpg.connect(DATABASE_URL, server_settings={"search_path": service.settings.database_schema})
+    try:
+        for table in ("clients", "identities", "interactions", "client_notes", "client_merges", "events"):
+            dump = await conn.fetchval(
+                f"SELECT coalesce(string_agg(t::text, ' '), '') FROM {table} t"
+            )  # our own table names
+            for secret in ("1234", "Scully", "1 Main St", "dana@example.com", "4155550161", "Dana said so"):
+                assert secret not in dump, (table, secret)
+        assert await conn.fetchval("SELECT count(*) FROM client_erasures") == 1
+    finally:
+        await conn.close()
+    [event] = await _events(service, "client.erased")
+    assert event == {"client_id": first, "merged": [second], "actor": "admin"}
+    status, _ = await _call(service, "GET", "/api/v1/clients/lookup?phone=%2B14155550161")
+    assert status == 404

@@ -86,6 +86,8 @@ def test_each_message_payload_of_the_asyncapi_document_accepts_that_event_as_pub
 
 def _example(annotation: Any) -> Any:
     text = str(annotation)
+    if text.startswith("list["):
+        return [_example(annotation.__args__[0])]
     if "UUID" in text:
         return str(uuid.uuid4())
     if "datetime" in text:
@@ -102,8 +104,6 @@ def _example(annotation: Any) -> Any:
         return "phone"
     if "Literal" in text:
         return "available"
-    if text.startswith("list["):
-        return ["x"]
     return "x"
 
 
