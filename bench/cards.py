@@ -27,10 +27,9 @@ import aiohttp
 import asyncpg
 from pydantic import SecretStr
 
+from bench.schemas import own_schema
 from contactcenter.host.app import Role, create_app
 from contactcenter.settings import Settings
-from contactcenter.store import open_pool
-from contactcenter.store.migrate import migrate
 
 BATCH = 50_000
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -163,39 +162,27 @@ async def measure(pool: asyncpg.Pool, base_url: str, clients: int, samples: int)
 
 
 async def run(database_url: str, clients: int, samples: int, keep: bool) -> dict[str, Any]:
-    schema = f"bench_cards_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(database_url)
-    await admin.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        pool = await open_pool(database_url, schema=schema)
+    async with own_schema(database_url, "bench_cards", keep=keep) as (schema, pool):
+        started = time.perf_counter()
+        await load(pool, clients)
+        loaded = time.perf_counter() - started
+        settings = Settings(
+            _env_file=None,
+            database_url=SecretStr(database_url),
+            database_schema=schema,
+            namespace=schema,
+            admin_token=SecretStr(ADMIN),
+            default_region="US",
+        )
+        runner = aiohttp.web.AppRunner(create_app(settings, Role.API))
+        await runner.setup()
+        site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # the port the OS gave
         try:
-            await migrate(pool)
-            started = time.perf_counter()
-            await load(pool, clients)
-            loaded = time.perf_counter() - started
-            settings = Settings(
-                _env_file=None,
-                database_url=SecretStr(database_url),
-                database_schema=schema,
-                namespace=schema,
-                admin_token=SecretStr(ADMIN),
-                default_region="US",
-            )
-            runner = aiohttp.web.AppRunner(create_app(settings, Role.API))
-            await runner.setup()
-            site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # the port the OS gave
-            try:
-                figures = await measure(pool, f"http://127.0.0.1:{port}", clients, samples)
-            finally:
-                await runner.cleanup()
+            figures = await measure(pool, f"http://127.0.0.1:{port}", clients, samples)
         finally:
-            await pool.close()
-    finally:
-        if not keep:
-            await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await admin.close()
+            await runner.cleanup()
     return {
         "bench": "cards",
         "clients": clients,

@@ -19,10 +19,7 @@ import uuid
 from datetime import date
 from typing import Any
 
-import asyncpg
-
-from contactcenter.store import open_pool
-from contactcenter.store.migrate import migrate
+from bench.schemas import own_schema
 from contactcenter.store.suggestions import Suggestions
 
 INSERT_CLIENTS = "INSERT INTO clients (id, profile) SELECT * FROM unnest($1::uuid[], $2::jsonb[])"
@@ -54,28 +51,17 @@ def _load(dataset: str) -> tuple[list[tuple[str, dict[str, Any]]], set[frozenset
 
 async def run(database_url: str, dataset: str) -> dict[str, Any]:
     records, truth = _load(dataset)
-    schema = f"bench_matching_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(database_url)
-    await admin.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        pool = await open_pool(database_url, schema=schema)
-        try:
-            await migrate(pool)
-            ids = {rec_id: uuid.uuid4() for rec_id, _ in records}
-            names = {client_id: rec_id for rec_id, client_id in ids.items()}
-            await pool.execute(INSERT_CLIENTS, list(ids.values()), [profile for _, profile in records])
-            suggestions = Suggestions(pool)
-            started = time.perf_counter()
-            for client_id in ids.values():
-                await suggestions.refresh(client_id)
-            seconds = time.perf_counter() - started
-            rows = await pool.fetch("SELECT client_id, other_id FROM client_match_suggestions")
-            merges = await pool.fetchval("SELECT count(*) FROM client_merges")
-        finally:
-            await pool.close()
-    finally:
-        await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await admin.close()
+    async with own_schema(database_url, "bench_matching") as (_, pool):
+        ids = {rec_id: uuid.uuid4() for rec_id, _ in records}
+        names = {client_id: rec_id for rec_id, client_id in ids.items()}
+        await pool.execute(INSERT_CLIENTS, list(ids.values()), [profile for _, profile in records])
+        suggestions = Suggestions(pool)
+        started = time.perf_counter()
+        for client_id in ids.values():
+            await suggestions.refresh(client_id)
+        seconds = time.perf_counter() - started
+        rows = await pool.fetch("SELECT client_id, other_id FROM client_match_suggestions")
+        merges = await pool.fetchval("SELECT count(*) FROM client_merges")
     suggested = {frozenset((names[row["client_id"]], names[row["other_id"]])) for row in rows}
     right = len(suggested & truth)
     return {

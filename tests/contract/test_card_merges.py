@@ -7,7 +7,6 @@ import asyncio
 import itertools
 import json
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,25 +17,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contactcenter.identities import Identity
-from contactcenter.store import open_pool
 from contactcenter.store.card_edits import CardEdits, NewIdentity
 from contactcenter.store.cards import Cards
 from contactcenter.store.conversations import Conversations
 from contactcenter.store.merges import Merges
-from contactcenter.store.migrate import migrate
 from schema import Channel, IdentityKind, Interaction
 from schema.cards import ClientPatch, Profile
 
 NUMBERS = itertools.count(1000)
 START = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-async def pool(database_url: str, database_schema: str) -> AsyncIterator[asyncpg.Pool]:
-    opened = await open_pool(database_url, schema=database_schema)
-    await migrate(opened)
-    yield opened
-    await opened.close()
 
 
 @dataclass
