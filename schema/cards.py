@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from schema.interactions import Channel, Direction, IdentityKind
 from schema.text import DisplayName, Identifier, StorableText
@@ -73,6 +73,12 @@ class Address(BaseModel):
     region: DisplayName | None = Field(default=None, max_length=100)
 
 
+def _born(day: date) -> date:
+    if not date(1870, 1, 1) <= day <= date.today():
+        raise ValueError("must be a day between 1870 and today")
+    return day
+
+
 class Profile(BaseModel):
     """What an agent knows of the client, beyond its identities. Every field optional."""
 
@@ -80,7 +86,7 @@ class Profile(BaseModel):
 
     given_name: DisplayName | None = Field(default=None, max_length=100)
     surname: DisplayName | None = Field(default=None, max_length=100)
-    date_of_birth: date | None = None
+    date_of_birth: Annotated[date, AfterValidator(_born)] | None = None
     company: DisplayName | None = Field(default=None, max_length=200)
     language: Identifier | None = Field(default=None, min_length=2, max_length=35, description="BCP 47 tag")
     address: Address | None = None
@@ -112,7 +118,7 @@ class TimelinePage(BaseModel):
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last")
 
 
-Tag = Identifier
+Tag = Annotated[Identifier, Field(min_length=1, max_length=50)]
 
 
 class ClientPatch(BaseModel):

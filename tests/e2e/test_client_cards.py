@@ -173,6 +173,8 @@ async def test_bad_card_edits_are_400_naming_the_field(service: RunningService) 
     path = f"/api/v1/clients/{client_id}"
     cases: list[tuple[str, str, object, str]] = [
         ("PATCH", path, {"profile": {"date_of_birth": "1964-13-45"}}, "profile.date_of_birth"),
+        ("PATCH", path, {"profile": {"date_of_birth": "2999-01-01"}}, "profile.date_of_birth"),
+        ("PATCH", path, {"tags": ["x" * 51]}, "tags.0"),
         ("PATCH", path, {"profile": {"given_name": "Da\x00na"}}, "profile.given_name"),
         ("PATCH", path, {"profile": {"shoe_size": 9}}, "profile.shoe_size"),
         ("PATCH", path, {"tags": ["ok", "bad\x07"]}, "tags.1"),
