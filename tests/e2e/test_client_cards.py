@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
+from contactcenter.bus.interactions import inbound_message
+from schema import Channel, IdentityKind, Interaction
 from tests.conftest import DATABASE_URL
 from tests.running import RunningService
 
@@ -288,3 +291,37 @@ async def test_a_card_is_exported_whole_and_erased_everywhere_its_counts_kept(se
     assert event == {"client_id": first, "merged": [second], "actor": "admin"}
     status, _ = await _call(service, "GET", "/api/v1/clients/lookup?phone=%2B14155550161")
     assert status == 404
+
+
+async def test_a_sender_that_is_no_number_is_recorded_as_given_and_flagged(service: RunningService) -> None:
+    """No adapter of ours lets such a sender in today, but a carrier's alphanumeric sender or a garbled number
+    that reaches the router is kept on a card, never dropped to the dead letters."""
+    await service.create_queue("sales", ["sms"])
+    bus, topology = service.services.bus, service.services.topology
+    contacts = [
+        Interaction(
+            channel=Channel.SMS,
+            provider_id=f"SM-{sender}",
+            from_address=sender,
+            sender_kind=IdentityKind.PHONE,
+            from_verified=True,
+            body="hi",
+            received_at=datetime.now(UTC),
+        )
+        for sender in ("ACME Bank", "555-0199-not-a-number")
+    ]
+    message = inbound_message(contacts)
+    await bus.publish(topology.interactions, "interaction.sms.inbound", message, message_id="m", mandatory=True)
+    conn = await asyncpg.connect(DATABASE_URL, server_settings={"search_path": service.settings.database_schema})
+    try:
+        async with asyncio.timeout(20):
+            while await conn.fetchval("SELECT count(*) FROM interactions") < 2:
+                await asyncio.sleep(0.05)
+        rows = await conn.fetch("SELECT cc_card(client_id, 10)::json AS card FROM identities ORDER BY value")
+    finally:
+        await conn.close()
+    identities = [json.loads(row["card"])["identities"][0] for row in rows]
+    assert [(i["value"], i["flags"]) for i in identities] == [
+        ("555-0199-not-a-number", ["unparsed"]),
+        ("ACME Bank", ["alphanumeric"]),
+    ]

@@ -21,7 +21,9 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
         WHEN p_value ~ '^\+[0-9]+$' THEN '{}'::text[]
         WHEN p_value ~ '^\+[0-9]+;ext=[0-9]+$' THEN '{extension}'::text[]
         WHEN p_value ~ '^[0-9]{2,8}$' THEN '{short_code}'::text[]
-        WHEN p_value ~ '^[A-Za-z0-9 ._&-]*[A-Za-z][A-Za-z0-9 ._&-]*$' THEN '{alphanumeric}'::text[]
+        -- A sender id as carriers pass them: at most 11 letters, digits and a few marks, one letter at least.
+        WHEN length(p_value) <= 11 AND p_value ~ '^[A-Za-z0-9 ._&-]*[A-Za-z][A-Za-z0-9 ._&-]*$'
+            THEN '{alphanumeric}'::text[]
         ELSE '{unparsed}'::text[]
     END
 $$;
