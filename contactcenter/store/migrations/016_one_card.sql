@@ -140,13 +140,21 @@ END
 $$;
 
 -- Every card that answers as `p_root`: itself and whatever was merged into it, at any depth.
-CREATE FUNCTION cc_card_members(p_root uuid) RETURNS uuid[] LANGUAGE sql STABLE AS $$
-    WITH RECURSIVE m(id) AS (
-        SELECT p_root
-        UNION ALL
-        SELECT c.id FROM clients c JOIN m ON c.merged_into = m.id
-    )
-    SELECT array_agg(id) FROM m
+CREATE FUNCTION cc_card_members(p_root uuid) RETURNS uuid[] LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    -- PL/pgSQL, as every function on the card's path: its plans are kept per connection (a SQL function that
+    -- cannot be inlined is planned anew on every call). Most cards have no merged card: one index probe.
+    IF NOT EXISTS (SELECT 1 FROM clients WHERE merged_into = p_root) THEN
+        RETURN ARRAY[p_root];
+    END IF;
+    RETURN (
+        WITH RECURSIVE m(id) AS (
+            SELECT p_root
+            UNION ALL
+            SELECT c.id FROM clients c JOIN m ON c.merged_into = m.id
+        )
+        SELECT array_agg(id) FROM m);
+END
 $$;
 
 -- A page of the timeline of the card made of `p_members`, newest first, strictly after the cursor
@@ -154,7 +162,9 @@ $$;
 -- entries by its index, then the page from those — its cost follows the page, never the history.
 CREATE FUNCTION cc_timeline_page(
     p_members uuid[], p_limit integer, p_before_at timestamptz, p_before_id uuid, p_channel text
-) RETURNS json LANGUAGE sql STABLE AS $$
+) RETURNS json LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (
     WITH page AS (
         SELECT t.* FROM unnest(p_members) AS m(id)
         CROSS JOIN LATERAL (
@@ -176,7 +186,8 @@ CREATE FUNCTION cc_timeline_page(
                        'occurred_at', n.received_at, 'conversation_id', n.conversation_id) ORDER BY n.n)
                    FROM numbered n WHERE n.n <= p_limit), '[]'::json),
         'next_cursor', (SELECT (extract(epoch FROM n.received_at) * 1000000)::bigint || '_' || n.id
-                        FROM numbered n WHERE n.n = p_limit AND EXISTS (SELECT 1 FROM numbered k WHERE k.n > p_limit)))
+                        FROM numbered n WHERE n.n = p_limit AND EXISTS (SELECT 1 FROM numbered k WHERE k.n > p_limit))));
+END
 $$;
 
 -- The card (schema.ClientCard), now whole: the same signature as migration 005's, so every reader of it (the
