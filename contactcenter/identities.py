@@ -89,7 +89,14 @@ def normalise_email(raw: str, *, field: str = "email") -> str:
     address is refused naming `field`."""
     try:
         _EMAIL.validate_python(raw)
-        address = validate_email(raw.strip(), check_deliverability=False, allow_smtputf8=True)
+        address = validate_email(
+            raw.strip(),
+            check_deliverability=False,
+            allow_smtputf8=True,
+            globally_deliverable=False,  # a local or test domain (`localhost`, `.test`) is still an address
+            allow_domain_literal=True,
+            test_environment=True,
+        )
     except (ValidationError, EmailNotValidError):
         raise Invalid("not an email address", field=field) from None
     return address.normalized.lower()

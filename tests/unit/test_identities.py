@@ -106,7 +106,7 @@ def test_emails_take_email_validator_s_normal_form(given: str, kept: str) -> Non
     assert normalise_email(given) == kept
 
 
-@pytest.mark.parametrize("garbage", ["no-at-sign", "a@b", "dana@@example.com", "dana\x00@example.com"])
+@pytest.mark.parametrize("garbage", ["no-at-sign", "dana@@example.com", "dana\x00@example.com", "Dana <d@example.com>"])
 def test_what_is_no_email_address_is_refused_naming_the_field(garbage: str) -> None:
     with pytest.raises(Invalid) as refused:
         identity_value(IdentityKind.EMAIL, garbage, "US", field="value")
