@@ -253,6 +253,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             _progress(f"sent {traffic.sent}; waiting for every acknowledged message to be stored and offered")
             stored, duplicated = await _wait_stored(database_url, namespace_schema, traffic.accepted, within=60)
             waiting = await _wait_offered(database_url, namespace_schema, within=WAIT_OFFERED_S)
+            await agents.accepts_done(within=30)
             await service.stop_sampling()
             if profilers is not None:
                 _progress(f"flame graphs: {', '.join(str(path) for path in await profilers.finish())}")

@@ -39,6 +39,9 @@ class AgentFigures:
     last_reached: float = 0.0
     revoked: int = 0
     errors: list[str] = field(default_factory=list)
+    # Accepts the service answered (`accepted`, or an error): the channel's own work on an accept (a call
+    # connected through the provider's REST API) is done by then.
+    accepts_answered: int = 0
     # Sockets the service closed while the run went on (each agent reconnects, as a desktop would).
     dropped: int = 0
 
@@ -61,6 +64,15 @@ class AgentPool:
         ]
         async with asyncio.timeout(START_TIMEOUT):
             await asyncio.gather(*ready)
+
+    async def accepts_done(self, within: float) -> None:
+        """Wait (up to `within` seconds) until every offer's accept was answered: a run that stops sooner cuts
+        the last accepts' work short (a call not yet connected when the stand-in of Twilio stops)."""
+        deadline = time.monotonic() + within
+        while self.figures.accepts_answered < sum(self.figures.offers.values()) - self.figures.revoked:
+            if time.monotonic() > deadline:
+                return
+            await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -122,6 +134,7 @@ class AgentPool:
                 accept = json.dumps({"type": "accept", "reservation_id": reservation["id"]})
                 loop.call_later(self._accept_delay, socket.send_text, accept)
             case "accepted":
+                self.figures.accepts_answered += 1
                 # Only work the service confirmed is held, and completed: an accept refused (the conversation
                 # closed meanwhile) leaves nothing to complete.
                 complete = json.dumps({"type": "complete", "conversation_id": message["conversation_id"]})
@@ -132,6 +145,7 @@ class AgentPool:
             case "revoked":
                 self.figures.revoked += 1
             case "error":
+                self.figures.accepts_answered += 1
                 self.figures.errors.append(message["error"]["message"])
 
     def _reached(self) -> None:

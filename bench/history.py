@@ -1,5 +1,5 @@
 """`--history N`: every customer the traffic can draw comes with N earlier contacts, as in a contact center that
-has run for a while — so cards, which carry the whole timeline (up to `store.cards.TIMELINE_LIMIT` entries),
+has run for a while — so cards, which carry their timeline's first page (`store.cards.TIMELINE_LIMIT` entries),
 weigh what they weigh in production. Written straight into the run's database before the load starts."""
 
 from __future__ import annotations

@@ -81,6 +81,17 @@ class Authenticator:
             await self._refuse_integration(token, "the admin's or an agent's token")
             raise Unauthorized("unknown token")
 
+    async def require_staff_actor(self, request: web.Request) -> str:
+        """The admin or any agent, named as an audit trail names them: `admin` or `agent:<id>`."""
+        token = bearer_token(request)
+        if self.is_admin(token):
+            return "admin"
+        agent = await self._directory.agent_by_token(token)
+        if agent is None:
+            await self._refuse_integration(token, "the admin's or an agent's token")
+            raise Unauthorized("unknown token")
+        return f"agent:{agent.id}"
+
     async def require_integration(self, request: web.Request) -> Integration | None:
         """What an integration may do (read events, manage its own webhooks), which the admin may do too: the
         calling integration, or None for the admin. 403 for an agent's token, 401 for an unknown one."""

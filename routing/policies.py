@@ -42,7 +42,7 @@ QUEUE_FOR_A_CONTACT = Policy(
     ),
     runs_in=(
         # The recording of every inbound contact, in the transaction that stores it.
-        Site(_MIGRATIONS, "migrations/013_voice.sql", "cc_record_inbound"),
+        Site(_MIGRATIONS, "migrations/016_one_card.sql", "cc_record_inbound"),
         # A contact left in a conversation closed before any agent saw it finds its place again.
         Site(_MIGRATIONS, "migrations/010_events_outbox.sql", "cc_rehome_inbound"),
     ),

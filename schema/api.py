@@ -55,6 +55,11 @@ class ErrorDetail(BaseModel):
     code: str
     message: str
     field: str | None = None
+    client_id: uuid.UUID | None = Field(
+        default=None,
+        description="a 409 about another client's card names it (an identity it holds)",
+        exclude_if=lambda client_id: client_id is None,
+    )
 
 
 class ErrorBody(BaseModel):

@@ -159,6 +159,38 @@ class IdentityAddedV1(EventData):
     verified: bool
 
 
+class ClientUpdatedV1(EventData):
+    client_id: uuid.UUID
+    fields: list[str] = Field(description="what changed: `profile.<field>` or `tags` (names only, no values)")
+
+
+class ClientNoteAddedV1(EventData):
+    client_id: uuid.UUID
+    note_id: uuid.UUID
+    author: str = Field(description="`admin` or `agent:<id>`")
+
+
+class ClientMergedV1(EventData):
+    merge_id: uuid.UUID
+    survivor_id: uuid.UUID
+    merged_id: uuid.UUID = Field(description="from now on answers as the survivor")
+    actor: str = Field(description="`admin` or `agent:<id>`")
+    reason: str
+
+
+class ClientUnmergedV1(EventData):
+    merge_id: uuid.UUID
+    survivor_id: uuid.UUID
+    merged_id: uuid.UUID = Field(description="a card of its own again")
+    actor: str
+
+
+class ClientErasedV1(EventData):
+    client_id: uuid.UUID
+    merged: list[uuid.UUID] = Field(description="the cards merged into it, erased with it")
+    actor: str
+
+
 class AgentStateChangedV1(EventData):
     agent_id: uuid.UUID
     state: Literal["available", "away", "offline"]
@@ -305,6 +337,16 @@ EVENT_KINDS = (
     EventKind("message.sent", MessageSentV1, "an agent's reply left on the conversation's channel", "conversation"),
     EventKind("client.created", ClientCreatedV1, "a contact from an unknown identity made a new card", "client"),
     EventKind("identity.added", IdentityAddedV1, "an identity (phone, email, visitor) joined a card", "client"),
+    EventKind("client.updated", ClientUpdatedV1, "an agent edited a card's profile or tags", "client"),
+    EventKind("client.note_added", ClientNoteAddedV1, "an agent added a note to a card", "client"),
+    EventKind("client.merged", ClientMergedV1, "a card was merged into another", "client"),
+    EventKind("client.unmerged", ClientUnmergedV1, "a merge was undone: both cards as they were", "client"),
+    EventKind(
+        "client.erased",
+        ClientErasedV1,
+        "a card's personal data was erased, here and in the events kept (its counts stay)",
+        "client",
+    ),
     EventKind("agent.state_changed", AgentStateChangedV1, "an agent became available, away or offline", "agent"),
     EventKind("mail.received", MailReceivedV1, "a mail was taken in over SMTP and stored (before its 250)", "mail"),
     EventKind("mail.sent", MailSentV1, "the relay took an agent's reply", "mail"),
@@ -333,9 +375,6 @@ RESERVED_NAMES = (
     "conversation.transferred",
     "message.delivered",
     "message.failed",
-    "client.updated",
-    "client.merged",
-    "client.unmerged",
 )
 
 

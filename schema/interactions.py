@@ -28,6 +28,7 @@ class IdentityKind(StrEnum):
     PHONE = "phone"
     EMAIL = "email"
     VISITOR = "visitor"
+    EXTERNAL = "external"  # another system's customer number (an ERP's, a dealer system's)
 
 
 class Interaction(BaseModel):

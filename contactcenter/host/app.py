@@ -23,11 +23,14 @@ from contactcenter.agents.replies import Replies
 from contactcenter.agents.staffing import Staffing
 from contactcenter.agents.withdrawal import Withdrawals
 from contactcenter.api.admin import AdminApi
+from contactcenter.api.card_edits import CardEditsApi
 from contactcenter.api.clients import ClientsApi
 from contactcenter.api.events import EventsApi
 from contactcenter.api.integrations import IntegrationsApi
+from contactcenter.api.merges import MergesApi
 from contactcenter.api.openapi import OpenApiDocument
 from contactcenter.api.operations import Operation
+from contactcenter.api.privacy import PrivacyApi
 from contactcenter.auth import Authenticator
 from contactcenter.bus import QueueSpec
 from contactcenter.events.relay import EventRelay
@@ -40,7 +43,10 @@ from contactcenter.metrics import METRICS, Metrics
 from contactcenter.origins import web_origins
 from contactcenter.periodic import Periodic
 from contactcenter.settings import Settings
+from contactcenter.store.card_edits import CardEdits
 from contactcenter.store.integrations import Integrations
+from contactcenter.store.merges import Merges
+from contactcenter.store.privacy import Privacy
 from contactcenter.store.waiting import WaitingContacts
 from contactcenter.supervision.actions import SupervisorActions
 from contactcenter.supervision.api import SupervisorApi
@@ -79,6 +85,9 @@ HTTP_APIS = (
     MetricsEndpoint,
     AdminApi,
     ClientsApi,
+    CardEditsApi,
+    MergesApi,
+    PrivacyApi,
     AgentGateway,
     EventsApi,
     IntegrationsApi,
@@ -177,6 +186,9 @@ async def _start_api(
             *(route for parts in channels for route in parts.routes),
             *AdminApi(auth, services.directory).routes(),
             *ClientsApi(auth, services.cards, settings.default_region).routes(),
+            *CardEditsApi(auth, services.cards, CardEdits(services.pool), settings.default_region).routes(),
+            *MergesApi(auth, services.cards, Merges(services.pool)).routes(),
+            *PrivacyApi(auth, services.cards, Privacy(services.pool)).routes(),
             *gateway.routes(),
             *EventsApi(auth, services.pool, settings.namespace).routes(),
             *IntegrationsApi(auth, integrations).routes(),

@@ -19,7 +19,7 @@ from contactcenter.batching import Batcher
 from contactcenter.errors import NotFound
 from contactcenter.identities import Identity
 from contactcenter.store import InteractionInContext, OpenConversation, RecordedInteraction
-from contactcenter.store.cards import CARD_OF_INTERACTION, TIMELINE_LIMIT
+from contactcenter.store.cards import CARD_OF_INTERACTION, TIMELINE_LIMIT, TIMELINE_PAGE_MAX
 from schema import Channel, Direction, Interaction
 from schema.interactions import SENDER_KINDS_BEFORE_ISSUE_14
 
@@ -173,7 +173,7 @@ SELECT coalesce(json_agg(json_build_object(
                           'received_at', x.received_at)
                       ORDER BY x.received_at, x.id), '[]'::json)
                FROM (SELECT * FROM interactions WHERE conversation_id = v.id
-                     ORDER BY received_at DESC LIMIT {TIMELINE_LIMIT}) x))
+                     ORDER BY received_at DESC LIMIT {TIMELINE_PAGE_MAX}) x))
        ORDER BY v.opened_at, v.id), '[]'::json)::text
 FROM conversations v
 LEFT JOIN queues q ON q.id = v.queue_id

@@ -108,7 +108,17 @@ async def test_a_customers_mail_pops_the_card_the_reply_threads_and_the_answer_j
     assert refused == {}
     offer = await _accepted_offer(mail_service, desktop)
     card = offer["card"]
-    assert card["identities"] == [{"kind": "email", "value": CUSTOMER, "verified": False}]
+    assert card["identities"] == [
+        {
+            "kind": "email",
+            "value": CUSTOMER,
+            "raw": CUSTOMER,
+            "verified": False,
+            "source": "contact",
+            "flags": [],
+            "shared": False,
+        }
+    ]
     interaction = offer["reservation"]["interaction"]
     assert interaction["channel"] == "email"
     assert interaction["provider_id"] == "order-1@customer.example"
@@ -226,7 +236,17 @@ async def test_dmarc_pass_verifies_the_sender_only_in_the_trusted_relays_own_hea
     )
     await send_mail(port, forged, sender="bob@bank.example")
     offer = await _accepted_offer(mail_service, desktop)
-    assert offer["card"]["identities"] == [{"kind": "email", "value": "bob@bank.example", "verified": False}]
+    assert offer["card"]["identities"] == [
+        {
+            "kind": "email",
+            "value": "bob@bank.example",
+            "raw": "bob@bank.example",
+            "verified": False,
+            "source": "contact",
+            "flags": [],
+            "shared": False,
+        }
+    ]
     await desktop.command({"type": "complete", "conversation_id": offer["reservation"]["conversation_id"]}, "completed")
 
     genuine = customer_mail(
@@ -236,7 +256,17 @@ async def test_dmarc_pass_verifies_the_sender_only_in_the_trusted_relays_own_hea
     )
     await send_mail(port, genuine, sender="carol@bank.example")
     offer = await _accepted_offer(mail_service, desktop)
-    assert offer["card"]["identities"] == [{"kind": "email", "value": "carol@bank.example", "verified": True}]
+    assert offer["card"]["identities"] == [
+        {
+            "kind": "email",
+            "value": "carol@bank.example",
+            "raw": "carol@bank.example",
+            "verified": True,
+            "source": "contact",
+            "flags": [],
+            "shared": False,
+        }
+    ]
     await desktop.close()
 
 
@@ -333,7 +363,17 @@ async def test_a_reply_from_another_address_and_a_bounce_of_our_reply_join_the_t
 
     card = (await _card(mail_service, CUSTOMER))[1]
     # Filed on Ann's card, as a claim: neither Bob nor the mailer daemon joined it.
-    assert card["identities"] == [{"kind": "email", "value": CUSTOMER, "verified": False}]
+    assert card["identities"] == [
+        {
+            "kind": "email",
+            "value": CUSTOMER,
+            "raw": CUSTOMER,
+            "verified": False,
+            "source": "contact",
+            "flags": [],
+            "shared": False,
+        }
+    ]
     assert len(card["timeline"]) == 4
     assert (await _card(mail_service, "bob@customer.example"))[0] == 404
     # The automated bounce was answered by nobody: only the agent's own reply left.

@@ -33,7 +33,17 @@ async def test_sms_pops_the_whole_card_and_the_next_sms_joins_the_accepted_conve
 
     offer = await desktop.receive("offer")
     card = offer["card"]
-    assert card["identities"] == [{"kind": "phone", "value": SENDER_E164, "verified": True}]
+    assert card["identities"] == [
+        {
+            "kind": "phone",
+            "value": SENDER_E164,
+            "raw": SENDER,
+            "verified": True,
+            "source": "contact",
+            "flags": [],
+            "shared": False,
+        }
+    ]
     assert [(e["channel"], e["direction"], e["body"]) for e in card["timeline"]] == [
         ("sms", "inbound", "Is my car ready?")
     ]
@@ -124,7 +134,10 @@ async def test_a_contact_after_one_that_found_no_agent_free_still_pops_its_whole
     offer = await desktop.receive("offer")
     assert offer["reservation"]["interaction"]["body"] == "and now?"
     assert offer["reservation"]["queue"] == "sales"
-    assert offer["card"]["identities"] == [{"kind": "phone", "value": "+14155550102", "verified": True}]
+    assert [(i["kind"], i["value"], i["verified"]) for i in offer["card"]["identities"]] == [
+        ("phone", "+14155550102", True)
+    ]
+    assert offer["card"]["counts"] == {"sms": 1}
     assert [entry["body"] for entry in offer["card"]["timeline"]] == ["and now?"]
     await desktop.close()
 

@@ -130,7 +130,17 @@ async def test_a_call_chooses_its_queue_in_the_menu_pops_the_card_and_is_connect
     assert offer["reservation"]["queue"] == "service"
     interaction = offer["reservation"]["interaction"]
     assert (interaction["channel"], interaction["provider_id"], interaction["from_address"]) == ("voice", sid, CALLER)
-    assert offer["card"]["identities"] == [{"kind": "phone", "value": CALLER, "verified": True}]
+    assert offer["card"]["identities"] == [
+        {
+            "kind": "phone",
+            "value": CALLER,
+            "raw": CALLER,
+            "verified": True,
+            "source": "contact",
+            "flags": [],
+            "shared": False,
+        }
+    ]
 
     # The wait URL announces the caller's place, then holds: Twilio plays it again when it ends.
     waiting = await call(service, f"{VOICE}/wait?max_wait=120", sid, QueuePosition="3", QueueTime="12")

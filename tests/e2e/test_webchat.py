@@ -43,7 +43,17 @@ async def test_a_visitor_message_pops_the_card_and_the_agents_reply_reaches_the_
     offer = await desktop.receive("offer")
     interaction = offer["reservation"]["interaction"]
     assert (interaction["channel"], interaction["body"]) == ("chat", "Do you ship to Norway?")
-    assert offer["card"]["identities"] == [{"kind": "visitor", "value": visitor_id, "verified": True}]
+    assert offer["card"]["identities"] == [
+        {
+            "kind": "visitor",
+            "value": visitor_id,
+            "raw": visitor_id,
+            "verified": True,
+            "source": "contact",
+            "flags": [],
+            "shared": False,
+        }
+    ]
     conversation_id = offer["reservation"]["conversation_id"]
     await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
     assert (await visitor.receive("agent"))["activity"] == "joined"

@@ -108,6 +108,8 @@ def test_each_message_payload_of_the_asyncapi_document_accepts_that_event_as_pub
 
 def _example(annotation: Any) -> Any:
     text = str(annotation)
+    if text.startswith("list["):
+        return [_example(annotation.__args__[0])]
     if "UUID" in text:
         return str(uuid.uuid4())
     if "datetime" in text:

@@ -9,7 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from contactcenter.errors import Invalid
-from contactcenter.identities import normalise_phone, sender_identity
+from contactcenter.identities import (
+    identity_value,
+    normalise_email,
+    normalise_phone,
+    phone_identity,
+    read_phone,
+    sender_identity,
+)
 from schema import Channel, IdentityKind, Interaction
 
 
@@ -53,3 +60,54 @@ def test_email_identities_are_lower_cased() -> None:
     )
     identity = sender_identity(interaction, "US")
     assert (identity.kind, identity.value) == (IdentityKind.EMAIL, "ann@example.com")
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("+1 415 555 0100 ext. 12", "+14155550100;ext=12"),
+        ("(415) 555-0100 x12", "+14155550100;ext=12"),
+        ("+14155550100", "+14155550100"),
+        ("611", "611"),
+    ],
+)
+def test_an_extension_and_a_short_code_are_kept_apart_from_the_line(given: str, kept: str) -> None:
+    assert phone_identity(given, "US") == kept
+
+
+@pytest.mark.parametrize(
+    ("sender", "kept"),
+    [
+        ("ACME", "ACME"),
+        ("  Bank-Alert ", "Bank-Alert"),
+        ("555-0199-not-a-number", "555-0199-not-a-number"),
+        ("", "unknown"),
+    ],
+)
+def test_a_contact_s_sender_that_is_no_number_is_recorded_as_given_never_refused(sender: str, kept: str) -> None:
+    assert read_phone(sender, "US") == kept
+
+
+@given(st.text(max_size=40))
+def test_reading_any_sender_gives_a_value_and_reads_it_again_the_same(text: str) -> None:
+    kept = read_phone(text, "US")
+    assert kept and read_phone(kept, "US") == kept
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        (" Dana.Scully+fbi@Example.COM ", "dana.scully+fbi@example.com"),  # no provider-specific rewriting
+        ("dana@EXAMPLE.com", "dana@example.com"),
+        ("zoë@bücher.de", "zoë@bücher.de"),
+    ],
+)
+def test_emails_take_email_validator_s_normal_form(given: str, kept: str) -> None:
+    assert normalise_email(given) == kept
+
+
+@pytest.mark.parametrize("garbage", ["no-at-sign", "dana@@example.com", "dana\x00@example.com", "Dana <d@example.com>"])
+def test_what_is_no_email_address_is_refused_naming_the_field(garbage: str) -> None:
+    with pytest.raises(Invalid) as refused:
+        identity_value(IdentityKind.EMAIL, garbage, "US", field="value")
+    assert refused.value.field == "value"

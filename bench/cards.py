@@ -1,0 +1,207 @@
+"""`python -m bench.cards [--clients N]`: the card at scale. Loads N clients, 2N identities (a phone and an
+email each) and 10N interactions with COPY into a schema of its own (1,000,000 by default: minutes; pass a
+smaller `--clients` for a quick run), then measures, in one run, one after another:
+
+- `api_lookup`: `GET /api/v1/clients/lookup?phone=…` through the API (the card with its first page);
+- `sql_card`: the same card straight from PostgreSQL (`cc_card`), and `sql_point`: the raw point lookup of
+  the identity, the floor beneath both;
+- `resolution`: an inbound contact's recording for a known sender (`cc_record_inbound`: resolve, store, attach).
+
+Prints one JSON line: the counts loaded, the load's seconds, and p50/p99 in ms of each measure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import asyncpg
+from pydantic import SecretStr
+
+from bench.schemas import own_schema
+from contactcenter.host.app import Role, create_app
+from contactcenter.settings import Settings
+
+BATCH = 50_000
+START = datetime(2024, 1, 1, tzinfo=UTC)
+ADMIN = "bench-admin-token"
+
+
+def _phone(n: int) -> str:
+    return f"+1415{n:07d}"
+
+
+async def load(pool: asyncpg.Pool, clients: int) -> None:
+    """Clients, their identities, one closed conversation each and ten interactions each, by COPY. The
+    activity counter's trigger is off during the load and its table filled in one statement after."""
+    async with pool.acquire() as conn:
+        await conn.execute("ALTER TABLE interactions DISABLE TRIGGER interactions_counted")
+        for first in range(0, clients, BATCH):
+            numbers = range(first, min(first + BATCH, clients))
+            ids = [uuid.UUID(int=n + 1) for n in numbers]
+            conversations = [uuid.UUID(int=(1 << 64) + n) for n in numbers]
+            await conn.copy_records_to_table("clients", records=[(i,) for i in ids], columns=["id"])
+            await conn.copy_records_to_table(
+                "identities",
+                records=[
+                    r
+                    for n, i in zip(numbers, ids, strict=True)
+                    for r in (("phone", _phone(n), i, True), ("email", f"client{n}@example.com", i, True))
+                ],
+                columns=["kind", "value", "client_id", "verified"],
+            )
+            await conn.copy_records_to_table(
+                "conversations",
+                records=[(v, i, "sms", "closed") for v, i in zip(conversations, ids, strict=True)],
+                columns=["id", "client_id", "channel", "state"],
+            )
+            await conn.copy_records_to_table(
+                "interactions",
+                records=[
+                    (
+                        uuid.uuid4(),
+                        "sms" if k % 2 else "voice",
+                        "inbound",
+                        f"P{n}-{k}",
+                        i,
+                        v,
+                        _phone(n),
+                        "+15005550006",
+                        True,
+                        f"message {k}",
+                        START + timedelta(minutes=n % 100_000 + k),
+                    )
+                    for n, i, v in zip(numbers, ids, conversations, strict=True)
+                    for k in range(10)
+                ],
+                columns=[
+                    "id",
+                    "channel",
+                    "direction",
+                    "provider_id",
+                    "client_id",
+                    "conversation_id",
+                    "from_address",
+                    "to_address",
+                    "from_verified",
+                    "body",
+                    "received_at",
+                ],
+            )
+        await conn.execute(
+            "INSERT INTO client_activity (client_id, channel, interactions, last_at)"
+            " SELECT client_id, channel, count(*), max(received_at) FROM interactions GROUP BY client_id, channel"
+        )
+        await conn.execute("ALTER TABLE interactions ENABLE TRIGGER interactions_counted")
+        await conn.execute("VACUUM ANALYZE")
+
+
+async def _timed(samples: int, call: Callable[[int], Awaitable[object]]) -> dict[str, float]:
+    seconds = []
+    for n in range(samples):
+        started = time.perf_counter()
+        await call(n)
+        seconds.append(time.perf_counter() - started)
+    seconds.sort()
+    return {
+        "p50_ms": round(statistics.median(seconds) * 1000, 3),
+        "p99_ms": round(seconds[int(len(seconds) * 0.99) - 1] * 1000, 3),
+    }
+
+
+RESOLVE = """
+SELECT o_client_id FROM cc_record_inbound($1, 'sms', 'inbound', $2, 'phone', $3, true, $3, '+15005550006', 'hi', now())
+"""
+
+
+async def measure(pool: asyncpg.Pool, base_url: str, clients: int, samples: int) -> dict[str, Any]:
+    rng = random.Random(19)
+    picks = [rng.randrange(clients) for _ in range(samples)]
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    url = f"{base_url}/api/v1/clients/lookup"
+    async with aiohttp.ClientSession() as http:
+
+        async def api_lookup(n: int) -> None:
+            async with http.get(url, params={"phone": _phone(picks[n])}, headers=headers) as response:
+                assert response.status == 200, response.status
+                await response.read()
+
+        async def sql_card(n: int) -> None:
+            await pool.fetchval(
+                "SELECT cc_card((SELECT client_id FROM identities WHERE kind = 'phone' AND value = $1), 50)",
+                _phone(picks[n]),
+            )
+
+        async def sql_point(n: int) -> None:
+            await pool.fetchval(
+                "SELECT client_id FROM identities WHERE kind = 'phone' AND value = $1", _phone(picks[n])
+            )
+
+        async def resolution(n: int) -> None:
+            await pool.fetchval(RESOLVE, uuid.uuid4(), f"R{uuid.uuid4().hex}", _phone(picks[n]))
+
+        results: dict[str, Any] = {}
+        for name, call in (
+            ("api_lookup", api_lookup),
+            ("sql_card", sql_card),
+            ("sql_point", sql_point),
+            ("resolution", resolution),
+        ):
+            await _timed(min(50, samples), call)  # warm: plans, caches
+            results[name] = await _timed(samples, call)
+    return results
+
+
+async def run(database_url: str, clients: int, samples: int, keep: bool) -> dict[str, Any]:
+    async with own_schema(database_url, "bench_cards", keep=keep) as (schema, pool):
+        started = time.perf_counter()
+        await load(pool, clients)
+        loaded = time.perf_counter() - started
+        settings = Settings(
+            _env_file=None,
+            database_url=SecretStr(database_url),
+            database_schema=schema,
+            namespace=schema,
+            admin_token=SecretStr(ADMIN),
+            default_region="US",
+        )
+        runner = aiohttp.web.AppRunner(create_app(settings, Role.API))
+        await runner.setup()
+        site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # the port the OS gave
+        try:
+            figures = await measure(pool, f"http://127.0.0.1:{port}", clients, samples)
+        finally:
+            await runner.cleanup()
+    return {
+        "bench": "cards",
+        "clients": clients,
+        "identities": 2 * clients,
+        "interactions": 10 * clients,
+        "load_seconds": round(loaded, 1),
+        **figures,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--clients", type=int, default=1_000_000)
+    parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--keep", action="store_true", help="keep the loaded schema (for EXPLAIN)")
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(run(args.database_url, args.clients, args.samples, args.keep))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""A migrated PostgreSQL schema of a bench's own, dropped afterwards (unless kept, to look at it)."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+
+from contactcenter.store import open_pool
+from contactcenter.store.migrate import migrate
+
+
+@contextlib.asynccontextmanager
+async def own_schema(database_url: str, prefix: str, *, keep: bool = False) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
+    """The schema's name and a pool on it, migrated."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(database_url)
+    try:
+        await admin.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+            pool = await open_pool(database_url, schema=schema)
+            try:
+                await migrate(pool)
+                yield schema, pool
+            finally:
+                await pool.close()
+        finally:
+            if not keep:
+                await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    finally:
+        await admin.close()

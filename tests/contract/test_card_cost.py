@@ -1,0 +1,109 @@
+"""The card's cost follows its first page, never its history: the same work (buffers PostgreSQL touches, all
+statements nested in `cc_card` counted) at 10 entries and at 10,000; and the pages after it, by cursor, give
+every entry once, newest first, of one channel or all."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import asyncpg
+
+from contactcenter.store.cards import TIMELINE_LIMIT, Cards
+from schema import Channel
+
+# A client with `$2` interactions, alternating sms and voice, one second apart.
+CLIENT_WITH_HISTORY = """
+WITH c AS (INSERT INTO clients (id) VALUES ($1) RETURNING id),
+     i AS (INSERT INTO identities (kind, value, client_id, verified) SELECT 'phone', $3, id, true FROM c),
+     v AS (INSERT INTO conversations (id, client_id, channel, state)
+           SELECT gen_random_uuid(), id, 'sms', 'closed' FROM c RETURNING id, client_id)
+INSERT INTO interactions (id, channel, direction, provider_id, client_id, conversation_id, from_address, to_address,
+                          from_verified, body, received_at)
+SELECT gen_random_uuid(), CASE WHEN n % 2 = 0 THEN 'sms' ELSE 'voice' END, 'inbound', 'P' || $1 || n, v.client_id,
+       v.id, $3, '+15005550006', true, 'entry ' || n, timestamptz '2026-01-01' + make_interval(secs => n)
+FROM v, generate_series(1, $2) AS n
+"""
+
+
+async def _client(pool: asyncpg.Pool, entries: int, phone: str) -> uuid.UUID:
+    client_id = uuid.uuid4()
+    # Loaded at once, as the bench loads: through the activity trigger, the client's one row would be rewritten
+    # once per entry, and while other sessions' snapshots hold the dead versions no vacuum can clear them — a
+    # cost of the loading, not of the card. The counts are written once, as the trigger would have.
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("ALTER TABLE interactions DISABLE TRIGGER interactions_counted")
+        await conn.execute(CLIENT_WITH_HISTORY, client_id, entries, phone)
+        await conn.execute(
+            "INSERT INTO client_activity (client_id, channel, interactions, last_at)"
+            " SELECT client_id, channel, count(*), max(received_at) FROM interactions WHERE client_id = $1"
+            " GROUP BY client_id, channel",
+            client_id,
+        )
+        await conn.execute("ALTER TABLE interactions ENABLE TRIGGER interactions_counted")
+    await pool.execute("ANALYZE interactions")
+    return client_id
+
+
+async def _buffers_of_card(pool: asyncpg.Pool, client_id: uuid.UUID) -> int:
+    """Shared buffers touched by every statement `cc_card` runs (auto_explain, nested statements included)."""
+    plans: list[str] = []
+
+    def listen(_conn: object, message: Any) -> None:
+        plans.append(message.message)
+
+    async with pool.acquire() as conn:
+        conn.add_log_listener(listen)
+        await conn.execute(
+            "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; SET auto_explain.log_analyze = on;"
+            " SET auto_explain.log_buffers = on; SET auto_explain.log_nested_statements = on;"
+            " SET auto_explain.log_format = json; SET client_min_messages = log"
+        )
+        try:
+            await conn.fetchval("SELECT cc_card($1, $2)", client_id, TIMELINE_LIMIT)  # plans cached, then:
+            plans.clear()
+            await conn.fetchval("SELECT cc_card($1, $2)", client_id, TIMELINE_LIMIT)
+        finally:
+            await conn.execute("RESET client_min_messages; RESET auto_explain.log_min_duration")
+            conn.remove_log_listener(listen)
+    total = 0
+    for text in plans:
+        body = text[text.index("{") :]
+        total += _buffers(json.loads(body)["Plan"])
+    assert total > 0, plans
+    return total
+
+
+def _buffers(plan: dict[str, Any]) -> int:
+    """The plan's own buffers: a node's counts include its children's, so the top node's are the total."""
+    return int(plan.get("Shared Hit Blocks", 0)) + int(plan.get("Shared Read Blocks", 0))
+
+
+async def test_the_card_costs_the_same_at_ten_entries_and_at_ten_thousand(pool: asyncpg.Pool) -> None:
+    small = await _client(pool, 10, "+14155550191")
+    large = await _client(pool, 10_000, "+14155550192")
+    small_cost, large_cost = await _buffers_of_card(pool, small), await _buffers_of_card(pool, large)
+    # The large history's indexes may be a level deeper: a few more pages, never the history's hundreds.
+    assert large_cost <= small_cost + 30, (small_cost, large_cost)
+    card = json.loads(await Cards(pool).by_id(large) or "")
+    assert card["counts"] == {"sms": 5000, "voice": 5000}
+    assert card["last_contact_at"].startswith("2026-01-01T02:46:40")
+    assert len(card["timeline"]) == TIMELINE_LIMIT and card["timeline"][0]["body"] == "entry 10000"
+
+
+async def test_the_pages_after_the_first_give_every_entry_once_newest_first(pool: asyncpg.Pool) -> None:
+    client_id = await _client(pool, 1_001, "+14155550193")
+    cards = Cards(pool)
+    for channel, expected in ((None, range(1001, 0, -1)), (Channel.VOICE, range(1001, 0, -2))):
+        seen: list[str] = []
+        cursor = None
+        while True:
+            text = await cards.timeline(client_id, limit=200, cursor=cursor, channel=channel)
+            page = json.loads(text or "")
+            seen += [entry["body"] for entry in page["entries"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == [f"entry {n}" for n in expected]
+    assert await cards.timeline(uuid.uuid4(), limit=10) is None
