@@ -42,18 +42,22 @@ def summarise(
     stored: int,
     duplicated: int,
     waiting: int,
+    event_lag: dict[str, object] | None = None,
 ) -> dict[str, object]:
     """The run's figures: `elapsed` from the first send until the last contact reached an agent and the queue
     was empty; `stored` and `duplicated` as PostgreSQL holds the acknowledged contacts; `waiting` the
-    conversations still without an agent when the bench stopped waiting (0 in a valid run)."""
+    conversations still without an agent when the bench stopped waiting (0 in a valid run); `event_lag` what
+    the consumer bound to the events exchange measured (bench.event_lag), None when it did not run."""
     latencies = agents.arrival_to_offer_ms
     achieved = len(traffic.accepted) / elapsed
+    carried = len(traffic.accepted)
     result: dict[str, object] = {
         "benchmark": "end_to_end",
         "mix": parse_mix(args.mix),
         "customers": args.customers,
         "history_per_customer": args.history,
         "mode": "embedded" if args.embedded else f"production ({args.routers} router(s))",
+        "events": not args.no_events,
         "offered_rate_per_s": args.rate,
         "duration_s": round(elapsed, 2),
         "sent": traffic.sent,
@@ -86,12 +90,16 @@ def summarise(
                 "cpu_percent": round(p.cpu_percent, 1),
                 "peak_rss_mb": round(p.peak_rss_mb, 1),
                 "rss_growth_after_warmup_pct": p.growth_after_warmup_pct(),
-                "system_calls_per_interaction": round(p.system_calls / len(traffic.accepted), 1)
-                if traffic.accepted
-                else None,
+                "system_calls_per_interaction": round(p.system_calls / carried, 1) if carried else None,
+                # CPU seconds (user + system, /proc) over the window per contact carried, in ms: far steadier
+                # than a rate when other work shares the cores.
+                "cpu_ms_per_interaction": round(1000 * p.cpu_seconds / carried, 3) if carried else None,
             }
             for p in service.figures
         ],
+        "service_cpu_ms_per_interaction": round(1000 * sum(p.cpu_seconds for p in service.figures) / carried, 3)
+        if carried
+        else None,
         "machine_cpu_percent": service.machine_cpu_percent,
         # The whole machine's CPU (service, servers, load generator) per contact carried: two cores carry at
         # best 2,000 / this many contacts a second.
@@ -106,6 +114,9 @@ def summarise(
         if traffic.accepted
         else {},
     }
+    if event_lag is not None:
+        # From the change's commit (the event's `time`) to a consumer bound to the events exchange.
+        result["event_lag_ms"] = event_lag
     if raw is None:
         # Said, not left out silently: a reader of the figures must know there is no ratio, and why.
         result["raw_not_measured"] = (
@@ -157,7 +168,13 @@ def table(result: dict[str, object]) -> str:
         lines.append(
             f"process {process['role']:<12} cpu {process['cpu_percent']}%  peak {process['peak_rss_mb']} MiB"
             f"  system calls per interaction {process['system_calls_per_interaction']}"
+            f"  cpu per interaction {process['cpu_ms_per_interaction']} ms"
         )
+    lines.append(f"service cpu per interaction {result['service_cpu_ms_per_interaction']} ms")
+    if "event_lag_ms" in result:
+        lines.append(f"event lag (ms)       {result['event_lag_ms']}")
+    else:
+        lines.append(f"event lag            not measured (events {'on' if result['events'] else 'off'})")
     machine = result["machine_cpu_percent"]
     assert isinstance(machine, dict)
     lines.append("machine cpu          " + ", ".join(f"{group} {cpu}%" for group, cpu in machine.items()))

@@ -196,8 +196,9 @@ async def _start_router(
     ):
         job.start()
         stack.push_async_callback(job.stop)
-    await _start_events(settings, services, stack)
-    await _start_webhook_dispatcher(settings, services, stack)
+    if settings.events:
+        await _start_events(settings, services, stack)
+        await _start_webhook_dispatcher(settings, services, stack)
 
 
 async def _start_events(settings: Settings, services: Services, stack: contextlib.AsyncExitStack) -> None:

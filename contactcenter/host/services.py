@@ -64,6 +64,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             redis,
             namespace=settings.namespace,
             reservation_ttl_ms=int(settings.reservation_timeout_seconds * 1000),
+            events=settings.events,
         )
         cards, conversations = Cards(pool), Conversations(pool)
         relay = NoticeRelay(redis, settings.namespace, timeout=settings.publish_timeout_seconds)
@@ -94,7 +95,7 @@ async def _open_database(settings: Settings, stack: contextlib.AsyncExitStack) -
         postgres = await start_postgres(settings.data_dir)
         stack.push_async_callback(postgres.stop)
         url = postgres.url
-    return await open_pool(url, schema=settings.database_schema)
+    return await open_pool(url, schema=settings.database_schema, events=settings.events)
 
 
 def _open_redis(settings: Settings) -> aioredis.Redis:
