@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import TypeVar, cast
 
@@ -28,7 +28,7 @@ from aio_pika.abc import (
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS, DeliveryError, PublishError
 from pamqp.common import FieldTable
 
-from contactcenter.bus import Delivery, Handler, QueueSpec
+from contactcenter.bus import Delivery, Handler, Outgoing, QueueSpec
 from contactcenter.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -63,14 +63,19 @@ async def _bounded(operation: Awaitable[T], seconds: float, what: str) -> T:
     try:
         async with asyncio.timeout(seconds):
             return await operation
-    except TimeoutError as exc:
-        raise Unavailable(f"RabbitMQ did not answer within {seconds}s ({what})") from exc
-    except PublishError as exc:
-        raise Unavailable(f"RabbitMQ returned the message: no queue is bound for it ({what})") from exc
-    except DeliveryError as exc:
-        raise Unavailable(f"RabbitMQ refused the message ({what})") from exc
-    except CONNECTION_EXCEPTIONS as exc:
-        raise Unavailable(f"RabbitMQ is unavailable ({what}): {type(exc).__name__}") from exc
+    except (TimeoutError, PublishError, DeliveryError, *CONNECTION_EXCEPTIONS) as exc:
+        raise _unavailable(exc, seconds, what) from exc
+
+
+def _unavailable(exc: BaseException, seconds: float, what: str) -> Unavailable:
+    """A broker failure as the bus reports it."""
+    if isinstance(exc, TimeoutError | asyncio.CancelledError):
+        return Unavailable(f"RabbitMQ did not answer within {seconds}s ({what})")
+    if isinstance(exc, PublishError):
+        return Unavailable(f"RabbitMQ returned the message: no queue is bound for it ({what})")
+    if isinstance(exc, DeliveryError):
+        return Unavailable(f"RabbitMQ refused the message ({what})")
+    return Unavailable(f"RabbitMQ is unavailable ({what}): {type(exc).__name__}")
 
 
 class AmqpBus:
@@ -115,13 +120,61 @@ class AmqpBus:
         )
         await _bounded(self._publish(exchange, routing_key, body, properties, mandatory), self._timeout, "publish")
 
-    async def _publish(
-        self, exchange: str, routing_key: str, body: bytes, properties: aiormq.spec.Basic.Properties, mandatory: bool
-    ) -> None:
+    async def publish_many(
+        self, exchange: str, messages: Sequence[Outgoing], *, content_type: str = "application/json"
+    ) -> list[Unavailable | None]:
+        if not messages:
+            return []
+        try:
+            channel = await _bounded(self._channel_for(exchange), self._timeout, "publish")
+        except Unavailable as exc:
+            return [exc] * len(messages)
+        # One task per message, started in order: each takes the channel's lock in turn (a FIFO) and writes its
+        # frames before the next, so the broker reads them in this order; then all await their confirms at once.
+        publishing = [
+            asyncio.ensure_future(
+                channel.basic_publish(
+                    message.body,
+                    exchange=exchange,
+                    routing_key=message.routing_key,
+                    properties=aiormq.spec.Basic.Properties(
+                        message_id=message.message_id,
+                        content_type=content_type,
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT.value,
+                    ),
+                    wait=False,
+                )
+            )
+            for message in messages
+        ]
+        _, late = await asyncio.wait(publishing, timeout=self._timeout)
+        for publish in late:
+            publish.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+        return [self._outcome(publish) for publish in publishing]
+
+    def _outcome(self, publish: asyncio.Future[aiormq.abc.ConfirmationFrameType | None]) -> Unavailable | None:
+        if publish.cancelled():
+            return _unavailable(asyncio.CancelledError(), self._timeout, "publish")
+        failure = publish.exception()
+        if failure is not None:
+            return _unavailable(failure, self._timeout, "publish")
+        confirmation = publish.result()
+        if not isinstance(confirmation, aiormq.spec.Basic.Ack):
+            return Unavailable(f"RabbitMQ did not confirm the message (publish): {type(confirmation).__name__}")
+        return None
+
+    async def _channel_for(self, exchange: str) -> aiormq.Channel:
+        """The publishing channel's current channel, the exchange declared on it."""
         await self._exchange(exchange)
         if self._publish_channel.is_closed:  # closed for good (or reconnecting): say so now, as aio-pika does
             raise aiormq.exceptions.ChannelInvalidStateError("the publishing channel is closed")
-        channel = cast(aiormq.Channel, await self._publish_channel.get_underlay_channel())  # `wait` is aiormq.Channel's
+        return cast(aiormq.Channel, await self._publish_channel.get_underlay_channel())  # `wait` is aiormq.Channel's
+
+    async def _publish(
+        self, exchange: str, routing_key: str, body: bytes, properties: aiormq.spec.Basic.Properties, mandatory: bool
+    ) -> None:
+        channel = await self._channel_for(exchange)
         # aio-pika's `Exchange.publish` keeps the channel's lock until the frame is written and drained, so
         # concurrent publishes leave one per turn of the loop, each waiter rescanning the lock's queue. Without
         # the drain the lock is let go once the frame is queued; the connection's bounded write queue still

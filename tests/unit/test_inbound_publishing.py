@@ -5,13 +5,14 @@ failing alike when the broker refuses it."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
 
 from channels.intake.publishing import PUBLISHING_LANES, InteractionPublisher
-from contactcenter.bus import Handler, QueueSpec, Subscription
+from contactcenter.bus import Handler, Outgoing, QueueSpec, Subscription
 from contactcenter.bus.interactions import Topology, inbound_message, read_inbound_message
 from contactcenter.errors import Unavailable
 from schema import Channel, IdentityKind, Interaction
@@ -53,6 +54,11 @@ class HeldBroker:
         await self.confirming.wait()
         if self.refusing:
             raise Unavailable("RabbitMQ refused the message (publish)")
+
+    async def publish_many(
+        self, exchange: str, messages: Sequence[Outgoing], *, content_type: str = "application/json"
+    ) -> list[Unavailable | None]:
+        raise AssertionError("interactions are published one message at a time")
 
     async def declare(self, spec: QueueSpec) -> None:
         raise AssertionError("publishing declares nothing")
