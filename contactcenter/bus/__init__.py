@@ -92,6 +92,10 @@ class Bus(Protocol):
     async def subscribe(self, spec: QueueSpec, handler: Handler) -> Subscription:
         """Declare `spec` and start calling `handler` for its messages, at most `spec.prefetch` at once."""
 
+    async def unbind(self, spec: QueueSpec, binding_key: str) -> None:
+        """Stop routing `binding_key` to the queue `spec` (declared first if need be; idempotent): messages
+        published from then on do not reach it through that key. What the queue holds stays."""
+
     async def waiting(self, spec: QueueSpec) -> int:
         """Messages ready in the declared queue `spec` (not those out with a consumer): a metric's reading."""
 

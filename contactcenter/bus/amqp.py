@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import TypeVar, cast
 
@@ -216,6 +217,18 @@ class AmqpBus:
         for key in spec.binding_keys:
             await queue.bind(exchange, key)
         return exchange, queue
+
+    async def unbind(self, spec: QueueSpec, binding_key: str) -> None:
+        await _bounded(self._unbind(spec, binding_key), self._timeout, f"unbind {spec.name}")
+
+    async def _unbind(self, spec: QueueSpec, binding_key: str) -> None:
+        channel = await self._connection.channel()
+        try:
+            await self._declare_on(channel, replace(spec, binding_keys=()))
+            underlay = cast(aiormq.Channel, await channel.get_underlay_channel())
+            await underlay.queue_unbind(queue=spec.name, exchange=spec.exchange, routing_key=binding_key)
+        finally:
+            await channel.close()
 
     async def subscribe(self, spec: QueueSpec, handler: Handler) -> AmqpSubscription:
         return await _bounded(self._subscribe(spec, handler), self._timeout, f"subscribe {spec.name}")

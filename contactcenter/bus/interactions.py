@@ -51,6 +51,18 @@ class Topology:
         )
 
     @property
+    def webhooks_queue(self) -> QueueSpec:
+        """The webhook dispatchers' queue on the events exchange. Bound to the patterns of the registered webhooks
+        only (`contactcenter.webhooks.bindings`): events nobody registered for never reach it."""
+        return QueueSpec(
+            name=f"{self.namespace}.webhooks",
+            exchange=self.events,
+            prefetch=self.router_prefetch,
+            delivery_limit=self.delivery_limit,
+            dead_letter_exchange=self.dead_letters,
+        )
+
+    @property
     def dead_letter_queue(self) -> QueueSpec:
         """Keeps what failed too often, for an operator to look at."""
         return QueueSpec(name=f"{self.namespace}.dead-letters", exchange=self.dead_letters, binding_keys=("#",))

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 
 from contactcenter.batching import Batcher
@@ -87,6 +87,11 @@ class MemoryBus:
     async def declare(self, spec: QueueSpec) -> None:
         self._check_open()
         await self._open_queue(spec)
+
+    async def unbind(self, spec: QueueSpec, binding_key: str) -> None:
+        self._check_open()
+        queue = await self._open_queue(replace(spec, binding_keys=()))
+        queue.bindings.discard(binding_key)
 
     async def _open_queue(self, spec: QueueSpec) -> _Queue:
         if self._journal is not None and spec.shared:

@@ -23,7 +23,6 @@ from contactcenter.api.integrations import IntegrationsApi
 from contactcenter.api.openapi import OpenApiDocument
 from contactcenter.api.operations import Operation
 from contactcenter.auth import Authenticator
-from contactcenter.bus import QueueSpec
 from contactcenter.events import outbox
 from contactcenter.events.relay import EventRelay
 from contactcenter.events.stream import LiveEventStream
@@ -37,6 +36,7 @@ from contactcenter.periodic import Periodic
 from contactcenter.settings import Settings
 from contactcenter.store.integrations import Integrations
 from contactcenter.webhooks.api import WebhooksApi
+from contactcenter.webhooks.bindings import WebhookBindings
 from contactcenter.webhooks.deliveries import Deliveries
 from contactcenter.webhooks.destinations import GuardedResolver
 from contactcenter.webhooks.dispatcher import RetryPolicy, WebhookDispatcher
@@ -152,7 +152,7 @@ async def _start_api(
             *gateway.routes(),
             *EventsApi(auth, services.pool, settings.namespace).routes(),
             *IntegrationsApi(auth, integrations).routes(),
-            *WebhooksApi(auth, Webhooks(services.pool), guard).routes(),
+            *WebhooksApi(auth, _webhooks(services), guard).routes(),
             *OpenApiDocument(http_operations()).routes(),
         ]
     )
@@ -224,23 +224,22 @@ async def _start_events(settings: Settings, services: Services, stack: contextli
     stack.push_async_callback(retention.stop)
 
 
+def _webhooks(services: Services) -> Webhooks:
+    return Webhooks(services.pool, WebhookBindings(services.bus, services.topology.webhooks_queue))
+
+
 async def _start_webhook_dispatcher(settings: Settings, services: Services, stack: contextlib.AsyncExitStack) -> None:
     guard = GuardedResolver(allow_private=settings.webhook_allow_private)
     stack.push_async_callback(guard.close)
     http = open_delivery_session(guard)
     stack.push_async_callback(http.close)
+    webhooks = _webhooks(services)
+    await webhooks.bind_every_pattern()
     dispatcher = WebhookDispatcher(
         bus=services.bus,
-        queue=QueueSpec(
-            name=f"{settings.namespace}.webhooks",
-            exchange=services.topology.events,
-            binding_keys=("#",),
-            prefetch=settings.router_prefetch,
-            delivery_limit=settings.delivery_limit,
-            dead_letter_exchange=services.topology.dead_letters,
-        ),
+        queue=services.topology.webhooks_queue,
         deliveries=Deliveries(services.pool),
-        webhooks=Webhooks(services.pool),
+        webhooks=webhooks,
         sender=DeliverySender(http, guard, timeout=settings.webhook_timeout_seconds),
         retry=RetryPolicy(
             retries=settings.webhook_retries,

@@ -9,7 +9,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import aio_pika
 import pytest
@@ -343,6 +343,21 @@ async def test_a_batch_arrives_in_its_order_each_message_confirmed(bus: Bus, nam
     received = await inbox.wait_for(300)
     assert [d.message_id for d in received] == [str(n) for n in range(300)]
     assert [(d.routing_key, d.body) for d in received] == [(m.routing_key, m.body) for m in batch]
+
+
+async def test_an_unbound_key_no_longer_reaches_the_queue_and_the_other_keys_still_do(bus: Bus, names: Names) -> None:
+    exchange = names.exchange("events")
+    spec = QueueSpec(names.queue("webhooks"), exchange, ("interaction.*", "client.#"))
+    await bus.declare(spec)
+    await bus.unbind(spec, "interaction.*")
+    await bus.unbind(spec, "interaction.*")  # again: nothing to do
+    await bus.unbind(spec, "never.bound")
+    await _publish(bus, exchange, "interaction.received", b"not for it")
+    await _publish(bus, exchange, "client.created", b"for it")
+    inbox = Inbox()
+    await bus.subscribe(replace(spec, binding_keys=("marker",)), inbox)
+    await _settled(bus, exchange, inbox, 1)
+    assert inbox.bodies() == [b"for it", b"marker"]
 
 
 async def test_a_batch_on_a_closed_bus_answers_unavailable_for_each_message(bus: Bus, names: Names) -> None:

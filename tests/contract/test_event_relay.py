@@ -80,6 +80,9 @@ class UnsteadyBus:
     async def declare(self, spec: QueueSpec) -> None:
         await self._bus.declare(spec)
 
+    async def unbind(self, spec: QueueSpec, binding_key: str) -> None:
+        await self._bus.unbind(spec, binding_key)
+
     async def subscribe(self, spec: QueueSpec, handler: object) -> Subscription:
         raise NotImplementedError
 

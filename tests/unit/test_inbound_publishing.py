@@ -63,6 +63,9 @@ class HeldBroker:
     async def declare(self, spec: QueueSpec) -> None:
         raise AssertionError("publishing declares nothing")
 
+    async def unbind(self, spec: QueueSpec, binding_key: str) -> None:
+        raise AssertionError("publishing unbinds nothing")
+
     async def subscribe(self, spec: QueueSpec, handler: Handler) -> Subscription:
         raise AssertionError("publishing consumes nothing")
 
