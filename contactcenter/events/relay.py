@@ -89,9 +89,8 @@ class EventRelay:
         """Live state's events into the outbox as they come; their insert wakes the publisher."""
         while not self._stopping.is_set():
             try:
-                await self._stream.move()
+                await self._stream.move(wait_seconds=STREAM_WAIT_SECONDS)
                 await self._linger()
-                await self._stream.wait(STREAM_WAIT_SECONDS)
             except FAILURES as exc:
                 log.warning("moving live state's events failed, trying again: %s", exc)
                 with contextlib.suppress(TimeoutError):

@@ -395,3 +395,24 @@ async def test_with_events_off_the_changes_write_none_and_the_same_changes_with_
     assert told[False] == ([], 0)
     # The client and its open conversation came with the first contact, of which nobody was told.
     assert told[True] == (["interaction.received"], 1)
+
+
+async def test_the_mover_takes_a_stream_longer_than_its_batch_in_order_and_waits_for_the_next_entry(
+    pool: asyncpg.Pool, redis_client: aioredis.Redis, namespace: str
+) -> None:
+    live = LiveState(redis_client, namespace=namespace, reservation_ttl_ms=30_000)
+    agent = uuid.uuid4()
+    states = ["available", "away"] * 4
+    for state in states[:7]:
+        await live.set_agent_state(agent, state, [uuid.uuid4()], now_ms())
+    stream = LiveEventStream(redis_client, namespace, pool, batch=3)
+    assert await stream.move() == 7
+    assert await redis_client.xlen(f"{namespace}:events") == 0
+    # Waiting on an empty stream: an entry that comes meanwhile is moved at once.
+    waiting = asyncio.ensure_future(stream.move(wait_seconds=5))
+    await asyncio.sleep(0.1)
+    assert not waiting.done()
+    await live.set_agent_state(agent, states[7], [uuid.uuid4()], now_ms())
+    assert await asyncio.wait_for(waiting, 5) == 1
+    rows = await pool.fetch("SELECT data FROM events ORDER BY seq")
+    assert [row["data"]["state"] for row in rows] == states
