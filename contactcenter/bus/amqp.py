@@ -17,6 +17,7 @@ from typing import TypeVar, cast
 
 import aio_pika
 import aiormq
+import pamqp.base
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
@@ -27,7 +28,10 @@ from aio_pika.abc import (
     AbstractRobustExchange,
 )
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS, DeliveryError, PublishError
+from aiormq.abc import ChannelFrame
+from pamqp.body import ContentBody
 from pamqp.common import FieldTable
+from pamqp.header import ContentHeader
 
 from contactcenter.bus import Delivery, Handler, Outgoing, QueueSpec
 from contactcenter.errors import Unavailable
@@ -126,35 +130,57 @@ class AmqpBus:
     ) -> list[Unavailable | None]:
         if not messages:
             return []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout  # one bound for the whole batch, as for one message
         try:
-            channel = await _bounded(self._channel_for(exchange), self._timeout, "publish")
-        except Unavailable as exc:
-            return [exc] * len(messages)
-        # One task per message, started in order: each takes the channel's lock in turn (a FIFO) and writes its
-        # frames before the next, so the broker reads them in this order; then all await their confirms at once.
-        publishing = [
-            asyncio.ensure_future(
-                channel.basic_publish(
-                    message.body,
-                    exchange=exchange,
-                    routing_key=message.routing_key,
-                    properties=aiormq.spec.Basic.Properties(
-                        message_id=message.message_id,
-                        content_type=content_type,
-                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT.value,
-                    ),
-                    wait=False,
-                )
-            )
-            for message in messages
-        ]
-        _, late = await asyncio.wait(publishing, timeout=self._timeout)
-        for publish in late:
-            publish.cancel()
-        await asyncio.gather(*late, return_exceptions=True)
-        return [self._outcome(publish) for publish in publishing]
+            async with asyncio.timeout_at(deadline):
+                channel = await self._channel_for(exchange)
+                confirmations = await self._write_batch(channel, exchange, messages, content_type)
+        except (TimeoutError, PublishError, DeliveryError, *CONNECTION_EXCEPTIONS) as exc:
+            return [_unavailable(exc, self._timeout, "publish")] * len(messages)
+        _, late = await asyncio.wait(confirmations, timeout=max(0.0, deadline - loop.time()))
+        for confirmation in late:
+            confirmation.cancel()  # aiormq ignores the broker's answer to a cancelled confirmation
+        return [self._outcome(confirmation) for confirmation in confirmations]
 
-    def _outcome(self, publish: asyncio.Future[aiormq.abc.ConfirmationFrameType | None]) -> Unavailable | None:
+    @staticmethod
+    async def _write_batch(
+        channel: aiormq.Channel, exchange: str, messages: Sequence[Outgoing], content_type: str
+    ) -> list[asyncio.Future[aiormq.abc.ConfirmationFrameType]]:
+        """Every message of the batch in one write (a system call per message was a quarter of the router's
+        CPU): what `aiormq.Channel.basic_publish` does for one message, for all of them under one hold of the
+        channel's lock — a delivery tag and a confirmation each, in order, so the broker reads them in this
+        order and its confirms (one for several, often) settle each."""
+        frames: list[pamqp.base.Frame | ContentHeader | ContentBody] = []
+        confirmations: list[asyncio.Future[aiormq.abc.ConfirmationFrameType]] = []
+        async with channel.lock:
+            first_tag = channel.delivery_tag
+            for message in messages:
+                channel.delivery_tag += 1
+                confirmation: asyncio.Future[aiormq.abc.ConfirmationFrameType] = channel.create_future()
+                channel.confirmations[channel.delivery_tag] = confirmation
+                confirmations.append(confirmation)
+                properties = aiormq.spec.Basic.Properties(
+                    message_id=message.message_id,
+                    content_type=content_type,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT.value,
+                )
+                frames.append(aiormq.spec.Basic.Publish(exchange=exchange, routing_key=message.routing_key))
+                frames.append(ContentHeader(properties=properties, body_size=len(message.body)))
+                frames.extend(channel._split_body(message.body))  # aiormq's own frame size rule
+            try:
+                await channel.write_queue.put(ChannelFrame.marshall(frames=frames, channel_number=channel.number))
+            except BaseException:
+                # Not written: the broker never saw these tags; give them back, as basic_publish does.
+                for tag in range(first_tag + 1, channel.delivery_tag + 1):
+                    channel.confirmations.pop(tag, None)
+                channel.delivery_tag = first_tag
+                for confirmation in confirmations:
+                    confirmation.cancel()
+                raise
+        return confirmations
+
+    def _outcome(self, publish: asyncio.Future[aiormq.abc.ConfirmationFrameType]) -> Unavailable | None:
         if publish.cancelled():
             return _unavailable(asyncio.CancelledError(), self._timeout, "publish")
         failure = publish.exception()
