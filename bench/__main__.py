@@ -251,7 +251,13 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     base_urls = [f"http://127.0.0.1:{port}" for port in service.public_ports]
     _progress(f"starting the service: {', '.join(roles)}")
     await service.start()
+    # The lag of events to an integrator's queue, bound before any work (the embedded mode's bus is in-process:
+    # nothing to bind).
+    event_lag: dict[str, object] | None = None
+    lag = None if args.no_events or args.embedded else EventLagConsumer(AMQP_URL, f"{namespace}.events")
     try:
+        if lag is not None:
+            await lag.start()
         if args.history:
             _progress(f"writing {args.history} earlier contacts for each of {args.customers} customers")
             numbers = [customer_number(n) for n in range(args.customers)]
@@ -261,13 +267,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             tokens = await _admin(http, base_urls[0], admin_token, args.agents)
         agents = AgentPool(base_urls, tokens, accept_delay=args.accept_delay, hold=args.hold)
         await agents.start()
-        # The lag of events to an integrator's queue (the embedded mode's bus is in-process: nothing to bind).
-        event_lag: dict[str, object] | None = None
-        lag = None if args.no_events or args.embedded else EventLagConsumer(AMQP_URL, f"{namespace}.events")
         webhooks = [HttpClient("127.0.0.1", port, timeout=PROVIDER_TIMEOUT_S) for port in service.public_ports]
         try:
-            if lag is not None:
-                await lag.start()
             _progress(f"sending {args.rate}/s for {args.duration}s")
             service.start_sampling({lag.pid: "bench event-lag consumer"} if lag is not None else None)
             if profilers is not None:
@@ -296,9 +297,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             for client in webhooks:
                 client.close()
             await agents.stop()
-            if lag is not None:
-                await lag.close()
     finally:
+        if lag is not None:
+            await lag.close()
         await service.stop()
         if args.embedded:
             shutil.rmtree(data_dir, ignore_errors=True)
