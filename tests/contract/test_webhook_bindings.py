@@ -17,19 +17,9 @@ from contactcenter.bus import Bus
 from contactcenter.bus.amqp import connect_amqp
 from contactcenter.bus.interactions import Topology
 from contactcenter.bus.memory import MemoryBus
-from contactcenter.store import open_pool
-from contactcenter.store.migrate import migrate
 from contactcenter.webhooks.bindings import WebhookBindings
 from contactcenter.webhooks.registry import Webhooks
 from schema.webhooks import WebhookCreate
-
-
-@pytest.fixture
-async def pool(database_url: str, database_schema: str) -> AsyncIterator[asyncpg.Pool]:
-    opened = await open_pool(database_url, schema=database_schema)
-    await migrate(opened)
-    yield opened
-    await opened.close()
 
 
 @pytest.fixture(params=["amqp", "memory"])
@@ -75,8 +65,10 @@ def body(*types: str) -> WebhookCreate:
     return WebhookCreate(url="https://receiver.example/hook", types=list(types))
 
 
-async def test_events_reach_the_queue_only_while_a_webhook_wants_them(pool: asyncpg.Pool, queue: Queue) -> None:
-    registry = webhooks(pool, queue)
+async def test_events_reach_the_queue_only_while_a_webhook_wants_them(
+    migrated_pool: asyncpg.Pool, queue: Queue
+) -> None:
+    registry = webhooks(migrated_pool, queue)
     await queue.publish("interaction.received", "client.created")
     await queue.holds(0)  # no webhook: no copy of any event
 
@@ -95,9 +87,9 @@ async def test_events_reach_the_queue_only_while_a_webhook_wants_them(pool: asyn
 
 
 async def test_a_dispatcher_starting_binds_every_webhooks_patterns_and_drops_the_old_catch_all(
-    pool: asyncpg.Pool, queue: Queue
+    migrated_pool: asyncpg.Pool, queue: Queue
 ) -> None:
-    registry = webhooks(pool, queue)
+    registry = webhooks(migrated_pool, queue)
     await registry.create(body("client.created"), None)
     # What an earlier version left: the queue bound to everything, and a broker that lost the bindings since.
     await queue.bus.declare(replace(queue.spec, binding_keys=("#",)))
@@ -108,9 +100,9 @@ async def test_a_dispatcher_starting_binds_every_webhooks_patterns_and_drops_the
 
 
 async def test_registrations_and_deletions_of_one_pattern_at_once_leave_it_bound_while_a_webhook_has_it(
-    pool: asyncpg.Pool, queue: Queue
+    migrated_pool: asyncpg.Pool, queue: Queue
 ) -> None:
-    registry = webhooks(pool, queue)
+    registry = webhooks(migrated_pool, queue)
     for published in range(1, 6):
         leaving = await registry.create(body("reservation.*"), None)
         await asyncio.gather(registry.delete(leaving.id, None), registry.create(body("reservation.*"), None))
