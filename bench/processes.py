@@ -127,6 +127,7 @@ class ServiceProcesses:
         # CPU per group of processes on the machine over the sampled window, in % of one core, and in all.
         self.machine_cpu_percent: dict[str, float] = {}
         self.machine_cpu_seconds = 0.0
+        self.machine_cpu_seconds_by_group: dict[str, float] = {}
         self.machine_context_switches: dict[str, int] = {}
         self._machine: MachineCpu | None = None
 
@@ -176,6 +177,7 @@ class ServiceProcesses:
             ranked = sorted(used.items(), key=lambda item: -item[1])
             self.machine_cpu_percent = {group: round(100 * seconds / elapsed, 1) for group, seconds in ranked}
             self.machine_cpu_seconds = sum(used.values())
+            self.machine_cpu_seconds_by_group = dict(ranked)
             self.machine_context_switches = dict(sorted(switches.items(), key=lambda item: -item[1]))
 
     async def _sample(self) -> None:

@@ -106,6 +106,12 @@ def summarise(
         "machine_cpu_ms_per_interaction": round(1000 * service.machine_cpu_seconds / len(traffic.accepted), 2)
         if traffic.accepted
         else None,
+        # The same per group: the servers' share of a contact (PostgreSQL, RabbitMQ, Redis) beside the service's.
+        "machine_cpu_ms_per_interaction_by_group": {
+            group: round(1000 * seconds / carried, 3) for group, seconds in service.machine_cpu_seconds_by_group.items()
+        }
+        if carried
+        else {},
         # Sleeps and wake-ups (all threads) per contact carried, per group: the cost model of docs/performance.md.
         "context_switches_per_interaction": {
             group: round(switches / len(traffic.accepted), 1)

@@ -28,7 +28,7 @@ from contactcenter.events.relay import EventRelay
 from contactcenter.events.stream import LiveEventStream
 from contactcenter.host.health import Health
 from contactcenter.host.scrape import MetricsEndpoint
-from contactcenter.host.services import Services, open_services
+from contactcenter.host.services import Services, open_events_bus, open_services
 from contactcenter.http_errors import error_middleware
 from contactcenter.metrics import METRICS, Metrics
 from contactcenter.origins import web_origins
@@ -205,7 +205,7 @@ async def _start_events(settings: Settings, services: Services, stack: contextli
     """The outbox relay and the event log's retention: routers' work, as they run wherever the service does."""
     relay = EventRelay(
         services.pool,
-        services.bus,
+        await stack.enter_async_context(open_events_bus(settings, services)),
         services.topology.events,
         LiveEventStream(services.redis, settings.namespace, services.pool),
         schema=settings.database_schema,

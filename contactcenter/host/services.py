@@ -106,6 +106,22 @@ def _open_redis(settings: Settings) -> aioredis.Redis:
     return in_process_redis()
 
 
+@contextlib.asynccontextmanager
+async def open_events_bus(settings: Settings, services: Services) -> AsyncIterator[Bus]:
+    """The event relay's own connection to the broker. Its rounds go out as fast as the broker takes them, and
+    RabbitMQ's flow control holds back a whole connection that publishes faster than its queues keep up: on the
+    router's connection, the router's acks waited behind the relay's rounds and its deliveries stalled. In
+    embedded mode, the one in-process bus."""
+    if settings.amqp_url is None:
+        yield services.bus
+        return
+    bus = await _open_bus(settings, services.pool)
+    try:
+        yield bus
+    finally:
+        await bus.close()
+
+
 async def _open_bus(settings: Settings, pool: asyncpg.Pool) -> Bus:
     if settings.amqp_url is not None:
         from contactcenter.bus.amqp import connect_amqp

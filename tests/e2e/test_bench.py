@@ -66,6 +66,9 @@ async def test_the_benchmark_command_prints_its_figures_and_the_ratio_to_the_raw
     assert result["ratio_to_bus_bound"] == pytest.approx(bound_ratio, abs=0.002)
     assert "load generator" in result["machine_cpu_percent"]
     assert result["machine_cpu_ms_per_interaction"] > 0
+    by_group = result["machine_cpu_ms_per_interaction_by_group"]
+    assert by_group["service api"] > 0 and by_group["postgres"] > 0
+    assert sum(by_group.values()) == pytest.approx(result["machine_cpu_ms_per_interaction"], rel=0.01, abs=0.05)
     assert result["context_switches_per_interaction"]["service api"] > 0
     assert all(process["system_calls_per_interaction"] > 0 for process in result["processes"])
     # What issue 15 measures: CPU per contact per process, and the lag of events to a consumer of the exchange.
