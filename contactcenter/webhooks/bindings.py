@@ -8,6 +8,7 @@ so such an event reaches the queue, and the dispatcher records it after the comm
 Registrations and deletions hold one lock in turn, so a deletion never unbinds a pattern a webhook being
 registered at the same time needs; a pattern is unbound only once no webhook has it. A process that dies
 between the two steps leaves a binding too many (events reach the queue and match nothing), never one too few.
+Routers bind the patterns in use again at each scan, for a broker that came back without its bindings.
 """
 
 from __future__ import annotations
@@ -63,6 +64,12 @@ class WebhookBindings:
             await self.bind(sorted(in_use))
             if EVERY_EVENT not in in_use:
                 await self._bus.unbind(self._queue, EVERY_EVENT)
+
+    async def rebind(self, pool: asyncpg.Pool) -> None:
+        """Bind every pattern in use again (a dispatcher's scan): a broker that came back without its bindings
+        carries webhooks' events again within a scan. No lock: this only binds, and a binding too many is
+        harmless."""
+        await self.bind(sorted(await self._patterns_in_use(pool)))
 
     @staticmethod
     async def _patterns_in_use(conn: asyncpg.Connection | PoolConnectionProxy | asyncpg.Pool) -> set[str]:

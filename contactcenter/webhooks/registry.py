@@ -62,6 +62,10 @@ class Webhooks:
         """At a dispatcher's start (`bindings.WebhookBindings.reconcile`)."""
         await self._bindings.reconcile(self._pool)
 
+    async def rebind_every_pattern(self) -> None:
+        """At each dispatcher's scan (`bindings.WebhookBindings.rebind`)."""
+        await self._bindings.rebind(self._pool)
+
     async def visible_to(self, owner: uuid.UUID | None) -> list[WebhookView]:
         rows = await self._pool.fetch(LIST_WEBHOOKS, owner)
         return [WebhookView.model_validate(dict(row)) for row in rows]
