@@ -97,11 +97,8 @@ class UnsteadyBus:
 
 
 @pytest.fixture
-async def pool(database_url: str, database_schema: str) -> AsyncIterator[asyncpg.Pool]:
-    opened = await open_pool(database_url, schema=database_schema)
-    await migrate(opened)
-    yield opened
-    await opened.close()
+def pool(migrated_pool: asyncpg.Pool) -> asyncpg.Pool:
+    return migrated_pool
 
 
 @pytest.fixture
