@@ -23,6 +23,7 @@ import aiohttp
 import asyncpg
 
 from bench.agents import AgentPool
+from bench.event_lag import EventLagConsumer
 from bench.history import seed_history
 from bench.http import HttpClient
 from bench.processes import ServiceProcesses
@@ -75,6 +76,12 @@ def _arguments() -> argparse.Namespace:
         "load balancer would)",
     )
     parser.add_argument("--embedded", action="store_true", help="one embedded process instead")
+    parser.add_argument(
+        "--no-events",
+        action="store_true",
+        help="run the service with CC_EVENTS=false (no outbox, relay or webhooks): the comparison the events' "
+        "cost is measured against",
+    )
     parser.add_argument("--skip-raw", action="store_true", help="do not measure the raw limits")
     parser.add_argument("--profile", type=Path, help="write a py-spy flame graph of each process into this folder")
     args = parser.parse_args()
@@ -162,6 +169,24 @@ async def _wait_offered(database_url: str, schema: str, within: float) -> int:
         await conn.close()
 
 
+async def _wait_published(database_url: str, schema: str, within: float) -> tuple[int, int]:
+    """Wait until the relay has published every event of the run (the lag consumer then has them all, give or
+    take the broker's delivery): how many the outbox holds, and how many are still unpublished at the end."""
+    deadline = time.monotonic() + within
+    conn = await asyncpg.connect(database_url, server_settings={"search_path": schema})
+    try:
+        while True:
+            row = await conn.fetchrow("SELECT count(*), count(*) FILTER (WHERE published_at IS NULL) FROM events")
+            assert row is not None  # an aggregate answers one row
+            total, unpublished = row[0], row[1]
+            if unpublished == 0 or time.monotonic() > deadline:
+                await asyncio.sleep(0.5)  # what was just published reaches the consumer
+                return int(total), int(unpublished)
+            await asyncio.sleep(0.25)
+    finally:
+        await conn.close()
+
+
 async def run(args: argparse.Namespace) -> dict[str, object]:
     profilers = Profilers(args.profile) if args.profile else None
     raw: RawLimits | None = None
@@ -186,6 +211,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         # Every customer and agent of the bench comes from one address, as through a proxy: the per-client
         # bound (256) refused webhooks once a stall of the host had the load generator open more connections.
         "CC_MAX_CONNECTIONS_PER_CLIENT": "100000",
+        "CC_EVENTS": "false" if args.no_events else "true",
     }
     if args.embedded:
         data_dir = Path(tempfile.mkdtemp(prefix="cc-bench-"))
@@ -225,7 +251,13 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     stand_in.service_url = base_urls[0]
     _progress(f"starting the service: {', '.join(roles)}")
     await service.start()
+    # The lag of events to an integrator's queue, bound before any work (the embedded mode's bus is in-process:
+    # nothing to bind).
+    event_lag: dict[str, object] | None = None
+    lag = None if args.no_events or args.embedded else EventLagConsumer(AMQP_URL, f"{namespace}.events")
     try:
+        if lag is not None:
+            await lag.start()
         if args.history:
             _progress(f"writing {args.history} earlier contacts for each of {args.customers} customers")
             numbers = [customer_number(n) for n in range(args.customers)]
@@ -239,7 +271,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         mix: list[tuple[Traffic, float]] = []
         try:
             _progress(f"sending {args.rate}/s for {args.duration}s")
-            service.start_sampling()
+            service.start_sampling({lag.pid: "bench event-lag consumer"} if lag is not None else None)
             if profilers is not None:
                 await profilers.start(service.pids, args.duration)
             started = time.perf_counter()
@@ -254,6 +286,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             stored, duplicated = await _wait_stored(database_url, namespace_schema, traffic.accepted, within=60)
             waiting = await _wait_offered(database_url, namespace_schema, within=WAIT_OFFERED_S)
             await agents.accepts_done(within=30)
+            if lag is not None:
+                events = await _wait_published(database_url, namespace_schema, within=60)
+                event_lag = await lag.figures() | {"in_outbox": events[0], "unpublished_at_end": events[1]}
             await service.stop_sampling()
             if profilers is not None:
                 _progress(f"flame graphs: {', '.join(str(path) for path in await profilers.finish())}")
@@ -267,6 +302,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 client.close()
             await agents.stop()
     finally:
+        if lag is not None:
+            await lag.close()
         await stand_in.stop()
         await service.stop()
         if args.embedded:
@@ -285,6 +322,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         duplicated=duplicated,
         waiting=waiting,
         calls=stand_in.figures,
+        event_lag=event_lag,
     )
 
 

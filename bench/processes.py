@@ -20,6 +20,7 @@ import psutil
 class ProcessFigures:
     role: str
     cpu_percent: float = 0.0
+    cpu_seconds: float = 0.0  # over the sampled window (user + system, from /proc)
     peak_rss_mb: float = 0.0
     rss_mb_samples: list[float] = field(default_factory=list)
     # Read- and write-like system calls over the window (each socket message in or out is one or more): the
@@ -126,6 +127,7 @@ class ServiceProcesses:
         # CPU per group of processes on the machine over the sampled window, in % of one core, and in all.
         self.machine_cpu_percent: dict[str, float] = {}
         self.machine_cpu_seconds = 0.0
+        self.machine_cpu_seconds_by_group: dict[str, float] = {}
         self.machine_context_switches: dict[str, int] = {}
         self._machine: MachineCpu | None = None
 
@@ -158,19 +160,24 @@ class ServiceProcesses:
     def pids(self) -> dict[str, int]:
         return {f"{role}{n}" if n else role: p.pid for n, (role, p) in enumerate(self._processes)}
 
-    def start_sampling(self) -> None:
-        self._machine = MachineCpu({process.pid: f"service {role}" for role, process in self._processes})
+    def start_sampling(self, others: dict[int, str] | None = None) -> None:
+        """Start the window; `others` names more processes of the bench's own (pid -> group) for the machine's
+        figures."""
+        own = {process.pid: f"service {role}" for role, process in self._processes}
+        self._machine = MachineCpu(own | (others or {}))
         self._sampler = asyncio.create_task(self._sample())
 
     async def stop_sampling(self) -> None:
         """End the window: CPU of each group of processes on the machine since `start_sampling`."""
         if self._sampler is not None:
             self._sampler.cancel()
+            await asyncio.gather(self._sampler, return_exceptions=True)
         if self._machine is not None:
             used, switches, elapsed = await asyncio.to_thread(self._machine.by_group)
             ranked = sorted(used.items(), key=lambda item: -item[1])
             self.machine_cpu_percent = {group: round(100 * seconds / elapsed, 1) for group, seconds in ranked}
             self.machine_cpu_seconds = sum(used.values())
+            self.machine_cpu_seconds_by_group = dict(ranked)
             self.machine_context_switches = dict(sorted(switches.items(), key=lambda item: -item[1]))
 
     async def _sample(self) -> None:
@@ -178,23 +185,27 @@ class ServiceProcesses:
         self.figures = [ProcessFigures(role) for role, _ in handles]
         first = [(h.cpu_times(), time.perf_counter()) for _, h in handles]
         first_calls = [_system_calls(h) for _, h in handles]
+
+        def measure() -> None:
+            for figures, (_, handle), (times, started), calls in zip(
+                self.figures, handles, first, first_calls, strict=True
+            ):
+                figures.system_calls = _system_calls(handle) - calls
+                rss = handle.memory_info().rss / 2**20
+                figures.rss_mb_samples.append(rss)
+                figures.peak_rss_mb = max(figures.peak_rss_mb, rss)
+                now_times = handle.cpu_times()
+                figures.cpu_seconds = (now_times.user + now_times.system) - (times.user + times.system)
+                figures.cpu_percent = 100 * figures.cpu_seconds / (time.perf_counter() - started)
+
         try:
             for tick in itertools.count(1):
                 await asyncio.sleep(0.5)
                 if self._machine is not None and tick % MACHINE_SAMPLE_TICKS == 0:
                     await asyncio.to_thread(self._machine.sample)
-                for figures, (_, handle), (times, started), calls in zip(
-                    self.figures, handles, first, first_calls, strict=True
-                ):
-                    figures.system_calls = _system_calls(handle) - calls
-                    rss = handle.memory_info().rss / 2**20
-                    figures.rss_mb_samples.append(rss)
-                    figures.peak_rss_mb = max(figures.peak_rss_mb, rss)
-                    now_times = handle.cpu_times()
-                    used = (now_times.user + now_times.system) - (times.user + times.system)
-                    figures.cpu_percent = 100 * used / (time.perf_counter() - started)
+                measure()
         except asyncio.CancelledError:
-            return
+            measure()  # the window ends now: its CPU up to the end, not up to the last tick
 
     async def stop(self) -> None:
         if self._sampler is not None:

@@ -44,18 +44,22 @@ def summarise(
     duplicated: int,
     waiting: int,
     calls: StandInFigures | None = None,
+    event_lag: dict[str, object] | None = None,
 ) -> dict[str, object]:
     """The run's figures: `elapsed` from the first send until the last contact reached an agent and the queue
     was empty; `stored` and `duplicated` as PostgreSQL holds the acknowledged contacts; `waiting` the
-    conversations still without an agent when the bench stopped waiting (0 in a valid run)."""
+    conversations still without an agent when the bench stopped waiting (0 in a valid run); `event_lag` what
+    the consumer bound to the events exchange measured (bench.event_lag), None when it did not run."""
     latencies = agents.arrival_to_offer_ms
     achieved = len(traffic.accepted) / elapsed
+    carried = len(traffic.accepted)
     result: dict[str, object] = {
         "benchmark": "end_to_end",
         "mix": parse_mix(args.mix),
         "customers": args.customers,
         "history_per_customer": args.history,
         "mode": "embedded" if args.embedded else f"production ({args.routers} router(s))",
+        "events": not args.no_events,
         "offered_rate_per_s": args.rate,
         "duration_s": round(elapsed, 2),
         "sent": traffic.sent,
@@ -107,18 +111,28 @@ def summarise(
                 "cpu_percent": round(p.cpu_percent, 1),
                 "peak_rss_mb": round(p.peak_rss_mb, 1),
                 "rss_growth_after_warmup_pct": p.growth_after_warmup_pct(),
-                "system_calls_per_interaction": round(p.system_calls / len(traffic.accepted), 1)
-                if traffic.accepted
-                else None,
+                "system_calls_per_interaction": round(p.system_calls / carried, 1) if carried else None,
+                # CPU seconds (user + system, /proc) over the window per contact carried, in ms: far steadier
+                # than a rate when other work shares the cores.
+                "cpu_ms_per_interaction": round(1000 * p.cpu_seconds / carried, 3) if carried else None,
             }
             for p in service.figures
         ],
+        "service_cpu_ms_per_interaction": round(1000 * sum(p.cpu_seconds for p in service.figures) / carried, 3)
+        if carried
+        else None,
         "machine_cpu_percent": service.machine_cpu_percent,
         # The whole machine's CPU (service, servers, load generator) per contact carried: two cores carry at
         # best 2,000 / this many contacts a second.
         "machine_cpu_ms_per_interaction": round(1000 * service.machine_cpu_seconds / len(traffic.accepted), 2)
         if traffic.accepted
         else None,
+        # The same per group: the servers' share of a contact (PostgreSQL, RabbitMQ, Redis) beside the service's.
+        "machine_cpu_ms_per_interaction_by_group": {
+            group: round(1000 * seconds / carried, 3) for group, seconds in service.machine_cpu_seconds_by_group.items()
+        }
+        if carried
+        else {},
         # Sleeps and wake-ups (all threads) per contact carried, per group: the cost model of docs/performance.md.
         "context_switches_per_interaction": {
             group: round(switches / len(traffic.accepted), 1)
@@ -127,6 +141,9 @@ def summarise(
         if traffic.accepted
         else {},
     }
+    if event_lag is not None:
+        # From the change's commit (the event's `time`) to a consumer bound to the events exchange.
+        result["event_lag_ms"] = event_lag
     if raw is None:
         # Said, not left out silently: a reader of the figures must know there is no ratio, and why.
         result["raw_not_measured"] = (
@@ -188,7 +205,13 @@ def table(result: dict[str, object]) -> str:
         lines.append(
             f"process {process['role']:<12} cpu {process['cpu_percent']}%  peak {process['peak_rss_mb']} MiB"
             f"  system calls per interaction {process['system_calls_per_interaction']}"
+            f"  cpu per interaction {process['cpu_ms_per_interaction']} ms"
         )
+    lines.append(f"service cpu per interaction {result['service_cpu_ms_per_interaction']} ms")
+    if "event_lag_ms" in result:
+        lines.append(f"event lag (ms)       {result['event_lag_ms']}")
+    else:
+        lines.append(f"event lag            not measured (events {'on' if result['events'] else 'off'})")
     machine = result["machine_cpu_percent"]
     assert isinstance(machine, dict)
     lines.append("machine cpu          " + ", ".join(f"{group} {cpu}%" for group, cpu in machine.items()))

@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     # Events (contactcenter/events): the relay's backstop sweep when no notification wakes it, how long it lets
     # events gather after a round (the lag it adds, against a round per change under load), the events it
     # publishes per round, and how long published events stay in the log (`GET /api/v1/events`).
+    # Off: no events at all — the changes write none (migration 020), no relay, no webhooks; for a center with no
+    # other system to tell, and the bench's comparison (`python -m bench --no-events`).
+    events: bool = True
     event_sweep_seconds: float = Field(default=1.0, gt=0, le=3600)
     event_linger_seconds: float = Field(default=0.05, ge=0, le=10)
     event_batch: int = Field(default=500, ge=1, le=10_000)

@@ -30,6 +30,8 @@ from tests.running import (
 )
 
 if TYPE_CHECKING:
+    import asyncpg
+
     from contactcenter.settings import Settings
 
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -85,6 +87,18 @@ async def database_schema(namespace: str) -> AsyncIterator[str]:
         await conn.execute(f'DROP SCHEMA "{namespace}" CASCADE')
     finally:
         await conn.close()
+
+
+@pytest.fixture
+async def migrated_pool(database_schema: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the test's own schema, the migrations applied."""
+    from contactcenter.store import open_pool
+    from contactcenter.store.migrate import migrate
+
+    opened = await open_pool(DATABASE_URL, schema=database_schema)
+    await migrate(opened)
+    yield opened
+    await opened.close()
 
 
 @pytest.fixture

@@ -8,9 +8,11 @@ first use by either side.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+from contactcenter.errors import Unavailable
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,15 @@ class Delivery:
     redelivered: bool
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """One message of a batch (`Bus.publish_many`)."""
+
+    routing_key: str
+    body: bytes
+    message_id: str
+
+
 # A handler that returns acknowledges the message; one that raises hands it back for redelivery.
 Handler = Callable[[Delivery], Awaitable[None]]
 
@@ -74,8 +85,20 @@ class Bus(Protocol):
         confirm within the bus's publish timeout, or when `mandatory` and no queue is bound for the key.
         `content_type` is the message's (events are `application/cloudevents+json`)."""
 
+    async def publish_many(
+        self, exchange: str, messages: Sequence[Outgoing], *, content_type: str = "application/json"
+    ) -> list[Unavailable | None]:
+        """Publish `messages` one after the other, as `publish` would, but with the broker's confirms awaited
+        together rather than each before the next: a queue receives them in this order. For each message, None
+        once the broker has taken it, or why it did not (within the publish timeout); never raises for the
+        broker. A failure is the message's own: a later one may have been taken all the same."""
+
     async def subscribe(self, spec: QueueSpec, handler: Handler) -> Subscription:
         """Declare `spec` and start calling `handler` for its messages, at most `spec.prefetch` at once."""
+
+    async def unbind(self, spec: QueueSpec, binding_key: str) -> None:
+        """Stop routing `binding_key` to the queue `spec` (declared first if need be; idempotent): messages
+        published from then on do not reach it through that key. What the queue holds stays."""
 
     async def waiting(self, spec: QueueSpec) -> int:
         """Messages ready in the declared queue `spec` (not those out with a consumer): a metric's reading."""

@@ -51,6 +51,21 @@ class Topology:
         )
 
     @property
+    def webhooks_queue(self) -> QueueSpec:
+        """The webhook dispatchers' queue on the events exchange. Bound to the patterns of the registered webhooks
+        only (`contactcenter.webhooks.bindings`): events nobody registered for never reach it."""
+        return QueueSpec(
+            name=f"{self.namespace}.webhooks",
+            exchange=self.events,
+            prefetch=self.router_prefetch,
+            delivery_limit=self.delivery_limit,
+            dead_letter_exchange=self.dead_letters,
+            # Events are recorded in the order they were published, by one dispatcher at a time: recorded side by
+            # side, an entity's later event could be sent before its earlier one was recorded.
+            single_active_consumer=True,
+        )
+
+    @property
     def dead_letter_queue(self) -> QueueSpec:
         """Keeps what failed too often, for an operator to look at."""
         return QueueSpec(name=f"{self.namespace}.dead-letters", exchange=self.dead_letters, binding_keys=("#",))

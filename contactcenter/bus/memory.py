@@ -15,11 +15,12 @@ import asyncio
 import contextlib
 import logging
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from functools import cache
 
 from contactcenter.batching import Batcher
-from contactcenter.bus import Delivery, Handler, QueueSpec
+from contactcenter.bus import Delivery, Handler, Outgoing, QueueSpec
 from contactcenter.bus.journal import Journal, JournalEntry
 from contactcenter.errors import Unavailable
 
@@ -87,6 +88,11 @@ class MemoryBus:
         self._check_open()
         await self._open_queue(spec)
 
+    async def unbind(self, spec: QueueSpec, binding_key: str) -> None:
+        self._check_open()
+        queue = await self._open_queue(replace(spec, binding_keys=()))
+        queue.bindings.discard(binding_key)
+
     async def _open_queue(self, spec: QueueSpec) -> _Queue:
         if self._journal is not None and spec.shared:
             async with self._restoring:
@@ -127,6 +133,22 @@ class MemoryBus:
         self._check_open()
         if not await self._publish(exchange, _Message(body, routing_key, message_id)) and mandatory:
             raise Unavailable(f"no queue is bound for {routing_key} on {exchange}")
+
+    async def publish_many(
+        self, exchange: str, messages: Sequence[Outgoing], *, content_type: str = "application/json"
+    ) -> list[Unavailable | None]:
+        del content_type
+        if self._closed:
+            return [Unavailable("the in-process bus is closed")] * len(messages)
+        outcomes: list[Unavailable | None] = []
+        for message in messages:  # one after the other: the journal keeps their order
+            try:
+                await self._publish(exchange, _Message(message.body, message.routing_key, message.message_id))
+            except Unavailable as exc:
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+        return outcomes
 
     async def _publish(self, exchange: str, message: _Message) -> bool:
         """Route `message`, journaled first if the bus has a journal; False when no queue takes it."""

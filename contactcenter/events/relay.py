@@ -4,7 +4,8 @@ One relay publishes at a time: the one holding a session advisory lock on its ow
 over when that connection ends). A partition per entity with `FOR UPDATE SKIP LOCKED` would let several
 publish at once, but it needs each relay to own whole partitions to keep per-entity order, and the public id
 must be given in one place anyway (`outbox.STAMP`); one publisher, with confirms pipelined across entities,
-carries far more than the service makes. Every relay moves live state's stream into the outbox.
+carries far more than the service makes (its confirms awaited together for each round). Every relay moves
+live state's stream into the outbox.
 
 Woken by the outbox's NOTIFY (migration 010), with a sweep every `sweep_seconds` as a backstop; the stream's
 mover by a blocking read of the stream. When the broker does not confirm, nothing is marked: the events wait,
@@ -22,7 +23,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from redis.exceptions import RedisError
 
-from contactcenter.bus import Bus
+from contactcenter.bus import Bus, Outgoing
 from contactcenter.errors import ContactCenterError
 from contactcenter.events import outbox
 from contactcenter.events.outbox import StoredEvent
@@ -88,9 +89,8 @@ class EventRelay:
         """Live state's events into the outbox as they come; their insert wakes the publisher."""
         while not self._stopping.is_set():
             try:
-                await self._stream.move()
+                await self._stream.move(wait_seconds=STREAM_WAIT_SECONDS)
                 await self._linger()
-                await self._stream.wait(STREAM_WAIT_SECONDS)
             except FAILURES as exc:
                 log.warning("moving live state's events failed, trying again: %s", exc)
                 with contextlib.suppress(TimeoutError):
@@ -175,25 +175,18 @@ class EventRelay:
                 return True  # what came meanwhile woke the relay again
 
     async def _publish(self, events: Sequence[StoredEvent]) -> tuple[list[int], ContactCenterError | None]:
-        """Publish each entity's events one after the other (its order), the entities side by side: the ids
-        the broker confirmed, and a failure if any. An entity stops at its first failure, so nothing of it
-        overtakes what failed."""
-        by_entity: dict[str, list[StoredEvent]] = {}
-        for event in events:
-            by_entity.setdefault(event.partition_key, []).append(event)
-        confirmed: list[int] = []
-        failures: list[ContactCenterError] = []
-
-        async def publish_in_order(entity_events: list[StoredEvent]) -> None:
-            for event in entity_events:
-                try:
-                    await self._bus.publish(
-                        self._exchange, event.type, event.body(), message_id=str(event.id), content_type=CONTENT_TYPE
-                    )
-                except ContactCenterError as exc:
-                    failures.append(exc)
-                    return
-                confirmed.append(event.id)
-
-        await asyncio.gather(*(publish_in_order(entity_events) for entity_events in by_entity.values()))
+        """Publish the round's events in id order on the one publishing channel, their confirms awaited together
+        (a confirm waits for the broker's disk: one by one, an entity with five events in a round waited five
+        times): the ids the broker confirmed, and a failure if any. A channel keeps its order into every queue,
+        so each entity's events arrive in order; when the connection fails, what the broker took is a prefix, and
+        the rest goes out again after it. One message the broker refuses while it takes the next (a queue of
+        an integrator's full, refusing publishes) is published again after it: its id and `sequence` tell a
+        consumer where it belongs."""
+        outcomes = await self._bus.publish_many(
+            self._exchange,
+            [Outgoing(event.type, event.body(), str(event.id)) for event in events],
+            content_type=CONTENT_TYPE,
+        )
+        confirmed = [event.id for event, failure in zip(events, outcomes, strict=True) if failure is None]
+        failures = [failure for failure in outcomes if failure is not None]
         return confirmed, failures[0] if failures else None

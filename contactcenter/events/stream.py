@@ -55,19 +55,17 @@ class LiveEventStream:
         self._pool = pool
         self._batch = batch
 
-    async def wait(self, seconds: float) -> None:
-        """Return as soon as the stream holds an entry, or after `seconds`."""
-        await self._redis.xread({self._key: "0-0"}, count=1, block=max(1, int(seconds * 1000)))
-
-    async def move(self) -> int:
-        """Move what the stream holds into the outbox (in stream order); the number of entries moved."""
+    async def move(self, wait_seconds: float = 0.0) -> int:
+        """Move what the stream holds into the outbox (in stream order); the number of entries moved. With
+        `wait_seconds`, an empty stream is waited on that long for its first entry. Each batch is one read (the
+        blocking read returns the entries themselves), one insert, and its deletion — sent with the next read
+        when there is more."""
         total = 0
+        stored: list[str] = []  # in the outbox, to delete from the stream
+        block_ms = max(1, int(wait_seconds * 1000)) if wait_seconds > 0 else None
         while True:
-            entries = [
-                (_text(entry_id), fields)
-                for entry_id, fields in await self._redis.xrange(self._key, count=self._batch) or []
-                if entry_id is not None
-            ]
+            entries = await self._read(stored, block_ms)
+            block_ms = None
             if not entries:
                 return total
             moved = [
@@ -77,7 +75,20 @@ class LiveEventStream:
             ]
             if moved:
                 await outbox.move(self._pool, moved)
-            await self._redis.xdel(self._key, *(entry_id for entry_id, _ in entries))
+            stored = [entry_id for entry_id, _ in entries]
             total += len(moved)
             if len(entries) < self._batch:
+                await self._redis.xdel(self._key, *stored)
                 return total
+
+    async def _read(self, stored: list[str], block_ms: int | None) -> list[tuple[str, dict[bytes | str, bytes | str]]]:
+        """Delete what is stored, then read the oldest entries — one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            if stored:
+                pipe.xdel(self._key, *stored)
+            pipe.xread({self._key: "0-0"}, count=self._batch, block=block_ms)
+            *_, streams = await pipe.execute()
+        if not streams:
+            return []
+        [(_, entries)] = streams
+        return [(_text(entry_id), fields) for entry_id, fields in entries if entry_id is not None]

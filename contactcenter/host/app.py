@@ -32,12 +32,11 @@ from contactcenter.api.openapi import OpenApiDocument
 from contactcenter.api.operations import Operation
 from contactcenter.api.privacy import PrivacyApi
 from contactcenter.auth import Authenticator
-from contactcenter.bus import QueueSpec
 from contactcenter.events.relay import EventRelay
 from contactcenter.events.stream import LiveEventStream
 from contactcenter.host.health import Health
 from contactcenter.host.scrape import MetricsEndpoint
-from contactcenter.host.services import Services, open_services
+from contactcenter.host.services import Services, open_events_bus, open_services
 from contactcenter.http_errors import error_middleware
 from contactcenter.metrics import METRICS, Metrics
 from contactcenter.origins import web_origins
@@ -54,6 +53,7 @@ from contactcenter.supervision.figures import Figures
 from contactcenter.supervision.pages import Pages
 from contactcenter.supervision.watch import QueueWatch
 from contactcenter.webhooks.api import WebhooksApi
+from contactcenter.webhooks.bindings import WebhookBindings
 from contactcenter.webhooks.deliveries import Deliveries
 from contactcenter.webhooks.destinations import GuardedResolver
 from contactcenter.webhooks.dispatcher import RetryPolicy, WebhookDispatcher
@@ -192,7 +192,7 @@ async def _start_api(
             *gateway.routes(),
             *EventsApi(auth, services.pool, settings.namespace).routes(),
             *IntegrationsApi(auth, integrations).routes(),
-            *WebhooksApi(auth, Webhooks(services.pool), guard).routes(),
+            *WebhooksApi(auth, _webhooks(services), guard).routes(),
             *supervisors.routes(),
             *Pages().routes(),
             *OpenApiDocument(http_operations()).routes(),
@@ -305,15 +305,16 @@ async def _start_router(
     ):
         job.start()
         stack.push_async_callback(job.stop)
-    await _start_events(settings, services, stack)
-    await _start_webhook_dispatcher(settings, services, stack)
+    if settings.events:
+        await _start_events(settings, services, stack)
+        await _start_webhook_dispatcher(settings, services, stack)
 
 
 async def _start_events(settings: Settings, services: Services, stack: contextlib.AsyncExitStack) -> None:
     """The outbox relay and the event log's retention: routers' work, as they run wherever the service does."""
     relay = EventRelay(
         services.pool,
-        services.bus,
+        await stack.enter_async_context(open_events_bus(settings, services)),
         services.topology.events,
         LiveEventStream(services.redis, settings.namespace, services.pool),
         schema=settings.database_schema,
@@ -338,26 +339,22 @@ async def _start_events(settings: Settings, services: Services, stack: contextli
     stack.push_async_callback(purging.stop)
 
 
+def _webhooks(services: Services) -> Webhooks:
+    return Webhooks(services.pool, WebhookBindings(services.bus, services.topology.webhooks_queue))
+
+
 async def _start_webhook_dispatcher(settings: Settings, services: Services, stack: contextlib.AsyncExitStack) -> None:
     guard = GuardedResolver(allow_private=settings.webhook_allow_private)
     stack.push_async_callback(guard.close)
     http = open_delivery_session(guard)
     stack.push_async_callback(http.close)
+    webhooks = _webhooks(services)
+    await webhooks.bind_every_pattern()
     dispatcher = WebhookDispatcher(
         bus=services.bus,
-        queue=QueueSpec(
-            name=f"{settings.namespace}.webhooks",
-            exchange=services.topology.events,
-            binding_keys=("#",),
-            prefetch=settings.router_prefetch,
-            delivery_limit=settings.delivery_limit,
-            dead_letter_exchange=services.topology.dead_letters,
-            # Events are recorded in the order they were published, by one dispatcher at a time: recorded side
-            # by side, an entity's later event could be sent before its earlier one was recorded.
-            single_active_consumer=True,
-        ),
+        queue=services.topology.webhooks_queue,
         deliveries=Deliveries(services.pool),
-        webhooks=Webhooks(services.pool),
+        webhooks=webhooks,
         sender=DeliverySender(http, guard, timeout=settings.webhook_timeout_seconds),
         retry=RetryPolicy(
             retries=settings.webhook_retries,

@@ -64,6 +64,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             redis,
             namespace=settings.namespace,
             reservation_ttl_ms=int(settings.reservation_timeout_seconds * 1000),
+            events=settings.events,
         )
         cards, conversations = Cards(pool), Conversations(pool)
         relay = NoticeRelay(redis, settings.namespace, timeout=settings.publish_timeout_seconds)
@@ -94,7 +95,7 @@ async def _open_database(settings: Settings, stack: contextlib.AsyncExitStack) -
         postgres = await start_postgres(settings.data_dir)
         stack.push_async_callback(postgres.stop)
         url = postgres.url
-    return await open_pool(url, schema=settings.database_schema)
+    return await open_pool(url, schema=settings.database_schema, events=settings.events)
 
 
 def _open_redis(settings: Settings) -> aioredis.Redis:
@@ -103,6 +104,22 @@ def _open_redis(settings: Settings) -> aioredis.Redis:
     from contactcenter.host.embedded import in_process_redis
 
     return in_process_redis()
+
+
+@contextlib.asynccontextmanager
+async def open_events_bus(settings: Settings, services: Services) -> AsyncIterator[Bus]:
+    """The event relay's own connection to the broker. Its rounds go out as fast as the broker takes them, and
+    RabbitMQ's flow control holds back a whole connection that publishes faster than its queues keep up: on the
+    router's connection, the router's acks waited behind the relay's rounds and its deliveries stalled. In
+    embedded mode, the one in-process bus."""
+    if settings.amqp_url is None:
+        yield services.bus
+        return
+    bus = await _open_bus(settings, services.pool)
+    try:
+        yield bus
+    finally:
+        await bus.close()
 
 
 async def _open_bus(settings: Settings, pool: asyncpg.Pool) -> Bus:

@@ -66,8 +66,9 @@ class Withdrawal:
 
 
 class LiveState:
-    def __init__(self, redis: aioredis.Redis, *, namespace: str, reservation_ttl_ms: int) -> None:
+    def __init__(self, redis: aioredis.Redis, *, namespace: str, reservation_ttl_ms: int, events: bool = True) -> None:
         self._redis = redis
+        self._events = "1" if events else "0"
         self._prefix = f"{namespace}:"
         self._ttl_ms = reservation_ttl_ms
         self._scripts: dict[str, AsyncScript] = {
@@ -87,7 +88,7 @@ class LiveState:
         self._batcher: Batcher[ScriptCall, Any] = Batcher(self._run_scripts, lanes=LANES)
 
     async def _run(self, name: str, now_ms: int, *args: str | int) -> tuple[str, LiveChanges, list[Any]]:
-        argv: list[str | int] = [self._prefix, now_ms, self._ttl_ms, str(uuid.uuid4()), *args]
+        argv: list[str | int] = [self._prefix, now_ms, self._ttl_ms, str(uuid.uuid4()), self._events, *args]
         status, offers, revoked, extra = await self._batcher.call((name, argv))
         return _text(status), LiveChanges(_reservations(offers), _reservations(revoked)), extra
 

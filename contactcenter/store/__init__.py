@@ -29,8 +29,11 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     would be one more round trip per query for nothing."""
 
 
-async def open_pool(url: str, *, schema: str = "public", min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
-    """A pool whose connections see `schema` first. Tests give each test its own schema."""
+async def open_pool(
+    url: str, *, schema: str = "public", min_size: int = 2, max_size: int = 20, events: bool = True
+) -> asyncpg.Pool:
+    """A pool whose connections see `schema` first. Tests give each test its own schema. With `events` off, the
+    changes made through it write no events (migration 020)."""
     if not _SCHEMA_NAME.match(schema):
         raise Invalid(f"database schema name {schema!r} is not a plain identifier", field="database_schema")
     pool: asyncpg.Pool = await asyncpg.create_pool(
@@ -39,7 +42,12 @@ async def open_pool(url: str, *, schema: str = "public", min_size: int = 2, max_
         max_size=max_size,
         # The schema in the name tells an operator (and a test) whose connections these are. Cards are rendered
         # by the database (`cc_card`): in UTC, whatever the server's own time zone.
-        server_settings={"search_path": schema, "application_name": f"contactcenter:{schema}", "TimeZone": "UTC"},
+        server_settings={
+            "search_path": schema,
+            "application_name": f"contactcenter:{schema}",
+            "TimeZone": "UTC",
+            "cc.events": "on" if events else "off",
+        },
         init=_init_connection,
         reset=_keep_session,
     )

@@ -123,6 +123,10 @@ class WebhookDispatcher:
                     self._wake(webhook_id)
             except STORE_ERRORS as exc:
                 log.warning("looking for webhook deliveries failed, trying again: %s", type(exc).__name__)
+            try:
+                await self._webhooks.rebind_every_pattern()
+            except STORE_ERRORS as exc:
+                log.warning("binding the webhooks' patterns again failed, trying again: %s", type(exc).__name__)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._scan_seconds)
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from contactcenter.errors import NotFound
+from contactcenter.webhooks.bindings import WebhookBindings
 from contactcenter.webhooks.patterns import types_regex
 from schema.webhooks import WebhookCreate, WebhookCreated, WebhookView
 
@@ -24,7 +25,7 @@ FROM webhooks w
 WHERE $1::uuid IS NULL OR w.integration_id = $1
 ORDER BY w.created_at, w.id
 """
-DELETE_WEBHOOK = "DELETE FROM webhooks WHERE id = $1 AND ($2::uuid IS NULL OR integration_id = $2)"
+DELETE_WEBHOOK = "DELETE FROM webhooks WHERE id = $1 AND ($2::uuid IS NULL OR integration_id = $2) RETURNING types"
 REPLAY_PARKED = """
 UPDATE webhook_deliveries SET state = 'pending', attempts = 0, next_attempt_at = now()
 WHERE webhook_id = $1 AND state = 'parked'
@@ -42,15 +43,28 @@ class Destination:
 
 
 class Webhooks:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, bindings: WebhookBindings) -> None:
         self._pool = pool
+        self._bindings = bindings
 
     async def create(self, body: WebhookCreate, owner: uuid.UUID | None) -> WebhookCreated:
+        """Its patterns bound to the dispatchers' queue first, then stored: every event published once it is
+        stored reaches the queue (`bindings`)."""
         webhook_id = uuid.uuid4()
         secret = "whsec_" + secrets.token_urlsafe(32)
         types = list(dict.fromkeys(body.types))
-        await self._pool.execute(INSERT_WEBHOOK, webhook_id, body.url, types, types_regex(types), secret, owner)
+        async with self._bindings.changing(self._pool) as conn:
+            await self._bindings.bind(types)
+            await conn.execute(INSERT_WEBHOOK, webhook_id, body.url, types, types_regex(types), secret, owner)
         return WebhookCreated(id=webhook_id, url=body.url, types=types, secret=secret)
+
+    async def bind_every_pattern(self) -> None:
+        """At a dispatcher's start (`bindings.WebhookBindings.reconcile`)."""
+        await self._bindings.reconcile(self._pool)
+
+    async def rebind_every_pattern(self) -> None:
+        """At each dispatcher's scan (`bindings.WebhookBindings.rebind`)."""
+        await self._bindings.rebind(self._pool)
 
     async def visible_to(self, owner: uuid.UUID | None) -> list[WebhookView]:
         rows = await self._pool.fetch(LIST_WEBHOOKS, owner)
@@ -58,9 +72,11 @@ class Webhooks:
 
     async def delete(self, webhook_id: uuid.UUID, owner: uuid.UUID | None) -> None:
         """Delete it and its deliveries; 404 for one that does not exist or is another integration's."""
-        status = await self._pool.execute(DELETE_WEBHOOK, webhook_id, owner)
-        if status.endswith(" 0"):
-            raise NotFound("no such webhook", field="webhook_id")
+        async with self._bindings.changing(self._pool) as conn:
+            deleted = await conn.fetchval(DELETE_WEBHOOK, webhook_id, owner)
+            if deleted is None:
+                raise NotFound("no such webhook", field="webhook_id")
+            await self._bindings.unbind_unused(conn, deleted)
 
     async def replay_parked(self, webhook_id: uuid.UUID) -> int:
         """Put its parked deliveries back in line with fresh retries; how many."""

@@ -9,13 +9,13 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import aio_pika
 import pytest
 from yarl import URL
 
-from contactcenter.bus import Bus, Delivery, QueueSpec
+from contactcenter.bus import Bus, Delivery, Outgoing, QueueSpec
 from contactcenter.bus.amqp import connect_amqp
 from contactcenter.bus.journal import PostgresJournal
 from contactcenter.bus.memory import MemoryBus
@@ -333,6 +333,41 @@ async def test_an_open_bus_answers_ping_and_a_closed_one_is_unavailable(bus: Bus
         await _publish(bus, exchange, "interaction.sms.inbound", b"late", mandatory=True)
 
 
+async def test_a_batch_arrives_in_its_order_each_message_confirmed(bus: Bus, names: Names) -> None:
+    exchange = names.exchange("events")
+    inbox = Inbox()
+    await bus.subscribe(QueueSpec(names.queue("webhooks"), exchange, ("#",), prefetch=500), inbox)
+    batch = [Outgoing(f"client.{n % 3}", f"event {n}".encode(), str(n)) for n in range(300)]
+    outcomes = await bus.publish_many(exchange, batch, content_type="application/cloudevents+json")
+    assert outcomes == [None] * 300
+    received = await inbox.wait_for(300)
+    assert [d.message_id for d in received] == [str(n) for n in range(300)]
+    assert [(d.routing_key, d.body) for d in received] == [(m.routing_key, m.body) for m in batch]
+
+
+async def test_an_unbound_key_no_longer_reaches_the_queue_and_the_other_keys_still_do(bus: Bus, names: Names) -> None:
+    exchange = names.exchange("events")
+    spec = QueueSpec(names.queue("webhooks"), exchange, ("interaction.*", "client.#"))
+    await bus.declare(spec)
+    await bus.unbind(spec, "interaction.*")
+    await bus.unbind(spec, "interaction.*")  # again: nothing to do
+    await bus.unbind(spec, "never.bound")
+    await _publish(bus, exchange, "interaction.received", b"not for it")
+    await _publish(bus, exchange, "client.created", b"for it")
+    inbox = Inbox()
+    await bus.subscribe(replace(spec, binding_keys=("marker",)), inbox)
+    await _settled(bus, exchange, inbox, 1)
+    assert inbox.bodies() == [b"for it", b"marker"]
+
+
+async def test_a_batch_on_a_closed_bus_answers_unavailable_for_each_message(bus: Bus, names: Names) -> None:
+    exchange = names.exchange("events")
+    await bus.declare(QueueSpec(names.queue("webhooks"), exchange, ("#",)))
+    await bus.close()
+    outcomes = await bus.publish_many(exchange, [Outgoing("client.created", b"late", str(n)) for n in range(3)])
+    assert len(outcomes) == 3 and all(isinstance(outcome, Unavailable) for outcome in outcomes)
+
+
 # RabbitMQ only: a broker that is not there, or a network that stalls or breaks under us.
 
 
@@ -435,6 +470,23 @@ async def test_a_publish_the_broker_does_not_confirm_in_time_is_unavailable(
         assert await bus.ping()
         await _publish(bus, interactions, "interaction.sms.inbound", b"after", mandatory=True)
         await _publish(bus, events, "agent.state", b"after")
+
+
+async def test_a_batch_the_broker_does_not_confirm_in_time_answers_unavailable_within_the_timeout(
+    names: Names, broker_link: BrokerLink
+) -> None:
+    events = names.exchange("events")
+    async with _amqp_bus(broker_link.url, publish_timeout=0.5) as bus:
+        await bus.declare(QueueSpec(names.queue("webhooks"), events, ("#",)))
+        broker_link.stall()
+        started = asyncio.get_running_loop().time()
+        outcomes = await bus.publish_many(events, [Outgoing("client.created", b"stalled", str(n)) for n in range(20)])
+        assert asyncio.get_running_loop().time() - started < 3
+        assert all(isinstance(outcome, Unavailable) for outcome in outcomes)
+
+        broker_link.resume()
+        assert await bus.ping()
+        assert await bus.publish_many(events, [Outgoing("client.created", b"after", "21")]) == [None]
 
 
 async def test_an_ack_lost_in_a_reconnect_is_logged_and_the_message_redelivered(

@@ -7,14 +7,14 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from contactcenter.bus import Bus, Delivery, QueueSpec, Subscription
+from contactcenter.bus import Bus, Delivery, Outgoing, QueueSpec, Subscription
 from contactcenter.bus.amqp import connect_amqp
 from contactcenter.bus.memory import MemoryBus
 from contactcenter.clock import now_ms
@@ -63,8 +63,25 @@ class UnsteadyBus:
             exchange, routing_key, body, message_id=message_id, mandatory=mandatory, content_type=content_type
         )
 
+    async def publish_many(
+        self, exchange: str, messages: Sequence[Outgoing], *, content_type: str = "application/json"
+    ) -> list[Unavailable | None]:
+        if self.down:
+            return [Unavailable("RabbitMQ did not answer (test)")] * len(messages)
+        if self.crash_after is not None and self.crash_after < len(messages):
+            # The broker takes the first ones; the process dies before it hears of it.
+            await self._bus.publish_many(exchange, messages[: self.crash_after], content_type=content_type)
+            self.crash_after = 0
+            raise SystemError("the relay's process died")
+        if self.crash_after is not None:
+            self.crash_after -= len(messages)
+        return await self._bus.publish_many(exchange, messages, content_type=content_type)
+
     async def declare(self, spec: QueueSpec) -> None:
         await self._bus.declare(spec)
+
+    async def unbind(self, spec: QueueSpec, binding_key: str) -> None:
+        await self._bus.unbind(spec, binding_key)
 
     async def subscribe(self, spec: QueueSpec, handler: object) -> Subscription:
         raise NotImplementedError
@@ -338,3 +355,56 @@ async def test_a_relay_whose_connection_postgresql_cut_lets_go_of_it_and_the_poo
         await relaying.stop()
         async with asyncio.timeout(10):
             await own.close()
+
+
+async def test_with_events_off_the_changes_write_none_and_the_same_changes_with_them_on_do(
+    database_url: str, database_schema: str, redis_client: aioredis.Redis, namespace: str
+) -> None:
+    """CC_EVENTS=false (migration 020, store.open_pool, live state's `emit`): the database's changes and live
+    state's alike tell nobody; the same changes through a pool and live state with events on are told."""
+    sender = Identity(IdentityKind.PHONE, "+14155550134", verified=True)
+    agent = uuid.uuid4()
+    told: dict[bool, tuple[list[str], int]] = {}
+    for events in (False, True):
+        pool = await open_pool(database_url, schema=database_schema, events=events)
+        try:
+            await migrate(pool)
+            sms = Interaction(
+                channel=Channel.SMS,
+                provider_id=f"SM-{events}",
+                from_address="+14155550134",
+                sender_kind=IdentityKind.PHONE,
+                from_verified=True,
+                received_at=datetime.now(UTC),
+            )
+            assert (await Conversations(pool).record_inbound(sms, sender)).new
+            live = LiveState(redis_client, namespace=namespace, reservation_ttl_ms=30_000, events=events)
+            await live.set_agent_state(agent, "available" if events else "away", [uuid.uuid4()], now_ms())
+            rows = await pool.fetch("SELECT type FROM events ORDER BY seq")
+            told[events] = ([row["type"] for row in rows], await redis_client.xlen(f"{namespace}:events"))
+        finally:
+            await pool.close()
+    assert told[False] == ([], 0)
+    # The client and its open conversation came with the first contact, of which nobody was told.
+    assert told[True] == (["interaction.received"], 1)
+
+
+async def test_the_mover_takes_a_stream_longer_than_its_batch_in_order_and_waits_for_the_next_entry(
+    pool: asyncpg.Pool, redis_client: aioredis.Redis, namespace: str
+) -> None:
+    live = LiveState(redis_client, namespace=namespace, reservation_ttl_ms=30_000)
+    agent = uuid.uuid4()
+    states = ["available", "away"] * 4
+    for state in states[:7]:
+        await live.set_agent_state(agent, state, [uuid.uuid4()], now_ms())
+    stream = LiveEventStream(redis_client, namespace, pool, batch=3)
+    assert await stream.move() == 7
+    assert await redis_client.xlen(f"{namespace}:events") == 0
+    # Waiting on an empty stream: an entry that comes meanwhile is moved at once.
+    waiting = asyncio.ensure_future(stream.move(wait_seconds=5))
+    await asyncio.sleep(0.1)
+    assert not waiting.done()
+    await live.set_agent_state(agent, states[7], [uuid.uuid4()], now_ms())
+    assert await asyncio.wait_for(waiting, 5) == 1
+    rows = await pool.fetch("SELECT data FROM events ORDER BY seq")
+    assert [row["data"]["state"] for row in rows] == states

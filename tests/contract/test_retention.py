@@ -10,6 +10,9 @@ import uuid
 
 import asyncpg
 
+from contactcenter.bus.interactions import Topology
+from contactcenter.bus.memory import MemoryBus
+from contactcenter.webhooks.bindings import WebhookBindings
 from contactcenter.webhooks.registry import Webhooks
 from contactcenter.webhooks.retention import event_retention
 
@@ -114,6 +117,7 @@ async def test_delivered_deliveries_go_after_their_hours_and_parked_ones_after_t
 
 async def test_a_parked_delivery_replayed_stays_in_line_whatever_its_age(pool: asyncpg.Pool) -> None:
     webhook_id, ids = await deliveries(pool)
-    assert await Webhooks(pool).replay_parked(webhook_id) == 2
+    replaying = Webhooks(pool, WebhookBindings(MemoryBus(), Topology("retention").webhooks_queue))
+    assert await replaying.replay_parked(webhook_id) == 2
     await event_retention(pool, event_days=DAYS, delivered_hours=24).purge()
     assert {"parked past the days", "parked within the days"} <= await kept(pool, ids)

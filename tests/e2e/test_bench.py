@@ -67,8 +67,23 @@ async def test_the_benchmark_command_prints_its_figures_and_the_ratio_to_the_raw
     assert result["ratio_to_bus_bound"] == pytest.approx(bound_ratio, abs=0.002)
     assert "load generator" in result["machine_cpu_percent"]
     assert result["machine_cpu_ms_per_interaction"] > 0
+    by_group = result["machine_cpu_ms_per_interaction_by_group"]
+    assert by_group["service api"] > 0 and by_group["postgres"] > 0
+    assert sum(by_group.values()) == pytest.approx(result["machine_cpu_ms_per_interaction"], rel=0.01, abs=0.05)
     assert result["context_switches_per_interaction"]["service api"] > 0
     assert all(process["system_calls_per_interaction"] > 0 for process in result["processes"])
+    # What issue 15 measures: CPU per contact per process, and the lag of events to a consumer of the exchange.
+    assert all(process["cpu_ms_per_interaction"] > 0 for process in result["processes"])
+    total = sum(process["cpu_ms_per_interaction"] for process in result["processes"])
+    assert result["service_cpu_ms_per_interaction"] == pytest.approx(total, abs=0.01)
+    assert result["events"] is True
+    lag = result["event_lag_ms"]
+    assert lag["unpublished_at_end"] == 0 and lag["in_outbox"] >= 40 * 4  # at least an SMS's four each
+    # Every event the outbox holds reached the consumer (bound before any work), a repeat at most.
+    assert lag["received"] >= lag["in_outbox"]
+    assert 0 < lag["p50"] <= lag["p99"] <= lag["max"]
+    assert "interaction.received" in lag["p50_by_type"]
+    assert "event lag (ms)" in table
 
 
 async def test_the_benchmark_spreads_its_load_over_several_api_processes_and_routers() -> None:
@@ -161,3 +176,13 @@ async def test_calls_in_the_mix_go_through_the_menu_are_connected_through_the_st
     assert result["call_status_answers"] == {"200": result["offers"]}
     assert set(result["arrival_to_offer_ms_by_channel"]) == {"voice"}
     assert "menu answer -> offer" in table
+
+
+async def test_the_benchmark_runs_the_service_without_events_for_the_comparison() -> None:
+    table, result = await _bench(
+        "--rate", "20", "--duration", "2", "--agents", "5", "--customers", "50", "--no-events", "--skip-raw"
+    )
+    assert result["events"] is False and "event_lag_ms" not in result
+    assert "event lag            not measured (events off)" in table
+    assert result["acknowledged"] == 40 and result["lost"] == 0 and result["duplicated"] == 0
+    assert result["waiting_for_agent_at_end"] == 0 and result["service_cpu_ms_per_interaction"] > 0

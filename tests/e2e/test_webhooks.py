@@ -379,3 +379,23 @@ async def test_a_receiver_failing_its_first_tries_gets_every_event_the_service_m
     assert receiver.requests >= len(logged) + 4
     types = {event["type"].removeprefix("org.contactcenter.") for event in logged}
     assert {"interaction.received", "reservation.accepted", "conversation.closed", "agent.state_changed"} <= types
+
+
+async def test_a_binding_the_broker_lost_comes_back_and_the_webhook_receives_again(
+    service_settings: Settings, receivers: Receivers
+) -> None:
+    """A broker that came back without its bindings (no volume): the routers bind the webhooks' patterns again
+    at their scan, and events reach the receiver again."""
+    receiver = await receivers.start()
+    async with run_service(loopback_settings(service_settings)) as service:
+        status, _ = await register(service, receiver.url, ["client.*"])
+        assert status == 201
+        await service.services.bus.unbind(service.services.topology.webhooks_queue, "client.*")
+        deadline = time.monotonic() + POLL_SECONDS
+        event_id = 100
+        while not receiver.received:
+            assert time.monotonic() < deadline, "the webhook never received again"
+            event_id += 1
+            await publish(service, *event(event_id, "client", "created"))
+            await asyncio.sleep(0.2)
+    assert json.loads(receiver.received[0].body)["type"] == "org.contactcenter.client.created"

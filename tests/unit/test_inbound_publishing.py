@@ -5,13 +5,14 @@ failing alike when the broker refuses it."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
 
 from channels.intake.publishing import PUBLISHING_LANES, InteractionPublisher
-from contactcenter.bus import Handler, QueueSpec, Subscription
+from contactcenter.bus import Handler, Outgoing, QueueSpec, Subscription
 from contactcenter.bus.interactions import Topology, inbound_message, read_inbound_message
 from contactcenter.errors import Unavailable
 from schema import Channel, IdentityKind, Interaction
@@ -54,8 +55,16 @@ class HeldBroker:
         if self.refusing:
             raise Unavailable("RabbitMQ refused the message (publish)")
 
+    async def publish_many(
+        self, exchange: str, messages: Sequence[Outgoing], *, content_type: str = "application/json"
+    ) -> list[Unavailable | None]:
+        raise AssertionError("interactions are published one message at a time")
+
     async def declare(self, spec: QueueSpec) -> None:
         raise AssertionError("publishing declares nothing")
+
+    async def unbind(self, spec: QueueSpec, binding_key: str) -> None:
+        raise AssertionError("publishing unbinds nothing")
 
     async def subscribe(self, spec: QueueSpec, handler: Handler) -> Subscription:
         raise AssertionError("publishing consumes nothing")

@@ -3,7 +3,8 @@
 -- Every script gets the same head of ARGV:
 --   ARGV[1] key prefix ("<namespace>:"), ARGV[2] now in ms, ARGV[3] reservation ttl in ms,
 --   ARGV[4] a fresh uuid4 from Python, the base of this run's reservation ids (its last 12 hex digits are
---   replaced by a counter), then the script's own arguments (ARGS).
+--   replaced by a counter), ARGV[5] "1" when events are on (CC_EVENTS; "0": `emit` writes nothing), then the
+--   script's own arguments (ARGS).
 -- Keys are derived from the prefix inside the scripts, so all of them must live on one Redis node: on a
 -- cluster, give the namespace a hash tag ("{cc}").
 --
@@ -30,8 +31,9 @@ local NOW = tonumber(ARGV[2])
 local TTL = tonumber(ARGV[3])
 local ID_BASE = string.sub(ARGV[4], 1, 24)
 local ids_made = 0
+local EVENTS = ARGV[5] == '1'
 local ARGS = {}
-for i = 5, #ARGV do ARGS[#ARGS + 1] = ARGV[i] end
+for i = 6, #ARGV do ARGS[#ARGS + 1] = ARGV[i] end
 local unpack = unpack or table.unpack
 -- Bounds the work of one script run, so Redis is never blocked for long.
 local MAX_RESERVATIONS = 200
@@ -48,6 +50,7 @@ local function queue_tasks(q) return P .. 'queue:' .. q .. ':tasks' end
 
 -- One event of the change this run makes: other systems learn of it exactly when it happens.
 local function emit(event_type, subject, partition, ...)
+  if not EVENTS then return end
   redis.call('XADD', P .. 'events', '*', 'type', event_type, 'subject', subject, 'partition', partition,
     'time', NOW, ...)
 end
