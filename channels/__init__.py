@@ -62,6 +62,14 @@ class SocketNotices(Protocol):
     async def close(self) -> None: ...
 
 
+class RateLimit(Protocol):
+    """A rate per sender that holds across API processes (`contactcenter.live.rates.RedisRate`)."""
+
+    async def take(self, sender: str) -> bool:
+        """One frame more from `sender`: False when it is over its rate; `Unavailable` when it cannot tell."""
+        ...
+
+
 @dataclass(frozen=True)
 class ChannelContext:
     """What the host lends every channel: the same for all, opened and closed by the host."""
@@ -85,6 +93,8 @@ class ChannelContext:
     presence: CustomerPresencePort
     # Whether an agent is there to answer a channel now (a chat widget offers to leave a message when not).
     staffing: StaffingPort
+    # A rate limit per sender, shared by every API process: `(audience, per minute, burst)` names one.
+    rate_limit: Callable[[str, int, int], RateLimit]
 
 
 class ChannelServer(Protocol):

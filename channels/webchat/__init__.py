@@ -49,6 +49,7 @@ class WebChatChannel:
             notices=context.socket_notices("visitor"),
             presence=context.presence,
             staffing=context.staffing,
+            rate=context.rate_limit("chat", settings.chat_frames_per_minute, settings.chat_frame_burst),
             proof=EmailProof(context.pool, _code_mailer(settings)),
             hours=OpeningHours.parse(settings.chat_hours, settings.chat_timezone),
             allowed_origins=web_origins(settings),
