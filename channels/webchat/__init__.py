@@ -51,6 +51,7 @@ class WebChatChannel:
             staffing=context.staffing,
             rate=context.rate_limit("chat", settings.chat_frames_per_minute, settings.chat_frame_burst),
             proof=EmailProof(context.pool, _code_mailer(settings)),
+            proved_identities=context.proved_identities,
             hours=OpeningHours.parse(settings.chat_hours, settings.chat_timezone),
             allowed_origins=web_origins(settings),
         )

@@ -1,6 +1,7 @@
 """Proving a chat visitor's claimed email: a six-digit code sent to the address (through a small port: the
 service's outbound mail relay, `CC_SMTP_RELAY_URL`), good for ten minutes and five tries; the code is kept as its
-SHA-256 only. A proved address is shown to the agent as verified — still never merged on its own."""
+SHA-256 only. A proved address then resolves like any verified identity (`ProvedIdentityPort`: on the visitor's
+card, merging it with a card that holds the address verified)."""
 
 from __future__ import annotations
 

@@ -47,6 +47,7 @@ from contactcenter.store.card_edits import CardEdits
 from contactcenter.store.integrations import Integrations
 from contactcenter.store.merges import Merges
 from contactcenter.store.privacy import Privacy
+from contactcenter.store.proofs import ProvedIdentities
 from contactcenter.store.waiting import WaitingContacts
 from contactcenter.supervision.actions import SupervisorActions
 from contactcenter.supervision.api import SupervisorApi
@@ -284,6 +285,7 @@ def _open_channels(
         presence=AgentPresence(services.conversations, services.notices),
         staffing=Staffing(services.pool, services.live),
         rate_limit=rate_limit,
+        proved_identities=ProvedIdentities(services.pool),
     )
     return [channel.parts(context) for channel in CHANNELS]
 

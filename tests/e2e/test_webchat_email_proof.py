@@ -1,21 +1,28 @@
 """A chat visitor proves the email it claims with a code sent to it (through a real SMTP relay on loopback,
-aiosmtpd): the agent is then shown the email as proved — and still nothing is merged."""
+aiosmtpd): the email then joins the visitor's card as a verified identity, and a card that holds it verified is
+merged with the visitor's (undoably) — while a claim that is not proved never reaches anyone's history."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default
 from typing import Any
 
+import asyncpg
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from pydantic import SecretStr
 
+from contactcenter.bus.interactions import inbound_message
 from contactcenter.settings import Settings
+from schema import Channel, IdentityKind, Interaction
+from tests.conftest import DATABASE_URL
 from tests.running import RunningService, run_service
 from tests.visitors import ChatVisitor
 
@@ -54,6 +61,115 @@ async def _code(relay: Relay) -> str:
     return found.group(1)
 
 
+async def _events(service: RunningService, kind: str) -> list[dict[str, Any]]:
+    conn = await asyncpg.connect(DATABASE_URL, server_settings={"search_path": service.settings.database_schema})
+    try:
+        rows = await conn.fetch("SELECT data::text FROM events WHERE type = $1 ORDER BY seq", kind)
+    finally:
+        await conn.close()
+    return [json.loads(row[0]) for row in rows]
+
+
+async def _call(service: RunningService, method: str, path: str) -> tuple[int, dict[str, Any]]:
+    async with service.http.request(method, f"{service.base_url}{path}", headers=service.admin_headers()) as answer:
+        body: dict[str, Any] = await answer.json()
+        return answer.status, body
+
+
+async def _customer_who_mailed_us(service: RunningService, address: str, body: str) -> dict[str, Any]:
+    """The card of a customer whose mail passed DMARC (its email verified), once the router stored it."""
+    mail = Interaction(
+        channel=Channel.EMAIL,
+        provider_id=f"<{body}@mail.example.com>",
+        from_address=address,
+        sender_kind=IdentityKind.EMAIL,
+        from_verified=True,
+        body=body,
+        received_at=datetime.now(UTC),
+    )
+    bus, topology = service.services.bus, service.services.topology
+    message = inbound_message([mail])
+    await bus.publish(topology.interactions, "interaction.email.inbound", message, message_id=body, mandatory=True)
+    async with asyncio.timeout(20):
+        while True:
+            status, card = await _call(service, "GET", f"/api/v1/clients/lookup?email={address}")
+            if status == 200:
+                return card
+            await asyncio.sleep(0.05)
+
+
+async def _chat_offer(service: RunningService, visitor: ChatVisitor, text: str) -> dict[str, Any]:
+    desktop = await service.available_agent(queues=("web",))
+    await visitor.say(text)
+    offer: dict[str, Any] = await desktop.receive("offer")
+    await desktop.close()
+    return offer
+
+
+async def test_a_stranger_who_types_someones_email_sees_nothing_of_their_history(service: RunningService) -> None:
+    await service.create_queue("mail", ["email"])
+    await service.create_queue("web", ["chat"])
+    eve = await _customer_who_mailed_us(service, "eve@example.com", "my-order-42-is-late")
+
+    stranger = ChatVisitor(service.http, service.base_url)
+    await stranger.connect()
+    await stranger.send({"type": "identify", "name": "Eve", "email": "Eve@Example.com"})
+    await stranger.receive("identified")
+    offer = await _chat_offer(service, stranger, "where is my order?")
+
+    card = offer["card"]
+    assert card["client"]["id"] != eve["client"]["id"]
+    assert [i["kind"] for i in card["identities"]] == ["visitor"]
+    assert [entry["body"] for entry in card["timeline"]] == ["where is my order?"]
+    status, still = await _call(service, "GET", f"/api/v1/clients/{eve['client']['id']}")
+    assert status == 200
+    assert (still["client"]["merged"], [e["body"] for e in still["timeline"]]) == ([], ["my-order-42-is-late"])
+    assert await _events(service, "client.merged") == []
+    await stranger.close()
+
+
+async def test_a_visitor_who_proves_the_email_of_a_card_lands_on_it_with_both_histories_and_it_can_be_undone(
+    service_settings: Settings, relay: tuple[Relay, int]
+) -> None:
+    handler, port = relay
+    settings = service_settings.model_copy(update={"smtp_relay_url": SecretStr(f"smtp://127.0.0.1:{port}")})
+    async with run_service(settings) as service:
+        await service.create_queue("mail", ["email"])
+        await service.create_queue("web", ["chat"])
+        eve = await _customer_who_mailed_us(service, "eve@example.com", "my-order-42-is-late")
+
+        visitor = ChatVisitor(service.http, service.base_url)
+        await visitor.connect()
+        await visitor.say("hello")  # the visitor's own card, with its own history, first
+        await visitor.send({"type": "identify", "email": "Eve@Example.com"})
+        await visitor.receive("identified")
+        await visitor.send({"type": "verify_email"})
+        await visitor.receive("code_sent")
+        await visitor.send({"type": "verify", "code": await _code(handler)})
+        await visitor.receive("verified")
+        desktop = await service.available_agent(queues=("web",))
+        offer = await desktop.receive("offer")  # the chat waiting since "hello", with the card as it is now
+        await desktop.close()
+
+        card = offer["card"]
+        assert card["client"]["id"] == eve["client"]["id"]
+        assert sorted(e["body"] for e in card["timeline"]) == ["hello", "my-order-42-is-late"]
+        assert sorted((i["kind"], i["verified"]) for i in card["identities"]) == [("email", True), ("visitor", True)]
+        [merged] = await _events(service, "client.merged")
+        assert merged["survivor_id"] == eve["client"]["id"]
+        assert merged["actor"] == f"visitor:{visitor.welcome['visitor_id']}"
+        [visitors_card] = card["client"]["merged"]
+
+        status, _ = await _call(service, "DELETE", f"/api/v1/merges/{merged['merge_id']}")
+        assert status == 200
+        status, apart = await _call(service, "GET", f"/api/v1/clients/{visitors_card}")
+        assert (status, apart["client"]["id"]) == (200, visitors_card)
+        assert [e["body"] for e in apart["timeline"]] == ["hello"]
+        status, eves = await _call(service, "GET", f"/api/v1/clients/{eve['client']['id']}")
+        assert [e["body"] for e in eves["timeline"]] == ["my-order-42-is-late"]
+        await visitor.close()
+
+
 async def test_a_visitor_proves_its_email_with_the_code_sent_to_it_and_the_agent_sees_it_proved(
     service_settings: Settings, relay: tuple[Relay, int]
 ) -> None:
@@ -89,7 +205,13 @@ async def test_a_visitor_proves_its_email_with_the_code_sent_to_it_and_the_agent
         await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
         claims: dict[str, Any] = await desktop.receive("claims")
         assert (claims["email"], claims["email_verified"]) == ("eve@example.com", True)
-        assert [identity["kind"] for identity in offer["card"]["identities"]] == ["visitor"]
+        identities = [(i["kind"], i["value"], i["verified"], i["source"]) for i in offer["card"]["identities"]]
+        assert identities == [
+            ("visitor", visitor.welcome["visitor_id"], True, "contact"),
+            ("email", "eve@example.com", True, "contact"),
+        ]
+        [added] = [e for e in await _events(service, "identity.added") if e["kind"] == "email"]
+        assert (added["client_id"], added["verified"]) == (offer["card"]["client"]["id"], True)
         await visitor.close()
         await desktop.close()
 
