@@ -121,9 +121,22 @@ async def test_a_stranger_who_types_someones_email_sees_nothing_of_their_history
     assert card["client"]["id"] != eve["client"]["id"]
     assert [i["kind"] for i in card["identities"]] == ["visitor"]
     assert [entry["body"] for entry in card["timeline"]] == ["where is my order?"]
+    # What the stranger said is on its own card, as a claim: shown to the agent, apart from the identities.
+    claimed = {
+        "channel": "chat",
+        "visitor_id": stranger.welcome["visitor_id"],
+        "name": "Eve",
+        "email": "eve@example.com",
+        "phone": None,
+        "email_verified": False,
+    }
+    assert card["claims"] == [claimed]
+    status, read = await _call(service, "GET", f"/api/v1/clients/{card['client']['id']}")
+    assert (status, read["claims"], [i["kind"] for i in read["identities"]]) == (200, [claimed], ["visitor"])
     status, still = await _call(service, "GET", f"/api/v1/clients/{eve['client']['id']}")
     assert status == 200
     assert (still["client"]["merged"], [e["body"] for e in still["timeline"]]) == ([], ["my-order-42-is-late"])
+    assert still["claims"] == []
     assert await _events(service, "client.merged") == []
     await stranger.close()
 
@@ -210,6 +223,7 @@ async def test_a_visitor_proves_its_email_with_the_code_sent_to_it_and_the_agent
             ("visitor", visitor.welcome["visitor_id"], True, "contact"),
             ("email", "eve@example.com", True, "contact"),
         ]
+        assert [(c["email"], c["email_verified"]) for c in offer["card"]["claims"]] == [("eve@example.com", True)]
         [added] = [e for e in await _events(service, "identity.added") if e["kind"] == "email"]
         assert (added["client_id"], added["verified"]) == (offer["card"]["client"]["id"], True)
         await visitor.close()
