@@ -50,8 +50,7 @@ class WebChatChannel:
             presence=context.presence,
             staffing=context.staffing,
             rate=context.rate_limit("chat", settings.chat_frames_per_minute, settings.chat_frame_burst),
-            proof=EmailProof(context.pool, _code_mailer(settings)),
-            proved_identities=context.proved_identities,
+            proof=EmailProof(context.pool, _code_mailer(settings), context.proved_identities),
             hours=OpeningHours.parse(settings.chat_hours, settings.chat_timezone),
             allowed_origins=web_origins(settings),
         )

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import TypeAdapter, ValidationError
 
-from channels import ProvedIdentityPort, RateLimit, SocketNotices
+from channels import RateLimit, SocketNotices
 from channels.intake.admission import Admission
 from channels.intake.publishing import InteractionPublisher
 from channels.webchat.frames import (
@@ -180,7 +180,6 @@ class VisitorSockets:
         staffing: StaffingPort,
         rate: RateLimit,
         proof: EmailProof,
-        proved_identities: ProvedIdentityPort,
         hours: OpeningHours | None,
         allowed_origins: frozenset[str],
     ) -> None:
@@ -194,7 +193,6 @@ class VisitorSockets:
         self._presence = presence
         self._staffing = staffing
         self._proof = proof
-        self._proved_identities = proved_identities
         self._hours = hours
         self._allowed_origins = allowed_origins
         self._rate = rate
@@ -357,11 +355,6 @@ class VisitorSockets:
                     await session.send(CodeSent(email=await self._proof.send_code(session.visitor_id)))
                 case ProveEmail():
                     email = await self._proof.prove(session.visitor_id, frame.code)
-                    # A proved email resolves like any verified identity: on the visitor's card, merging it with
-                    # a card that holds the address verified.
-                    await self._proved_identities.proved(
-                        IdentityKind.VISITOR, str(session.visitor_id), IdentityKind.EMAIL, email
-                    )
                     await session.send(Verified(email=email))
                     claims = await self._transcript.claims(session.visitor_id)
                     await self._presence.customer_claims(

@@ -1,7 +1,8 @@
 """Identities a customer proved (a chat visitor's email, by a code sent to it): added to the customer's card as
 verified, like any identity a channel vouches for. When another card holds the identity verified too, both
 cards are one person by two proofs: they are merged (undoable, audited, `client.merged`), as issue 19 merges
-on verified identities only; held there unverified (an agent typed it), the two are only suggested."""
+on verified identities only; held there unverified (an agent typed it) or shared by many (`shared_identifiers`),
+the two are only suggested."""
 
 from __future__ import annotations
 
@@ -24,7 +25,11 @@ WITH made AS (INSERT INTO clients (id) VALUES ($1) RETURNING id)
 INSERT INTO events (type, subject, partition_key, data)
 SELECT 'client.created', id, 'client:' || id, jsonb_build_object('client_id', id) FROM made
 """
-VERIFIED_ON = "SELECT verified FROM identities WHERE kind = $1 AND value = $2"
+# Whether the identity proves the card that holds it is the customer: verified there, and no one's shared address.
+PROOF_THERE = """
+SELECT i.verified AND NOT EXISTS (SELECT 1 FROM shared_identifiers s WHERE s.kind = i.kind AND s.value = i.value)
+FROM identities i WHERE i.kind = $1 AND i.value = $2
+"""
 # Shown on both cards as a possible match, first of their suggestions.
 SUGGEST = """
 INSERT INTO client_match_suggestions (client_id, other_id, score, reasons)
@@ -46,12 +51,12 @@ class ProvedIdentities:
         try:
             await self._edits.add_identity(card, NewIdentity(kind, value, value, verified=True, source="contact"))
         except IdentityHeld as held:
-            if await self._pool.fetchval(VERIFIED_ON, str(kind), value):
+            if await self._pool.fetchval(PROOF_THERE, str(kind), value):
                 reason = f"proved the {kind} the other card holds verified"
                 merge = await self._merges.merge(held.holder, card, actor=f"{owner_kind}:{owner}", reason=reason)
                 log.info("a customer proved an identity another card holds verified: merged (%s)", merge.id)
                 return merge.survivor_id
-            await self._pool.execute(SUGGEST, card, held.holder, f"proved the {kind} this card holds unverified")
+            await self._pool.execute(SUGGEST, card, held.holder, f"proved the {kind} the other card holds unverified")
         return card
 
     async def _card_of(self, kind: IdentityKind, value: str) -> uuid.UUID:
