@@ -183,6 +183,50 @@ async def test_a_visitor_who_proves_the_email_of_a_card_lands_on_it_with_both_hi
         await visitor.close()
 
 
+async def test_the_agent_holding_the_chat_is_told_the_card_it_became_when_a_proof_merges_it(
+    service_settings: Settings, relay: tuple[Relay, int]
+) -> None:
+    handler, port = relay
+    settings = service_settings.model_copy(update={"smtp_relay_url": SecretStr(f"smtp://127.0.0.1:{port}")})
+    async with run_service(settings) as service:
+        await service.create_queue("mail", ["email"])
+        await service.create_queue("web", ["chat"])
+        eve = await _customer_who_mailed_us(service, "eve@example.com", "my-order-42-is-late")
+        desktop = await service.available_agent(queues=("web",))
+        visitor = ChatVisitor(service.http, service.base_url)
+        await visitor.connect()
+        await visitor.say("hello")
+        offer = await desktop.receive("offer")
+        await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+        await visitor.receive("agent")
+        assert offer["card"]["client"]["id"] != eve["client"]["id"]
+
+        await visitor.send({"type": "identify", "email": "eve@example.com"})
+        await visitor.receive("identified")
+        claimed = await desktop.receive("claims")
+        assert (claimed["client_id"], claimed["email_verified"]) == (offer["card"]["client"]["id"], False)
+        assert claimed["possible_matches"] == [
+            {
+                "client_id": eve["client"]["id"],
+                "score": 0.5,
+                "reasons": ["holds the email the customer claims (not verified)"],
+            }
+        ]
+        await visitor.send({"type": "verify_email"})
+        await visitor.receive("code_sent")
+        await visitor.send({"type": "verify", "code": await _code(handler)})
+        await visitor.receive("verified")
+        proved = await desktop.receive("claims")
+        # One card now, Eve's: no other card to suggest.
+        assert (proved["client_id"], proved["email_verified"], proved["possible_matches"]) == (
+            eve["client"]["id"],
+            True,
+            [],
+        )
+        await visitor.close()
+        await desktop.close()
+
+
 async def test_a_visitor_proves_its_email_with_the_code_sent_to_it_and_the_agent_sees_it_proved(
     service_settings: Settings, relay: tuple[Relay, int]
 ) -> None:
