@@ -5,7 +5,6 @@ merged with the visitor's (undoably) — while a claim that is not proved never 
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -14,7 +13,6 @@ from email.message import EmailMessage
 from email.policy import default
 from typing import Any
 
-import asyncpg
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from pydantic import SecretStr
@@ -22,7 +20,7 @@ from pydantic import SecretStr
 from contactcenter.bus.interactions import inbound_message
 from contactcenter.settings import Settings
 from schema import Channel, IdentityKind, Interaction
-from tests.conftest import DATABASE_URL
+from tests.e2e.test_client_cards import _call, _events
 from tests.running import RunningService, run_service
 from tests.visitors import ChatVisitor
 
@@ -52,6 +50,15 @@ async def relay() -> AsyncIterator[tuple[Relay, int]]:
     await server.wait_closed()
 
 
+@pytest.fixture
+async def relayed(service_settings: Settings, relay: tuple[Relay, int]) -> AsyncIterator[tuple[RunningService, Relay]]:
+    """A service whose codes leave through the relay on loopback."""
+    handler, port = relay
+    settings = service_settings.model_copy(update={"smtp_relay_url": SecretStr(f"smtp://127.0.0.1:{port}")})
+    async with run_service(settings) as service:
+        yield service, handler
+
+
 async def _code(relay: Relay) -> str:
     async with asyncio.timeout(10):
         await relay.arrived.wait()
@@ -59,21 +66,6 @@ async def _code(relay: Relay) -> str:
     found = re.search(r"\b(\d{6})\b", relay.mail[-1].get_content())
     assert found is not None
     return found.group(1)
-
-
-async def _events(service: RunningService, kind: str) -> list[dict[str, Any]]:
-    conn = await asyncpg.connect(DATABASE_URL, server_settings={"search_path": service.settings.database_schema})
-    try:
-        rows = await conn.fetch("SELECT data::text FROM events WHERE type = $1 ORDER BY seq", kind)
-    finally:
-        await conn.close()
-    return [json.loads(row[0]) for row in rows]
-
-
-async def _call(service: RunningService, method: str, path: str) -> tuple[int, dict[str, Any]]:
-    async with service.http.request(method, f"{service.base_url}{path}", headers=service.admin_headers()) as answer:
-        body: dict[str, Any] = await answer.json()
-        return answer.status, body
 
 
 async def _customer_who_mailed_us(service: RunningService, address: str, body: str) -> dict[str, Any]:
@@ -98,6 +90,23 @@ async def _customer_who_mailed_us(service: RunningService, address: str, body: s
             await asyncio.sleep(0.05)
 
 
+async def _eve(service: RunningService) -> dict[str, Any]:
+    """Queues for mail and chat, and Eve's card: she mailed us from her (DMARC-verified) address."""
+    await service.create_queue("mail", ["email"])
+    await service.create_queue("web", ["chat"])
+    return await _customer_who_mailed_us(service, "eve@example.com", "my-order-42-is-late")
+
+
+async def _prove(visitor: ChatVisitor, relay: Relay, email: str) -> None:
+    """The visitor claims `email` and proves it with the code mailed to it."""
+    await visitor.send({"type": "identify", "email": email})
+    await visitor.receive("identified")
+    await visitor.send({"type": "verify_email"})
+    await visitor.receive("code_sent")
+    await visitor.send({"type": "verify", "code": await _code(relay)})
+    await visitor.receive("verified")
+
+
 async def _chat_offer(service: RunningService, visitor: ChatVisitor, text: str) -> dict[str, Any]:
     desktop = await service.available_agent(queues=("web",))
     await visitor.say(text)
@@ -107,10 +116,7 @@ async def _chat_offer(service: RunningService, visitor: ChatVisitor, text: str) 
 
 
 async def test_a_stranger_who_types_someones_email_sees_nothing_of_their_history(service: RunningService) -> None:
-    await service.create_queue("mail", ["email"])
-    await service.create_queue("web", ["chat"])
-    eve = await _customer_who_mailed_us(service, "eve@example.com", "my-order-42-is-late")
-
+    eve = await _eve(service)
     stranger = ChatVisitor(service.http, service.base_url)
     await stranger.connect()
     await stranger.send({"type": "identify", "name": "Eve", "email": "Eve@Example.com"})
@@ -142,89 +148,73 @@ async def test_a_stranger_who_types_someones_email_sees_nothing_of_their_history
 
 
 async def test_a_visitor_who_proves_the_email_of_a_card_lands_on_it_with_both_histories_and_it_can_be_undone(
-    service_settings: Settings, relay: tuple[Relay, int]
+    relayed: tuple[RunningService, Relay],
 ) -> None:
-    handler, port = relay
-    settings = service_settings.model_copy(update={"smtp_relay_url": SecretStr(f"smtp://127.0.0.1:{port}")})
-    async with run_service(settings) as service:
-        await service.create_queue("mail", ["email"])
-        await service.create_queue("web", ["chat"])
-        eve = await _customer_who_mailed_us(service, "eve@example.com", "my-order-42-is-late")
+    service, relay = relayed
+    eve = await _eve(service)
+    visitor = ChatVisitor(service.http, service.base_url)
+    await visitor.connect()
+    await visitor.say("hello")  # the visitor's own card, with its own history, first
+    await _prove(visitor, relay, "Eve@Example.com")
+    desktop = await service.available_agent(queues=("web",))
+    offer = await desktop.receive("offer")  # the chat waiting since "hello", with the card as it is now
+    await desktop.close()
 
-        visitor = ChatVisitor(service.http, service.base_url)
-        await visitor.connect()
-        await visitor.say("hello")  # the visitor's own card, with its own history, first
-        await visitor.send({"type": "identify", "email": "Eve@Example.com"})
-        await visitor.receive("identified")
-        await visitor.send({"type": "verify_email"})
-        await visitor.receive("code_sent")
-        await visitor.send({"type": "verify", "code": await _code(handler)})
-        await visitor.receive("verified")
-        desktop = await service.available_agent(queues=("web",))
-        offer = await desktop.receive("offer")  # the chat waiting since "hello", with the card as it is now
-        await desktop.close()
+    card = offer["card"]
+    assert card["client"]["id"] == eve["client"]["id"]
+    assert sorted(e["body"] for e in card["timeline"]) == ["hello", "my-order-42-is-late"]
+    assert sorted((i["kind"], i["verified"]) for i in card["identities"]) == [("email", True), ("visitor", True)]
+    [merged] = await _events(service, "client.merged")
+    assert merged["survivor_id"] == eve["client"]["id"]
+    assert merged["actor"] == f"visitor:{visitor.welcome['visitor_id']}"
+    [visitors_card] = card["client"]["merged"]
 
-        card = offer["card"]
-        assert card["client"]["id"] == eve["client"]["id"]
-        assert sorted(e["body"] for e in card["timeline"]) == ["hello", "my-order-42-is-late"]
-        assert sorted((i["kind"], i["verified"]) for i in card["identities"]) == [("email", True), ("visitor", True)]
-        [merged] = await _events(service, "client.merged")
-        assert merged["survivor_id"] == eve["client"]["id"]
-        assert merged["actor"] == f"visitor:{visitor.welcome['visitor_id']}"
-        [visitors_card] = card["client"]["merged"]
-
-        status, _ = await _call(service, "DELETE", f"/api/v1/merges/{merged['merge_id']}")
-        assert status == 200
-        status, apart = await _call(service, "GET", f"/api/v1/clients/{visitors_card}")
-        assert (status, apart["client"]["id"]) == (200, visitors_card)
-        assert [e["body"] for e in apart["timeline"]] == ["hello"]
-        status, eves = await _call(service, "GET", f"/api/v1/clients/{eve['client']['id']}")
-        assert [e["body"] for e in eves["timeline"]] == ["my-order-42-is-late"]
-        await visitor.close()
+    status, _ = await _call(service, "DELETE", f"/api/v1/merges/{merged['merge_id']}")
+    assert status == 200
+    status, apart = await _call(service, "GET", f"/api/v1/clients/{visitors_card}")
+    assert (status, apart["client"]["id"]) == (200, visitors_card)
+    assert [e["body"] for e in apart["timeline"]] == ["hello"]
+    status, eves = await _call(service, "GET", f"/api/v1/clients/{eve['client']['id']}")
+    assert [e["body"] for e in eves["timeline"]] == ["my-order-42-is-late"]
+    await visitor.close()
 
 
 async def test_the_agent_holding_the_chat_is_told_the_card_it_became_when_a_proof_merges_it(
-    service_settings: Settings, relay: tuple[Relay, int]
+    relayed: tuple[RunningService, Relay],
 ) -> None:
-    handler, port = relay
-    settings = service_settings.model_copy(update={"smtp_relay_url": SecretStr(f"smtp://127.0.0.1:{port}")})
-    async with run_service(settings) as service:
-        await service.create_queue("mail", ["email"])
-        await service.create_queue("web", ["chat"])
-        eve = await _customer_who_mailed_us(service, "eve@example.com", "my-order-42-is-late")
-        desktop = await service.available_agent(queues=("web",))
-        visitor = ChatVisitor(service.http, service.base_url)
-        await visitor.connect()
-        await visitor.say("hello")
-        offer = await desktop.receive("offer")
-        await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
-        await visitor.receive("agent")
-        assert offer["card"]["client"]["id"] != eve["client"]["id"]
+    service, relay = relayed
+    eve = await _eve(service)
+    desktop = await service.available_agent(queues=("web",))
+    visitor = ChatVisitor(service.http, service.base_url)
+    await visitor.connect()
+    await visitor.say("hello")
+    offer = await desktop.receive("offer")
+    await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+    await visitor.receive("agent")
+    assert offer["card"]["client"]["id"] != eve["client"]["id"]
 
-        await visitor.send({"type": "identify", "email": "eve@example.com"})
-        await visitor.receive("identified")
-        claimed = await desktop.receive("claims")
-        assert (claimed["client_id"], claimed["email_verified"]) == (offer["card"]["client"]["id"], False)
-        assert claimed["possible_matches"] == [
-            {
-                "client_id": eve["client"]["id"],
-                "score": 0.5,
-                "reasons": ["holds the email the customer claims (not verified)"],
-            }
-        ]
-        await visitor.send({"type": "verify_email"})
-        await visitor.receive("code_sent")
-        await visitor.send({"type": "verify", "code": await _code(handler)})
-        await visitor.receive("verified")
-        proved = await desktop.receive("claims")
-        # One card now, Eve's: no other card to suggest.
-        assert (proved["client_id"], proved["email_verified"], proved["possible_matches"]) == (
-            eve["client"]["id"],
-            True,
-            [],
-        )
-        await visitor.close()
-        await desktop.close()
+    await visitor.send({"type": "identify", "email": "eve@example.com"})
+    await visitor.receive("identified")
+    claimed = await desktop.receive("claims")
+    assert (claimed["client_id"], claimed["email_verified"]) == (offer["card"]["client"]["id"], False)
+    assert claimed["possible_matches"] == [
+        {
+            "client_id": eve["client"]["id"],
+            "score": 0.5,
+            "reasons": ["holds the email the customer claims (not verified)"],
+        }
+    ]
+    await _prove(visitor, relay, "eve@example.com")
+    await desktop.receive("claims")  # the claim said again, as `identify` does
+    proved = await desktop.receive("claims")
+    # One card now, Eve's: no other card to suggest.
+    assert (proved["client_id"], proved["email_verified"], proved["possible_matches"]) == (
+        eve["client"]["id"],
+        True,
+        [],
+    )
+    await visitor.close()
+    await desktop.close()
 
 
 async def test_a_visitor_proves_its_email_with_the_code_sent_to_it_and_the_agent_sees_it_proved(
