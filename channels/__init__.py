@@ -26,7 +26,7 @@ from contactcenter.agents.outbound import ConversationParty, CustomerPresencePor
 from contactcenter.api.operations import Operation
 from contactcenter.metrics import IntakeMetrics
 from contactcenter.settings import Settings
-from schema import Channel
+from schema import Channel, IdentityKind
 
 
 class Caller(Protocol):
@@ -62,6 +62,23 @@ class SocketNotices(Protocol):
     async def close(self) -> None: ...
 
 
+class RateLimit(Protocol):
+    """A rate per sender that holds across API processes (`contactcenter.live.rates.RedisRate`)."""
+
+    async def take(self, sender: str) -> bool:
+        """One frame more from `sender`: False when it is over its rate; `Unavailable` when it cannot tell."""
+        ...
+
+
+class ProvedIdentityPort(Protocol):
+    """Identities a customer proved on a channel (a code sent to its email): they join the customer's card as
+    verified, and merge it with a card holding them verified (`contactcenter.store.proofs.ProvedIdentities`)."""
+
+    async def proved(self, owner_kind: IdentityKind, owner: str, kind: IdentityKind, value: str) -> uuid.UUID:
+        """The card `owner` answers as once `value` is on it."""
+        ...
+
+
 @dataclass(frozen=True)
 class ChannelContext:
     """What the host lends every channel: the same for all, opened and closed by the host."""
@@ -85,6 +102,10 @@ class ChannelContext:
     presence: CustomerPresencePort
     # Whether an agent is there to answer a channel now (a chat widget offers to leave a message when not).
     staffing: StaffingPort
+    # A rate limit per sender, shared by every API process: `(audience, per minute, burst)` names one.
+    rate_limit: Callable[[str, int, int], RateLimit]
+    # Where a channel adds what its customer proved to the customer's card.
+    proved_identities: ProvedIdentityPort
 
 
 class ChannelServer(Protocol):

@@ -150,7 +150,8 @@ class Settings(BaseSettings):
     # The longest message a visitor or an agent may write, in characters; a socket frame's own bound is four times it,
     # in bytes (past it the socket closes with 1009, as WebSockets do).
     chat_max_text: int = Field(default=4000, ge=1, le=100_000)
-    # Frames a visitor may send per minute (messages, typing, claims), and in one burst; past it, error frames.
+    # Frames a visitor may send per minute (messages, typing, claims), and in one burst, across every API process
+    # (a token bucket in Redis); past it, error frames.
     chat_frames_per_minute: int = Field(default=60, ge=1, le=100_000)
     chat_frame_burst: int = Field(default=20, ge=1, le=100_000)
     # When the chat is open, e.g. `mon-fri 09:00-17:00; sat 10:00-14:00` (unset: always), in this time zone.

@@ -33,6 +33,19 @@ class IdentityView(BaseModel):
     shared: bool = Field(description="shared by many people (a switchboard, `anonymous`): never merges")
 
 
+class ClaimView(BaseModel):
+    """What a customer said it is on a channel (web chat's `identify`): a claim, not an identity — it never
+    finds nor merges a card. Only `email_verified` is proof (a code sent to it; the email is then an identity
+    too)."""
+
+    channel: Literal["chat"]
+    visitor_id: uuid.UUID
+    name: str | None
+    email: str | None
+    phone: str | None
+    email_verified: bool
+
+
 class TimelineEntry(BaseModel):
     id: uuid.UUID
     channel: Channel
@@ -109,6 +122,9 @@ class ClientCard(BaseModel):
     open_conversations: list[OpenConversationView] = Field(default_factory=list)
     notes: list[NoteView] = Field(default_factory=list, description="the latest 20, newest first")
     possible_matches: list[PossibleMatch] = Field(default_factory=list)
+    claims: list[ClaimView] = Field(
+        default_factory=list, description="what the customer said it is on the chat: claims, never identities"
+    )
     timeline: list[TimelineEntry]
     timeline_next: str | None = None
 

@@ -117,6 +117,9 @@ class CustomerClaims(BaseModel):
     email_verified: bool
     phone: str | None
     possible_matches: list[PossibleMatch]
+    # The card the customer answers as now: another than the offer's once a proved email merged the customer's
+    # card into the one holding it (the desktop reads it again); None before the customer's first contact.
+    client_id: uuid.UUID | None
 
 
 AgentNotice = Annotated[

@@ -49,7 +49,8 @@ class WebChatChannel:
             notices=context.socket_notices("visitor"),
             presence=context.presence,
             staffing=context.staffing,
-            proof=EmailProof(context.pool, _code_mailer(settings)),
+            rate=context.rate_limit("chat", settings.chat_frames_per_minute, settings.chat_frame_burst),
+            proof=EmailProof(context.pool, _code_mailer(settings), context.proved_identities),
             hours=OpeningHours.parse(settings.chat_hours, settings.chat_timezone),
             allowed_origins=web_origins(settings),
         )

@@ -1,6 +1,7 @@
 """Proving a chat visitor's claimed email: a six-digit code sent to the address (through a small port: the
 service's outbound mail relay, `CC_SMTP_RELAY_URL`), good for ten minutes and five tries; the code is kept as its
-SHA-256 only. A proved address is shown to the agent as verified — still never merged on its own."""
+SHA-256 only. A proved address resolves like any verified identity (`ProvedIdentityPort`: on the visitor's card,
+merging it with a card that holds the address verified)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from urllib.parse import urlsplit
 import aiosmtplib
 import asyncpg
 
+from channels import ProvedIdentityPort
 from contactcenter.errors import Conflict, Invalid, Unavailable
+from schema import IdentityKind
 
 CODE_LIFETIME = timedelta(minutes=10)
 TRIES = 5
@@ -84,9 +87,10 @@ def _hashed(code: str) -> bytes:
 
 
 class EmailProof:
-    def __init__(self, pool: asyncpg.Pool, mailer: CodeMailer) -> None:
+    def __init__(self, pool: asyncpg.Pool, mailer: CodeMailer, identities: ProvedIdentityPort) -> None:
         self._pool = pool
         self._mailer = mailer
+        self._identities = identities
 
     async def send_code(self, visitor_id: uuid.UUID) -> str:
         """Send a new code to the email the visitor claims; answer the address."""
@@ -100,12 +104,14 @@ class EmailProof:
         return str(email)
 
     async def prove(self, visitor_id: uuid.UUID, code: str) -> str:
-        """The claimed email, proved by `code`; `Invalid` naming `code` otherwise (a try spent)."""
+        """The claimed email, proved by `code`, now on the visitor's card; `Invalid` naming `code` otherwise (a try
+        spent). The code is spent once the email is on the card: if that fails, the same code may be tried again."""
         row = await self._pool.fetchrow(SPEND_TRY, visitor_id)
         if row is None:
             raise Invalid("no code is waiting: ask for a new one", field="code")
         if not hmac.compare_digest(row["email_code_hash"], _hashed(code)):
             raise Invalid("this is not the code we sent", field="code")
+        await self._identities.proved(IdentityKind.VISITOR, str(visitor_id), IdentityKind.EMAIL, row["email"])
         await self._pool.execute(PROVED, visitor_id, row["email"])
         return str(row["email"])
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import TypeAdapter, ValidationError
 
-from channels import SocketNotices
+from channels import RateLimit, SocketNotices
 from channels.intake.admission import Admission
 from channels.intake.publishing import InteractionPublisher
 from channels.webchat.frames import (
@@ -44,7 +44,6 @@ from channels.webchat.frames import (
     Welcome,
 )
 from channels.webchat.hours import OpeningHours
-from channels.webchat.limits import FrameRate
 from channels.webchat.tokens import VisitorTokens
 from channels.webchat.transcript import PAGE, Transcript
 from channels.webchat.verification import EmailProof
@@ -179,6 +178,7 @@ class VisitorSockets:
         notices: SocketNotices,
         presence: CustomerPresencePort,
         staffing: StaffingPort,
+        rate: RateLimit,
         proof: EmailProof,
         hours: OpeningHours | None,
         allowed_origins: frozenset[str],
@@ -195,7 +195,7 @@ class VisitorSockets:
         self._proof = proof
         self._hours = hours
         self._allowed_origins = allowed_origins
-        self._rate = FrameRate(settings.chat_frames_per_minute, settings.chat_frame_burst)
+        self._rate = rate
         self._sessions: dict[uuid.UUID, set[VisitorSession]] = {}
 
     @property
@@ -290,7 +290,6 @@ class VisitorSockets:
         if sessions:
             return
         del self._sessions[session.visitor_id]
-        self._rate.forget(session.visitor_id)
         try:
             await self._notices.release(session.visitor_id)
         except LEAVING_ERRORS as exc:
@@ -332,11 +331,11 @@ class VisitorSockets:
         await self._notices.send(visitor_id, body)
 
     async def _answer(self, session: VisitorSession, text: str) -> None:
-        if not self._rate.take(session.visitor_id):
-            await self._refuse(session, Invalid("too many frames: slow down", field="type"), code="rate_limited")
-            return
         message_id: str | None = None
         try:
+            if not await self._rate.take(str(session.visitor_id)):
+                await self._refuse(session, Invalid("too many frames: slow down", field="type"), code="rate_limited")
+                return
             frame = _frame_from(text)
             match frame:
                 case SendMessage():

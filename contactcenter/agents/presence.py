@@ -12,7 +12,8 @@ from schema import Channel, IdentityKind
 from schema.offers import CustomerActivity, CustomerClaims, PossibleMatch
 
 # How much a claimed identity found on a card says it is the same customer: not proof, a reason to ask; an
-# email the customer proved says more, and is still not merged without the agent.
+# email the customer proved says more (it merges by itself only with a card holding it verified:
+# contactcenter/store/proofs.py — then it is the customer's own card, no match).
 CLAIM_SCORE = 0.5
 PROVED_SCORE = 0.9
 
@@ -32,13 +33,19 @@ class AgentPresence:
         holders = await self._conversations.holders(str(kind), address, str(channel))
         if not holders:
             return
+        card = await self._conversations.card_of(str(kind), address)
         claimed = [(k, v) for k, v in (("email", claims.email), ("phone", claims.phone)) if v]
-        found = await self._conversations.cards_holding(claimed, (str(kind), address)) if claimed else []
+        found = await self._conversations.cards_holding(claimed, card) if claimed else []
         reasons: dict[uuid.UUID, list[str]] = {}
+        scores: dict[uuid.UUID, float] = {}
         for client_id, claimed_kind in found:
-            reasons.setdefault(client_id, []).append(f"holds the {claimed_kind} the customer claims (not verified)")
+            proved = claimed_kind == "email" and claims.email_verified
+            why = f"holds the {claimed_kind} the customer " + ("proved" if proved else "claims (not verified)")
+            reasons.setdefault(client_id, []).append(why)
+            scores[client_id] = max(scores.get(client_id, 0.0), PROVED_SCORE if proved else CLAIM_SCORE)
         matches = [
-            PossibleMatch(client_id=client_id, score=CLAIM_SCORE, reasons=why) for client_id, why in reasons.items()
+            PossibleMatch(client_id=client_id, score=scores[client_id], reasons=why)
+            for client_id, why in reasons.items()
         ]
         for conversation_id, agent_id in holders:
             notice = CustomerClaims(
@@ -49,5 +56,6 @@ class AgentPresence:
                 email_verified=claims.email_verified,
                 phone=claims.phone,
                 possible_matches=matches,
+                client_id=card,
             )
             await self._notices.claims(notice)

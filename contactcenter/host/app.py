@@ -38,6 +38,7 @@ from contactcenter.host.health import Health
 from contactcenter.host.scrape import MetricsEndpoint
 from contactcenter.host.services import Services, open_events_bus, open_services
 from contactcenter.http_errors import error_middleware
+from contactcenter.live.rates import RedisRate
 from contactcenter.metrics import METRICS, Metrics
 from contactcenter.origins import web_origins
 from contactcenter.periodic import Periodic
@@ -46,6 +47,7 @@ from contactcenter.store.card_edits import CardEdits
 from contactcenter.store.integrations import Integrations
 from contactcenter.store.merges import Merges
 from contactcenter.store.privacy import Privacy
+from contactcenter.store.proofs import ProvedIdentities
 from contactcenter.store.waiting import WaitingContacts
 from contactcenter.supervision.actions import SupervisorActions
 from contactcenter.supervision.api import SupervisorApi
@@ -260,6 +262,16 @@ def _open_channels(
             services.redis, settings.namespace, timeout=settings.publish_timeout_seconds, audience=audience
         )
 
+    def rate_limit(audience: str, per_minute: int, burst: int) -> RedisRate:
+        return RedisRate(
+            services.redis,
+            namespace=settings.namespace,
+            audience=audience,
+            per_minute=per_minute,
+            burst=burst,
+            timeout=settings.publish_timeout_seconds,
+        )
+
     context = ChannelContext(
         settings=settings,
         publisher=publisher,
@@ -272,6 +284,8 @@ def _open_channels(
         socket_notices=socket_notices,
         presence=AgentPresence(services.conversations, services.notices),
         staffing=Staffing(services.pool, services.live),
+        rate_limit=rate_limit,
+        proved_identities=ProvedIdentities(services.pool),
     )
     return [channel.parts(context) for channel in CHANNELS]
 

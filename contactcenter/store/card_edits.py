@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Literal
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -48,7 +49,7 @@ IDENTITY_HOLDER = "SELECT cc_card_root(client_id) FROM identities WHERE kind = $
 INSERT_IDENTITY = """
 WITH added AS (
     INSERT INTO identities (kind, value, client_id, verified, raw_value, source)
-    VALUES ($1, $2, $3, $4, $5, 'agent')
+    VALUES ($1, $2, $3, $4, $5, $6)
     ON CONFLICT (kind, value) DO NOTHING
     RETURNING kind, value, client_id, verified
 )
@@ -73,8 +74,9 @@ class IdentityHeld(Conflict):
 class NewIdentity:
     kind: IdentityKind
     value: str  # the kept form
-    raw: str  # as the agent typed it
+    raw: str  # as the agent (or the customer) typed it
     verified: bool
+    source: Literal["contact", "agent"] = "agent"  # an agent typed it; `contact`: the customer proved it
 
 
 class CardEdits:
@@ -116,7 +118,9 @@ class CardEdits:
             if holder is not None and holder != root:
                 raise IdentityHeld(holder)
             if holder is None:
-                await conn.execute(INSERT_IDENTITY, kind, identity.value, root, identity.verified, identity.raw)
+                await conn.execute(
+                    INSERT_IDENTITY, kind, identity.value, root, identity.verified, identity.raw, identity.source
+                )
             else:
                 await conn.execute(VERIFY_IDENTITY, kind, identity.value, identity.verified)
         if identity.kind is IdentityKind.PHONE:

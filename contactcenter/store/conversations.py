@@ -98,12 +98,14 @@ JOIN conversations v ON v.client_id = i.client_id AND v.channel = $3 AND v.state
 WHERE i.kind = $1 AND i.value = $2 AND v.agent_id IS NOT NULL
 """
 # The cards holding any of the identities given (kind, value pairs), but the customer's own.
+# The cards (as they answer: merged-away ones as their survivor) holding the identities, but the card $3.
 CARDS_HOLDING = """
-SELECT i.client_id, i.kind FROM identities i
-JOIN unnest($1::text[], $2::text[]) AS c(kind, value) ON i.kind = c.kind AND i.value = c.value
-WHERE i.client_id <> ALL($3::uuid[])
+SELECT DISTINCT h.client_id, h.kind FROM (
+    SELECT cc_card_root(i.client_id) AS client_id, i.kind FROM identities i
+    JOIN unnest($1::text[], $2::text[]) AS c(kind, value) ON i.kind = c.kind AND i.value = c.value) h
+WHERE h.client_id IS DISTINCT FROM $3
 """
-CLIENTS_OF = "SELECT client_id FROM identities WHERE kind = $1 AND value = $2"
+CARD_OF = "SELECT cc_card_root(client_id) FROM identities WHERE kind = $1 AND value = $2"
 # Every open conversation that has a queue, with the interaction that opened it: what live state holds.
 OPEN_IN_QUEUES = """
 SELECT v.id, v.queue_id, v.agent_id, (extract(epoch FROM v.opened_at) * 1000)::bigint AS opened_ms,
@@ -352,13 +354,17 @@ class Conversations:
         rows = await self._pool.fetch(HOLDERS, kind, value, channel)
         return [(row["id"], row["agent_id"]) for row in rows]
 
+    async def card_of(self, kind: str, value: str) -> uuid.UUID | None:
+        """The card the identity answers as (the survivor, when its card was merged), or None."""
+        card: uuid.UUID | None = await self._pool.fetchval(CARD_OF, kind, value)
+        return card
+
     async def cards_holding(
-        self, identities: list[tuple[str, str]], but_of: tuple[str, str]
+        self, identities: list[tuple[str, str]], but: uuid.UUID | None
     ) -> list[tuple[uuid.UUID, str]]:
-        """(card, kind) of each card holding one of `identities`, but the card holding `but_of`."""
-        own = [row["client_id"] for row in await self._pool.fetch(CLIENTS_OF, *but_of)]
+        """(card, kind) of each card holding one of `identities`, as the cards answer, but the card `but`."""
         kinds, values = [kind for kind, _ in identities], [value for _, value in identities]
-        rows = await self._pool.fetch(CARDS_HOLDING, kinds, values, own)
+        rows = await self._pool.fetch(CARDS_HOLDING, kinds, values, but)
         return [(row["client_id"], row["kind"]) for row in rows]
 
     async def record_outbound(self, route: ReplyRoute, interaction: Interaction, agent_id: uuid.UUID) -> None:
