@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import smtplib
+import uuid
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from typing import Any
@@ -327,6 +328,43 @@ async def test_an_attachment_is_downloaded_by_the_agent_with_its_content_type_an
             assert response.status == 400
             assert (await response.json())["error"]["field"] == "attachment_id"
         await desktop.close()
+
+
+async def test_only_the_admin_and_the_agent_holding_the_conversation_download_an_unguessable_attachment(
+    mail_service: RunningService,
+) -> None:
+    await mail_service.create_queue("support", ["email"])
+    holder = await mail_service.create_agent("Ann", ["support"])
+    desktop = await mail_service.agent_desktop(holder["token"])
+    await desktop.command({"type": "state", "state": "available"}, "state")
+    other = await mail_service.create_agent("Bob", ["support"])
+    port = smtp_port(mail_service)
+    mail = customer_mail(text="the invoice is attached")
+    mail.add_attachment(b"%PDF-1.4 invoice", maintype="application", subtype="pdf", filename="invoice.pdf")
+    await send_mail(port, mail)
+    offer = await _accepted_offer(mail_service, desktop)
+    (link,) = re.findall(r"(/api/v1/email/attachments/([0-9a-f-]{36}))", offer["reservation"]["interaction"]["body"])
+    # Not derivable from the Message-ID and the attachment's place (what a uuid5 of them would be).
+    derivable = uuid.uuid5(uuid.UUID("6d1d3c38-0c44-4e7d-9a3e-6b7c6f1f5a2e"), "order-1@customer.example\n0")
+    assert link[1] != str(derivable)
+    async with mail_service.http.get(
+        f"{mail_service.base_url}/api/v1/email/attachments/{derivable}", headers=mail_service.admin_headers()
+    ) as response:
+        assert response.status == 404
+
+    url = mail_service.base_url + link[0]
+    async with mail_service.http.get(url, headers={"Authorization": f"Bearer {other['token']}"}) as response:
+        assert response.status == 404  # another agent: not even told it exists
+        assert (await response.json())["error"]["field"] == "attachment_id"
+    async with mail_service.http.get(url, headers=mail_service.admin_headers()) as response:
+        assert response.status == 200 and await response.read() == b"%PDF-1.4 invoice"
+    async with mail_service.http.get(url, headers={"Authorization": f"Bearer {holder['token']}"}) as response:
+        assert response.status == 200
+    await desktop.command({"type": "complete", "conversation_id": offer["reservation"]["conversation_id"]}, "completed")
+    # The agent who held it, after the conversation closed: still theirs to read.
+    async with mail_service.http.get(url, headers={"Authorization": f"Bearer {holder['token']}"}) as response:
+        assert response.status == 200 and await response.read() == b"%PDF-1.4 invoice"
+    await desktop.close()
 
 
 async def test_a_reply_from_another_address_and_a_bounce_of_our_reply_join_the_thread_without_joining_the_card(
