@@ -17,7 +17,7 @@ import aiosmtplib
 
 from channels.email.mailbox import MailStore, ThreadHead
 from channels.email.parsing import ParsedMail, one_line
-from channels.email.tokens import base_address, reply_message_id, reply_to
+from channels.email.tokens import base_address, reply_message_id, reply_subject, reply_to
 from contactcenter.agents.outbound import OutboundMessage
 from contactcenter.errors import Invalid, Unavailable
 from schema import IdentityKind
@@ -70,16 +70,14 @@ class RelaySender:
 
     async def _compose(self, message: OutboundMessage) -> EmailMessage:
         head = await self._mailbox.thread_head(message.in_reply_to) if message.in_reply_to else None
-        subject = head.subject if head is not None else ""
-        if not subject.lower().startswith("re:"):
-            subject = f"Re: {subject}" if subject else "Re: your message"
+        domain = message.from_address.rpartition("@")[2] or self._default_domain
+        message_id = reply_message_id(domain)
         mail = EmailMessage()
         mail["From"] = base_address(message.from_address)
         mail["To"] = message.to_address
-        mail["Subject"] = one_line(subject, 998)
+        # The token in the subject too, for clients that drop the threading headers and the Reply-To.
+        mail["Subject"] = reply_subject(one_line(head.subject if head is not None else "", 998), message_id)
         mail["Date"] = format_datetime(datetime.now(UTC))
-        domain = message.from_address.rpartition("@")[2] or self._default_domain
-        message_id = reply_message_id(domain)
         mail["Message-ID"] = f"<{message_id}>"
         # The token, for clients that drop In-Reply-To and References: answers to this address thread too.
         mail["Reply-To"] = reply_to(message.from_address, message_id)

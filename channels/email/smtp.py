@@ -21,7 +21,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from channels.email.intake import inbound_mail, sender_address
 from channels.email.mailbox import MailStore
 from channels.email.parsing import parse_mail
-from channels.email.tokens import answered_ids, base_address
+from channels.email.tokens import answered_ids, base_address, subject_ids
 from channels.intake.admission import Admission
 from channels.intake.publishing import InteractionPublisher
 from contactcenter.errors import Unavailable
@@ -89,7 +89,9 @@ class MailIntake:
         mail = await asyncio.to_thread(parse_mail, raw)
         verified = mail.dmarc_passed(self._settings.mail_trusted_authserv_id)
         recipient = base_address(recipients[0]) if recipients else ""
-        owner = await self._mailbox.thread_owner([*mail.thread_ids, *answered_ids(recipients)])
+        # Threading headers first, then our token in the recipient's address, then in the subject.
+        named = [*mail.thread_ids, *answered_ids(recipients), *subject_ids(mail.subject, recipients)]
+        owner = await self._mailbox.thread_owner(named)
         sender = sender_address(mail, envelope_sender)
         with self._admission.slot(), log_context(provider_id=mail.message_id):
             attachment_ids = await self._mailbox.keep(

@@ -134,7 +134,8 @@ async def test_a_customers_mail_pops_the_card_the_reply_threads_and_the_answer_j
     assert relay.envelopes == [(SUPPORT, [CUSTOMER])]
     assert sent["In-Reply-To"] == "<order-1@customer.example>"
     assert "<order-1@customer.example>" in sent["References"]
-    assert sent["Subject"] == "Re: My order"
+    token = str(sent["Message-ID"]).strip("<>").partition("@")[0]
+    assert sent["Subject"] == f"Re: My order [#{token}]"
     assert str(sent["Message-ID"]).endswith(f"@{OUR_DOMAIN}>")
     assert sent.get_content_type() == "multipart/alternative"
     text_part = sent.get_body(("plain",))
@@ -439,4 +440,28 @@ async def test_an_answer_to_our_reply_to_address_threads_without_in_reply_to_or_
     await desktop.command({"type": "reply", "conversation_id": conversation_id, "text": "Noted"}, "replied")
     assert relay.received[1]["From"] == SUPPORT
     assert relay.received[1]["To"] == "ann.home@other.example"
+    await desktop.close()
+
+
+async def test_our_token_in_the_subject_threads_an_answer_without_threading_headers_or_address_tag(
+    mail_service: RunningService, relay: Relay
+) -> None:
+    desktop, port = await _support_desk(mail_service)
+    conversation_id, ours = await _answered_conversation(mail_service, relay, desktop, port, "Which size?")
+    subject = str(ours["Subject"])
+    assert re.fullmatch(r"Re: My order \[#cc-[0-9a-f]{32}\]", subject)
+
+    # A client that strips In-Reply-To, References and the tagged Reply-To, writing from another address to our
+    # plain address: only the subject is left, as the customer's client quoted it.
+    bare = customer_mail(
+        sender="ann.home@other.example", subject=f"RE: {subject}", text="Large", message_id="<h2@other.example>"
+    )
+    await send_mail(port, bare, sender="ann.home@other.example")
+    message = await desktop.receive("message")
+    assert message["conversation_id"] == conversation_id
+    # The next reply carries one token, its own, not the one before it too.
+    await desktop.command({"type": "reply", "conversation_id": conversation_id, "text": "Noted"}, "replied")
+    second = relay.received[1]
+    token = str(second["Message-ID"]).strip("<>").partition("@")[0]
+    assert second["Subject"] == f"Re: My order [#{token}]"
     await desktop.close()
