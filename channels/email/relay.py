@@ -18,7 +18,7 @@ import aiosmtplib
 from channels.email.mailbox import MailStore, ThreadHead
 from channels.email.parsing import ParsedMail, one_line
 from channels.email.tokens import base_address, reply_message_id, reply_subject, reply_to
-from contactcenter.agents.outbound import OutboundMessage
+from contactcenter.agents.outbound import OutboundMessage, ReplyNotTaken, ReplyRefused
 from contactcenter.errors import Invalid, Unavailable
 from schema import IdentityKind
 from schema.events import MailFailedV1, MailSentV1
@@ -118,7 +118,7 @@ class RelaySender:
                     await self._mailbox.record_failure(
                         MailFailedV1(message_id=message_id, in_reply_to=in_reply_to, reason="refused", tries=attempt)
                     )
-                    raise Invalid(f"the mail relay refused the reply: {exc.code}", field="text") from exc
+                    raise ReplyRefused(f"the mail relay refused the reply: {exc.code}", provider_id=message_id) from exc
                 failure = f"the mail relay answered {exc.code}"
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 failure = f"the mail relay could not be reached ({type(exc).__name__})"
@@ -129,7 +129,7 @@ class RelaySender:
         await self._mailbox.record_failure(
             MailFailedV1(message_id=message_id, in_reply_to=in_reply_to, reason="unavailable", tries=self._tries)
         )
-        raise Unavailable(f"{failure}; the reply was not sent, try again")
+        raise ReplyNotTaken(f"{failure}; the reply was not sent, try again", provider_id=message_id)
 
 
 # The customer's message quoted under a reply: at most this many characters of it.

@@ -294,6 +294,43 @@ async def test_a_relay_that_refuses_for_now_is_retried_then_the_agent_is_told(
     await desktop.close()
 
 
+async def test_a_reply_the_relay_refused_or_could_not_take_is_on_the_timeline_marked_not_sent(
+    mail_service: RunningService, relay: Relay
+) -> None:
+    desktop, port = await _support_desk(mail_service)
+    await send_mail(port, customer_mail())
+    offer = await _accepted_offer(mail_service, desktop)
+    conversation_id = offer["reservation"]["conversation_id"]
+    relay.refuse = "451 4.3.0 try later"
+    error = await desktop.command({"type": "reply", "conversation_id": conversation_id, "text": "First"}, "error")
+    assert error["error"]["code"] == "unavailable"
+    relay.refuse = "550 5.7.1 no thanks"
+    error = await desktop.command({"type": "reply", "conversation_id": conversation_id, "text": "Second"}, "error")
+    assert error["error"]["code"] == "invalid" and error["error"]["field"] == "text"
+    relay.refuse = None
+    await desktop.command({"type": "reply", "conversation_id": conversation_id, "text": "Third"}, "replied")
+
+    timeline = (await _card(mail_service, CUSTOMER))[1]["timeline"]
+    outbound = [e for e in timeline if e["direction"] == "outbound"]
+    assert [e["conversation_id"] for e in outbound] == [conversation_id] * 3
+    third, second, first = (e["body"] for e in outbound)
+    assert third == "Third"
+    assert second.startswith("(not sent: the mail relay refused the reply: 550") and second.endswith("\n\nSecond")
+    assert first.startswith("(not sent: the mail relay answered 451") and first.endswith("\n\nFirst")
+    # Only the reply that left is `message.sent`; the others are `mail.failed`.
+    async with asyncio.timeout(10):  # once the outbox relay has stamped them
+        while True:
+            async with mail_service.http.get(
+                f"{mail_service.base_url}/api/v1/events", params={"after": "0"}, headers=mail_service.admin_headers()
+            ) as response:
+                kinds = [e["type"].removeprefix("org.contactcenter.") for e in (await response.json())["events"]]
+            if "mail.sent" in kinds and "message.sent" in kinds:
+                break
+            await asyncio.sleep(0.05)
+    assert kinds.count("message.sent") == 1 and kinds.count("mail.failed") == 2
+    await desktop.close()
+
+
 async def test_an_attachment_is_downloaded_by_the_agent_with_its_content_type_and_only_by_the_staff(
     mail_settings: Settings,
 ) -> None:
