@@ -68,6 +68,10 @@ class MailStore(Protocol):
 
     async def thread_head(self, message_id: str) -> ThreadHead | None: ...
 
+    async def conversation_open(self, client_address: str) -> bool:
+        """Whether the customer with this email address has an open email conversation (what an automated mail
+        filed under them would join)."""
+
     async def attachment(self, attachment_id: uuid.UUID, agent_id: uuid.UUID | None) -> StoredAttachment:
         """The attachment, for the admin (`agent_id` None) or the agent the conversation its mail is in is
         assigned to (now, or when it closed); `NotFound` for anyone else, as for no such attachment."""
@@ -94,6 +98,12 @@ JOIN email_messages m ON m.message_id = r.message_id
 WHERE m.client_address <> ''
 ORDER BY r.n
 LIMIT 1
+"""
+# As the routers' recording (`cc_record_inbound`) finds the conversation a mail joins: the identity's client.
+CONVERSATION_OPEN = """
+SELECT EXISTS (
+    SELECT 1 FROM identities i JOIN conversations v ON v.client_id = i.client_id
+    WHERE i.kind = 'email' AND i.value = $1 AND v.channel = 'email' AND v.state = 'open')
 """
 IMAP_CURSOR = "SELECT uidvalidity, last_uid FROM email_imap_cursors WHERE mailbox = $1"
 ADVANCE_IMAP_CURSOR = """
@@ -191,6 +201,9 @@ class PostgresMailStore:
             row["client_address"],
             row["created_at"],
         )
+
+    async def conversation_open(self, client_address: str) -> bool:
+        return bool(await self._pool.fetchval(CONVERSATION_OPEN, client_address))
 
     async def attachment(self, attachment_id: uuid.UUID, agent_id: uuid.UUID | None) -> StoredAttachment:
         row = await self._pool.fetchrow(ATTACHMENT, attachment_id, agent_id)

@@ -93,6 +93,7 @@ class MailIntake:
         named = [*mail.thread_ids, *answered_ids(recipients), *subject_ids(mail.subject, recipients)]
         owner = await self._mailbox.thread_owner(named)
         sender = sender_address(mail, envelope_sender)
+        automated = mail.automated(self._domains)
         with self._admission.slot(), log_context(provider_id=mail.message_id):
             attachment_ids = await self._mailbox.keep(
                 mail,
@@ -101,7 +102,7 @@ class MailIntake:
                 event=MailReceivedV1(
                     message_id=mail.message_id,
                     verified=verified,
-                    automated=mail.automated(self._domains),
+                    automated=automated,
                     bounce=mail.bounce,
                     parsed=mail.parsed,
                     attachments=len(mail.attachments),
@@ -110,6 +111,12 @@ class MailIntake:
                 raw=None if mail.parsed else raw,
                 max_attachment=self._settings.mail_max_attachment_bytes,
             )
+            # The loop guard: mail no one should answer (auto-submitted, bounces, daemons, our own domains) opens
+            # no work. It joins the conversation it is filed under while that is open (a `message` to its
+            # agent); otherwise it is kept (above, with its `mail.received`, automated) and offered to no one.
+            if automated and not await self._mailbox.conversation_open(owner or sender):
+                log.info("automated mail kept, offered to no one")
+                return
             interaction = inbound_mail(
                 mail,
                 envelope_sender=envelope_sender,

@@ -502,3 +502,71 @@ async def test_our_token_in_the_subject_threads_an_answer_without_threading_head
     token = str(second["Message-ID"]).strip("<>").partition("@")[0]
     assert second["Subject"] == f"Re: My order [#{token}]"
     await desktop.close()
+
+
+def _auto_reply(sender: str, message_id: str, in_reply_to: str | None) -> EmailMessage:
+    """What a vacation responder sends (RFC 3834): auto-submitted, answering the message it got."""
+    headers = [("Auto-Submitted", "auto-replied"), ("X-Autoreply", "yes")]
+    if in_reply_to is not None:
+        headers.append(("In-Reply-To", in_reply_to))
+    return customer_mail(
+        sender=sender, subject="Out of office", text="I am away until Monday.", message_id=message_id, headers=headers
+    )
+
+
+async def test_two_auto_responders_bouncing_mail_through_us_never_open_work_nor_get_an_answer(
+    mail_service: RunningService, relay: Relay
+) -> None:
+    desktop, port = await _support_desk(mail_service)
+    conversation_id, ours = await _answered_conversation(mail_service, relay, desktop, port, "On its way")
+
+    # The customer's responder answers our reply while the conversation is open: the agent holding it sees it.
+    await send_mail(port, _auto_reply(CUSTOMER, "<ooo-1@customer.example>", str(ours["Message-ID"])))
+    message = await desktop.receive("message")
+    assert message["conversation_id"] == conversation_id
+    await desktop.command({"type": "complete", "conversation_id": conversation_id}, "completed")
+
+    # Then a second responder (a colleague's, copied) answers the same reply, and the first answers again: the
+    # conversation is closed, and an automated mail opens no new one.
+    await send_mail(
+        port, _auto_reply("bob@customer.example", "<ooo-2@customer.example>", str(ours["Message-ID"])), sender=""
+    )
+    await send_mail(port, _auto_reply(CUSTOMER, "<ooo-3@customer.example>", "<ooo-2@customer.example>"))
+    # Unthreaded automated mail: a responder of a stranger, a bounce of nothing of ours, and mail from our own
+    # domain (a loop of our own, or a forgery) — kept, offered to no one.
+    await send_mail(port, _auto_reply("robot@two.example", "<ooo-4@two.example>", None), sender="robot@two.example")
+    bounce = (
+        b"From: MAILER-DAEMON@mx.two.example\r\nTo: support@shop.example\r\nSubject: Undelivered\r\n"
+        b"Message-ID: <dsn-9@mx.two.example>\r\n"
+        b'MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        b"--B\r\nContent-Type: text/plain\r\n\r\nNot delivered.\r\n--B--\r\n"
+    )
+    await send_mail(port, bounce, sender="")
+    own = customer_mail(sender=f"noreply@{OUR_DOMAIN}", subject="Your ticket", message_id="<own-1@shop.example>")
+    await send_mail(port, own, sender=f"noreply@{OUR_DOMAIN}")
+
+    # The next work the agent is offered is the next person's mail: none of the automated ones came first.
+    ordinary = customer_mail(sender="carl@customer.example", message_id="<carl-1@customer.example>")
+    await send_mail(port, ordinary, sender="carl@customer.example")
+    offer = await desktop.receive("offer")
+    assert offer["reservation"]["interaction"]["provider_id"] == "carl-1@customer.example"
+
+    # Nothing answered any of them, and each is kept, marked automated.
+    assert len(relay.received) == 1
+    events = await _wait_for_mail_events(mail_service, 9)
+    received = {data["message_id"]: data["automated"] for kind, data in events if kind == "mail.received"}
+    assert received == {
+        "order-1@customer.example": False,
+        "ooo-1@customer.example": True,
+        "ooo-2@customer.example": True,
+        "ooo-3@customer.example": True,
+        "ooo-4@two.example": True,
+        "dsn-9@mx.two.example": True,
+        "own-1@shop.example": True,
+        "carl-1@customer.example": False,
+    }
+    for stranger in ("robot@two.example", f"noreply@{OUR_DOMAIN}"):
+        assert (await _card(mail_service, stranger))[0] == 404
+    timeline = (await _card(mail_service, CUSTOMER))[1]["timeline"]
+    assert len(timeline) == 3  # the mail, our reply, the responder's answer while the conversation was open
+    await desktop.close()
