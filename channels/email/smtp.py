@@ -114,7 +114,8 @@ class MailIntake:
             # The loop guard: mail no one should answer (auto-submitted, bounces, daemons, our own domains) opens
             # no work. It joins the conversation it is filed under while that is open (a `message` to its
             # agent); otherwise it is kept (above, with its `mail.received`, automated) and offered to no one.
-            if automated and not await self._mailbox.conversation_open(owner or sender):
+            # A mail the library could not read at all says nothing of itself: a person looks at it.
+            if automated and mail.parsed and not await self._mailbox.conversation_open(owner or sender):
                 log.info("automated mail kept, offered to no one")
                 return
             interaction = inbound_mail(

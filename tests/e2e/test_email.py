@@ -570,3 +570,20 @@ async def test_two_auto_responders_bouncing_mail_through_us_never_open_work_nor_
     timeline = (await _card(mail_service, CUSTOMER))[1]["timeline"]
     assert len(timeline) == 3  # the mail, our reply, the responder's answer while the conversation was open
     await desktop.close()
+
+
+async def test_a_mail_that_cannot_be_read_at_all_still_reaches_an_agent_though_no_sender_was_read(
+    mail_service: RunningService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    desktop, port = await _support_desk(mail_service)
+
+    def unreadable(*args: object, **kwargs: object) -> None:
+        raise ValueError("the library gave up")
+
+    # What the standard library cannot read at all (no sender read from it, so not "automated" by its headers).
+    monkeypatch.setattr("email.message_from_bytes", unreadable)
+    await send_mail(port, customer_mail(text="garbled"), sender="ann@customer.example")
+    offer = await desktop.receive("offer")
+    assert "could not be read" in offer["reservation"]["interaction"]["body"]
+    assert offer["reservation"]["interaction"]["from_address"] == CUSTOMER
+    await desktop.close()
