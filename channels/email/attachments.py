@@ -1,5 +1,6 @@
-"""`GET /api/v1/email/attachments/{attachment_id}`: an inbound mail's attachment, for the staff (admin or any
-agent), with the content type the sender gave it — always as a download, never rendered on our origin."""
+"""`GET /api/v1/email/attachments/{attachment_id}`: an inbound mail's attachment, for the admin and the agent
+the mail's conversation is assigned to (404 for anyone else: its existence is not confirmed), with the content
+type the sender gave it — always as a download, never rendered on our origin. Ids are random."""
 
 from __future__ import annotations
 
@@ -25,7 +26,14 @@ DOWNLOAD = Operation(
             schema={"type": "string", "format": "binary"},
             headers={"Content-Disposition": "attachment, with the sender's file name"},
         ),
-        **failures(400, 401, 403, 404, 503, reasons={404: "no such attachment, or one past the size kept"}),
+        **failures(
+            400,
+            401,
+            403,
+            404,
+            503,
+            reasons={404: "no such attachment, none of the caller's conversations, or past the size kept"},
+        ),
     },
     access=Access.STAFF,
     parameters=(
@@ -45,12 +53,13 @@ class AttachmentDownloads:
         return [DOWNLOAD.route(self.download)]
 
     async def download(self, request: web.Request) -> web.Response:
-        await self._auth.require_staff(request)
+        actor = await self._auth.require_staff_actor(request)
+        agent_id = None if actor == "admin" else uuid.UUID(actor.removeprefix("agent:"))
         try:
             attachment_id = uuid.UUID(request.match_info["attachment_id"])
         except ValueError:
             raise Invalid("the attachment id is not a UUID", field="attachment_id") from None
-        attachment = await self._mailbox.attachment(attachment_id)
+        attachment = await self._mailbox.attachment(attachment_id, agent_id)
         if attachment.content is None:
             raise NotFound("this attachment was larger than the size kept", field="attachment_id")
         return web.Response(

@@ -4,9 +4,11 @@ attachments."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from channels.email.parsing import MAX_ADDRESS, ParsedMail, attachment_id, one_line, usable_address
+from channels.email.parsing import MAX_ADDRESS, ParsedMail, one_line, usable_address
 from schema import Channel, IdentityKind, Interaction
 
 # The sender of a message whose From (and envelope sender) could not be read: kept, on one card of its own.
@@ -22,8 +24,9 @@ def sender_address(mail: ParsedMail, envelope_sender: str) -> str:
     return usable_address(envelope_sender) or UNKNOWN_SENDER
 
 
-def agent_body(mail: ParsedMail) -> str:
-    """What the agent reads: the subject, the text, and where each attachment is downloaded."""
+def agent_body(mail: ParsedMail, attachment_ids: Sequence[uuid.UUID] = ()) -> str:
+    """What the agent reads: the subject, the text, and where each attachment is downloaded (`attachment_ids`,
+    as the store gave them, in the mail's order)."""
     lines = [f"Subject: {mail.subject}" if mail.subject else "(no subject)", ""]
     if not mail.parsed:
         lines.append("(this message could not be read; it is kept as it came)")
@@ -32,8 +35,9 @@ def agent_body(mail: ParsedMail) -> str:
     lines.append(mail.text)
     if mail.attachments:
         lines += ["", "Attachments:"]
+        ids = list(attachment_ids)
         for position, attachment in enumerate(mail.attachments):
-            link = ATTACHMENT_PATH.format(id=attachment_id(mail.message_id, position))
+            link = ATTACHMENT_PATH.format(id=ids[position]) if position < len(ids) else "(not stored)"
             lines.append(
                 f"- {attachment.filename} ({attachment.content_type}, {len(attachment.content)} bytes): {link}"
             )
@@ -42,7 +46,13 @@ def agent_body(mail: ParsedMail) -> str:
 
 
 def inbound_mail(
-    mail: ParsedMail, *, envelope_sender: str, recipient: str, verified: bool, thread_owner: str | None = None
+    mail: ParsedMail,
+    *,
+    envelope_sender: str,
+    recipient: str,
+    verified: bool,
+    thread_owner: str | None = None,
+    attachment_ids: Sequence[uuid.UUID] = (),
 ) -> Interaction:
     """The interaction of an inbound mail; `thread_owner`, the customer of the conversation it answers, files it
     there when that is not its sender."""
@@ -55,6 +65,6 @@ def inbound_mail(
         sender_kind=IdentityKind.EMAIL,
         to_address=one_line(recipient, MAX_ADDRESS).lower(),
         from_verified=verified,
-        body=agent_body(mail),
+        body=agent_body(mail, attachment_ids),
         received_at=datetime.now(UTC),
     )

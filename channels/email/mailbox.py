@@ -12,7 +12,7 @@ from typing import Protocol
 
 import asyncpg
 
-from channels.email.parsing import ParsedMail, attachment_id
+from channels.email.parsing import ParsedMail
 from contactcenter.errors import NotFound
 from schema.events import EventData, MailFailedV1
 
@@ -49,9 +49,10 @@ class MailStore(Protocol):
         raw: bytes | None,
         max_attachment: int,
         event: EventData,
-    ) -> None:
+    ) -> list[uuid.UUID]:
         """Store the mail once (its Message-ID decides; a retry changes nothing), with its event (`mail.received`
-        or `mail.sent`) in the same transaction."""
+        or `mail.sent`) in the same transaction. Returns its attachments' ids, in the mail's order: random (no
+        one derives them from what the mail says), and on a retry the ids the first try stored."""
 
     async def record_failure(self, failure: MailFailedV1) -> None:
         """Write `mail.failed` (a reply the relay did not take)."""
@@ -67,7 +68,13 @@ class MailStore(Protocol):
 
     async def thread_head(self, message_id: str) -> ThreadHead | None: ...
 
-    async def attachment(self, attachment_id: uuid.UUID) -> StoredAttachment: ...
+    async def conversation_open(self, client_address: str) -> bool:
+        """Whether the customer with this email address has an open email conversation (what an automated mail
+        filed under them would join)."""
+
+    async def attachment(self, attachment_id: uuid.UUID, agent_id: uuid.UUID | None) -> StoredAttachment:
+        """The attachment, for the admin (`agent_id` None) or the agent the conversation its mail is in is
+        assigned to (now, or when it closed); `NotFound` for anyone else, as for no such attachment."""
 
 
 INSERT_MESSAGE = """
@@ -92,6 +99,12 @@ WHERE m.client_address <> ''
 ORDER BY r.n
 LIMIT 1
 """
+# As the routers' recording (`cc_record_inbound`) finds the conversation a mail joins: the identity's client.
+CONVERSATION_OPEN = """
+SELECT EXISTS (
+    SELECT 1 FROM identities i JOIN conversations v ON v.client_id = i.client_id
+    WHERE i.kind = 'email' AND i.value = $1 AND v.channel = 'email' AND v.state = 'open')
+"""
 IMAP_CURSOR = "SELECT uidvalidity, last_uid FROM email_imap_cursors WHERE mailbox = $1"
 ADVANCE_IMAP_CURSOR = """
 INSERT INTO email_imap_cursors (mailbox, uidvalidity, last_uid) VALUES ($1, $2, $3)
@@ -100,7 +113,16 @@ ON CONFLICT (mailbox) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid
 THREAD_HEAD = """
 SELECT message_id, subject, refs, text_body, client_address, created_at FROM email_messages WHERE message_id = $1
 """
-ATTACHMENT = "SELECT id, filename, content_type, size, content FROM email_attachments WHERE id = $1"
+ATTACHMENT_IDS = "SELECT id FROM email_attachments WHERE message_id = $1 ORDER BY position"
+# The admin ($2 NULL) or the agent of the conversation the mail's interaction is in.
+ATTACHMENT = """
+SELECT a.id, a.filename, a.content_type, a.size, a.content
+FROM email_attachments a
+WHERE a.id = $1
+  AND ($2::uuid IS NULL OR EXISTS (
+      SELECT 1 FROM interactions x JOIN conversations v ON v.id = x.conversation_id
+      WHERE x.channel = 'email' AND x.direction = 'inbound' AND x.provider_id = a.message_id AND v.agent_id = $2))
+"""
 
 
 class PostgresMailStore:
@@ -116,8 +138,9 @@ class PostgresMailStore:
         raw: bytes | None,
         max_attachment: int,
         event: EventData,
-    ) -> None:
+    ) -> list[uuid.UUID]:
         kept = list(mail.attachments)
+        ids = [uuid.uuid4() for _ in kept]
         async with self._pool.acquire() as conn, conn.transaction():
             status = await conn.execute(
                 INSERT_MESSAGE,
@@ -132,15 +155,15 @@ class PostgresMailStore:
                 raw,
                 client_address,
             )
-            if status.endswith(" 0"):
-                return  # stored before: an SMTP retry
+            if status.endswith(" 0"):  # stored before: an SMTP retry
+                return [row["id"] for row in await conn.fetch(ATTACHMENT_IDS, mail.message_id)]
             kind = "mail.received" if direction == "inbound" else "mail.sent"
             await conn.execute(INSERT_EVENT, kind, mail.message_id, event.model_dump_json())
             if not kept:
-                return
+                return []
             await conn.execute(
                 INSERT_ATTACHMENTS,
-                [attachment_id(mail.message_id, n) for n in range(len(kept))],
+                ids,
                 [mail.message_id] * len(kept),
                 list(range(len(kept))),
                 [a.filename for a in kept],
@@ -148,6 +171,7 @@ class PostgresMailStore:
                 [len(a.content) for a in kept],
                 [a.content if len(a.content) <= max_attachment else None for a in kept],
             )
+        return ids
 
     async def record_failure(self, failure: MailFailedV1) -> None:
         await self._pool.execute(INSERT_EVENT, "mail.failed", failure.message_id, failure.model_dump_json())
@@ -178,8 +202,11 @@ class PostgresMailStore:
             row["created_at"],
         )
 
-    async def attachment(self, attachment_id: uuid.UUID) -> StoredAttachment:
-        row = await self._pool.fetchrow(ATTACHMENT, attachment_id)
+    async def conversation_open(self, client_address: str) -> bool:
+        return bool(await self._pool.fetchval(CONVERSATION_OPEN, client_address))
+
+    async def attachment(self, attachment_id: uuid.UUID, agent_id: uuid.UUID | None) -> StoredAttachment:
+        row = await self._pool.fetchrow(ATTACHMENT, attachment_id, agent_id)
         if row is None:
             raise NotFound(f"no attachment {attachment_id}", field="attachment_id")
         return StoredAttachment(row["id"], row["filename"], row["content_type"], row["size"], row["content"])

@@ -13,7 +13,6 @@ from __future__ import annotations
 import email
 import hashlib
 import re
-import uuid
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage, Message
@@ -116,15 +115,6 @@ def one_line(text: str, limit: int) -> str:
 def synthesised_id(raw: bytes) -> str:
     """The Message-ID of a message that has none (or none we can keep): the same bytes again get the same."""
     return f"sha256-{hashlib.sha256(raw).hexdigest()[:40]}@message-id.invalid"
-
-
-# Attachment ids follow from the message's id and the attachment's place in it: a retried message (the first
-# try answered 451) names the attachments the first try stored.
-_ATTACHMENT_IDS = uuid.UUID("6d1d3c38-0c44-4e7d-9a3e-6b7c6f1f5a2e")
-
-
-def attachment_id(message_id: str, position: int) -> uuid.UUID:
-    return uuid.uuid5(_ATTACHMENT_IDS, f"{message_id}\n{position}")
 
 
 def parse_mail(raw: bytes) -> ParsedMail:

@@ -17,8 +17,8 @@ import aiosmtplib
 
 from channels.email.mailbox import MailStore, ThreadHead
 from channels.email.parsing import ParsedMail, one_line
-from channels.email.tokens import base_address, reply_message_id, reply_to
-from contactcenter.agents.outbound import OutboundMessage
+from channels.email.tokens import base_address, reply_message_id, reply_subject, reply_to
+from contactcenter.agents.outbound import OutboundMessage, ReplyNotTaken, ReplyRefused
 from contactcenter.errors import Invalid, Unavailable
 from schema import IdentityKind
 from schema.events import MailFailedV1, MailSentV1
@@ -70,16 +70,14 @@ class RelaySender:
 
     async def _compose(self, message: OutboundMessage) -> EmailMessage:
         head = await self._mailbox.thread_head(message.in_reply_to) if message.in_reply_to else None
-        subject = head.subject if head is not None else ""
-        if not subject.lower().startswith("re:"):
-            subject = f"Re: {subject}" if subject else "Re: your message"
+        domain = message.from_address.rpartition("@")[2] or self._default_domain
+        message_id = reply_message_id(domain)
         mail = EmailMessage()
         mail["From"] = base_address(message.from_address)
         mail["To"] = message.to_address
-        mail["Subject"] = one_line(subject, 998)
+        # The token in the subject too, for clients that drop the threading headers and the Reply-To.
+        mail["Subject"] = reply_subject(one_line(head.subject if head is not None else "", 998), message_id)
         mail["Date"] = format_datetime(datetime.now(UTC))
-        domain = message.from_address.rpartition("@")[2] or self._default_domain
-        message_id = reply_message_id(domain)
         mail["Message-ID"] = f"<{message_id}>"
         # The token, for clients that drop In-Reply-To and References: answers to this address thread too.
         mail["Reply-To"] = reply_to(message.from_address, message_id)
@@ -120,7 +118,7 @@ class RelaySender:
                     await self._mailbox.record_failure(
                         MailFailedV1(message_id=message_id, in_reply_to=in_reply_to, reason="refused", tries=attempt)
                     )
-                    raise Invalid(f"the mail relay refused the reply: {exc.code}", field="text") from exc
+                    raise ReplyRefused(f"the mail relay refused the reply: {exc.code}", provider_id=message_id) from exc
                 failure = f"the mail relay answered {exc.code}"
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 failure = f"the mail relay could not be reached ({type(exc).__name__})"
@@ -131,7 +129,7 @@ class RelaySender:
         await self._mailbox.record_failure(
             MailFailedV1(message_id=message_id, in_reply_to=in_reply_to, reason="unavailable", tries=self._tries)
         )
-        raise Unavailable(f"{failure}; the reply was not sent, try again")
+        raise ReplyNotTaken(f"{failure}; the reply was not sent, try again", provider_id=message_id)
 
 
 # The customer's message quoted under a reply: at most this many characters of it.

@@ -18,10 +18,10 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from channels.email.intake import inbound_mail
+from channels.email.intake import inbound_mail, sender_address
 from channels.email.mailbox import MailStore
 from channels.email.parsing import parse_mail
-from channels.email.tokens import answered_ids, base_address
+from channels.email.tokens import answered_ids, base_address, subject_ids
 from channels.intake.admission import Admission
 from channels.intake.publishing import InteractionPublisher
 from contactcenter.errors import Unavailable
@@ -88,31 +88,45 @@ class MailIntake:
         # Parsing a large message is CPU work: off the event loop.
         mail = await asyncio.to_thread(parse_mail, raw)
         verified = mail.dmarc_passed(self._settings.mail_trusted_authserv_id)
-        interaction = inbound_mail(
-            mail,
-            envelope_sender=envelope_sender,
-            recipient=base_address(recipients[0]) if recipients else "",
-            verified=verified,
-            thread_owner=await self._mailbox.thread_owner([*mail.thread_ids, *answered_ids(recipients)]),
-        )
-        with self._admission.slot(), log_context(interaction_id=interaction.id, provider_id=interaction.provider_id):
-            await self._mailbox.keep(
+        recipient = base_address(recipients[0]) if recipients else ""
+        # Threading headers first, then our token in the recipient's address, then in the subject.
+        named = [*mail.thread_ids, *answered_ids(recipients), *subject_ids(mail.subject, recipients)]
+        owner = await self._mailbox.thread_owner(named)
+        sender = sender_address(mail, envelope_sender)
+        automated = mail.automated(self._domains)
+        with self._admission.slot(), log_context(provider_id=mail.message_id):
+            attachment_ids = await self._mailbox.keep(
                 mail,
                 direction="inbound",
-                client_address=interaction.thread_address or interaction.from_address,
+                client_address=owner or sender,
                 event=MailReceivedV1(
                     message_id=mail.message_id,
                     verified=verified,
-                    automated=mail.automated(self._domains),
+                    automated=automated,
                     bounce=mail.bounce,
                     parsed=mail.parsed,
                     attachments=len(mail.attachments),
-                    threaded=bool(interaction.thread_address),
+                    threaded=bool(owner and owner != sender),
                 ),
                 raw=None if mail.parsed else raw,
                 max_attachment=self._settings.mail_max_attachment_bytes,
             )
-            with self._metrics.publishing(Channel.EMAIL):
+            # The loop guard: mail no one should answer (auto-submitted, bounces, daemons, our own domains) opens
+            # no work. It joins the conversation it is filed under while that is open (a `message` to its
+            # agent); otherwise it is kept (above, with its `mail.received`, automated) and offered to no one.
+            # A mail the library could not read at all says nothing of itself: a person looks at it.
+            if automated and mail.parsed and not await self._mailbox.conversation_open(owner or sender):
+                log.info("automated mail kept, offered to no one")
+                return
+            interaction = inbound_mail(
+                mail,
+                envelope_sender=envelope_sender,
+                recipient=recipient,
+                verified=verified,
+                thread_owner=owner,
+                attachment_ids=attachment_ids,
+            )
+            with self._metrics.publishing(Channel.EMAIL), log_context(interaction_id=interaction.id):
                 await self._publisher.publish(interaction)
             log.info("mail accepted: handed to the routers", extra={"verified": verified})
 

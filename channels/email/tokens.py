@@ -1,6 +1,7 @@
-"""Our own token in a reply's address: a customer whose mail client drops `In-Reply-To` and `References`
-still answers to `support+cc-<id>@our.domain` (the reply's `Reply-To`), which names our reply's Message-ID
-(`cc-<id>@our.domain`), and so the conversation."""
+"""Our own token in a reply's address and subject: a customer whose mail client drops `In-Reply-To` and
+`References` still answers to `support+cc-<id>@our.domain` (the reply's `Reply-To`), or, when it drops that
+too, under the subject `Re: … [#cc-<id>]`; either names our reply's Message-ID (`cc-<id>@our.domain`), and so
+the conversation."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ import uuid
 from collections.abc import Iterable
 
 _TOKEN = re.compile(r"^[^+@]+\+(cc-[0-9a-f]{32})@([^@]+)$")
+_SUBJECT_TOKEN = re.compile(r"\s*\[#(cc-[0-9a-f]{32})\]", re.IGNORECASE)
+# `Re: RE: Aw: ` as mail clients stack them: one `Re: ` is written instead.
+_REPLY_PREFIXES = re.compile(r"^(?:\s*(?:re|aw|sv)\s*:\s*)+", re.IGNORECASE)
+MAX_SUBJECT = 998
 
 
 def reply_message_id(domain: str) -> str:
@@ -36,3 +41,17 @@ def answered_ids(recipients: Iterable[str]) -> list[str]:
         if match:
             found.append(f"{match.group(1)}@{match.group(2)}")
     return found
+
+
+def reply_subject(their_subject: str, message_id: str) -> str:
+    """`Re: <their subject> [#<token>]`: the token of this reply only (any older one dropped), never cut off."""
+    subject = _REPLY_PREFIXES.sub("", _SUBJECT_TOKEN.sub("", their_subject).strip())
+    subject = f"Re: {subject}" if subject else "Re: your message"
+    token = f" [#{message_id.partition('@')[0]}]"
+    return subject[: MAX_SUBJECT - len(token)] + token
+
+
+def subject_ids(subject: str, recipients: Iterable[str]) -> list[str]:
+    """The Message-IDs of our replies whose tokens the subject carries, at the domains it was sent to."""
+    domains = dict.fromkeys(r.rpartition("@")[2].lower() for r in recipients if "@" in r)
+    return [f"{token.lower()}@{domain}" for token in _SUBJECT_TOKEN.findall(subject) for domain in domains]

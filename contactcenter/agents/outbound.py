@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from contactcenter.errors import Invalid, Unavailable
 from schema import Channel, IdentityKind
 from schema.offers import CustomerActivity
 
@@ -23,6 +24,24 @@ class OutboundMessage:
     in_reply_to: str = ""
 
 
+class ReplyRefused(Invalid):
+    """The provider refused the reply for good (a relay's 5xx): `provider_id` names what was tried, and the
+    reply goes on the timeline marked not sent."""
+
+    def __init__(self, message: str, *, provider_id: str) -> None:
+        super().__init__(message, field="text")
+        self.provider_id = provider_id
+
+
+class ReplyNotTaken(Unavailable):
+    """The provider did not take the reply after its tries (down, or refusing for now): as `ReplyRefused`, the
+    agent may send it again."""
+
+    def __init__(self, message: str, *, provider_id: str) -> None:
+        super().__init__(message)
+        self.provider_id = provider_id
+
+
 class ReplySender(Protocol):
     """Sends replies on one channel, which sets their bounds: the desktop's own bound is only the body's."""
 
@@ -34,7 +53,9 @@ class ReplySender(Protocol):
     async def send(self, message: OutboundMessage) -> str:
         """Hand the message to the provider; return the provider's id for it. Raise `Invalid` naming `text`
         for a body past `max_length` (before any provider hears of it), `Unavailable` when the provider cannot
-        be reached, `Invalid` when it refuses the message."""
+        be reached, `Invalid` when it refuses the message. A channel that names what it tried (mail's
+        Message-ID) raises `ReplyNotTaken` / `ReplyRefused` instead: the reply is then on the timeline, marked
+        not sent."""
 
 
 @dataclass(frozen=True)

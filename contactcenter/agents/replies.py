@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from contactcenter.agents.outbound import OutboundMessage, ReplySender
+from contactcenter.agents.outbound import OutboundMessage, ReplyNotTaken, ReplyRefused, ReplySender
 from contactcenter.errors import Invalid
-from contactcenter.store.conversations import Conversations
+from contactcenter.store.conversations import Conversations, ReplyRoute
 from schema import Channel, Direction, Interaction
 
 
@@ -27,17 +27,34 @@ class Replies:
             body=text,
             in_reply_to=route.last_inbound_id,
         )
-        provider_id = await sender.send(message)
-        interaction = Interaction(
-            channel=route.channel,
-            direction=Direction.OUTBOUND,
-            provider_id=provider_id,
-            from_address=message.from_address,
-            sender_kind=sender.address_kind,
-            to_address=message.to_address,
-            from_verified=True,
-            body=text,
-            received_at=datetime.now(UTC),
-        )
+        try:
+            provider_id = await sender.send(message)
+        except (ReplyRefused, ReplyNotTaken) as exc:
+            # What the customer did not get is on the timeline too, saying so: the agent sees it was not sent.
+            body = f"(not sent: {exc.message})\n\n{text}"
+            unsent = _outbound(route, sender, message, exc.provider_id, body[:MAX_BODY])
+            await self._conversations.record_unsent(route, unsent)
+            raise
+        interaction = _outbound(route, sender, message, provider_id, text)
         await self._conversations.record_outbound(route, interaction, agent_id)
         return interaction
+
+
+# An interaction's body at most (schema.Interaction).
+MAX_BODY = 100_000
+
+
+def _outbound(
+    route: ReplyRoute, sender: ReplySender, message: OutboundMessage, provider_id: str, body: str
+) -> Interaction:
+    return Interaction(
+        channel=route.channel,
+        direction=Direction.OUTBOUND,
+        provider_id=provider_id,
+        from_address=message.from_address,
+        sender_kind=sender.address_kind,
+        to_address=message.to_address,
+        from_verified=True,
+        body=body,
+        received_at=datetime.now(UTC),
+    )

@@ -62,6 +62,13 @@ SELECT 'message.sent', s.id, 'conversation:' || s.conversation_id,
                           'channel', s.channel, 'agent_id', $12::uuid, 'sent_at', s.received_at)
 FROM sent s
 """
+# An agent's reply the provider did not take: on the timeline (its body says so), without `message.sent` (the
+# channel wrote its own failure event).
+INSERT_UNSENT = """
+INSERT INTO interactions (id, channel, direction, provider_id, client_id, conversation_id,
+                          from_address, to_address, from_verified, body, received_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+"""
 # An interaction with what an offer needs beside it: the queue's name and the client's whole card.
 _IN_CONTEXT = f"""
 SELECT x.id, x.channel, x.direction, x.provider_id, x.from_address, x.to_address, x.from_verified, x.body,
@@ -368,21 +375,11 @@ class Conversations:
         return [(row["client_id"], row["kind"]) for row in rows]
 
     async def record_outbound(self, route: ReplyRoute, interaction: Interaction, agent_id: uuid.UUID) -> None:
-        await self._pool.execute(
-            INSERT_INTERACTION,
-            interaction.id,
-            str(interaction.channel),
-            str(interaction.direction),
-            interaction.provider_id,
-            route.client_id,
-            route.conversation_id,
-            interaction.from_address,
-            interaction.to_address,
-            interaction.from_verified,
-            interaction.body,
-            interaction.received_at,
-            agent_id,
-        )
+        await self._pool.execute(INSERT_INTERACTION, *_outbound_row(route, interaction), agent_id)
+
+    async def record_unsent(self, route: ReplyRoute, interaction: Interaction) -> None:
+        """An agent's reply that did not leave, on the timeline (its body says so), with no `message.sent`."""
+        await self._pool.execute(INSERT_UNSENT, *_outbound_row(route, interaction))
 
     async def held_by(self, agent_id: uuid.UUID) -> str:
         """The conversations the agent holds, with their cards and interactions, as a JSON array (`[]` for
@@ -397,6 +394,22 @@ class Conversations:
             for row in rows
             if row["interaction_id"] is not None
         ]
+
+
+def _outbound_row(route: ReplyRoute, interaction: Interaction) -> tuple[object, ...]:
+    return (
+        interaction.id,
+        str(interaction.channel),
+        str(interaction.direction),
+        interaction.provider_id,
+        route.client_id,
+        route.conversation_id,
+        interaction.from_address,
+        interaction.to_address,
+        interaction.from_verified,
+        interaction.body,
+        interaction.received_at,
+    )
 
 
 def _route(conversation_id: uuid.UUID, row: asyncpg.Record) -> ReplyRoute:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import smtplib
+import uuid
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from typing import Any
@@ -133,7 +134,8 @@ async def test_a_customers_mail_pops_the_card_the_reply_threads_and_the_answer_j
     assert relay.envelopes == [(SUPPORT, [CUSTOMER])]
     assert sent["In-Reply-To"] == "<order-1@customer.example>"
     assert "<order-1@customer.example>" in sent["References"]
-    assert sent["Subject"] == "Re: My order"
+    token = str(sent["Message-ID"]).strip("<>").partition("@")[0]
+    assert sent["Subject"] == f"Re: My order [#{token}]"
     assert str(sent["Message-ID"]).endswith(f"@{OUR_DOMAIN}>")
     assert sent.get_content_type() == "multipart/alternative"
     text_part = sent.get_body(("plain",))
@@ -292,6 +294,43 @@ async def test_a_relay_that_refuses_for_now_is_retried_then_the_agent_is_told(
     await desktop.close()
 
 
+async def test_a_reply_the_relay_refused_or_could_not_take_is_on_the_timeline_marked_not_sent(
+    mail_service: RunningService, relay: Relay
+) -> None:
+    desktop, port = await _support_desk(mail_service)
+    await send_mail(port, customer_mail())
+    offer = await _accepted_offer(mail_service, desktop)
+    conversation_id = offer["reservation"]["conversation_id"]
+    relay.refuse = "451 4.3.0 try later"
+    error = await desktop.command({"type": "reply", "conversation_id": conversation_id, "text": "First"}, "error")
+    assert error["error"]["code"] == "unavailable"
+    relay.refuse = "550 5.7.1 no thanks"
+    error = await desktop.command({"type": "reply", "conversation_id": conversation_id, "text": "Second"}, "error")
+    assert error["error"]["code"] == "invalid" and error["error"]["field"] == "text"
+    relay.refuse = None
+    await desktop.command({"type": "reply", "conversation_id": conversation_id, "text": "Third"}, "replied")
+
+    timeline = (await _card(mail_service, CUSTOMER))[1]["timeline"]
+    outbound = [e for e in timeline if e["direction"] == "outbound"]
+    assert [e["conversation_id"] for e in outbound] == [conversation_id] * 3
+    third, second, first = (e["body"] for e in outbound)
+    assert third == "Third"
+    assert second.startswith("(not sent: the mail relay refused the reply: 550") and second.endswith("\n\nSecond")
+    assert first.startswith("(not sent: the mail relay answered 451") and first.endswith("\n\nFirst")
+    # Only the reply that left is `message.sent`; the others are `mail.failed`.
+    async with asyncio.timeout(10):  # once the outbox relay has stamped them
+        while True:
+            async with mail_service.http.get(
+                f"{mail_service.base_url}/api/v1/events", params={"after": "0"}, headers=mail_service.admin_headers()
+            ) as response:
+                kinds = [e["type"].removeprefix("org.contactcenter.") for e in (await response.json())["events"]]
+            if "mail.sent" in kinds and "message.sent" in kinds:
+                break
+            await asyncio.sleep(0.05)
+    assert kinds.count("message.sent") == 1 and kinds.count("mail.failed") == 2
+    await desktop.close()
+
+
 async def test_an_attachment_is_downloaded_by_the_agent_with_its_content_type_and_only_by_the_staff(
     mail_settings: Settings,
 ) -> None:
@@ -327,6 +366,43 @@ async def test_an_attachment_is_downloaded_by_the_agent_with_its_content_type_an
             assert response.status == 400
             assert (await response.json())["error"]["field"] == "attachment_id"
         await desktop.close()
+
+
+async def test_only_the_admin_and_the_agent_holding_the_conversation_download_an_unguessable_attachment(
+    mail_service: RunningService,
+) -> None:
+    await mail_service.create_queue("support", ["email"])
+    holder = await mail_service.create_agent("Ann", ["support"])
+    desktop = await mail_service.agent_desktop(holder["token"])
+    await desktop.command({"type": "state", "state": "available"}, "state")
+    other = await mail_service.create_agent("Bob", ["support"])
+    port = smtp_port(mail_service)
+    mail = customer_mail(text="the invoice is attached")
+    mail.add_attachment(b"%PDF-1.4 invoice", maintype="application", subtype="pdf", filename="invoice.pdf")
+    await send_mail(port, mail)
+    offer = await _accepted_offer(mail_service, desktop)
+    (link,) = re.findall(r"(/api/v1/email/attachments/([0-9a-f-]{36}))", offer["reservation"]["interaction"]["body"])
+    # Not derivable from the Message-ID and the attachment's place (what a uuid5 of them would be).
+    derivable = uuid.uuid5(uuid.UUID("6d1d3c38-0c44-4e7d-9a3e-6b7c6f1f5a2e"), "order-1@customer.example\n0")
+    assert link[1] != str(derivable)
+    async with mail_service.http.get(
+        f"{mail_service.base_url}/api/v1/email/attachments/{derivable}", headers=mail_service.admin_headers()
+    ) as response:
+        assert response.status == 404
+
+    url = mail_service.base_url + link[0]
+    async with mail_service.http.get(url, headers={"Authorization": f"Bearer {other['token']}"}) as response:
+        assert response.status == 404  # another agent: not even told it exists
+        assert (await response.json())["error"]["field"] == "attachment_id"
+    async with mail_service.http.get(url, headers=mail_service.admin_headers()) as response:
+        assert response.status == 200 and await response.read() == b"%PDF-1.4 invoice"
+    async with mail_service.http.get(url, headers={"Authorization": f"Bearer {holder['token']}"}) as response:
+        assert response.status == 200
+    await desktop.command({"type": "complete", "conversation_id": offer["reservation"]["conversation_id"]}, "completed")
+    # The agent who held it, after the conversation closed: still theirs to read.
+    async with mail_service.http.get(url, headers={"Authorization": f"Bearer {holder['token']}"}) as response:
+        assert response.status == 200 and await response.read() == b"%PDF-1.4 invoice"
+    await desktop.close()
 
 
 async def test_a_reply_from_another_address_and_a_bounce_of_our_reply_join_the_thread_without_joining_the_card(
@@ -401,4 +477,113 @@ async def test_an_answer_to_our_reply_to_address_threads_without_in_reply_to_or_
     await desktop.command({"type": "reply", "conversation_id": conversation_id, "text": "Noted"}, "replied")
     assert relay.received[1]["From"] == SUPPORT
     assert relay.received[1]["To"] == "ann.home@other.example"
+    await desktop.close()
+
+
+async def test_our_token_in_the_subject_threads_an_answer_without_threading_headers_or_address_tag(
+    mail_service: RunningService, relay: Relay
+) -> None:
+    desktop, port = await _support_desk(mail_service)
+    conversation_id, ours = await _answered_conversation(mail_service, relay, desktop, port, "Which size?")
+    subject = str(ours["Subject"])
+    assert re.fullmatch(r"Re: My order \[#cc-[0-9a-f]{32}\]", subject)
+
+    # A client that strips In-Reply-To, References and the tagged Reply-To, writing from another address to our
+    # plain address: only the subject is left, as the customer's client quoted it.
+    bare = customer_mail(
+        sender="ann.home@other.example", subject=f"RE: {subject}", text="Large", message_id="<h2@other.example>"
+    )
+    await send_mail(port, bare, sender="ann.home@other.example")
+    message = await desktop.receive("message")
+    assert message["conversation_id"] == conversation_id
+    # The next reply carries one token, its own, not the one before it too.
+    await desktop.command({"type": "reply", "conversation_id": conversation_id, "text": "Noted"}, "replied")
+    second = relay.received[1]
+    token = str(second["Message-ID"]).strip("<>").partition("@")[0]
+    assert second["Subject"] == f"Re: My order [#{token}]"
+    await desktop.close()
+
+
+def _auto_reply(sender: str, message_id: str, in_reply_to: str | None) -> EmailMessage:
+    """What a vacation responder sends (RFC 3834): auto-submitted, answering the message it got."""
+    headers = [("Auto-Submitted", "auto-replied"), ("X-Autoreply", "yes")]
+    if in_reply_to is not None:
+        headers.append(("In-Reply-To", in_reply_to))
+    return customer_mail(
+        sender=sender, subject="Out of office", text="I am away until Monday.", message_id=message_id, headers=headers
+    )
+
+
+async def test_two_auto_responders_bouncing_mail_through_us_never_open_work_nor_get_an_answer(
+    mail_service: RunningService, relay: Relay
+) -> None:
+    desktop, port = await _support_desk(mail_service)
+    conversation_id, ours = await _answered_conversation(mail_service, relay, desktop, port, "On its way")
+
+    # The customer's responder answers our reply while the conversation is open: the agent holding it sees it.
+    await send_mail(port, _auto_reply(CUSTOMER, "<ooo-1@customer.example>", str(ours["Message-ID"])))
+    message = await desktop.receive("message")
+    assert message["conversation_id"] == conversation_id
+    await desktop.command({"type": "complete", "conversation_id": conversation_id}, "completed")
+
+    # Then a second responder (a colleague's, copied) answers the same reply, and the first answers again: the
+    # conversation is closed, and an automated mail opens no new one.
+    await send_mail(
+        port, _auto_reply("bob@customer.example", "<ooo-2@customer.example>", str(ours["Message-ID"])), sender=""
+    )
+    await send_mail(port, _auto_reply(CUSTOMER, "<ooo-3@customer.example>", "<ooo-2@customer.example>"))
+    # Unthreaded automated mail: a responder of a stranger, a bounce of nothing of ours, and mail from our own
+    # domain (a loop of our own, or a forgery) — kept, offered to no one.
+    await send_mail(port, _auto_reply("robot@two.example", "<ooo-4@two.example>", None), sender="robot@two.example")
+    bounce = (
+        b"From: MAILER-DAEMON@mx.two.example\r\nTo: support@shop.example\r\nSubject: Undelivered\r\n"
+        b"Message-ID: <dsn-9@mx.two.example>\r\n"
+        b'MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        b"--B\r\nContent-Type: text/plain\r\n\r\nNot delivered.\r\n--B--\r\n"
+    )
+    await send_mail(port, bounce, sender="")
+    own = customer_mail(sender=f"noreply@{OUR_DOMAIN}", subject="Your ticket", message_id="<own-1@shop.example>")
+    await send_mail(port, own, sender=f"noreply@{OUR_DOMAIN}")
+
+    # The next work the agent is offered is the next person's mail: none of the automated ones came first.
+    ordinary = customer_mail(sender="carl@customer.example", message_id="<carl-1@customer.example>")
+    await send_mail(port, ordinary, sender="carl@customer.example")
+    offer = await desktop.receive("offer")
+    assert offer["reservation"]["interaction"]["provider_id"] == "carl-1@customer.example"
+
+    # Nothing answered any of them, and each is kept, marked automated.
+    assert len(relay.received) == 1
+    events = await _wait_for_mail_events(mail_service, 9)
+    received = {data["message_id"]: data["automated"] for kind, data in events if kind == "mail.received"}
+    assert received == {
+        "order-1@customer.example": False,
+        "ooo-1@customer.example": True,
+        "ooo-2@customer.example": True,
+        "ooo-3@customer.example": True,
+        "ooo-4@two.example": True,
+        "dsn-9@mx.two.example": True,
+        "own-1@shop.example": True,
+        "carl-1@customer.example": False,
+    }
+    for stranger in ("robot@two.example", f"noreply@{OUR_DOMAIN}"):
+        assert (await _card(mail_service, stranger))[0] == 404
+    timeline = (await _card(mail_service, CUSTOMER))[1]["timeline"]
+    assert len(timeline) == 3  # the mail, our reply, the responder's answer while the conversation was open
+    await desktop.close()
+
+
+async def test_a_mail_that_cannot_be_read_at_all_still_reaches_an_agent_though_no_sender_was_read(
+    mail_service: RunningService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    desktop, port = await _support_desk(mail_service)
+
+    def unreadable(*args: object, **kwargs: object) -> None:
+        raise ValueError("the library gave up")
+
+    # What the standard library cannot read at all (no sender read from it, so not "automated" by its headers).
+    monkeypatch.setattr("email.message_from_bytes", unreadable)
+    await send_mail(port, customer_mail(text="garbled"), sender="ann@customer.example")
+    offer = await desktop.receive("offer")
+    assert "could not be read" in offer["reservation"]["interaction"]["body"]
+    assert offer["reservation"]["interaction"]["from_address"] == CUSTOMER
     await desktop.close()
