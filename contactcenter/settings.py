@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     database_schema: str = Field(default="public", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     # Where embedded mode keeps its PostgreSQL data.
     data_dir: Path = Path("var")
+    # Embedded mode's first start on an empty database loads the demo center (contactcenter/host/demo.py) and
+    # prints its pages and tokens; false leaves the database empty.
+    demo_on_first_start: bool = True
 
     # Upper bounds catch a unit mistake (milliseconds written for seconds) rather than any real need.
     reservation_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
