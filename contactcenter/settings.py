@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     database_schema: str = Field(default="public", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     # Where embedded mode keeps its PostgreSQL data.
     data_dir: Path = Path("var")
+    # Embedded mode's first start on an empty database loads the demo center (contactcenter/host/demo.py) and
+    # prints its pages and tokens; false leaves the database empty.
+    demo_on_first_start: bool = True
 
     # Upper bounds catch a unit mistake (milliseconds written for seconds) rather than any real need.
     reservation_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
@@ -142,6 +145,9 @@ class Settings(BaseSettings):
     # short abandon, left out of the service level; the stream sends at most one frame per viewer this often.
     short_abandon_seconds: float = Field(default=5.0, ge=0, le=3600)
     supervisor_frame_seconds: float = Field(default=0.2, ge=0.01, le=10)
+    # How often the watch looks at the event log's last id: an event stamped there and still not delivered one
+    # look later (its queue lost in a broker restart or a dropped connection) is read from the log.
+    supervisor_resync_seconds: float = Field(default=5.0, ge=0.5, le=300)
     # Web chat (channels/webchat). The key signing visitors' tokens: every API process must share it, or a visitor
     # resuming on another process starts anew; unset, each process makes one up (tokens die with the process).
     chat_secret: SecretStr | None = None

@@ -233,6 +233,7 @@ async def _start_supervision(
             default_target_seconds=20.0,
             default_goal=0.8,
         ),
+        resync_seconds=settings.supervisor_resync_seconds,
     )
     await watch.start()
     stack.push_async_callback(watch.stop)

@@ -17,10 +17,10 @@ from pydantic import SecretStr, ValidationError
 
 from contactcenter.answers import SERVICE_ERRORS
 from contactcenter.errors import Unavailable
-from contactcenter.host.app import Role, create_app
+from contactcenter.host.app import SERVICES, Role, create_app
 from contactcenter.host.connections import guarded_runner, guarded_site
 from contactcenter.host.demo import describe, keep_people, load_demo, read_people
-from contactcenter.host.services import open_services
+from contactcenter.host.services import Services, open_services
 from contactcenter.host.simulate import simulate
 from contactcenter.logs import choose_format, configure_logging
 from contactcenter.settings import Settings
@@ -106,7 +106,10 @@ async def _serve(settings: Settings, role: Role) -> None:
         site = guarded_site(runner, settings, settings.http_host, settings.http_port, backlog=LISTEN_BACKLOG)
         await site.start()
         host, port = runner.addresses[0][:2]
-        _announce_ready(f"http://{host}:{port}", settings, role)  # the port it listens on, even when 0 was asked
+        base = f"http://{host}:{port}"  # the port it listens on, even when 0 was asked
+        if settings.embedded and settings.demo_on_first_start and role is Role.ALL:
+            await _demo_on_first_start(settings, runner.app[SERVICES], base)
+        _announce_ready(base, settings, role)
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
@@ -187,6 +190,16 @@ async def _demo(settings: Settings) -> None:
         people = await load_demo(services.pool, services.directory, known)
     keep_people(Path(settings.data_dir), people)
     print(describe(people, _base_url(settings)), flush=True)
+
+
+async def _demo_on_first_start(settings: Settings, services: Services, base: str) -> None:
+    """An empty database gets the demo center; one loaded by an earlier start is described again."""
+    known = read_people(Path(settings.data_dir))
+    if not await services.directory.queues():
+        known = await load_demo(services.pool, services.directory, None)
+        keep_people(Path(settings.data_dir), known)
+    if known is not None:
+        print(describe(known, base), flush=True)
 
 
 async def _simulate(settings: Settings, url: str | None, per_minute: float, duration: float) -> None:

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import asyncpg
 
+from channels.twilio.voice_store import VoiceStore
 from contactcenter.store.directory import Directory
 from schema import AgentCreate, QueueCreate
 from schema.interactions import Channel
+from schema.voice import MenuOption, VoiceMenu
 
 # Contacts on a channel go to the oldest queue serving it: sales takes SMS and chat, service email and calls;
 # questions serves every channel, for what a menu or a supervisor sends there.
@@ -67,6 +69,16 @@ INSERT INTO interactions (id, channel, direction, provider_id, client_id, conver
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, true, $9, $10)
 """
 DEALER_PHONE = "+15005550006"
+# What a caller to the dealer's number hears: press (or say) to reach sales or service.
+MENU = VoiceMenu(
+    greeting="Welcome to Example Motors.",
+    prompt="For sales press 1 or say sales. For service press 2 or say service.",
+    options=[
+        MenuOption(digit="1", words=["sales"], queue="sales"),
+        MenuOption(digit="2", words=["service"], queue="service"),
+    ],
+    max_wait_seconds=300,
+)
 DEALER_MAIL = "hello@dealer.example"
 
 
@@ -109,6 +121,7 @@ async def load_demo(pool: asyncpg.Pool, directory: Directory, known: DemoPeople 
         people.agents[agent.name] = (await directory.create_agent(agent)).token
     people.supervisor = (await directory.create_supervisor(SUPERVISOR)).token
     await _clients_with_history(pool, {name: qid for qid, name in (await directory.queues()).items()})
+    await VoiceStore(pool).save_menu(DEALER_PHONE, MENU)
     return people
 
 

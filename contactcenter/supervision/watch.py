@@ -5,6 +5,14 @@ queues seen, whoever asks for it.
 At start it replays the event log from yesterday's midnight (UTC) — contacts that waited overnight, today's
 counts — while its own queue on the events exchange gathers what comes meanwhile; an event already replayed is
 skipped by its id. Then it follows the exchange.
+
+The relay stamps ids in order and publishes them in order, so the watch folds them in order too: an event whose
+id is not above the last folded is one it has (a republish); one that leaves a gap after the last folded makes
+it read the missing ids from the event log first (a gap stays when a stamping rolled back: the log has nothing
+there, and the watch moves on). A queue lost with what it held (a broker restart, a dropped connection: its
+queue is the connection's) is found the same way at the next event, and, should none come, by a look at the
+log's last id every `resync_seconds`: an id seen there and still not folded one look later is read from the
+log, and the watch subscribes again on a queue of its own.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from typing import Any
 import asyncpg
 
 from contactcenter.bus import Bus, Delivery, QueueSpec, Subscription
+from contactcenter.errors import ContactCenterError
 from contactcenter.live.state import LiveState
 from contactcenter.store.directory import Directory
 from contactcenter.supervision.figures import DAY_MS, AgentInfo, Figures, QueueInfo
@@ -33,6 +42,15 @@ REPLAY = """
 SELECT id, type, (extract(epoch FROM occurred_at) * 1000)::bigint AS time_ms, data::text AS data FROM events
 WHERE occurred_at >= $1 AND id IS NOT NULL ORDER BY id
 """
+# The events stamped after the last folded (and before the one delivered, when a delivery showed the gap).
+CATCH_UP = """
+SELECT id, type, (extract(epoch FROM occurred_at) * 1000)::bigint AS time_ms, data::text AS data FROM events
+WHERE id > $1 AND id < $2 ORDER BY id LIMIT $3
+"""
+CATCH_UP_PAGE = 5000
+LAST_ID = "SELECT max(id) FROM events"
+NO_END = 2**63 - 1
+CLOSE_SECONDS = 5.0
 # How often the watch looks at the clock (a new day starts new counts) and reads the directory again (queues,
 # agents and supervisors created since: no event tells of them). An event naming a queue or agent it has not
 # met makes it read the directory at once.
@@ -61,11 +79,15 @@ class QueueWatch:
         directory: Directory,
         live: LiveState,
         figures: Figures,
+        resync_seconds: float = 5.0,
     ) -> None:
         self._pool = pool
         self._bus = bus
         self._exchange = exchange
-        self._queue_name = f"{namespace}.supervision.{uuid.uuid4().hex[:12]}"
+        self._namespace = namespace
+        self._resync_seconds = resync_seconds
+        self._fold_lock = asyncio.Lock()  # one fold (and catch-up) at a time, in delivery order
+        self._log_last_seen: int | None = None  # the log's last id at the previous look, if not folded then
         self._directory = directory
         self._live = live
         self.figures = figures
@@ -80,16 +102,23 @@ class QueueWatch:
         self._reloading: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        spec = QueueSpec(
-            name=self._queue_name, exchange=self._exchange, binding_keys=("#",), shared=False, prefetch=256
-        )
-        self._subscription = await self._bus.subscribe(spec, self._delivered)
+        self._subscription = await self._subscribe()
         await self.reload_directory()
         await self._seed_agents()
         start = now_ms()
         self.figures.roll_to(start)
         await self._replay(datetime.fromtimestamp((start - start % DAY_MS - DAY_MS) / 1000, UTC))
         self._ticker = asyncio.create_task(self._tick(), name="queue watch day check")
+
+    async def _subscribe(self) -> Subscription:
+        spec = QueueSpec(
+            name=f"{self._namespace}.supervision.{uuid.uuid4().hex[:12]}",
+            exchange=self._exchange,
+            binding_keys=("#",),
+            shared=False,
+            prefetch=256,
+        )
+        return await self._bus.subscribe(spec, self._delivered)
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -123,7 +152,9 @@ class QueueWatch:
         self._replayed_up_to = self.figures.last_event_id
         held, self._held = self._held, []
         for delivery in held:
-            self._fold(delivery)
+            event = _read(delivery)
+            if event is not None:
+                self._fold(event)
         self._bump()
         log.info("queue watch replayed %d events", len(rows))
 
@@ -131,21 +162,57 @@ class QueueWatch:
         if self._replayed_up_to is None:
             self._held.append(delivery)
             return
-        self._fold(delivery)
-
-    def _fold(self, delivery: Delivery) -> None:
-        try:
-            event = json.loads(delivery.body)
-            event_id = int(event["id"])
-            event_type = str(event["type"]).removeprefix(TYPE_PREFIX)
-            time_ms = int(datetime.fromisoformat(event["time"]).timestamp() * 1000)
-            data: dict[str, Any] = event["data"]
-            if not isinstance(data, dict):
-                raise TypeError("its data is not an object")
-        except (ValueError, KeyError, TypeError) as exc:
-            log.warning("queue watch skipped an event it could not read: %s", exc)
+        event = _read(delivery)
+        if event is None:
             return
-        if self._replayed_up_to is not None and event_id <= self._replayed_up_to:
+        async with self._fold_lock:
+            if event[0] > self.figures.last_event_id + 1:
+                await self._catch_up(event[0])
+            self._fold(event)
+
+    async def _catch_up(self, before: int = NO_END) -> int:
+        """Fold the events of the log after the last folded and before `before`; how many there were."""
+        found = 0
+        while True:
+            async with self._pool.acquire() as conn:
+                rows = await conn.fetch(CATCH_UP, self.figures.last_event_id, before, CATCH_UP_PAGE)
+            for row in rows:
+                data = json.loads(row["data"])
+                if isinstance(data, dict):
+                    self.figures.apply(row["id"], row["type"], row["time_ms"], data)
+                    self._learn(data)
+                else:  # moved past all the same
+                    self.figures.last_event_id = max(self.figures.last_event_id, row["id"])
+            found += len(rows)
+            if len(rows) < CATCH_UP_PAGE:
+                break
+        if found:
+            log.warning("queue watch read %d events it was not delivered from the event log", found)
+            self._bump()
+        return found
+
+    async def _resync(self) -> None:
+        """Read from the log what the exchange did not bring within one look; then subscribe again."""
+        async with self._pool.acquire() as conn:
+            last: int | None = await conn.fetchval(LAST_ID)
+        missed = self._log_last_seen is not None and self._log_last_seen > self.figures.last_event_id
+        self._log_last_seen = last if last is not None and last > self.figures.last_event_id else None
+        if not missed:
+            return
+        async with self._fold_lock:
+            if not await self._catch_up():
+                return
+        # What was lost may be the queue itself: a queue of its own again (what both bring is folded once).
+        old, self._subscription = self._subscription, await self._subscribe()
+        if old is not None:
+            try:
+                await asyncio.wait_for(old.close(), CLOSE_SECONDS)
+            except Exception as exc:  # its channel may be gone with the connection it was on
+                log.info("queue watch left its lost subscription: %s", type(exc).__name__)
+
+    def _fold(self, event: tuple[int, str, int, dict[str, Any]]) -> None:
+        event_id, event_type, time_ms, data = event
+        if event_id <= self.figures.last_event_id:
             return
         if self.figures.apply(event_id, event_type, time_ms, data):
             self._bump()
@@ -167,7 +234,7 @@ class QueueWatch:
             log.warning("queue watch could not read the directory: %s", exc)
 
     async def _tick(self) -> None:
-        last_read = time.monotonic()
+        last_read = last_resync = time.monotonic()
         while not self._stopping.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), DAY_CHECK_SECONDS)
@@ -176,6 +243,12 @@ class QueueWatch:
             if time.monotonic() - last_read >= DIRECTORY_CHECK_SECONDS:
                 last_read = time.monotonic()
                 await self._reload_quietly()
+            if time.monotonic() - last_resync >= self._resync_seconds:
+                last_resync = time.monotonic()
+                try:
+                    await self._resync()
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ContactCenterError) as exc:
+                    log.warning("queue watch could not look at the event log: %s", exc)
 
     def _bump(self) -> None:
         self.version += 1
@@ -204,6 +277,20 @@ class QueueWatch:
 
     def snapshot(self, visible: frozenset[uuid.UUID] | None) -> dict[str, Any]:
         return self.figures.snapshot(now_ms(), visible)
+
+
+def _read(delivery: Delivery) -> tuple[int, str, int, dict[str, Any]] | None:
+    """A delivered event's id, type (without the prefix), time (ms) and data; None when it cannot be read."""
+    try:
+        event = json.loads(delivery.body)
+        data = event["data"]
+        if not isinstance(data, dict):
+            raise TypeError("its data is not an object")
+        time_ms = int(datetime.fromisoformat(event["time"]).timestamp() * 1000)
+        return int(event["id"]), str(event["type"]).removeprefix(TYPE_PREFIX), time_ms, data
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("queue watch skipped an event it could not read: %s", exc)
+        return None
 
 
 def _uuid_or_none(value: object) -> uuid.UUID | None:

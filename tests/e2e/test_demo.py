@@ -5,12 +5,25 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
+
+import pytest
 
 from contactcenter.host.demo import CLIENTS, QUEUES, describe, load_demo
 from contactcenter.host.simulate import simulate
-from tests.e2e.test_supervisors import bearer, queue_shows, stats, until
-from tests.running import RunningService
+from contactcenter.settings import Settings
+from tests.e2e.test_supervisors import bearer, stats, until
+from tests.mail import OUR_DOMAIN, smtp_port
+from tests.running import RunningService, run_service
+
+
+@pytest.fixture
+async def service(service_settings: Settings) -> AsyncIterator[RunningService]:
+    """The service taking mail too, so that the simulation has every channel to send on."""
+    settings = service_settings.model_copy(update={"mail_domains": [OUR_DOMAIN], "smtp_port": 0})
+    async with run_service(settings) as running:
+        yield running
 
 
 async def test_the_demo_loads_a_dealership_once_and_simulated_traffic_moves_its_figures(
@@ -38,14 +51,23 @@ async def test_the_demo_loads_a_dealership_once_and_simulated_traffic_moves_its_
     assert card["client"]["display_name"] == name
     assert {t["channel"] for t in card["timeline"]} == {channel for channel, *_ in history}
 
-    counted = await simulate(service.base_url, service.settings, people, per_minute=120, duration_seconds=10, seed=7)
-    assert counted["sms"] >= 1 and counted["answered"] >= 1, counted
+    # The simulation is told the SMTP port the service listens on (0 asked a free one).
+    settings = service.settings.model_copy(update={"smtp_port": smtp_port(service)})
+    counted = await simulate(service.base_url, settings, people, per_minute=120, duration_seconds=10, seed=7)
+    assert all(counted.get(channel, 0) >= 1 for channel in ("sms", "voice", "email", "chat")), counted
+    assert counted["answered"] >= 1, counted
 
-    async def sales_moved() -> bool:
-        sales = await queue_shows(service, "sales")
-        return bool(sales["offered"] >= 1 and sales["answered"] >= 1)
+    async def every_channel_offered() -> bool:
+        seen = await stats(service)
+        offered = {c for q in seen["queues"] for c, figures in q["channels"].items() if figures["offered"] >= 1}
+        answered = sum(q["answered"] for q in seen["queues"])
+        return offered >= {"sms", "voice", "email", "chat"} and answered >= 1
 
-    await until(sales_moved, "the sales queue shows the simulated contacts offered and answered")
+    await until(every_channel_offered, "the queues show simulated contacts offered on every channel, some answered")
+    # The calls' ends came as Twilio's status callbacks: every simulated call is over.
+    async with service.services.pool.acquire() as conn:
+        calls = await conn.fetch("SELECT status FROM voice_calls")
+    assert calls and {row["status"] for row in calls} == {"completed"}, calls
 
 
 def test_the_command_line_offers_demo_and_simulate() -> None:

@@ -42,6 +42,7 @@ async def _embedded(home: Path) -> AsyncIterator[tuple[RunningService, asyncio.s
     env |= {
         "CC_HTTP_PORT": str(port),
         "CC_DATA_DIR": str(home / "var"),
+        "CC_DEMO_ON_FIRST_START": "false",
         "CC_ADMIN_TOKEN": ADMIN_TOKEN,
         "CC_TWILIO_AUTH_TOKEN": TWILIO_AUTH_TOKEN,
     }
