@@ -21,7 +21,7 @@ from aiohttp import web
 
 from channels.intake.admission import Admission
 from channels.intake.publishing import InteractionPublisher
-from contactcenter.agents import AnswerPort, WithdrawalPort
+from contactcenter.agents import AgentCallsPort, AnswerPort, WithdrawalPort
 from contactcenter.agents.outbound import ConversationParty, CustomerPresencePort, ReplySender, StaffingPort
 from contactcenter.api.operations import Operation
 from contactcenter.metrics import IntakeMetrics
@@ -100,6 +100,8 @@ class ChannelContext:
     gatekeeper: Gatekeeper
     # Where a channel tells that its contact left before any agent took it (a caller who hung up).
     withdrawals: WithdrawalPort
+    # Where a channel tells that a call was connected to an agent, and that it ended: the call occupies its agent.
+    calls: AgentCallsPort
     # A relay for the channel's own sockets (`audience` names their channels); the channel closes it.
     socket_notices: Callable[[str], SocketNotices]
     # Tells the agent holding a customer's conversation what the customer does (typing, ended).

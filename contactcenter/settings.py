@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     twilio_api_key_secret: SecretStr = SecretStr("")
     twilio_twiml_app_sid: str = ""
     voice_token_seconds: int = Field(default=3600, ge=60, le=86400)
+    # A connected call occupies its agent on every channel until its final status; should that status never come
+    # (a lost callback), the agent is freed this long after the call was connected.
+    voice_max_call_seconds: int = Field(default=14400, ge=60, le=86400)
     smtp_relay_url: SecretStr | None = None
     mail_domains: CommaList = Field(default_factory=list)
     default_region: str = "US"

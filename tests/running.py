@@ -10,7 +10,7 @@ import json
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -228,6 +228,8 @@ class FakeTwilioApi:
         self.placed: list[dict[str, str]] = []  # calls placed (click to call)
         # Set to make the next call updates fail with this HTTP status (Twilio away, or refusing).
         self.calls_status = 200
+        # Run with the CallSid before a call update is answered (the caller hangs up at that very moment).
+        self.before_call_update: Callable[[str], Awaitable[None]] | None = None
         self.base_url = ""
         self._runner: web.AppRunner | None = None
 
@@ -251,6 +253,8 @@ class FakeTwilioApi:
         if self.calls_status != 200:
             return web.json_response({"code": 20500, "message": "Internal"}, status=self.calls_status)
         form = {key: str(value) for key, value in (await request.post()).items()}
+        if self.before_call_update is not None:
+            await self.before_call_update(request.match_info["call"])
         self.calls.append({"CallSid": request.match_info["call"], **form})
         return web.json_response({"sid": request.match_info["call"], "status": "in-progress"})
 

@@ -36,13 +36,13 @@ class TwilioChannel:
         sms = SmsWebhook(settings, context.publisher, context.admission, context.metrics)
         store = VoiceStore(context.pool)
         voice = VoiceWebhook(
-            settings, store, context.publisher, context.admission, context.metrics, context.withdrawals
+            settings, store, context.publisher, context.admission, context.metrics, context.withdrawals, context.calls
         )
         admin = VoiceAdminApi(settings, context.gatekeeper, store)
         calls = TwilioCalls(context.http, **account)
-        click_to_call = ClickToCall(settings, context.gatekeeper, store, calls)
+        click_to_call = ClickToCall(settings, context.gatekeeper, store, calls, context.calls)
         return ChannelParts(
             routes=[*sms.routes(), *voice.routes(), *admin.routes(), *click_to_call.routes()],
             senders={Channel.SMS: TwilioSmsSender(context.http, **account)},
-            answerers={Channel.VOICE: CallConnector(calls, store)},
+            answerers={Channel.VOICE: CallConnector(calls, store, context.calls)},
         )

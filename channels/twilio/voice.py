@@ -28,9 +28,9 @@ from channels.twilio.signature import (
     required_field,
     twilio_form,
 )
-from channels.twilio.voice_connect import endpoint_of
+from channels.twilio.voice_connect import connect_agent, endpoint_of
 from channels.twilio.voice_menu import chosen_option, is_open
-from channels.twilio.voice_store import VoiceStore
+from channels.twilio.voice_store import FINAL_RANK, STATUS_RANKS, VoiceStore
 from channels.twilio.voice_twiml import (
     BASE,
     CALLBACK_KEY,
@@ -49,7 +49,7 @@ from channels.twilio.voice_twiml import (
     VoiceTwiml,
     dial,
 )
-from contactcenter.agents import WithdrawalPort
+from contactcenter.agents import AgentCallsPort, WithdrawalPort
 from contactcenter.answers import invalid_from
 from contactcenter.api.operations import Answer, Operation, Parameter
 from contactcenter.errors import Invalid
@@ -206,6 +206,7 @@ class VoiceWebhook:
         admission: Admission,
         metrics: IntakeMetrics,
         withdrawals: WithdrawalPort,
+        calls: AgentCallsPort,
     ) -> None:
         self._region = settings.default_region
         self._signature = TwilioSignature(settings.twilio_auth_token.get_secret_value(), settings.public_url)
@@ -215,6 +216,7 @@ class VoiceWebhook:
         self._admission = admission
         self._metrics = metrics
         self._withdrawals = withdrawals
+        self._calls = calls
 
     def routes(self) -> list[web.RouteDef]:
         handlers: list[tuple[Operation, Handler]] = [
@@ -352,13 +354,17 @@ class VoiceWebhook:
 
     async def _ended(self, call_sid: str, status: str, duration: int | None) -> None:
         """Move the call to `status` (only forward; an unknown call is ignored). A caller who hung up while
-        waiting is an abandon: its work is withdrawn (an offer revoked, the agent freed)."""
+        waiting is an abandon: its work is withdrawn (an offer revoked, the agent freed). A final status frees the
+        agent the call occupied — every time it comes, after PostgreSQL has it, so a connection recorded at that
+        moment sees the end (`CallConnector`) and a retry after a failure frees the agent still."""
         if await self._store.call(call_sid) is None:
             log.info("a status of a call we do not know: ignored")
             return
         if await self._store.call_status(call_sid, status, duration):
             withdrawn = await self._withdrawals.withdraw(Channel.VOICE, call_sid, abandoned=True)
             log.info("call abandoned while waiting", extra={"withdrawn": withdrawn is not None})
+        if STATUS_RANKS.get(status, 0) >= FINAL_RANK:
+            await self._calls.ended(call_sid)
 
     async def _menu_of(self, form: Mapping[str, str]) -> VoiceMenu | None:
         to = form.get("To", "").strip()
@@ -377,7 +383,7 @@ class VoiceWebhook:
         await self._publish(
             call_interaction(form, self._region, provider_id=call_sid, body="Phone call (to its agent)")
         )
-        await self._store.call_connected(call_sid, agent_id)
+        await connect_agent(self._store, self._calls, call_sid, agent_id)
         return dial(await endpoint_of(self._store, agent_id))
 
     async def _enqueue(self, form: Mapping[str, str], queue: str | None, menu: VoiceMenu | None, *, body: str) -> str:

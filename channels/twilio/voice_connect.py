@@ -13,6 +13,7 @@ import aiohttp
 from channels.twilio.rest import SEND_TIMEOUT, account_url, basic_auth
 from channels.twilio.voice_store import FINAL_RANK, VoiceStore
 from channels.twilio.voice_twiml import client_identity, dial, dial_number, endpoint_address
+from contactcenter.agents import AgentCallsPort
 from contactcenter.errors import Invalid, Unavailable
 from schema import Channel, Interaction
 from schema.voice import VoiceEndpoint
@@ -61,12 +62,28 @@ async def endpoint_of(store: VoiceStore, agent_id: uuid.UUID) -> VoiceEndpoint:
     return await store.endpoint(agent_id) or VoiceEndpoint(kind="client", address=client_identity(agent_id))
 
 
+async def connect_agent(store: VoiceStore, agents: AgentCallsPort, call_sid: str, agent_id: uuid.UUID) -> None:
+    """The call is the agent's now (`call.connected`), and occupies it until it ends."""
+    await store.call_connected(call_sid, agent_id)
+    await occupy_until_ended(store, agents, call_sid, agent_id)
+
+
+async def occupy_until_ended(store: VoiceStore, agents: AgentCallsPort, call_sid: str, agent_id: uuid.UUID) -> None:
+    """The agent takes no work until the call ends. The end is read after the agent is occupied, as the status
+    callback frees after storing it: a final status that came meanwhile, in either order, leaves the agent free."""
+    await agents.connected(agent_id, call_sid)
+    call = await store.call(call_sid)
+    if call is None or call.rank >= FINAL_RANK:
+        await agents.ended(call_sid)
+
+
 class CallConnector:
     """The voice channel's `AnswerPort`: what accepting a call does on Twilio's side."""
 
-    def __init__(self, calls: TwilioCalls, store: VoiceStore) -> None:
+    def __init__(self, calls: TwilioCalls, store: VoiceStore, agents: AgentCallsPort) -> None:
         self._calls = calls
         self._store = store
+        self._agents = agents
 
     async def answered(self, agent_id: uuid.UUID, interaction: Interaction) -> None:
         """Connect the waiting call to the agent, once: a call connected already (the desktop's retry of its
@@ -86,7 +103,7 @@ class CallConnector:
         except Invalid as exc:
             # Twilio refuses to redirect a call that ended meanwhile: its status callback follows.
             raise Unavailable(f"the call could not be connected: {exc.message}") from exc
-        await self._store.call_connected(call_sid, agent_id)
+        await connect_agent(self._store, self._agents, call_sid, agent_id)
         log.info("call connected to agent %s", agent_id)
 
     async def _call_back(self, call_sid: str, caller: str, ours: str, agent_id: uuid.UUID) -> None:

@@ -9,9 +9,10 @@ import uuid
 from aiohttp import web
 
 from channels import Gatekeeper
-from channels.twilio.voice_connect import TwilioCalls, endpoint_of
+from channels.twilio.voice_connect import TwilioCalls, endpoint_of, occupy_until_ended
 from channels.twilio.voice_store import VoiceStore
 from channels.twilio.voice_twiml import STATUS_PATH, dial_number, endpoint_address
+from contactcenter.agents import AgentCallsPort
 from contactcenter.api.operations import Access, Answer, Operation, failures
 from contactcenter.errors import Invalid, NotFound
 from contactcenter.http_errors import read_body
@@ -36,12 +37,15 @@ PLACE_CALL = Operation(
 class ClickToCall:
     OPERATIONS = (PLACE_CALL,)
 
-    def __init__(self, settings: Settings, gatekeeper: Gatekeeper, store: VoiceStore, calls: TwilioCalls) -> None:
+    def __init__(
+        self, settings: Settings, gatekeeper: Gatekeeper, store: VoiceStore, calls: TwilioCalls, agents: AgentCallsPort
+    ) -> None:
         self._region = settings.default_region
         self._public_url = settings.public_url
         self._gatekeeper = gatekeeper
         self._store = store
         self._calls = calls
+        self._agents = agents
 
     def routes(self) -> list[web.RouteDef]:
         return [PLACE_CALL.route(self.place)]
@@ -60,6 +64,8 @@ class ClickToCall:
         await self._store.call_placed(
             interaction_id, call_sid, wanted.client_id, ours=ours, theirs=theirs, agent_id=agent.id
         )
+        if self._public_url:  # its status callbacks will say when it ends
+            await occupy_until_ended(self._store, self._agents, call_sid, agent.id)
         placed = CallPlaced(call_sid=call_sid, interaction_id=interaction_id, to=theirs, from_number=ours)
         return web.json_response(placed.model_dump(mode="json"), status=201)
 

@@ -40,12 +40,18 @@ CALL_ARRIVED = """
 INSERT INTO voice_calls (call_sid, from_number, to_number, status, rank) VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (call_sid) DO NOTHING
 """
-# The queue the caller chose, for the router's recording (cc_record_inbound), and when it started waiting.
+# The queue the caller chose, for the router's recording (cc_record_inbound, whose stored interaction deletes it:
+# migration 023), and when it started waiting. Choices a day old, whose contact never came, go on the way (a
+# bounded batch, skipping rows another call deletes).
 CALL_ENQUEUED = """
 WITH choice AS (
     INSERT INTO contact_queue_choices (channel, provider_id, queue_name) SELECT 'voice', $1, $2::text
     WHERE $2 IS NOT NULL
     ON CONFLICT (channel, provider_id) DO NOTHING
+), stale AS (
+    DELETE FROM contact_queue_choices WHERE (channel, provider_id) IN (
+        SELECT channel, provider_id FROM contact_queue_choices WHERE chosen_at < now() - interval '1 day'
+        ORDER BY chosen_at LIMIT 100 FOR UPDATE SKIP LOCKED)
 )
 UPDATE voice_calls SET queue_name = coalesce(queue_name, $2), enqueued_at = coalesce(enqueued_at, now())
 WHERE call_sid = $1

@@ -99,6 +99,18 @@ class WithdrawalPort(Protocol):
         ...
 
 
+class AgentCallsPort(Protocol):
+    """A call occupies its agent on every channel from its connection to its end (`calls.AgentCalls`)."""
+
+    async def connected(self, agent_id: uuid.UUID, call_sid: str) -> None:
+        """The call was connected to the agent: no offer of any channel reaches it until the call ends."""
+        ...
+
+    async def ended(self, call_sid: str) -> None:
+        """The call's final status came: its agent (if it occupied one) takes work again. Idempotent."""
+        ...
+
+
 class AnswerPort(Protocol):
     """What a channel does when an agent accepts one of its contacts (a call: connect the caller to the
     agent). Handed to the agent gateway by the host, per channel."""

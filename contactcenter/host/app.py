@@ -16,6 +16,7 @@ from channels.intake.admission import Admission
 from channels.intake.publishing import InteractionPublisher
 from channels.twilio import TwilioChannel
 from channels.webchat import WebChatChannel
+from contactcenter.agents.calls import AgentCalls
 from contactcenter.agents.gateway import AgentGateway
 from contactcenter.agents.presence import AgentPresence
 from contactcenter.agents.relay import NoticeRelay
@@ -282,6 +283,7 @@ def _open_channels(
         pool=services.pool,
         gatekeeper=auth,
         withdrawals=withdrawals,
+        calls=AgentCalls(services.live, services.notices, max_call_seconds=settings.voice_max_call_seconds),
         socket_notices=socket_notices,
         presence=AgentPresence(services.conversations, services.notices),
         staffing=Staffing(services.pool, services.live),

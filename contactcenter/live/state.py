@@ -83,6 +83,8 @@ class LiveState:
                 "restore",
                 "withdraw",
                 "move",
+                "occupy",
+                "release",
             )
         }
         self._batcher: Batcher[ScriptCall, Any] = Batcher(self._run_scripts, lanes=LANES)
@@ -186,6 +188,16 @@ class LiveState:
         if status == "same":
             raise Conflict("the conversation waits in that queue already", field="queue")
         return uuid.UUID(_text(extra[0])), changes
+
+    async def occupy(self, agent_id: uuid.UUID, call_sid: str, until_ms: int, now_ms: int) -> None:
+        """A call was connected to the agent: it takes no work on any channel until `release` (the call's final
+        status) or `until_ms` (its bound, should that status never come: the sweep frees it)."""
+        await self._run("occupy", now_ms, str(agent_id), call_sid, until_ms)
+
+    async def release(self, call_sid: str, now_ms: int) -> LiveChanges:
+        """The call ended: the agent it occupied is free for work, and the offers this made are returned."""
+        _, changes, _ = await self._run("release", now_ms, call_sid)
+        return changes
 
     async def task_queue(self, conversation_id: uuid.UUID) -> uuid.UUID | None:
         """The queue a conversation's work is in, if any."""

@@ -381,3 +381,41 @@ async def test_accepted_work_is_not_withdrawn(live: LiveState) -> None:
     withdrawal = await live.withdraw(work.conversation_id, now_ms=3_000, abandoned=True)
     assert (withdrawal.found, withdrawal.taken) == (True, True)
     assert (await live.agent_status(ann)).load == 1
+
+
+async def test_an_agent_on_a_call_is_offered_nothing_until_the_call_is_released_once(live: LiveState) -> None:
+    ann, other_queue_work = agent(), task(OTHER_QUEUE)
+    await live.set_agent_state(ann, "available", [QUEUE, OTHER_QUEUE], now_ms=1_000)
+    await live.occupy(ann, "CA1", until_ms=100_000, now_ms=1_500)
+    assert (await live.enqueue(task(), now_ms=2_000)).offers == []
+    assert (await live.enqueue(other_queue_work, now_ms=2_100)).offers == []
+    # Away and back while on the call: still on it.
+    await live.set_agent_state(ann, "away", [QUEUE, OTHER_QUEUE], now_ms=2_200)
+    assert (await live.set_agent_state(ann, "available", [QUEUE, OTHER_QUEUE], now_ms=2_300)).offers == []
+    assert (await live.expire_reservations(now_ms=99_999)).offers == []
+
+    freed = only_offer(await live.release("CA1", now_ms=3_000))
+    assert freed.agent_id == ann
+    assert (await live.release("CA1", now_ms=3_100)).offers == []  # the same end again changes nothing
+    assert (await live.release("CA-unknown", now_ms=3_200)).offers == []
+
+
+async def test_a_call_whose_end_never_comes_frees_its_agent_at_its_bound(live: LiveState) -> None:
+    ann = agent()
+    await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)
+    await live.occupy(ann, "CA1", until_ms=50_000, now_ms=1_000)
+    work = task()
+    assert (await live.enqueue(work, now_ms=2_000)).offers == []
+    offer = only_offer(await live.expire_reservations(now_ms=50_000))
+    assert (offer.agent_id, offer.conversation_id) == (ann, work.conversation_id)
+    assert (await live.release("CA1", now_ms=60_000)).offers == []  # its late end frees nobody twice
+
+
+async def test_an_agent_on_a_newer_call_is_not_freed_by_the_end_of_its_older_one(live: LiveState) -> None:
+    ann = agent()
+    await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)
+    await live.occupy(ann, "CA1", until_ms=100_000, now_ms=1_000)
+    await live.occupy(ann, "CA2", until_ms=100_000, now_ms=1_100)
+    assert (await live.enqueue(task(), now_ms=2_000)).offers == []
+    assert (await live.release("CA1", now_ms=3_000)).offers == []
+    assert only_offer(await live.release("CA2", now_ms=4_000)).agent_id == ann

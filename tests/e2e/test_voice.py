@@ -562,6 +562,8 @@ async def test_a_caller_who_asks_to_be_called_back_keeps_its_place_and_the_agent
     assert first["reservation"]["interaction"]["provider_id"] == earlier
     await desktop.command({"type": "accept", "reservation_id": first["reservation"]["id"]}, "accepted")
     await desktop.command({"type": "complete", "conversation_id": first["reservation"]["conversation_id"]}, "completed")
+    # The earlier call occupies the agent until it ends.
+    await service.post_twilio(f"{VOICE}/status", service.call_form(earlier, "+14155550111", status="completed"))
     offer = await desktop.receive("offer")
     assert offer["reservation"]["interaction"]["provider_id"] == sid
     assert any("Callback requested" in entry["body"] for entry in offer["card"]["timeline"])

@@ -9,7 +9,8 @@
 -- cluster, give the namespace a hash tag ("{cc}").
 --
 -- Keys (P = prefix):
---   P agent:<id>            hash  state, load, capacity, queues (comma list), idle_since
+--   P agent:<id>            hash  state, load, capacity, queues (comma list), idle_since, call (the CallSid of
+--                                 the call the agent is on, while it is on one)
 --   P agent:<id>:offers     set   the agent's pending reservation ids
 --   P queue:<id>:agents     zset  agents that may take work now (available, load < capacity); score idle_since
 --   P queue:<id>:tasks      zset  queued tasks (conversation ids); score: priority first, then arrival
@@ -18,13 +19,16 @@
 --   P reservations          zset  reservation ids by expiry
 --   P reservation:<id>:gone string the agent a reservation was revoked from (expired, or the agent left),
 --                                 kept REVOKED_MEMORY_MS so its late accept is told `expired`, not `not_found`
+--   P call:<sid>            string the agent a connected call occupies, until the call's final status
+--   P calls                 zset  CallSids of connected calls; score: when they free their agent at the latest
+--                                 (a final status that never came)
 --   P events                stream the events of the changes these scripts make (issue 15), appended in the
 --                                 same atomic run as the change; fields type, subject, partition, time (ms),
 --                                 then the event's data as field/value pairs (schema/events.py). The relay
 --                                 moves entries into PostgreSQL's outbox, keyed by entry id, then deletes them.
 -- Invariants: a task is in exactly one of queued/reserved/assigned; an agent's load (pending reservations
 -- plus assigned tasks) never exceeds its capacity; an agent is in a queue's agents set only while available
--- with load < capacity; every change other systems are told of has its entry in P events.
+-- with load < capacity and on no call (a call occupies its agent on every channel until it ends); every change other systems are told of has its entry in P events.
 
 local P = ARGV[1]
 local NOW = tonumber(ARGV[2])
@@ -64,8 +68,8 @@ end
 local function agent_queues(a) return split(redis.call('HGET', agent_key(a), 'queues')) end
 
 local function may_take_work(a)
-  local state, load, capacity = unpack(redis.call('HMGET', agent_key(a), 'state', 'load', 'capacity'))
-  return state == 'available' and tonumber(load or 0) < tonumber(capacity or 1)
+  local state, load, capacity, call = unpack(redis.call('HMGET', agent_key(a), 'state', 'load', 'capacity', 'call'))
+  return state == 'available' and tonumber(load or 0) < tonumber(capacity or 1) and not call
 end
 
 -- Put the agent into (or take it out of) the agents sets of its queues, as its state and load say.
@@ -156,6 +160,20 @@ local function agent_state_changed(a, was, state)
   if was ~= state then
     emit('agent.state_changed', a, 'agent:' .. a, 'agent_id', a, 'state', state, 'previous', was)
   end
+end
+
+-- The call ended (or outlived its bound): its agent is free for work again, idle since now, and matched with
+-- what waits in its queues. Returns the agent, or nil when the call occupied nobody.
+local function release_call(sid)
+  local a = redis.call('GET', P .. 'call:' .. sid)
+  redis.call('DEL', P .. 'call:' .. sid)
+  redis.call('ZREM', P .. 'calls', sid)
+  if not a or redis.call('HGET', agent_key(a), 'call') ~= sid then return nil end
+  redis.call('HDEL', agent_key(a), 'call')
+  redis.call('HSET', agent_key(a), 'idle_since', NOW)
+  refresh_eligibility(a)
+  match_queues(agent_queues(a))
+  return a
 end
 
 local function answer(status, extra)

@@ -1,6 +1,7 @@
 -- expire: take back offers nobody answered in time. ARGS: limit (how many at most in one run).
 -- Returns {"ok", offers, revoked, {}}. An agent that missed an offer is set away — it is likely not there —
--- and its other pending offers are revoked too; the work is matched again.
+-- and its other pending offers are revoked too; the work is matched again. A connected call past its bound
+-- (its final status never came) frees its agent, who is matched too.
 local limit = tonumber(ARGS[1])
 local touched = {}
 for _, r in ipairs(redis.call('ZRANGEBYSCORE', P .. 'reservations', '-inf', NOW, 'LIMIT', 0, limit)) do
@@ -18,4 +19,5 @@ for _, r in ipairs(redis.call('ZRANGEBYSCORE', P .. 'reservations', '-inf', NOW,
   end
 end
 match_queues(touched)
+for _, sid in ipairs(redis.call('ZRANGEBYSCORE', P .. 'calls', '-inf', NOW, 'LIMIT', 0, limit)) do release_call(sid) end
 return answer('ok')

@@ -1,0 +1,143 @@
+"""A call occupies its agent on every channel until it ends: through the signed voice webhooks, on the real
+PostgreSQL, Redis and RabbitMQ. The agent on a connected call gets no offer of any channel — whether or not it
+completed the call's conversation — until the call's final status comes, late, repeated or out of order; a final
+status that never comes is bounded by `CC_VOICE_MAX_CALL_SECONDS`."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from contactcenter.clock import now_ms
+from contactcenter.settings import Settings
+from tests.e2e.test_voice import MENU, VOICE, call, call_to_queue, put_menu
+from tests.running import AgentDesktop, FakeTwilioApi, RunningService, run_service
+
+TEXTER = "+14155550177"
+
+
+async def connected_call(service: RunningService, desktop: AgentDesktop, sid: str) -> dict[str, Any]:
+    """A call chosen into `sales`, offered to and accepted by `desktop`, connected: its reservation."""
+    await call_to_queue(service, sid, "1")
+    offer = await desktop.receive("offer")
+    assert offer["reservation"]["interaction"]["provider_id"] == sid
+    await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+    reservation: dict[str, Any] = offer["reservation"]
+    return reservation
+
+
+async def complete(desktop: AgentDesktop, reservation: dict[str, Any]) -> None:
+    await desktop.command({"type": "complete", "conversation_id": reservation["conversation_id"]}, "completed")
+
+
+async def text_waits_unoffered(service: RunningService, queue: dict[str, Any]) -> None:
+    """An SMS arrives and waits in `queue`: the router has queued it and live state offered it to nobody."""
+    assert (await service.post_sms(sender=TEXTER, body="Where is my order?")).status == 200
+    async with asyncio.timeout(15):
+        while await service.services.live.queue_length(uuid.UUID(queue["id"])) != 1:
+            await asyncio.sleep(0.05)
+
+
+async def offered_the_text(desktop: AgentDesktop) -> None:
+    offer = await desktop.receive("offer")
+    assert offer["reservation"]["interaction"]["channel"] == "sms"
+    assert offer["reservation"]["interaction"]["from_address"] == TEXTER
+
+
+async def setup(service: RunningService) -> tuple[AgentDesktop, dict[str, Any]]:
+    await service.create_queue("sales", ["voice"])
+    texts = await service.create_queue("texts", ["sms"])
+    await put_menu(service, MENU)
+    return await service.available_agent("Ann", ("sales", "texts")), texts
+
+
+async def test_an_agent_who_completed_its_call_gets_no_offer_of_any_channel_until_the_call_ends(
+    service: RunningService, fake_twilio: FakeTwilioApi
+) -> None:
+    desktop, texts = await setup(service)
+    sid = "CA" + uuid.uuid4().hex
+    reservation = await connected_call(service, desktop, sid)
+    assert [c["CallSid"] for c in fake_twilio.calls] == [sid]
+    await complete(desktop, reservation)  # still on the phone: the desktop's work is done, the call is not
+
+    await text_waits_unoffered(service, texts)
+    status = await service.services.live.agent_status(uuid.UUID(desktop.agent_id))
+    assert (status.state, status.load) == ("available", 0)
+    # A late non-final status, and the queue's own callback of the redirect, end nothing.
+    await call(service, f"{VOICE}/status", sid, status="in-progress")
+    await call(service, f"{VOICE}/queue", sid, status="in-progress", QueueResult="redirected", QueueTime="4")
+    assert await service.services.live.queue_length(uuid.UUID(texts["id"])) == 1
+
+    assert (await call(service, f"{VOICE}/status", sid, status="completed", CallDuration="42")).status == 200
+    await offered_the_text(desktop)
+    await desktop.close()
+
+
+async def test_a_call_that_ends_before_its_agent_completes_frees_the_agent_at_the_completion(
+    service: RunningService,
+) -> None:
+    desktop, texts = await setup(service)
+    sid = "CA" + uuid.uuid4().hex
+    reservation = await connected_call(service, desktop, sid)
+    await call(service, f"{VOICE}/status", sid, status="completed", CallDuration="30")
+    await text_waits_unoffered(service, texts)  # the agent still holds the call's conversation (its wrap-up)
+    await complete(desktop, reservation)
+    await offered_the_text(desktop)
+    await desktop.close()
+
+
+async def test_a_storm_of_out_of_order_statuses_frees_the_agent_once_and_a_late_one_occupies_it_no_more(
+    service: RunningService,
+) -> None:
+    desktop, texts = await setup(service)
+    sid = "CA" + uuid.uuid4().hex
+    reservation = await connected_call(service, desktop, sid)
+    await complete(desktop, reservation)
+    await text_waits_unoffered(service, texts)
+    statuses = ["in-progress", "completed", "ringing", "completed", "busy", "in-progress", "no-answer", "completed"]
+    answers = await asyncio.gather(
+        *(call(service, f"{VOICE}/status", sid, status=status, CallDuration="9") for status in statuses * 3)
+    )
+    assert [answer.status for answer in answers] == [200] * len(statuses) * 3
+    await offered_the_text(desktop)
+    # The same accept again (a desktop's retry, late) and a late ringing connect nothing and occupy nobody.
+    await call(service, f"{VOICE}/status", sid, status="ringing")
+    await desktop.close()
+
+
+async def test_a_caller_who_hangs_up_while_the_call_is_being_connected_leaves_the_agent_free(
+    service: RunningService, fake_twilio: FakeTwilioApi
+) -> None:
+    desktop, texts = await setup(service)
+    sid = "CA" + uuid.uuid4().hex
+
+    async def hang_up(call_sid: str) -> None:  # the final status lands before the connection is recorded
+        assert (await call(service, f"{VOICE}/status", call_sid, status="completed", CallDuration="5")).status == 200
+
+    fake_twilio.before_call_update = hang_up
+    reservation = await connected_call(service, desktop, sid)
+    assert [c["CallSid"] for c in fake_twilio.calls] == [sid]
+    await complete(desktop, reservation)
+    assert (await service.post_sms(sender=TEXTER, body="Where is my order?")).status == 200
+    await offered_the_text(desktop)
+    assert await service.services.live.queue_length(uuid.UUID(texts["id"])) == 0
+    await desktop.close()
+
+
+async def test_a_call_whose_final_status_never_comes_frees_its_agent_after_the_longest_call(
+    service_settings: Settings,
+) -> None:
+    async with run_service(service_settings.model_copy(update={"voice_max_call_seconds": 60})) as service:
+        desktop, texts = await setup(service)
+        sid = "CA" + uuid.uuid4().hex
+        reservation = await connected_call(service, desktop, sid)
+        await complete(desktop, reservation)
+        await text_waits_unoffered(service, texts)
+        live = service.services.live
+        # The sweep before the bound leaves the agent on the call; the sweep past it frees it.
+        assert (await live.expire_reservations(now_ms() + 30_000)).offers == []
+        changes = await live.expire_reservations(now_ms() + 61_000)
+        await service.services.notices.announce(changes)
+        await offered_the_text(desktop)
+        await desktop.close()
