@@ -43,9 +43,6 @@ class Gatekeeper(Protocol):
 
     async def require_agent(self, request: web.Request, *, allow_query: bool = False) -> Caller: ...
 
-    async def require_staff(self, request: web.Request) -> None:
-        """The admin and agents only."""
-
     async def require_staff_actor(self, request: web.Request) -> str:
         """The admin or an agent, named `admin` or `agent:<id>`: for what customers sent to the staff (mail's
         attachments, each for the agent of its conversation)."""
