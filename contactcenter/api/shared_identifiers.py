@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import TypeAdapter, ValidationError
 
+from contactcenter.api.clients import query_limit
 from contactcenter.api.operations import Access, Answer, Operation, Parameter, failures
 from contactcenter.auth import Authenticator
 from contactcenter.errors import Invalid
@@ -67,7 +68,7 @@ class SharedIdentifiersApi:
 
     async def list(self, request: web.Request) -> web.Response:
         await self._auth.require_admin(request)
-        found = await self._shared.quarantined(_limit(request.query.get("limit")))
+        found = await self._shared.quarantined(query_limit(request.query.get("limit"), LIST_LIMIT, LIST_MAX))
         return web.json_response(SharedIdentifiers(shared_identifiers=found).model_dump(mode="json"))
 
     async def release(self, request: web.Request) -> web.Response:
@@ -77,14 +78,6 @@ class SharedIdentifiersApi:
             raise Invalid("`phone` or `email`", field="kind")
         released = await self._shared.release(kind, _value(request.query.get("value", "")), actor="admin")
         return web.json_response(released.model_dump(mode="json"))
-
-
-def _limit(raw: str | None) -> int:
-    if raw is None or raw == "":
-        return LIST_LIMIT
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= LIST_MAX:
-        raise Invalid(f"an integer from 1 to {LIST_MAX}", field="limit")
-    return int(raw)
 
 
 def _value(raw: str) -> str:

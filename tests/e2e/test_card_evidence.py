@@ -18,23 +18,11 @@ from contactcenter.host.app import Role
 from contactcenter.settings import Settings
 from schema import Channel, IdentityKind, Interaction
 from tests.conftest import DATABASE_URL
+from tests.e2e.test_client_cards import _card_of
 from tests.running import RunningService, run_service
 
 DANA = "+14155550461"
 DANA_AGAIN = "+14155550462"
-
-
-async def _card_of(service: RunningService, phone: str, entries: int = 1) -> dict[str, Any]:
-    """The card of `phone` once the router has stored `entries` of its contacts."""
-    url = f"{service.base_url}/api/v1/clients/lookup"
-    async with asyncio.timeout(20):
-        while True:
-            async with service.http.get(url, params={"phone": phone}, headers=service.admin_headers()) as response:
-                if response.status == 200:
-                    card: dict[str, Any] = await response.json()
-                    if len(card["timeline"]) >= entries:
-                        return card
-            await asyncio.sleep(0.05)
 
 
 async def _call(
