@@ -187,6 +187,8 @@ async def test_an_automatic_merge_keeps_its_evidence_and_never_happens_on_a_shar
     }
     event = json.loads(await pool.fetchval("SELECT data::text FROM events WHERE type = 'client.merged'"))
     assert event["automatic"] is True and event["evidence"]["value"] == "dana@example.com"
+    [exported] = json.loads(await Privacy(pool).export(prover))["merges"]
+    assert exported["automatic"] is True and exported["evidence"]["proof"] == "agent_code"
 
     # Erasing the merged card takes the evidence from the audit and from the event.
     await Privacy(pool).erase(holder, actor="admin")

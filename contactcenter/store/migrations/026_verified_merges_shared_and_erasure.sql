@@ -1,8 +1,8 @@
 -- The rest of issue 19's card: merges made by themselves on verified evidence (audited as automatic, with the
 -- evidence), identifiers shared by too many cards detected as they are met (not only a seeded list), and an
 -- erasure that reaches chat transcripts and claims, stored mail and its attachments, and contacts still on the bus.
--- Redefines cc_erase_client (from migration 017, its only definition) and cc_record_inbound (the eleven-argument
--- one, from migration 016, its latest).
+-- Redefines cc_export_client and cc_erase_client (from migration 017, their only definition) and
+-- cc_record_inbound (the eleven-argument one, from migration 016, its latest).
 
 -- Automatic merges (contactcenter/store/proofs.py): `automatic` and what proved it — the identity, how it was
 -- proved (a code the customer received), by whom. Erased with the card (cc_erase_client below).
@@ -137,6 +137,49 @@ END
 $$;
 CREATE TRIGGER chat_claims_sighted AFTER INSERT OR UPDATE OF claims ON chat_visitors
     FOR EACH ROW WHEN (NEW.claims <> '{}'::jsonb) EXECUTE FUNCTION cc_chat_claims_met();
+
+-- Migration 017's export, its merges now with `automatic` and `evidence` (what the customer proved is theirs too).
+CREATE OR REPLACE FUNCTION cc_export_client(p_client_id uuid) RETURNS text LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_root uuid := cc_card_root(p_client_id);
+    v_members uuid[];
+BEGIN
+    IF v_root IS NULL THEN
+        RETURN NULL;
+    END IF;
+    v_members := cc_card_members(v_root);
+    RETURN json_build_object(
+        'exported_at', now(),
+        'client', (SELECT json_build_object('id', c.id, 'display_name', c.display_name, 'created_at', c.created_at,
+                                            'profile', c.profile, 'tags', to_json(c.tags),
+                                            'erased_at', c.erased_at)
+                   FROM clients c WHERE c.id = v_root),
+        'merged', to_json(array_remove(v_members, v_root)),
+        'identities', (SELECT coalesce(json_agg(json_build_object(
+                           'kind', i.kind, 'value', i.value, 'raw', i.raw_value, 'verified', i.verified,
+                           'source', i.source, 'added_at', i.created_at) ORDER BY i.created_at), '[]'::json)
+                       FROM identities i WHERE i.client_id = ANY (v_members)),
+        'interactions', (SELECT coalesce(json_agg(json_build_object(
+                             'id', x.id, 'channel', x.channel, 'direction', x.direction, 'from', x.from_address,
+                             'to', x.to_address, 'body', x.body, 'received_at', x.received_at,
+                             'conversation_id', x.conversation_id) ORDER BY x.received_at, x.id), '[]'::json)
+                         FROM interactions x WHERE x.client_id = ANY (v_members)),
+        'conversations', (SELECT coalesce(json_agg(json_build_object(
+                              'id', v.id, 'channel', v.channel, 'state', v.state, 'opened_at', v.opened_at,
+                              'closed_at', v.closed_at) ORDER BY v.opened_at), '[]'::json)
+                          FROM conversations v WHERE v.client_id = ANY (v_members)),
+        'notes', (SELECT coalesce(json_agg(json_build_object('author', n.author, 'body', n.body,
+                                                             'created_at', n.created_at) ORDER BY n.created_at), '[]'::json)
+                  FROM client_notes n WHERE n.client_id = ANY (v_members)),
+        'merges', (SELECT coalesce(json_agg(json_build_object(
+                       'id', m.id, 'survivor_id', m.survivor_id, 'merged_id', m.merged_id, 'actor', m.actor,
+                       'reason', m.reason, 'automatic', m.automatic, 'evidence', m.evidence,
+                       'merged_at', m.merged_at, 'undone_at', m.undone_at) ORDER BY m.merged_at),
+                       '[]'::json)
+                   FROM client_merges m WHERE m.survivor_id = ANY (v_members) OR m.merged_id = ANY (v_members))
+    )::text;
+END
+$$;
 
 -- Erasure's tombstones: the identities an erased card held, as SHA-256 of `kind:value` (never the value), with
 -- the card and the time. A contact received before the erasure and recorded after it (in flight on the bus)
