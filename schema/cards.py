@@ -177,3 +177,23 @@ class MergeUndone(BaseModel):
     merge_id: uuid.UUID
     survivor: ClientCard
     restored: ClientCard = Field(description="the card merged away, as it is again")
+
+
+class SharedIdentifier(BaseModel):
+    """An identifier quarantined as shared by many people: it reaches the card holding it, never merges."""
+
+    kind: Literal["phone", "email"]
+    value: str = Field(description="the kept form, as on the card")
+    reason: str = Field(description="`placeholder` (a withheld caller id, a robot's address) or `seen on N cards`")
+    cards: int | None = Field(description="the distinct cards it was met on when that quarantined it")
+    marked_at: datetime
+
+
+class SharedIdentifiers(BaseModel):
+    shared_identifiers: list[SharedIdentifier] = Field(description="most recently quarantined first")
+
+
+class SharedIdentifierReleased(BaseModel):
+    kind: Literal["phone", "email"]
+    value: str
+    released_by: str = Field(description="`admin`; detection leaves the identifier alone from then on")

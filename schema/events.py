@@ -170,12 +170,25 @@ class ClientNoteAddedV1(EventData):
     author: str = Field(description="`admin` or `agent:<id>`")
 
 
+class MergeEvidence(BaseModel):
+    kind: IdentityKind = Field(description="the identity both cards were proved to own")
+    value: str = Field(description="its normalised value")
+    proof: Literal["chat_code", "agent_code"] = Field(
+        description="a code sent to it that a chat visitor entered, or that the customer read back to an agent"
+    )
+    by: str = Field(description="`visitor:<id>` or `agent:<id>` / `admin`")
+
+
 class ClientMergedV1(EventData):
     merge_id: uuid.UUID
     survivor_id: uuid.UUID
     merged_id: uuid.UUID = Field(description="from now on answers as the survivor")
-    actor: str = Field(description="`admin` or `agent:<id>`")
+    actor: str = Field(description="`admin`, `agent:<id>` or, for a merge made by itself, `visitor:<id>`")
     reason: str
+    automatic: bool = Field(default=False, description="made by itself on verified evidence, not by a person")
+    evidence: MergeEvidence | None = Field(
+        default=None, description="what proved it, when automatic (dropped when either card is erased)"
+    )
 
 
 class ClientUnmergedV1(EventData):

@@ -108,7 +108,7 @@ class ClientsApi:
         channel = _channel(request.query.get("channel"))
         page = await self._cards.timeline(
             client_id,
-            limit=_limit(request.query.get("limit")),
+            limit=query_limit(request.query.get("limit"), TIMELINE_LIMIT, TIMELINE_PAGE_MAX),
             cursor=request.query.get("cursor") or None,
             channel=channel,
         )
@@ -140,9 +140,10 @@ def _channel(raw: str | None) -> Channel | None:
         raise Invalid(f"one of: {', '.join(Channel)}", field="channel") from None
 
 
-def _limit(raw: str | None) -> int:
+def query_limit(raw: str | None, default: int, most: int) -> int:
+    """A `?limit=` from 1 to `most` in ASCII digits, `default` when none is given; else 400 naming `limit`."""
     if raw is None or raw == "":
-        return TIMELINE_LIMIT
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= TIMELINE_PAGE_MAX:
-        raise Invalid(f"an integer from 1 to {TIMELINE_PAGE_MAX}", field="limit")
+        return default
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= most:
+        raise Invalid(f"an integer from 1 to {most}", field="limit")
     return int(raw)

@@ -1,6 +1,9 @@
-"""A client's personal data (admin): `GET /api/v1/clients/{id}/export`, `DELETE /api/v1/clients/{id}` (erase)."""
+"""A client's personal data (admin): `GET /api/v1/clients/{id}/export`, `DELETE /api/v1/clients/{id}` (erase: the
+database first, then the card's contacts waiting in live state are taken back, their offers revoked)."""
 
 from __future__ import annotations
+
+from typing import Protocol
 
 from aiohttp import web
 
@@ -9,7 +12,14 @@ from contactcenter.api.operations import Access, Answer, Operation, failures
 from contactcenter.auth import Authenticator
 from contactcenter.store.cards import Cards
 from contactcenter.store.privacy import Privacy
-from schema import ClientCard
+from schema import Channel, ClientCard
+
+
+class WaitingWithdrawal(Protocol):
+    """Takes a waiting contact out of live state, its pending offer revoked (`contactcenter.agents.Withdrawals`)."""
+
+    async def withdraw(self, channel: Channel, provider_id: str, *, abandoned: bool) -> object: ...
+
 
 EXPORT = Operation(
     "GET",
@@ -40,10 +50,11 @@ ERASE = Operation(
 class PrivacyApi:
     OPERATIONS = (EXPORT, ERASE)
 
-    def __init__(self, auth: Authenticator, cards: Cards, privacy: Privacy) -> None:
+    def __init__(self, auth: Authenticator, cards: Cards, privacy: Privacy, withdrawals: WaitingWithdrawal) -> None:
         self._auth = auth
         self._cards = cards
         self._privacy = privacy
+        self._withdrawals = withdrawals
 
     def routes(self) -> list[web.RouteDef]:
         return [EXPORT.route(self.export), ERASE.route(self.erase)]
@@ -59,5 +70,9 @@ class PrivacyApi:
 
     async def erase(self, request: web.Request) -> web.Response:
         await self._auth.require_admin(request)
-        root = await self._privacy.erase(client_id_of(request), actor="admin")
-        return card_response(await self._cards.by_id(root))
+        erased = await self._privacy.erase(client_id_of(request), actor="admin")
+        # No agent is offered an erased card's contact: each waiting one leaves live state, as a contact that
+        # left for other work does (not abandoned). A failure here answers 503; erasing again finishes it.
+        for channel, provider_id in erased.waiting:
+            await self._withdrawals.withdraw(Channel(channel), provider_id, abandoned=False)
+        return card_response(await self._cards.by_id(erased.client_id))

@@ -32,6 +32,7 @@ from contactcenter.api.merges import MergesApi
 from contactcenter.api.openapi import OpenApiDocument
 from contactcenter.api.operations import Operation
 from contactcenter.api.privacy import PrivacyApi
+from contactcenter.api.shared_identifiers import SharedIdentifiersApi
 from contactcenter.auth import Authenticator
 from contactcenter.events.relay import EventRelay
 from contactcenter.events.stream import LiveEventStream
@@ -49,6 +50,7 @@ from contactcenter.store.integrations import Integrations
 from contactcenter.store.merges import Merges
 from contactcenter.store.privacy import Privacy
 from contactcenter.store.proofs import ProvedIdentities
+from contactcenter.store.shared_identifiers import SharedIdentifierList
 from contactcenter.store.waiting import WaitingContacts
 from contactcenter.supervision.actions import SupervisorActions
 from contactcenter.supervision.api import SupervisorApi
@@ -91,6 +93,7 @@ HTTP_APIS = (
     CardEditsApi,
     MergesApi,
     PrivacyApi,
+    SharedIdentifiersApi,
     AgentGateway,
     EventsApi,
     IntegrationsApi,
@@ -181,6 +184,7 @@ async def _start_api(
     restore_states.start()
     stack.push_async_callback(restore_states.stop)
     supervisors = await _start_supervision(settings, services, auth, stack)
+    withdrawals = Withdrawals(WaitingContacts(services.pool), services.live, services.notices)
     for server in (server for parts in channels for server in parts.servers):
         await server.start()
         stack.push_async_callback(server.stop)
@@ -189,9 +193,12 @@ async def _start_api(
             *(route for parts in channels for route in parts.routes),
             *AdminApi(auth, services.directory).routes(),
             *ClientsApi(auth, services.cards, settings.default_region).routes(),
-            *CardEditsApi(auth, services.cards, CardEdits(services.pool), settings.default_region).routes(),
+            *CardEditsApi(
+                auth, services.cards, CardEdits(services.pool), ProvedIdentities(services.pool), settings.default_region
+            ).routes(),
             *MergesApi(auth, services.cards, Merges(services.pool)).routes(),
-            *PrivacyApi(auth, services.cards, Privacy(services.pool)).routes(),
+            *PrivacyApi(auth, services.cards, Privacy(services.pool), withdrawals).routes(),
+            *SharedIdentifiersApi(auth, SharedIdentifierList(services.pool)).routes(),
             *gateway.routes(),
             *EventsApi(auth, services.pool, settings.namespace).routes(),
             *IntegrationsApi(auth, integrations).routes(),

@@ -1,10 +1,12 @@
-"""A client's personal data: exported as one JSON document, or erased (migration 017: `cc_export_client`,
-`cc_erase_client`) — from every table and from the event payloads kept, the counts kept, audited in
-`client_erasures` and told as `client.erased`."""
+"""A client's personal data: exported as one JSON document, or erased (migrations 017 and 026: `cc_export_client`,
+`cc_erase_client`) — from every table (chat transcripts and claims, stored mail and attachments included) and
+from the event payloads kept, the counts kept, audited in `client_erasures` and told as `client.erased`. The
+erasure answers the card's contacts still waiting for an agent, for the caller to take them out of live state."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -12,6 +14,20 @@ from contactcenter.errors import NotFound
 
 EXPORT = "SELECT cc_export_client($1)"
 ERASE = "SELECT cc_erase_client($1, $2)"
+# The card's conversations waiting for an agent (open, nobody holds them), read in the erasure's transaction.
+WAITING = """
+SELECT v.channel, x.provider_id FROM conversations v
+CROSS JOIN LATERAL (SELECT provider_id FROM interactions
+                    WHERE conversation_id = v.id AND direction = 'inbound'
+                    ORDER BY received_at DESC, id DESC LIMIT 1) x
+WHERE v.client_id = ANY (cc_card_members(cc_card_root($1))) AND v.state = 'open' AND v.agent_id IS NULL
+"""
+
+
+@dataclass(frozen=True)
+class Erased:
+    client_id: uuid.UUID  # the card erased (the one the id given answers as)
+    waiting: list[tuple[str, str]]  # its contacts waiting for an agent: (channel, provider id) of each
 
 
 class Privacy:
@@ -24,10 +40,11 @@ class Privacy:
             raise NotFound("no such client", field="client_id")
         return text
 
-    async def erase(self, client_id: uuid.UUID, *, actor: str) -> uuid.UUID:
-        """Erase the card `client_id` answers as, with every card merged into it; that card's id."""
+    async def erase(self, client_id: uuid.UUID, *, actor: str) -> Erased:
+        """Erase the card `client_id` answers as, with every card merged into it."""
         async with self._pool.acquire() as conn, conn.transaction():
+            waiting = await conn.fetch(WAITING, client_id)
             root: uuid.UUID | None = await conn.fetchval(ERASE, client_id, actor)
         if root is None:
             raise NotFound("no such client", field="client_id")
-        return root
+        return Erased(root, [(row["channel"], row["provider_id"]) for row in waiting])

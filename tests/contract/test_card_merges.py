@@ -20,7 +20,8 @@ from contactcenter.identities import Identity
 from contactcenter.store.card_edits import CardEdits, NewIdentity
 from contactcenter.store.cards import Cards
 from contactcenter.store.conversations import Conversations
-from contactcenter.store.merges import Merges
+from contactcenter.store.merges import Evidence, Merges
+from contactcenter.store.proofs import ProvedIdentities
 from schema import Channel, IdentityKind, Interaction
 from schema.cards import ClientPatch, Profile
 
@@ -78,11 +79,16 @@ AFTER = st.lists(
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(before=BEFORE, after=AFTER, nested=st.booleans())
+@given(before=BEFORE, after=AFTER, nested=st.booleans(), automatic=st.booleans())
 async def test_undoing_a_merge_restores_both_cards_exactly_on_randomised_histories(
-    pool: asyncpg.Pool, before: list[tuple[str, Channel]], after: list[tuple[str, str, Channel]], nested: bool
+    pool: asyncpg.Pool,
+    before: list[tuple[str, Channel]],
+    after: list[tuple[str, str, Channel]],
+    nested: bool,
+    automatic: bool,
 ) -> None:
-    """Card b (with c merged into it first, when `nested`) is merged into a; things happen to both, through
+    """Card b (with c merged into it first, when `nested`) is merged into a — by an admin, or by itself when
+    `automatic` (b's customer confirmed by a code an email a holds verified); things happen to both, through
     either id; the merge is undone. Then b is exactly as it was plus its own later contacts, and a holds its
     own contacts and everything added through either id while they were one."""
     world = World(pool, phones={who: f"+1415{next(NUMBERS):07d}" for who in "abc"})
@@ -94,11 +100,21 @@ async def test_undoing_a_merge_restores_both_cards_exactly_on_randomised_histori
     await edits.add_note(world.ids["b"], "b's own note", "admin")
     if nested:
         await merges.merge(world.ids["b"], world.ids["c"], actor="admin", reason="test")
+    email = f"a{uuid.uuid4().hex[:12]}@example.com"
+    if automatic:  # a holds it verified (a DMARC-passing mail, or a code), before anything else happens
+        await edits.add_identity(world.ids["a"], NewIdentity(IdentityKind.EMAIL, email, email, True, "contact"))
     for who, channel in before:
         mine[who].append(await world.contact(who, channel))
     b_before, a_before = await world.card("b"), await world.card("a")
 
-    merge = await merges.merge(world.ids["a"], world.ids["b"], actor="admin", reason="test")
+    if automatic:
+        proved = await ProvedIdentities(pool).merge_on_proof(
+            world.ids["b"], world.ids["a"], Evidence("email", email, "agent_code", "admin")
+        )
+        assert proved is not None and proved.survivor_id == world.ids["a"]
+        merge = proved
+    else:
+        merge = await merges.merge(world.ids["a"], world.ids["b"], actor="admin", reason="test")
     a_added: list[tuple[str, str]] = []
     a_notes: list[str] = []
     for n, (action, via, channel) in enumerate(after):

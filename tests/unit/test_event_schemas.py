@@ -14,6 +14,7 @@ from typing import Any
 import jsonschema
 import pytest
 from jsonschema.exceptions import best_match
+from pydantic import BaseModel
 
 from contactcenter.events.asyncapi import asyncapi_document
 from contactcenter.events.outbox import StoredEvent
@@ -108,6 +109,10 @@ def test_each_message_payload_of_the_asyncapi_document_accepts_that_event_as_pub
 
 def _example(annotation: Any) -> Any:
     text = str(annotation)
+    # A nested model (perhaps `Model | None`): an example of each of its fields.
+    for model in (annotation, *typing.get_args(annotation)):
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            return {name: _example(field.annotation) for name, field in model.model_fields.items()}
     if text.startswith("list["):
         return [_example(annotation.__args__[0])]
     if "UUID" in text:
