@@ -128,17 +128,30 @@ class AmqpBus:
     async def publish_many(
         self, exchange: str, messages: Sequence[Outgoing], *, content_type: str = "application/json"
     ) -> list[Unavailable | None]:
-        if not messages:
-            return []
+        return await (await self.write_many(exchange, messages, content_type=content_type))
+
+    async def write_many(
+        self, exchange: str, messages: Sequence[Outgoing], *, content_type: str = "application/json"
+    ) -> asyncio.Future[list[Unavailable | None]]:
         loop = asyncio.get_running_loop()
+        settled: asyncio.Future[list[Unavailable | None]] = loop.create_future()
+        if not messages:
+            settled.set_result([])
+            return settled
         deadline = loop.time() + self._timeout  # one bound for the whole batch, as for one message
         try:
             async with asyncio.timeout_at(deadline):
                 channel = await self._channel_for(exchange)
                 confirmations = await self._write_batch(channel, exchange, messages, content_type)
         except (TimeoutError, PublishError, DeliveryError, *CONNECTION_EXCEPTIONS) as exc:
-            return [_unavailable(exc, self._timeout, "publish")] * len(messages)
-        _, late = await asyncio.wait(confirmations, timeout=max(0.0, deadline - loop.time()))
+            settled.set_result([_unavailable(exc, self._timeout, "publish")] * len(messages))
+            return settled
+        return asyncio.ensure_future(self._confirmed(confirmations, deadline))
+
+    async def _confirmed(
+        self, confirmations: list[asyncio.Future[aiormq.abc.ConfirmationFrameType]], deadline: float
+    ) -> list[Unavailable | None]:
+        _, late = await asyncio.wait(confirmations, timeout=max(0.0, deadline - asyncio.get_running_loop().time()))
         for confirmation in late:
             confirmation.cancel()  # aiormq ignores the broker's answer to a cancelled confirmation
         return [self._outcome(confirmation) for confirmation in confirmations]

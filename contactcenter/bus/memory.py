@@ -150,6 +150,14 @@ class MemoryBus:
                 outcomes.append(None)
         return outcomes
 
+    async def write_many(
+        self, exchange: str, messages: Sequence[Outgoing], *, content_type: str = "application/json"
+    ) -> asyncio.Future[list[Unavailable | None]]:
+        """In one process a message is taken (journaled and routed) as it is written: the outcomes are known."""
+        outcomes = asyncio.get_running_loop().create_future()
+        outcomes.set_result(await self.publish_many(exchange, messages, content_type=content_type))
+        return outcomes
+
     async def _publish(self, exchange: str, message: _Message) -> bool:
         """Route `message`, journaled first if the bus has a journal; False when no queue takes it."""
         if self._journal is None:
