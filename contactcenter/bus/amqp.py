@@ -17,7 +17,6 @@ from typing import TypeVar, cast
 
 import aio_pika
 import aiormq
-import pamqp.base
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
@@ -29,11 +28,10 @@ from aio_pika.abc import (
 )
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS, DeliveryError, PublishError
 from aiormq.abc import ChannelFrame
-from pamqp.body import ContentBody
 from pamqp.common import FieldTable
-from pamqp.header import ContentHeader
 
 from contactcenter.bus import Delivery, Handler, Outgoing, QueueSpec
+from contactcenter.bus.frames import publish_frames
 from contactcenter.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -164,7 +162,7 @@ class AmqpBus:
         CPU): what `aiormq.Channel.basic_publish` does for one message, for all of them under one hold of the
         channel's lock — a delivery tag and a confirmation each, in order, so the broker reads them in this
         order and its confirms (one for several, often) settle each."""
-        frames: list[pamqp.base.Frame | ContentHeader | ContentBody] = []
+        frames: list[bytes] = []
         confirmations: list[asyncio.Future[aiormq.abc.ConfirmationFrameType]] = []
         async with channel.lock:
             first_tag = channel.delivery_tag
@@ -173,16 +171,19 @@ class AmqpBus:
                 confirmation: asyncio.Future[aiormq.abc.ConfirmationFrameType] = channel.create_future()
                 channel.confirmations[channel.delivery_tag] = confirmation
                 confirmations.append(confirmation)
-                properties = aiormq.spec.Basic.Properties(
-                    message_id=message.message_id,
-                    content_type=content_type,
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT.value,
+                frames.append(
+                    publish_frames(
+                        channel.number,
+                        exchange,
+                        message.routing_key,
+                        message.body,
+                        content_type,
+                        message.message_id,
+                        channel.max_content_size,  # aiormq's own frame size rule
+                    )
                 )
-                frames.append(aiormq.spec.Basic.Publish(exchange=exchange, routing_key=message.routing_key))
-                frames.append(ContentHeader(properties=properties, body_size=len(message.body)))
-                frames.extend(channel._split_body(message.body))  # aiormq's own frame size rule
             try:
-                await channel.write_queue.put(ChannelFrame.marshall(frames=frames, channel_number=channel.number))
+                await channel.write_queue.put(ChannelFrame(payload=b"".join(frames), should_close=False))
             except BaseException:
                 # Not written: the broker never saw these tags; give them back, as basic_publish does.
                 for tag in range(first_tag + 1, channel.delivery_tag + 1):

@@ -4,6 +4,7 @@ published is every stamped event up to the relay's cursor (`events_relay`)."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -77,21 +78,28 @@ class StoredEvent:
 
     def body(self) -> bytes:
         """The CloudEvent in structured JSON, as published: `envelope()`'s, written around the data as
-        PostgreSQL gave it — the relay writes thousands a second, and a model per event was a tenth of its time."""
-        kind = BY_NAME.get(self.type)
-        head = {
-            "specversion": "1.0",
-            "id": str(self.id),
-            "source": SOURCE,
-            "type": TYPE_PREFIX + self.type,
-            "subject": self.subject,
-            "time": self.occurred_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-            "datacontenttype": "application/json",
-            "dataschema": kind.dataschema if kind else None,
-            "partitionkey": self.partition_key,
-            "sequence": f"{self.id:020d}",
-        }
-        return (json.dumps(head, separators=(",", ":"))[:-1] + ',"data":' + self.data_json + "}").encode()
+        PostgreSQL gave it and a head kept per type — the relay writes thousands a second, and a model per
+        event was a tenth of its time, a dictionary dumped per event a twentieth."""
+        return (
+            f'{{"specversion":"1.0","id":"{self.id}",{_type_head(self.type)},"subject":{_json_string(self.subject)},'
+            f'"time":"{self.occurred_at.astimezone(UTC).isoformat().replace("+00:00", "Z")}",'
+            f'"datacontenttype":"application/json","dataschema":{_dataschema(self.type)},'
+            f'"partitionkey":{_json_string(self.partition_key)},"sequence":"{self.id:020d}","data":{self.data_json}}}'
+        ).encode()
+
+
+_json_string = json.JSONEncoder().encode  # as `json.dumps` writes a string (ASCII, escaped)
+
+
+@functools.cache
+def _type_head(kind: str) -> str:
+    return f'"source":{_json_string(SOURCE)},"type":{_json_string(TYPE_PREFIX + kind)}'
+
+
+@functools.cache
+def _dataschema(kind: str) -> str:
+    known = BY_NAME.get(kind)
+    return _json_string(known.dataschema) if known else "null"
 
 
 @dataclass(frozen=True)
