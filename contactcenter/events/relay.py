@@ -116,20 +116,41 @@ class EventRelay:
                 await self._pause()
 
     async def _serve(self, conn: Connection) -> None:
+        """Publish while there is work, coming back after each linger; listen for the outbox's notifications
+        only when idle. Under load no notification is sent to the relay at all (one per committing change was
+        a wake-up of the relay's backend and process each), and a standby relay tries the lock at each sweep."""
+        listening = False
         try:
-            await conn.add_listener(CHANNEL, self._notified)
             while not self._stopping.is_set():
-                if await self.relay_once(conn):
+                published = await self._relay(conn)
+                if published is None or not self.publishing:
+                    # The broker refused, or another relay publishes: try again after a sweep.
+                    listening = await self._listen(conn, listening, False)
+                    await self._sweep()
+                elif published:
+                    listening = await self._listen(conn, listening, False)
                     await self._linger()
-                    await self._pause()
+                elif not listening:
+                    # Once more after listening: what committed before the LISTEN told nobody.
+                    listening = await self._listen(conn, listening, True)
                 else:
-                    # The broker refused: try again after a sweep, not at the next change's notification.
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stopping.wait(), self._sweep_seconds)
-                    self._wake.clear()
+                    await self._pause()
         finally:
             self.publishing = False
             await self._let_go(conn)
+
+    async def _listen(self, conn: Connection, listening: bool, listen: bool) -> bool:
+        if listen and not listening:
+            self._wake.clear()
+            await conn.add_listener(CHANNEL, self._notified)
+        elif listening and not listen:
+            await conn.remove_listener(CHANNEL, self._notified)
+        return listen
+
+    async def _sweep(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), self._sweep_seconds)
+        self._wake.clear()
 
     async def _let_go(self, conn: Connection) -> None:
         """The pool keeps no session state (store.open_pool): leave none behind. A connection PostgreSQL cut
@@ -164,16 +185,21 @@ class EventRelay:
     async def relay_once(self, conn: Connection) -> bool:
         """Holding the lock (taking it if free), stamp and publish until nothing waits. False when the broker
         did not confirm everything (the cursor is moved over what it confirmed in order)."""
+        return await self._relay(conn) is not None
+
+    async def _relay(self, conn: Connection) -> int | None:
+        """`relay_once`: how many events it published, None when the broker did not confirm them all."""
         if not self.publishing:
             self.publishing = bool(await conn.fetchval(TRY_LOCK))
             if not self.publishing:
-                return True
+                return 0
             self._published_up_to = None
         if self._published_up_to is None:
             # Taking over, or after a failure: what was stamped and not confirmed goes out first, again.
             self._published_up_to = await outbox.published_up_to(conn)
             self._stamped_before = True
         rounds: collections.deque[_Round] = collections.deque()
+        published = 0
         try:
             written_up_to = self._published_up_to
             while True:
@@ -184,14 +210,16 @@ class EventRelay:
                 # A full round says more is waiting: write it while the broker confirms this one, up to a few
                 # rounds ahead. A partial one is the last for now: what comes meanwhile wakes the relay again.
                 while rounds and (len(events) < self._batch or len(rounds) >= ROUNDS_IN_FLIGHT):
-                    if not await self._settle(conn, rounds.popleft()):
+                    settled = rounds.popleft()
+                    if not await self._settle(conn, settled):
                         self._published_up_to = None
                         # The log serves every committed event to consumers catching up, broker or not.
                         while len(await outbox.stamp(conn, self._batch)) == self._batch:
                             pass
-                        return False
+                        return None
+                    published += len(settled.events)
                 if len(events) < self._batch:
-                    return True
+                    return published
         finally:
             for unsettled in rounds:  # after a failure: they go out again after the cursor
                 unsettled.outcomes.cancel()
