@@ -417,3 +417,45 @@ async def test_the_mover_takes_a_stream_longer_than_its_batch_in_order_and_waits
     assert await asyncio.wait_for(waiting, 5) == 1
     rows = await pool.fetch("SELECT data FROM events ORDER BY seq")
     assert [row["data"]["state"] for row in rows] == states
+
+
+async def test_a_running_relay_publishes_what_comes_while_it_is_busy_and_is_woken_when_idle(
+    pool: asyncpg.Pool,
+    bus: UnsteadyBus,
+    redis_client: aioredis.Redis,
+    namespace: str,
+    database_schema: str,
+    events_queue: EventsQueue,
+) -> None:
+    """Busy, the relay comes back after each linger without being told; idle, it listens for the outbox's
+    notification. Its sweep is longer than the test's patience: only the notification can wake it."""
+    stream = LiveEventStream(redis_client, namespace, pool)
+    relaying = EventRelay(
+        pool,
+        bus,
+        f"{namespace}.events",
+        stream,
+        schema=database_schema,
+        sweep_seconds=60.0,
+        batch=50,
+        linger_seconds=0.01,
+    )
+    await write_events(pool, 120)  # a backlog when it starts
+    relaying.start()
+    try:
+        for _ in range(20):  # changes while it works
+            await write_events(pool, 7)
+        await events_queue.wait_for_count(260, timeout=30)
+        await outbox_settled(pool)
+        await write_events(pool, 3)  # to an idle relay
+        await events_queue.wait_for_count(263, timeout=30)
+    finally:
+        await relaying.stop()
+    await assert_every_event_came_in_order(pool, events_queue)
+    assert len(events_queue.received) == 263
+
+
+async def outbox_settled(pool: asyncpg.Pool) -> None:
+    async with asyncio.timeout(30):
+        while await outbox.waiting(pool):
+            await asyncio.sleep(0.02)
