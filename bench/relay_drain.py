@@ -6,9 +6,9 @@ Two measures, in a schema and exchange of its own (dropped afterwards):
   the outbox before the relay starts; it publishes them all. Prints the events per second, and the CPU per event
   of this process (the relay alone: nothing else runs here meanwhile), of the relay's PostgreSQL backends and
   of RabbitMQ (the machine's `beam.smp`, shared with whatever else runs: read it as an upper bound).
-- `--rate R --seconds S`: contacts written at R a second (each one transaction of eleven events, as the changes
-  write them) while the relay runs; the lag from each event's `time` to a consumer of the exchange in a process
-  of its own (`bench.event_lag`), p50 / p95 / p99.
+- `--rate R --seconds S`: contacts written at R a second by a process of their own (each one transaction of
+  eleven events, as the changes write them) while the relay runs: the relay's CPU per event, and the lag from
+  each event's `time` to a consumer of the exchange in a process of its own (`bench.event_lag`).
 
 One JSON line on stdout.
 """
@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import os
+import sys
 import time
 import uuid
 
@@ -162,17 +163,31 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 }
             else:
                 relay.start()
-                began = time.perf_counter()
-                written = 0
-                while (elapsed := time.perf_counter() - began) < args.seconds:
-                    due = int(elapsed * args.rate) - written
-                    for _ in range(due):
-                        await _write_contacts(writer, 1)
-                    written += due
-                    await asyncio.sleep(0.005)
+                own = time.process_time()
+                # The changes come from a process of their own: this one's CPU is then the relay's.
+                changes = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "bench.relay_drain",
+                    "--write-into",
+                    namespace,
+                    "--rate",
+                    str(args.rate),
+                    "--seconds",
+                    str(args.seconds),
+                    stdout=asyncio.subprocess.PIPE,
+                )
+                output, _ = await changes.communicate()
+                written = int(output)
                 await _published(writer)
+                own_s = time.process_time() - own
                 await asyncio.sleep(0.5)
-                figures |= {"contacts": written, "rate": args.rate, "seconds": args.seconds}
+                figures |= {
+                    "contacts": written,
+                    "rate": args.rate,
+                    "seconds": args.seconds,
+                    "relay_cpu_us_per_event": round(1e6 * own_s / (written * len(CONTACT)), 1),
+                }
         finally:
             await relay.stop()
             figures["lag_ms"] = await lag.figures()
@@ -200,6 +215,23 @@ async def _delete_exchange(name: str) -> None:
         await connection.close()
 
 
+async def write_changes(schema: str, rate: float, seconds: float) -> int:
+    """Contacts' events at `rate` a second, each contact one transaction; how many contacts."""
+    writer = await asyncpg.connect(DATABASE_URL, server_settings={"search_path": schema})
+    try:
+        began = time.perf_counter()
+        written = 0
+        while (elapsed := time.perf_counter() - began) < seconds:
+            due = int(elapsed * rate) - written
+            for _ in range(due):
+                await _write_contacts(writer, 1)
+            written += due
+            await asyncio.sleep(0.005)
+        return written
+    finally:
+        await writer.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.relay_drain", description=__doc__)
     parser.add_argument("--backlog", type=int, default=0, help="contacts' events in the outbox before the relay starts")
@@ -207,9 +239,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--linger", type=float, default=0.05)
+    parser.add_argument("--write-into", help=argparse.SUPPRESS)  # the paced run's process of changes
     args = parser.parse_args()
     import uvloop  # as the service runs (contactcenter/host/cli.py)
 
+    if args.write_into:
+        print(uvloop.run(write_changes(args.write_into, args.rate, args.seconds)), flush=True)
+        return
     print(json.dumps(uvloop.run(run(args))), flush=True)
 
 
