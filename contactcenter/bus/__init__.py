@@ -59,6 +59,14 @@ class Outgoing:
     message_id: str
 
 
+async def taken_as_written(publishing: Awaitable[list[Unavailable | None]]) -> asyncio.Future[list[Unavailable | None]]:
+    """`Bus.write_many` for a bus whose messages are taken as they are written (`publish_many`): the outcomes,
+    known already."""
+    outcomes: asyncio.Future[list[Unavailable | None]] = asyncio.get_running_loop().create_future()
+    outcomes.set_result(await publishing)
+    return outcomes
+
+
 # A handler that returns acknowledges the message; one that raises hands it back for redelivery.
 Handler = Callable[[Delivery], Awaitable[None]]
 

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from contactcenter.bus import Bus, Delivery, Outgoing, QueueSpec, Subscription
+from contactcenter.bus import Bus, Delivery, Outgoing, QueueSpec, Subscription, taken_as_written
 from contactcenter.bus.amqp import connect_amqp
 from contactcenter.bus.memory import MemoryBus
 from contactcenter.clock import now_ms
@@ -80,9 +80,7 @@ class UnsteadyBus:
     async def write_many(
         self, exchange: str, messages: Sequence[Outgoing], *, content_type: str = "application/json"
     ) -> asyncio.Future[list[Unavailable | None]]:
-        outcomes = asyncio.get_running_loop().create_future()
-        outcomes.set_result(await self.publish_many(exchange, messages, content_type=content_type))
-        return outcomes
+        return await taken_as_written(self.publish_many(exchange, messages, content_type=content_type))
 
     async def declare(self, spec: QueueSpec) -> None:
         await self._bus.declare(spec)
