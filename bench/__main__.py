@@ -45,6 +45,7 @@ from bench.traffic import (
     parse_mix,
 )
 from bench.twilio_stand_in import TwilioStandIn
+from contactcenter.events import outbox
 
 # After the load, how long the queue may take to empty (every conversation with an agent) before the run
 # reports what still waits: a service far behind its load shows it as `waiting_for_agent_at_end`.
@@ -176,7 +177,7 @@ async def _wait_published(database_url: str, schema: str, within: float) -> tupl
     conn = await asyncpg.connect(database_url, server_settings={"search_path": schema})
     try:
         while True:
-            row = await conn.fetchrow("SELECT count(*), count(*) FILTER (WHERE published_at IS NULL) FROM events")
+            row = await conn.fetchrow(f"SELECT count(*), ({outbox.WAITING}) FROM events")
             assert row is not None  # an aggregate answers one row
             total, unpublished = row[0], row[1]
             if unpublished == 0 or time.monotonic() > deadline:

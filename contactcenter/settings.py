@@ -98,14 +98,15 @@ class Settings(BaseSettings):
     # Connections one client address may hold at once; past it a new one gets a 503 and is closed. Behind a
     # proxy or load balancer the client is the proxy: keep this above what it opens.
     max_connections_per_client: int = Field(default=256, ge=1, le=1_000_000)
-    # Events (contactcenter/events): the relay's backstop sweep when no notification wakes it, how long it lets
-    # events gather after a round (the lag it adds, against a round per change under load), the events it
+    # Events (contactcenter/events): the relay's backstop sweep when no notification wakes it (and a standby
+    # relay's look at the lock), how long it lets events gather after a round that published some (the lag it
+    # adds, against a round per change under load: docs/performance.md), the events it
     # publishes per round, and how long published events stay in the log (`GET /api/v1/events`).
     # Off: no events at all — the changes write none (migration 020), no relay, no webhooks; for a center with no
     # other system to tell, and the bench's comparison (`python -m bench --no-events`).
     events: bool = True
     event_sweep_seconds: float = Field(default=1.0, gt=0, le=3600)
-    event_linger_seconds: float = Field(default=0.05, ge=0, le=10)
+    event_linger_seconds: float = Field(default=0.02, ge=0, le=10)
     event_batch: int = Field(default=500, ge=1, le=10_000)
     event_retention_days: int = Field(default=30, ge=1, le=36_500)
     # Webhooks (contactcenter/webhooks): deliveries reach only public addresses unless private ones are allowed

@@ -8,6 +8,7 @@ first use by either side.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -58,6 +59,14 @@ class Outgoing:
     message_id: str
 
 
+async def taken_as_written(publishing: Awaitable[list[Unavailable | None]]) -> asyncio.Future[list[Unavailable | None]]:
+    """`Bus.write_many` for a bus whose messages are taken as they are written (`publish_many`): the outcomes,
+    known already."""
+    outcomes: asyncio.Future[list[Unavailable | None]] = asyncio.get_running_loop().create_future()
+    outcomes.set_result(await publishing)
+    return outcomes
+
+
 # A handler that returns acknowledges the message; one that raises hands it back for redelivery.
 Handler = Callable[[Delivery], Awaitable[None]]
 
@@ -92,6 +101,14 @@ class Bus(Protocol):
         together rather than each before the next: a queue receives them in this order. For each message, None
         once the broker has taken it, or why it did not (within the publish timeout); never raises for the
         broker. A failure is the message's own: a later one may have been taken all the same."""
+
+    async def write_many(
+        self, exchange: str, messages: Sequence[Outgoing], *, content_type: str = "application/json"
+    ) -> asyncio.Future[list[Unavailable | None]]:
+        """`publish_many` in two steps: return once `messages` are handed to the broker, after those of every
+        call that returned before this one began, with the future of their outcomes (as `publish_many` gives
+        them, the broker's confirms). A publisher writes its next batch while the broker confirms the last,
+        and a queue still receives both in order."""
 
     async def subscribe(self, spec: QueueSpec, handler: Handler) -> Subscription:
         """Declare `spec` and start calling `handler` for its messages, at most `spec.prefetch` at once."""

@@ -17,7 +17,6 @@ from typing import TypeVar, cast
 
 import aio_pika
 import aiormq
-import pamqp.base
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
@@ -29,11 +28,10 @@ from aio_pika.abc import (
 )
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS, DeliveryError, PublishError
 from aiormq.abc import ChannelFrame
-from pamqp.body import ContentBody
 from pamqp.common import FieldTable
-from pamqp.header import ContentHeader
 
 from contactcenter.bus import Delivery, Handler, Outgoing, QueueSpec
+from contactcenter.bus.frames import publish_frames
 from contactcenter.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -128,17 +126,30 @@ class AmqpBus:
     async def publish_many(
         self, exchange: str, messages: Sequence[Outgoing], *, content_type: str = "application/json"
     ) -> list[Unavailable | None]:
-        if not messages:
-            return []
+        return await (await self.write_many(exchange, messages, content_type=content_type))
+
+    async def write_many(
+        self, exchange: str, messages: Sequence[Outgoing], *, content_type: str = "application/json"
+    ) -> asyncio.Future[list[Unavailable | None]]:
         loop = asyncio.get_running_loop()
+        settled: asyncio.Future[list[Unavailable | None]] = loop.create_future()
+        if not messages:
+            settled.set_result([])
+            return settled
         deadline = loop.time() + self._timeout  # one bound for the whole batch, as for one message
         try:
             async with asyncio.timeout_at(deadline):
                 channel = await self._channel_for(exchange)
                 confirmations = await self._write_batch(channel, exchange, messages, content_type)
         except (TimeoutError, PublishError, DeliveryError, *CONNECTION_EXCEPTIONS) as exc:
-            return [_unavailable(exc, self._timeout, "publish")] * len(messages)
-        _, late = await asyncio.wait(confirmations, timeout=max(0.0, deadline - loop.time()))
+            settled.set_result([_unavailable(exc, self._timeout, "publish")] * len(messages))
+            return settled
+        return asyncio.ensure_future(self._confirmed(confirmations, deadline))
+
+    async def _confirmed(
+        self, confirmations: list[asyncio.Future[aiormq.abc.ConfirmationFrameType]], deadline: float
+    ) -> list[Unavailable | None]:
+        _, late = await asyncio.wait(confirmations, timeout=max(0.0, deadline - asyncio.get_running_loop().time()))
         for confirmation in late:
             confirmation.cancel()  # aiormq ignores the broker's answer to a cancelled confirmation
         return [self._outcome(confirmation) for confirmation in confirmations]
@@ -151,7 +162,7 @@ class AmqpBus:
         CPU): what `aiormq.Channel.basic_publish` does for one message, for all of them under one hold of the
         channel's lock — a delivery tag and a confirmation each, in order, so the broker reads them in this
         order and its confirms (one for several, often) settle each."""
-        frames: list[pamqp.base.Frame | ContentHeader | ContentBody] = []
+        frames: list[bytes] = []
         confirmations: list[asyncio.Future[aiormq.abc.ConfirmationFrameType]] = []
         async with channel.lock:
             first_tag = channel.delivery_tag
@@ -160,16 +171,19 @@ class AmqpBus:
                 confirmation: asyncio.Future[aiormq.abc.ConfirmationFrameType] = channel.create_future()
                 channel.confirmations[channel.delivery_tag] = confirmation
                 confirmations.append(confirmation)
-                properties = aiormq.spec.Basic.Properties(
-                    message_id=message.message_id,
-                    content_type=content_type,
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT.value,
+                frames.append(
+                    publish_frames(
+                        channel.number,
+                        exchange,
+                        message.routing_key,
+                        message.body,
+                        content_type,
+                        message.message_id,
+                        channel.max_content_size,  # aiormq's own frame size rule
+                    )
                 )
-                frames.append(aiormq.spec.Basic.Publish(exchange=exchange, routing_key=message.routing_key))
-                frames.append(ContentHeader(properties=properties, body_size=len(message.body)))
-                frames.extend(channel._split_body(message.body))  # aiormq's own frame size rule
             try:
-                await channel.write_queue.put(ChannelFrame.marshall(frames=frames, channel_number=channel.number))
+                await channel.write_queue.put(ChannelFrame(payload=b"".join(frames), should_close=False))
             except BaseException:
                 # Not written: the broker never saw these tags; give them back, as basic_publish does.
                 for tag in range(first_tag + 1, channel.delivery_tag + 1):

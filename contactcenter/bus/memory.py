@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from functools import cache
 
 from contactcenter.batching import Batcher
-from contactcenter.bus import Delivery, Handler, Outgoing, QueueSpec
+from contactcenter.bus import Delivery, Handler, Outgoing, QueueSpec, taken_as_written
 from contactcenter.bus.journal import Journal, JournalEntry
 from contactcenter.errors import Unavailable
 
@@ -149,6 +149,12 @@ class MemoryBus:
             else:
                 outcomes.append(None)
         return outcomes
+
+    async def write_many(
+        self, exchange: str, messages: Sequence[Outgoing], *, content_type: str = "application/json"
+    ) -> asyncio.Future[list[Unavailable | None]]:
+        """In one process a message is taken (journaled and routed) as it is written: the outcomes are known."""
+        return await taken_as_written(self.publish_many(exchange, messages, content_type=content_type))
 
     async def _publish(self, exchange: str, message: _Message) -> bool:
         """Route `message`, journaled first if the bus has a journal; False when no queue takes it."""

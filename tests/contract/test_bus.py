@@ -345,6 +345,28 @@ async def test_a_batch_arrives_in_its_order_each_message_confirmed(bus: Bus, nam
     assert [(d.routing_key, d.body) for d in received] == [(m.routing_key, m.body) for m in batch]
 
 
+async def test_batches_written_ahead_of_their_confirms_arrive_in_the_order_written(bus: Bus, names: Names) -> None:
+    exchange = names.exchange("events")
+    inbox = Inbox()
+    await bus.subscribe(QueueSpec(names.queue("webhooks"), exchange, ("#",), prefetch=500), inbox)
+    batches = [
+        [Outgoing(f"client.{n % 3}", f"event {n}".encode(), str(n)) for n in range(k, k + 100)] for k in (0, 100, 200)
+    ]
+    written = [await bus.write_many(exchange, batch) for batch in batches]  # none awaited before the next
+    assert [await outcomes for outcomes in written] == [[None] * 100] * 3
+    received = await inbox.wait_for(300)
+    assert [d.message_id for d in received] == [str(n) for n in range(300)]
+    assert await (await bus.write_many(exchange, [])) == []
+
+
+async def test_a_batch_written_on_a_closed_bus_answers_unavailable_for_each_message(bus: Bus, names: Names) -> None:
+    exchange = names.exchange("events")
+    await bus.declare(QueueSpec(names.queue("webhooks"), exchange, ("#",)))
+    await bus.close()
+    outcomes = await (await bus.write_many(exchange, [Outgoing("client.created", b"late", str(n)) for n in range(3)]))
+    assert len(outcomes) == 3 and all(isinstance(outcome, Unavailable) for outcome in outcomes)
+
+
 async def test_an_unbound_key_no_longer_reaches_the_queue_and_the_other_keys_still_do(bus: Bus, names: Names) -> None:
     exchange = names.exchange("events")
     spec = QueueSpec(names.queue("webhooks"), exchange, ("interaction.*", "client.#"))

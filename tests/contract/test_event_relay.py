@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from contactcenter.bus import Bus, Delivery, Outgoing, QueueSpec, Subscription
+from contactcenter.bus import Bus, Delivery, Outgoing, QueueSpec, Subscription, taken_as_written
 from contactcenter.bus.amqp import connect_amqp
 from contactcenter.bus.memory import MemoryBus
 from contactcenter.clock import now_ms
@@ -77,6 +77,11 @@ class UnsteadyBus:
             self.crash_after -= len(messages)
         return await self._bus.publish_many(exchange, messages, content_type=content_type)
 
+    async def write_many(
+        self, exchange: str, messages: Sequence[Outgoing], *, content_type: str = "application/json"
+    ) -> asyncio.Future[list[Unavailable | None]]:
+        return await taken_as_written(self.publish_many(exchange, messages, content_type=content_type))
+
     async def declare(self, spec: QueueSpec) -> None:
         await self._bus.declare(spec)
 
@@ -136,8 +141,8 @@ async def write_events(pool: asyncpg.Pool | asyncpg.Connection, count: int) -> N
 
 
 async def assert_every_event_came_in_order(pool: asyncpg.Pool, consumer: EventsQueue) -> None:
-    stored = await pool.fetch("SELECT id, published_at FROM events ORDER BY id")
-    assert all(row["published_at"] is not None for row in stored)
+    stored = await pool.fetch("SELECT id FROM events ORDER BY id")
+    assert await outbox.waiting(pool) == 0
     events = await consumer.wait_for_count(len(stored))
     assert sorted(int(event["id"]) for event in events) == [row["id"] for row in stored]
     for ids in consumer.ids_by_entity().values():
@@ -200,7 +205,7 @@ async def test_events_wait_while_the_broker_does_not_confirm_and_go_out_in_order
         try:
             bus.down = True
             assert not await publisher.relay_once(conn)
-            assert await pool.fetchval("SELECT count(*) FROM events WHERE published_at IS NOT NULL") == 0
+            assert await outbox.published_up_to(pool) == 0
             # The log still serves them to a consumer catching up, ids given.
             assert [event.id for event in await outbox.page(pool, 0, 1000)] == list(range(1, 81))
             assert await pool.fetchval("SELECT array_agg(id ORDER BY seq) FROM events") == list(range(1, 81))
@@ -237,11 +242,13 @@ async def test_live_states_events_moved_twice_are_stored_once_and_leave_the_stre
 
 async def test_retention_deletes_published_events_past_their_days_and_keeps_the_rest(pool: asyncpg.Pool) -> None:
     await write_events(pool, 4)
+    stamped = [event.id for event in await outbox.stamp(pool, 10)]
     seqs = [row["seq"] for row in await pool.fetch("SELECT seq FROM events ORDER BY seq")]
-    await pool.execute("UPDATE events SET occurred_at = now() - interval '31 days' WHERE seq = ANY($1)", seqs[:3])
-    await pool.execute("UPDATE events SET published_at = now() WHERE seq = ANY($1)", [seqs[0], seqs[1], seqs[3]])
+    old = [seqs[0], seqs[1], seqs[3]]
+    await pool.execute("UPDATE events SET occurred_at = now() - interval '31 days' WHERE seq = ANY($1)", old)
+    await outbox.advance(pool, stamped[2])  # the first three published
     assert await outbox.forget_older_than(pool, 30, batch=10_000) == 2
-    # Old but never published (the broker was away all along) stays, as does what is recent.
+    # Old but never published (the broker was away since) stays, as does what is recent.
     assert [row["seq"] for row in await pool.fetch("SELECT seq FROM events ORDER BY seq")] == seqs[2:]
 
 
@@ -349,7 +356,7 @@ async def test_a_relay_whose_connection_postgresql_cut_lets_go_of_it_and_the_poo
         finally:
             await writer.close()
         async with asyncio.timeout(10):
-            while await own.fetchval("SELECT count(*) FROM events WHERE published_at IS NULL"):
+            while await outbox.waiting(own):
                 await asyncio.sleep(0.05)
     finally:
         await relaying.stop()
@@ -408,3 +415,45 @@ async def test_the_mover_takes_a_stream_longer_than_its_batch_in_order_and_waits
     assert await asyncio.wait_for(waiting, 5) == 1
     rows = await pool.fetch("SELECT data FROM events ORDER BY seq")
     assert [row["data"]["state"] for row in rows] == states
+
+
+async def test_a_running_relay_publishes_what_comes_while_it_is_busy_and_is_woken_when_idle(
+    pool: asyncpg.Pool,
+    bus: UnsteadyBus,
+    redis_client: aioredis.Redis,
+    namespace: str,
+    database_schema: str,
+    events_queue: EventsQueue,
+) -> None:
+    """Busy, the relay comes back after each linger without being told; idle, it listens for the outbox's
+    notification. Its sweep is longer than the test's patience: only the notification can wake it."""
+    stream = LiveEventStream(redis_client, namespace, pool)
+    relaying = EventRelay(
+        pool,
+        bus,
+        f"{namespace}.events",
+        stream,
+        schema=database_schema,
+        sweep_seconds=60.0,
+        batch=50,
+        linger_seconds=0.01,
+    )
+    await write_events(pool, 120)  # a backlog when it starts
+    relaying.start()
+    try:
+        for _ in range(20):  # changes while it works
+            await write_events(pool, 7)
+        await events_queue.wait_for_count(260, timeout=30)
+        await outbox_settled(pool)
+        await write_events(pool, 3)  # to an idle relay
+        await events_queue.wait_for_count(263, timeout=30)
+    finally:
+        await relaying.stop()
+    await assert_every_event_came_in_order(pool, events_queue)
+    assert len(events_queue.received) == 263
+
+
+async def outbox_settled(pool: asyncpg.Pool) -> None:
+    async with asyncio.timeout(30):
+        while await outbox.waiting(pool):
+            await asyncio.sleep(0.02)

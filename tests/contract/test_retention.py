@@ -21,11 +21,15 @@ DAYS = 30
 
 async def write_events(pool: asyncpg.Pool, count: int, *, age_days: int, published: bool) -> list[int]:
     client = str(uuid.uuid4())
+    # Published: stamped and under the relay's cursor (migration 028); not published: never stamped.
     rows = await pool.fetch(
-        "INSERT INTO events (type, subject, partition_key, data, occurred_at, published_at)"
-        " SELECT 'client.created', $1, 'client:' || $1, $2::jsonb, now() - make_interval(days => $3),"
-        "        CASE WHEN $4 THEN now() END"
-        " FROM generate_series(1, $5) RETURNING seq",
+        "WITH e AS (INSERT INTO events (id, type, subject, partition_key, data, occurred_at)"
+        "  SELECT CASE WHEN $4 THEN nextval('events_public_id') END, 'client.created', $1, 'client:' || $1,"
+        "         $2::jsonb, now() - make_interval(days => $3)"
+        "  FROM generate_series(1, $5) RETURNING seq, id),"
+        " published AS (UPDATE events_relay SET published_up_to = m.id"
+        "  FROM (SELECT max(id) AS id FROM e) m WHERE m.id IS NOT NULL)"
+        " SELECT seq FROM e",
         client,
         json.dumps({"client_id": client}),
         age_days,

@@ -80,8 +80,8 @@ class Day:
         ordered = sorted(self.rows, key=lambda row: row[1])
         async with pool.acquire() as conn:
             await conn.executemany(
-                "INSERT INTO events (id, type, subject, partition_key, occurred_at, data, published_at)"
-                " VALUES ($1, $2, 's', 'p', $3, $4::jsonb, $3)",
+                "INSERT INTO events (id, type, subject, partition_key, occurred_at, data)"
+                " VALUES ($1, $2, 's', 'p', $3, $4::jsonb)",
                 [(n, t, when, data) for n, (t, when, data) in enumerate(ordered, start=1)],
             )
 

@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
+from contactcenter.events import outbox
 from contactcenter.settings import Settings
 from tests.events_queue import EventsQueue, read_log
 from tests.faults.accounting import (
@@ -48,12 +49,13 @@ async def outbox_settled(settings: Settings, consumer: EventsQueue, seconds: flo
     try:
         async with asyncio.timeout(seconds):
             while True:
-                rows = await conn.fetch("SELECT id, published_at FROM events ORDER BY seq")
+                rows = await conn.fetch("SELECT id FROM events ORDER BY seq")
                 ids = [row["id"] for row in rows]
                 streamed = await redis.xlen(f"{settings.namespace}:events")
                 if (
                     not streamed
-                    and all(row["id"] is not None and row["published_at"] for row in rows)
+                    and all(row["id"] is not None for row in rows)
+                    and not await outbox.waiting(conn)
                     and {int(event["id"]) for event in consumer.events()} >= set(ids)
                 ):
                     return sorted(ids)

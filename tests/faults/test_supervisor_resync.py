@@ -101,8 +101,10 @@ async def test_a_lost_queue_is_made_good_from_the_event_log_with_no_further_even
 
 
 LOST_ON_THE_WAY = """
-INSERT INTO events (id, type, subject, partition_key, data, published_at)
-VALUES (nextval('events_public_id'), 'interaction.routed', $1, 'conversation:' || $1, $2::jsonb, now())
+WITH lost AS (INSERT INTO events (id, type, subject, partition_key, data)
+              VALUES (nextval('events_public_id'), 'interaction.routed', $1, 'conversation:' || $1, $2::jsonb)
+              RETURNING id)
+UPDATE events_relay SET published_up_to = lost.id FROM lost WHERE published_up_to < lost.id
 """
 
 

@@ -7,18 +7,20 @@ from __future__ import annotations
 import json
 import typing
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from jsonschema.exceptions import best_match
 from pydantic import BaseModel
 
 from contactcenter.events.asyncapi import asyncapi_document
 from contactcenter.events.outbox import StoredEvent
-from schema.events import DOCS_FOLDER, EVENT_KINDS, json_schemas, render
+from schema.events import BY_NAME, DOCS_FOLDER, EVENT_KINDS, SOURCE, TYPE_PREFIX, json_schemas, render
 
 
 def test_the_checked_in_json_schemas_are_what_the_models_generate() -> None:
@@ -147,3 +149,34 @@ def _first_literal(annotation: Any) -> Any:
 def test_an_event_as_published_is_its_envelope_model(occurred_at: datetime) -> None:
     event = StoredEvent(1042, "client.created", "c", "client:c", occurred_at, '{"client_id": "c"}')
     assert json.loads(event.body()) == event.envelope().model_dump(mode="json")
+
+
+@given(
+    event_id=st.integers(1, 10**19),
+    kind=st.sampled_from([*sorted(BY_NAME), "not.in.the.catalogue"]),
+    subject=st.text(max_size=40),
+    partition_key=st.text(max_size=60),
+    occurred_at=st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5))])),
+)
+def test_an_event_as_published_is_byte_for_byte_the_head_dumped_around_its_data(
+    event_id: int, kind: str, subject: str, partition_key: str, occurred_at: datetime
+) -> None:
+    """The relay's hand-written head is what `json.dumps` wrote before it: a relay of either kind publishing the
+    same event again publishes the same bytes."""
+    data = '{"client_id": "c\\u00e9"}'
+    event = StoredEvent(event_id, kind, subject, partition_key, occurred_at, data)
+    known = BY_NAME.get(kind)
+    head = {
+        "specversion": "1.0",
+        "id": str(event_id),
+        "source": SOURCE,
+        "type": TYPE_PREFIX + kind,
+        "subject": subject,
+        "time": occurred_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "datacontenttype": "application/json",
+        "dataschema": known.dataschema if known else None,
+        "partitionkey": partition_key,
+        "sequence": f"{event_id:020d}",
+    }
+    dumped = json.dumps(head, separators=(",", ":"))[:-1] + ',"data":' + data + "}"
+    assert event.body() == dumped.encode()

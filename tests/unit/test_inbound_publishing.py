@@ -60,6 +60,11 @@ class HeldBroker:
     ) -> list[Unavailable | None]:
         raise AssertionError("interactions are published one message at a time")
 
+    async def write_many(
+        self, exchange: str, messages: Sequence[Outgoing], *, content_type: str = "application/json"
+    ) -> asyncio.Future[list[Unavailable | None]]:
+        raise AssertionError("interactions are published one message at a time")
+
     async def declare(self, spec: QueueSpec) -> None:
         raise AssertionError("publishing declares nothing")
 
