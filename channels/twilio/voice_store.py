@@ -118,12 +118,17 @@ WHERE call_sid = $1 AND connected_at IS NULL AND rank < 3 AND enqueued_at IS NOT
 RETURNING rank, agent_id, connected_at IS NOT NULL AS connected, queue_name, from_number, to_number,
           callback_requested
 """
-# The agent who accepted a callback request is called, then the caller: the request is answered once.
+# The agent who accepted a callback request is called, then the caller: the request is answered once. The call
+# placed ($3, from our number to the caller's) is a call of its own, whose status callbacks end it.
 CALLBACK_PLACED = """
 WITH changed AS (
     UPDATE voice_calls SET connected_at = now(), agent_id = $2
     WHERE call_sid = $1 AND callback_requested AND connected_at IS NULL
-    RETURNING call_sid, agent_id, queue_name
+    RETURNING call_sid, agent_id, queue_name, from_number, to_number
+), placed AS (
+    INSERT INTO voice_calls (call_sid, from_number, to_number, status, rank, agent_id)
+    SELECT $3, to_number, from_number, 'queued', 0, agent_id FROM changed
+    ON CONFLICT (call_sid) DO NOTHING
 )
 INSERT INTO events (type, subject, partition_key, data)
 SELECT 'call.connected', call_sid, 'call:' || call_sid,
@@ -259,9 +264,10 @@ class VoiceStore:
         row = await self._pool.fetchrow(CALLBACK_REQUESTED, call_sid)
         return None if row is None else _call_state(row)
 
-    async def callback_placed(self, call_sid: str, agent_id: uuid.UUID) -> bool:
-        """The callback of `call_sid` was placed for `agent_id`; False when it had been already."""
-        return await self._pool.fetchval(CALLBACK_PLACED, call_sid, agent_id) is not None
+    async def callback_placed(self, call_sid: str, placed_sid: str, agent_id: uuid.UUID) -> bool:
+        """The callback of `call_sid` was placed for `agent_id` as the call `placed_sid`; False when it had been
+        already."""
+        return await self._pool.fetchval(CALLBACK_PLACED, call_sid, agent_id, placed_sid) is not None
 
     async def call_left_queue(self, call_sid: str) -> None:
         await self._pool.execute(CALL_LEFT_QUEUE, call_sid)

@@ -11,7 +11,7 @@ from typing import Any
 
 from contactcenter.clock import now_ms
 from contactcenter.settings import Settings
-from tests.e2e.test_voice import MENU, VOICE, call, call_to_queue, put_menu
+from tests.e2e.test_voice import CALLER, MENU, VOICE, call, call_events, call_to_queue, card_of, put_menu
 from tests.running import AgentDesktop, FakeTwilioApi, RunningService, run_service
 
 TEXTER = "+14155550177"
@@ -139,5 +139,84 @@ async def test_a_call_whose_final_status_never_comes_frees_its_agent_after_the_l
         assert (await live.expire_reservations(now_ms() + 30_000)).offers == []
         changes = await live.expire_reservations(now_ms() + 61_000)
         await service.services.notices.announce(changes)
+        await offered_the_text(desktop)
+        await desktop.close()
+
+
+PUBLIC_URL = "https://cc.example.test"  # what Twilio calls: placed calls ask for their status callbacks there
+
+
+async def test_the_call_a_callback_request_places_occupies_its_agent_until_that_call_ends(
+    service_settings: Settings, fake_twilio: FakeTwilioApi
+) -> None:
+    async with run_service(service_settings.model_copy(update={"public_url": PUBLIC_URL})) as service:
+        texts = await service.create_queue("texts", ["sms"])
+        await service.create_queue("sales", ["voice"])
+        await put_menu(service, MENU)
+        sid = "CA" + uuid.uuid4().hex
+        await call_to_queue(service, sid, "1")
+        await card_of(service, CALLER)  # its contact waits: nobody is there yet
+        await call(service, f"{VOICE}/leave?max_wait=120", sid, Digits="#")
+        await call(service, f"{VOICE}/queue", sid, status="completed", QueueResult="hangup")
+        await call(service, f"{VOICE}/status", sid, status="completed", CallDuration="30")
+
+        desktop = await service.available_agent("Ann", ("sales", "texts"))
+        offer = await desktop.receive("offer")
+        assert offer["reservation"]["interaction"]["provider_id"] == sid
+        await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+        (placed,) = fake_twilio.placed
+        assert placed["StatusCallback"] == PUBLIC_URL + f"{VOICE}/status" and placed["StatusCallbackMethod"] == "POST"
+        back = placed["CallSid"]
+        await complete(desktop, offer["reservation"])  # its desktop work is done; the call back is not
+
+        await text_waits_unoffered(service, texts)
+        # The request's own call ended long ago: its late statuses free nobody; nor do the new call's non-final.
+        await call(service, f"{VOICE}/status", sid, status="completed", CallDuration="30")
+        for status in ("initiated", "ringing", "in-progress"):
+            await call(service, f"{VOICE}/status", back, status=status)
+        assert await service.services.live.queue_length(uuid.UUID(texts["id"])) == 1
+
+        statuses = ["completed", "in-progress", "completed", "ringing", "no-answer"] * 3
+        answers = await asyncio.gather(
+            *(call(service, f"{VOICE}/status", back, status=status, CallDuration="73") for status in statuses)
+        )
+        assert [answer.status for answer in answers] == [200] * len(statuses)
+        await offered_the_text(desktop)
+        (ended,) = await call_events(service, "call.ended", back)
+        assert ended["data"] == {
+            "call_sid": back,
+            "status": "completed",
+            "agent_id": desktop.agent_id,
+            "duration_seconds": 73,
+        }
+        await desktop.close()
+
+
+async def test_a_click_to_call_occupies_its_agent_until_its_final_status(
+    service_settings: Settings, fake_twilio: FakeTwilioApi
+) -> None:
+    async with run_service(service_settings.model_copy(update={"public_url": PUBLIC_URL})) as service:
+        texts = await service.create_queue("texts", ["sms"])
+        await service.create_queue("sales", ["voice"])
+        await put_menu(service, MENU)
+        await service.post_sms(sender=CALLER, body="Please call me")
+        card = await card_of(service, CALLER)
+        agent = await service.create_agent("Ann", ["texts"])
+        desktop = await service.agent_desktop(agent["token"])
+        await desktop.command({"type": "state", "state": "available"}, "state")
+        first = await desktop.receive("offer")  # the customer's text: taken and done with, before the call
+        await desktop.command({"type": "accept", "reservation_id": first["reservation"]["id"]}, "accepted")
+        await complete(desktop, first["reservation"])
+        headers = {"Authorization": f"Bearer {agent['token']}"}
+        url = f"{service.base_url}/api/v1/voice/calls"
+        async with service.http.post(url, json={"client_id": card["client"]["id"]}, headers=headers) as response:
+            assert response.status == 201, await response.text()
+            placed = await response.json()
+        assert fake_twilio.placed[0]["StatusCallback"] == PUBLIC_URL + f"{VOICE}/status"
+
+        await text_waits_unoffered(service, texts)
+        await call(service, f"{VOICE}/status", placed["call_sid"], status="in-progress")
+        assert await service.services.live.queue_length(uuid.UUID(texts["id"])) == 1
+        await call(service, f"{VOICE}/status", placed["call_sid"], status="completed", CallDuration="12")
         await offered_the_text(desktop)
         await desktop.close()
