@@ -22,8 +22,8 @@ ON CONFLICT (call_sid) DO UPDATE SET agent_id = $2, until = $3
 # The call ended; rows of calls whose end never came go too once past their bound (a bounded batch, skipping
 # rows another end deletes).
 END = """
-DELETE FROM agent_calls WHERE call_sid = $1 OR call_sid IN (
-    SELECT call_sid FROM agent_calls WHERE until < now() ORDER BY until LIMIT 100 FOR UPDATE SKIP LOCKED)
+DELETE FROM agent_calls WHERE call_sid = ANY (array_append(ARRAY(
+    SELECT call_sid FROM agent_calls WHERE until < now() ORDER BY until LIMIT 100 FOR UPDATE SKIP LOCKED), $1))
 """
 # Past its bound a call frees its agent in live state (the sweep): such a row is no call in progress.
 IN_PROGRESS = """

@@ -92,7 +92,9 @@ async def test_calls_in_progress_occupy_their_agents_again_after_the_rebuild_and
     assert (await live.enqueue(first, now_ms=1_200)).offers == []  # Ann is on CA2
     assert only_offer(await live.set_agent_state(bob, "available", [QUEUE], now_ms=1_300)).agent_id == bob
     assert (await live.release("CA1", now_ms=1_400)).offers == []  # the older call frees nobody
-    await occupations.end("CA2")
+    assert await occupations.still_on(["CA2", "CA4"]) == {"CA2", "CA4"}
+    await occupations.end("CA2")  # and the row of CA4, past its bound, goes with it
+    assert await occupations.still_on(["CA2", "CA4"]) == set()
     assert (await live.enqueue(second, now_ms=1_500)).offers == []
     assert only_offer(await live.release("CA2", now_ms=1_600)).agent_id == ann
 
