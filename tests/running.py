@@ -160,13 +160,18 @@ class AgentDesktop:
 
     async def receive(self, kind: str, timeout: float = 10.0) -> dict[str, Any]:
         """The next message of `kind`, failing on any other kind in between (so nothing goes unnoticed)."""
+        message = await self.receive_any(timeout)
+        assert message["type"] == kind, f"expected {kind}, got {message}"
+        return message
+
+    async def receive_any(self, timeout: float = 10.0) -> dict[str, Any]:
+        """The next message, whatever its kind."""
         async with asyncio.timeout(timeout):
             frame = await self.socket.receive()
         assert frame.type is aiohttp.WSMsgType.TEXT, f"expected a text frame, got {frame.type}: {frame.data!r}"
         message: dict[str, Any] = json.loads(frame.data)
         server_frame(frame.data)  # the wire contract: every frame a desktop gets is one the schema describes
         self.received_at[message["type"]] = time.perf_counter()
-        assert message["type"] == kind, f"expected {kind}, got {message}"
         return message
 
     async def command(self, message: dict[str, Any], answer: str) -> dict[str, Any]:

@@ -6,7 +6,9 @@ status that never comes is bounded by `CC_VOICE_MAX_CALL_SECONDS`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from contactcenter.clock import now_ms
@@ -146,13 +148,21 @@ async def test_a_call_whose_final_status_never_comes_frees_its_agent_after_the_l
 PUBLIC_URL = "https://cc.example.test"  # what Twilio calls: placed calls ask for their status callbacks there
 
 
-async def test_the_call_a_callback_request_places_occupies_its_agent_until_that_call_ends(
-    service_settings: Settings, fake_twilio: FakeTwilioApi
-) -> None:
-    async with run_service(service_settings.model_copy(update={"public_url": PUBLIC_URL})) as service:
+@contextlib.asynccontextmanager
+async def placing_calls(settings: Settings) -> AsyncIterator[tuple[RunningService, dict[str, Any]]]:
+    """A service whose placed calls ask for their status callbacks (CC_PUBLIC_URL set), with a voice queue and
+    its menu, and a queue of texts (the other channel's work an agent on the phone must not be offered)."""
+    async with run_service(settings.model_copy(update={"public_url": PUBLIC_URL})) as service:
         texts = await service.create_queue("texts", ["sms"])
         await service.create_queue("sales", ["voice"])
         await put_menu(service, MENU)
+        yield service, texts
+
+
+async def test_the_call_a_callback_request_places_occupies_its_agent_until_that_call_ends(
+    service_settings: Settings, fake_twilio: FakeTwilioApi
+) -> None:
+    async with placing_calls(service_settings) as (service, texts):
         sid = "CA" + uuid.uuid4().hex
         await call_to_queue(service, sid, "1")
         await card_of(service, CALLER)  # its contact waits: nobody is there yet
@@ -176,12 +186,14 @@ async def test_the_call_a_callback_request_places_occupies_its_agent_until_that_
             await call(service, f"{VOICE}/status", back, status=status)
         assert await service.services.live.queue_length(uuid.UUID(texts["id"])) == 1
 
-        statuses = ["completed", "in-progress", "completed", "ringing", "no-answer"] * 3
+        statuses = ["completed", "in-progress", "completed", "ringing", "initiated"] * 3
         answers = await asyncio.gather(
             *(call(service, f"{VOICE}/status", back, status=status, CallDuration="73") for status in statuses)
         )
         assert [answer.status for answer in answers] == [200] * len(statuses)
         await offered_the_text(desktop)
+        # Later still, another final status of it: nothing changes twice.
+        await call(service, f"{VOICE}/status", back, status="no-answer", CallDuration="1")
         (ended,) = await call_events(service, "call.ended", back)
         assert ended["data"] == {
             "call_sid": back,
@@ -195,10 +207,7 @@ async def test_the_call_a_callback_request_places_occupies_its_agent_until_that_
 async def test_a_click_to_call_occupies_its_agent_until_its_final_status(
     service_settings: Settings, fake_twilio: FakeTwilioApi
 ) -> None:
-    async with run_service(service_settings.model_copy(update={"public_url": PUBLIC_URL})) as service:
-        texts = await service.create_queue("texts", ["sms"])
-        await service.create_queue("sales", ["voice"])
-        await put_menu(service, MENU)
+    async with placing_calls(service_settings) as (service, texts):
         await service.post_sms(sender=CALLER, body="Please call me")
         card = await card_of(service, CALLER)
         agent = await service.create_agent("Ann", ["texts"])
