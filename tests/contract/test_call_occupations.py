@@ -18,6 +18,7 @@ from contactcenter.live.state import LiveState
 from contactcenter.store import InteractionInContext, OccupyingCall
 from contactcenter.store.calls import CallOccupations
 from contactcenter.store.conversations import Conversations
+from contactcenter.store.migrate import migrate
 from routing.recovery import LiveStateRecovery
 from schema import Interaction
 from schema.offers import RevokeReason
@@ -113,3 +114,29 @@ async def test_a_call_that_ends_while_the_rebuild_runs_leaves_its_agent_free(
     assert (await live.enqueue(task(), now_ms=1_100)).offers == []  # Bob is still on CA2
     assert only_offer(await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_200)).agent_id == ann
     assert await occupations.still_on(["CA1", "CA2"]) == {"CA2"}
+
+
+async def test_024_keeps_the_calls_connected_before_it_that_have_not_ended(pool: asyncpg.Pool) -> None:
+    ann, bob, cid = agent(), agent(), agent()
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("DELETE FROM schema_migrations WHERE version = 24")  # as a database before 024
+        await conn.execute("DROP TABLE agent_calls")
+        await conn.executemany(
+            "INSERT INTO voice_calls (call_sid, from_number, to_number, status, rank, connected_at, agent_id)"
+            " VALUES ($1, '+14155550100', '+15005550006', $2, $3, now() - $4 * interval '1 minute', $5)",
+            [
+                ("CA-older", "in-progress", 2, 3, ann),  # Ann's older call, replaced by her newer one
+                ("CA-on", "in-progress", 2, 1, ann),
+                ("CA-ended", "completed", 3, 2, bob),
+                ("CA-stale", "in-progress", 2, 300, cid),  # connected 5 hours ago: past the longest call
+            ],
+        )
+        await conn.execute(
+            "INSERT INTO voice_calls (call_sid, from_number, to_number, status, rank) VALUES"
+            " ('CA-waiting', '+14155550101', '+15005550006', 'ringing', 1)"
+        )
+
+    assert await migrate(pool) == ["024_calls_occupying_agents.sql"]
+
+    calls = await CallOccupations(pool).in_progress()
+    assert [(call.call_sid, call.agent_id) for call in calls] == [("CA-on", ann)]
