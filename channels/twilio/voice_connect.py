@@ -12,7 +12,7 @@ import aiohttp
 
 from channels.twilio.rest import SEND_TIMEOUT, account_url, basic_auth
 from channels.twilio.voice_store import FINAL_RANK, VoiceStore
-from channels.twilio.voice_twiml import STATUS_PATH, client_identity, dial, dial_number, endpoint_address
+from channels.twilio.voice_twiml import PLACED_QUERY, STATUS_PATH, client_identity, dial, dial_number, endpoint_address
 from contactcenter.agents import AgentCallsPort
 from contactcenter.errors import Invalid, Unavailable
 from schema import Channel, Interaction
@@ -60,10 +60,11 @@ class TwilioCalls:
 def status_callback(public_url: str | None) -> dict[str, str]:
     """What asks Twilio for a placed call's status callbacks, whose final one frees its agent. Twilio needs an
     absolute URL: without `CC_PUBLIC_URL` none is asked for, and the call occupies nobody (nothing would free
-    the agent before the longest call's bound)."""
+    the agent before the longest call's bound). The URL says the call is one we placed (`placed=1`, signed with
+    the rest): its end may come before the REST answer that names it is recorded, and is kept then."""
     if not public_url:
         return {}
-    return {"StatusCallback": public_url.rstrip("/") + STATUS_PATH, "StatusCallbackMethod": "POST"}
+    return {"StatusCallback": public_url.rstrip("/") + STATUS_PATH + "?" + PLACED_QUERY, "StatusCallbackMethod": "POST"}
 
 
 async def endpoint_of(store: VoiceStore, agent_id: uuid.UUID) -> VoiceEndpoint:

@@ -175,7 +175,8 @@ async def test_the_call_a_callback_request_places_occupies_its_agent_until_that_
         assert offer["reservation"]["interaction"]["provider_id"] == sid
         await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
         (placed,) = fake_twilio.placed
-        assert placed["StatusCallback"] == PUBLIC_URL + f"{VOICE}/status" and placed["StatusCallbackMethod"] == "POST"
+        assert placed["StatusCallback"] == PUBLIC_URL + f"{VOICE}/status?placed=1"
+        assert placed["StatusCallbackMethod"] == "POST"
         back = placed["CallSid"]
         await complete(desktop, offer["reservation"])  # its desktop work is done; the call back is not
 
@@ -221,11 +222,59 @@ async def test_a_click_to_call_occupies_its_agent_until_its_final_status(
         async with service.http.post(url, json={"client_id": card["client"]["id"]}, headers=headers) as response:
             assert response.status == 201, await response.text()
             placed = await response.json()
-        assert fake_twilio.placed[0]["StatusCallback"] == PUBLIC_URL + f"{VOICE}/status"
+        assert fake_twilio.placed[0]["StatusCallback"] == PUBLIC_URL + f"{VOICE}/status?placed=1"
 
         await text_waits_unoffered(service, texts)
         await call(service, f"{VOICE}/status", placed["call_sid"], status="in-progress")
         assert await service.services.live.queue_length(uuid.UUID(texts["id"])) == 1
         await call(service, f"{VOICE}/status", placed["call_sid"], status="completed", CallDuration="12")
         await offered_the_text(desktop)
+        await desktop.close()
+
+
+async def test_a_placed_call_that_ends_before_twilio_answered_the_request_leaves_its_agent_free(
+    service_settings: Settings, fake_twilio: FakeTwilioApi
+) -> None:
+    async with placing_calls(service_settings) as (service, _texts):
+        await service.post_sms(sender=CALLER, body="Please call me")
+        card = await card_of(service, CALLER)
+        agent = await service.create_agent("Ann", ["texts"])
+        desktop = await service.agent_desktop(agent["token"])
+        await desktop.command({"type": "state", "state": "available"}, "state")
+        first = await desktop.receive("offer")
+        await desktop.command({"type": "accept", "reservation_id": first["reservation"]["id"]}, "accepted")
+        await complete(desktop, first["reservation"])
+
+        async def fails_at_once(call_sid: str, form: dict[str, str]) -> None:
+            # Twilio posts the final status (to the URL the request gave) before its REST answer is read.
+            path = form["StatusCallback"].removeprefix(PUBLIC_URL)
+            for status in ("failed", "failed"):
+                answer = await call(service, path, call_sid, status=status, CallDuration="0")
+                assert answer.status == 200
+
+        fake_twilio.before_call_placed = fails_at_once
+        headers = {"Authorization": f"Bearer {agent['token']}"}
+        url = f"{service.base_url}/api/v1/voice/calls"
+        async with service.http.post(url, json={"client_id": card["client"]["id"]}, headers=headers) as response:
+            assert response.status == 201, await response.text()
+            placed = await response.json()
+        # Ann is not on the phone: the next text is hers at once.
+        assert (await service.post_sms(sender=TEXTER, body="Where is my order?")).status == 200
+        await offered_the_text(desktop)
+        (ended,) = await call_events(service, "call.ended", placed["call_sid"])
+        assert ended["data"]["status"] == "failed"
+        row = await service.services.pool.fetchrow(
+            "SELECT status, agent_id, to_number FROM voice_calls WHERE call_sid = $1", placed["call_sid"]
+        )
+        assert row is not None and (row["status"], str(row["agent_id"]), row["to_number"]) == (
+            "failed",
+            agent["id"],
+            CALLER,
+        )
+        # A status of a call nobody placed with that URL is still ignored.
+        stranger = "CA" + uuid.uuid4().hex
+        assert (await call(service, f"{VOICE}/status", stranger, status="failed")).status == 200
+        assert (
+            await service.services.pool.fetchval("SELECT count(*) FROM voice_calls WHERE call_sid = $1", stranger) == 0
+        )
         await desktop.close()
