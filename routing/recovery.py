@@ -1,6 +1,7 @@
 """Rebuilds live state from PostgreSQL when Redis has lost it (a restart without persistence, a failover):
 every open conversation goes back — accepted ones to their agents, the rest to their queues in their
-original order — so no contact waits forever in a queue Redis forgot."""
+original order — so no contact waits forever in a queue Redis forgot; and every call in progress occupies its
+agent again, so an agent on the phone is offered nothing until its call ends."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import uuid
 from contactcenter.agents import AgentNoticesPort
 from contactcenter.clock import now_ms
 from contactcenter.live import LiveStatePort, Task
-from contactcenter.store import ConversationsPort
+from contactcenter.store import CallOccupationsPort, ConversationsPort
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +20,17 @@ REBUILD_CLAIM_MS = 60_000
 
 
 class LiveStateRecovery:
-    def __init__(self, live: LiveStatePort, conversations: ConversationsPort, notices: AgentNoticesPort) -> None:
+    def __init__(
+        self,
+        live: LiveStatePort,
+        conversations: ConversationsPort,
+        notices: AgentNoticesPort,
+        calls: CallOccupationsPort,
+    ) -> None:
         self._live = live
         self._conversations = conversations
         self._notices = notices
+        self._calls = calls
 
     async def check(self) -> None:
         if not await self._live.claim_rebuild(uuid.uuid4().hex, REBUILD_CLAIM_MS):
@@ -33,6 +41,23 @@ class LiveStateRecovery:
             changes = await self._live.restore(task, conversation.opened_ms, conversation.agent_id, now_ms())
             await self._notices.announce(changes)
             restored += 1
+        calls = await self._restore_calls()
+        # Only now may gateways make their agents available again: those on a call stay out of every queue.
         await self._live.finish_rebuild()
-        if restored:
-            log.warning("live state was missing in Redis: rebuilt %d open conversations from PostgreSQL", restored)
+        if restored or calls:
+            log.warning(
+                "live state was missing in Redis: rebuilt %d open conversations and %d calls from PostgreSQL",
+                restored,
+                calls,
+            )
+
+    async def _restore_calls(self) -> int:
+        """Each call in progress occupies its agent again. A call whose end came while this ran was deleted from
+        PostgreSQL before live state was told to free its agent: read back after occupying, it is freed here."""
+        calls = await self._calls.in_progress()
+        for call in calls:
+            await self._live.occupy(call.agent_id, call.call_sid, call.until_ms, now_ms())
+        ended = {call.call_sid for call in calls} - await self._calls.still_on([call.call_sid for call in calls])
+        for call_sid in ended:
+            await self._notices.announce(await self._live.release(call_sid, now_ms()))
+        return len(calls)

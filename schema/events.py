@@ -135,8 +135,13 @@ class ConversationClosedV1(EventData):
     conversation_id: uuid.UUID
     client_id: uuid.UUID
     channel: Channel
-    agent_id: uuid.UUID
+    agent_id: uuid.UUID | None = Field(description="the agent who completed it; null when nobody took it")
     closed_at: datetime
+    reason: Literal["completed", "abandoned", "withdrawn"] = Field(
+        default="completed",
+        description="completed: by its agent; abandoned: the customer gave up before any agent took it (a caller"
+        " who hung up while waiting); withdrawn: it left for other work first (a caller gone to voicemail)",
+    )
 
 
 class MessageSentV1(EventData):
@@ -346,7 +351,12 @@ EVENT_KINDS = (
         "reservation",
     ),
     EventKind("conversation.opened", ConversationOpenedV1, "a client's contact opened a conversation", "conversation"),
-    EventKind("conversation.closed", ConversationClosedV1, "the agent completed the conversation", "conversation"),
+    EventKind(
+        "conversation.closed",
+        ConversationClosedV1,
+        "the conversation closed: its agent completed it, or the customer left before any agent took it",
+        "conversation",
+    ),
     EventKind("message.sent", MessageSentV1, "an agent's reply left on the conversation's channel", "conversation"),
     EventKind("client.created", ClientCreatedV1, "a contact from an unknown identity made a new card", "client"),
     EventKind("identity.added", IdentityAddedV1, "an identity (phone, email, visitor) joined a card", "client"),

@@ -160,13 +160,18 @@ class AgentDesktop:
 
     async def receive(self, kind: str, timeout: float = 10.0) -> dict[str, Any]:
         """The next message of `kind`, failing on any other kind in between (so nothing goes unnoticed)."""
+        message = await self.receive_any(timeout)
+        assert message["type"] == kind, f"expected {kind}, got {message}"
+        return message
+
+    async def receive_any(self, timeout: float = 10.0) -> dict[str, Any]:
+        """The next message, whatever its kind."""
         async with asyncio.timeout(timeout):
             frame = await self.socket.receive()
         assert frame.type is aiohttp.WSMsgType.TEXT, f"expected a text frame, got {frame.type}: {frame.data!r}"
         message: dict[str, Any] = json.loads(frame.data)
         server_frame(frame.data)  # the wire contract: every frame a desktop gets is one the schema describes
         self.received_at[message["type"]] = time.perf_counter()
-        assert message["type"] == kind, f"expected {kind}, got {message}"
         return message
 
     async def command(self, message: dict[str, Any], answer: str) -> dict[str, Any]:
@@ -230,6 +235,8 @@ class FakeTwilioApi:
         self.calls_status = 200
         # Run with the CallSid before a call update is answered (the caller hangs up at that very moment).
         self.before_call_update: Callable[[str], Awaitable[None]] | None = None
+        # Run with the new CallSid and the form before a placed call is answered (it ends at once).
+        self.before_call_placed: Callable[[str, dict[str, str]], Awaitable[None]] | None = None
         self.base_url = ""
         self._runner: web.AppRunner | None = None
 
@@ -265,6 +272,8 @@ class FakeTwilioApi:
         if not form.get("To") or not form.get("From") or not form.get("Twiml"):
             return web.json_response({"code": 21201, "message": "No 'To' number is specified"}, status=400)
         sid = "CA" + uuid.uuid4().hex
+        if self.before_call_placed is not None:
+            await self.before_call_placed(sid, form)
         self.placed.append({"CallSid": sid, **form})
         return web.json_response({"sid": sid, "status": "queued", "to": form["To"]}, status=201)
 

@@ -44,5 +44,5 @@ class TwilioChannel:
         return ChannelParts(
             routes=[*sms.routes(), *voice.routes(), *admin.routes(), *click_to_call.routes()],
             senders={Channel.SMS: TwilioSmsSender(context.http, **account)},
-            answerers={Channel.VOICE: CallConnector(calls, store, context.calls)},
+            answerers={Channel.VOICE: CallConnector(calls, store, context.calls, settings.public_url)},
         )

@@ -130,6 +130,7 @@ def _operation(path: str, operation_id: str, summary: str, query: tuple[Paramete
 MENU_ROUNDS = 3
 _ROUND = Parameter("round", "query", "which round of the menu this is (1 the first; set by our own TwiML)")
 _MAX_WAIT = Parameter("max_wait", "query", "the queue's longest wait in seconds, set where the call was queued")
+_PLACED = Parameter("placed", "query", "1: a call the service placed (set on its own status callback URL)")
 RECEIVE = _operation(BASE, "receiveCall", "Twilio's inbound-call webhook: the number's menu, or the queue", (_ROUND,))
 MENU = _operation(
     MENU_PATH, "answerCallMenu", "The menu's answer (Digits or SpeechResult): a queue, or the menu again", (_ROUND,)
@@ -137,7 +138,7 @@ MENU = _operation(
 WAIT = _operation(WAIT_PATH, "announceCallWait", "The wait URL: the caller's place, again and again", (_MAX_WAIT,))
 LEAVE = _operation(LEAVE_PATH, "leaveCallQueue", "A key pressed while waiting: star leaves for voicemail", (_MAX_WAIT,))
 QUEUE = _operation(QUEUE_PATH, "callLeftQueue", "The queue's own callback: a hang-up while waiting is an abandon")
-STATUS = _operation(STATUS_PATH, "callStatus", "The call's status callback: state only moves forward")
+STATUS = _operation(STATUS_PATH, "callStatus", "The call's status callback: state only moves forward", (_PLACED,))
 RECORDED = _operation(RECORDED_PATH, "voicemailRecorded", "The voicemail's end: thanks and goodbye")
 RECORDING = _operation(RECORDING_PATH, "voicemailReady", "The recording's status callback: the voicemail is a contact")
 TRANSCRIPTION = _operation(
@@ -316,8 +317,12 @@ class VoiceWebhook:
         return self._twiml.voicemail(NOBODY_FREE)
 
     async def status(self, request: web.Request, form: Mapping[str, str]) -> str:
-        call_sid = form["CallSid"].strip()
-        await self._ended(call_sid, form.get("CallStatus", "").strip(), _number(form, "CallDuration"))
+        call_sid, status = form["CallSid"].strip(), form.get("CallStatus", "").strip()
+        if request.query.get("placed") == "1" and STATUS_RANKS.get(status, 0) >= FINAL_RANK:
+            # A call we placed may end before the REST answer that named it is recorded: known from now on, its
+            # end is kept, and the recording of the placement finds it (the agent is then left free).
+            await self._store.placed_call_seen(call_sid)
+        await self._ended(call_sid, status, _number(form, "CallDuration"))
         return self._twiml.empty()
 
     async def recorded(self, request: web.Request, form: Mapping[str, str]) -> str:

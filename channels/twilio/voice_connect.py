@@ -12,7 +12,7 @@ import aiohttp
 
 from channels.twilio.rest import SEND_TIMEOUT, account_url, basic_auth
 from channels.twilio.voice_store import FINAL_RANK, VoiceStore
-from channels.twilio.voice_twiml import client_identity, dial, dial_number, endpoint_address
+from channels.twilio.voice_twiml import PLACED_QUERY, STATUS_PATH, client_identity, dial, dial_number, endpoint_address
 from contactcenter.agents import AgentCallsPort
 from contactcenter.errors import Invalid, Unavailable
 from schema import Channel, Interaction
@@ -57,6 +57,16 @@ class TwilioCalls:
         return answer
 
 
+def status_callback(public_url: str | None) -> dict[str, str]:
+    """What asks Twilio for a placed call's status callbacks, whose final one frees its agent. Twilio needs an
+    absolute URL: without `CC_PUBLIC_URL` none is asked for, and the call occupies nobody (nothing would free
+    the agent before the longest call's bound). The URL says the call is one we placed (`placed=1`, signed with
+    the rest): its end may come before the REST answer that names it is recorded, and is kept then."""
+    if not public_url:
+        return {}
+    return {"StatusCallback": public_url.rstrip("/") + STATUS_PATH + "?" + PLACED_QUERY, "StatusCallbackMethod": "POST"}
+
+
 async def endpoint_of(store: VoiceStore, agent_id: uuid.UUID) -> VoiceEndpoint:
     """Where the agent's calls ring: its configured endpoint, else its Twilio Client identity."""
     return await store.endpoint(agent_id) or VoiceEndpoint(kind="client", address=client_identity(agent_id))
@@ -80,10 +90,11 @@ async def occupy_until_ended(store: VoiceStore, agents: AgentCallsPort, call_sid
 class CallConnector:
     """The voice channel's `AnswerPort`: what accepting a call does on Twilio's side."""
 
-    def __init__(self, calls: TwilioCalls, store: VoiceStore, agents: AgentCallsPort) -> None:
+    def __init__(self, calls: TwilioCalls, store: VoiceStore, agents: AgentCallsPort, public_url: str | None) -> None:
         self._calls = calls
         self._store = store
         self._agents = agents
+        self._status_callback = status_callback(public_url)
 
     async def answered(self, agent_id: uuid.UUID, interaction: Interaction) -> None:
         """Connect the waiting call to the agent, once: a call connected already (the desktop's retry of its
@@ -107,8 +118,13 @@ class CallConnector:
         log.info("call connected to agent %s", agent_id)
 
     async def _call_back(self, call_sid: str, caller: str, ours: str, agent_id: uuid.UUID) -> None:
-        """The caller who asked to be called back, now: the agent's endpoint rings, then the caller's number."""
+        """The caller who asked to be called back, now: the agent's endpoint rings, then the caller's number. The
+        call placed is a call of its own (its CallSid), which occupies the agent until its final status."""
         endpoint = await endpoint_of(self._store, agent_id)
-        await self._calls.place({"To": endpoint_address(endpoint), "From": ours, "Twiml": dial_number(caller, ours)})
-        await self._store.callback_placed(call_sid, agent_id)
+        form = {"To": endpoint_address(endpoint), "From": ours, "Twiml": dial_number(caller, ours)}
+        placed_sid = await self._calls.place(form | self._status_callback)
+        if not await self._store.callback_placed(call_sid, placed_sid, agent_id):
+            return
+        if self._status_callback:  # its status callbacks will say when it ends
+            await occupy_until_ended(self._store, self._agents, placed_sid, agent_id)
         log.info("callback placed for agent %s", agent_id)

@@ -9,9 +9,9 @@ import uuid
 from aiohttp import web
 
 from channels import Gatekeeper
-from channels.twilio.voice_connect import TwilioCalls, endpoint_of, occupy_until_ended
+from channels.twilio.voice_connect import TwilioCalls, endpoint_of, occupy_until_ended, status_callback
 from channels.twilio.voice_store import VoiceStore
-from channels.twilio.voice_twiml import STATUS_PATH, dial_number, endpoint_address
+from channels.twilio.voice_twiml import dial_number, endpoint_address
 from contactcenter.agents import AgentCallsPort
 from contactcenter.api.operations import Access, Answer, Operation, failures
 from contactcenter.errors import Invalid, NotFound
@@ -41,7 +41,7 @@ class ClickToCall:
         self, settings: Settings, gatekeeper: Gatekeeper, store: VoiceStore, calls: TwilioCalls, agents: AgentCallsPort
     ) -> None:
         self._region = settings.default_region
-        self._public_url = settings.public_url
+        self._status_callback = status_callback(settings.public_url)
         self._gatekeeper = gatekeeper
         self._store = store
         self._calls = calls
@@ -57,14 +57,12 @@ class ClickToCall:
         ours = await self._our_number(wanted)
         endpoint = await endpoint_of(self._store, agent.id)
         form = {"To": endpoint_address(endpoint), "From": ours, "Twiml": dial_number(theirs, ours)}
-        if self._public_url:
-            form |= {"StatusCallback": self._public_url.rstrip("/") + STATUS_PATH, "StatusCallbackMethod": "POST"}
-        call_sid = await self._calls.place(form)
+        call_sid = await self._calls.place(form | self._status_callback)
         interaction_id = uuid.uuid4()
         await self._store.call_placed(
             interaction_id, call_sid, wanted.client_id, ours=ours, theirs=theirs, agent_id=agent.id
         )
-        if self._public_url:  # its status callbacks will say when it ends
+        if self._status_callback:  # its status callbacks will say when it ends
             await occupy_until_ended(self._store, self._agents, call_sid, agent.id)
         placed = CallPlaced(call_sid=call_sid, interaction_id=interaction_id, to=theirs, from_number=ours)
         return web.json_response(placed.model_dump(mode="json"), status=201)

@@ -118,18 +118,31 @@ WHERE call_sid = $1 AND connected_at IS NULL AND rank < 3 AND enqueued_at IS NOT
 RETURNING rank, agent_id, connected_at IS NOT NULL AS connected, queue_name, from_number, to_number,
           callback_requested
 """
-# The agent who accepted a callback request is called, then the caller: the request is answered once.
+# The agent who accepted a callback request is called, then the caller: the request is answered once. The call
+# placed ($3, from our number to the caller's) is a call of its own, whose status callbacks end it.
 CALLBACK_PLACED = """
 WITH changed AS (
     UPDATE voice_calls SET connected_at = now(), agent_id = $2
     WHERE call_sid = $1 AND callback_requested AND connected_at IS NULL
-    RETURNING call_sid, agent_id, queue_name
+    RETURNING call_sid, agent_id, queue_name, from_number, to_number
+), placed AS (
+    INSERT INTO voice_calls (call_sid, from_number, to_number, status, rank, agent_id)
+    SELECT $3, to_number, from_number, 'queued', 0, agent_id FROM changed
+    ON CONFLICT (call_sid) DO UPDATE SET from_number = EXCLUDED.from_number, to_number = EXCLUDED.to_number,
+                                         agent_id = EXCLUDED.agent_id
 )
 INSERT INTO events (type, subject, partition_key, data)
 SELECT 'call.connected', call_sid, 'call:' || call_sid,
        jsonb_build_object('call_sid', call_sid, 'agent_id', agent_id, 'queue', queue_name)
 FROM changed
 RETURNING subject
+"""
+# The end of a call we placed came before the REST answer naming it was recorded: the call is known from now on
+# (numbers and agent unknown yet), so its status is kept; the recording of the placement then fills them in
+# (CALL_PLACED, CALLBACK_PLACED: ON CONFLICT) and finds it ended.
+PLACED_CALL_SEEN = """
+INSERT INTO voice_calls (call_sid, from_number, to_number, status, rank) VALUES ($1, '', '', 'queued', 0)
+ON CONFLICT (call_sid) DO NOTHING
 """
 # The caller left the queue for voicemail: it no longer waits (so hanging up later is no abandon).
 CALL_LEFT_QUEUE = "UPDATE voice_calls SET enqueued_at = NULL WHERE call_sid = $1 AND connected_at IS NULL"
@@ -156,6 +169,7 @@ WITH placed AS (
 ), call AS (
     INSERT INTO voice_calls (call_sid, from_number, to_number, status, rank, connected_at, agent_id)
     VALUES ($2, $4, $5, 'queued', 0, NULL, $7)
+    ON CONFLICT (call_sid) DO UPDATE SET from_number = $4, to_number = $5, agent_id = $7
 )
 INSERT INTO events (type, subject, partition_key, data)
 SELECT 'call.placed', provider_id, 'call:' || provider_id,
@@ -259,9 +273,13 @@ class VoiceStore:
         row = await self._pool.fetchrow(CALLBACK_REQUESTED, call_sid)
         return None if row is None else _call_state(row)
 
-    async def callback_placed(self, call_sid: str, agent_id: uuid.UUID) -> bool:
-        """The callback of `call_sid` was placed for `agent_id`; False when it had been already."""
-        return await self._pool.fetchval(CALLBACK_PLACED, call_sid, agent_id) is not None
+    async def callback_placed(self, call_sid: str, placed_sid: str, agent_id: uuid.UUID) -> bool:
+        """The callback of `call_sid` was placed for `agent_id` as the call `placed_sid`; False when it had been
+        already."""
+        return await self._pool.fetchval(CALLBACK_PLACED, call_sid, agent_id, placed_sid) is not None
+
+    async def placed_call_seen(self, call_sid: str) -> None:
+        await self._pool.execute(PLACED_CALL_SEEN, call_sid)
 
     async def call_left_queue(self, call_sid: str) -> None:
         await self._pool.execute(CALL_LEFT_QUEUE, call_sid)

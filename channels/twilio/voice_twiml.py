@@ -20,6 +20,8 @@ RECORDED_PATH = f"{BASE}/recorded"
 RECORDING_PATH = f"{BASE}/recording"
 STATUS_PATH = f"{BASE}/status"
 TRANSCRIPTION_PATH = f"{BASE}/transcription"
+# On the status callback URL of a call we placed (click to call, a callback's call back).
+PLACED_QUERY = "placed=1"
 # The keys a waiting caller presses to leave a voicemail instead, or to be called back (keeping its place).
 VOICEMAIL_KEY = "*"
 CALLBACK_KEY = "#"

@@ -29,7 +29,7 @@ class Withdrawals:
         if withdrawal.taken:
             return None
         await self._notices.announce(withdrawal.changes, revoked_because=RevokeReason.WITHDRAWN)
-        if not await self._waiting.close_unanswered(contact.conversation_id):
+        if not await self._waiting.close_unanswered(contact.conversation_id, abandoned=abandoned):
             return None
         revoked = withdrawal.changes.revoked
         log.info("contact withdrawn before an agent took it", extra={"conversation_id": contact.conversation_id})

@@ -45,6 +45,7 @@ from contactcenter.metrics import METRICS, Metrics
 from contactcenter.origins import web_origins
 from contactcenter.periodic import Periodic
 from contactcenter.settings import Settings
+from contactcenter.store.calls import CallOccupations
 from contactcenter.store.card_edits import CardEdits
 from contactcenter.store.integrations import Integrations
 from contactcenter.store.merges import Merges
@@ -290,7 +291,12 @@ def _open_channels(
         pool=services.pool,
         gatekeeper=auth,
         withdrawals=withdrawals,
-        calls=AgentCalls(services.live, services.notices, max_call_seconds=settings.voice_max_call_seconds),
+        calls=AgentCalls(
+            services.live,
+            CallOccupations(services.pool),
+            services.notices,
+            max_call_seconds=settings.voice_max_call_seconds,
+        ),
         socket_notices=socket_notices,
         presence=AgentPresence(services.conversations, services.notices),
         staffing=Staffing(services.pool, services.live),
@@ -322,7 +328,9 @@ async def _start_router(
     stack.push_async_callback(subscription.close)
     stack.callback(router.stop)  # first: a delivery waiting for a service lets the subscription close
     sweeper = ReservationSweeper(services.live, services.notices)
-    recovery = LiveStateRecovery(services.live, services.conversations, services.notices)
+    recovery = LiveStateRecovery(
+        services.live, services.conversations, services.notices, CallOccupations(services.pool)
+    )
     for job in (
         Periodic("live-state recovery", recovery.check, every_seconds=settings.live_check_seconds),
         Periodic("reservation sweep", sweeper.sweep, every_seconds=1.0),

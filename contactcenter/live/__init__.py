@@ -70,6 +70,14 @@ class LiveStatePort(Protocol):
         """Put back work Redis lost: to its agent when one holds it, else to its queue at its original place."""
         ...
 
+    async def occupy(self, agent_id: uuid.UUID, call_sid: str, until_ms: int, now_ms: int) -> None:
+        """A call keeps the agent from work on every channel until `release`, or `until_ms` at the latest."""
+        ...
+
+    async def release(self, call_sid: str, now_ms: int) -> LiveChanges:
+        """The call ended: its agent (if it occupied one) takes work again; the offers this made."""
+        ...
+
     async def claim_rebuild(self, claim: str, ttl_ms: int) -> bool:
         """Whether this caller rebuilds live state now (Redis lost it and nobody else is at it)."""
         ...

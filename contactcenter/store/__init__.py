@@ -1,7 +1,8 @@
 """PostgreSQL, the source of truth: the connection pool, migrations, and one repository per subject.
 
 `ConversationsPort` is what routing needs of the conversation store (`conversations.Conversations` is its
-adapter), with the values it answers: routing imports this module, never the adapter."""
+adapter), with the values it answers: routing imports this module, never the adapter. `CallOccupationsPort`
+(`calls.CallOccupations`) likewise: the calls that occupy agents, for live state's rebuild."""
 
 from __future__ import annotations
 
@@ -91,6 +92,28 @@ class OpenConversation:
     agent_id: uuid.UUID | None
     interaction_id: uuid.UUID
     opened_ms: int
+
+
+@dataclass(frozen=True)
+class OccupyingCall:
+    """A call in progress that keeps its agent off every channel until it ends, or until `until_ms` at the
+    latest (`calls.CallOccupations`)."""
+
+    call_sid: str
+    agent_id: uuid.UUID
+    until_ms: int
+
+
+class CallOccupationsPort(Protocol):
+    """The durable record of calls occupying their agents, as live-state recovery reads it."""
+
+    async def in_progress(self) -> list[OccupyingCall]:
+        """Every call that occupies its agent now, soonest bound first."""
+        ...
+
+    async def still_on(self, call_sids: list[str]) -> set[str]:
+        """Those of `call_sids` that have not ended."""
+        ...
 
 
 class ConversationsPort(Protocol):

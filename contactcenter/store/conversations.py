@@ -150,7 +150,7 @@ WITH target AS (
     INSERT INTO events (type, subject, partition_key, data)
     SELECT 'conversation.closed', c.id, 'conversation:' || c.id,
            jsonb_build_object('conversation_id', c.id, 'client_id', c.client_id, 'channel', c.channel,
-                              'agent_id', c.agent_id, 'closed_at', c.closed_at)
+                              'agent_id', c.agent_id, 'closed_at', c.closed_at, 'reason', 'completed')
     FROM changed c
     WHERE c.was_open
 )

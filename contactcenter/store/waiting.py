@@ -16,12 +16,22 @@ SELECT x.id AS interaction_id, x.conversation_id
 FROM interactions x JOIN conversations v ON v.id = x.conversation_id
 WHERE x.channel = $1 AND x.direction = 'inbound' AND x.provider_id = $2 AND v.state = 'open'
 """
-# Closed only while no agent holds it: an agent who accepted it meanwhile keeps it. No conversation.closed
-# event (that one names the agent who completed it): the channel writes what ended it (call.abandoned).
+# Closed only while no agent holds it: an agent who accepted it meanwhile keeps it. Its conversation.closed
+# (no agent; the reason `abandoned` or `withdrawn`) is written in the same statement, so the event stream holds
+# every conversation the database closed; the channel writes what ended the contact itself (call.abandoned).
 CLOSE_UNANSWERED = """
-UPDATE conversations SET state = 'closed', closed_at = now()
-WHERE id = $1 AND state = 'open' AND agent_id IS NULL
-RETURNING id
+WITH changed AS (
+    UPDATE conversations SET state = 'closed', closed_at = now()
+    WHERE id = $1 AND state = 'open' AND agent_id IS NULL
+    RETURNING id, client_id, channel, closed_at
+), closed AS (
+    INSERT INTO events (type, subject, partition_key, data)
+    SELECT 'conversation.closed', c.id, 'conversation:' || c.id,
+           jsonb_build_object('conversation_id', c.id, 'client_id', c.client_id, 'channel', c.channel,
+                              'agent_id', NULL, 'closed_at', c.closed_at, 'reason', $2::text)
+    FROM changed c
+)
+SELECT id FROM changed
 """
 
 
@@ -41,5 +51,8 @@ class WaitingContacts:
             return None
         return WaitingContact(row["interaction_id"], row["conversation_id"])
 
-    async def close_unanswered(self, conversation_id: uuid.UUID) -> bool:
-        return await self._pool.fetchval(CLOSE_UNANSWERED, conversation_id) is not None
+    async def close_unanswered(self, conversation_id: uuid.UUID, *, abandoned: bool) -> bool:
+        """Close the conversation nobody took (`abandoned`: the customer gave up; else it left for other work);
+        False when an agent holds it or it was closed already."""
+        reason = "abandoned" if abandoned else "withdrawn"
+        return await self._pool.fetchval(CLOSE_UNANSWERED, conversation_id, reason) is not None

@@ -199,6 +199,13 @@ async def test_a_caller_who_hangs_up_while_offered_is_abandoned_and_the_agent_is
     (given_up,) = await call_events(service, "interaction.abandoned", interaction_id)
     assert given_up["data"]["offered_to"] == desktop.agent_id
     assert given_up["data"]["conversation_id"] == offer["reservation"]["conversation_id"]
+    # Its conversation closed, and the event stream says so: no agent, abandoned.
+    conversation_id = offer["reservation"]["conversation_id"]
+    (closed,) = await call_events(service, "conversation.closed", conversation_id)
+    assert closed["data"]["agent_id"] is None and closed["data"]["reason"] == "abandoned"
+    assert closed["data"]["client_id"] == offer["card"]["client"]["id"] and closed["data"]["channel"] == "voice"
+    state = await service.services.pool.fetchval("SELECT state FROM conversations WHERE id = $1", conversation_id)
+    assert state == "closed"
     refused = await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "error")
     assert refused["error"]["field"] == "reservation_id"
     assert fake_twilio.calls == []
@@ -350,6 +357,7 @@ async def test_the_waiting_caller_past_the_longest_wait_leaves_for_voicemail(ser
     await service.create_queue("sales", ["voice"])
     sid = "CA" + uuid.uuid4().hex
     await call(service, VOICE, sid)
+    card = await card_of(service, CALLER)  # the call's contact is stored and waits
     (leave,) = twiml(await (await call(service, f"{VOICE}/wait?max_wait=60", sid, QueueTime="61")).text())
     assert leave.tag == "Leave"
     say, record = twiml(await (await call(service, f"{VOICE}/queue", sid, QueueResult="leave")).text())
@@ -358,6 +366,10 @@ async def test_the_waiting_caller_past_the_longest_wait_leaves_for_voicemail(ser
     await call(service, f"{VOICE}/status", sid, status="completed", CallDuration="40")
     await call_events(service, "call.ended", sid)
     assert not [e for e in await read_log(service, limit=500) if e["type"].endswith("abandoned")]
+    # The call's conversation closed as withdrawn (it left for voicemail), in the stream as in the database.
+    (conversation_id,) = [entry["conversation_id"] for entry in card["timeline"] if entry.get("conversation_id")]
+    (closed,) = await call_events(service, "conversation.closed", conversation_id)
+    assert closed["data"]["agent_id"] is None and closed["data"]["reason"] == "withdrawn"
 
 
 async def test_an_agent_accepting_while_twilio_is_away_hears_it_and_may_accept_again(

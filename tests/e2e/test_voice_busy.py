@@ -6,12 +6,14 @@ status that never comes is bounded by `CC_VOICE_MAX_CALL_SECONDS`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from contactcenter.clock import now_ms
 from contactcenter.settings import Settings
-from tests.e2e.test_voice import MENU, VOICE, call, call_to_queue, put_menu
+from tests.e2e.test_voice import CALLER, MENU, VOICE, call, call_events, call_to_queue, card_of, put_menu
 from tests.running import AgentDesktop, FakeTwilioApi, RunningService, run_service
 
 TEXTER = "+14155550177"
@@ -140,4 +142,139 @@ async def test_a_call_whose_final_status_never_comes_frees_its_agent_after_the_l
         changes = await live.expire_reservations(now_ms() + 61_000)
         await service.services.notices.announce(changes)
         await offered_the_text(desktop)
+        await desktop.close()
+
+
+PUBLIC_URL = "https://cc.example.test"  # what Twilio calls: placed calls ask for their status callbacks there
+
+
+@contextlib.asynccontextmanager
+async def placing_calls(settings: Settings) -> AsyncIterator[tuple[RunningService, dict[str, Any]]]:
+    """A service whose placed calls ask for their status callbacks (CC_PUBLIC_URL set), with a voice queue and
+    its menu, and a queue of texts (the other channel's work an agent on the phone must not be offered)."""
+    async with run_service(settings.model_copy(update={"public_url": PUBLIC_URL})) as service:
+        texts = await service.create_queue("texts", ["sms"])
+        await service.create_queue("sales", ["voice"])
+        await put_menu(service, MENU)
+        yield service, texts
+
+
+async def test_the_call_a_callback_request_places_occupies_its_agent_until_that_call_ends(
+    service_settings: Settings, fake_twilio: FakeTwilioApi
+) -> None:
+    async with placing_calls(service_settings) as (service, texts):
+        sid = "CA" + uuid.uuid4().hex
+        await call_to_queue(service, sid, "1")
+        await card_of(service, CALLER)  # its contact waits: nobody is there yet
+        await call(service, f"{VOICE}/leave?max_wait=120", sid, Digits="#")
+        await call(service, f"{VOICE}/queue", sid, status="completed", QueueResult="hangup")
+        await call(service, f"{VOICE}/status", sid, status="completed", CallDuration="30")
+
+        desktop = await service.available_agent("Ann", ("sales", "texts"))
+        offer = await desktop.receive("offer")
+        assert offer["reservation"]["interaction"]["provider_id"] == sid
+        await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+        (placed,) = fake_twilio.placed
+        assert placed["StatusCallback"] == PUBLIC_URL + f"{VOICE}/status?placed=1"
+        assert placed["StatusCallbackMethod"] == "POST"
+        back = placed["CallSid"]
+        await complete(desktop, offer["reservation"])  # its desktop work is done; the call back is not
+
+        await text_waits_unoffered(service, texts)
+        # The request's own call ended long ago: its late statuses free nobody; nor do the new call's non-final.
+        await call(service, f"{VOICE}/status", sid, status="completed", CallDuration="30")
+        for status in ("initiated", "ringing", "in-progress"):
+            await call(service, f"{VOICE}/status", back, status=status)
+        assert await service.services.live.queue_length(uuid.UUID(texts["id"])) == 1
+
+        statuses = ["completed", "in-progress", "completed", "ringing", "initiated"] * 3
+        answers = await asyncio.gather(
+            *(call(service, f"{VOICE}/status", back, status=status, CallDuration="73") for status in statuses)
+        )
+        assert [answer.status for answer in answers] == [200] * len(statuses)
+        await offered_the_text(desktop)
+        # Later still, another final status of it: nothing changes twice.
+        await call(service, f"{VOICE}/status", back, status="no-answer", CallDuration="1")
+        (ended,) = await call_events(service, "call.ended", back)
+        assert ended["data"] == {
+            "call_sid": back,
+            "status": "completed",
+            "agent_id": desktop.agent_id,
+            "duration_seconds": 73,
+        }
+        await desktop.close()
+
+
+async def test_a_click_to_call_occupies_its_agent_until_its_final_status(
+    service_settings: Settings, fake_twilio: FakeTwilioApi
+) -> None:
+    async with placing_calls(service_settings) as (service, texts):
+        await service.post_sms(sender=CALLER, body="Please call me")
+        card = await card_of(service, CALLER)
+        agent = await service.create_agent("Ann", ["texts"])
+        desktop = await service.agent_desktop(agent["token"])
+        await desktop.command({"type": "state", "state": "available"}, "state")
+        first = await desktop.receive("offer")  # the customer's text: taken and done with, before the call
+        await desktop.command({"type": "accept", "reservation_id": first["reservation"]["id"]}, "accepted")
+        await complete(desktop, first["reservation"])
+        headers = {"Authorization": f"Bearer {agent['token']}"}
+        url = f"{service.base_url}/api/v1/voice/calls"
+        async with service.http.post(url, json={"client_id": card["client"]["id"]}, headers=headers) as response:
+            assert response.status == 201, await response.text()
+            placed = await response.json()
+        assert fake_twilio.placed[0]["StatusCallback"] == PUBLIC_URL + f"{VOICE}/status?placed=1"
+
+        await text_waits_unoffered(service, texts)
+        await call(service, f"{VOICE}/status", placed["call_sid"], status="in-progress")
+        assert await service.services.live.queue_length(uuid.UUID(texts["id"])) == 1
+        await call(service, f"{VOICE}/status", placed["call_sid"], status="completed", CallDuration="12")
+        await offered_the_text(desktop)
+        await desktop.close()
+
+
+async def test_a_placed_call_that_ends_before_twilio_answered_the_request_leaves_its_agent_free(
+    service_settings: Settings, fake_twilio: FakeTwilioApi
+) -> None:
+    async with placing_calls(service_settings) as (service, _texts):
+        await service.post_sms(sender=CALLER, body="Please call me")
+        card = await card_of(service, CALLER)
+        agent = await service.create_agent("Ann", ["texts"])
+        desktop = await service.agent_desktop(agent["token"])
+        await desktop.command({"type": "state", "state": "available"}, "state")
+        first = await desktop.receive("offer")
+        await desktop.command({"type": "accept", "reservation_id": first["reservation"]["id"]}, "accepted")
+        await complete(desktop, first["reservation"])
+
+        async def fails_at_once(call_sid: str, form: dict[str, str]) -> None:
+            # Twilio posts the final status (to the URL the request gave) before its REST answer is read.
+            path = form["StatusCallback"].removeprefix(PUBLIC_URL)
+            for status in ("failed", "failed"):
+                answer = await call(service, path, call_sid, status=status, CallDuration="0")
+                assert answer.status == 200
+
+        fake_twilio.before_call_placed = fails_at_once
+        headers = {"Authorization": f"Bearer {agent['token']}"}
+        url = f"{service.base_url}/api/v1/voice/calls"
+        async with service.http.post(url, json={"client_id": card["client"]["id"]}, headers=headers) as response:
+            assert response.status == 201, await response.text()
+            placed = await response.json()
+        # Ann is not on the phone: the next text is hers at once.
+        assert (await service.post_sms(sender=TEXTER, body="Where is my order?")).status == 200
+        await offered_the_text(desktop)
+        (ended,) = await call_events(service, "call.ended", placed["call_sid"])
+        assert ended["data"]["status"] == "failed"
+        row = await service.services.pool.fetchrow(
+            "SELECT status, agent_id, to_number FROM voice_calls WHERE call_sid = $1", placed["call_sid"]
+        )
+        assert row is not None and (row["status"], str(row["agent_id"]), row["to_number"]) == (
+            "failed",
+            agent["id"],
+            CALLER,
+        )
+        # A status of a call nobody placed with that URL is still ignored.
+        stranger = "CA" + uuid.uuid4().hex
+        assert (await call(service, f"{VOICE}/status", stranger, status="failed")).status == 200
+        assert (
+            await service.services.pool.fetchval("SELECT count(*) FROM voice_calls WHERE call_sid = $1", stranger) == 0
+        )
         await desktop.close()
