@@ -150,6 +150,7 @@ class AgentGateway:
         allowed_origins: frozenset[str],
         answerers: Mapping[Channel, AnswerPort] | None = None,
         parties: Mapping[Channel, ConversationParty] | None = None,
+        wrap_up_seconds: int = 0,
     ) -> None:
         self._relay = relay
         self._auth = auth
@@ -159,6 +160,7 @@ class AgentGateway:
         self._placement = placement
         self._replies = replies
         self._allowed_origins = allowed_origins
+        self._wrap_up_ms = wrap_up_seconds * 1000
         # What each channel does on the provider's side when an agent accepts its contact (connect a call).
         self._answerers = dict(answerers or {})
         # Channels whose customers see the agent join, leave and type (web chat).
@@ -344,7 +346,7 @@ class AgentGateway:
                 return Rejected(reservation_id=reservation_id), changes
             case CompleteCommand(conversation_id=conversation_id):
                 await self._conversations.close(conversation_id, agent.id)
-                changes = await self._live.complete(agent.id, conversation_id, now_ms())
+                changes = await self._live.complete(agent.id, conversation_id, now_ms(), wrap_up_ms=self._wrap_up_ms)
                 return Completed(conversation_id=conversation_id), changes
             case ReplyCommand(conversation_id=conversation_id, text=text):
                 interaction = await self._replies.reply(agent.id, conversation_id, text)

@@ -38,11 +38,23 @@ class Reservation:
 
 
 @dataclass(frozen=True)
+class AgentStateMoved:
+    """An agent's state that live state moved without the agent asking: its wrap-up started (`until_ms`, when it
+    ends) or ended (back to the state it had)."""
+
+    agent_id: uuid.UUID
+    state: str
+    until_ms: int | None = None
+
+
+@dataclass(frozen=True)
 class LiveChanges:
-    """What a change to live state set in motion: new reservations to offer, old ones to take back."""
+    """What a change to live state set in motion: new reservations to offer, old ones to take back, and agents'
+    states it moved (their desktops are told)."""
 
     offers: list[Reservation] = field(default_factory=list)
     revoked: list[Reservation] = field(default_factory=list)
+    states: list[AgentStateMoved] = field(default_factory=list, kw_only=True)
 
 
 @dataclass(frozen=True)
