@@ -197,6 +197,11 @@ class AgentStateChangedV1(EventData):
     previous: Literal["available", "away", "offline", "wrap_up"]
 
 
+class AgentCallV1(EventData):
+    agent_id: uuid.UUID
+    call_sid: str
+
+
 class MailReceivedV1(EventData):
     message_id: str = Field(description="its Message-ID (synthesised from a hash of the message when it had none)")
     verified: bool = Field(description="the trusted relay's Authentication-Results said DMARC passed")
@@ -351,6 +356,18 @@ EVENT_KINDS = (
         "agent.state_changed",
         AgentStateChangedV1,
         "an agent became available, away or offline, or went into or out of wrap-up",
+        "agent",
+    ),
+    EventKind(
+        "agent.call_started",
+        AgentCallV1,
+        "a call connected to the agent occupies it: it is offered nothing on any channel until the call ends",
+        "agent",
+    ),
+    EventKind(
+        "agent.call_ended",
+        AgentCallV1,
+        "the call no longer occupies the agent (its final status, its longest time, or a newer call of the agent)",
         "agent",
     ),
     EventKind("mail.received", MailReceivedV1, "a mail was taken in over SMTP and stored (before its 250)", "mail"),

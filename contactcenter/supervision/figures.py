@@ -97,7 +97,7 @@ class AgentNow:
     offers: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)  # reservation → conversation
     working: set[uuid.UUID] = field(default_factory=set)  # conversations accepted
     handled_today: int = 0
-    call_sid: str | None = None  # the call it is on (call.connected until call.ended): it occupies the agent
+    call_sid: str | None = None  # the call occupying it (agent.call_started until agent.call_ended)
     call_since_ms: int | None = None
 
     def shown_state(self) -> str:
@@ -137,7 +137,6 @@ class Figures:
         self.channels: dict[uuid.UUID, str] = {}  # conversation → channel
         self.agents: dict[uuid.UUID, AgentNow] = {}
         self._gone_reservations: set[uuid.UUID] = set()
-        self._ended_calls: set[str] = set()  # a late call.connected of an ended call occupies nobody
         self.last_event_id = 0
         self.last_event_ms = 0
 
@@ -183,7 +182,6 @@ class Figures:
         self.counts.clear()
         self.intervals.clear()
         self._gone_reservations.clear()
-        self._ended_calls.clear()
         for agent in self.agents.values():
             agent.handled_today = 0
         return True
@@ -304,28 +302,21 @@ class Figures:
             self.agents[agent].working.discard(conversation)
         return False
 
-    def _call_connected(self, time_ms: int, data: Mapping[str, Any]) -> bool:
+    def _call_started(self, time_ms: int, data: Mapping[str, Any]) -> bool:
         agent, call_sid = _uuid(data, "agent_id"), data.get("call_sid")
-        if not agent or not isinstance(call_sid, str) or call_sid in self._ended_calls:
+        if not agent or not isinstance(call_sid, str):
             return False
-        for other in self.agents.values():  # one call occupies one agent: a newer connection takes it over
-            if other.call_sid == call_sid:
-                other.call_sid = other.call_since_ms = None
         now = self.agents.setdefault(agent, AgentNow())
         now.call_sid, now.call_since_ms = call_sid, time_ms
         return True
 
     def _call_ended(self, _time_ms: int, data: Mapping[str, Any]) -> bool:
-        call_sid = data.get("call_sid")
-        if not isinstance(call_sid, str):
+        agent, call_sid = _uuid(data, "agent_id"), data.get("call_sid")
+        now = self.agents.get(agent) if agent else None
+        if now is None or now.call_sid != call_sid:
             return False
-        self._ended_calls.add(call_sid)
-        changed = False
-        for now in self.agents.values():
-            if now.call_sid == call_sid:
-                now.call_sid = now.call_since_ms = None
-                changed = True
-        return changed
+        now.call_sid = now.call_since_ms = None
+        return True
 
     def _agent_state(self, time_ms: int, data: Mapping[str, Any]) -> bool:
         agent, state = _uuid(data, "agent_id"), data.get("state")
@@ -460,6 +451,6 @@ _HANDLERS = {
     "interaction.completed": Figures._completed,
     "conversation.closed": Figures._conversation_closed,
     "agent.state_changed": Figures._agent_state,
-    "call.connected": Figures._call_connected,
-    "call.ended": Figures._call_ended,
+    "agent.call_started": Figures._call_started,
+    "agent.call_ended": Figures._call_ended,
 }

@@ -170,13 +170,14 @@ local function agent_state_changed(a, was, state)
 end
 
 -- The call ended (or outlived its bound): its agent is free for work again, idle since now, and matched with
--- what waits in its queues. Returns the agent, or nil when the call occupied nobody.
+-- what waits in its queues. Returns the agent, or nil when the call occupied nobody. Event: agent.call_ended.
 local function release_call(sid)
   local a = redis.call('GET', P .. 'call:' .. sid)
   redis.call('DEL', P .. 'call:' .. sid)
   redis.call('ZREM', P .. 'calls', sid)
   if not a or redis.call('HGET', agent_key(a), 'call') ~= sid then return nil end
   redis.call('HDEL', agent_key(a), 'call')
+  emit('agent.call_ended', a, 'agent:' .. a, 'agent_id', a, 'call_sid', sid)
   redis.call('HSET', agent_key(a), 'idle_since', NOW)
   refresh_eligibility(a)
   match_queues(agent_queues(a))
