@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from schema.api import ErrorDetail
 from schema.cards import ClientCard
 from schema.interactions import Channel, Interaction
-from schema.offers import CustomerClaims, CustomerPresence, InboundMessage, Offer, Revoked
+from schema.offers import CallNotice, CustomerClaims, CustomerPresence, InboundMessage, Offer, Revoked
 from schema.text import StorableText
 
 
@@ -173,6 +173,7 @@ ServerFrame = Annotated[
     | Revoked
     | CustomerPresence
     | CustomerClaims
+    | CallNotice
     | StateChanged
     | Accepted
     | Rejected

@@ -16,6 +16,7 @@ from contactcenter.store import InteractionInContext
 from schema import Interaction, OfferedReservation
 from schema.desktop import StateChanged
 from schema.offers import (
+    CallNotice,
     CustomerActivity,
     CustomerClaims,
     CustomerPresence,
@@ -104,6 +105,9 @@ class AgentNotices:
         """What the customer does (typing, ended) in a conversation the agent holds; missed if it is away."""
         notice = CustomerPresence(agent_id=agent_id, conversation_id=conversation_id, activity=activity)
         await self._send(agent_id, notice.model_dump_json().encode())
+
+    async def call(self, notice: CallNotice) -> None:
+        await self._send(notice.agent_id, notice.model_dump_json().encode())
 
     async def claims(self, notice: CustomerClaims) -> None:
         await self._send(notice.agent_id, notice.model_dump_json().encode())

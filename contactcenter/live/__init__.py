@@ -65,6 +65,14 @@ class Enqueued(LiveChanges):
     held_by: uuid.UUID | None = None
 
 
+@dataclass(frozen=True)
+class CallReleased(LiveChanges):
+    """What a call's end set in motion — and the agent it occupied (None when it occupied nobody), since when."""
+
+    agent_id: uuid.UUID | None = None
+    since_ms: int | None = None
+
+
 class LiveStatePort(Protocol):
     """Live state as the router, the reservation sweeper and live-state recovery use it. Every `now_ms` is
     `contactcenter.clock.now_ms()` in the service, set by tests."""

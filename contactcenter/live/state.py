@@ -19,7 +19,7 @@ from redis.exceptions import NoScriptError
 
 from contactcenter.batching import Batcher
 from contactcenter.errors import Conflict, NotFound
-from contactcenter.live import AgentStateMoved, Enqueued, LiveChanges, Reservation, Task
+from contactcenter.live import AgentStateMoved, CallReleased, Enqueued, LiveChanges, Reservation, Task
 
 EXPIRE_BATCH = 100
 # Pipelines in flight at once: a call finding one free goes out alone, at once; the rest wait together.
@@ -200,15 +200,24 @@ class LiveState:
             raise Conflict("the conversation waits in that queue already", field="queue")
         return uuid.UUID(_text(extra[0])), changes
 
-    async def occupy(self, agent_id: uuid.UUID, call_sid: str, until_ms: int, now_ms: int) -> None:
+    async def occupy(self, agent_id: uuid.UUID, call_sid: str, until_ms: int, now_ms: int) -> bool:
         """A call was connected to the agent: it takes no work on any channel until `release` (the call's final
-        status) or `until_ms` (its bound, should that status never come: the sweep frees it)."""
-        await self._run("occupy", now_ms, str(agent_id), call_sid, until_ms)
+        status) or `until_ms` (its bound, should that status never come: the sweep frees it). True when the call
+        is new to the agent (False: it was on it already, and only its bound moved)."""
+        status, _, _ = await self._run("occupy", now_ms, str(agent_id), call_sid, until_ms)
+        return status == "ok"
 
-    async def release(self, call_sid: str, now_ms: int) -> LiveChanges:
+    async def release(self, call_sid: str, now_ms: int) -> CallReleased:
         """The call ended: the agent it occupied is free for work, and the offers this made are returned."""
-        _, changes, _ = await self._run("release", now_ms, call_sid)
-        return changes
+        _, changes, extra = await self._run("release", now_ms, call_sid)
+        agent, since = (_text(value) for value in extra) if extra else ("", "")
+        return CallReleased(
+            changes.offers,
+            changes.revoked,
+            uuid.UUID(agent) if agent else None,
+            int(since) if since else None,
+            states=changes.states,
+        )
 
     async def task_queue(self, conversation_id: uuid.UUID) -> uuid.UUID | None:
         """The queue a conversation's work is in, if any."""

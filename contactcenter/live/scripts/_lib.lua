@@ -10,7 +10,7 @@
 --
 -- Keys (P = prefix):
 --   P agent:<id>            hash  state, load, capacity, queues (comma list), idle_since, call (the CallSid of
---                                 the call the agent is on, while it is on one), and while the state is wrap_up:
+--                                 the call the agent is on, while it is on one) and call_since (ms), and while the state is wrap_up:
 --                                 wrap_until (ms) and wrap_return (the state it goes back to)
 --   P wrapups               zset  agents in wrap-up; score: when it ends (the sweep ends it then)
 --   P agent:<id>:offers     set   the agent's pending reservation ids
@@ -170,18 +170,20 @@ local function agent_state_changed(a, was, state)
 end
 
 -- The call ended (or outlived its bound): its agent is free for work again, idle since now, and matched with
--- what waits in its queues. Returns the agent, or nil when the call occupied nobody. Event: agent.call_ended.
+-- what waits in its queues. Returns the agent and when the call began to occupy it (ms), or nil when the call
+-- occupied nobody. Event: agent.call_ended.
 local function release_call(sid)
   local a = redis.call('GET', P .. 'call:' .. sid)
   redis.call('DEL', P .. 'call:' .. sid)
   redis.call('ZREM', P .. 'calls', sid)
   if not a or redis.call('HGET', agent_key(a), 'call') ~= sid then return nil end
-  redis.call('HDEL', agent_key(a), 'call')
+  local since = redis.call('HGET', agent_key(a), 'call_since')
+  redis.call('HDEL', agent_key(a), 'call', 'call_since')
   emit('agent.call_ended', a, 'agent:' .. a, 'agent_id', a, 'call_sid', sid)
   redis.call('HSET', agent_key(a), 'idle_since', NOW)
   refresh_eligibility(a)
   match_queues(agent_queues(a))
-  return a
+  return a, since
 end
 
 -- The agent's wrap-up is over (its time ran out, or it set a state itself): no longer in P wrapups. Returns the
