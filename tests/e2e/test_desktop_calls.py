@@ -9,6 +9,7 @@ import uuid
 from datetime import datetime
 
 from tests.e2e.test_voice import MENU, VOICE, call, call_to_queue, put_menu
+from tests.e2e.test_voice_busy import connected_call, setup
 from tests.running import AgentDesktop, RunningService
 
 
@@ -55,13 +56,9 @@ async def test_a_desktop_that_shows_the_phone_hears_the_call_in_progress_then_en
 
 
 async def test_a_desktop_that_did_not_ask_is_sent_no_call_frame(service: RunningService) -> None:
-    await service.create_queue("sales", ["voice"])
-    await put_menu(service, MENU)
-    desktop = await service.available_agent("Ann", ("sales",))
+    desktop, _ = await setup(service)
     sid = "CA" + uuid.uuid4().hex
-    await call_to_queue(service, sid, "1")
-    offer = await desktop.receive("offer")
-    await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+    await connected_call(service, desktop, sid)
     assert (await call(service, f"{VOICE}/status", sid, status="completed", CallDuration="9")).status == 200
     await desktop.command({"type": "state", "state": "away"}, "state")  # no call frame came in between
     await desktop.close()
