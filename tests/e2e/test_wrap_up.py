@@ -77,3 +77,25 @@ async def test_without_a_wrap_up_time_the_next_contact_is_offered_at_once(servic
     await desktop.command({"type": "complete", "conversation_id": conversation}, "completed")
     assert (await desktop.receive("offer"))["reservation"]["interaction"]["body"] == "Hello?"
     await desktop.close()
+
+
+async def test_nobody_sets_wrap_up_by_hand_neither_the_desktop_nor_a_supervisor(service: RunningService) -> None:
+    await service.create_queue("sales", ["sms"])
+    desktop = await service.available_agent("Ann", ("sales",))
+    for bad in ("wrap_up", "wrap_up\u0000", "WRAP_UP"):
+        error = await desktop.command({"type": "state", "state": bad}, "error")
+        assert (error["error"]["code"], error["error"]["field"]) == ("invalid", "state")
+    boss = await service.create_supervisor("Sue", ["sales"])
+    url = f"{service.base_url}/api/v1/supervisor/agents/{desktop.agent_id}/state"
+    headers = {"Authorization": f"Bearer {boss['token']}", "Content-Type": "application/json"}
+    # Invalid UTF-8 is no JSON at all: the body is at fault, not one field of it.
+    for body, field in (
+        (b'{"state": "wrap_up"}', "state"),
+        (b'{"state": "\\u0000"}', "state"),
+        (b'{"state": "\xff"}', "body"),
+    ):
+        async with service.http.post(url, data=body, headers=headers) as response:
+            assert response.status == 400, await response.text()
+            assert (await response.json())["error"]["field"] == field
+    assert (await service.services.live.agent_status(uuid.UUID(desktop.agent_id))).state == "available"
+    await desktop.close()
