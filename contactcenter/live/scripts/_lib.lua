@@ -195,6 +195,7 @@ local function clear_wrap_up(a)
   return back
 end
 
+-- Every script answers {status, offers, revoked, extra, states} (the scripts' "Returns" name the first four).
 local function answer(status, extra)
   return { status, OFFERS, REVOKED, extra or {}, STATES }
 end
