@@ -168,7 +168,7 @@ class AgentGateway:
         self._placement = placement
         self._replies = replies
         self._allowed_origins = allowed_origins
-        self._wrap_up_ms = wrap_up_seconds * 1000
+        self._wrap_up_ms = wrap_up_seconds * 1000  # for conversations whose queue sets no wrap-up time of its own
         # What each channel does on the provider's side when an agent accepts its contact (connect a call).
         self._answerers = dict(answerers or {})
         # Channels whose customers see the agent join, leave and type (web chat).
@@ -356,8 +356,9 @@ class AgentGateway:
                 changes = await self._live.reject(agent.id, reservation_id, now_ms())
                 return Rejected(reservation_id=reservation_id), changes
             case CompleteCommand(conversation_id=conversation_id):
-                await self._conversations.close(conversation_id, agent.id)
-                changes = await self._live.complete(agent.id, conversation_id, now_ms(), wrap_up_ms=self._wrap_up_ms)
+                queue_wrap_up = await self._conversations.close(conversation_id, agent.id)
+                wrap_up_ms = self._wrap_up_ms if queue_wrap_up is None else queue_wrap_up * 1000
+                changes = await self._live.complete(agent.id, conversation_id, now_ms(), wrap_up_ms=wrap_up_ms)
                 return Completed(conversation_id=conversation_id), changes
             case ReplyCommand(conversation_id=conversation_id, text=text):
                 interaction = await self._replies.reply(agent.id, conversation_id, text)

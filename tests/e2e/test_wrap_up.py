@@ -15,6 +15,14 @@ from tests.running import AgentDesktop, RunningService, run_service
 SENDER = "+14155550188"
 
 
+async def create_queue(service: RunningService, wrap_up_seconds: int) -> dict[str, Any]:
+    body = {"name": "sales", "channels": ["sms"], "wrap_up_seconds": wrap_up_seconds}
+    async with service.http.post(f"{service.base_url}/api/v1/queues", json=body, headers=service.admin_headers()) as r:
+        assert r.status == 201, await r.text()
+        created: dict[str, Any] = await r.json()
+        return created
+
+
 async def answered_and_completed(service: RunningService, desktop: AgentDesktop, body: str) -> dict[str, Any]:
     """An SMS offered to `desktop`, accepted and completed: the state frame that follows the completion."""
     assert (await service.post_sms(sender=SENDER, body=body)).status == 200
@@ -99,3 +107,40 @@ async def test_nobody_sets_wrap_up_by_hand_neither_the_desktop_nor_a_supervisor(
             assert (await response.json())["error"]["field"] == field
     assert (await service.services.live.agent_status(uuid.UUID(desktop.agent_id))).state == "available"
     await desktop.close()
+
+
+async def test_a_queues_own_wrap_up_time_comes_before_the_services(service_settings: Settings) -> None:
+    async with run_service(service_settings.model_copy(update={"wrap_up_seconds": 600})) as service:
+        created = await create_queue(service, 0)
+        assert created["wrap_up_seconds"] == 0
+        desktop = await service.available_agent("Ann", ("sales",))
+        assert (await service.post_sms(sender=SENDER, body="Is my car ready?")).status == 200
+        offer = await desktop.receive("offer")
+        await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+        assert (await service.post_sms(sender="+14155550199", body="Hello?")).status == 200
+        await queue_shows(service, "sales", waiting=1)
+        conversation = offer["reservation"]["conversation_id"]
+        await desktop.command({"type": "complete", "conversation_id": conversation}, "completed")
+        assert (await desktop.receive("offer"))["reservation"]["interaction"]["body"] == "Hello?", "no wrap-up"
+        await desktop.close()
+
+
+async def test_a_queue_with_a_wrap_up_time_puts_its_agents_in_wrap_up_where_the_service_sets_none(
+    service: RunningService,
+) -> None:
+    await create_queue(service, 3600)
+    desktop = await service.available_agent("Ann", ("sales",))
+    wrap_up = await answered_and_completed(service, desktop, "Is my car ready?")
+    assert wrap_up["state"] == "wrap_up"
+    seconds = datetime.fromisoformat(wrap_up["until"]) - datetime.fromisoformat((await stats(service))["as_of"])
+    assert 3500 < seconds.total_seconds() <= 3600
+    await desktop.close()
+
+
+async def test_a_bad_wrap_up_time_is_a_400_naming_it(service: RunningService) -> None:
+    url = f"{service.base_url}/api/v1/queues"
+    for bad in (-1, 3601, "ten", 1.5, True, "\u0000"):
+        body = {"name": "sales", "channels": ["sms"], "wrap_up_seconds": bad}
+        async with service.http.post(url, json=body, headers=service.admin_headers()) as response:
+            assert response.status == 400, (bad, await response.text())
+            assert (await response.json())["error"]["field"] == "wrap_up_seconds"
