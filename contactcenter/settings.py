@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     # A connected call occupies its agent on every channel until its final status; should that status never come
     # (a lost callback), the agent is freed this long after the call was connected.
     voice_max_call_seconds: int = Field(default=14400, ge=60, le=86400)
+    # After completing work an agent is in wrap-up this long (offered nothing) unless it says it is ready
+    # sooner; 0: none, the agent is offered the next contact at once.
+    wrap_up_seconds: int = Field(default=0, ge=0, le=3600)
     smtp_relay_url: SecretStr | None = None
     mail_domains: CommaList = Field(default_factory=list)
     default_region: str = "US"

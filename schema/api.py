@@ -27,6 +27,14 @@ class QueueCreate(BaseModel):
     service_level_goal: float = Field(
         default=0.8, ge=0.01, le=1, description="the share of contacts to answer within the target (0.01-1)"
     )
+    wrap_up_seconds: int | None = Field(
+        default=None,
+        strict=True,  # a JSON number of seconds: not true, not "10"
+        ge=0,
+        le=3600,
+        description="after completing a contact of this queue the agent is in wrap-up this long (0-3600; 0: none); "
+        "null: the service's CC_WRAP_UP_SECONDS",
+    )
 
 
 class QueueCreated(BaseModel):
@@ -35,6 +43,7 @@ class QueueCreated(BaseModel):
     channels: list[Channel]
     service_level_seconds: int = 20
     service_level_goal: float = 0.8
+    wrap_up_seconds: int | None = None
 
 
 class AgentCreate(BaseModel):

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from schema.api import ErrorDetail
 from schema.cards import ClientCard
 from schema.interactions import Channel, Interaction
-from schema.offers import CustomerClaims, CustomerPresence, InboundMessage, Offer, Revoked
+from schema.offers import CallNotice, CustomerClaims, CustomerPresence, InboundMessage, Offer, Revoked
 from schema.text import StorableText
 
 
@@ -116,10 +116,15 @@ class _Answer(BaseModel):
 
 
 class StateChanged(_Answer):
-    """Answers `state`: live state now holds the agent as it asked."""
+    """Answers `state`: live state now holds the agent as it asked. Also sent unasked when the agent's state moves
+    without its asking: `wrap_up` after it completed work (until `until`, or until it sets a state itself: sending
+    `available` is "ready"), then back to the state it had when the wrap-up time is up; or a supervisor set it."""
 
     type: Literal["state"] = "state"
-    state: AgentState
+    state: AgentState | Literal["wrap_up"]
+    until: datetime | None = Field(
+        default=None, exclude_if=lambda until: until is None, description="when the wrap-up ends by itself"
+    )
 
 
 class Accepted(_Answer):
@@ -168,6 +173,7 @@ ServerFrame = Annotated[
     | Revoked
     | CustomerPresence
     | CustomerClaims
+    | CallNotice
     | StateChanged
     | Accepted
     | Rejected

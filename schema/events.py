@@ -211,8 +211,13 @@ class ClientErasedV1(EventData):
 
 class AgentStateChangedV1(EventData):
     agent_id: uuid.UUID
-    state: Literal["available", "away", "offline"]
-    previous: Literal["available", "away", "offline"]
+    state: Literal["available", "away", "offline", "wrap_up"]
+    previous: Literal["available", "away", "offline", "wrap_up"]
+
+
+class AgentCallV1(EventData):
+    agent_id: uuid.UUID
+    call_sid: str
 
 
 class MailReceivedV1(EventData):
@@ -370,7 +375,24 @@ EVENT_KINDS = (
         "a card's personal data was erased, here and in the events kept (its counts stay)",
         "client",
     ),
-    EventKind("agent.state_changed", AgentStateChangedV1, "an agent became available, away or offline", "agent"),
+    EventKind(
+        "agent.state_changed",
+        AgentStateChangedV1,
+        "an agent became available, away or offline, or went into or out of wrap-up",
+        "agent",
+    ),
+    EventKind(
+        "agent.call_started",
+        AgentCallV1,
+        "a call connected to the agent occupies it: it is offered nothing on any channel until the call ends",
+        "agent",
+    ),
+    EventKind(
+        "agent.call_ended",
+        AgentCallV1,
+        "the call no longer occupies the agent (its final status, its longest time, or a newer call of the agent)",
+        "agent",
+    ),
     EventKind("mail.received", MailReceivedV1, "a mail was taken in over SMTP and stored (before its 250)", "mail"),
     EventKind("mail.sent", MailSentV1, "the relay took an agent's reply", "mail"),
     EventKind("mail.failed", MailFailedV1, "the relay refused an agent's reply, or could not be reached", "mail"),

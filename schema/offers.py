@@ -122,8 +122,30 @@ class CustomerClaims(BaseModel):
     client_id: uuid.UUID | None
 
 
+class CallState(StrEnum):
+    IN_PROGRESS = "in_progress"  # connected to the agent: it occupies the agent on every channel
+    ENDED = "ended"  # its final status came (or its longest time passed): the agent is free of it
+
+
+class CallNotice(BaseModel):
+    """The phone call on the agent's line: `in_progress` once a call is connected to the agent, `ended` when it no
+    longer occupies the agent, with how long it did. Sent only to desktops that asked for calls (`?calls=true`)."""
+
+    model_config = _WRITTEN_WHOLE
+
+    type: Literal["call"] = "call"
+    agent_id: uuid.UUID
+    call_sid: str
+    state: CallState
+    since: datetime = Field(description="when the call was connected to the agent")
+    duration_seconds: int | None = Field(description="from its connection to its end; null while in progress")
+
+
+# How a call notice starts as written: a gateway passes it only to desktops that asked for calls.
+CALL_NOTICE_HEAD = b'{"type":"call",'
+
 AgentNotice = Annotated[
-    Offer | InboundMessage | Revoked | CustomerPresence | CustomerClaims, Field(discriminator="type")
+    Offer | InboundMessage | Revoked | CustomerPresence | CustomerClaims | CallNotice, Field(discriminator="type")
 ]
 AGENT_NOTICE: TypeAdapter[AgentNotice] = TypeAdapter(AgentNotice)
 

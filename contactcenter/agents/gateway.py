@@ -27,7 +27,7 @@ from contactcenter.answers import ANSWERED, SERVICE_ERRORS, ErrorAnswer, answer_
 from contactcenter.api.operations import Access, Answer, Operation, Parameter, failures
 from contactcenter.auth import Authenticator
 from contactcenter.clock import now_ms
-from contactcenter.errors import ContactCenterError, Forbidden, NotFound, Unavailable
+from contactcenter.errors import ContactCenterError, Forbidden, Invalid, NotFound, Unavailable
 from contactcenter.live import LiveChanges
 from contactcenter.live.state import LiveState
 from contactcenter.logs import log_context
@@ -56,7 +56,7 @@ from schema.desktop import (
     TypingCommand,
     hello_json,
 )
-from schema.offers import notice_ids, offered_reservation
+from schema.offers import CALL_NOTICE_HEAD, notice_ids, offered_reservation
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,12 @@ CONNECT = Operation(
     parameters=(
         Parameter("token", "query", "the agent's token, for browsers, which cannot set headers on a WebSocket"),
         Parameter("Origin", "header", "a browser's origin: the service's own or one of CC_ALLOWED_ORIGINS (else 403)"),
+        Parameter(
+            "calls",
+            "query",
+            "`true`: the desktop shows the phone, and is sent the state of the call on the agent's line (`call`)",
+            schema={"type": "string", "enum": ["true", "false"]},
+        ),
     ),
 )
 
@@ -86,9 +92,11 @@ CONNECT = Operation(
 class AgentSession:
     """One agent's socket; sends are serialised so frames from the bus and from commands never interleave."""
 
-    def __init__(self, agent: AgentProfile, socket: web.WebSocketResponse) -> None:
+    def __init__(self, agent: AgentProfile, socket: web.WebSocketResponse, *, follows_calls: bool = False) -> None:
         self.agent = agent
         self.socket = socket
+        # The desktop shows the phone (`?calls=true`): it is sent call notices, which others are spared.
+        self.follows_calls = follows_calls
         # What the agent last asked to be; restored if Redis loses live state while the agent is connected.
         self.state = AgentState.OFFLINE
         self._send_lock = asyncio.Lock()
@@ -150,6 +158,7 @@ class AgentGateway:
         allowed_origins: frozenset[str],
         answerers: Mapping[Channel, AnswerPort] | None = None,
         parties: Mapping[Channel, ConversationParty] | None = None,
+        wrap_up_seconds: int = 0,
     ) -> None:
         self._relay = relay
         self._auth = auth
@@ -159,6 +168,7 @@ class AgentGateway:
         self._placement = placement
         self._replies = replies
         self._allowed_origins = allowed_origins
+        self._wrap_up_ms = wrap_up_seconds * 1000  # for conversations whose queue sets no wrap-up time of its own
         # What each channel does on the provider's side when an agent accepts its contact (connect a call).
         self._answerers = dict(answerers or {})
         # Channels whose customers see the agent join, leave and type (web chat).
@@ -200,13 +210,14 @@ class AgentGateway:
     async def connect(self, request: web.Request) -> web.WebSocketResponse:
         self._check_origin(request)
         agent = await self._auth.require_agent(request, allow_query=True)
+        follows_calls = _follows_calls(request)
         with log_context(agent_id=agent.id):
-            return await self._serve(request, agent)
+            return await self._serve(request, agent, follows_calls)
 
-    async def _serve(self, request: web.Request, agent: AgentProfile) -> web.WebSocketResponse:
+    async def _serve(self, request: web.Request, agent: AgentProfile, follows_calls: bool) -> web.WebSocketResponse:
         socket = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=MAX_MESSAGE_BYTES)
         await socket.prepare(request)
-        session = AgentSession(agent, socket)
+        session = AgentSession(agent, socket, follows_calls=follows_calls)
         try:
             try:
                 await self._open(session)
@@ -275,6 +286,8 @@ class AgentGateway:
         # Passed on as written (a `schema.offers` notice): no need to parse the whole card here. An agent that
         # left misses it: an unanswered offer expires and goes back to the queue, a message is in the next
         # `hello`. A session still being greeted holds this up for as long as reading what its agent holds.
+        if body.startswith(CALL_NOTICE_HEAD) and not session.follows_calls:
+            return True  # a desktop that leaves the phone to a softphone is not sent its calls
         reservation_id = offered_reservation(body)
         if reservation_id is not None and not session.first_offer(reservation_id):
             log.info("reservation %s was offered on this socket already: not again", reservation_id)
@@ -343,8 +356,9 @@ class AgentGateway:
                 changes = await self._live.reject(agent.id, reservation_id, now_ms())
                 return Rejected(reservation_id=reservation_id), changes
             case CompleteCommand(conversation_id=conversation_id):
-                await self._conversations.close(conversation_id, agent.id)
-                changes = await self._live.complete(agent.id, conversation_id, now_ms())
+                queue_wrap_up = await self._conversations.close(conversation_id, agent.id)
+                wrap_up_ms = self._wrap_up_ms if queue_wrap_up is None else queue_wrap_up * 1000
+                changes = await self._live.complete(agent.id, conversation_id, now_ms(), wrap_up_ms=wrap_up_ms)
                 return Completed(conversation_id=conversation_id), changes
             case ReplyCommand(conversation_id=conversation_id, text=text):
                 interaction = await self._replies.reply(agent.id, conversation_id, text)
@@ -389,6 +403,13 @@ class AgentGateway:
         if placed.placement is Placement.UNROUTED:
             log.warning("no queue serves interaction %s any more: it waits unrouted", interaction_id)
         return placed.changes
+
+
+def _follows_calls(request: web.Request) -> bool:
+    calls = request.query.get("calls", "false")
+    if calls not in ("true", "false"):
+        raise Invalid("calls is `true` or `false`", field="calls")
+    return calls == "true"
 
 
 def _command_from(text: str) -> AgentCommand:

@@ -14,7 +14,9 @@ from contactcenter.live import LiveChanges, Reservation
 from contactcenter.logs import log_context
 from contactcenter.store import InteractionInContext
 from schema import Interaction, OfferedReservation
+from schema.desktop import StateChanged
 from schema.offers import (
+    CallNotice,
     CustomerActivity,
     CustomerClaims,
     CustomerPresence,
@@ -64,6 +66,10 @@ class AgentNotices:
         for revoked in changes.revoked:
             notice = Revoked(agent_id=revoked.agent_id, reservation_id=revoked.id, reason=revoked_because)
             await self._send(revoked.agent_id, notice.model_dump_json().encode())
+        for moved in changes.states:
+            until = datetime.fromtimestamp(moved.until_ms / 1000, UTC) if moved.until_ms is not None else None
+            state = StateChanged.model_validate({"state": moved.state, "until": until})
+            await self._send(moved.agent_id, state.model_dump_json().encode())
         for reservation in changes.offers:
             await self.offer(reservation, known=known)
 
@@ -99,6 +105,9 @@ class AgentNotices:
         """What the customer does (typing, ended) in a conversation the agent holds; missed if it is away."""
         notice = CustomerPresence(agent_id=agent_id, conversation_id=conversation_id, activity=activity)
         await self._send(agent_id, notice.model_dump_json().encode())
+
+    async def call(self, notice: CallNotice) -> None:
+        await self._send(notice.agent_id, notice.model_dump_json().encode())
 
     async def claims(self, notice: CustomerClaims) -> None:
         await self._send(notice.agent_id, notice.model_dump_json().encode())

@@ -176,6 +176,7 @@ async def _start_api(
         allowed_origins=web_origins(settings),
         answerers=answerers,
         parties=parties,
+        wrap_up_seconds=settings.wrap_up_seconds,
     )
     gateway.start()
     stack.push_async_callback(gateway.stop)

@@ -38,11 +38,23 @@ class Reservation:
 
 
 @dataclass(frozen=True)
+class AgentStateMoved:
+    """An agent's state that live state moved without the agent asking: its wrap-up started (`until_ms`, when it
+    ends) or ended (back to the state it had)."""
+
+    agent_id: uuid.UUID
+    state: str
+    until_ms: int | None = None
+
+
+@dataclass(frozen=True)
 class LiveChanges:
-    """What a change to live state set in motion: new reservations to offer, old ones to take back."""
+    """What a change to live state set in motion: new reservations to offer, old ones to take back, and agents'
+    states it moved (their desktops are told)."""
 
     offers: list[Reservation] = field(default_factory=list)
     revoked: list[Reservation] = field(default_factory=list)
+    states: list[AgentStateMoved] = field(default_factory=list, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,14 @@ class Enqueued(LiveChanges):
     already, who (`held_by`): the contact being routed is news for that agent, not work for the queue."""
 
     held_by: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class CallReleased(LiveChanges):
+    """What a call's end set in motion — and the agent it occupied (None when it occupied nobody), since when."""
+
+    agent_id: uuid.UUID | None = None
+    since_ms: int | None = None
 
 
 class LiveStatePort(Protocol):
@@ -70,11 +90,12 @@ class LiveStatePort(Protocol):
         """Put back work Redis lost: to its agent when one holds it, else to its queue at its original place."""
         ...
 
-    async def occupy(self, agent_id: uuid.UUID, call_sid: str, until_ms: int, now_ms: int) -> None:
-        """A call keeps the agent from work on every channel until `release`, or `until_ms` at the latest."""
+    async def occupy(self, agent_id: uuid.UUID, call_sid: str, until_ms: int, now_ms: int) -> bool:
+        """A call keeps the agent from work on every channel until `release`, or `until_ms` at the latest; whether
+        the agent was occupied by it now."""
         ...
 
-    async def release(self, call_sid: str, now_ms: int) -> LiveChanges:
+    async def release(self, call_sid: str, now_ms: int) -> CallReleased:
         """The call ended: its agent (if it occupied one) takes work again; the offers this made."""
         ...
 

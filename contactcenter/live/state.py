@@ -19,7 +19,7 @@ from redis.exceptions import NoScriptError
 
 from contactcenter.batching import Batcher
 from contactcenter.errors import Conflict, NotFound
-from contactcenter.live import Enqueued, LiveChanges, Reservation, Task
+from contactcenter.live import AgentStateMoved, CallReleased, Enqueued, LiveChanges, Reservation, Task
 
 EXPIRE_BATCH = 100
 # Pipelines in flight at once: a call finding one free goes out alone, at once; the rest wait together.
@@ -48,6 +48,13 @@ def _reservations(rows: list[list[bytes]]) -> list[Reservation]:
             expires_at_ms=int(_text(expires)),
         )
         for r, a, c, q, i, expires in rows
+    ]
+
+
+def _states(rows: list[list[bytes]]) -> list[AgentStateMoved]:
+    return [
+        AgentStateMoved(uuid.UUID(_text(a)), _text(state), int(_text(until)) if _text(until) else None)
+        for a, state, until in rows
     ]
 
 
@@ -91,8 +98,8 @@ class LiveState:
 
     async def _run(self, name: str, now_ms: int, *args: str | int) -> tuple[str, LiveChanges, list[Any]]:
         argv: list[str | int] = [self._prefix, now_ms, self._ttl_ms, str(uuid.uuid4()), self._events, *args]
-        status, offers, revoked, extra = await self._batcher.call((name, argv))
-        return _text(status), LiveChanges(_reservations(offers), _reservations(revoked)), extra
+        status, offers, revoked, extra, states = await self._batcher.call((name, argv))
+        return _text(status), LiveChanges(_reservations(offers), _reservations(revoked), states=_states(states)), extra
 
     async def _run_scripts(self, calls: list[ScriptCall]) -> list[Any]:
         results = await self._pipeline(calls)
@@ -161,9 +168,13 @@ class LiveState:
         return changes
 
     async def complete(
-        self, agent_id: uuid.UUID, conversation_id: uuid.UUID, now_ms: int, *, worked: bool = True
+        self, agent_id: uuid.UUID, conversation_id: uuid.UUID, now_ms: int, *, worked: bool = True, wrap_up_ms: int = 0
     ) -> LiveChanges:
-        status, changes, _ = await self._run("complete", now_ms, str(agent_id), str(conversation_id), int(worked))
+        """The agent is done with the conversation; with `wrap_up_ms` (and worked) it is in wrap-up that long —
+        offered nothing — unless it sets a state itself first (`changes.states` tells when it ends)."""
+        status, changes, _ = await self._run(
+            "complete", now_ms, str(agent_id), str(conversation_id), int(worked), wrap_up_ms
+        )
         if status == "not_found":
             raise NotFound(f"conversation {conversation_id} is not assigned to you", field="conversation_id")
         return changes
@@ -189,15 +200,24 @@ class LiveState:
             raise Conflict("the conversation waits in that queue already", field="queue")
         return uuid.UUID(_text(extra[0])), changes
 
-    async def occupy(self, agent_id: uuid.UUID, call_sid: str, until_ms: int, now_ms: int) -> None:
+    async def occupy(self, agent_id: uuid.UUID, call_sid: str, until_ms: int, now_ms: int) -> bool:
         """A call was connected to the agent: it takes no work on any channel until `release` (the call's final
-        status) or `until_ms` (its bound, should that status never come: the sweep frees it)."""
-        await self._run("occupy", now_ms, str(agent_id), call_sid, until_ms)
+        status) or `until_ms` (its bound, should that status never come: the sweep frees it). True when the call
+        is new to the agent (False: it was on it already, and only its bound moved)."""
+        status, _, _ = await self._run("occupy", now_ms, str(agent_id), call_sid, until_ms)
+        return status == "ok"
 
-    async def release(self, call_sid: str, now_ms: int) -> LiveChanges:
+    async def release(self, call_sid: str, now_ms: int) -> CallReleased:
         """The call ended: the agent it occupied is free for work, and the offers this made are returned."""
-        _, changes, _ = await self._run("release", now_ms, call_sid)
-        return changes
+        _, changes, extra = await self._run("release", now_ms, call_sid)
+        agent, since = (_text(value) for value in extra) if extra else ("", "")
+        return CallReleased(
+            changes.offers,
+            changes.revoked,
+            uuid.UUID(agent) if agent else None,
+            int(since) if since else None,
+            states=changes.states,
+        )
 
     async def task_queue(self, conversation_id: uuid.UUID) -> uuid.UUID | None:
         """The queue a conversation's work is in, if any."""

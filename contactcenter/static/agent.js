@@ -7,6 +7,34 @@
   let pending = null; // the offer shown: {reservation, card}
   const conversations = new Map(); // id → {channel, queue, card, messages: [{direction, body}]}
   let current = null;
+  // The phone call on the line: ringing (a call offered), connecting (accepted), in_progress, ended (docs/api.md).
+  let phone = null; // {state, from, since, duration}
+  let wrapUntil = null; // when the wrap-up ends by itself, while in wrap-up
+
+  // A call's provider id is Twilio's CallSid ("CA…"); a voice contact that is no call (a voicemail) is not rung.
+  function isCall(interaction) { return interaction.channel === "voice" && interaction.provider_id.startsWith("CA"); }
+  function clock(seconds) {
+    const s = Math.max(0, Math.round(seconds));
+    return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
+  }
+  function drawPhone() {
+    if (!phone) { $("call").classList.add("hidden"); return; }
+    $("call").classList.remove("hidden");
+    $("call").dataset.callState = phone.state;
+    const from = phone.from ? " from " + phone.from : "";
+    const text = {
+      ringing: "Incoming call" + from + " — ringing",
+      connecting: "Connecting the call" + from + "…",
+      in_progress: "On the call" + from + " — " + clock((Date.now() - Date.parse(phone.since)) / 1000),
+      ended: "Call ended" + from + " — lasted " + clock(phone.duration || 0),
+    }[phone.state];
+    $("call-state").textContent = text;
+  }
+  function drawState(state) {
+    const until = state === "wrap_up" && wrapUntil ? " until " + new Date(wrapUntil).toLocaleTimeString() + " (Available: ready now)" : "";
+    $("state").textContent = "you are " + (state === "wrap_up" ? "in wrap-up" : state) + until;
+    $("ready").textContent = state === "wrap_up" ? "Ready" : "Available";
+  }
 
   function el(tag, text, cls) {
     const node = document.createElement(tag);
@@ -67,17 +95,30 @@
         drawConversations();
         break;
       case "state":
-        $("state").textContent = "you are " + frame.state;
+        wrapUntil = frame.state === "wrap_up" ? frame.until || null : null;
+        drawState(frame.state);
+        break;
+      case "call":
+        phone = { state: frame.state, from: phone && phone.from, since: frame.since, duration: frame.duration_seconds };
+        drawPhone();
         break;
       case "offer":
         pending = frame;
+        if (isCall(frame.reservation.interaction)) {
+          phone = { state: "ringing", from: frame.reservation.interaction.from_address, since: null, duration: null };
+          drawPhone();
+        }
         $("offer-what").textContent = frame.reservation.interaction.channel + " in " + frame.reservation.queue + ": “" + frame.reservation.interaction.body + "”";
         $("offer").classList.remove("hidden");
         showCard(frame.card);
         $("accept").focus();
         break;
       case "revoked":
-        if (pending && pending.reservation.id === frame.reservation_id) { pending = null; $("offer").classList.add("hidden"); }
+        if (pending && pending.reservation.id === frame.reservation_id) {
+          if (phone && (phone.state === "ringing" || phone.state === "connecting")) { phone = null; drawPhone(); }
+          pending = null;
+          $("offer").classList.add("hidden");
+        }
         notice("the offer was taken back (" + frame.reason + ")");
         break;
       case "accepted": {
@@ -89,6 +130,7 @@
         break;
       }
       case "rejected":
+        if (phone && phone.state === "ringing") { phone = null; drawPhone(); }
         pending = null;
         $("offer").classList.add("hidden");
         break;
@@ -112,6 +154,7 @@
         notice("wrapped up");
         break;
       case "error":
+        if (phone && phone.state === "connecting") { phone.state = "ringing"; drawPhone(); } // accept again
         notice("refused: " + frame.error.message);
         break;
     }
@@ -119,7 +162,7 @@
 
   function connect() {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    socket = new WebSocket(scheme + "//" + location.host + "/api/v1/agents/ws?token=" + encodeURIComponent(token));
+    socket = new WebSocket(scheme + "//" + location.host + "/api/v1/agents/ws?calls=true&token=" + encodeURIComponent(token));
     socket.onmessage = (event) => onFrame(JSON.parse(event.data));
     socket.onclose = (event) => {
       $("connection").textContent = "disconnected";
@@ -149,7 +192,11 @@
   for (const button of document.querySelectorAll("[data-state]")) {
     button.addEventListener("click", () => send({ type: "state", state: button.dataset.state }));
   }
-  $("accept").addEventListener("click", () => { if (pending) send({ type: "accept", reservation_id: pending.reservation.id }); });
+  $("accept").addEventListener("click", () => {
+    if (!pending) return;
+    if (phone && phone.state === "ringing" && isCall(pending.reservation.interaction)) { phone.state = "connecting"; drawPhone(); }
+    send({ type: "accept", reservation_id: pending.reservation.id });
+  });
   $("reject").addEventListener("click", () => { if (pending) send({ type: "reject", reservation_id: pending.reservation.id }); });
   $("send").addEventListener("click", () => {
     const text = $("reply").value.trim();
@@ -162,5 +209,7 @@
     if (event.key === "a" || event.key === "A") $("accept").click();
     if (event.key === "r" || event.key === "R") $("reject").click();
   });
+  // The call's running time, and the wrap-up's end, move with the clock.
+  setInterval(() => { if (phone && phone.state === "in_progress") drawPhone(); }, 1000);
   if (token) connect();
 })();

@@ -37,6 +37,7 @@
       ["Service level", percent(q.service_level) + " (goal " + percent(q.service_level_goal) + " in " + q.service_level_target_seconds + "s)"],
       ["ASA", secondsText(q.asa_seconds)], ["AHT", secondsText(q.aht_seconds)],
       ["Agents available", q.agents.available], ["Agents busy", q.agents.busy],
+      ["Agents in wrap-up", q.agents.wrap_up],
     ];
     for (const [name, value] of rows) list.append(el("dt", name), el("dd", value));
     box.append(list);
@@ -45,8 +46,12 @@
 
   function agentRow(a) {
     const tr = el("tr");
+    tr.dataset.agent = a.name;
     const work = a.working.length + " working" + (a.offered.length ? ", " + a.offered.length + " offered" : "");
-    tr.append(el("td", a.name), el("td", a.state), el("td", a.since ? secondsText(waitedSince(a.since)) : "–"),
+    // A call occupies the agent whatever else it does: the row says so, and for how long.
+    const state = el("td", a.call ? a.state + " · on a call " + secondsText(waitedSince(a.call_since)) : a.state);
+    state.dataset.field = "state";
+    tr.append(el("td", a.name), state, el("td", a.since ? secondsText(waitedSince(a.since)) : "–"),
       el("td", work), el("td", a.handled_today));
     const cell = el("td");
     const choose = el("select");

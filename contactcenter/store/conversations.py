@@ -145,7 +145,7 @@ WITH target AS (
     UPDATE conversations v SET state = 'closed', closed_at = coalesce(v.closed_at, now())
     FROM target t
     WHERE v.id = t.id
-    RETURNING v.id, v.agent_id, v.client_id, v.channel, v.closed_at, t.was_open
+    RETURNING v.id, v.agent_id, v.client_id, v.channel, v.closed_at, v.queue_id, t.was_open
 ), closed AS (
     INSERT INTO events (type, subject, partition_key, data)
     SELECT 'conversation.closed', c.id, 'conversation:' || c.id,
@@ -154,7 +154,7 @@ WITH target AS (
     FROM changed c
     WHERE c.was_open
 )
-SELECT id, agent_id FROM changed
+SELECT c.id, c.agent_id, q.wrap_up_seconds FROM changed c LEFT JOIN queues q ON q.id = c.queue_id
 """
 CLOSE_MANY = _CLOSE.format(pairs="unnest($1::uuid[], $2::uuid[])")
 CLOSE = _CLOSE.format(pairs="(VALUES ($1::uuid, $2::uuid))")
@@ -227,7 +227,7 @@ class Conversations:
         )
         self._reading: Batcher[uuid.UUID, InteractionInContext] = Batcher(self._read_many, lanes=LANES)
         self._assigning: Batcher[Assignment, None] = Batcher(_each_alone_on_failure(self._assign_many), lanes=LANES)
-        self._closing: Batcher[Assignment, None] = Batcher(_each_alone_on_failure(self._close_many), lanes=LANES)
+        self._closing: Batcher[Assignment, int | None] = Batcher(_each_alone_on_failure(self._close_many), lanes=LANES)
 
     async def record_inbound(
         self, interaction: Interaction, sender: Identity, *, with_card: bool = True
@@ -324,14 +324,19 @@ class Conversations:
             for call in calls
         ]
 
-    async def close(self, conversation_id: uuid.UUID, agent_id: uuid.UUID) -> None:
-        await self._closing.call((conversation_id, agent_id))
+    async def close(self, conversation_id: uuid.UUID, agent_id: uuid.UUID) -> int | None:
+        """Close the agent's conversation; its queue's wrap-up time (None: the queue sets none)."""
+        return await self._closing.call((conversation_id, agent_id))
 
-    async def _close_many(self, calls: list[Assignment]) -> list[NotFound | None]:
-        changed = await self._changed(CLOSE, CLOSE_MANY, calls)
+    async def _close_many(self, calls: list[Assignment]) -> list[NotFound | int | None]:
+        if len(calls) == 1:
+            rows = await self._pool.fetch(CLOSE, *calls[0])
+        else:
+            rows = await self._pool.fetch(CLOSE_MANY, [c for c, _ in calls], [a for _, a in calls])
+        wrap_ups = {(row["id"], row["agent_id"]): row["wrap_up_seconds"] for row in rows}
         return [
-            None
-            if call in changed
+            wrap_ups[call]
+            if call in wrap_ups
             else NotFound(f"conversation {call[0]} is not open and assigned to you", field="conversation_id")
             for call in calls
         ]

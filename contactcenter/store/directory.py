@@ -21,7 +21,8 @@ class AgentProfile:
 
 
 INSERT_QUEUE = """
-INSERT INTO queues (id, name, channels, service_level_seconds, service_level_goal) VALUES ($1, $2, $3, $4, $5)
+INSERT INTO queues (id, name, channels, service_level_seconds, service_level_goal, wrap_up_seconds)
+VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (name) DO NOTHING
 """
 QUEUE_IDS_BY_NAME = "SELECT name, id FROM queues WHERE name = ANY($1::text[])"
@@ -86,6 +87,7 @@ class Directory:
             [str(c) for c in channels],
             body.service_level_seconds,
             body.service_level_goal,
+            body.wrap_up_seconds,
         )
         if status.endswith(" 0"):
             raise Conflict(f"a queue named {body.name!r} exists already", field="name")
@@ -95,6 +97,7 @@ class Directory:
             channels=channels,
             service_level_seconds=body.service_level_seconds,
             service_level_goal=body.service_level_goal,
+            wrap_up_seconds=body.wrap_up_seconds,
         )
 
     async def create_agent(self, body: AgentCreate) -> AgentCreated:

@@ -97,9 +97,15 @@ class AgentNow:
     offers: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)  # reservation → conversation
     working: set[uuid.UUID] = field(default_factory=set)  # conversations accepted
     handled_today: int = 0
+    call_sid: str | None = None  # the call occupying it (agent.call_started until agent.call_ended)
+    call_since_ms: int | None = None
 
     def shown_state(self) -> str:
-        if self.state == "offline" or self.state == "wrap_up":
+        if self.state == "offline":
+            return self.state
+        if self.call_sid is not None:
+            return "busy"  # a call occupies its agent, in wrap-up (of another contact) or not
+        if self.state == "wrap_up":
             return self.state
         return "busy" if self.working or self.offers else self.state
 
@@ -296,6 +302,22 @@ class Figures:
             self.agents[agent].working.discard(conversation)
         return False
 
+    def _call_started(self, time_ms: int, data: Mapping[str, Any]) -> bool:
+        agent, call_sid = _uuid(data, "agent_id"), data.get("call_sid")
+        if not agent or not isinstance(call_sid, str):
+            return False
+        now = self.agents.setdefault(agent, AgentNow())
+        now.call_sid, now.call_since_ms = call_sid, time_ms
+        return True
+
+    def _call_ended(self, _time_ms: int, data: Mapping[str, Any]) -> bool:
+        agent, call_sid = _uuid(data, "agent_id"), data.get("call_sid")
+        now = self.agents.get(agent) if agent else None
+        if now is None or now.call_sid != call_sid:
+            return False
+        now.call_sid = now.call_since_ms = None
+        return True
+
     def _agent_state(self, time_ms: int, data: Mapping[str, Any]) -> bool:
         agent, state = _uuid(data, "agent_id"), data.get("state")
         if not agent or not isinstance(state, str):
@@ -384,6 +406,8 @@ class Figures:
                     "seconds_in_state": round((now_ms - now.since_ms) / 1000, 1) if now.since_ms else None,
                     "offered": sorted(str(c) for c in now.offers.values()),
                     "working": sorted(str(c) for c in now.working),
+                    "call": now.call_sid,
+                    "call_since": iso(now.call_since_ms),
                     "handled_today": now.handled_today,
                     "queues": sorted(self.queues[q].name for q in (info.queue_ids if info else ()) if q in self.queues),
                 }
@@ -427,4 +451,6 @@ _HANDLERS = {
     "interaction.completed": Figures._completed,
     "conversation.closed": Figures._conversation_closed,
     "agent.state_changed": Figures._agent_state,
+    "agent.call_started": Figures._call_started,
+    "agent.call_ended": Figures._call_ended,
 }

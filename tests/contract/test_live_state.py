@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from contactcenter.errors import Conflict, NotFound
 from contactcenter.host.embedded import in_process_redis
-from contactcenter.live import Enqueued, LiveChanges, Reservation, Task
+from contactcenter.live import AgentStateMoved, Enqueued, LiveChanges, Reservation, Task
 from contactcenter.live.state import LiveState
 
 TTL = 30_000
@@ -253,6 +253,70 @@ async def test_complete_frees_the_agent_for_the_next_work(live: LiveState) -> No
     assert following.conversation_id == second.conversation_id
     with pytest.raises(NotFound):
         await live.complete(ann, first.conversation_id, now_ms=3_001)
+
+
+async def accepted(live: LiveState, ann: uuid.UUID, work: Task, now_ms: int) -> None:
+    offer = only_offer(await live.enqueue(work, now_ms=now_ms))
+    assert offer.agent_id == ann
+    await live.accept(ann, offer.id, now_ms=now_ms + 1)
+
+
+async def test_after_completing_an_agent_in_wrap_up_is_offered_nothing_until_its_time_is_up(live: LiveState) -> None:
+    ann, first, second = agent(), task(), task()
+    await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)
+    await accepted(live, ann, first, now_ms=2_000)
+    changes = await live.complete(ann, first.conversation_id, now_ms=3_000, wrap_up_ms=10_000)
+    assert changes == LiveChanges(states=[AgentStateMoved(ann, "wrap_up", 13_000)])
+    assert (await live.agent_status(ann)).state == "wrap_up"
+    assert await live.enqueue(second, now_ms=4_000) == Enqueued(), "in wrap-up: offered nothing"
+    assert await live.expire_reservations(now_ms=12_999) == LiveChanges()
+    ended = await live.expire_reservations(now_ms=13_000)
+    assert ended.states == [AgentStateMoved(ann, "available")]
+    assert only_offer(ended).conversation_id == second.conversation_id
+    assert await live.expire_reservations(now_ms=14_000) == LiveChanges(), "a wrap-up ends once"
+
+
+async def test_an_agent_who_says_it_is_ready_leaves_wrap_up_at_once_and_the_sweep_leaves_it_alone(
+    live: LiveState,
+) -> None:
+    ann, first, second = agent(), task(), task()
+    await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)
+    await accepted(live, ann, first, now_ms=2_000)
+    await live.complete(ann, first.conversation_id, now_ms=3_000, wrap_up_ms=60_000)
+    await live.enqueue(second, now_ms=4_000)
+    ready = await live.set_agent_state(ann, "available", [QUEUE], now_ms=5_000)
+    assert only_offer(ready).conversation_id == second.conversation_id
+    swept = await live.expire_reservations(now_ms=63_000 + TTL)  # past the wrap-up's time and the offer's
+    assert swept.states == [], "the wrap-up ended when the agent said it was ready"
+    assert [r.conversation_id for r in swept.revoked] == [second.conversation_id]
+
+
+async def test_an_agent_away_while_it_worked_goes_back_to_away_after_wrap_up(live: LiveState) -> None:
+    ann, first, second = agent(), task(), task()
+    await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)
+    await accepted(live, ann, first, now_ms=2_000)
+    await live.set_agent_state(ann, "away", [QUEUE], now_ms=2_500)
+    await live.complete(ann, first.conversation_id, now_ms=3_000, wrap_up_ms=1_000)
+    await live.enqueue(second, now_ms=3_500)
+    ended = await live.expire_reservations(now_ms=4_000)
+    assert (ended.states, ended.offers) == ([AgentStateMoved(ann, "away")], [])
+    assert await live.queue_length(QUEUE) == 1
+
+
+async def test_completing_again_in_wrap_up_moves_its_end_and_an_offline_agent_has_none(live: LiveState) -> None:
+    ann, first, second, third = agent(), task(), task(), task()
+    await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000, capacity=2)
+    await accepted(live, ann, first, now_ms=2_000)
+    await accepted(live, ann, second, now_ms=2_100)
+    await live.complete(ann, first.conversation_id, now_ms=3_000, wrap_up_ms=1_000)
+    moved = await live.complete(ann, second.conversation_id, now_ms=3_500, wrap_up_ms=1_000)
+    assert moved.states == [AgentStateMoved(ann, "wrap_up", 4_500)]
+    assert (await live.expire_reservations(now_ms=4_000)).states == []
+    assert (await live.expire_reservations(now_ms=4_500)).states == [AgentStateMoved(ann, "available")]
+    await accepted(live, ann, third, now_ms=5_000)
+    await live.set_agent_state(ann, "offline", [QUEUE], now_ms=5_500)
+    assert await live.complete(ann, third.conversation_id, now_ms=6_000, wrap_up_ms=1_000) == LiveChanges()
+    assert (await live.agent_status(ann)).state == "offline"
 
 
 async def test_an_agent_going_away_gives_its_pending_offer_to_another(live: LiveState) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import typing
+import uuid
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from contactcenter.errors import Unavailable
 from schema.desktop import ServerFrame
+from tests.e2e.test_voice import MENU, VOICE, call, call_to_queue, put_menu
 from tests.running import AgentDesktop, FakeTwilioApi, RunningService
 from tests.visitors import ChatVisitor
 
@@ -33,8 +35,11 @@ class Seen:
         self.types.add(kind)
         return frame
 
-    async def connect(self, service: RunningService, token: str) -> tuple[AgentDesktop, dict[str, Any]]:
-        desktop = AgentDesktop(await service.http.ws_connect(f"{service.base_url}/api/v1/agents/ws?token={token}"))
+    async def connect(
+        self, service: RunningService, token: str, query: str = ""
+    ) -> tuple[AgentDesktop, dict[str, Any]]:
+        url = f"{service.base_url}/api/v1/agents/ws?token={token}{query}"
+        desktop = AgentDesktop(await service.http.ws_connect(url))
         return desktop, await self.receive(desktop, "hello")
 
     async def command(self, desktop: AgentDesktop, message: dict[str, Any], answer: str) -> dict[str, Any]:
@@ -99,6 +104,22 @@ async def test_every_frame_a_desktop_gets_is_a_server_frame_its_model_writes_bac
     await seen.receive(chat_desktop, "claims")
     await visitor.close()
     await chat_desktop.close()
+
+    # A call on the line of an agent whose desktop shows the phone: in progress, then ended.
+    await service.create_queue("service", ["voice"])
+    await put_menu(service, MENU)
+    cy = await service.create_agent("Cy", ["service"])
+    phone_desktop, _ = await seen.connect(service, cy["token"], "&calls=true")
+    await seen.command(phone_desktop, {"type": "state", "state": "available"}, "state")
+    sid = "CA" + uuid.uuid4().hex
+    await call_to_queue(service, sid, "2")
+    offer = await seen.receive(phone_desktop, "offer")
+    await phone_desktop.send({"type": "accept", "reservation_id": offer["reservation"]["id"]})
+    await seen.receive(phone_desktop, "call")
+    await seen.receive(phone_desktop, "accepted")
+    await call(service, f"{VOICE}/status", sid, status="completed", CallDuration="12")
+    assert (await seen.receive(phone_desktop, "call"))["state"] == "ended"
+    await phone_desktop.close()
 
     assert seen.types == frame_types()
 

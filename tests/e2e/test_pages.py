@@ -1,16 +1,22 @@
 """The pages in a real browser (Debian's chromium through Playwright): the wallboard's waiting count rises with an
-SMS and falls when the agent console, signed in with the agent's token, accepts the offer with the card shown.
+SMS and falls when the agent console, signed in with the agent's token, accepts the offer with the card shown; a
+phone call shows its state on the console (ringing, connecting, in progress, ended with its duration) and the
+agent on it shows busy on the wallboard, then in wrap-up until the agent says it is ready.
 Screenshots go to `test-artifacts/` (ignored by git); any console error fails the test."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 
-from tests.running import RunningService
+from contactcenter.settings import Settings
+from tests.e2e.test_voice import CALLER, MENU, VOICE, call, call_to_queue, put_menu
+from tests.running import FakeTwilioApi, RunningService, run_service
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_ARGS = [
@@ -96,3 +102,65 @@ async def test_the_console_accepts_an_sms_offer_with_the_card_and_the_wallboard_
     await wallboard.page.screenshot(path=ARTIFACTS / "wallboard-answered.png", full_page=True)
 
     assert wallboard.errors == [] and console.errors == []
+
+
+async def test_the_console_shows_a_phone_calls_state_and_the_wallboard_the_agent_on_it_then_in_wrap_up(
+    service_settings: Settings, fake_twilio: FakeTwilioApi, browser: Browser
+) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    async with run_service(service_settings.model_copy(update={"wrap_up_seconds": 600})) as service:
+        await service.create_queue("sales", ["voice"])
+        await put_menu(service, MENU)
+        agent = await service.create_agent("Ann", ["sales"])
+        boss = await service.create_supervisor("Sue", ["sales"])
+        wallboard = await open_page(browser, f"{service.base_url}/supervisor")
+        await sign_in(wallboard.page, boss["token"])
+        ann_state = wallboard.page.locator('[data-agent="Ann"] [data-field="state"]')
+        console = await open_page(browser, f"{service.base_url}/agent")
+        await sign_in(console.page, agent["token"])
+        await expect(console.page.locator("#connection")).to_have_text("connected", timeout=15_000)
+        await console.page.get_by_role("button", name="Available").click()
+        await expect(console.page.locator("#state")).to_have_text("you are available", timeout=15_000)
+
+        connecting = asyncio.Event()
+        may_connect = asyncio.Event()
+
+        async def hold(_call_sid: str) -> None:  # Twilio takes its time to connect the call
+            connecting.set()
+            await may_connect.wait()
+
+        fake_twilio.before_call_update = hold
+        sid = "CA" + uuid.uuid4().hex
+        await call_to_queue(service, sid, "1")
+        phone = console.page.locator("#call-state")
+        await expect(phone).to_have_text(f"Incoming call from {CALLER} — ringing", timeout=15_000)
+        await console.page.screenshot(path=ARTIFACTS / "console-call-ringing.png", full_page=True)
+
+        await console.page.keyboard.press("a")
+        await expect(phone).to_have_text(f"Connecting the call from {CALLER}…")
+        await asyncio.wait_for(connecting.wait(), 15)
+        await console.page.screenshot(path=ARTIFACTS / "console-call-connecting.png", full_page=True)
+        may_connect.set()
+        await expect(phone).to_contain_text(f"On the call from {CALLER} — 0:", timeout=15_000)
+        await expect(console.page.locator("#call")).to_have_attribute("data-call-state", "in_progress")
+        await expect(ann_state).to_contain_text("busy · on a call", timeout=15_000)
+        await console.page.screenshot(path=ARTIFACTS / "console-call-in-progress.png", full_page=True)
+        await wallboard.page.screenshot(path=ARTIFACTS / "wallboard-agent-on-a-call.png", full_page=True)
+
+        assert (await call(service, f"{VOICE}/status", sid, status="completed", CallDuration="7")).status == 200
+        await expect(phone).to_contain_text(f"Call ended from {CALLER} — lasted 0:", timeout=15_000)
+        await expect(ann_state).to_have_text("busy", timeout=15_000)  # off the call, still on its conversation
+        await console.page.screenshot(path=ARTIFACTS / "console-call-ended.png", full_page=True)
+
+        await console.page.get_by_role("button", name="Wrap up").click()
+        await expect(console.page.locator("#state")).to_contain_text("you are in wrap-up until", timeout=15_000)
+        await expect(ann_state).to_have_text("wrap_up", timeout=15_000)
+        await console.page.screenshot(path=ARTIFACTS / "console-wrap-up.png", full_page=True)
+        await wallboard.page.screenshot(path=ARTIFACTS / "wallboard-wrap-up.png", full_page=True)
+        await console.page.get_by_role("button", name="Ready").click()
+        await expect(console.page.locator("#state")).to_have_text("you are available", timeout=15_000)
+        await expect(ann_state).to_have_text("available", timeout=15_000)
+
+        assert wallboard.errors == [] and console.errors == []
+        for page in (wallboard, console):  # their stream and socket closed before the service stops
+            await page.page.context.close()

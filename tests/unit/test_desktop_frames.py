@@ -175,6 +175,7 @@ def test_both_directions_give_a_json_schema_to_generate_the_socket_s_document_fr
         "revoked",
         "customer",
         "claims",
+        "call",
         "state",
         "accepted",
         "rejected",

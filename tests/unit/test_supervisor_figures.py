@@ -95,3 +95,21 @@ def test_an_event_of_the_wrong_shape_changes_nothing() -> None:
         for kind in ("interaction.routed", "interaction.answered", "agent.state_changed", "interaction.offered"):
             f.apply(0, kind, DAY + 1, data)
     assert f.snapshot(DAY + 2)["overall"]["offered"] == 0
+
+
+def test_an_agent_on_a_call_shows_busy_until_the_call_no_longer_occupies_it_even_in_wrap_up() -> None:
+    f = figures()
+    agent, call = {"agent_id": str(ANN)}, {"agent_id": str(ANN), "call_sid": "CA1"}
+    f.apply(0, "agent.state_changed", DAY + 1, {**agent, "state": "available", "previous": "offline"})
+    f.apply(0, "agent.call_started", DAY + 10, call)
+    (shown,) = f.snapshot(DAY + 20)["agents"]
+    assert (shown["state"], shown["call"], shown["call_since"]) == ("busy", "CA1", "2026-05-28T00:00:00.010000Z")
+    assert f.snapshot(DAY + 20)["overall"]["agents"]["busy"] == 1
+    f.apply(0, "agent.state_changed", DAY + 30, {**agent, "state": "wrap_up", "previous": "available"})
+    assert f.snapshot(DAY + 40)["agents"][0]["state"] == "busy", "the call still occupies it"
+    f.apply(0, "agent.call_ended", DAY + 50, {**agent, "call_sid": "CA0"})  # an older call's end: not this one
+    assert f.snapshot(DAY + 60)["agents"][0]["state"] == "busy"
+    f.apply(0, "agent.call_ended", DAY + 70, call)
+    (shown,) = f.snapshot(DAY + 80)["agents"]
+    assert (shown["state"], shown["call"]) == ("wrap_up", None)
+    assert f.snapshot(DAY + 80)["overall"]["agents"]["wrap_up"] == 1

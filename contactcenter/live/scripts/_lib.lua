@@ -10,7 +10,9 @@
 --
 -- Keys (P = prefix):
 --   P agent:<id>            hash  state, load, capacity, queues (comma list), idle_since, call (the CallSid of
---                                 the call the agent is on, while it is on one)
+--                                 the call the agent is on, while it is on one) and call_since (ms), and while the state is wrap_up:
+--                                 wrap_until (ms) and wrap_return (the state it goes back to)
+--   P wrapups               zset  agents in wrap-up; score: when it ends (the sweep ends it then)
 --   P agent:<id>:offers     set   the agent's pending reservation ids
 --   P queue:<id>:agents     zset  agents that may take work now (available, load < capacity); score idle_since
 --   P queue:<id>:tasks      zset  queued tasks (conversation ids); score: priority first, then arrival
@@ -26,6 +28,8 @@
 --                                 same atomic run as the change; fields type, subject, partition, time (ms),
 --                                 then the event's data as field/value pairs (schema/events.py). The relay
 --                                 moves entries into PostgreSQL's outbox, keyed by entry id, then deletes them.
+-- Agent states: available, away, offline, and wrap_up (after completing work, for the configured time or until
+-- the agent sets a state itself; an agent in wrap-up is offered nothing, as it is not available).
 -- Invariants: a task is in exactly one of queued/reserved/assigned; an agent's load (pending reservations
 -- plus assigned tasks) never exceeds its capacity; an agent is in a queue's agents set only while available
 -- with load < capacity and on no call (a call occupies its agent on every channel until it ends); every change other systems are told of has its entry in P events.
@@ -45,6 +49,9 @@ local MAX_RESERVATIONS = 200
 local REVOKED_MEMORY_MS = 600000
 
 local OFFERS, REVOKED = {}, {}
+-- Agents whose state a script moved without their asking (wrap-up started or ended): agent, state, until (ms, or
+-- '' when the state has no end). Their desktops are told.
+local STATES = {}
 
 local function agent_key(a) return P .. 'agent:' .. a end
 local function task_key(c) return P .. 'task:' .. c end
@@ -163,19 +170,32 @@ local function agent_state_changed(a, was, state)
 end
 
 -- The call ended (or outlived its bound): its agent is free for work again, idle since now, and matched with
--- what waits in its queues. Returns the agent, or nil when the call occupied nobody.
+-- what waits in its queues. Returns the agent and when the call began to occupy it (ms), or nil when the call
+-- occupied nobody. Event: agent.call_ended.
 local function release_call(sid)
   local a = redis.call('GET', P .. 'call:' .. sid)
   redis.call('DEL', P .. 'call:' .. sid)
   redis.call('ZREM', P .. 'calls', sid)
   if not a or redis.call('HGET', agent_key(a), 'call') ~= sid then return nil end
-  redis.call('HDEL', agent_key(a), 'call')
+  local since = redis.call('HGET', agent_key(a), 'call_since')
+  redis.call('HDEL', agent_key(a), 'call', 'call_since')
+  emit('agent.call_ended', a, 'agent:' .. a, 'agent_id', a, 'call_sid', sid)
   redis.call('HSET', agent_key(a), 'idle_since', NOW)
   refresh_eligibility(a)
   match_queues(agent_queues(a))
-  return a
+  return a, since
 end
 
+-- The agent's wrap-up is over (its time ran out, or it set a state itself): no longer in P wrapups. Returns the
+-- state it was to go back to.
+local function clear_wrap_up(a)
+  local back = redis.call('HGET', agent_key(a), 'wrap_return') or 'available'
+  redis.call('HDEL', agent_key(a), 'wrap_until', 'wrap_return')
+  redis.call('ZREM', P .. 'wrapups', a)
+  return back
+end
+
+-- Every script answers {status, offers, revoked, extra, states} (the scripts' "Returns" name the first four).
 local function answer(status, extra)
-  return { status, OFFERS, REVOKED, extra or {} }
+  return { status, OFFERS, REVOKED, extra or {}, STATES }
 end

@@ -1,7 +1,8 @@
 -- expire: take back offers nobody answered in time. ARGS: limit (how many at most in one run).
 -- Returns {"ok", offers, revoked, {}}. An agent that missed an offer is set away — it is likely not there —
 -- and its other pending offers are revoked too; the work is matched again. A connected call past its bound
--- (its final status never came) frees its agent, who is matched too.
+-- (its final status never came) frees its agent, who is matched too. A wrap-up whose time is up ends: the agent is
+-- back in the state it had (available: idle since now, and matched), and among the states returned.
 local limit = tonumber(ARGS[1])
 local touched = {}
 for _, r in ipairs(redis.call('ZRANGEBYSCORE', P .. 'reservations', '-inf', NOW, 'LIMIT', 0, limit)) do
@@ -19,5 +20,16 @@ for _, r in ipairs(redis.call('ZRANGEBYSCORE', P .. 'reservations', '-inf', NOW,
   end
 end
 match_queues(touched)
+for _, a in ipairs(redis.call('ZRANGEBYSCORE', P .. 'wrapups', '-inf', NOW, 'LIMIT', 0, limit)) do
+  local back = clear_wrap_up(a)
+  if redis.call('HGET', agent_key(a), 'state') == 'wrap_up' then
+    redis.call('HSET', agent_key(a), 'state', back)
+    if back == 'available' then redis.call('HSET', agent_key(a), 'idle_since', NOW) end
+    agent_state_changed(a, 'wrap_up', back)
+    STATES[#STATES + 1] = { a, back, '' }
+    refresh_eligibility(a)
+    match_queues(agent_queues(a))
+  end
+end
 for _, sid in ipairs(redis.call('ZRANGEBYSCORE', P .. 'calls', '-inf', NOW, 'LIMIT', 0, limit)) do release_call(sid) end
 return answer('ok')
