@@ -31,3 +31,21 @@ async def own_schema(database_url: str, prefix: str, *, keep: bool = False) -> A
                 await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
     finally:
         await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def loaded(database_url: str, schema: str) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
+    """A schema an earlier run loaded and kept: migrated to the latest migration, never dropped."""
+    admin = await asyncpg.connect(database_url)
+    try:
+        exists = await admin.fetchval("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", schema)
+    finally:
+        await admin.close()
+    if not exists:
+        raise SystemExit(f"no schema {schema!r}: load one with --keep first")
+    pool = await open_pool(database_url, schema=schema)
+    try:
+        await migrate(pool)
+        yield schema, pool
+    finally:
+        await pool.close()
