@@ -1,20 +1,23 @@
 """`python -m bench.cards [--clients N]`: the card at scale. Loads N clients, 2N identities (a phone and an
-email each) and 10N interactions with COPY into a schema of its own (1,000,000 by default: minutes; pass a
-smaller `--clients` for a quick run), then measures, in one run, one after another:
+email each) and 10N interactions with COPY into a schema of its own (1,000,000 by default: about six minutes
+on the project's machine; pass a smaller `--clients` for a quick run), or measures a schema loaded and kept
+before (`--keep`, then `--loaded-schema`), then measures, in one run, interleaved (one of each in turn):
 
 - `api_lookup`: `GET /api/v1/clients/lookup?phone=…` through the API (the card with its first page);
 - `sql_card`: the same card straight from PostgreSQL (`cc_card`), and `sql_point`: the raw point lookup of
   the identity, the floor beneath both;
-- `resolution`: an inbound contact's recording for a known sender (`cc_record_inbound`: resolve, store, attach).
+- `resolution`: an inbound contact's recording for a known sender (`cc_record_inbound`: resolve, store,
+  attach), and `sql_commit`: the smallest write PostgreSQL commits, the floor beneath it.
 
-Prints one JSON line: the counts loaded, the load's seconds, and p50/p99 in ms of each measure.
-"""
+Prints one JSON line: the counts, the load's seconds, the host's load average, and p50/p99 in ms of each
+measure. `python -m bench --database-schema` runs the whole service on a kept schema."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
 import random
 import re
 import statistics
@@ -152,60 +155,70 @@ async def _copy_batch(conn: PoolConnectionProxy, numbers: range) -> None:
     )
 
 
-async def _timed(samples: int, call: Callable[[int], Awaitable[object]]) -> dict[str, float]:
-    seconds = []
-    for n in range(samples):
-        started = time.perf_counter()
-        await call(n)
-        seconds.append(time.perf_counter() - started)
-    seconds.sort()
+def _figures(seconds: list[float]) -> dict[str, float]:
+    seconds = sorted(seconds)
     return {
         "p50_ms": round(statistics.median(seconds) * 1000, 3),
-        "p99_ms": round(seconds[int(len(seconds) * 0.99) - 1] * 1000, 3),
+        "p99_ms": round(seconds[max(0, int(len(seconds) * 0.99) - 1)] * 1000, 3),
     }
 
 
 RESOLVE = """
 SELECT o_client_id FROM cc_record_inbound($1, 'sms', 'inbound', $2, 'phone', $3, true, $3, '+15005550006', 'hi', now())
 """
+# The floor beneath a recording: the smallest write PostgreSQL commits (and flushes to its log), in the
+# bench's own table of the schema.
+COMMIT_FLOOR_TABLE = "CREATE TABLE IF NOT EXISTS bench_commit_floor (n bigint NOT NULL)"
+COMMIT_FLOOR = "INSERT INTO bench_commit_floor (n) VALUES ($1)"
 
 
 async def measure(pool: asyncpg.Pool, base_url: str, clients: int, samples: int) -> dict[str, Any]:
-    rng = random.Random(19)
-    picks = [rng.randrange(clients) for _ in range(samples)]
+    """Each measure `samples` times, interleaved — one of each in turn — so that every measure meets the
+    same moments of a shared host (a stall lands on all of them, not on whichever ran then); each on
+    clients drawn apart, so that none reads pages another measure has just brought in."""
+    await pool.execute(COMMIT_FLOOR_TABLE)
     headers = {"Authorization": f"Bearer {ADMIN}"}
     url = f"{base_url}/api/v1/clients/lookup"
     async with aiohttp.ClientSession() as http:
 
         async def api_lookup(n: int) -> None:
-            async with http.get(url, params={"phone": _phone(picks[n])}, headers=headers) as response:
+            async with http.get(url, params={"phone": _phone(n)}, headers=headers) as response:
                 assert response.status == 200, response.status
                 await response.read()
 
         async def sql_card(n: int) -> None:
             await pool.fetchval(
                 "SELECT cc_card((SELECT client_id FROM identities WHERE kind = 'phone' AND value = $1), 50)",
-                _phone(picks[n]),
+                _phone(n),
             )
 
         async def sql_point(n: int) -> None:
-            await pool.fetchval(
-                "SELECT client_id FROM identities WHERE kind = 'phone' AND value = $1", _phone(picks[n])
-            )
+            await pool.fetchval("SELECT client_id FROM identities WHERE kind = 'phone' AND value = $1", _phone(n))
+
+        async def sql_commit(n: int) -> None:
+            await pool.execute(COMMIT_FLOOR, n)
 
         async def resolution(n: int) -> None:
-            await pool.fetchval(RESOLVE, uuid.uuid4(), f"R{uuid.uuid4().hex}", _phone(picks[n]))
+            await pool.fetchval(RESOLVE, uuid.uuid4(), f"R{uuid.uuid4().hex}", _phone(n))
 
-        results: dict[str, Any] = {}
-        for name, call in (
-            ("api_lookup", api_lookup),
-            ("sql_card", sql_card),
-            ("sql_point", sql_point),
-            ("resolution", resolution),
-        ):
-            await _timed(min(50, samples), call)  # warm: plans, caches
-            results[name] = await _timed(samples, call)
-    return results
+        calls: dict[str, Callable[[int], Awaitable[object]]] = {
+            "api_lookup": api_lookup,
+            "sql_card": sql_card,
+            "sql_point": sql_point,
+            "sql_commit": sql_commit,
+            "resolution": resolution,
+        }
+        rng = random.Random(19)
+        warm = min(50, samples)  # plans, caches, connections
+        picks = {name: [rng.randrange(clients) for _ in range(warm + samples)] for name in calls}
+        seconds: dict[str, list[float]] = {name: [] for name in calls}
+        for n in range(warm + samples):
+            for name, call in calls.items():
+                started = time.perf_counter()
+                await call(picks[name][n])
+                if n >= warm:
+                    seconds[name].append(time.perf_counter() - started)
+    return {name: _figures(taken) for name, taken in seconds.items()}
 
 
 async def run(database_url: str, clients: int, samples: int, keep: bool, loaded_schema: str | None) -> dict[str, Any]:
@@ -232,11 +245,20 @@ async def run(database_url: str, clients: int, samples: int, keep: bool, loaded_
         site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # the port the OS gave
+        loads = [round(os.getloadavg()[0], 2)]
         try:
             figures = await measure(pool, f"http://127.0.0.1:{port}", counts["clients"], samples)
         finally:
             await runner.cleanup()
-    return {"bench": "cards", "schema": schema, **counts, "load_seconds": load_seconds, **figures}
+    return {
+        "bench": "cards",
+        "schema": schema,
+        **counts,
+        "load_seconds": load_seconds,
+        # The host's load (1-minute average) as the measures began and ended: other work shares the cores.
+        "load_average": [loads[0], round(os.getloadavg()[0], 2)],
+        **figures,
+    }
 
 
 async def _counts(pool: asyncpg.Pool) -> dict[str, int]:
