@@ -7,7 +7,8 @@ before (`--keep`, then `--loaded-schema`), then measures, in one run, interleave
 - `sql_card`: the same card straight from PostgreSQL (`cc_card`), and `sql_point`: the raw point lookup of
   the identity, the floor beneath both;
 - `resolution`: an inbound contact's recording for a known sender (`cc_record_inbound`: resolve, store,
-  attach), and `sql_commit`: the smallest write PostgreSQL commits, the floor beneath it.
+  attach), and `sql_commit`: the smallest write PostgreSQL commits, the floor beneath it; and
+  `resolution_unflushed`: the same recording not waiting for the log's flush to disk (its own work).
 
 Prints one JSON line: the counts, the load's seconds, the host's load average, and p50/p99 in ms of each
 measure. `python -m bench --database-schema` runs the whole service on a kept schema."""
@@ -172,11 +173,26 @@ COMMIT_FLOOR_TABLE = "CREATE TABLE IF NOT EXISTS bench_commit_floor (n bigint NO
 COMMIT_FLOOR = "INSERT INTO bench_commit_floor (n) VALUES ($1)"
 
 
-async def measure(pool: asyncpg.Pool, base_url: str, clients: int, samples: int) -> dict[str, Any]:
+async def measure(pool: asyncpg.Pool, database_url: str, base_url: str, clients: int, samples: int) -> dict[str, Any]:
     """Each measure `samples` times, interleaved — one of each in turn — so that every measure meets the
     same moments of a shared host (a stall lands on all of them, not on whichever ran then); each on
     clients drawn apart, so that none reads pages another measure has just brought in."""
     await pool.execute(COMMIT_FLOOR_TABLE)
+    # The same recording on a connection that does not wait for its commit to reach the disk: the recording's
+    # own work, apart from the log's flush (which `sql_commit` measures alone).
+    schema = await pool.fetchval("SELECT current_schema()")
+    unflushed = await asyncpg.connect(
+        database_url, server_settings={"search_path": schema, "synchronous_commit": "off", "TimeZone": "UTC"}
+    )
+    try:
+        return await _interleaved(pool, unflushed, base_url, clients, samples)
+    finally:
+        await unflushed.close()
+
+
+async def _interleaved(
+    pool: asyncpg.Pool, unflushed: asyncpg.Connection, base_url: str, clients: int, samples: int
+) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {ADMIN}"}
     url = f"{base_url}/api/v1/clients/lookup"
     async with aiohttp.ClientSession() as http:
@@ -201,12 +217,16 @@ async def measure(pool: asyncpg.Pool, base_url: str, clients: int, samples: int)
         async def resolution(n: int) -> None:
             await pool.fetchval(RESOLVE, uuid.uuid4(), f"R{uuid.uuid4().hex}", _phone(n))
 
+        async def resolution_unflushed(n: int) -> None:
+            await unflushed.fetchval(RESOLVE, uuid.uuid4(), f"U{uuid.uuid4().hex}", _phone(n))
+
         calls: dict[str, Callable[[int], Awaitable[object]]] = {
             "api_lookup": api_lookup,
             "sql_card": sql_card,
             "sql_point": sql_point,
             "sql_commit": sql_commit,
             "resolution": resolution,
+            "resolution_unflushed": resolution_unflushed,
         }
         rng = random.Random(19)
         warm = min(50, samples)  # plans, caches, connections
@@ -247,7 +267,7 @@ async def run(database_url: str, clients: int, samples: int, keep: bool, loaded_
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # the port the OS gave
         loads = [round(os.getloadavg()[0], 2)]
         try:
-            figures = await measure(pool, f"http://127.0.0.1:{port}", counts["clients"], samples)
+            figures = await measure(pool, database_url, f"http://127.0.0.1:{port}", counts["clients"], samples)
         finally:
             await runner.cleanup()
     return {
