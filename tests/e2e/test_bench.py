@@ -227,20 +227,21 @@ async def test_the_card_bench_keeps_its_load_and_measures_it_again_and_the_bench
 
 
 @pytest.mark.parametrize(
-    ("module", "arguments", "said"),
+    ("module", "arguments", "said", "code"),
     [
-        ("bench.cards", ["--loaded-schema", "public"], "--loaded-schema: 'public' is not a schema this bench loaded"),
-        ("bench.cards", ["--loaded-schema", "bench_cards_x\x01; DROP"], "is not a schema this bench loaded"),
-        ("bench.cards", ["--clients", "0"], "--clients and --samples must be at least 1"),
-        ("bench", ["--database-schema", 'x"; DROP SCHEMA public'], "is not a plain schema name"),
-        ("bench", ["--database-schema", "bench_cards_x", "--history", "3"], "the schema is already loaded"),
+        ("bench.cards", ["--loaded-schema", "public"], "'public' is not a schema this bench loaded", 2),
+        ("bench.cards", ["--loaded-schema", "bench_cards_x\x01; DROP"], "is not a schema this bench loaded", 2),
+        ("bench.cards", ["--loaded-schema", "bench_cards_never_loaded"], "no schema 'bench_cards_never_loaded'", 1),
+        ("bench.cards", ["--clients", "0"], "--clients and --samples must be at least 1", 2),
+        ("bench", ["--database-schema", 'x"; DROP SCHEMA public'], "is not a plain schema name", 2),
+        ("bench", ["--database-schema", "bench_cards_x", "--history", "3"], "the schema is already loaded", 2),
     ],
 )
 async def test_the_card_benches_refuse_a_schema_they_did_not_load_or_cannot_name(
-    module: str, arguments: list[str], said: str
+    module: str, arguments: list[str], said: str, code: int
 ) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", module, *arguments, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     _, stderr = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 2 and said in stderr.decode()
+    assert process.returncode == code and said in stderr.decode()
