@@ -8,7 +8,8 @@ before (`--keep`, then `--loaded-schema`), then measures, in one run, interleave
   the identity, the floor beneath both;
 - `resolution`: an inbound contact's recording for a known sender (`cc_record_inbound`: resolve, store,
   attach), and `sql_commit`: the smallest write PostgreSQL commits, the floor beneath it; and
-  `resolution_unflushed`: the same recording not waiting for the log's flush to disk (its own work).
+  `resolution_unflushed`: the same recording not waiting for the log's flush to disk (its own work), and
+  `resolution_without_events`: the same with events off (no outbox rows, no `NOTIFY`).
 
 Prints one JSON line: the counts, the load's seconds, the host's load average, and p50/p99 in ms of each
 measure. `python -m bench --database-schema` runs the whole service on a kept schema."""
@@ -180,18 +181,21 @@ async def measure(pool: asyncpg.Pool, database_url: str, base_url: str, clients:
     await pool.execute(COMMIT_FLOOR_TABLE)
     # The same recording on a connection that does not wait for its commit to reach the disk: the recording's
     # own work, apart from the log's flush (which `sql_commit` measures alone).
+    # And on one with events off (`cc.events`, migration 020): no outbox rows, no `NOTIFY` — whose commit
+    # PostgreSQL 15 serialises across the whole server — the recording's share that is the events'.
     schema = await pool.fetchval("SELECT current_schema()")
-    unflushed = await asyncpg.connect(
-        database_url, server_settings={"search_path": schema, "synchronous_commit": "off", "TimeZone": "UTC"}
-    )
+    settings = {"search_path": schema, "TimeZone": "UTC"}
+    unflushed = await asyncpg.connect(database_url, server_settings=settings | {"synchronous_commit": "off"})
+    silent = await asyncpg.connect(database_url, server_settings=settings | {"cc.events": "off"})
     try:
-        return await _interleaved(pool, unflushed, base_url, clients, samples)
+        return await _interleaved(pool, {"unflushed": unflushed, "silent": silent}, base_url, clients, samples)
     finally:
         await unflushed.close()
+        await silent.close()
 
 
 async def _interleaved(
-    pool: asyncpg.Pool, unflushed: asyncpg.Connection, base_url: str, clients: int, samples: int
+    pool: asyncpg.Pool, sessions: dict[str, asyncpg.Connection], base_url: str, clients: int, samples: int
 ) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {ADMIN}"}
     url = f"{base_url}/api/v1/clients/lookup"
@@ -218,7 +222,10 @@ async def _interleaved(
             await pool.fetchval(RESOLVE, uuid.uuid4(), f"R{uuid.uuid4().hex}", _phone(n))
 
         async def resolution_unflushed(n: int) -> None:
-            await unflushed.fetchval(RESOLVE, uuid.uuid4(), f"U{uuid.uuid4().hex}", _phone(n))
+            await sessions["unflushed"].fetchval(RESOLVE, uuid.uuid4(), f"U{uuid.uuid4().hex}", _phone(n))
+
+        async def resolution_without_events(n: int) -> None:
+            await sessions["silent"].fetchval(RESOLVE, uuid.uuid4(), f"S{uuid.uuid4().hex}", _phone(n))
 
         calls: dict[str, Callable[[int], Awaitable[object]]] = {
             "api_lookup": api_lookup,
@@ -227,6 +234,7 @@ async def _interleaved(
             "sql_commit": sql_commit,
             "resolution": resolution,
             "resolution_unflushed": resolution_unflushed,
+            "resolution_without_events": resolution_without_events,
         }
         rng = random.Random(19)
         warm = min(50, samples)  # plans, caches, connections
