@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import math
+import re
 import secrets
 import shutil
 import sys
@@ -64,6 +65,14 @@ def _arguments() -> argparse.Namespace:
         "--history", type=int, default=0, help="earlier contacts each customer has before the run (card size)"
     )
     parser.add_argument(
+        "--database-schema",
+        help="run the service on this PostgreSQL schema, already loaded and kept, instead of an empty one of the "
+        "run's own: e.g. the million clients of `python -m bench.cards --keep` (their phones are the customers' "
+        "numbers, so with --customers up to their count every SMS or call lands on a card with its history). "
+        "The run adds its contacts, agents and queue to it and never drops it; conversations an earlier run left "
+        "open in it are closed first",
+    )
+    parser.add_argument(
         "--agents", type=int, default=None, help="simulated agents (default: three times what the rate keeps busy)"
     )
     parser.add_argument("--accept-delay", type=float, default=0.05, help="seconds before an agent accepts")
@@ -94,6 +103,11 @@ def _arguments() -> argparse.Namespace:
         parser.error("--embedded runs one process: --apis does not apply")
     if args.customers < 1 or args.history < 0:
         parser.error("--customers must be at least 1 and --history at least 0")
+    if args.database_schema is not None:
+        if args.embedded or args.history:
+            parser.error("--database-schema: the schema is already loaded (not with --embedded nor --history)")
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", args.database_schema):
+            parser.error(f"--database-schema: {args.database_schema!r} is not a plain schema name")
     try:
         parse_mix(args.mix)
     except ValueError as exc:
@@ -188,6 +202,20 @@ async def _wait_published(database_url: str, schema: str, within: float) -> tupl
         await conn.close()
 
 
+async def _prepare_loaded(database_url: str, schema: str) -> int:
+    """A kept schema as a run needs it: no conversation an earlier run left waiting (the run waits until none
+    waits); answer how many events earlier runs left in its outbox."""
+    conn = await asyncpg.connect(database_url, server_settings={"search_path": schema})
+    try:
+        if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", schema):
+            raise SystemExit(f"--database-schema: no schema {schema!r}")
+        closed = await conn.execute("UPDATE conversations SET state = 'closed', closed_at = now() WHERE state = 'open'")
+        _progress(f"{schema}: {closed.split()[-1]} conversations left open by earlier runs closed")
+        return int(await conn.fetchval("SELECT count(*) FROM events"))
+    finally:
+        await conn.close()
+
+
 async def run(args: argparse.Namespace) -> dict[str, object]:
     profilers = Profilers(args.profile) if args.profile else None
     raw: RawLimits | None = None
@@ -196,6 +224,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         raw = await measure_raw_limits(amqp_url=AMQP_URL, database_url=DATABASE_URL, redis_url=REDIS_URL)
 
     namespace = f"bench{uuid.uuid4().hex[:8]}"
+    events_before = 0  # the events an earlier run left in a kept schema (--database-schema)
     admin_token, twilio_token = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
     # Where the service connects accepted calls: a stand-in of Twilio's REST API, which ends each call it
     # connects with the status callback Twilio would post.
@@ -227,14 +256,17 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             "CC_REDIS_URL": REDIS_URL,
             "CC_AMQP_URL": AMQP_URL,
             "CC_NAMESPACE": namespace,
-            "CC_DATABASE_SCHEMA": namespace,
         }
         roles = ["api"] * args.apis + ["router"] * args.routers
         database_url = DATABASE_URL
-        namespace_schema = namespace
-        conn = await asyncpg.connect(DATABASE_URL)
-        await conn.execute(f'CREATE SCHEMA "{namespace}"')
-        await conn.close()
+        namespace_schema = args.database_schema or namespace
+        env["CC_DATABASE_SCHEMA"] = namespace_schema
+        if args.database_schema is None:
+            conn = await asyncpg.connect(DATABASE_URL)
+            await conn.execute(f'CREATE SCHEMA "{namespace}"')
+            await conn.close()
+        else:
+            events_before = await _prepare_loaded(DATABASE_URL, args.database_schema)
 
     mail = "email" in parse_mix(args.mix)
     if mail and not args.embedded:
@@ -289,7 +321,10 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             await agents.accepts_done(within=30)
             if lag is not None:
                 events = await _wait_published(database_url, namespace_schema, within=60)
-                event_lag = await lag.figures() | {"in_outbox": events[0], "unpublished_at_end": events[1]}
+                event_lag = await lag.figures() | {
+                    "in_outbox": events[0] - events_before,
+                    "unpublished_at_end": events[1],
+                }
             await service.stop_sampling()
             if profilers is not None:
                 _progress(f"flame graphs: {', '.join(str(path) for path in await profilers.finish())}")

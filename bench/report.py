@@ -58,6 +58,8 @@ def summarise(
         "mix": parse_mix(args.mix),
         "customers": args.customers,
         "history_per_customer": args.history,
+        # A kept, loaded schema (bench.cards) the service ran on, or None: an empty one of the run's own.
+        "database_schema": args.database_schema,
         "mode": "embedded" if args.embedded else f"production ({args.routers} router(s))",
         "events": not args.no_events,
         "offered_rate_per_s": args.rate,

@@ -107,3 +107,49 @@ async def test_the_pages_after_the_first_give_every_entry_once_newest_first(pool
                 break
         assert seen == [f"entry {n}" for n in expected]
     assert await cards.timeline(uuid.uuid4(), limit=10) is None
+
+
+# Other cards of the center: `$1` clients, each with a phone; then, as in the center's day, visitors and open
+# conversations the planner's statistics have not seen yet.
+OTHER_CARDS = """
+INSERT INTO clients (id) SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(n), 12, '0'))::uuid
+FROM generate_series(1, $1) AS n;
+"""
+OTHER_PHONES = """
+INSERT INTO identities (kind, value, client_id, verified)
+SELECT 'phone', '+1628' || lpad(n::text, 7, '0'), ('00000000-0000-4000-8000-' || lpad(to_hex(n), 12, '0'))::uuid, true
+FROM generate_series(1, $1) AS n
+"""
+OTHERS_VISIT_AND_WRITE = """
+WITH visitors AS (
+    INSERT INTO identities (kind, value, client_id, verified)
+    SELECT 'visitor', gen_random_uuid()::text, ('00000000-0000-4000-8000-' || lpad(to_hex(n), 12, '0'))::uuid, true
+    FROM generate_series(1, $1) AS n)
+INSERT INTO conversations (id, client_id, channel)
+SELECT gen_random_uuid(), ('00000000-0000-4000-8000-' || lpad(to_hex(n), 12, '0'))::uuid, 'chat'
+FROM generate_series(1, $1) AS n
+"""
+
+
+async def test_the_card_costs_the_same_when_visitors_and_open_conversations_outgrow_the_statistics(
+    pool: asyncpg.Pool,
+) -> None:
+    """Statistics lag a center's day (autovacuum analyses a table again after a tenth of it changed): the
+    card's reads of its visitors and open conversations must not become reads of the center's (migration 027;
+    before it, each card read every visitor and every open conversation)."""
+    client_id = await _client(pool, 10, "+14155550194")
+    others = 3000
+    async with pool.acquire() as conn:
+        await conn.execute(OTHER_CARDS, others)
+        await conn.execute(OTHER_PHONES, others)
+        # The statistics as a quiet night left them (no visitor, no open conversation), and kept so.
+        await conn.execute("ANALYZE identities; ANALYZE conversations")
+        await conn.execute("ALTER TABLE identities SET (autovacuum_enabled = off)")
+        await conn.execute("ALTER TABLE conversations SET (autovacuum_enabled = off)")
+    quiet = await _buffers_of_card(pool, client_id)
+    await pool.execute(OTHERS_VISIT_AND_WRITE, others)
+    await pool.expire_connections()  # no plan made before the day is kept: each connection plans anew
+    busy = await _buffers_of_card(pool, client_id)
+    assert busy <= quiet + 10, (quiet, busy)
+    card = json.loads(await Cards(pool).by_id(client_id) or "")
+    assert card["open_conversations"] == [] and card["claims"] == []

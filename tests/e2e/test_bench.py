@@ -10,7 +10,10 @@ import signal
 import sys
 from typing import Any
 
+import asyncpg
 import pytest
+
+from bench.servers import DATABASE_URL
 
 
 async def _bench(*arguments: str, module: str = "bench") -> tuple[str, dict[str, Any]]:
@@ -186,3 +189,60 @@ async def test_the_benchmark_runs_the_service_without_events_for_the_comparison(
     assert "event lag            not measured (events off)" in table
     assert result["acknowledged"] == 40 and result["lost"] == 0 and result["duplicated"] == 0
     assert result["waiting_for_agent_at_end"] == 0 and result["service_cpu_ms_per_interaction"] > 0
+
+
+async def test_the_card_bench_keeps_its_load_and_measures_it_again_and_the_bench_runs_on_it() -> None:
+    """`bench.cards --keep` loads once; `--loaded-schema` measures the same schema again without a load; and
+    `python -m bench --database-schema` runs the service on it, its customers the loaded clients: every
+    contact lands on a card that was loaded, with its ten earlier entries."""
+    _, loaded = await _bench("--clients", "60", "--samples", "20", "--keep", module="bench.cards")
+    schema = loaded["schema"]
+    try:
+        assert (loaded["clients"], loaded["identities"]) == (60, 120) and loaded["load_seconds"] > 0
+        measures = ("api_lookup", "sql_card", "sql_point", "sql_commit", "resolution", "resolution_unflushed")
+        assert loaded["resolution_without_events"]["p99_ms"] > 0
+        assert all(loaded[name]["p99_ms"] > 0 for name in measures)
+        _, again = await _bench("--loaded-schema", schema, "--samples", "20", module="bench.cards")
+        assert again["schema"] == schema and again["load_seconds"] is None
+        # The measure before recorded one inbound per resolution sample: on loaded cards, none new.
+        assert (again["clients"], again["identities"]) == (60, 120)
+        _, result = await _bench(
+            "--rate", "20", "--duration", "2", "--agents", "5", "--customers", "60", "--skip-raw",
+            "--database-schema", schema,
+        )  # fmt: skip
+        assert result["database_schema"] == schema
+        assert result["sent"] == result["acknowledged"] == 40
+        assert result["lost"] == 0 and result["duplicated"] == 0 and result["waiting_for_agent_at_end"] == 0
+        assert result["card_timeline_entries_mean"] >= 11
+        lag = result["event_lag_ms"]
+        assert lag["in_outbox"] >= 40 and lag["received"] >= lag["in_outbox"] and lag["unpublished_at_end"] == 0
+        conn = await asyncpg.connect(DATABASE_URL, server_settings={"search_path": schema})
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM clients") == 60
+        finally:
+            await conn.close()
+    finally:
+        conn = await asyncpg.connect(DATABASE_URL)
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()
+
+
+@pytest.mark.parametrize(
+    ("module", "arguments", "said", "code"),
+    [
+        ("bench.cards", ["--loaded-schema", "public"], "'public' is not a schema this bench loaded", 2),
+        ("bench.cards", ["--loaded-schema", "bench_cards_x\x01; DROP"], "is not a schema this bench loaded", 2),
+        ("bench.cards", ["--loaded-schema", "bench_cards_never_loaded"], "no schema 'bench_cards_never_loaded'", 1),
+        ("bench.cards", ["--clients", "0"], "--clients and --samples must be at least 1", 2),
+        ("bench", ["--database-schema", 'x"; DROP SCHEMA public'], "is not a plain schema name", 2),
+        ("bench", ["--database-schema", "bench_cards_x", "--history", "3"], "the schema is already loaded", 2),
+    ],
+)
+async def test_the_card_benches_refuse_a_schema_they_did_not_load_or_cannot_name(
+    module: str, arguments: list[str], said: str, code: int
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", module, *arguments, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == code and said in stderr.decode()
