@@ -12,6 +12,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
@@ -49,9 +50,39 @@ def _require(url: str, default_port: int, what: str) -> None:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
+    # Runs in the xdist controller and in each worker: a server that does not answer stops the run either way.
     _require(DATABASE_URL, 5432, "PostgreSQL")
     _require(REDIS_URL, 6379, "Redis")
     _require(AMQP_URL, 5672, "RabbitMQ")
+
+
+TESTS = Path(__file__).parent
+# Tests that start servers or whole service layouts of their own and break them or load them: on one worker, one
+# after another (`--dist loadgroup`). The fault tests kill and restart servers and wait on short publish
+# timeouts; the bench's tests start several service processes, each with its pool of PostgreSQL connections (the
+# shared server allows 100 in all). Side by side they would stretch each other's timeouts and exhaust those.
+SERIAL = (TESTS / "faults", TESTS / "e2e" / "test_bench.py", TESTS / "e2e" / "test_bench_chat.py")
+
+
+def _serial(item: pytest.Item) -> bool:
+    return any(item.path.is_relative_to(path) for path in SERIAL)
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    # As each test is collected: xdist reads the group into the test's id in its own `modifyitems`.
+    if _serial(item):
+        item.add_marker(pytest.mark.xdist_group("serial"))
+
+
+@pytest.hookimpl(trylast=True)  # after xdist's own, which names the group in the test's id
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The serial group first: it is the longest line of the run, which the other workers fill beside. A pytest
+    on which xdist's `loadgroup` would spread the group anyway (pytest-xdist#1386) stops the run."""
+    items.sort(key=lambda item: not _serial(item))  # stable: the order within each part is kept
+    if getattr(config.option, "loadgroup", False):
+        spread = [item.nodeid for item in items if _serial(item) and not item.nodeid.endswith("@serial")]
+        if spread:
+            raise pytest.UsageError(f"--dist loadgroup did not group {spread[0]} (pytest-xdist#1386)")
 
 
 @pytest.fixture
