@@ -12,6 +12,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
@@ -39,19 +40,78 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
-def _require(url: str, default_port: int, what: str) -> None:
+def _unanswered(url: str, default_port: int, what: str) -> str | None:
+    """Why the server at `url` cannot be used, or None when it answers."""
     parsed = urlparse(url)
     host, port = parsed.hostname or "127.0.0.1", parsed.port or default_port
     try:
         socket.create_connection((host, port), timeout=3).close()
     except OSError as exc:
-        pytest.exit(f"{what} at {host}:{port} does not answer ({exc}); start it (see .ci/run)", returncode=3)
+        return f"{what} at {host}:{port} does not answer ({exc}); start it (see .ci/run)"
+    return None
+
+
+SERVERS_DOWN = pytest.StashKey[str]()
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    _require(DATABASE_URL, 5432, "PostgreSQL")
-    _require(REDIS_URL, 6379, "Redis")
-    _require(AMQP_URL, 5672, "RabbitMQ")
+    """A server that does not answer fails the run, nothing is skipped. Checked in the xdist controller (which
+    stops before any worker starts) and again in each worker: a worker that exited here would be replaced by
+    xdist again and again, so a worker's tests fail instead, each naming the server."""
+    down = [
+        reason
+        for reason in (
+            _unanswered(DATABASE_URL, 5432, "PostgreSQL"),
+            _unanswered(REDIS_URL, 6379, "Redis"),
+            _unanswered(AMQP_URL, 5672, "RabbitMQ"),
+        )
+        if reason is not None
+    ]
+    if not down:
+        return
+    if hasattr(session.config, "workerinput"):
+        session.config.stash[SERVERS_DOWN] = "; ".join(down)
+    else:
+        pytest.exit("; ".join(down), returncode=3)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if (down := item.config.stash.get(SERVERS_DOWN, None)) is not None:
+        pytest.fail(down, pytrace=False)
+
+
+TESTS = Path(__file__).parent
+# Tests that start servers or whole service layouts of their own and break or load them: each group on one worker,
+# one test after another (`--dist loadgroup`), the two groups beside each other. The fault tests kill and restart
+# servers and wait on short publish timeouts, which another fault test's restarts beside them would stretch; the
+# bench's tests start several service processes, each with its pool of PostgreSQL connections (the shared server
+# allows 100 in all: four benches at once exhausted them).
+GROUPS = {
+    TESTS / "faults": "faults",
+    TESTS / "e2e" / "test_bench.py": "bench",
+    TESTS / "e2e" / "test_bench_chat.py": "bench",
+}
+
+
+def _group(item: pytest.Item) -> str | None:
+    return next((group for path, group in GROUPS.items() if item.path.is_relative_to(path)), None)
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    # As each test is collected: xdist reads the group into the test's id in its own `modifyitems`.
+    if (group := _group(item)) is not None:
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.hookimpl(trylast=True)  # after xdist's own, which names the group in the test's id
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The groups first: they are the longest lines of the run, which the other workers fill beside. A pytest
+    on which xdist's `loadgroup` would spread a group anyway (pytest-xdist#1386) stops the run."""
+    items.sort(key=lambda item: _group(item) is None)  # stable: the order within each part is kept
+    if getattr(config.option, "loadgroup", False):
+        spread = [item.nodeid for item in items if (group := _group(item)) and not item.nodeid.endswith(f"@{group}")]
+        if spread:
+            raise pytest.UsageError(f"--dist loadgroup did not group {spread[0]} (pytest-xdist#1386)")
 
 
 @pytest.fixture

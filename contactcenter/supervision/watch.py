@@ -230,7 +230,9 @@ class QueueWatch:
     async def _reload_quietly(self) -> None:
         try:
             await self.reload_directory()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        # InternalClientError: a connection PostgreSQL cut in the middle of its protocol (contactcenter/answers.py);
+        # uncaught, it ended the day check's loop and made `stop` raise it.
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
             log.warning("queue watch could not read the directory: %s", exc)
 
     async def _tick(self) -> None:

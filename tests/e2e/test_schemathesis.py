@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import hypothesis
+import pytest
 import requests
 import schemathesis
 from schemathesis.checks import not_a_server_error
@@ -72,6 +73,9 @@ async def _poll_card(service: RunningService, url: str, query: dict[str, str]) -
             await asyncio.sleep(0.05)
 
 
+# Every operation fuzzed in turn: minutes of CPU when the suite's other workers share the cores (118 s seen on a
+# shared host, past the suite's 120 s hang guard). The checks are the same; only the guard is longer.
+@pytest.mark.timeout(360)
 async def test_every_operation_answers_as_documented_under_schemathesis(service: RunningService) -> None:
     await service.create_queue("sales", ["sms"])
     agent = await service.create_agent("Ann", ["sales"])

@@ -38,6 +38,13 @@ async def browser() -> AsyncIterator[Browser]:
             await launched.close()
 
 
+async def _leave(browser: Browser) -> None:
+    """Every visitor closes its page (and with it the widget's socket)."""
+    for context in browser.contexts:
+        for page in context.pages:
+            await page.close()
+
+
 async def _snapshot(page: Page, name: str) -> None:
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(ARTEFACTS / f"{name}.png"))
@@ -134,6 +141,9 @@ async def test_one_script_tag_embeds_the_widget_on_an_allowed_site_and_not_on_an
             await foreign.goto(other_url)
             await foreign.get_by_role("button", name="Chat with us").click()
             await expect(foreign.get_by_role("status")).to_have_text("Connection lost; reconnecting…")
+            # The visitors leave before the service stops: a widget's open socket would hold its stop for
+            # aiohttp's whole shutdown timeout (the sockets are closed only in the cleanup after it).
+            await _leave(browser)
         finally:
             await allowed.cleanup()
             await other.cleanup()
@@ -186,3 +196,4 @@ async def test_outside_the_chats_hours_the_widget_says_it_is_closed_and_offers_t
         await expect(page.get_by_role("status")).to_contain_text("We are closed now")
         await expect(page.get_by_label("Email")).to_be_visible()
         await _snapshot(page, "closed")
+        await _leave(browser)
