@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 # What a worker may meet when PostgreSQL goes away under it: it stops, and the next scan starts it again.
 STORE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ContactCenterError)
+# What a lease adds to the time of a send: the bookkeeping around it (PostgreSQL round trips, a slow host).
+LEASE_MARGIN_SECONDS = 2.0
 # How long an event waits for PostgreSQL before its recording is tried again, doubling up to the last.
 FIRST_PAUSE, LAST_PAUSE = 0.1, 2.0
 
@@ -61,8 +63,10 @@ class WebhookDispatcher:
         self._sender = sender
         self._retry = retry
         self._scan_seconds = scan_seconds
-        # Long enough for a send and its bookkeeping; a dead dispatcher's lease lapses after it.
-        self._lease_seconds = max(30.0, 3 * send_timeout)
+        # A worker renews its lease before each send, and every third of it while it waits for a retry: a lease
+        # need only outlast one send (its timeout) and its bookkeeping. A killed dispatcher's lines pass to another
+        # router once it lapses (30 s before; 12 s with the default 5 s timeout).
+        self._lease_seconds = 2 * send_timeout + LEASE_MARGIN_SECONDS
         self._owner = uuid.uuid4()
         self._stopping = asyncio.Event()
         self._workers: dict[uuid.UUID, _Worker] = {}
