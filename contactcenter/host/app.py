@@ -405,6 +405,7 @@ async def _start_webhook_dispatcher(settings: Settings, services: Services, stac
             retries=settings.webhook_retries,
             base_seconds=settings.webhook_retry_base_seconds,
             max_seconds=settings.webhook_retry_max_seconds,
+            max_pending=settings.webhook_max_pending,
         ),
         scan_seconds=settings.webhook_scan_seconds,
         send_timeout=settings.webhook_timeout_seconds,

@@ -1,6 +1,7 @@
 """Deliveries in PostgreSQL, one per (webhook, event), as a state machine: pending → delivered, or a failure →
-retrying → … → parked after the last retry (a replay makes it pending again). A webhook's line is its pending
-and retrying deliveries in event order; one dispatcher at a time holds a webhook's lease and sends its line."""
+retrying → … → parked after the last retry, or with the whole line when it grows past its bound and the webhook
+is suspended (a replay makes it pending again). A webhook's line is its pending and retrying deliveries in event
+order; one dispatcher at a time holds a webhook's lease and sends its line."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from dataclasses import dataclass
 import asyncpg
 
 # The event is recorded for every webhook whose patterns match its routing key, once: a redelivered event
-# (the dispatcher died before its ack) finds its deliveries there already.
+# (the dispatcher died before its ack) finds its deliveries there already. A suspended webhook records nothing.
 RECORD = """
 INSERT INTO webhook_deliveries (webhook_id, event_id, event_sequence, body)
-SELECT id, $1, $2, $3 FROM webhooks WHERE '.' || $4::text ~ types_regex
+SELECT id, $1, $2, $3 FROM webhooks WHERE '.' || $4::text ~ types_regex AND suspended_at IS NULL
 ON CONFLICT (webhook_id, event_id) DO NOTHING
 RETURNING webhook_id
 """
@@ -39,6 +40,22 @@ UPDATE webhook_deliveries
 SET state = CASE WHEN $4 THEN 'parked' ELSE 'retrying' END, attempts = attempts + 1, last_status = $2,
     next_attempt_at = now() + make_interval(secs => $3)
 WHERE id = $1
+"""
+
+# Whether a webhook's line is longer than `$2`: at most `$2` + 1 entries of its index read.
+LINE_LONGER_THAN = """
+SELECT count(*) > $2 FROM (
+    SELECT 1 FROM webhook_deliveries WHERE webhook_id = $1 AND state IN ('pending', 'retrying') LIMIT $2 + 1) line
+"""
+# The webhook suspended (once: another dispatcher may have done it) and its whole line parked; how many.
+SUSPEND = """
+WITH suspended AS (
+    UPDATE webhooks SET suspended_at = now(), missed_after = (
+        SELECT max(event_sequence) FROM webhook_deliveries WHERE webhook_id = $1 AND state IN ('pending', 'retrying'))
+    WHERE id = $1 AND suspended_at IS NULL
+    RETURNING id)
+UPDATE webhook_deliveries SET state = 'parked'
+WHERE webhook_id = (SELECT id FROM suspended) AND state IN ('pending', 'retrying')
 """
 
 # Retention (contactcenter/events/retention.py), a bounded batch at a time, rows another process holds skipped.
@@ -99,6 +116,14 @@ class Deliveries:
 
     async def failed(self, delivery_id: int, status: int | None, *, retry_in: float, park: bool) -> None:
         await self._pool.execute(FAILED, delivery_id, status, retry_in, park)
+
+    async def line_longer_than(self, webhook_id: uuid.UUID, bound: int) -> bool:
+        longer: bool = await self._pool.fetchval(LINE_LONGER_THAN, webhook_id, bound)
+        return longer
+
+    async def suspend(self, webhook_id: uuid.UUID) -> int:
+        """Suspend the webhook and park its line; how many deliveries were parked (0: suspended already)."""
+        return _count(await self._pool.execute(SUSPEND, webhook_id))
 
     async def forget_delivered(self, older_than_seconds: float, batch: int) -> int:
         """Delete up to `batch` deliveries delivered more than `older_than_seconds` ago; how many."""

@@ -1,5 +1,5 @@
 """Registered webhooks in PostgreSQL: create, list and delete them (each caller sees its own: an integration
-its webhooks, the admin all of them), and put parked deliveries back in line."""
+its webhooks, the admin all of them), and put parked deliveries back in line (resuming a suspended webhook)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ import asyncpg
 from contactcenter.errors import NotFound
 from contactcenter.webhooks.bindings import WebhookBindings
 from contactcenter.webhooks.patterns import types_regex
-from schema.webhooks import WebhookCreate, WebhookCreated, WebhookView
+from schema.webhooks import ReplayResult, WebhookCreate, WebhookCreated, WebhookView
 
 INSERT_WEBHOOK = """
 INSERT INTO webhooks (id, url, types, types_regex, secret, integration_id) VALUES ($1, $2, $3, $4, $5, $6)
 """
 # `$1` null: the admin, who sees every webhook.
 LIST_WEBHOOKS = """
-SELECT w.id, w.url, w.types, w.integration_id, w.created_at,
+SELECT w.id, w.url, w.types, w.integration_id, w.created_at, w.suspended_at, w.missed_after,
        (SELECT count(*) FROM webhook_deliveries d WHERE d.webhook_id = w.id AND d.state = 'parked') AS parked
 FROM webhooks w
 WHERE $1::uuid IS NULL OR w.integration_id = $1
@@ -30,7 +30,9 @@ REPLAY_PARKED = """
 UPDATE webhook_deliveries SET state = 'pending', attempts = 0, next_attempt_at = now()
 WHERE webhook_id = $1 AND state = 'parked'
 """
-WEBHOOK_EXISTS = "SELECT 1 FROM webhooks WHERE id = $1"
+# The row locked, so a dispatcher suspending it meanwhile waits for the replay's commit.
+SUSPENSION = "SELECT suspended_at, missed_after FROM webhooks WHERE id = $1 FOR UPDATE"
+RESUME = "UPDATE webhooks SET suspended_at = NULL, missed_after = NULL WHERE id = $1"
 DESTINATION = "SELECT url, secret FROM webhooks WHERE id = $1"
 
 
@@ -79,12 +81,20 @@ class Webhooks:
             await self._bindings.unbind_unused(conn, deleted)
 
     async def replay_parked(self, webhook_id: uuid.UUID) -> int:
-        """Put its parked deliveries back in line with fresh retries; how many."""
+        """Put its parked deliveries back in line with fresh retries (resuming it if it was suspended); how many."""
+        return (await self.replay(webhook_id)).replayed
+
+    async def replay(self, webhook_id: uuid.UUID) -> ReplayResult:
+        """Put its parked deliveries back in line with fresh retries, and resume it if it was suspended (with the
+        id after which its events were not recorded)."""
         async with self._pool.acquire() as conn, conn.transaction():
-            if await conn.fetchval(WEBHOOK_EXISTS, webhook_id) is None:
+            suspension = await conn.fetchrow(SUSPENSION, webhook_id)
+            if suspension is None:
                 raise NotFound("no such webhook", field="webhook_id")
+            if suspension["suspended_at"] is not None:
+                await conn.execute(RESUME, webhook_id)
             status = await conn.execute(REPLAY_PARKED, webhook_id)
-        return int(status.rsplit(" ", 1)[1])
+        return ReplayResult(replayed=int(status.rsplit(" ", 1)[1]), missed_after=suspension["missed_after"])
 
     async def destination(self, webhook_id: uuid.UUID) -> Destination | None:
         row = await self._pool.fetchrow(DESTINATION, webhook_id)
