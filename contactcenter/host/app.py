@@ -215,7 +215,7 @@ async def _start_api(
             *SharedIdentifiersApi(auth, SharedIdentifierList(services.pool)).routes(),
             *gateway.routes(),
             *EventsApi(auth, services.pool, settings.namespace).routes(),
-            *IntegrationsApi(auth, integrations).routes(),
+            *IntegrationsApi(auth, integrations, _webhooks(services).delete_integration).routes(),
             *WebhooksApi(auth, _webhooks(services), guard).routes(),
             *supervisors.routes(),
             *Pages().routes(),

@@ -1,5 +1,6 @@
 """Registered webhooks in PostgreSQL: create, list and delete them (each caller sees its own: an integration
-its webhooks, the admin all of them), and put parked deliveries back in line (resuming a suspended webhook)."""
+its webhooks, the admin all of them) — or an integration with all of its own — and put parked deliveries back in
+line (resuming a suspended webhook)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ REPLAY_PARKED = """
 UPDATE webhook_deliveries SET state = 'pending', attempts = 0, next_attempt_at = now()
 WHERE webhook_id = $1 AND state = 'parked'
 """
+INTEGRATION_PATTERNS = "SELECT DISTINCT unnest(types) AS pattern FROM webhooks WHERE integration_id = $1"
+# Its webhooks and their deliveries go with it (ON DELETE CASCADE).
+DELETE_INTEGRATION = "DELETE FROM integrations WHERE id = $1"
 # The row locked, so a dispatcher suspending it meanwhile waits for the replay's commit.
 SUSPENSION = "SELECT suspended_at, missed_after FROM webhooks WHERE id = $1 FOR UPDATE"
 RESUME = "UPDATE webhooks SET suspended_at = NULL, missed_after = NULL WHERE id = $1"
@@ -79,6 +83,16 @@ class Webhooks:
             if deleted is None:
                 raise NotFound("no such webhook", field="webhook_id")
             await self._bindings.unbind_unused(conn, deleted)
+
+    async def delete_integration(self, integration_id: uuid.UUID) -> None:
+        """Delete an integration — its token opens nothing any more — with its webhooks and their deliveries, and
+        unbind the patterns of its webhooks that no other webhook has; 404 for an unknown one."""
+        async with self._bindings.changing(self._pool) as conn:
+            async with conn.transaction():
+                patterns = [row["pattern"] for row in await conn.fetch(INTEGRATION_PATTERNS, integration_id)]
+                if await conn.execute(DELETE_INTEGRATION, integration_id) == "DELETE 0":
+                    raise NotFound("no such integration", field="integration_id")
+            await self._bindings.unbind_unused(conn, patterns)
 
     async def replay_parked(self, webhook_id: uuid.UUID) -> int:
         """Put its parked deliveries back in line with fresh retries (resuming it if it was suspended); how many."""
