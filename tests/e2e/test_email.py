@@ -587,3 +587,35 @@ async def test_a_mail_that_cannot_be_read_at_all_still_reaches_an_agent_though_n
     assert "could not be read" in offer["reservation"]["interaction"]["body"]
     assert offer["reservation"]["interaction"]["from_address"] == CUSTOMER
     await desktop.close()
+
+
+async def test_a_reply_not_sent_has_its_own_event_naming_its_timeline_entry_and_why(
+    mail_service: RunningService, relay: Relay
+) -> None:
+    desktop, port = await _support_desk(mail_service)
+    await send_mail(port, customer_mail())
+    offer = await _accepted_offer(mail_service, desktop)
+    conversation_id = offer["reservation"]["conversation_id"]
+    relay.refuse = "550 5.7.1 no thanks"
+    await desktop.command({"type": "reply", "conversation_id": conversation_id, "text": "Refused"}, "error")
+
+    unsent = next(e for e in (await _card(mail_service, CUSTOMER))[1]["timeline"] if e["direction"] == "outbound")
+    failed: list[dict[str, Any]] = []
+    async with asyncio.timeout(10):  # once the outbox relay has stamped it
+        while not failed:
+            async with mail_service.http.get(
+                f"{mail_service.base_url}/api/v1/events", params={"after": "0"}, headers=mail_service.admin_headers()
+            ) as response:
+                events = (await response.json())["events"]
+            failed = [e for e in events if e["type"] == "org.contactcenter.message.failed"]
+            await asyncio.sleep(0.05)
+    assert len(failed) == 1
+    data = failed[0]["data"]
+    assert (data["interaction_id"], data["conversation_id"], data["channel"]) == (
+        unsent["id"],
+        conversation_id,
+        "email",
+    )
+    assert data["agent_id"] == desktop.agent_id and data["reason"].startswith("the mail relay refused the reply: 550")
+    assert not any(e["type"] == "org.contactcenter.message.sent" for e in events)
+    await desktop.close()
