@@ -619,3 +619,29 @@ async def test_a_reply_not_sent_has_its_own_event_naming_its_timeline_entry_and_
     assert data["agent_id"] == desktop.agent_id and data["reason"].startswith("the mail relay refused the reply: 550")
     assert not any(e["type"] == "org.contactcenter.message.sent" for e in events)
     await desktop.close()
+
+
+async def test_after_a_conversation_passes_to_another_agent_its_attachments_are_the_new_holders_only(
+    mail_service: RunningService,
+) -> None:
+    await mail_service.create_queue("support", ["email"])
+    first = await mail_service.create_agent("Ann", ["support"])
+    second = await mail_service.create_agent("Bob", ["support"])
+    desktop = await mail_service.agent_desktop(first["token"])
+    await desktop.command({"type": "state", "state": "available"}, "state")
+    mail = customer_mail(text="the invoice is attached")
+    mail.add_attachment(b"%PDF-1.4 invoice", maintype="application", subtype="pdf", filename="invoice.pdf")
+    await send_mail(smtp_port(mail_service), mail)
+    offer = await _accepted_offer(mail_service, desktop)
+    (link,) = re.findall(r"/api/v1/email/attachments/[0-9a-f-]{36}", offer["reservation"]["interaction"]["body"])
+    url = mail_service.base_url + link
+
+    # The conversation passes to Bob (what a transfer will do: the conversation's holder changes).
+    conversation_id = uuid.UUID(offer["reservation"]["conversation_id"])
+    await mail_service.services.conversations.assign(conversation_id, uuid.UUID(second["id"]))
+
+    async with mail_service.http.get(url, headers={"Authorization": f"Bearer {second['token']}"}) as response:
+        assert response.status == 200 and await response.read() == b"%PDF-1.4 invoice"
+    async with mail_service.http.get(url, headers={"Authorization": f"Bearer {first['token']}"}) as response:
+        assert response.status == 404
+    await desktop.close()
