@@ -352,7 +352,7 @@ async def _start_router(
         stack.push_async_callback(job.stop)
     if settings.events:
         await _start_events(settings, services, stack)
-        await _start_webhook_dispatcher(settings, services, stack)
+        await _start_webhook_dispatcher(settings, services, metrics, stack)
 
 
 async def _start_events(settings: Settings, services: Services, stack: contextlib.AsyncExitStack) -> None:
@@ -388,7 +388,9 @@ def _webhooks(services: Services) -> Webhooks:
     return Webhooks(services.pool, WebhookBindings(services.bus, services.topology.webhooks_queue))
 
 
-async def _start_webhook_dispatcher(settings: Settings, services: Services, stack: contextlib.AsyncExitStack) -> None:
+async def _start_webhook_dispatcher(
+    settings: Settings, services: Services, metrics: Metrics, stack: contextlib.AsyncExitStack
+) -> None:
     guard = GuardedResolver(allow_private=settings.webhook_allow_private)
     stack.push_async_callback(guard.close)
     http = open_delivery_session(guard)
@@ -409,6 +411,7 @@ async def _start_webhook_dispatcher(settings: Settings, services: Services, stac
         ),
         scan_seconds=settings.webhook_scan_seconds,
         send_timeout=settings.webhook_timeout_seconds,
+        metrics=metrics.webhooks,
     )
     await dispatcher.start()
     stack.push_async_callback(dispatcher.stop)

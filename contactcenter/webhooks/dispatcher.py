@@ -22,6 +22,7 @@ import asyncpg
 from contactcenter.answers import SERVICE_ERRORS
 from contactcenter.bus import Bus, Delivery, QueueSpec, Subscription
 from contactcenter.errors import ContactCenterError, Invalid
+from contactcenter.metrics import WebhookMetrics
 from contactcenter.webhooks.backoff import retry_delay
 from contactcenter.webhooks.deliveries import Deliveries, Pending
 from contactcenter.webhooks.registry import Webhooks
@@ -62,6 +63,7 @@ class WebhookDispatcher:
         retry: RetryPolicy,
         scan_seconds: float,
         send_timeout: float,
+        metrics: WebhookMetrics | None = None,
     ) -> None:
         self._bus = bus
         self._queue = queue
@@ -70,6 +72,7 @@ class WebhookDispatcher:
         self._sender = sender
         self._retry = retry
         self._scan_seconds = scan_seconds
+        self._metrics = metrics
         # A worker renews its lease before each send, and every third of it while it waits for a retry: a lease
         # need only outlast one send (its timeout) and its bookkeeping. A killed dispatcher's lines pass to another
         # router once it lapses (30 s before; 12 s with the default 5 s timeout).
@@ -184,6 +187,8 @@ class WebhookDispatcher:
             return False
         parked = await self._deliveries.suspend(worker.webhook_id)
         if parked:
+            if self._metrics is not None:
+                self._metrics.suspensions.inc()
             log.warning(
                 "webhook %s: more than %d deliveries waiting (CC_WEBHOOK_MAX_PENDING): suspended, its %d deliveries "
                 "parked and its events no longer recorded until an admin replays it",

@@ -60,6 +60,8 @@ async def test_a_dead_receivers_line_past_the_bound_is_parked_until_a_replay_and
             await _until_async(suspended_now, "the dead receiver's webhook is suspended")
             assert listed["parked"] == 6 and listed["missed_after"] == 6
             assert (await _listed(service, other["id"]))["suspended_at"] is None
+            async with service.http.get(f"{service.base_url}/metrics") as response:
+                assert "\ncc_webhook_suspensions_total 1.0\n" in await response.text()
 
             # While suspended, its events are not recorded: its rows stay bounded; the other goes on.
             for n in range(7, 10):
