@@ -183,9 +183,10 @@ class WebhookDispatcher:
         A receiver that acknowledges is never suspended, however long the line a replay gave it."""
         worker.next_bound_check = time.monotonic() + BOUND_CHECK_SECONDS
         bound = self._retry.max_pending
-        if not await self._deliveries.line_longer_than(worker.webhook_id, bound):
+        look = await self._deliveries.line_longer_than(worker.webhook_id, bound)
+        if look is None or not look.longer:
             return False
-        parked = await self._deliveries.suspend(worker.webhook_id)
+        parked = await self._deliveries.suspend(worker.webhook_id, look)
         if parked:
             if self._metrics is not None:
                 self._metrics.suspensions.inc()

@@ -36,7 +36,7 @@ INTEGRATION_PATTERNS = "SELECT DISTINCT unnest(types) AS pattern FROM webhooks W
 DELETE_INTEGRATION = "DELETE FROM integrations WHERE id = $1"
 # The row locked, so a dispatcher suspending it meanwhile waits for the replay's commit.
 SUSPENSION = "SELECT suspended_at, missed_after FROM webhooks WHERE id = $1 FOR UPDATE"
-RESUME = "UPDATE webhooks SET suspended_at = NULL, missed_after = NULL WHERE id = $1"
+RESUME = "UPDATE webhooks SET suspended_at = NULL, missed_after = NULL, replayed_at = clock_timestamp() WHERE id = $1"
 DESTINATION = "SELECT url, secret FROM webhooks WHERE id = $1"
 
 
@@ -105,8 +105,7 @@ class Webhooks:
             suspension = await conn.fetchrow(SUSPENSION, webhook_id)
             if suspension is None:
                 raise NotFound("no such webhook", field="webhook_id")
-            if suspension["suspended_at"] is not None:
-                await conn.execute(RESUME, webhook_id)
+            await conn.execute(RESUME, webhook_id)  # also stamps the replay: see `deliveries.SUSPEND`
             status = await conn.execute(REPLAY_PARKED, webhook_id)
         return ReplayResult(replayed=int(status.rsplit(" ", 1)[1]), missed_after=suspension["missed_after"])
 
