@@ -24,7 +24,7 @@ import asyncpg
 import psutil
 
 from bench.processes import ServiceProcesses
-from bench.report import _percentile
+from bench.report import percentile
 from bench.servers import AMQP_URL, DATABASE_URL, REDIS_URL, clean_up, free_ports
 from bench.websocket import WebSocketClient
 
@@ -142,8 +142,8 @@ def _summary(values: list[float]) -> dict[str, float | None]:
     if not values:
         return {"p50": None, "p95": None, "max": None}
     return {
-        "p50": round(_percentile(values, 0.5), 2),
-        "p95": round(_percentile(values, 0.95), 2),
+        "p50": round(percentile(values, 0.5), 2),
+        "p95": round(percentile(values, 0.95), 2),
         "max": round(max(values), 2),
     }
 

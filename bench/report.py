@@ -13,7 +13,8 @@ from bench.traffic import TrafficFigures, parse_mix
 from bench.twilio_stand_in import StandInFigures
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
+    """The value at quantile `q` (0 to 1) of `values`, one of them (nearest rank, rounding down); NaN for none."""
     if not values:
         return float("nan")
     ordered = sorted(values)
@@ -29,7 +30,7 @@ def _p99_by_window(arrivals: list[float], latencies: list[float], windows: int =
     split: list[list[float]] = [[] for _ in range(windows)]
     for arrived, latency in zip(arrivals, latencies, strict=True):
         split[min(windows - 1, int((arrived - first) / width))].append(latency)
-    return [round(_percentile(part, 0.99), 1) for part in split]
+    return [round(percentile(part, 0.99), 1) for part in split]
 
 
 def summarise(
@@ -79,9 +80,9 @@ def summarise(
         "agent_sockets_dropped": agents.dropped,
         "agent_errors": dict(Counter(agents.errors).most_common(5)),
         "arrival_to_offer_ms": {
-            "p50": round(_percentile(latencies, 0.50), 2),
-            "p95": round(_percentile(latencies, 0.95), 2),
-            "p99": round(_percentile(latencies, 0.99), 2),
+            "p50": round(percentile(latencies, 0.50), 2),
+            "p95": round(percentile(latencies, 0.95), 2),
+            "p99": round(percentile(latencies, 0.99), 2),
             "mean": round(statistics.fmean(latencies), 2) if latencies else None,
         },
         "arrival_to_offer_p99_ms_by_tenth": _p99_by_window(agents.arrivals, latencies),
@@ -89,9 +90,9 @@ def summarise(
         # mail, from the intake's reading of the message (before its 250) to the offer — its accept-to-offer time.
         "arrival_to_offer_ms_by_channel": {
             channel: {
-                "p50": round(_percentile(values, 0.50), 2),
-                "p95": round(_percentile(values, 0.95), 2),
-                "p99": round(_percentile(values, 0.99), 2),
+                "p50": round(percentile(values, 0.50), 2),
+                "p95": round(percentile(values, 0.95), 2),
+                "p99": round(percentile(values, 0.99), 2),
                 "mean": round(statistics.fmean(values), 2),
             }
             for channel, values in sorted(agents.arrival_to_offer_ms_by_channel.items())

@@ -136,6 +136,9 @@ class ChannelParts:
     answerers: Mapping[Channel, AnswerPort] = field(default_factory=dict)
     # On channels with a live presence (web chat), how the customer is shown the agent joining, leaving, typing.
     parties: Mapping[Channel, ConversationParty] = field(default_factory=dict)
+    # Run as soon as the service begins to stop, before aiohttp waits for the requests in progress: long-lived
+    # connections (a chat's sockets) closed, their clients told to reconnect — to another process.
+    disconnects: Sequence[Callable[[], Awaitable[None]]] = ()
 
 
 class ChannelAdapter(Protocol):

@@ -92,6 +92,16 @@ class RoutingMetrics:
         )
 
 
+class WebhookMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.suspensions = Counter(
+            "cc_webhook_suspensions",
+            "Webhooks this process suspended: their line passed CC_WEBHOOK_MAX_PENDING while its head kept failing "
+            "(parked until an admin's replay; docs/webhooks.md).",
+            registry=registry,
+        )
+
+
 class LiveMetrics:
     """Read at scrape time: what live state and the services say now."""
 
@@ -147,6 +157,7 @@ class Metrics:
         self.intake = IntakeMetrics(self.registry)
         self.routing = RoutingMetrics(self.registry)
         self.live = LiveMetrics(self.registry)
+        self.webhooks = WebhookMetrics(self.registry)
         self.http_responses = Counter(
             "cc_http_responses",
             "HTTP responses by status class (2xx, 4xx, 5xx …).",

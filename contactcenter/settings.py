@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     webhook_retries: int = Field(default=8, ge=0, le=100)
     webhook_retry_base_seconds: float = Field(default=1.0, gt=0, le=3600)
     webhook_retry_max_seconds: float = Field(default=600.0, gt=0, le=86400)
+    # The most deliveries one webhook may have waiting (pending or retrying): past it the webhook is suspended,
+    # its line parked for a replay and its events no longer recorded until then (docs/webhooks.md).
+    webhook_max_pending: int = Field(default=10_000, ge=1, le=10_000_000)
     # How often a dispatcher looks for deliveries it was not told of (another process's, a replay's).
     webhook_scan_seconds: float = Field(default=1.0, gt=0, le=3600)
     # How long a delivered webhook delivery is kept (the same event, redelivered by the bus meanwhile, is not sent

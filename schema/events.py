@@ -153,6 +153,16 @@ class MessageSentV1(EventData):
     sent_at: datetime
 
 
+class MessageFailedV1(EventData):
+    interaction_id: uuid.UUID = Field(description="its entry on the timeline, whose body starts `(not sent: …)`")
+    conversation_id: uuid.UUID
+    client_id: uuid.UUID
+    channel: Channel
+    agent_id: uuid.UUID
+    reason: str = Field(description="why it did not leave, as the agent was told")
+    failed_at: datetime
+
+
 class ClientCreatedV1(EventData):
     client_id: uuid.UUID
 
@@ -363,6 +373,13 @@ EVENT_KINDS = (
         "conversation",
     ),
     EventKind("message.sent", MessageSentV1, "an agent's reply left on the conversation's channel", "conversation"),
+    EventKind(
+        "message.failed",
+        MessageFailedV1,
+        "an agent's reply did not leave (the provider refused it, or did not take it after its tries): it is on "
+        "the timeline, marked not sent; sending it again is a new reply",
+        "conversation",
+    ),
     EventKind("client.created", ClientCreatedV1, "a contact from an unknown identity made a new card", "client"),
     EventKind("identity.added", IdentityAddedV1, "an identity (phone, email, visitor) joined a card", "client"),
     EventKind("client.updated", ClientUpdatedV1, "an agent edited a card's profile or tags", "client"),

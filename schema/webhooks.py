@@ -72,6 +72,14 @@ class WebhookView(BaseModel):
     integration_id: uuid.UUID | None = Field(description="the integration that owns it; null for the admin's")
     created_at: datetime
     parked: int = Field(description="deliveries given up after the last retry, waiting for a replay")
+    suspended_at: datetime | None = Field(
+        description="when its line grew past CC_WEBHOOK_MAX_PENDING: its line is parked and its events are not "
+        "recorded until an admin replays it; null while it is active"
+    )
+    missed_after: int | None = Field(
+        description="while suspended, the id of the last event recorded for it: the later ones are in "
+        "`GET /api/v1/events?after=`"
+    )
 
 
 class WebhookList(BaseModel):
@@ -80,6 +88,11 @@ class WebhookList(BaseModel):
 
 class ReplayResult(BaseModel):
     replayed: int = Field(description="parked deliveries put back in line, sent again in event order")
+    missed_after: int | None = Field(
+        default=None,
+        description="present when the webhook was suspended: events after this id, up to its resumption, were not "
+        "recorded for it — `GET /api/v1/events?after=<missed_after>` has them",
+    )
 
 
 class IntegrationCreate(BaseModel):

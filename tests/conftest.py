@@ -150,6 +150,17 @@ async def database_schema(namespace: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
+async def unmigrated_pool(database_schema: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the test's own schema, nothing applied: for what keeps tables of its own (the embedded bus's
+    journal)."""
+    from contactcenter.store import open_pool
+
+    opened = await open_pool(DATABASE_URL, schema=database_schema)
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
 async def migrated_pool(database_schema: str) -> AsyncIterator[asyncpg.Pool]:
     """A pool on the test's own schema, the migrations applied."""
     from contactcenter.store import open_pool

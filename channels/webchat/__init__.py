@@ -59,6 +59,7 @@ class WebChatChannel:
             servers=[visitors],
             senders={Channel.CHAT: ChatReplySender(transcript, visitors)},
             parties={Channel.CHAT: visitors},
+            disconnects=[visitors.disconnect],
         )
 
 

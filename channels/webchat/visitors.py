@@ -197,6 +197,7 @@ class VisitorSockets:
         self._allowed_origins = allowed_origins
         self._rate = rate
         self._sessions: dict[uuid.UUID, set[VisitorSession]] = {}
+        self._stopping = False
 
     @property
     def max_text(self) -> int:
@@ -205,10 +206,15 @@ class VisitorSockets:
     async def start(self) -> None:
         self._notices.listen(self.deliver_here)
 
+    async def disconnect(self) -> None:
+        """As soon as the service begins to stop: every socket closed with 1012 (service restart), so widgets
+        reconnect to another process now rather than when this one's shutdown timeout has run out."""
+        self._stopping = True
+        sockets = [session.socket for sessions in list(self._sessions.values()) for session in list(sessions)]
+        await asyncio.gather(*(_close_for_restart(socket) for socket in sockets))
+
     async def stop(self) -> None:
-        for sessions in list(self._sessions.values()):
-            for session in list(sessions):
-                await session.socket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+        await self.disconnect()  # none left when the service's shutdown ran first
         await self._notices.close()
 
     def routes(self) -> list[web.RouteDef]:
@@ -221,6 +227,9 @@ class VisitorSockets:
         # A frame is bounded in bytes: the longest text, each character up to 4 bytes of UTF-8, and the rest.
         socket = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=self._max_text * 4 + 1024)
         await socket.prepare(request)
+        if self._stopping:  # a handshake that was under way as the service began to stop
+            await _close_for_restart(socket)
+            return socket
         session = VisitorSession(visitor_id, socket, after)
         with log_context(visitor_id=visitor_id):
             try:
@@ -416,6 +425,10 @@ class VisitorSockets:
         session.refusals += 1
         if session.refusals >= REFUSALS_BEFORE_CLOSING:
             await session.socket.close(code=WSCloseCode.POLICY_VIOLATION, message=b"too many refused frames")
+
+
+async def _close_for_restart(socket: web.WebSocketResponse) -> None:
+    await socket.close(code=WSCloseCode.SERVICE_RESTART, message=b"service restarting: connect again")
 
 
 def _frame_from(text: str) -> VisitorFrames:

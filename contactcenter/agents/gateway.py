@@ -177,6 +177,7 @@ class AgentGateway:
         self._sessions: dict[uuid.UUID, AgentSession] = {}
         # The live-state rebuild whose aftermath this gateway has seen to (`restore_lost_states`).
         self._seen_rebuild: str | None = None
+        self._stopping = False
 
     def start(self) -> None:
         self._relay.listen(self.deliver_here)
@@ -201,8 +202,11 @@ class AgentGateway:
         self._seen_rebuild = rebuild
 
     async def stop(self) -> None:
-        for session in list(self._sessions.values()):
-            await session.socket.close(code=1001, message=b"server shutting down")
+        """As soon as the service begins to stop: every socket closed with 1012 (service restart), so desktops
+        reconnect to another process now rather than when this one's shutdown timeout has run out. Each socket's
+        handler then sets its agent offline as any leaving agent (its accepted work stays its own)."""
+        self._stopping = True
+        await asyncio.gather(*(_close_for_restart(session.socket) for session in list(self._sessions.values())))
 
     def routes(self) -> list[web.RouteDef]:
         return [CONNECT.route(self.connect)]
@@ -217,6 +221,9 @@ class AgentGateway:
     async def _serve(self, request: web.Request, agent: AgentProfile, follows_calls: bool) -> web.WebSocketResponse:
         socket = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=MAX_MESSAGE_BYTES)
         await socket.prepare(request)
+        if self._stopping:  # a handshake that was under way as the service began to stop
+            await _close_for_restart(socket)
+            return socket
         session = AgentSession(agent, socket, follows_calls=follows_calls)
         try:
             try:
@@ -403,6 +410,10 @@ class AgentGateway:
         if placed.placement is Placement.UNROUTED:
             log.warning("no queue serves interaction %s any more: it waits unrouted", interaction_id)
         return placed.changes
+
+
+async def _close_for_restart(socket: web.WebSocketResponse) -> None:
+    await socket.close(code=WSCloseCode.SERVICE_RESTART, message=b"service restarting: connect again")
 
 
 def _follows_calls(request: web.Request) -> bool:

@@ -33,7 +33,7 @@ class Replies:
             # What the customer did not get is on the timeline too, saying so: the agent sees it was not sent.
             body = f"(not sent: {exc.message})\n\n{text}"
             unsent = _outbound(route, sender, message, exc.provider_id, body[:MAX_BODY])
-            await self._conversations.record_unsent(route, unsent)
+            await self._conversations.record_unsent(route, unsent, agent_id, exc.message)
             raise
         interaction = _outbound(route, sender, message, provider_id, text)
         await self._conversations.record_outbound(route, interaction, agent_id)

@@ -3,9 +3,10 @@ channels from one list. Resources open in the aiohttp app's cleanup contexts and
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from enum import StrEnum
 
 from aiohttp import web
@@ -112,6 +113,10 @@ SERVICES = web.AppKey("services", Services)
 ADMISSION = web.AppKey("admission", Admission)
 # The channels' intakes this process runs (SMTP, IMAP polling), started: tests read the port one chose.
 CHANNEL_INTAKES = web.AppKey("channel_intakes", list[ChannelServer])
+# What closes the long-lived connections (agents' and visitors' sockets, supervisors' streams) as soon as the
+# service begins to stop (`on_shutdown`): aiohttp waits for the requests in progress before the cleanup contexts
+# run — up to 60 s for a socket nobody closed — which held every rolling restart of the API that long.
+DISCONNECTS = web.AppKey("disconnects", list[Callable[[], Awaitable[None]]])
 
 
 def create_app(settings: Settings, role: Role = Role.ALL) -> web.Application:
@@ -120,9 +125,15 @@ def create_app(settings: Settings, role: Role = Role.ALL) -> web.Application:
     app = web.Application(middlewares=[metrics.count_responses, error_middleware], client_max_size=1024 * 1024)
     app[SETTINGS] = settings
     app[METRICS] = metrics
+    app[DISCONNECTS] = []
+    app.on_shutdown.append(_disconnect_clients)
     app.cleanup_ctx.append(_services_context)
     app.cleanup_ctx.append(_role_context(role))
     return app
+
+
+async def _disconnect_clients(app: web.Application) -> None:
+    await asyncio.gather(*(disconnect() for disconnect in app[DISCONNECTS]))
 
 
 async def _services_context(app: web.Application) -> AsyncIterator[None]:
@@ -179,13 +190,14 @@ async def _start_api(
         wrap_up_seconds=settings.wrap_up_seconds,
     )
     gateway.start()
-    stack.push_async_callback(gateway.stop)
+    app[DISCONNECTS].append(gateway.stop)
     restore_states = Periodic(
         "agent-state check", gateway.restore_lost_states, every_seconds=settings.live_check_seconds
     )
     restore_states.start()
     stack.push_async_callback(restore_states.stop)
     supervisors = await _start_supervision(settings, services, auth, stack)
+    app[DISCONNECTS].extend([supervisors.end_streams, *(close for parts in channels for close in parts.disconnects)])
     withdrawals = Withdrawals(WaitingContacts(services.pool), services.live, services.notices)
     for server in (server for parts in channels for server in parts.servers):
         await server.start()
@@ -203,7 +215,7 @@ async def _start_api(
             *SharedIdentifiersApi(auth, SharedIdentifierList(services.pool)).routes(),
             *gateway.routes(),
             *EventsApi(auth, services.pool, settings.namespace).routes(),
-            *IntegrationsApi(auth, integrations).routes(),
+            *IntegrationsApi(auth, integrations, _webhooks(services).delete_integration).routes(),
             *WebhooksApi(auth, _webhooks(services), guard).routes(),
             *supervisors.routes(),
             *Pages().routes(),
@@ -340,7 +352,7 @@ async def _start_router(
         stack.push_async_callback(job.stop)
     if settings.events:
         await _start_events(settings, services, stack)
-        await _start_webhook_dispatcher(settings, services, stack)
+        await _start_webhook_dispatcher(settings, services, metrics, stack)
 
 
 async def _start_events(settings: Settings, services: Services, stack: contextlib.AsyncExitStack) -> None:
@@ -376,7 +388,9 @@ def _webhooks(services: Services) -> Webhooks:
     return Webhooks(services.pool, WebhookBindings(services.bus, services.topology.webhooks_queue))
 
 
-async def _start_webhook_dispatcher(settings: Settings, services: Services, stack: contextlib.AsyncExitStack) -> None:
+async def _start_webhook_dispatcher(
+    settings: Settings, services: Services, metrics: Metrics, stack: contextlib.AsyncExitStack
+) -> None:
     guard = GuardedResolver(allow_private=settings.webhook_allow_private)
     stack.push_async_callback(guard.close)
     http = open_delivery_session(guard)
@@ -393,9 +407,11 @@ async def _start_webhook_dispatcher(settings: Settings, services: Services, stac
             retries=settings.webhook_retries,
             base_seconds=settings.webhook_retry_base_seconds,
             max_seconds=settings.webhook_retry_max_seconds,
+            max_pending=settings.webhook_max_pending,
         ),
         scan_seconds=settings.webhook_scan_seconds,
         send_timeout=settings.webhook_timeout_seconds,
+        metrics=metrics.webhooks,
     )
     await dispatcher.start()
     stack.push_async_callback(dispatcher.stop)

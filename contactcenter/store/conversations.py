@@ -65,9 +65,18 @@ FROM sent s
 # An agent's reply the provider did not take: on the timeline (its body says so), without `message.sent` (the
 # channel wrote its own failure event).
 INSERT_UNSENT = """
-INSERT INTO interactions (id, channel, direction, provider_id, client_id, conversation_id,
-                          from_address, to_address, from_verified, body, received_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+WITH unsent AS (
+    INSERT INTO interactions (id, channel, direction, provider_id, client_id, conversation_id,
+                              from_address, to_address, from_verified, body, received_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+    RETURNING id, channel, client_id, conversation_id, received_at
+)
+INSERT INTO events (type, subject, partition_key, data)
+SELECT 'message.failed', u.id, 'conversation:' || u.conversation_id,
+       jsonb_build_object('interaction_id', u.id, 'conversation_id', u.conversation_id, 'client_id', u.client_id,
+                          'channel', u.channel, 'agent_id', $12::uuid, 'reason', $13::text,
+                          'failed_at', u.received_at)
+FROM unsent u
 """
 # An interaction with what an offer needs beside it: the queue's name and the client's whole card.
 _IN_CONTEXT = f"""
@@ -382,9 +391,12 @@ class Conversations:
     async def record_outbound(self, route: ReplyRoute, interaction: Interaction, agent_id: uuid.UUID) -> None:
         await self._pool.execute(INSERT_INTERACTION, *_outbound_row(route, interaction), agent_id)
 
-    async def record_unsent(self, route: ReplyRoute, interaction: Interaction) -> None:
-        """An agent's reply that did not leave, on the timeline (its body says so), with no `message.sent`."""
-        await self._pool.execute(INSERT_UNSENT, *_outbound_row(route, interaction))
+    async def record_unsent(
+        self, route: ReplyRoute, interaction: Interaction, agent_id: uuid.UUID, reason: str
+    ) -> None:
+        """An agent's reply that did not leave, on the timeline (its body says so), with `message.failed` instead
+        of `message.sent`: the event says so by its type, naming the entry and why."""
+        await self._pool.execute(INSERT_UNSENT, *_outbound_row(route, interaction), agent_id, reason)
 
     async def held_by(self, agent_id: uuid.UUID) -> str:
         """The conversations the agent holds, with their cards and interactions, as a JSON array (`[]` for

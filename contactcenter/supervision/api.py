@@ -171,6 +171,13 @@ class SupervisorApi:
         self._actions = actions
         self._frame_seconds = frame_seconds
         self._short_abandon_seconds = short_abandon_seconds
+        # Set as the service begins to stop: every stream ends, and `EventSource` reconnects (to another process).
+        self._ending = asyncio.Event()
+
+    async def end_streams(self) -> None:
+        """As soon as the service begins to stop: each stream ends after the frame it is sending, rather than
+        when this process's shutdown timeout has run out."""
+        self._ending.set()
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -204,7 +211,9 @@ class SupervisorApi:
             await self._send_frame(response, viewer)
         seen = self._watch.version
         while not self._watch.stopping:
-            version = await self._watch.wait_change(seen, KEEPALIVE_SECONDS)
+            version = await self._next_change(seen)
+            if self._ending.is_set():
+                break
             if version == seen:
                 await self._send(response, b": keep-alive\n\n")
                 continue
@@ -213,6 +222,17 @@ class SupervisorApi:
             seen = self._watch.version
             await self._send_frame(response, viewer)
         return response
+
+    async def _next_change(self, seen: int) -> int:
+        """The watch's version once it differs from `seen`, or after `KEEPALIVE_SECONDS`, or as streams end."""
+        change = asyncio.ensure_future(self._watch.wait_change(seen, KEEPALIVE_SECONDS))
+        ending = asyncio.ensure_future(self._ending.wait())
+        try:
+            await asyncio.wait((change, ending), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            change.cancel()
+            ending.cancel()
+        return self._watch.version
 
     def _last_event_id(self, request: web.Request) -> int | None:
         text = request.headers.get("Last-Event-ID")

@@ -52,7 +52,7 @@ REPLAY = Operation(
     "POST",
     "/api/v1/webhooks/{webhook_id}/replay",
     "replayWebhook",
-    "Send a webhook's parked deliveries again, in event order, with fresh retries",
+    "Send a webhook's parked deliveries again, in event order, with fresh retries; a suspended webhook is resumed",
     {200: Answer("how many were put back in line", ReplayResult), **failures(400, 401, 403, 404, 503)},
     access=Access.ADMIN,
     parameters=(WEBHOOK_ID,),
@@ -89,8 +89,9 @@ class WebhooksApi:
 
     async def replay(self, request: web.Request) -> web.Response:
         await self._auth.require_admin(request)
-        replayed = await self._webhooks.replay_parked(_webhook_id(request))
-        return web.json_response(ReplayResult(replayed=replayed).model_dump(mode="json"))
+        replayed = await self._webhooks.replay(_webhook_id(request))
+        # `missed_after` only for a webhook that was suspended: the answer is otherwise as it always was.
+        return web.json_response(replayed.model_dump(mode="json", exclude_none=True))
 
 
 def _webhook_id(request: web.Request) -> uuid.UUID:

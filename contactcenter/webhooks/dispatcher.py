@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ import asyncpg
 from contactcenter.answers import SERVICE_ERRORS
 from contactcenter.bus import Bus, Delivery, QueueSpec, Subscription
 from contactcenter.errors import ContactCenterError, Invalid
+from contactcenter.metrics import WebhookMetrics
 from contactcenter.webhooks.backoff import retry_delay
 from contactcenter.webhooks.deliveries import Deliveries, Pending
 from contactcenter.webhooks.registry import Webhooks
@@ -30,8 +32,15 @@ log = logging.getLogger(__name__)
 
 # What a worker may meet when PostgreSQL goes away under it: it stops, and the next scan starts it again.
 STORE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ContactCenterError)
+# What a lease adds to the time of a send: the bookkeeping around it (PostgreSQL round trips, a slow host).
+LEASE_MARGIN_SECONDS = 2.0
 # How long an event waits for PostgreSQL before its recording is tried again, doubling up to the last.
 FIRST_PAUSE, LAST_PAUSE = 0.1, 2.0
+
+
+# How often a worker sending a line looks at its length (and after each failed try): a line grows past its bound
+# by what comes in meanwhile at most.
+BOUND_CHECK_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,7 @@ class RetryPolicy:
     retries: int  # tries after the first before a delivery is parked
     base_seconds: float
     max_seconds: float
+    max_pending: int  # deliveries a webhook may have waiting; past them it is suspended (`_suspend_if_too_long`)
 
 
 class WebhookDispatcher:
@@ -53,6 +63,7 @@ class WebhookDispatcher:
         retry: RetryPolicy,
         scan_seconds: float,
         send_timeout: float,
+        metrics: WebhookMetrics | None = None,
     ) -> None:
         self._bus = bus
         self._queue = queue
@@ -61,8 +72,11 @@ class WebhookDispatcher:
         self._sender = sender
         self._retry = retry
         self._scan_seconds = scan_seconds
-        # Long enough for a send and its bookkeeping; a dead dispatcher's lease lapses after it.
-        self._lease_seconds = max(30.0, 3 * send_timeout)
+        self._metrics = metrics
+        # A worker renews its lease before each send, and every third of it while it waits for a retry: a lease
+        # need only outlast one send (its timeout) and its bookkeeping. A killed dispatcher's lines pass to another
+        # router once it lapses (30 s before; 12 s with the default 5 s timeout).
+        self._lease_seconds = 2 * send_timeout + LEASE_MARGIN_SECONDS
         self._owner = uuid.uuid4()
         self._stopping = asyncio.Event()
         self._workers: dict[uuid.UUID, _Worker] = {}
@@ -143,11 +157,16 @@ class WebhookDispatcher:
                     if worker.wakeup.is_set():  # an event recorded while we looked
                         continue
                     return
+                # Only a line whose head failed may be suspended: a receiver that acknowledges is catching up.
+                failing = head.attempts > 0 and time.monotonic() >= worker.next_bound_check
+                if failing and await self._suspend_if_too_long(worker):
+                    continue
                 if head.wait_seconds > 0:
                     # Waiting renews the lease now and then, and a replay or a stop cuts it short.
                     await self._pause(worker, min(head.wait_seconds, self._lease_seconds / 3))
                     continue
-                await self._send(webhook_id, head)
+                if not await self._send(webhook_id, head):
+                    worker.next_bound_check = 0.0  # the line may be growing behind a receiver that stopped
         except STORE_ERRORS as exc:
             log.warning("webhook %s: sending stopped, the next scan resumes it: %s", webhook_id, type(exc).__name__)
         finally:
@@ -156,6 +175,29 @@ class WebhookDispatcher:
             del self._workers[webhook_id]
             if worker.wakeup.is_set():  # an event recorded while the lease was let go
                 self._wake(webhook_id)
+
+    async def _suspend_if_too_long(self, worker: _Worker) -> bool:
+        """A receiver that stays dead would grow its line without end: while the head of the line is failing and
+        the line is past `max_pending`, the webhook is suspended, its line parked for an admin's replay, and the
+        events after it are no longer recorded for it until then (the event log keeps them: docs/webhooks.md).
+        A receiver that acknowledges is never suspended, however long the line a replay gave it."""
+        worker.next_bound_check = time.monotonic() + BOUND_CHECK_SECONDS
+        bound = self._retry.max_pending
+        look = await self._deliveries.line_longer_than(worker.webhook_id, bound)
+        if look is None or not look.longer:
+            return False
+        parked = await self._deliveries.suspend(worker.webhook_id, look)
+        if parked:
+            if self._metrics is not None:
+                self._metrics.suspensions.inc()
+            log.warning(
+                "webhook %s: more than %d deliveries waiting (CC_WEBHOOK_MAX_PENDING): suspended, its %d deliveries "
+                "parked and its events no longer recorded until an admin replays it",
+                worker.webhook_id,
+                bound,
+                parked,
+            )
+        return True
 
     async def _pause(self, worker: _Worker, seconds: float) -> None:
         stop = asyncio.ensure_future(self._stopping.wait())
@@ -166,10 +208,11 @@ class WebhookDispatcher:
             stop.cancel()
             wake.cancel()
 
-    async def _send(self, webhook_id: uuid.UUID, head: Pending) -> None:
+    async def _send(self, webhook_id: uuid.UUID, head: Pending) -> bool:
+        """Send the head of the line; False when the receiver did not acknowledge it."""
         destination = await self._webhooks.destination(webhook_id)
         if destination is None:
-            return  # deleted meanwhile, with its deliveries
+            return True  # deleted meanwhile, with its deliveries
         sending = asyncio.ensure_future(self._sender.send(webhook_id, destination, head.body))
         stopping = asyncio.ensure_future(self._stopping.wait())
         await asyncio.wait((sending, stopping), return_when=asyncio.FIRST_COMPLETED)
@@ -179,12 +222,12 @@ class WebhookDispatcher:
             # again after the restart (at least once, as promised).
             sending.cancel()
             await asyncio.gather(sending, return_exceptions=True)
-            return
+            return True
         outcome = sending.result()
         if outcome.acknowledged:
             assert outcome.status is not None
             await self._deliveries.delivered(head.id, outcome.status)
-            return
+            return True
         failures = head.attempts + 1
         park = failures > self._retry.retries
         delay = retry_delay(
@@ -193,6 +236,7 @@ class WebhookDispatcher:
         await self._deliveries.failed(head.id, outcome.status, retry_in=0.0 if park else delay, park=park)
         if park:
             log.warning("webhook %s: a delivery failed %d times and is parked until a replay", webhook_id, failures)
+        return False
 
 
 class _Worker:
@@ -200,6 +244,7 @@ class _Worker:
         self.webhook_id = webhook_id
         self.wakeup = asyncio.Event()
         self.task: asyncio.Task[None]
+        self.next_bound_check = 0.0  # `time.monotonic()` when the line's length is looked at next
 
 
 def _event_id(body: bytes) -> tuple[str, int]:

@@ -1,5 +1,6 @@
 """Registered webhooks in PostgreSQL: create, list and delete them (each caller sees its own: an integration
-its webhooks, the admin all of them), and put parked deliveries back in line."""
+its webhooks, the admin all of them) — or an integration with all of its own — and put parked deliveries back in
+line (resuming a suspended webhook)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,14 @@ import asyncpg
 from contactcenter.errors import NotFound
 from contactcenter.webhooks.bindings import WebhookBindings
 from contactcenter.webhooks.patterns import types_regex
-from schema.webhooks import WebhookCreate, WebhookCreated, WebhookView
+from schema.webhooks import ReplayResult, WebhookCreate, WebhookCreated, WebhookView
 
 INSERT_WEBHOOK = """
 INSERT INTO webhooks (id, url, types, types_regex, secret, integration_id) VALUES ($1, $2, $3, $4, $5, $6)
 """
 # `$1` null: the admin, who sees every webhook.
 LIST_WEBHOOKS = """
-SELECT w.id, w.url, w.types, w.integration_id, w.created_at,
+SELECT w.id, w.url, w.types, w.integration_id, w.created_at, w.suspended_at, w.missed_after,
        (SELECT count(*) FROM webhook_deliveries d WHERE d.webhook_id = w.id AND d.state = 'parked') AS parked
 FROM webhooks w
 WHERE $1::uuid IS NULL OR w.integration_id = $1
@@ -30,7 +31,12 @@ REPLAY_PARKED = """
 UPDATE webhook_deliveries SET state = 'pending', attempts = 0, next_attempt_at = now()
 WHERE webhook_id = $1 AND state = 'parked'
 """
-WEBHOOK_EXISTS = "SELECT 1 FROM webhooks WHERE id = $1"
+INTEGRATION_PATTERNS = "SELECT DISTINCT unnest(types) AS pattern FROM webhooks WHERE integration_id = $1"
+# Its webhooks and their deliveries go with it (ON DELETE CASCADE).
+DELETE_INTEGRATION = "DELETE FROM integrations WHERE id = $1"
+# The row locked, so a dispatcher suspending it meanwhile waits for the replay's commit.
+SUSPENSION = "SELECT suspended_at, missed_after FROM webhooks WHERE id = $1 FOR UPDATE"
+RESUME = "UPDATE webhooks SET suspended_at = NULL, missed_after = NULL, replayed_at = clock_timestamp() WHERE id = $1"
 DESTINATION = "SELECT url, secret FROM webhooks WHERE id = $1"
 
 
@@ -78,13 +84,30 @@ class Webhooks:
                 raise NotFound("no such webhook", field="webhook_id")
             await self._bindings.unbind_unused(conn, deleted)
 
+    async def delete_integration(self, integration_id: uuid.UUID) -> None:
+        """Delete an integration — its token opens nothing any more — with its webhooks and their deliveries, and
+        unbind the patterns of its webhooks that no other webhook has; 404 for an unknown one."""
+        async with self._bindings.changing(self._pool) as conn:
+            async with conn.transaction():
+                patterns = [row["pattern"] for row in await conn.fetch(INTEGRATION_PATTERNS, integration_id)]
+                if await conn.execute(DELETE_INTEGRATION, integration_id) == "DELETE 0":
+                    raise NotFound("no such integration", field="integration_id")
+            await self._bindings.unbind_unused(conn, patterns)
+
     async def replay_parked(self, webhook_id: uuid.UUID) -> int:
-        """Put its parked deliveries back in line with fresh retries; how many."""
+        """Put its parked deliveries back in line with fresh retries (resuming it if it was suspended); how many."""
+        return (await self.replay(webhook_id)).replayed
+
+    async def replay(self, webhook_id: uuid.UUID) -> ReplayResult:
+        """Put its parked deliveries back in line with fresh retries, and resume it if it was suspended (with the
+        id after which its events were not recorded)."""
         async with self._pool.acquire() as conn, conn.transaction():
-            if await conn.fetchval(WEBHOOK_EXISTS, webhook_id) is None:
+            suspension = await conn.fetchrow(SUSPENSION, webhook_id)
+            if suspension is None:
                 raise NotFound("no such webhook", field="webhook_id")
+            await conn.execute(RESUME, webhook_id)  # also stamps the replay: see `deliveries.SUSPEND`
             status = await conn.execute(REPLAY_PARKED, webhook_id)
-        return int(status.rsplit(" ", 1)[1])
+        return ReplayResult(replayed=int(status.rsplit(" ", 1)[1]), missed_after=suspension["missed_after"])
 
     async def destination(self, webhook_id: uuid.UUID) -> Destination | None:
         row = await self._pool.fetchrow(DESTINATION, webhook_id)

@@ -1,20 +1,13 @@
-"""Fixtures of the contract tests."""
+"""Fixtures of the contract tests: `pool` is the shared `migrated_pool` (tests/conftest.py) under the name
+the store's contract tests use."""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
-from contactcenter.store import open_pool
-from contactcenter.store.migrate import migrate
-
 
 @pytest.fixture
-async def pool(database_url: str, database_schema: str) -> AsyncIterator[asyncpg.Pool]:
+def pool(migrated_pool: asyncpg.Pool) -> asyncpg.Pool:
     """A pool on the test's own, migrated schema."""
-    opened = await open_pool(database_url, schema=database_schema)
-    await migrate(opened)
-    yield opened
-    await opened.close()
+    return migrated_pool

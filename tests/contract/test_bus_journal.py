@@ -5,7 +5,6 @@ not handled — as a restarted RabbitMQ keeps a quorum queue."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import asyncpg
@@ -15,17 +14,9 @@ from contactcenter.bus import QueueSpec
 from contactcenter.bus.journal import PostgresJournal
 from contactcenter.bus.memory import MemoryBus
 from contactcenter.errors import Unavailable
-from contactcenter.store import open_pool
 from tests.inbox import Inbox
 
 ROUTER = QueueSpec("t.router", "t.interactions", ("interaction.#",), prefetch=4)
-
-
-@pytest.fixture
-async def pool(database_url: str, database_schema: str) -> AsyncIterator[asyncpg.Pool]:
-    opened = await open_pool(database_url, schema=database_schema)
-    yield opened
-    await opened.close()
 
 
 async def _journaled_bus(pool: asyncpg.Pool) -> MemoryBus:
@@ -39,13 +30,15 @@ async def _publish(bus: MemoryBus, body: bytes) -> None:
     await bus.publish(ROUTER.exchange, "interaction.sms.inbound", body, message_id=uuid.uuid4().hex, mandatory=True)
 
 
-async def test_what_a_dead_process_had_not_handled_comes_first_in_order_to_the_next(pool: asyncpg.Pool) -> None:
-    dead = await _journaled_bus(pool)
+async def test_what_a_dead_process_had_not_handled_comes_first_in_order_to_the_next(
+    unmigrated_pool: asyncpg.Pool,
+) -> None:
+    dead = await _journaled_bus(unmigrated_pool)
     for n in range(5):
         await _publish(dead, f"m{n}".encode())
     # The process dies: nothing is closed, nothing handled.
 
-    restarted = await _journaled_bus(pool)
+    restarted = await _journaled_bus(unmigrated_pool)
     await _publish(restarted, b"new")
     inbox = Inbox()
     subscription = await restarted.subscribe(replace(ROUTER, prefetch=1), inbox)
@@ -57,8 +50,8 @@ async def test_what_a_dead_process_had_not_handled_comes_first_in_order_to_the_n
     assert [d.redelivered for d in inbox.deliveries] == [True] * 5 + [False]
 
 
-async def test_a_handled_message_is_not_delivered_again_after_a_restart(pool: asyncpg.Pool) -> None:
-    first = await _journaled_bus(pool)
+async def test_a_handled_message_is_not_delivered_again_after_a_restart(unmigrated_pool: asyncpg.Pool) -> None:
+    first = await _journaled_bus(unmigrated_pool)
     inbox = Inbox()
     subscription = await first.subscribe(ROUTER, inbox)
     await _publish(first, b"handled")
@@ -66,7 +59,7 @@ async def test_a_handled_message_is_not_delivered_again_after_a_restart(pool: as
     await subscription.close()  # waits for the handler, and its settling in the journal
     await first.close()
 
-    restarted = await _journaled_bus(pool)
+    restarted = await _journaled_bus(unmigrated_pool)
     later = Inbox()
     subscription = await restarted.subscribe(ROUTER, later)
     await _publish(restarted, b"marker")
@@ -76,9 +69,9 @@ async def test_a_handled_message_is_not_delivered_again_after_a_restart(pool: as
     assert later.bodies() == [b"marker"]
 
 
-async def test_a_publish_the_journal_cannot_take_is_unavailable(pool: asyncpg.Pool) -> None:
-    bus = await _journaled_bus(pool)
-    await pool.close()  # the embedded PostgreSQL is gone
+async def test_a_publish_the_journal_cannot_take_is_unavailable(unmigrated_pool: asyncpg.Pool) -> None:
+    bus = await _journaled_bus(unmigrated_pool)
+    await unmigrated_pool.close()  # the embedded PostgreSQL is gone
     with pytest.raises(Unavailable):
         await _publish(bus, b"not kept")
     await bus.close()

@@ -18,9 +18,8 @@ from contactcenter.host.embedded import in_process_redis
 from contactcenter.identities import Identity
 from contactcenter.live import LiveChanges, Reservation, Task
 from contactcenter.live.state import LiveState
-from contactcenter.store import InteractionInContext, open_pool
+from contactcenter.store import InteractionInContext
 from contactcenter.store.conversations import Conversations
-from contactcenter.store.migrate import migrate
 from routing.placement import ContactPlacement
 from schema import Channel, IdentityKind, Interaction
 from schema.offers import RevokeReason
@@ -38,14 +37,6 @@ async def live(
     client: aioredis.Redis = aioredis.from_url(redis_url) if request.param == "redis" else in_process_redis()
     yield LiveState(client, namespace=namespace, reservation_ttl_ms=TTL)
     await client.aclose()
-
-
-@pytest.fixture
-async def pool(database_url: str, database_schema: str) -> AsyncIterator[asyncpg.Pool]:
-    opened = await open_pool(database_url, schema=database_schema)
-    await migrate(opened)
-    yield opened
-    await opened.close()
 
 
 def _sms(sid: str, sender: str = NUMBER) -> Interaction:

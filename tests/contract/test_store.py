@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from importlib import resources
 
@@ -52,15 +51,6 @@ def _sms(sender: str, sid: str) -> Interaction:
         from_verified=True,
         received_at=datetime.now(UTC),
     )
-
-
-@pytest.fixture
-async def pool(database_url: str, database_schema: str) -> AsyncIterator[asyncpg.Pool]:
-    """A pool on the test's own, migrated schema."""
-    opened = await open_pool(database_url, schema=database_schema)
-    await migrate(opened)
-    yield opened
-    await opened.close()
 
 
 async def test_concurrent_first_contacts_from_one_number_make_one_client_and_one_conversation(

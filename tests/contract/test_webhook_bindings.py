@@ -17,9 +17,11 @@ from contactcenter.bus import Bus
 from contactcenter.bus.amqp import connect_amqp
 from contactcenter.bus.interactions import Topology
 from contactcenter.bus.memory import MemoryBus
+from contactcenter.errors import NotFound
+from contactcenter.store.integrations import Integrations
 from contactcenter.webhooks.bindings import WebhookBindings
 from contactcenter.webhooks.registry import Webhooks
-from schema.webhooks import WebhookCreate
+from schema.webhooks import IntegrationCreate, WebhookCreate
 
 
 @pytest.fixture(params=["amqp", "memory"])
@@ -108,3 +110,22 @@ async def test_registrations_and_deletions_of_one_pattern_at_once_leave_it_bound
         await asyncio.gather(registry.delete(leaving.id, None), registry.create(body("reservation.*"), None))
         await queue.publish("reservation.created")
         await queue.holds(published)
+
+
+async def test_deleting_an_integration_deletes_its_webhooks_and_unbinds_the_patterns_nobody_else_has(
+    migrated_pool: asyncpg.Pool, queue: Queue
+) -> None:
+    registry = webhooks(migrated_pool, queue)
+    integration = await Integrations(migrated_pool).create(IntegrationCreate(name="ERP"))
+    await registry.create(body("client.#", "interaction.*"), integration.id)
+    await registry.create(body("interaction.*"), None)  # the admin's, which stays
+    await queue.publish("client.created", "interaction.received")
+    await queue.holds(2)
+
+    await registry.delete_integration(integration.id)
+    await queue.publish("client.created", "interaction.received")
+    await queue.holds(3)  # `client.#` unbound with the integration; `interaction.*` still the admin's
+    assert [hook.integration_id for hook in await registry.visible_to(None)] == [None]
+    assert await Integrations(migrated_pool).by_token(integration.token) is None
+    with pytest.raises(NotFound):
+        await registry.delete_integration(integration.id)

@@ -587,3 +587,61 @@ async def test_a_mail_that_cannot_be_read_at_all_still_reaches_an_agent_though_n
     assert "could not be read" in offer["reservation"]["interaction"]["body"]
     assert offer["reservation"]["interaction"]["from_address"] == CUSTOMER
     await desktop.close()
+
+
+async def test_a_reply_not_sent_has_its_own_event_naming_its_timeline_entry_and_why(
+    mail_service: RunningService, relay: Relay
+) -> None:
+    desktop, port = await _support_desk(mail_service)
+    await send_mail(port, customer_mail())
+    offer = await _accepted_offer(mail_service, desktop)
+    conversation_id = offer["reservation"]["conversation_id"]
+    relay.refuse = "550 5.7.1 no thanks"
+    await desktop.command({"type": "reply", "conversation_id": conversation_id, "text": "Refused"}, "error")
+
+    unsent = next(e for e in (await _card(mail_service, CUSTOMER))[1]["timeline"] if e["direction"] == "outbound")
+    failed: list[dict[str, Any]] = []
+    async with asyncio.timeout(10):  # once the outbox relay has stamped it
+        while not failed:
+            async with mail_service.http.get(
+                f"{mail_service.base_url}/api/v1/events", params={"after": "0"}, headers=mail_service.admin_headers()
+            ) as response:
+                events = (await response.json())["events"]
+            failed = [e for e in events if e["type"] == "org.contactcenter.message.failed"]
+            await asyncio.sleep(0.05)
+    assert len(failed) == 1
+    data = failed[0]["data"]
+    assert (data["interaction_id"], data["conversation_id"], data["channel"]) == (
+        unsent["id"],
+        conversation_id,
+        "email",
+    )
+    assert data["agent_id"] == desktop.agent_id and data["reason"].startswith("the mail relay refused the reply: 550")
+    assert not any(e["type"] == "org.contactcenter.message.sent" for e in events)
+    await desktop.close()
+
+
+async def test_after_a_conversation_passes_to_another_agent_its_attachments_are_the_new_holders_only(
+    mail_service: RunningService,
+) -> None:
+    await mail_service.create_queue("support", ["email"])
+    first = await mail_service.create_agent("Ann", ["support"])
+    second = await mail_service.create_agent("Bob", ["support"])
+    desktop = await mail_service.agent_desktop(first["token"])
+    await desktop.command({"type": "state", "state": "available"}, "state")
+    mail = customer_mail(text="the invoice is attached")
+    mail.add_attachment(b"%PDF-1.4 invoice", maintype="application", subtype="pdf", filename="invoice.pdf")
+    await send_mail(smtp_port(mail_service), mail)
+    offer = await _accepted_offer(mail_service, desktop)
+    (link,) = re.findall(r"/api/v1/email/attachments/[0-9a-f-]{36}", offer["reservation"]["interaction"]["body"])
+    url = mail_service.base_url + link
+
+    # The conversation passes to Bob (what a transfer will do: the conversation's holder changes).
+    conversation_id = uuid.UUID(offer["reservation"]["conversation_id"])
+    await mail_service.services.conversations.assign(conversation_id, uuid.UUID(second["id"]))
+
+    async with mail_service.http.get(url, headers={"Authorization": f"Bearer {second['token']}"}) as response:
+        assert response.status == 200 and await response.read() == b"%PDF-1.4 invoice"
+    async with mail_service.http.get(url, headers={"Authorization": f"Bearer {first['token']}"}) as response:
+        assert response.status == 404
+    await desktop.close()

@@ -399,3 +399,29 @@ async def test_a_binding_the_broker_lost_comes_back_and_the_webhook_receives_aga
             await publish(service, *event(event_id, "client", "created"))
             await asyncio.sleep(0.2)
     assert json.loads(receiver.received[0].body)["type"] == "org.contactcenter.client.created"
+
+
+async def test_the_admin_deletes_an_integration_its_token_and_webhooks_go_with_it(
+    service_settings: Settings, receivers: Receivers
+) -> None:
+    receiver = await receivers.start()
+    async with run_service(loopback_settings(service_settings)) as service:
+        integration = await create_integration(service)
+        status, _ = await register(service, receiver.url, ["client.*"], token=integration["token"])
+        assert status == 201
+        deletion = f"{service.base_url}/api/v1/integrations/{integration['id']}"
+        async with service.http.delete(deletion, headers={"Authorization": f"Bearer {integration['token']}"}) as r:
+            assert r.status == 403  # only the admin
+        async with service.http.delete(deletion, headers=service.admin_headers()) as r:
+            assert r.status == 204
+        async with service.http.get(f"{service.base_url}/api/v1/webhooks", headers=service.admin_headers()) as r:
+            assert (await r.json())["webhooks"] == []
+        bearer = {"Authorization": f"Bearer {integration['token']}"}
+        async with service.http.get(f"{service.base_url}/api/v1/events", headers=bearer) as r:
+            assert r.status == 401
+        async with service.http.delete(deletion, headers=service.admin_headers()) as r:
+            assert r.status == 404 and (await r.json())["error"]["field"] == "integration_id"
+        async with service.http.delete(
+            f"{service.base_url}/api/v1/integrations/nope", headers=service.admin_headers()
+        ) as r:
+            assert r.status == 400 and (await r.json())["error"]["field"] == "integration_id"

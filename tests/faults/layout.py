@@ -76,6 +76,14 @@ class ServiceProcess:
         assert self._process is not None
         self._process.send_signal(signal.SIGKILL)
 
+    async def terminate(self, within_seconds: float) -> int:
+        """SIGTERM, as an orchestrator stops a process in a rolling restart; its exit code, which must come within
+        `within_seconds`."""
+        assert self._process is not None
+        self._process.terminate()
+        async with asyncio.timeout(within_seconds):
+            return await self._process.wait()
+
     async def stop(self) -> None:
         if self._process is not None and self._process.returncode is None:
             self._process.terminate()
