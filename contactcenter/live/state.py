@@ -179,11 +179,28 @@ class LiveState:
             raise NotFound(f"conversation {conversation_id} is not assigned to you", field="conversation_id")
         return changes
 
-    async def withdraw(self, conversation_id: uuid.UUID, now_ms: int, *, abandoned: bool) -> Withdrawal:
+    async def withdraw(
+        self,
+        conversation_id: uuid.UUID,
+        now_ms: int,
+        *,
+        abandoned: bool,
+        interaction_id: uuid.UUID | None = None,
+        queue_id: uuid.UUID | None = None,
+    ) -> Withdrawal:
         """Take back the work of a contact that left before any agent took it (`abandoned`: a caller who hung up
         while waiting; else one who left for voicemail): off its queue, its pending offer revoked. `taken` when
-        an agent had accepted it already (then nothing changes), `found` False when no work waited for it."""
-        status, changes, _ = await self._run("withdraw", now_ms, str(conversation_id), int(abandoned))
+        an agent had accepted it already (then nothing changes), `found` False when no work waited for it. The
+        conversation is queued nowhere afterwards: a router that recorded the contact before it left queues
+        nothing (its interaction and queue, when given, name it in the abandon's event)."""
+        status, changes, _ = await self._run(
+            "withdraw",
+            now_ms,
+            str(conversation_id),
+            int(abandoned),
+            "" if interaction_id is None else str(interaction_id),
+            "" if queue_id is None else str(queue_id),
+        )
         return Withdrawal(found=status != "not_found", taken=status == "assigned", changes=changes)
 
     async def move(self, conversation_id: uuid.UUID, queue_id: uuid.UUID, now_ms: int) -> tuple[uuid.UUID, LiveChanges]:
