@@ -11,19 +11,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Protocol
 
-from contactcenter.agents import AgentNoticesPort
+from contactcenter.agents import CallNotices
 from contactcenter.clock import now_ms
 from contactcenter.live.state import LiveState
 from contactcenter.store.calls import CallOccupations
 from schema.offers import CallNotice, CallState
-
-
-class CallNotices(AgentNoticesPort, Protocol):
-    """Tells agents what live state decided, and the state of the call on their line (`notices.AgentNotices`)."""
-
-    async def call(self, notice: CallNotice) -> None: ...
 
 
 class AgentCalls:

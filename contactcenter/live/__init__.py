@@ -66,6 +66,22 @@ class Enqueued(LiveChanges):
 
 
 @dataclass(frozen=True)
+class CallFreed:
+    """A connected call that reached its bound (its final status never came): its agent is free again."""
+
+    agent_id: uuid.UUID
+    call_sid: str
+    since_ms: int | None
+
+
+@dataclass(frozen=True)
+class Expired(LiveChanges):
+    """What the sweep set in motion — and the calls it freed at their bound (their desktops are told)."""
+
+    calls_freed: list[CallFreed] = field(default_factory=list, kw_only=True)
+
+
+@dataclass(frozen=True)
 class CallReleased(LiveChanges):
     """What a call's end set in motion — and the agent it occupied (None when it occupied nobody), since when."""
 
@@ -82,8 +98,9 @@ class LiveStatePort(Protocol):
         a reservation made before once more (our own redelivery)."""
         ...
 
-    async def expire_reservations(self, now_ms: int) -> LiveChanges:
-        """Take back the reservations past their time; the work goes to the next agent."""
+    async def expire_reservations(self, now_ms: int) -> Expired:
+        """Take back the reservations past their time (the work goes to the next agent), end the wrap-ups whose
+        time is up, and free the agents of calls past their bound (`calls_freed`)."""
         ...
 
     async def restore(self, task: Task, enqueued_ms: int, agent_id: uuid.UUID | None, now_ms: int) -> LiveChanges:

@@ -19,7 +19,16 @@ from redis.exceptions import NoScriptError
 
 from contactcenter.batching import Batcher
 from contactcenter.errors import Conflict, NotFound
-from contactcenter.live import AgentStateMoved, CallReleased, Enqueued, LiveChanges, Reservation, Task
+from contactcenter.live import (
+    AgentStateMoved,
+    CallFreed,
+    CallReleased,
+    Enqueued,
+    Expired,
+    LiveChanges,
+    Reservation,
+    Task,
+)
 
 EXPIRE_BATCH = 100
 # Pipelines in flight at once: a call finding one free goes out alone, at once; the rest wait together.
@@ -241,9 +250,15 @@ class LiveState:
         queue = await self._redis.hget(f"{self._prefix}task:{conversation_id}", "queue")
         return uuid.UUID(_text(queue)) if queue else None
 
-    async def expire_reservations(self, now_ms: int) -> LiveChanges:
-        _, changes, _ = await self._run("expire", now_ms, EXPIRE_BATCH)
-        return changes
+    async def expire_reservations(self, now_ms: int) -> Expired:
+        _, changes, extra = await self._run("expire", now_ms, EXPIRE_BATCH)
+        freed = [
+            CallFreed(
+                uuid.UUID(_text(extra[n])), _text(extra[n + 1]), int(_text(extra[n + 2])) if extra[n + 2] else None
+            )
+            for n in range(0, len(extra), 3)
+        ]
+        return Expired(changes.offers, changes.revoked, states=changes.states, calls_freed=freed)
 
     async def restore(self, task: Task, enqueued_ms: int, agent_id: uuid.UUID | None, now_ms: int) -> LiveChanges:
         """Put an open conversation back after Redis lost live state: assigned to its agent, or queued."""
