@@ -48,6 +48,15 @@ class AgentStateMoved:
 
 
 @dataclass(frozen=True)
+class CallFreed:
+    """A connected call that reached its bound (its final status never came): its agent is free again."""
+
+    agent_id: uuid.UUID
+    call_sid: str
+    since_ms: int | None
+
+
+@dataclass(frozen=True)
 class LiveChanges:
     """What a change to live state set in motion: new reservations to offer, old ones to take back, and agents'
     states it moved (their desktops are told)."""
@@ -55,6 +64,8 @@ class LiveChanges:
     offers: list[Reservation] = field(default_factory=list)
     revoked: list[Reservation] = field(default_factory=list)
     states: list[AgentStateMoved] = field(default_factory=list, kw_only=True)
+    # Calls the sweep freed at their bound (their desktops are told): only `expire_reservations` fills it.
+    calls_freed: list[CallFreed] = field(default_factory=list, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -66,19 +77,14 @@ class Enqueued(LiveChanges):
 
 
 @dataclass(frozen=True)
-class CallFreed:
-    """A connected call that reached its bound (its final status never came): its agent is free again."""
+class AgentLine:
+    """What an agent is busy with in live state, for a desktop that connects again: in wrap-up until when, and
+    the call on its line since when (None: none)."""
 
-    agent_id: uuid.UUID
-    call_sid: str
-    since_ms: int | None
-
-
-@dataclass(frozen=True)
-class Expired(LiveChanges):
-    """What the sweep set in motion — and the calls it freed at their bound (their desktops are told)."""
-
-    calls_freed: list[CallFreed] = field(default_factory=list, kw_only=True)
+    state: str
+    wrap_until_ms: int | None
+    call_sid: str | None
+    call_since_ms: int | None
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,7 @@ class LiveStatePort(Protocol):
         a reservation made before once more (our own redelivery)."""
         ...
 
-    async def expire_reservations(self, now_ms: int) -> Expired:
+    async def expire_reservations(self, now_ms: int) -> LiveChanges:
         """Take back the reservations past their time (the work goes to the next agent), end the wrap-ups whose
         time is up, and free the agents of calls past their bound (`calls_freed`)."""
         ...

@@ -20,11 +20,11 @@ from redis.exceptions import NoScriptError
 from contactcenter.batching import Batcher
 from contactcenter.errors import Conflict, NotFound
 from contactcenter.live import (
+    AgentLine,
     AgentStateMoved,
     CallFreed,
     CallReleased,
     Enqueued,
-    Expired,
     LiveChanges,
     Reservation,
     Task,
@@ -250,7 +250,7 @@ class LiveState:
         queue = await self._redis.hget(f"{self._prefix}task:{conversation_id}", "queue")
         return uuid.UUID(_text(queue)) if queue else None
 
-    async def expire_reservations(self, now_ms: int) -> Expired:
+    async def expire_reservations(self, now_ms: int) -> LiveChanges:
         _, changes, extra = await self._run("expire", now_ms, EXPIRE_BATCH)
         freed = [
             CallFreed(
@@ -258,7 +258,7 @@ class LiveState:
             )
             for n in range(0, len(extra), 3)
         ]
-        return Expired(changes.offers, changes.revoked, states=changes.states, calls_freed=freed)
+        return LiveChanges(changes.offers, changes.revoked, states=changes.states, calls_freed=freed)
 
     async def restore(self, task: Task, enqueued_ms: int, agent_id: uuid.UUID | None, now_ms: int) -> LiveChanges:
         """Put an open conversation back after Redis lost live state: assigned to its agent, or queued."""
@@ -304,6 +304,18 @@ class LiveState:
 
     async def agent_status(self, agent_id: uuid.UUID) -> AgentStatus:
         return (await self.agent_statuses([agent_id]))[0]
+
+    async def agent_line(self, agent_id: uuid.UUID) -> AgentLine:
+        """The agent's wrap-up and call, as live state holds them (one read)."""
+        state, wrap_until, call, call_since = await self._redis.hmget(
+            f"{self._prefix}agent:{agent_id}", "state", "wrap_until", "call", "call_since"
+        )
+        return AgentLine(
+            state=_text(state) if state else "offline",
+            wrap_until_ms=int(wrap_until) if wrap_until else None,
+            call_sid=_text(call) if call else None,
+            call_since_ms=int(call_since) if call_since else None,
+        )
 
     async def agent_statuses(self, agent_ids: list[uuid.UUID]) -> list[AgentStatus]:
         """Many agents' states in one round trip."""
