@@ -45,8 +45,12 @@ class AgentCalls:
 
     async def ended(self, call_sid: str) -> None:
         now = now_ms()
-        await self._occupations.end(call_sid)
+        occupied = await self._occupations.end(call_sid)
         released = await self._live.release(call_sid, now)
+        if released.agent_id is None and occupied is not None:
+            # PostgreSQL had the call in progress and live state did not: Redis lost it (and the rebuild, which
+            # would have put it back, has not run). The agent is free; the wallboard is told so from here.
+            await self._occupations.lost_call_ended(call_sid, occupied)
         if released.agent_id is not None and released.since_ms is not None:
             # Told before the offers its end set in motion, so the desktop shows the call over first.
             await self._notices.call(
