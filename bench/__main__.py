@@ -161,6 +161,26 @@ async def _wait_stored(database_url: str, schema: str, sids: list[str], within: 
         await asyncio.sleep(0.5)
 
 
+# What became of the calls, as the service recorded them: connected to an agent, ended after that (completed),
+# or abandoned (the caller gave up while waiting; with the stand-in, only a defect makes one).
+VOICE_OUTCOMES = """
+SELECT count(*) FILTER (WHERE connected_at IS NOT NULL) AS connected,
+       count(*) FILTER (WHERE connected_at IS NOT NULL AND rank = 3) AS completed,
+       count(*) FILTER (WHERE abandoned) AS abandoned
+FROM voice_calls
+"""
+
+
+async def _voice_outcomes(database_url: str, schema: str) -> dict[str, int]:
+    conn = await asyncpg.connect(database_url, server_settings={"search_path": schema})
+    try:
+        row = await conn.fetchrow(VOICE_OUTCOMES)
+    finally:
+        await conn.close()
+    assert row is not None, "an aggregate answers one row"
+    return {name: int(row[name]) for name in ("connected", "completed", "abandoned")}
+
+
 async def _wait_offered(database_url: str, schema: str, within: float) -> int:
     """Wait until no conversation waits for an agent (queued, or offered and not yet accepted); answer how
     many still do when `within` seconds have passed."""
@@ -226,9 +246,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     namespace = f"bench{uuid.uuid4().hex[:8]}"
     events_before = 0  # the events an earlier run left in a kept schema (--database-schema)
     admin_token, twilio_token = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
-    # Where the service connects accepted calls: a stand-in of Twilio's REST API, which ends each call it
-    # connects with the status callback Twilio would post.
-    stand_in = TwilioStandIn(twilio_token)
+    # Where the service connects accepted calls: a stand-in of Twilio's REST API, which posts the status
+    # callbacks Twilio would for each call it connects (in progress, then completed after the agent's hold).
+    stand_in = TwilioStandIn(twilio_token, hold=args.hold)
     await stand_in.start()
     env = {
         "CC_ADMIN_TOKEN": admin_token,
@@ -319,6 +339,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             stored, duplicated = await _wait_stored(database_url, namespace_schema, traffic.accepted, within=60)
             waiting = await _wait_offered(database_url, namespace_schema, within=WAIT_OFFERED_S)
             await agents.accepts_done(within=30)
+            await asyncio.wait_for(stand_in.settled(), 30)
+            calls = await _voice_outcomes(database_url, namespace_schema) if "voice" in parse_mix(args.mix) else None
             if lag is not None:
                 events = await _wait_published(database_url, namespace_schema, within=60)
                 event_lag = await lag.figures() | {
@@ -358,6 +380,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         duplicated=duplicated,
         waiting=waiting,
         calls=stand_in.figures,
+        call_outcomes=calls,
         event_lag=event_lag,
     )
 

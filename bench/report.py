@@ -45,6 +45,7 @@ def summarise(
     duplicated: int,
     waiting: int,
     calls: StandInFigures | None = None,
+    call_outcomes: dict[str, int] | None = None,
     event_lag: dict[str, object] | None = None,
 ) -> dict[str, object]:
     """The run's figures: `elapsed` from the first send until the last contact reached an agent and the queue
@@ -108,6 +109,11 @@ def summarise(
         # callbacks that ended them.
         "calls_connected": calls.connected if calls else 0,
         "call_status_answers": dict(calls.statuses) if calls else {},
+        # What the service recorded of the calls (voice in the mix; else null): connected to an agent (also a
+        # repeat caller rung straight through to the agent who holds its conversation, which the stand-in does
+        # not end), completed after that, abandoned (with the stand-in's callbacks in Twilio's order, 0 in a
+        # valid run).
+        "voice_outcomes": call_outcomes,
         "processes": [
             {
                 "role": p.role,
@@ -192,6 +198,7 @@ def table(result: dict[str, object]) -> str:
         lines.append(
             f"calls connected      {result['calls_connected']}, status callbacks {result['call_status_answers']}"
         )
+        lines.append(f"call outcomes        {result['voice_outcomes']}")
     if "raw" in result:
         lines.append(f"raw limits           {result['raw']}")
         lines.append(f"raw machine cpu (µs) {result['raw_machine_cpu_us_per_operation']}")

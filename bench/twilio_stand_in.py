@@ -1,5 +1,6 @@
 """A local stand-in of Twilio's REST API for the bench's calls: it records each call the service connects when
-an agent accepts and then, as Twilio would at the call's end, posts the signed status callback."""
+an agent accepts and then, as Twilio would, posts the call's signed status callbacks: `in-progress` once it is
+connected, `completed` when the agent has held it for the bench's hold time."""
 
 from __future__ import annotations
 
@@ -19,15 +20,17 @@ class StandInFigures:
     connected: int = 0  # calls the service connected through the REST API
     refused: int = 0  # REST calls with the wrong credentials
     statuses: Counter[int] = field(default_factory=Counter)  # answers to the status callbacks posted
+    completed: int = 0  # calls whose `completed` status callback was posted
 
 
 class TwilioStandIn:
     """`POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json` on loopback: checks the basic auth, records
-    the connection, and posts the call's final status callback to the service (signed), as Twilio would when
-    the call ends."""
+    the connection, and posts the call's status callbacks to the service (signed), as Twilio would: in progress
+    at once, completed after `hold` seconds (the agent's conversation)."""
 
-    def __init__(self, auth_token: str) -> None:
+    def __init__(self, auth_token: str, *, hold: float = 0.1) -> None:
         self._auth_token = auth_token
+        self._hold = hold
         credentials = base64.b64encode(f"{ACCOUNT_SID}:{auth_token}".encode()).decode()
         self._authorization = f"Basic {credentials}"
         self.figures = StandInFigures()
@@ -47,9 +50,13 @@ class TwilioStandIn:
         self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
         self._http = aiohttp.ClientSession()
 
+    async def settled(self) -> None:
+        """Until every call connected so far has been ended by its status callbacks."""
+        while self._callbacks:
+            await asyncio.gather(*self._callbacks)
+
     async def stop(self) -> None:
-        for task in list(self._callbacks):
-            await task
+        await self.settled()
         if self._http is not None:
             await self._http.close()
         if self._runner is not None:
@@ -68,8 +75,16 @@ class TwilioStandIn:
         return web.json_response({"sid": call_sid, "status": "in-progress"})
 
     async def _call_ended(self, call_sid: str) -> None:
+        """The connected call's life as Twilio tells it: in progress now, completed once the agent held it."""
+        started = asyncio.get_running_loop().time()
+        await self._status(call_sid, "in-progress")
+        await asyncio.sleep(max(0.0, self._hold - (asyncio.get_running_loop().time() - started)))
+        await self._status(call_sid, "completed", CallDuration=str(max(1, round(self._hold))))
+        self.figures.completed += 1
+
+    async def _status(self, call_sid: str, status: str, **more: str) -> None:
         assert self._http is not None
-        form = {"CallSid": call_sid, "AccountSid": ACCOUNT_SID, "CallStatus": "completed", "CallDuration": "1"}
+        form = {"CallSid": call_sid, "AccountSid": ACCOUNT_SID, "CallStatus": status, **more}
         url = f"{self.service_url}{VoiceTraffic.PATH}/status"
         headers = {"X-Twilio-Signature": twilio_signature(self._auth_token, url, form)}
         try:

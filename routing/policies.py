@@ -40,11 +40,13 @@ QUEUE_FOR_A_CONTACT = Policy(
         " queue serves its channel, else in the oldest queue that serves its channel (of queues made at the same"
         " moment, the first by name). When no queue serves the channel, the contact is stored and waits unrouted."
         " A contact received before its sender's card was erased (in flight) is stored emptied on that card, in a"
-        " closed conversation: it is queued nowhere."
+        " closed conversation: it is queued nowhere. A contact that left before it was recorded (a caller who hung"
+        " up, or went to voicemail, while its call was on its way to the router) opens a conversation of its own,"
+        " closed at once: it is queued nowhere either."
     ),
     runs_in=(
         # The recording of every inbound contact, in the transaction that stores it.
-        Site(_MIGRATIONS, "migrations/026_verified_merges_shared_and_erasure.sql", "cc_record_inbound"),
+        Site(_MIGRATIONS, "migrations/030_contact_departures.sql", "cc_record_inbound"),
         # A contact left in a conversation closed before any agent saw it finds its place again.
         Site(_MIGRATIONS, "migrations/010_events_outbox.sql", "cc_rehome_inbound"),
     ),

@@ -359,15 +359,22 @@ class VoiceWebhook:
 
     async def _ended(self, call_sid: str, status: str, duration: int | None) -> None:
         """Move the call to `status` (only forward; an unknown call is ignored). A caller who hung up while
-        waiting is an abandon: its work is withdrawn (an offer revoked, the agent freed). A final status frees the
+        waiting is an abandon: its work is withdrawn (an offer revoked, the agent freed) — or, when the router has
+        not recorded the call yet, the recording finds the abandon (the departure `call_status` stores) and queues
+        nothing. A final status frees the
         agent the call occupied — every time it comes, after PostgreSQL has it, so a connection recorded at that
         moment sees the end (`CallConnector`) and a retry after a failure frees the agent still."""
-        if await self._store.call(call_sid) is None:
+        call = await self._store.call(call_sid)
+        if call is None:
             log.info("a status of a call we do not know: ignored")
             return
         if await self._store.call_status(call_sid, status, duration):
             withdrawn = await self._withdrawals.withdraw(Channel.VOICE, call_sid, abandoned=True)
             log.info("call abandoned while waiting", extra={"withdrawn": withdrawn is not None})
+        elif call.abandoned:
+            # Again (Twilio's retry, or another callback): the withdrawal may have failed after the abandon was
+            # stored; once done, it finds nothing and changes nothing.
+            await self._withdrawals.withdraw(Channel.VOICE, call_sid, abandoned=True)
         if STATUS_RANKS.get(status, 0) >= FINAL_RANK:
             await self._calls.ended(call_sid)
 

@@ -1,4 +1,4 @@
-"""What the voice channel keeps in PostgreSQL (migration 013): the menus of the numbers we answer, each call's
+"""What the voice channel keeps in PostgreSQL (migrations 013 and 030): the menus of the numbers we answer, each call's
 state (which only moves forward), the queue a caller chose and where agents take calls. The events of a call's
 changes are written in the statement that makes them (the outbox)."""
 
@@ -68,7 +68,7 @@ ORDER BY v.channel = 'voice' DESC, v.opened_at DESC LIMIT 1
 """
 CALL_OF_SID = """
 SELECT rank, agent_id, connected_at IS NOT NULL AS connected, queue_name, from_number, to_number,
-       callback_requested
+       callback_requested, abandoned
 FROM voice_calls WHERE call_sid = $1
 """
 CALL_CONNECTED = """
@@ -83,8 +83,13 @@ SELECT 'call.connected', call_sid, 'call:' || call_sid,
        jsonb_build_object('call_sid', call_sid, 'agent_id', agent_id, 'queue', queue_name)
 FROM changed
 """
+# The contact's departure lock (migration 030): a departure is written holding it, so that the router's recording
+# of the call either sees the departure or is committed before it (and the call's withdrawal then finds it).
+DEPARTURE_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('departure:voice:' || $1, 0))"
 # A status moves the call forward or changes nothing. The final one ends it: abandoned when the caller waited
-# in a queue and no agent was connected; its events written in the same statement.
+# in a queue and no agent was connected; its events written in the same statement, and its departure, which the
+# router's recording reads should the call still be on its way there (a hang-up before it was recorded). A day
+# old, a departure nobody read goes (a bounded batch): its call was recorded before it.
 CALL_STATUS = """
 WITH changed AS (
     UPDATE voice_calls c SET
@@ -109,6 +114,14 @@ WITH changed AS (
            jsonb_build_object('call_sid', call_sid, 'status', status, 'agent_id', agent_id,
                               'duration_seconds', duration_seconds)
     FROM changed WHERE rank = 3
+), departed AS (
+    INSERT INTO contact_departures (channel, provider_id, reason)
+    SELECT 'voice', call_sid, 'abandoned' FROM changed WHERE abandoned
+    ON CONFLICT (channel, provider_id) DO NOTHING
+), stale AS (
+    DELETE FROM contact_departures WHERE (channel, provider_id) IN (
+        SELECT channel, provider_id FROM contact_departures WHERE departed_at < now() - interval '1 day'
+        ORDER BY departed_at LIMIT 100 FOR UPDATE SKIP LOCKED)
 )
 SELECT abandoned FROM changed
 """
@@ -144,8 +157,17 @@ PLACED_CALL_SEEN = """
 INSERT INTO voice_calls (call_sid, from_number, to_number, status, rank) VALUES ($1, '', '', 'queued', 0)
 ON CONFLICT (call_sid) DO NOTHING
 """
-# The caller left the queue for voicemail: it no longer waits (so hanging up later is no abandon).
-CALL_LEFT_QUEUE = "UPDATE voice_calls SET enqueued_at = NULL WHERE call_sid = $1 AND connected_at IS NULL"
+# The caller left the queue for voicemail: it no longer waits (so hanging up later is no abandon); its departure
+# is written for the router's recording, should the call still be on its way there (CALL_STATUS).
+CALL_LEFT_QUEUE = """
+WITH left_queue AS (
+    UPDATE voice_calls SET enqueued_at = NULL WHERE call_sid = $1 AND connected_at IS NULL
+    RETURNING call_sid, callback_requested
+)
+INSERT INTO contact_departures (channel, provider_id, reason)
+SELECT 'voice', call_sid, 'withdrawn' FROM left_queue WHERE NOT callback_requested
+ON CONFLICT (channel, provider_id) DO NOTHING
+"""
 VOICEMAIL_RECEIVED = """
 INSERT INTO events (type, subject, partition_key, data)
 VALUES ('voicemail.received', $1, 'call:' || $1,
@@ -203,6 +225,7 @@ class CallState:
     from_number: str
     to_number: str
     callback_requested: bool
+    abandoned: bool = False
 
 
 def _call_state(row: asyncpg.Record) -> CallState:
@@ -214,6 +237,7 @@ def _call_state(row: asyncpg.Record) -> CallState:
         row["from_number"],
         row["to_number"],
         row["callback_requested"],
+        bool(row.get("abandoned")),
     )
 
 
@@ -265,8 +289,12 @@ class VoiceStore:
     async def call_status(self, call_sid: str, status: str, duration: int | None) -> bool:
         """Move the call forward to `status`; True when this made it abandoned (the first final status of a
         caller still waiting in a queue, who asked for no callback)."""
-        abandoned = await self._pool.fetchval(CALL_STATUS, call_sid, status, STATUS_RANKS.get(status, 0), duration)
-        return bool(abandoned)
+        rank = STATUS_RANKS.get(status, 0)
+        if rank < FINAL_RANK:
+            return bool(await self._pool.fetchval(CALL_STATUS, call_sid, status, rank, duration))
+        async with self._pool.acquire() as connection, connection.transaction():
+            await connection.execute(DEPARTURE_LOCK, call_sid)
+            return bool(await connection.fetchval(CALL_STATUS, call_sid, status, rank, duration))
 
     async def callback_requested(self, call_sid: str) -> CallState | None:
         """The waiting caller asked to be called back: the call, unless it was connected or ended already."""
@@ -282,7 +310,9 @@ class VoiceStore:
         await self._pool.execute(PLACED_CALL_SEEN, call_sid)
 
     async def call_left_queue(self, call_sid: str) -> None:
-        await self._pool.execute(CALL_LEFT_QUEUE, call_sid)
+        async with self._pool.acquire() as connection, connection.transaction():
+            await connection.execute(DEPARTURE_LOCK, call_sid)
+            await connection.execute(CALL_LEFT_QUEUE, call_sid)
 
     async def voicemail_received(self, call_sid: str, recording_sid: str, duration: int | None) -> None:
         await self._pool.execute(VOICEMAIL_RECEIVED, call_sid, recording_sid, duration)

@@ -15,7 +15,7 @@ from typing import Protocol
 from contactcenter.live import LiveChanges
 from contactcenter.store import InteractionInContext
 from schema import Channel, Interaction
-from schema.offers import RevokeReason
+from schema.offers import CallNotice, RevokeReason
 
 
 class AgentNoticesPort(Protocol):
@@ -34,6 +34,12 @@ class AgentNoticesPort(Protocol):
     async def message(self, agent_id: uuid.UUID, conversation_id: uuid.UUID, interaction: Interaction) -> None:
         """A new contact in a conversation the agent holds."""
         ...
+
+
+class CallNotices(AgentNoticesPort, Protocol):
+    """Tells agents what live state decided, and the state of the call on their line (`notices.AgentNotices`)."""
+
+    async def call(self, notice: CallNotice) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -11,19 +11,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Protocol
 
-from contactcenter.agents import AgentNoticesPort
+from contactcenter.agents import CallNotices
 from contactcenter.clock import now_ms
 from contactcenter.live.state import LiveState
 from contactcenter.store.calls import CallOccupations
 from schema.offers import CallNotice, CallState
-
-
-class CallNotices(AgentNoticesPort, Protocol):
-    """Tells agents what live state decided, and the state of the call on their line (`notices.AgentNotices`)."""
-
-    async def call(self, notice: CallNotice) -> None: ...
 
 
 class AgentCalls:
@@ -52,8 +45,12 @@ class AgentCalls:
 
     async def ended(self, call_sid: str) -> None:
         now = now_ms()
-        await self._occupations.end(call_sid)
+        occupied = await self._occupations.end(call_sid)
         released = await self._live.release(call_sid, now)
+        if released.agent_id is None and occupied is not None:
+            # PostgreSQL had the call in progress and live state did not: Redis lost it (and the rebuild, which
+            # would have put it back, has not run). The agent is free; the wallboard is told so from here.
+            await self._occupations.lost_call_ended(call_sid, occupied)
         if released.agent_id is not None and released.since_ms is not None:
             # Told before the offers its end set in motion, so the desktop shows the call over first.
             await self._notices.call(

@@ -14,6 +14,7 @@ import collections
 import logging
 import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import ValidationError
@@ -28,7 +29,7 @@ from contactcenter.api.operations import Access, Answer, Operation, Parameter, f
 from contactcenter.auth import Authenticator
 from contactcenter.clock import now_ms
 from contactcenter.errors import ContactCenterError, Forbidden, Invalid, NotFound, Unavailable
-from contactcenter.live import LiveChanges
+from contactcenter.live import AgentLine, LiveChanges
 from contactcenter.live.state import LiveState
 from contactcenter.logs import log_context
 from contactcenter.origins import origin_of
@@ -56,7 +57,7 @@ from schema.desktop import (
     TypingCommand,
     hello_json,
 )
-from schema.offers import CALL_NOTICE_HEAD, notice_ids, offered_reservation
+from schema.offers import CALL_NOTICE_HEAD, CallNotice, CallState, notice_ids, offered_reservation
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +231,7 @@ class AgentGateway:
                 await self._open(session)
                 # Read once the agent's notices are heard: a message recorded meanwhile is in it, or follows it.
                 held = await self._conversations.held_by(agent.id)
+                line = await self._live.agent_line(agent.id)
             except LEAVING_ERRORS as exc:
                 # The socket is open already: the desktop hears why on it, and reconnects (1013: try again later).
                 log.warning("agent %s could not be connected: %s", agent.id, exc)
@@ -239,6 +241,7 @@ class AgentGateway:
                 await socket.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"try again later")
                 return socket
             await session.greet(hello_json(AgentView(id=agent.id, name=agent.name), held))
+            await _tell_line(session, line)
             async for frame in socket:
                 if frame.type is WSMsgType.TEXT:
                     await self._answer(session, frame.data)
@@ -414,6 +417,28 @@ class AgentGateway:
 
 async def _close_for_restart(socket: web.WebSocketResponse) -> None:
     await socket.close(code=WSCloseCode.SERVICE_RESTART, message=b"service restarting: connect again")
+
+
+async def _tell_line(session: AgentSession, line: AgentLine) -> None:
+    """Right after `hello`, what the agent is busy with, in the frames that tell it as it happens: a wrap-up (the
+    `state` frame) and, to a desktop that shows the phone, the call on its line (the `call` frame). A desktop
+    that connects again (a reload, a dropped network) so shows what it showed before."""
+    if line.state == "wrap_up" and line.wrap_until_ms is not None:
+        await session.send(StateChanged(state="wrap_up", until=_at(line.wrap_until_ms)))
+    if session.follows_calls and line.call_sid is not None:
+        since = _at(line.call_since_ms if line.call_since_ms is not None else now_ms())
+        notice = CallNotice(
+            agent_id=session.agent.id,
+            call_sid=line.call_sid,
+            state=CallState.IN_PROGRESS,
+            since=since,
+            duration_seconds=None,
+        )
+        await session.send(notice.model_dump_json())
+
+
+def _at(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 def _follows_calls(request: web.Request) -> bool:

@@ -1,5 +1,7 @@
 """A contact that leaves before any agent took it (a caller who hangs up while waiting): its work taken back
-from live state first (so an agent accepting at that moment keeps it), then its conversation closed."""
+from live state first (so an agent accepting at that moment keeps it), then its conversation closed. Live state
+then queues it nowhere, also when the router that recorded it queues it only after this (withdraw.lua); one that
+left before it was recorded at all is the recording's to close (migration 030's departures)."""
 
 from __future__ import annotations
 
@@ -25,7 +27,13 @@ class Withdrawals:
         contact = await self._waiting.find(channel, provider_id)
         if contact is None:
             return None
-        withdrawal = await self._live.withdraw(contact.conversation_id, now_ms(), abandoned=abandoned)
+        withdrawal = await self._live.withdraw(
+            contact.conversation_id,
+            now_ms(),
+            abandoned=abandoned,
+            interaction_id=contact.interaction_id,
+            queue_id=contact.queue_id,
+        )
         if withdrawal.taken:
             return None
         await self._notices.announce(withdrawal.changes, revoked_because=RevokeReason.WITHDRAWN)

@@ -48,6 +48,15 @@ class AgentStateMoved:
 
 
 @dataclass(frozen=True)
+class CallFreed:
+    """A connected call that reached its bound (its final status never came): its agent is free again."""
+
+    agent_id: uuid.UUID
+    call_sid: str
+    since_ms: int | None
+
+
+@dataclass(frozen=True)
 class LiveChanges:
     """What a change to live state set in motion: new reservations to offer, old ones to take back, and agents'
     states it moved (their desktops are told)."""
@@ -55,6 +64,8 @@ class LiveChanges:
     offers: list[Reservation] = field(default_factory=list)
     revoked: list[Reservation] = field(default_factory=list)
     states: list[AgentStateMoved] = field(default_factory=list, kw_only=True)
+    # Calls the sweep freed at their bound (their desktops are told): only `expire_reservations` fills it.
+    calls_freed: list[CallFreed] = field(default_factory=list, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,17 @@ class Enqueued(LiveChanges):
     already, who (`held_by`): the contact being routed is news for that agent, not work for the queue."""
 
     held_by: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class AgentLine:
+    """What an agent is busy with in live state, for a desktop that connects again: in wrap-up until when, and
+    the call on its line since when (None: none)."""
+
+    state: str
+    wrap_until_ms: int | None
+    call_sid: str | None
+    call_since_ms: int | None
 
 
 @dataclass(frozen=True)
@@ -83,7 +105,8 @@ class LiveStatePort(Protocol):
         ...
 
     async def expire_reservations(self, now_ms: int) -> LiveChanges:
-        """Take back the reservations past their time; the work goes to the next agent."""
+        """Take back the reservations past their time (the work goes to the next agent), end the wrap-ups whose
+        time is up, and free the agents of calls past their bound (`calls_freed`)."""
         ...
 
     async def restore(self, task: Task, enqueued_ms: int, agent_id: uuid.UUID | None, now_ms: int) -> LiveChanges:

@@ -19,7 +19,16 @@ from redis.exceptions import NoScriptError
 
 from contactcenter.batching import Batcher
 from contactcenter.errors import Conflict, NotFound
-from contactcenter.live import AgentStateMoved, CallReleased, Enqueued, LiveChanges, Reservation, Task
+from contactcenter.live import (
+    AgentLine,
+    AgentStateMoved,
+    CallFreed,
+    CallReleased,
+    Enqueued,
+    LiveChanges,
+    Reservation,
+    Task,
+)
 
 EXPIRE_BATCH = 100
 # Pipelines in flight at once: a call finding one free goes out alone, at once; the rest wait together.
@@ -179,11 +188,28 @@ class LiveState:
             raise NotFound(f"conversation {conversation_id} is not assigned to you", field="conversation_id")
         return changes
 
-    async def withdraw(self, conversation_id: uuid.UUID, now_ms: int, *, abandoned: bool) -> Withdrawal:
+    async def withdraw(
+        self,
+        conversation_id: uuid.UUID,
+        now_ms: int,
+        *,
+        abandoned: bool,
+        interaction_id: uuid.UUID | None = None,
+        queue_id: uuid.UUID | None = None,
+    ) -> Withdrawal:
         """Take back the work of a contact that left before any agent took it (`abandoned`: a caller who hung up
         while waiting; else one who left for voicemail): off its queue, its pending offer revoked. `taken` when
-        an agent had accepted it already (then nothing changes), `found` False when no work waited for it."""
-        status, changes, _ = await self._run("withdraw", now_ms, str(conversation_id), int(abandoned))
+        an agent had accepted it already (then nothing changes), `found` False when no work waited for it. The
+        conversation is queued nowhere afterwards: a router that recorded the contact before it left queues
+        nothing (its interaction and queue, when given, name it in the abandon's event)."""
+        status, changes, _ = await self._run(
+            "withdraw",
+            now_ms,
+            str(conversation_id),
+            int(abandoned),
+            "" if interaction_id is None else str(interaction_id),
+            "" if queue_id is None else str(queue_id),
+        )
         return Withdrawal(found=status != "not_found", taken=status == "assigned", changes=changes)
 
     async def move(self, conversation_id: uuid.UUID, queue_id: uuid.UUID, now_ms: int) -> tuple[uuid.UUID, LiveChanges]:
@@ -225,8 +251,14 @@ class LiveState:
         return uuid.UUID(_text(queue)) if queue else None
 
     async def expire_reservations(self, now_ms: int) -> LiveChanges:
-        _, changes, _ = await self._run("expire", now_ms, EXPIRE_BATCH)
-        return changes
+        _, changes, extra = await self._run("expire", now_ms, EXPIRE_BATCH)
+        freed = [
+            CallFreed(
+                uuid.UUID(_text(extra[n])), _text(extra[n + 1]), int(_text(extra[n + 2])) if extra[n + 2] else None
+            )
+            for n in range(0, len(extra), 3)
+        ]
+        return LiveChanges(changes.offers, changes.revoked, states=changes.states, calls_freed=freed)
 
     async def restore(self, task: Task, enqueued_ms: int, agent_id: uuid.UUID | None, now_ms: int) -> LiveChanges:
         """Put an open conversation back after Redis lost live state: assigned to its agent, or queued."""
@@ -272,6 +304,18 @@ class LiveState:
 
     async def agent_status(self, agent_id: uuid.UUID) -> AgentStatus:
         return (await self.agent_statuses([agent_id]))[0]
+
+    async def agent_line(self, agent_id: uuid.UUID) -> AgentLine:
+        """The agent's wrap-up and call, as live state holds them (one read)."""
+        state, wrap_until, call, call_since = await self._redis.hmget(
+            f"{self._prefix}agent:{agent_id}", "state", "wrap_until", "call", "call_since"
+        )
+        return AgentLine(
+            state=_text(state) if state else "offline",
+            wrap_until_ms=int(wrap_until) if wrap_until else None,
+            call_sid=_text(call) if call else None,
+            call_since_ms=int(call_since) if call_since else None,
+        )
 
     async def agent_statuses(self, agent_ids: list[uuid.UUID]) -> list[AgentStatus]:
         """Many agents' states in one round trip."""

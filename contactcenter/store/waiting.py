@@ -12,7 +12,7 @@ from schema import Channel
 
 # The open conversation an inbound contact waits in (the provider's id is unique per channel and direction).
 WAITING_CONTACT = """
-SELECT x.id AS interaction_id, x.conversation_id
+SELECT x.id AS interaction_id, x.conversation_id, v.queue_id
 FROM interactions x JOIN conversations v ON v.id = x.conversation_id
 WHERE x.channel = $1 AND x.direction = 'inbound' AND x.provider_id = $2 AND v.state = 'open'
 """
@@ -39,6 +39,7 @@ SELECT id FROM changed
 class WaitingContact:
     interaction_id: uuid.UUID
     conversation_id: uuid.UUID
+    queue_id: uuid.UUID | None
 
 
 class WaitingContacts:
@@ -49,7 +50,7 @@ class WaitingContacts:
         row = await self._pool.fetchrow(WAITING_CONTACT, channel.value, provider_id)
         if row is None:
             return None
-        return WaitingContact(row["interaction_id"], row["conversation_id"])
+        return WaitingContact(row["interaction_id"], row["conversation_id"], row["queue_id"])
 
     async def close_unanswered(self, conversation_id: uuid.UUID, *, abandoned: bool) -> bool:
         """Close the conversation nobody took (`abandoned`: the customer gave up; else it left for other work);

@@ -436,6 +436,26 @@ async def test_withdrawing_offered_work_revokes_the_offer_and_frees_the_agent_fo
     assert (await live.withdraw(offered.conversation_id, now_ms=3_002, abandoned=True)).found is False
 
 
+async def test_work_withdrawn_before_its_router_queued_it_is_queued_nowhere_and_offered_to_nobody(
+    live: LiveState,
+) -> None:
+    """A caller hung up after the router recorded the call and before it queued it: the withdrawal finds no work,
+    and the router's enqueue that follows makes none, so no agent is offered a call nobody is on."""
+    ann, late = agent(), task()
+    await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)
+    withdrawal = await live.withdraw(
+        late.conversation_id, now_ms=2_000, abandoned=True, interaction_id=late.interaction_id, queue_id=QUEUE
+    )
+    assert (withdrawal.found, withdrawal.taken) == (False, False)
+    enqueued = await live.enqueue(late, now_ms=2_001)
+    assert (enqueued.offers, enqueued.held_by) == ([], None)
+    assert await live.queue_length(QUEUE) == 0
+    # Its redelivery changes nothing either; the agent takes the next work.
+    assert (await live.enqueue(late, now_ms=2_002, offer_again=True)).offers == []
+    next_work = task()
+    assert only_offer(await live.enqueue(next_work, now_ms=2_003)).conversation_id == next_work.conversation_id
+
+
 async def test_accepted_work_is_not_withdrawn(live: LiveState) -> None:
     ann = agent()
     await live.set_agent_state(ann, "available", [QUEUE], now_ms=1_000)

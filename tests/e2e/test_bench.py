@@ -174,9 +174,16 @@ async def test_calls_in_the_mix_go_through_the_menu_are_connected_through_the_st
     assert result["sent"] == result["acknowledged"] == 40
     assert result["lost"] == 0 and result["duplicated"] == 0 and result["waiting_for_agent_at_end"] == 0
     assert result["agent_errors"] == {}
-    # Each call offered was accepted, so connected once, and ended by a status callback the service took.
+    # Each call offered was accepted, so connected once, and then told in progress and completed (after the
+    # agent's hold) by status callbacks the service took: what the service recorded agrees, none abandoned.
     assert result["calls_connected"] == result["offers"] > 0
-    assert result["call_status_answers"] == {"200": result["offers"]}
+    assert result["call_status_answers"] == {"200": 2 * result["offers"]}
+    # (A repeat caller whose call's conversation its agent still holds is rung straight through, without the REST
+    # call or an offer: connected, and not ended by the stand-in.)
+    outcomes = result["voice_outcomes"]
+    assert outcomes["completed"] == result["offers"] and outcomes["abandoned"] == 0
+    assert outcomes["connected"] >= outcomes["completed"]
+    assert "call outcomes" in table
     assert set(result["arrival_to_offer_ms_by_channel"]) == {"voice"}
     assert "menu answer -> offer" in table
 

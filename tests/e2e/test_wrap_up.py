@@ -144,3 +144,26 @@ async def test_a_bad_wrap_up_time_is_a_400_naming_it(service: RunningService) ->
         async with service.http.post(url, json=body, headers=service.admin_headers()) as response:
             assert response.status == 400, (bad, await response.text())
             assert (await response.json())["error"]["field"] == "wrap_up_seconds"
+
+
+async def test_a_desktop_connecting_again_in_wrap_up_hears_after_hello_that_it_is_in_wrap_up(
+    service_settings: Settings,
+) -> None:
+    """A reload during the wrap-up: the new connection's `hello` is followed by the `state` frame of the wrap-up,
+    with the same end, so the desktop shows it again (and the agent can say it is ready)."""
+    async with run_service(service_settings.model_copy(update={"wrap_up_seconds": 600})) as service:
+        await create_queue(service, 600)
+        agent = await service.create_agent("Ann", ["sales"])
+        desktop = await service.agent_desktop(agent["token"])
+        await desktop.command({"type": "state", "state": "available"}, "state")
+        wrap_up = await answered_and_completed(service, desktop, "Is my car ready?")
+        assert wrap_up["state"] == "wrap_up"
+
+        again = AgentDesktop(
+            await service.http.ws_connect(f"{service.base_url}/api/v1/agents/ws?token={agent['token']}")
+        )
+        assert (await again.receive_any())["type"] == "hello"
+        assert await again.receive_any() == wrap_up
+        await again.command({"type": "state", "state": "available"}, "state")
+        await again.close()
+        await desktop.close()

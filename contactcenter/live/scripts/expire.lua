@@ -1,5 +1,5 @@
 -- expire: take back offers nobody answered in time. ARGS: limit (how many at most in one run).
--- Returns {"ok", offers, revoked, {}}. An agent that missed an offer is set away — it is likely not there —
+-- Returns {"ok", offers, revoked, {agent, CallSid, since (ms), ...} (the calls freed at their bound)}. An agent that missed an offer is set away — it is likely not there —
 -- and its other pending offers are revoked too; the work is matched again. A connected call past its bound
 -- (its final status never came) frees its agent, who is matched too. A wrap-up whose time is up ends: the agent is
 -- back in the state it had (available: idle since now, and matched), and among the states returned.
@@ -31,5 +31,13 @@ for _, a in ipairs(redis.call('ZRANGEBYSCORE', P .. 'wrapups', '-inf', NOW, 'LIM
     match_queues(agent_queues(a))
   end
 end
-for _, sid in ipairs(redis.call('ZRANGEBYSCORE', P .. 'calls', '-inf', NOW, 'LIMIT', 0, limit)) do release_call(sid) end
-return answer('ok')
+local freed = {}
+for _, sid in ipairs(redis.call('ZRANGEBYSCORE', P .. 'calls', '-inf', NOW, 'LIMIT', 0, limit)) do
+  local a, since = release_call(sid)
+  if a then
+    freed[#freed + 1] = a
+    freed[#freed + 1] = sid
+    freed[#freed + 1] = since or ''
+  end
+end
+return answer('ok', freed)
