@@ -131,6 +131,21 @@ async def test_what_chat_visitors_claim_counts_as_met_on_their_cards(pool: async
     assert (await _shared(pool))[("email", claimed)] == ("seen on 4 cards", 4)
 
 
+async def test_what_chat_visitors_claim_before_their_first_message_counts_once_they_have_a_card(
+    pool: asyncpg.Pool,
+) -> None:
+    """`identify` first, the first message after: the claim is met on the card the message makes."""
+    transcript = Transcript(pool)
+    claimed, phone = "family@example.com", "+14155550177"
+    for n in range(4):
+        visitor = uuid.uuid4()
+        await transcript.claim(visitor, Claims(name=f"Visitor {n}", email=claimed, phone=phone))
+        await transcript.append(visitor, "visitor", f"m{n}", "hi")
+        await _contact(pool, VISITOR, str(visitor), channel=Channel.CHAT)
+    shared = await _shared(pool)
+    assert (shared[("email", claimed)], shared[("phone", phone)]) == (("seen on 4 cards", 4), ("seen on 4 cards", 4))
+
+
 @pytest.mark.parametrize(
     ("kind", "value", "channel"),
     [

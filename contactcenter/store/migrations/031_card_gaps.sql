@@ -50,3 +50,27 @@ BEGIN
     o_moved := true;
 END
 $$;
+
+-- A chat visitor's claims made before its first message (`identify` first: no card yet) are sighted on the
+-- visitor's card when it gets one — when its `visitor` identity is made — as claims made after are by
+-- migration 026's trigger on `chat_visitors`. A visitor identity that is no chat visitor id (not a UUID) has
+-- no claims.
+CREATE FUNCTION cc_visitor_card_claims_met() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    v_claims jsonb;
+BEGIN
+    IF NEW.value !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
+        RETURN NULL;
+    END IF;
+    SELECT claims INTO v_claims FROM chat_visitors WHERE visitor_id = NEW.value::uuid;
+    IF v_claims ? 'email' THEN
+        PERFORM cc_sight_identifier('email', v_claims ->> 'email', NEW.client_id, 'chat_claim');
+    END IF;
+    IF v_claims ? 'phone' THEN
+        PERFORM cc_sight_identifier('phone', v_claims ->> 'phone', NEW.client_id, 'chat_claim');
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER visitor_card_claims_sighted AFTER INSERT ON identities
+    FOR EACH ROW WHEN (NEW.kind = 'visitor') EXECUTE FUNCTION cc_visitor_card_claims_met();
