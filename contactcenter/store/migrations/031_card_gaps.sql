@@ -74,3 +74,6 @@ END
 $$;
 CREATE TRIGGER visitor_card_claims_sighted AFTER INSERT ON identities
     FOR EACH ROW WHEN (NEW.kind = 'visitor') EXECUTE FUNCTION cc_visitor_card_claims_met();
+
+-- Tombstones have a retention now (`CC_IDENTITY_TOMBSTONE_RETENTION_HOURS`): the purge reads them by age.
+CREATE INDEX identity_tombstones_by_age ON identity_tombstones (erased_at);
