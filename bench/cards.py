@@ -43,6 +43,9 @@ BATCH = 50_000
 START = datetime(2024, 1, 1, tzinfo=UTC)
 ADMIN = "bench-admin-token"
 PREFIX = "bench_cards"
+# The names a loaded schema may have (the generated `bench_cards_…`, or one given with `--name`, `cards_…`):
+# `--loaded-schema` migrates the schema it is given, so it only takes these.
+LOADED_NAME = r"(bench_)?cards_[a-z0-9_]{1,50}"
 
 
 def _phone(n: int) -> str:
@@ -249,8 +252,12 @@ async def _interleaved(
     return {name: _figures(taken) for name, taken in seconds.items()}
 
 
-async def run(database_url: str, clients: int, samples: int, keep: bool, loaded_schema: str | None) -> dict[str, Any]:
-    schemas = loaded(database_url, loaded_schema) if loaded_schema else own_schema(database_url, PREFIX, keep=keep)
+async def run(
+    database_url: str, clients: int, samples: int, keep: bool, loaded_schema: str | None, name: str | None = None
+) -> dict[str, Any]:
+    schemas = (
+        loaded(database_url, loaded_schema) if loaded_schema else own_schema(database_url, PREFIX, keep=keep, name=name)
+    )
     async with schemas as (schema, pool):
         load_seconds = None
         if loaded_schema is None:
@@ -309,15 +316,21 @@ def main() -> None:
     )
     parser.add_argument(
         "--loaded-schema",
-        help=f"measure a schema a run with --keep loaded ({PREFIX}_…) instead of loading one; it is migrated to "
-        "the latest migration and kept (drop it with DROP SCHEMA … CASCADE when done)",
+        help=f"measure a schema a run with --keep loaded ({PREFIX}_… or its --name) instead of loading one; it is "
+        "migrated to the latest migration and kept (drop it with DROP SCHEMA … CASCADE when done)",
+    )
+    parser.add_argument(
+        "--name",
+        help="the kept schema's name (with --keep; cards_… or bench_cards_…), e.g. cards_full; it must not exist",
     )
     args = parser.parse_args()
+    if args.name is not None and (not args.keep or not re.fullmatch(LOADED_NAME, args.name)):
+        parser.error(f"--name: {args.name!r} needs --keep and must match {LOADED_NAME}")
     if args.clients < 1 or args.samples < 1:
         parser.error("--clients and --samples must be at least 1")
-    if args.loaded_schema is not None and not re.fullmatch(rf"{PREFIX}_[a-z0-9_]{{1,50}}", args.loaded_schema):
+    if args.loaded_schema is not None and not re.fullmatch(LOADED_NAME, args.loaded_schema):
         parser.error(f"--loaded-schema: {args.loaded_schema!r} is not a schema this bench loaded ({PREFIX}_…)")
-    result = asyncio.run(run(args.database_url, args.clients, args.samples, args.keep, args.loaded_schema))
+    result = asyncio.run(run(args.database_url, args.clients, args.samples, args.keep, args.loaded_schema, args.name))
     print(json.dumps(result))
 
 

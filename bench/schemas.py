@@ -24,9 +24,12 @@ async def _migrated_pool(database_url: str, schema: str) -> AsyncIterator[asyncp
 
 
 @contextlib.asynccontextmanager
-async def own_schema(database_url: str, prefix: str, *, keep: bool = False) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
-    """The schema's name and a pool on it, migrated."""
-    schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
+async def own_schema(
+    database_url: str, prefix: str, *, keep: bool = False, name: str | None = None
+) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
+    """The schema's name (`name`, or the prefix and a random suffix) and a pool on it, migrated; creating it
+    fails if the schema exists, so that a named run never loads into someone else's."""
+    schema = name or f"{prefix}_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(database_url)
     try:
         await admin.execute(f'CREATE SCHEMA "{schema}"')

@@ -128,6 +128,10 @@ class Settings(BaseSettings):
     # How long a delivered webhook delivery is kept (the same event, redelivered by the bus meanwhile, is not sent
     # again); parked ones stay until replayed, or as long as the events (`event_retention_days`).
     webhook_delivered_retention_hours: float = Field(default=24.0, gt=0, le=876_000)
+    # How long an erased card's identity tombstones are kept (docs/cards.md, "Privacy"): longer than a contact
+    # received before the erasure may wait on the bus to be recorded; after it, a contact is a stranger's. Purged
+    # by the retention job with the events.
+    identity_tombstone_retention_hours: float = Field(default=72.0, gt=0, le=876_000)
     # Email (channels/email): the largest message taken in (552 past it, before the rest is read), the
     # recipients one message may name, the SMTP connections one client address (and all together) may hold at
     # once, STARTTLS

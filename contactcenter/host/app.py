@@ -374,6 +374,7 @@ async def _start_events(settings: Settings, services: Services, stack: contextli
         services.pool,
         event_days=settings.event_retention_days,
         delivered_hours=settings.webhook_delivered_retention_hours,
+        tombstone_hours=settings.identity_tombstone_retention_hours,
     )
 
     async def purge() -> None:

@@ -24,6 +24,22 @@ WHERE v.client_id = ANY (cc_card_members(cc_card_root($1))) AND v.state = 'open'
 """
 
 
+# Tombstones past their retention (`CC_IDENTITY_TOMBSTONE_RETENTION_HOURS`), a bounded batch at a time, rows
+# another process is deleting skipped (index: migration 031).
+FORGET_TOMBSTONES = """
+DELETE FROM identity_tombstones WHERE digest IN (
+    SELECT digest FROM identity_tombstones WHERE erased_at < now() - make_interval(secs => $1)
+    ORDER BY erased_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+"""
+
+
+async def forget_tombstones(pool: asyncpg.Pool, seconds: float, batch: int) -> int:
+    """Delete up to `batch` identity tombstones older than `seconds`; how many. A tombstone only has to outlive
+    the contacts received before the erasure and still on the bus: past that, a contact is a stranger's."""
+    status: str = await pool.execute(FORGET_TOMBSTONES, seconds, batch)
+    return int(status.split()[-1])
+
+
 @dataclass(frozen=True)
 class Erased:
     client_id: uuid.UUID  # the card erased (the one the id given answers as)

@@ -131,6 +131,21 @@ async def test_what_chat_visitors_claim_counts_as_met_on_their_cards(pool: async
     assert (await _shared(pool))[("email", claimed)] == ("seen on 4 cards", 4)
 
 
+async def test_what_chat_visitors_claim_before_their_first_message_counts_once_they_have_a_card(
+    pool: asyncpg.Pool,
+) -> None:
+    """`identify` first, the first message after: the claim is met on the card the message makes."""
+    transcript = Transcript(pool)
+    claimed, phone = "family@example.com", "+14155550177"
+    for n in range(4):
+        visitor = uuid.uuid4()
+        await transcript.claim(visitor, Claims(name=f"Visitor {n}", email=claimed, phone=phone))
+        await transcript.append(visitor, "visitor", f"m{n}", "hi")
+        await _contact(pool, VISITOR, str(visitor), channel=Channel.CHAT)
+    shared = await _shared(pool)
+    assert (shared[("email", claimed)], shared[("phone", phone)]) == (("seen on 4 cards", 4), ("seen on 4 cards", 4))
+
+
 @pytest.mark.parametrize(
     ("kind", "value", "channel"),
     [
@@ -253,6 +268,35 @@ async def _keep_mail(pool: asyncpg.Pool, message_id: str, sender: str, text: str
         uuid.uuid4(),
         message_id,
     )
+
+
+async def test_the_export_holds_the_card_s_chat_transcripts_and_stored_mail(pool: asyncpg.Pool) -> None:
+    transcript = Transcript(pool)
+    visitor = uuid.uuid4()
+    await transcript.append(visitor, "visitor", "m1", "my address is 1 Main St")
+    card = await _contact(pool, VISITOR, str(visitor), channel=Channel.CHAT, body="my address is 1 Main St")
+    await transcript.claim(visitor, Claims(name="Dana", email="dana@example.com"))
+    await transcript.append(uuid.uuid4(), "visitor", "m1", "someone else's words")
+    await CardEdits(pool).add_identity(card, NewIdentity(EMAIL, "dana@example.com", "dana@example.com", False))
+    await _keep_mail(pool, "<one@example.com>", "dana@example.com", "my passport, attached")
+    await _keep_mail(pool, "<other@example.com>", "eve@example.com", "not hers")
+
+    exported = json.loads(await Privacy(pool).export(card))
+    [chat] = exported["chat"]
+    assert (chat["visitor_id"], chat["claims"]["email"]) == (str(visitor), "dana@example.com")
+    assert [(m["sender"], m["body"]) for m in chat["messages"]] == [("visitor", "my address is 1 Main St")]
+    [mail] = exported["mail"]
+    assert (mail["message_id"], mail["subject"], mail["text_body"]) == (
+        "<one@example.com>",
+        "About my order",
+        "my passport, attached",
+    )
+    assert mail["attachments"] == [{"filename": "passport.pdf", "content_type": "application/pdf", "size": 3}]
+
+    await Privacy(pool).erase(card, actor="admin")
+    after = json.loads(await Privacy(pool).export(card))
+    assert [c["messages"] for c in after["chat"]] == []  # the visitor identity went with the erasure
+    assert after["mail"] == []  # the card's addresses went too; what is kept of the mail is its Message-ID
 
 
 async def test_erasure_reaches_stored_mail_and_its_attachments_also_a_mail_still_in_flight(pool: asyncpg.Pool) -> None:

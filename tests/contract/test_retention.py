@@ -125,3 +125,23 @@ async def test_a_parked_delivery_replayed_stays_in_line_whatever_its_age(pool: a
     assert await replaying.replay_parked(webhook_id) == 2
     await event_retention(pool, event_days=DAYS, delivered_hours=24).purge()
     assert {"parked past the days", "parked within the days"} <= await kept(pool, ids)
+
+
+async def test_identity_tombstones_past_their_hours_are_purged_in_bounded_batches_and_recent_ones_stay(
+    pool: asyncpg.Pool,
+) -> None:
+    """An erased card's tombstones only have to outlive the contacts still on the bus: the retention job
+    deletes those older than `tombstone_hours`, a bounded batch at a time."""
+    client = await pool.fetchval("INSERT INTO clients (id) VALUES (gen_random_uuid()) RETURNING id")
+    await pool.execute(
+        "INSERT INTO identity_tombstones (digest, client_id, erased_at)"
+        " SELECT sha256(('old' || n)::bytea), $1::uuid, now() - interval '73 hours' FROM generate_series(1, 25) n"
+        " UNION ALL"
+        " SELECT sha256(('new' || n)::bytea), $1::uuid, now() - interval '71 hours' FROM generate_series(1, 4) n",
+        client,
+    )
+    retention = event_retention(pool, event_days=DAYS, delivered_hours=24, tombstone_hours=72, batch=10, max_batches=2)
+    assert (await retention.purge())["identity tombstones"] == 20
+    assert (await retention.purge())["identity tombstones"] == 5
+    ages = await pool.fetch("SELECT erased_at > now() - interval '72 hours' AS recent FROM identity_tombstones")
+    assert [row["recent"] for row in ages] == [True] * 4

@@ -19,6 +19,7 @@ from contactcenter.store import open_pool
 from contactcenter.store.cards import Cards
 from contactcenter.store.conversations import Conversations
 from contactcenter.store.migrate import migrate
+from contactcenter.store.privacy import Privacy
 from schema import Channel, ClientCard, IdentityKind, Interaction
 from schema.desktop import HeldConversation
 
@@ -181,6 +182,24 @@ async def test_a_contact_left_in_a_closed_conversation_moves_to_the_client_s_ope
     assert (joined.conversation_id, joined.agent_id) == (later.conversation_id, agent)
     open_ones = "SELECT count(*) FROM conversations WHERE state = 'open'"
     assert await pool.fetchval(open_ones) == 1
+
+
+async def test_a_contact_left_on_an_erased_card_is_never_moved_into_an_open_conversation(pool: asyncpg.Pool) -> None:
+    """The router recorded a contact just before the card was erased (whose withdrawal closes its
+    conversation): moving it would open a conversation on the erased card and offer an emptied contact to an
+    agent. It stays, closed."""
+    conversations = Conversations(pool)
+    await pool.execute("INSERT INTO queues (id, name, channels) VALUES (gen_random_uuid(), 'q', '{sms}')")
+    sender = Identity(IdentityKind.PHONE, "+14155550134", verified=True)
+    recorded = await conversations.record_inbound(_sms("+14155550134", "SM1"), sender)
+    await Privacy(pool).erase(recorded.client_id, actor="admin")
+    # What the erasure's withdrawal does next, out of the transaction: the waiting contact's conversation closed.
+    await pool.execute("UPDATE conversations SET state = 'closed' WHERE id = $1", recorded.conversation_id)
+
+    assert await conversations.rehome_inbound(recorded.interaction_id) is None
+    assert await pool.fetchval("SELECT count(*) FROM conversations WHERE state = 'open'") == 0
+    now_in = await pool.fetchval("SELECT conversation_id FROM interactions WHERE id = $1", recorded.interaction_id)
+    assert now_in == recorded.conversation_id
 
 
 async def test_a_recording_that_waits_for_an_agent_answers_the_card_an_offer_shows(pool: asyncpg.Pool) -> None:
