@@ -2,17 +2,21 @@
 figures to every supervisor watching, however many — a change is folded once, and a frame made once per set of
 queues seen, whoever asks for it.
 
-At start it replays the event log from yesterday's midnight (UTC) — contacts that waited overnight, today's
-counts — while its own queue on the events exchange gathers what comes meanwhile; an event already replayed is
-skipped by its id. Then it follows the exchange.
+Its queue on the events exchange is bound to the types the figures fold only (`figures.FOLDED_TYPES`): every
+other event stays away from the API processes. At start it replays the event log (those types) from yesterday's
+midnight (UTC) — contacts that waited overnight, today's counts — while its queue gathers what comes meanwhile;
+an event already replayed is skipped by its id. Then it follows the exchange.
 
-The relay stamps ids in order and publishes them in order, so the watch folds them in order too: an event whose
-id is not above the last folded is one it has (a republish); one that leaves a gap after the last folded makes
-it read the missing ids from the event log first (a gap stays when a stamping rolled back: the log has nothing
-there, and the watch moves on). A queue lost with what it held (a broker restart, a dropped connection: its
-queue is the connection's) is found the same way at the next event, and, should none come, by a look at the
-log's last id every `resync_seconds`: an id seen there and still not folded one look later is read from the
-log, and the watch subscribes again on a queue of its own.
+The relay publishes in id order on one channel, so the watch's queue holds the folded types in id order too, but
+their ids leave gaps (the other types). The watch keeps `checked_up_to`: every event of a folded type up to that
+id is folded. What is delivered is gathered for a moment, then counted against the log (one query for the
+gathering: how many events of those types lie between `checked_up_to` and the last delivered); when the log holds
+more, the range is read from it and folded in id order instead (a publish lost on the way, a queue lost with what
+it held and bound again: a broker restart, a dropped connection). Should no event come at all, a look at the
+relay's cursor every `resync_seconds` finds what was lost: what the relay had published (confirmed by the broker)
+at the previous look and is still not delivered, while nothing was delivered between the two looks, is read from
+the log, and the watch subscribes again on a queue of its own. Events the relay has stamped and not yet published
+are never read from the log: a relay that lags is not a loss.
 """
 
 from __future__ import annotations
@@ -33,23 +37,32 @@ from contactcenter.bus import Bus, Delivery, QueueSpec, Subscription
 from contactcenter.errors import ContactCenterError
 from contactcenter.live.state import LiveState
 from contactcenter.store.directory import Directory
-from contactcenter.supervision.figures import DAY_MS, AgentInfo, Figures, QueueInfo
+from contactcenter.supervision.figures import DAY_MS, FOLDED_TYPES, AgentInfo, Figures, QueueInfo
 from schema.events import TYPE_PREFIX
 
 log = logging.getLogger(__name__)
 
+# The log's last stamped id, then what it holds of the folded types up to it since a moment: the replay.
+LAST_ID = "SELECT coalesce(max(id), 0) FROM events"
 REPLAY = """
 SELECT id, type, (extract(epoch FROM occurred_at) * 1000)::bigint AS time_ms, data::text AS data FROM events
-WHERE occurred_at >= $1 AND id IS NOT NULL ORDER BY id
+WHERE occurred_at >= $1 AND id <= $2 AND type = ANY($3::text[]) ORDER BY id
 """
-# The events stamped after the last folded (and before the one delivered, when a delivery showed the gap).
+# How many events of the folded types the log holds after one id and up to another (an index range on `id`).
+COUNT = "SELECT count(*) FROM events WHERE id > $1 AND id <= $2 AND type = ANY($3::text[])"
+# The events of the folded types after one id and up to another, when the count showed some were not delivered.
 CATCH_UP = """
 SELECT id, type, (extract(epoch FROM occurred_at) * 1000)::bigint AS time_ms, data::text AS data FROM events
-WHERE id > $1 AND id < $2 ORDER BY id LIMIT $3
+WHERE id > $1 AND id <= $2 AND type = ANY($4::text[]) ORDER BY id LIMIT $3
 """
 CATCH_UP_PAGE = 5000
-LAST_ID = "SELECT max(id) FROM events"
-NO_END = 2**63 - 1
+# What the relay has published, confirmed by the broker (migration 028).
+RELAYED = "SELECT published_up_to FROM events_relay"
+# How long deliveries gather before they are counted against the log: one query for them all. Frames go out
+# at most every `supervisor_frame_seconds` (0.2 s by default) anyway.
+GATHER_SECONDS = 0.05
+RETRY_SECONDS = 1.0
+FAILURES = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, ContactCenterError)
 CLOSE_SECONDS = 5.0
 # How often the watch looks at the clock (a new day starts new counts) and reads the directory again (queues,
 # agents and supervisors created since: no event tells of them). An event naming a queue or agent it has not
@@ -87,7 +100,12 @@ class QueueWatch:
         self._namespace = namespace
         self._resync_seconds = resync_seconds
         self._fold_lock = asyncio.Lock()  # one fold (and catch-up) at a time, in delivery order
-        self._log_last_seen: int | None = None  # the log's last id at the previous look, if not folded then
+        self._checked_up_to = 0  # every event of a folded type up to this id is folded
+        self._pending: list[tuple[int, str, int, dict[str, Any]]] = []  # delivered, not yet counted and folded
+        self._verifying: asyncio.Task[None] | None = None
+        self._delivered_count = 0  # deliveries read so far: a look tells whether any came since the last
+        self._relayed_seen: int | None = None  # the relay's cursor at the previous look, and the count then
+        self._delivered_at_look = 0
         self._directory = directory
         self._live = live
         self.figures = figures
@@ -114,7 +132,7 @@ class QueueWatch:
         spec = QueueSpec(
             name=f"{self._namespace}.supervision.{uuid.uuid4().hex[:12]}",
             exchange=self._exchange,
-            binding_keys=("#",),
+            binding_keys=FOLDED_TYPES,
             shared=False,
             prefetch=256,
         )
@@ -124,7 +142,7 @@ class QueueWatch:
         self._stopping.set()
         if self._subscription is not None:
             await self._subscription.close()
-        for task in (self._ticker, self._reloading):
+        for task in (self._ticker, self._reloading, self._verifying):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -146,15 +164,16 @@ class QueueWatch:
 
     async def _replay(self, since: datetime) -> None:
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(REPLAY, since)
+            last: int = await conn.fetchval(LAST_ID)
+            rows = await conn.fetch(REPLAY, since, last, FOLDED_TYPES)
         for row in rows:
             self.figures.apply(row["id"], row["type"], row["time_ms"], json.loads(row["data"]))
-        self._replayed_up_to = self.figures.last_event_id
+        self._checked_up_to = last
+        self.figures.last_event_id = max(self.figures.last_event_id, last)
+        self._replayed_up_to = last
         held, self._held = self._held, []
         for delivery in held:
-            event = _read(delivery)
-            if event is not None:
-                self._fold(event)
+            self._take(delivery)
         self._bump()
         log.info("queue watch replayed %d events", len(rows))
 
@@ -162,45 +181,97 @@ class QueueWatch:
         if self._replayed_up_to is None:
             self._held.append(delivery)
             return
+        self._take(delivery)
+
+    def _take(self, delivery: Delivery) -> None:
+        """A delivery, gathered to be counted against the log with the others that come meanwhile."""
         event = _read(delivery)
         if event is None:
             return
-        async with self._fold_lock:
-            if event[0] > self.figures.last_event_id + 1:
-                await self._catch_up(event[0])
-            self._fold(event)
+        self._delivered_count += 1
+        self._pending.append(event)
+        if self._verifying is None or self._verifying.done():
+            self._verifying = asyncio.create_task(self._verify_pending(), name="queue watch folding")
 
-    async def _catch_up(self, before: int = NO_END) -> int:
-        """Fold the events of the log after the last folded and before `before`; how many there were."""
+    async def _verify_pending(self) -> None:
+        while self._pending and not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), GATHER_SECONDS)
+            gathered, self._pending = self._pending, []
+            try:
+                async with self._fold_lock:
+                    await self._verify(gathered)
+            except FAILURES as exc:
+                log.warning("queue watch could not look at the event log: %s", exc)
+                self._pending[:0] = gathered  # counted again after a pause, before what came since
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), RETRY_SECONDS)
+
+    async def _verify(self, gathered: list[tuple[int, str, int, dict[str, Any]]]) -> None:
+        """Fold what was delivered when the log holds no other event of the folded types in its range; else fold
+        the range from the log."""
+        fresh: list[tuple[int, str, int, dict[str, Any]]] = []
+        for event in gathered:  # in id order; a republish repeats ids already gathered or folded
+            if event[0] > (fresh[-1][0] if fresh else self._checked_up_to):
+                fresh.append(event)
+        if not fresh:
+            return
+        up_to = fresh[-1][0]
+        async with self._pool.acquire() as conn:
+            held: int = await conn.fetchval(COUNT, self._checked_up_to, up_to, FOLDED_TYPES)
+        if held == len(fresh):
+            for event in fresh:
+                self._fold(event)
+        else:
+            await self._catch_up(up_to, delivered=len(fresh))
+        self._advance(up_to)
+
+    def _advance(self, up_to: int) -> None:
+        self._checked_up_to = max(self._checked_up_to, up_to)
+        self.figures.last_event_id = max(self.figures.last_event_id, self._checked_up_to)
+
+    async def _catch_up(self, up_to: int, *, delivered: int = 0) -> int:
+        """Fold the log's events of the folded types after `checked_up_to` and up to `up_to`, in id order (those
+        delivered among them too); how many were not delivered."""
         found = 0
+        after = self._checked_up_to
         while True:
             async with self._pool.acquire() as conn:
-                rows = await conn.fetch(CATCH_UP, self.figures.last_event_id, before, CATCH_UP_PAGE)
+                rows = await conn.fetch(CATCH_UP, after, up_to, CATCH_UP_PAGE, FOLDED_TYPES)
             for row in rows:
                 data = json.loads(row["data"])
                 if isinstance(data, dict):
                     self.figures.apply(row["id"], row["type"], row["time_ms"], data)
                     self._learn(data)
-                else:  # moved past all the same
-                    self.figures.last_event_id = max(self.figures.last_event_id, row["id"])
             found += len(rows)
             if len(rows) < CATCH_UP_PAGE:
                 break
+            after = rows[-1]["id"]
+        missed = found - delivered
+        if missed > 0:
+            log.warning("queue watch read %d events it was not delivered from the event log", missed)
         if found:
-            log.warning("queue watch read %d events it was not delivered from the event log", found)
             self._bump()
-        return found
+        return missed
 
     async def _resync(self) -> None:
-        """Read from the log what the exchange did not bring within one look; then subscribe again."""
+        """With nothing delivered since the previous look, read from the log what the relay had published by
+        then and the exchange did not bring; then subscribe again."""
         async with self._pool.acquire() as conn:
-            last: int | None = await conn.fetchval(LAST_ID)
-        missed = self._log_last_seen is not None and self._log_last_seen > self.figures.last_event_id
-        self._log_last_seen = last if last is not None and last > self.figures.last_event_id else None
-        if not missed:
+            relayed: int = await conn.fetchval(RELAYED)
+        published, self._relayed_seen = self._relayed_seen, relayed
+        quiet = self._delivered_count == self._delivered_at_look and not self._pending
+        self._delivered_at_look = self._delivered_count
+        if published is None or not quiet:
             return
         async with self._fold_lock:
-            if not await self._catch_up():
+            if published <= self._checked_up_to or self._pending or self._delivered_count != self._delivered_at_look:
+                return
+            async with self._pool.acquire() as conn:
+                held: int = await conn.fetchval(COUNT, self._checked_up_to, published, FOLDED_TYPES)
+            missed = await self._catch_up(published) if held else 0
+            self._advance(published)
+            if not missed:
                 return
         # What was lost may be the queue itself: a queue of its own again (what both bring is folded once).
         old, self._subscription = self._subscription, await self._subscribe()
@@ -249,7 +320,7 @@ class QueueWatch:
                 last_resync = time.monotonic()
                 try:
                     await self._resync()
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ContactCenterError) as exc:
+                except FAILURES as exc:
                     log.warning("queue watch could not look at the event log: %s", exc)
 
     def _bump(self) -> None:

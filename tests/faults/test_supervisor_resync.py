@@ -4,15 +4,17 @@ from the event log — with no further event to show the gap, and again when the
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from urllib.parse import urlparse
 
 import pytest
 
+from contactcenter.bus import Delivery
 from contactcenter.bus.amqp import connect_amqp
 from contactcenter.settings import Settings
-from contactcenter.supervision.figures import Figures
+from contactcenter.supervision.figures import FOLDED_TYPES, Figures
 from contactcenter.supervision.watch import QueueWatch
 from tests.e2e.test_supervisors import queue_shows, until
 from tests.faults.proxy import FaultProxy, fault_proxy
@@ -134,3 +136,64 @@ async def folded_all(service: RunningService, watch: QueueWatch) -> None:
         return bool(watch.figures.last_event_id == last)
 
     await until(check, "the watch folded the log's last event", within=30.0)
+
+
+STAMPED_NOT_PUBLISHED = """
+INSERT INTO events (id, type, subject, partition_key, data)
+VALUES (nextval('events_public_id'), 'interaction.routed', $1, 'conversation:' || $1, $2::jsonb)
+RETURNING id
+"""
+
+
+async def test_an_event_the_relay_has_not_published_yet_is_waited_for_and_not_read_from_the_log(
+    service: RunningService, watch: QueueWatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The relay lags: an event is stamped and not yet published (the relay's cursor is below it). Looks at the
+    log, however many, leave it to the exchange — it is not lost; once the cursor passes it and it still does
+    not come, it is read from the log."""
+    created = await service.create_queue("sales", ["sms"])
+    assert (await service.post_sms(sender="+14155550101", body="Hello")).status == 200
+    await watch_shows(watch, waiting=1, offered=1)
+
+    conversation = str(uuid.uuid4())
+    data = {"interaction_id": str(uuid.uuid4()), "conversation_id": conversation, "queue_id": created["id"]}
+    async with service.services.pool.acquire() as conn:
+        stamped = await conn.fetchval(STAMPED_NOT_PUBLISHED, conversation, data)
+    await asyncio.sleep(4 * 0.5)  # four looks of the log (`resync_seconds`)
+    assert sales(watch)["waiting"] == 1
+    assert "not delivered" not in caplog.text
+
+    async with service.services.pool.acquire() as conn:  # published after all, and lost on the way
+        await conn.execute("UPDATE events_relay SET published_up_to = $1 WHERE published_up_to < $1", stamped)
+    await watch_shows(watch, waiting=2, offered=2)
+    assert "queue watch read 1 events it was not delivered from the event log" in caplog.text
+    await folded_all(service, watch)
+
+
+@pytest.fixture
+def delivered_types(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The routing keys of what every queue watch of this process is delivered (before any starts)."""
+    seen: list[str] = []
+    delivered = QueueWatch._delivered
+
+    async def spy(self: QueueWatch, delivery: Delivery) -> None:
+        seen.append(delivery.routing_key)
+        await delivered(self, delivery)
+
+    monkeypatch.setattr(QueueWatch, "_delivered", spy)
+    return seen
+
+
+async def test_the_watch_is_delivered_only_the_events_it_folds(
+    delivered_types: list[str], service: RunningService, watch: QueueWatch
+) -> None:
+    await service.create_queue("sales", ["sms"])
+    assert (await service.post_sms(sender="+14155550101", body="Hello")).status == 200
+    await watch_shows(watch, waiting=1, offered=1)
+    await folded_all(service, watch)
+
+    async with service.services.pool.acquire() as conn:
+        written = {row["type"] for row in await conn.fetch("SELECT DISTINCT type FROM events")}
+    assert {"client.created", "identity.added"} <= written
+    assert "interaction.routed" in delivered_types
+    assert set(delivered_types) <= set(FOLDED_TYPES)
