@@ -159,9 +159,8 @@ class Settings(BaseSettings):
     # short abandon, left out of the service level; the stream sends at most one frame per viewer this often.
     short_abandon_seconds: float = Field(default=5.0, ge=0, le=3600)
     supervisor_frame_seconds: float = Field(default=0.2, ge=0.01, le=10)
-    # How often the watch looks at the event log's last id: an event stamped there and still not delivered one
-    # look later (its queue lost in a broker restart or a dropped connection) is read from the log.
-    supervisor_resync_seconds: float = Field(default=5.0, ge=0.5, le=300)
+    # How often the watch reads the event log for what the relay has published since its last read.
+    supervisor_follow_seconds: float = Field(default=0.1, ge=0.01, le=60)
     # Web chat (channels/webchat). The key signing visitors' tokens: every API process must share it, or a visitor
     # resuming on another process starts anew; unset, each process makes one up (tokens die with the process).
     chat_secret: SecretStr | None = None

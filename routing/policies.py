@@ -46,9 +46,9 @@ QUEUE_FOR_A_CONTACT = Policy(
     ),
     runs_in=(
         # The recording of every inbound contact, in the transaction that stores it.
-        Site(_MIGRATIONS, "migrations/030_contact_departures.sql", "cc_record_inbound"),
+        Site(_MIGRATIONS, "migrations/032_record_inbound_events_in_one_insert.sql", "cc_record_inbound"),
         # A contact left in a conversation closed before any agent saw it finds its place again.
-        Site(_MIGRATIONS, "migrations/010_events_outbox.sql", "cc_rehome_inbound"),
+        Site(_MIGRATIONS, "migrations/031_card_gaps.sql", "cc_rehome_inbound"),
     ),
 )
 

@@ -245,9 +245,6 @@ async def _start_supervision(
     """One watch of the queues for this process, whoever watches: supervisors' figures from the event stream."""
     watch = QueueWatch(
         pool=services.pool,
-        bus=services.bus,
-        exchange=services.topology.events,
-        namespace=settings.namespace,
         directory=services.directory,
         live=services.live,
         figures=Figures(
@@ -255,7 +252,7 @@ async def _start_supervision(
             default_target_seconds=20.0,
             default_goal=0.8,
         ),
-        resync_seconds=settings.supervisor_resync_seconds,
+        follow_seconds=settings.supervisor_follow_seconds,
     )
     await watch.start()
     stack.push_async_callback(watch.stop)

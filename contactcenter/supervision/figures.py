@@ -454,3 +454,6 @@ _HANDLERS = {
     "agent.call_started": Figures._call_started,
     "agent.call_ended": Figures._call_ended,
 }
+# The event types the figures fold: the watch binds its queue to these only (every other event would be carried
+# to every API process, read and dropped).
+FOLDED_TYPES = tuple(sorted(_HANDLERS))

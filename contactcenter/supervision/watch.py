@@ -2,17 +2,17 @@
 figures to every supervisor watching, however many — a change is folded once, and a frame made once per set of
 queues seen, whoever asks for it.
 
-At start it replays the event log from yesterday's midnight (UTC) — contacts that waited overnight, today's
-counts — while its own queue on the events exchange gathers what comes meanwhile; an event already replayed is
-skipped by its id. Then it follows the exchange.
+It follows the event log itself, up to the relay's cursor (migration 028): what the relay has published, confirmed
+by the broker, in id order — every `follow_seconds` one query for the events of the types the figures fold
+(`figures.FOLDED_TYPES`) after the last it folded, up to the cursor. At start it replays the log from yesterday's
+midnight (UTC) — contacts that waited overnight, today's counts — up to the cursor, and follows on from there.
 
-The relay stamps ids in order and publishes them in order, so the watch folds them in order too: an event whose
-id is not above the last folded is one it has (a republish); one that leaves a gap after the last folded makes
-it read the missing ids from the event log first (a gap stays when a stamping rolled back: the log has nothing
-there, and the watch moves on). A queue lost with what it held (a broker restart, a dropped connection: its
-queue is the connection's) is found the same way at the next event, and, should none come, by a look at the
-log's last id every `resync_seconds`: an id seen there and still not folded one look later is read from the
-log, and the watch subscribes again on a queue of its own.
+It was a queue on the events exchange (every event delivered to every API process and read there: the API's CPU
+per contact doubled with events on, its watch fell thousands of events behind at 300 contacts a second, and the
+intake in the same process refused webhooks), with gap detection against the log for what the queue lost. The
+log is the stream's source and its truth, and the cursor says what the stream has carried: read in id order up
+to it, nothing can be missed or folded twice, whatever happens to the broker, and events the relay has stamped
+and not yet published wait for it as they would on the exchange.
 """
 
 from __future__ import annotations
@@ -29,28 +29,32 @@ from typing import Any
 
 import asyncpg
 
-from contactcenter.bus import Bus, Delivery, QueueSpec, Subscription
 from contactcenter.errors import ContactCenterError
 from contactcenter.live.state import LiveState
 from contactcenter.store.directory import Directory
-from contactcenter.supervision.figures import DAY_MS, AgentInfo, Figures, QueueInfo
-from schema.events import TYPE_PREFIX
+from contactcenter.supervision.figures import DAY_MS, FOLDED_TYPES, AgentInfo, Figures, QueueInfo
 
 log = logging.getLogger(__name__)
 
+# What the relay has published (confirmed by the broker), and what the log holds of the folded types since a moment
+# up to it: the replay.
+RELAYED = "SELECT published_up_to FROM events_relay"
 REPLAY = """
 SELECT id, type, (extract(epoch FROM occurred_at) * 1000)::bigint AS time_ms, data::text AS data FROM events
-WHERE occurred_at >= $1 AND id IS NOT NULL ORDER BY id
+WHERE occurred_at >= $1 AND id <= $2 AND type = ANY($3::text[]) ORDER BY id
 """
-# The events stamped after the last folded (and before the one delivered, when a delivery showed the gap).
-CATCH_UP = """
-SELECT id, type, (extract(epoch FROM occurred_at) * 1000)::bigint AS time_ms, data::text AS data FROM events
-WHERE id > $1 AND id < $2 ORDER BY id LIMIT $3
+# The relay's cursor, and the events of the folded types after an id up to it (an index range on `id`): one row
+# with no event when there is none.
+FOLLOW = """
+SELECT r.published_up_to AS up_to, e.id, e.type, e.time_ms, e.data FROM events_relay r
+LEFT JOIN LATERAL (
+    SELECT id, type, (extract(epoch FROM occurred_at) * 1000)::bigint AS time_ms, data::text AS data FROM events
+    WHERE id > $1 AND id <= r.published_up_to AND type = ANY($3::text[]) ORDER BY id LIMIT $2
+) e ON true
+ORDER BY e.id
 """
-CATCH_UP_PAGE = 5000
-LAST_ID = "SELECT max(id) FROM events"
-NO_END = 2**63 - 1
-CLOSE_SECONDS = 5.0
+FOLLOW_PAGE = 5000
+FAILURES = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, ContactCenterError)
 # How often the watch looks at the clock (a new day starts new counts) and reads the directory again (queues,
 # agents and supervisors created since: no event tells of them). An event naming a queue or agent it has not
 # met makes it read the directory at once.
@@ -73,58 +77,37 @@ class QueueWatch:
         self,
         *,
         pool: asyncpg.Pool,
-        bus: Bus,
-        exchange: str,
-        namespace: str,
         directory: Directory,
         live: LiveState,
         figures: Figures,
-        resync_seconds: float = 5.0,
+        follow_seconds: float = 0.1,
     ) -> None:
         self._pool = pool
-        self._bus = bus
-        self._exchange = exchange
-        self._namespace = namespace
-        self._resync_seconds = resync_seconds
-        self._fold_lock = asyncio.Lock()  # one fold (and catch-up) at a time, in delivery order
-        self._log_last_seen: int | None = None  # the log's last id at the previous look, if not folded then
+        self._follow_seconds = follow_seconds
+        self._folded_up_to = 0  # every event of a folded type up to this id is folded
         self._directory = directory
         self._live = live
         self.figures = figures
-        self._replayed_up_to: int | None = None  # None while replaying: deliveries wait
-        self._held: list[Delivery] = []
-        self._subscription: Subscription | None = None
         self._wake = asyncio.Event()  # set, and replaced, at every change
         self.version = 0  # grows with every change folded in: frames are made once per version and view
         self._frames: dict[frozenset[uuid.UUID] | None, _Frame] = {}
         self._stopping = asyncio.Event()
         self._ticker: asyncio.Task[None] | None = None
+        self._following: asyncio.Task[None] | None = None
         self._reloading: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._subscription = await self._subscribe()
         await self.reload_directory()
         await self._seed_agents()
         start = now_ms()
         self.figures.roll_to(start)
         await self._replay(datetime.fromtimestamp((start - start % DAY_MS - DAY_MS) / 1000, UTC))
         self._ticker = asyncio.create_task(self._tick(), name="queue watch day check")
-
-    async def _subscribe(self) -> Subscription:
-        spec = QueueSpec(
-            name=f"{self._namespace}.supervision.{uuid.uuid4().hex[:12]}",
-            exchange=self._exchange,
-            binding_keys=("#",),
-            shared=False,
-            prefetch=256,
-        )
-        return await self._bus.subscribe(spec, self._delivered)
+        self._following = asyncio.create_task(self._follow(), name="queue watch following the event log")
 
     async def stop(self) -> None:
         self._stopping.set()
-        if self._subscription is not None:
-            await self._subscription.close()
-        for task in (self._ticker, self._reloading):
+        for task in (self._following, self._ticker, self._reloading):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -146,77 +129,46 @@ class QueueWatch:
 
     async def _replay(self, since: datetime) -> None:
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(REPLAY, since)
+            relayed: int = await conn.fetchval(RELAYED)
+            rows = await conn.fetch(REPLAY, since, relayed, FOLDED_TYPES)
         for row in rows:
             self.figures.apply(row["id"], row["type"], row["time_ms"], json.loads(row["data"]))
-        self._replayed_up_to = self.figures.last_event_id
-        held, self._held = self._held, []
-        for delivery in held:
-            event = _read(delivery)
-            if event is not None:
-                self._fold(event)
+        self._advance(relayed)
         self._bump()
         log.info("queue watch replayed %d events", len(rows))
 
-    async def _delivered(self, delivery: Delivery) -> None:
-        if self._replayed_up_to is None:
-            self._held.append(delivery)
-            return
-        event = _read(delivery)
-        if event is None:
-            return
-        async with self._fold_lock:
-            if event[0] > self.figures.last_event_id + 1:
-                await self._catch_up(event[0])
-            self._fold(event)
-
-    async def _catch_up(self, before: int = NO_END) -> int:
-        """Fold the events of the log after the last folded and before `before`; how many there were."""
-        found = 0
-        while True:
-            async with self._pool.acquire() as conn:
-                rows = await conn.fetch(CATCH_UP, self.figures.last_event_id, before, CATCH_UP_PAGE)
-            for row in rows:
-                data = json.loads(row["data"])
-                if isinstance(data, dict):
-                    self.figures.apply(row["id"], row["type"], row["time_ms"], data)
-                    self._learn(data)
-                else:  # moved past all the same
-                    self.figures.last_event_id = max(self.figures.last_event_id, row["id"])
-            found += len(rows)
-            if len(rows) < CATCH_UP_PAGE:
-                break
-        if found:
-            log.warning("queue watch read %d events it was not delivered from the event log", found)
-            self._bump()
-        return found
-
-    async def _resync(self) -> None:
-        """Read from the log what the exchange did not bring within one look; then subscribe again."""
-        async with self._pool.acquire() as conn:
-            last: int | None = await conn.fetchval(LAST_ID)
-        missed = self._log_last_seen is not None and self._log_last_seen > self.figures.last_event_id
-        self._log_last_seen = last if last is not None and last > self.figures.last_event_id else None
-        if not missed:
-            return
-        async with self._fold_lock:
-            if not await self._catch_up():
-                return
-        # What was lost may be the queue itself: a queue of its own again (what both bring is folded once).
-        old, self._subscription = self._subscription, await self._subscribe()
-        if old is not None:
+    async def _follow(self) -> None:
+        while not self._stopping.is_set():
             try:
-                await asyncio.wait_for(old.close(), CLOSE_SECONDS)
-            except Exception as exc:  # its channel may be gone with the connection it was on
-                log.info("queue watch left its lost subscription: %s", type(exc).__name__)
+                while await self.follow_once():
+                    pass
+            except FAILURES as exc:
+                log.warning("queue watch could not read the event log: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._follow_seconds)
 
-    def _fold(self, event: tuple[int, str, int, dict[str, Any]]) -> None:
-        event_id, event_type, time_ms, data = event
-        if event_id <= self.figures.last_event_id:
-            return
-        if self.figures.apply(event_id, event_type, time_ms, data):
+    async def follow_once(self) -> bool:
+        """Fold the log's events of the folded types the relay has published since the last folded; True when
+        there are more (a full page)."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(FOLLOW, self._folded_up_to, FOLLOW_PAGE, FOLDED_TYPES)
+        changed = False
+        for row in rows:
+            if row["id"] is None:
+                continue
+            data = json.loads(row["data"])
+            if isinstance(data, dict):
+                changed = self.figures.apply(row["id"], row["type"], row["time_ms"], data) or changed
+                self._learn(data)
+        full = len(rows) == FOLLOW_PAGE
+        self._advance(rows[-1]["id"] if full else rows[0]["up_to"])
+        if changed:
             self._bump()
-        self._learn(data)
+        return full
+
+    def _advance(self, up_to: int) -> None:
+        self._folded_up_to = max(self._folded_up_to, up_to)
+        self.figures.last_event_id = max(self.figures.last_event_id, self._folded_up_to)
 
     def _learn(self, data: dict[str, Any]) -> None:
         """A queue or agent the watch has not met yet (created since it started): read the directory again."""
@@ -236,7 +188,7 @@ class QueueWatch:
             log.warning("queue watch could not read the directory: %s", exc)
 
     async def _tick(self) -> None:
-        last_read = last_resync = time.monotonic()
+        last_read = time.monotonic()
         while not self._stopping.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), DAY_CHECK_SECONDS)
@@ -245,12 +197,6 @@ class QueueWatch:
             if time.monotonic() - last_read >= DIRECTORY_CHECK_SECONDS:
                 last_read = time.monotonic()
                 await self._reload_quietly()
-            if time.monotonic() - last_resync >= self._resync_seconds:
-                last_resync = time.monotonic()
-                try:
-                    await self._resync()
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ContactCenterError) as exc:
-                    log.warning("queue watch could not look at the event log: %s", exc)
 
     def _bump(self) -> None:
         self.version += 1
@@ -279,20 +225,6 @@ class QueueWatch:
 
     def snapshot(self, visible: frozenset[uuid.UUID] | None) -> dict[str, Any]:
         return self.figures.snapshot(now_ms(), visible)
-
-
-def _read(delivery: Delivery) -> tuple[int, str, int, dict[str, Any]] | None:
-    """A delivered event's id, type (without the prefix), time (ms) and data; None when it cannot be read."""
-    try:
-        event = json.loads(delivery.body)
-        data = event["data"]
-        if not isinstance(data, dict):
-            raise TypeError("its data is not an object")
-        time_ms = int(datetime.fromisoformat(event["time"]).timestamp() * 1000)
-        return int(event["id"]), str(event["type"]).removeprefix(TYPE_PREFIX), time_ms, data
-    except (ValueError, KeyError, TypeError) as exc:
-        log.warning("queue watch skipped an event it could not read: %s", exc)
-        return None
 
 
 def _uuid_or_none(value: object) -> uuid.UUID | None:

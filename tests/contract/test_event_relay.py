@@ -277,6 +277,52 @@ async def test_a_retried_contact_writes_its_events_once(pool: asyncpg.Pool) -> N
     assert rows[0]["partition_key"] == f"interaction:{first.interaction_id}"
 
 
+STATEMENTS_COUNTED = """
+CREATE TABLE event_inserts (n integer NOT NULL);
+CREATE FUNCTION count_event_inserts() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO event_inserts VALUES (1);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER events_inserts_counted AFTER INSERT ON events FOR EACH STATEMENT
+EXECUTE FUNCTION count_event_inserts();
+"""
+
+
+async def test_a_new_senders_contact_writes_its_four_events_in_one_insert(pool: asyncpg.Pool) -> None:
+    """One statement (one firing of the outbox's statement trigger and its NOTIFY), the rows in the story's
+    order, each with the data it had when each was its own insert."""
+    await pool.execute(STATEMENTS_COUNTED)
+    queue = uuid.uuid4()
+    await pool.execute("INSERT INTO queues (id, name, channels) VALUES ($1, 'sales', '{sms}')", queue)
+    sms = Interaction(
+        channel=Channel.SMS,
+        provider_id="SM1",
+        from_address="+14155550134",
+        sender_kind=IdentityKind.PHONE,
+        from_verified=True,
+        received_at=datetime.now(UTC),
+    )
+    recorded = await Conversations(pool).record_inbound(
+        sms, Identity(IdentityKind.PHONE, "+14155550134", verified=True)
+    )
+    assert await pool.fetchval("SELECT count(*) FROM event_inserts") == 1
+    rows = await pool.fetch("SELECT type, subject, partition_key, data::text FROM events ORDER BY seq")
+    client, conversation = str(recorded.client_id), str(recorded.conversation_id)
+    assert [(r["type"], r["subject"], r["partition_key"]) for r in rows] == [
+        ("interaction.received", str(sms.id), f"interaction:{sms.id}"),
+        ("client.created", client, f"client:{client}"),
+        ("identity.added", client, f"client:{client}"),
+        ("conversation.opened", conversation, f"conversation:{conversation}"),
+    ]
+    assert [json.loads(r["data"]) for r in rows[1:]] == [
+        {"client_id": client},
+        {"client_id": client, "kind": "phone", "value": "+14155550134", "verified": True},
+        {"conversation_id": conversation, "client_id": client, "channel": "sms", "queue_id": str(queue)},
+    ]
+
+
 async def test_in_embedded_mode_the_relay_publishes_on_the_in_process_bus(
     pool: asyncpg.Pool, redis_client: aioredis.Redis, namespace: str, database_schema: str
 ) -> None:

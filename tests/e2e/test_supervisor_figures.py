@@ -16,7 +16,7 @@ import pytest
 from contactcenter.store import open_pool
 from contactcenter.store.directory import Directory
 from contactcenter.store.migrate import migrate
-from contactcenter.supervision.figures import AgentInfo, Figures, QueueInfo
+from contactcenter.supervision.figures import FOLDED_TYPES, AgentInfo, Figures, QueueInfo
 from contactcenter.supervision.history import as_csv, history
 from contactcenter.supervision.watch import REPLAY
 from schema import QueueCreate
@@ -119,7 +119,7 @@ async def test_a_known_day_replayed_gives_the_figures_postgresql_computes_and_th
         [QueueInfo(t.id, t.name, t.seconds, t.goal) for t in targets],
         [AgentInfo(ann, "Ann", frozenset({sales})), AgentInfo(bob, "Bob", frozenset({sales, service}))],
     )
-    for row in await pool.fetch(REPLAY, DAY - timedelta(days=1)):
+    for row in await pool.fetch(REPLAY, DAY - timedelta(days=1), 2**63 - 1, FOLDED_TYPES):
         figures.apply(row["id"], row["type"], row["time_ms"], json.loads(row["data"]))
     end_of_day_ms = int((DAY + timedelta(hours=23, minutes=59)).timestamp() * 1000)
     live = figures.snapshot(end_of_day_ms)

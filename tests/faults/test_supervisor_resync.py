@@ -1,69 +1,63 @@
-"""The supervisors' watch loses its queue on the events exchange (its connection to the broker dropped, as in
-a broker restart: the queue is the connection's, and what it held is gone) and gets its figures right again
-from the event log — with no further event to show the gap, and again when the next event shows it."""
+"""The supervisors' watch follows the event log up to the relay's cursor: what the relay published and the
+exchange lost on the way is folded all the same, what it has stamped and not yet published is waited for, and no
+API process is delivered the event stream for it."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from urllib.parse import urlparse
+from typing import Any
 
 import pytest
 
-from contactcenter.bus.amqp import connect_amqp
+from contactcenter.bus import QueueSpec
+from contactcenter.bus.amqp import AmqpBus
 from contactcenter.settings import Settings
 from contactcenter.supervision.figures import Figures
 from contactcenter.supervision.watch import QueueWatch
-from tests.e2e.test_supervisors import queue_shows, until
-from tests.faults.proxy import FaultProxy, fault_proxy
+from tests.e2e.test_supervisors import until
 from tests.running import RunningService, run_service
+
+FOLLOW_SECONDS = 0.1
 
 
 @pytest.fixture
-async def service(service_settings: Settings) -> AsyncIterator[RunningService]:
+def subscribed(monkeypatch: pytest.MonkeyPatch) -> list[QueueSpec]:
+    """The queues this process's AMQP buses subscribe to (set up before the service starts)."""
+    specs: list[QueueSpec] = []
+    subscribe = AmqpBus.subscribe
+
+    async def spy(self: AmqpBus, spec: QueueSpec, handler: Any) -> Any:
+        specs.append(spec)
+        return await subscribe(self, spec, handler)
+
+    monkeypatch.setattr(AmqpBus, "subscribe", spy)
+    return specs
+
+
+@pytest.fixture
+async def service(subscribed: list[QueueSpec], service_settings: Settings) -> AsyncIterator[RunningService]:
     async with run_service(service_settings) as running:
         yield running
 
 
 @pytest.fixture
-async def proxy(service_settings: Settings) -> AsyncIterator[FaultProxy]:
-    assert service_settings.amqp_url is not None
-    parsed = urlparse(service_settings.amqp_url.get_secret_value())
-    assert parsed.hostname is not None and parsed.port is not None
-    async with fault_proxy(parsed.hostname, parsed.port) as running:
-        yield running
-
-
-@pytest.fixture
-def resync_seconds() -> float:
-    return 0.5
-
-
-@pytest.fixture
-async def watch(service: RunningService, proxy: FaultProxy, resync_seconds: float) -> AsyncIterator[QueueWatch]:
-    """A watch as the service runs one, whose connection to the broker goes through the proxy."""
-    assert service.settings.amqp_url is not None
-    url = urlparse(service.settings.amqp_url.get_secret_value())
-    assert url.port is not None
-    through = url._replace(netloc=url.netloc.replace(f":{url.port}", f":{proxy.port}")).geturl()
-    bus = await connect_amqp(through, publish_timeout=1.0)
+async def watch(service: RunningService) -> AsyncIterator[QueueWatch]:
+    """A watch as the service runs one."""
     services = service.services
     watch = QueueWatch(
         pool=services.pool,
-        bus=bus,
-        exchange=services.topology.events,
-        namespace=service.settings.namespace,
         directory=services.directory,
         live=services.live,
         figures=Figures(short_abandon_seconds=5.0, default_target_seconds=20.0, default_goal=0.8),
-        resync_seconds=resync_seconds,
+        follow_seconds=FOLLOW_SECONDS,
     )
     await watch.start()
     try:
         yield watch
     finally:
         await watch.stop()
-        await bus.close()
 
 
 def sales(watch: QueueWatch) -> dict[str, object]:
@@ -79,27 +73,6 @@ async def watch_shows(watch: QueueWatch, **expected: object) -> None:
     await until(check, f"the watch shows {expected} (last seen {sales(watch)})", within=30.0)
 
 
-async def lose_the_queue(proxy: FaultProxy, service: RunningService, sender: str, waiting: int) -> None:
-    """An SMS comes while the watch's connection is lost; then the connection drops, its queue with it."""
-    proxy.blackhole()
-    assert (await service.post_sms(sender=sender, body="Is my car ready?")).status == 200
-    await queue_shows(service, "sales", waiting=waiting)  # the service's own watch saw it: it was published
-    proxy.forward()
-    proxy.reset()
-
-
-async def test_a_lost_queue_is_made_good_from_the_event_log_with_no_further_event(
-    service: RunningService, proxy: FaultProxy, watch: QueueWatch
-) -> None:
-    await service.create_queue("sales", ["sms"])
-    assert (await service.post_sms(sender="+14155550101", body="Hello")).status == 200
-    await watch_shows(watch, waiting=1, offered=1)
-
-    await lose_the_queue(proxy, service, "+14155550102", waiting=2)
-    await watch_shows(watch, waiting=2, offered=2)
-    await folded_all(service, watch)
-
-
 LOST_ON_THE_WAY = """
 WITH lost AS (INSERT INTO events (id, type, subject, partition_key, data)
               VALUES (nextval('events_public_id'), 'interaction.routed', $1, 'conversation:' || $1, $2::jsonb)
@@ -108,12 +81,11 @@ UPDATE events_relay SET published_up_to = lost.id FROM lost WHERE published_up_t
 """
 
 
-@pytest.mark.parametrize("resync_seconds", [300.0])  # only the next event can show the loss
-async def test_the_next_event_shows_a_gap_and_what_it_skipped_is_read_first(
+async def test_an_event_published_and_lost_on_the_way_is_folded_from_the_log(
     service: RunningService, watch: QueueWatch
 ) -> None:
-    """An event stamped and marked published that never reached the watch's queue (the relay's lock passed
-    on, a publish lost on the way): the next event delivered leaves a gap in the ids, read from the log."""
+    """An event stamped and marked published that never reached the exchange's queues (the relay's lock passed
+    on, a publish lost on the way): the watch reads the log, so it folds it all the same."""
     created = await service.create_queue("sales", ["sms"])
     assert (await service.post_sms(sender="+14155550101", body="Hello")).status == 200
     await watch_shows(watch, waiting=1, offered=1)
@@ -134,3 +106,48 @@ async def folded_all(service: RunningService, watch: QueueWatch) -> None:
         return bool(watch.figures.last_event_id == last)
 
     await until(check, "the watch folded the log's last event", within=30.0)
+
+
+STAMPED_NOT_PUBLISHED = """
+INSERT INTO events (id, type, subject, partition_key, data)
+VALUES (nextval('events_public_id'), 'interaction.routed', $1, 'conversation:' || $1, $2::jsonb)
+RETURNING id
+"""
+
+
+async def test_an_event_the_relay_has_not_published_yet_is_waited_for_and_not_read_from_the_log(
+    service: RunningService, watch: QueueWatch
+) -> None:
+    """The relay lags: an event is stamped and not yet published (the relay's cursor is below it). The watch
+    folds it once the relay has published it, as a consumer of the exchange would, not before."""
+    created = await service.create_queue("sales", ["sms"])
+    assert (await service.post_sms(sender="+14155550101", body="Hello")).status == 200
+    await watch_shows(watch, waiting=1, offered=1)
+
+    conversation = str(uuid.uuid4())
+    data = {"interaction_id": str(uuid.uuid4()), "conversation_id": conversation, "queue_id": created["id"]}
+    async with service.services.pool.acquire() as conn:
+        stamped = await conn.fetchval(STAMPED_NOT_PUBLISHED, conversation, data)
+    await asyncio.sleep(10 * FOLLOW_SECONDS)  # ten reads of the log
+    assert sales(watch)["waiting"] == 1
+
+    async with service.services.pool.acquire() as conn:  # the relay published it
+        await conn.execute("UPDATE events_relay SET published_up_to = $1 WHERE published_up_to < $1", stamped)
+    await watch_shows(watch, waiting=2, offered=2)
+    await folded_all(service, watch)
+
+
+async def test_no_api_process_is_delivered_the_event_stream_for_its_watch(
+    subscribed: list[QueueSpec], service: RunningService, watch: QueueWatch
+) -> None:
+    """The service's watch and this one fold an SMS's events, and neither holds a queue on the events exchange:
+    only the webhook dispatchers do (bound to the registered webhooks' patterns)."""
+    await service.create_queue("sales", ["sms"])
+    assert (await service.post_sms(sender="+14155550101", body="Hello")).status == 200
+    await watch_shows(watch, waiting=1, offered=1)
+    await folded_all(service, watch)
+
+    events = service.services.topology.events
+    assert subscribed, "the service subscribes to its queues through the spied bus"
+    on_events = [spec.name for spec in subscribed if spec.exchange == events]
+    assert all(name.endswith(".webhooks") for name in on_events), on_events

@@ -36,9 +36,6 @@ async def test_a_directory_read_cut_mid_protocol_is_logged_and_the_watch_still_s
     unused: Any = None  # the watch reads only its directory here
     watch = QueueWatch(
         pool=unused,
-        bus=unused,
-        exchange="events",
-        namespace="t",
         directory=cast(Any, directory),
         live=unused,
         figures=Figures(short_abandon_seconds=5.0, default_target_seconds=20.0, default_goal=0.8),
