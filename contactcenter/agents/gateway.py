@@ -14,6 +14,7 @@ import collections
 import logging
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -315,32 +316,32 @@ class AgentGateway:
     async def _answer(self, session: AgentSession, text: str) -> None:
         try:
             command = _command_from(text)
-            answer, changes = await self._perform(session.agent, command)
+            answer, done = await self._perform(session.agent, command)
             # The answer goes out before any offer the change set in motion, so a desktop sees them in order.
             if answer is not None:
                 await session.send(answer)
             # The customer is shown the agent joining or leaving once the desktop has its answer.
             if isinstance(answer, Accepted):
-                await self._tell_party(answer.conversation_id, session.agent, AgentActivity.JOINED)
+                await self._tell_party(answer.conversation_id, session.agent, AgentActivity.JOINED, done.channel)
             elif isinstance(answer, Completed):
-                await self._tell_party(answer.conversation_id, session.agent, AgentActivity.LEFT)
-            await self._notices.announce(changes)
+                await self._tell_party(answer.conversation_id, session.agent, AgentActivity.LEFT, done.channel)
+            await self._notices.announce(done.changes)
         except ANSWERED as exc:
             refusal = answer_to(exc)
             if refusal.logged:
                 log.warning("agent %s: %s", session.agent.id, refusal.log_line)
             await session.send(_refusal_frame(refusal))
 
-    async def _perform(self, agent: AgentProfile, command: AgentCommand) -> tuple[CommandAnswer | None, LiveChanges]:
+    async def _perform(self, agent: AgentProfile, command: AgentCommand) -> tuple[CommandAnswer | None, _Performed]:
         match command:
             case StateCommand(state=state):
                 changes = await self._live.set_agent_state(agent.id, state, agent.queue_ids, now_ms())
                 self._sessions[agent.id].state = state
-                return StateChanged(state=state), changes
+                return StateChanged(state=state), _Performed(changes)
             case AcceptCommand(reservation_id=reservation_id):
                 reservation = await self._live.accept(agent.id, reservation_id, now_ms())
                 try:
-                    await self._conversations.assign(reservation.conversation_id, agent.id)
+                    channel = await self._conversations.assign(reservation.conversation_id, agent.id)
                 except NotFound as exc:
                     # Closed meanwhile: a router queued its work from a read taken just before the agent who
                     # had it wrapped it up. Nobody can work on it, so the agent does not keep it; the contact
@@ -351,47 +352,49 @@ class AgentGateway:
                     freed = await self._live.complete(agent.id, reservation.conversation_id, now_ms(), worked=False)
                     queued = await self._route_again(reservation.interaction_id)
                     changes = LiveChanges(freed.offers + queued.offers, freed.revoked + queued.revoked)
-                    return _refusal_frame(answer_to(exc)), changes
+                    return _refusal_frame(answer_to(exc)), _Performed(changes)
                 with log_context(
                     interaction_id=reservation.interaction_id,
                     conversation_id=reservation.conversation_id,
                     reservation_id=reservation_id,
                 ):
                     log.info("agent accepted the offer")
-                    await self._answer_on_channel(agent.id, reservation.interaction_id)
-                return Accepted(
-                    reservation_id=reservation_id, conversation_id=reservation.conversation_id
-                ), LiveChanges()
+                    await self._answer_on_channel(agent.id, reservation.interaction_id, channel)
+                accepted = Accepted(reservation_id=reservation_id, conversation_id=reservation.conversation_id)
+                return accepted, _Performed(channel=channel)
             case RejectCommand(reservation_id=reservation_id):
                 changes = await self._live.reject(agent.id, reservation_id, now_ms())
-                return Rejected(reservation_id=reservation_id), changes
+                return Rejected(reservation_id=reservation_id), _Performed(changes)
             case CompleteCommand(conversation_id=conversation_id):
-                queue_wrap_up = await self._conversations.close(conversation_id, agent.id)
-                wrap_up_ms = self._wrap_up_ms if queue_wrap_up is None else queue_wrap_up * 1000
+                closed = await self._conversations.close(conversation_id, agent.id)
+                wrap_up_ms = self._wrap_up_ms if closed.wrap_up_seconds is None else closed.wrap_up_seconds * 1000
                 changes = await self._live.complete(agent.id, conversation_id, now_ms(), wrap_up_ms=wrap_up_ms)
-                return Completed(conversation_id=conversation_id), changes
+                return Completed(conversation_id=conversation_id), _Performed(changes, closed.channel)
             case ReplyCommand(conversation_id=conversation_id, text=text):
                 interaction = await self._replies.reply(agent.id, conversation_id, text)
-                return Replied(conversation_id=conversation_id, interaction=interaction), LiveChanges()
+                return Replied(conversation_id=conversation_id, interaction=interaction), _Performed()
             case TypingCommand(conversation_id=conversation_id):
                 await self._tell_party(conversation_id, agent, AgentActivity.TYPING)
-                return None, LiveChanges()
+                return None, _Performed()
         raise AssertionError(f"unhandled command {command!r}")
 
-    async def _answer_on_channel(self, agent_id: uuid.UUID, interaction_id: uuid.UUID) -> None:
-        """Tell the contact's channel that the agent took it (a call is connected to the agent). A failure is
-        the desktop's to hear: accepting again reaches here again, and the channel acts once."""
-        if not self._answerers:
+    async def _answer_on_channel(self, agent_id: uuid.UUID, interaction_id: uuid.UUID, channel: Channel) -> None:
+        """Tell the contact's channel (its conversation's) that the agent took it (a call is connected to the
+        agent); nothing to read when the channel does nothing then. A failure is the desktop's to hear:
+        accepting again reaches here again, and the channel acts once."""
+        answerer = self._answerers.get(channel)
+        if answerer is None:
             return
         interaction = await self._conversations.interaction_alone(interaction_id)
-        answerer = self._answerers.get(interaction.channel)
-        if answerer is not None:
-            await answerer.answered(agent_id, interaction)
+        await answerer.answered(agent_id, interaction)
 
-    async def _tell_party(self, conversation_id: uuid.UUID, agent: AgentProfile, activity: AgentActivity) -> None:
+    async def _tell_party(
+        self, conversation_id: uuid.UUID, agent: AgentProfile, activity: AgentActivity, channel: Channel | None = None
+    ) -> None:
         """Show the customer what the agent did, on a channel with a live presence; one lookup by primary key
-        (none while no channel has one). What the agent did stands whether or not the customer is told."""
-        if not self._parties:
+        (none while no channel has one, nor when the conversation's `channel`, known, has none). What the agent
+        did stands whether or not the customer is told."""
+        if not self._parties or (channel is not None and channel not in self._parties):
             return
         try:
             route = await self._conversations.party_route(conversation_id, agent.id, self._party_channels)
@@ -439,6 +442,15 @@ async def _tell_line(session: AgentSession, line: AgentLine) -> None:
 
 def _at(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+@dataclass(frozen=True)
+class _Performed:
+    """What an agent's command set in motion in live state, and the channel of the conversation it acted on
+    when the command learnt it (accept, complete)."""
+
+    changes: LiveChanges = field(default_factory=LiveChanges)
+    channel: Channel | None = None
 
 
 def _follows_calls(request: web.Request) -> bool:

@@ -131,15 +131,16 @@ FROM conversations v
 WHERE v.state = 'open' AND v.queue_id IS NOT NULL
 ORDER BY v.opened_at
 """
-# Assign and close answer the (conversation, agent) pairs they changed; a pair missing from the answer was not
+# Assign and close answer the (conversation, agent) pairs they changed, each with its channel (what the desktop's
+# accept and complete do next depends on it: no second read to learn it); a pair missing from the answer was not
 # open (or, for close, not this agent's).
 ASSIGN_MANY = """
 UPDATE conversations v SET agent_id = u.agent_id
 FROM unnest($1::uuid[], $2::uuid[]) AS u(id, agent_id)
 WHERE v.id = u.id AND v.state = 'open'
-RETURNING v.id, v.agent_id
+RETURNING v.id, v.agent_id, v.channel
 """
-ASSIGN = "UPDATE conversations SET agent_id = $2 WHERE id = $1 AND state = 'open' RETURNING id, agent_id"
+ASSIGN = "UPDATE conversations SET agent_id = $2 WHERE id = $1 AND state = 'open' RETURNING id, agent_id, channel"
 # Closing writes conversation.closed in the same statement (the outbox, migration 010). The interaction's own
 # events (answered, completed) come from live state, as its offer's do, so that they keep their order.
 # Closing again what the same agent closed changes nothing, writes no second event, and succeeds: when the
@@ -163,7 +164,7 @@ WITH target AS (
     FROM changed c
     WHERE c.was_open
 )
-SELECT c.id, c.agent_id, q.wrap_up_seconds FROM changed c LEFT JOIN queues q ON q.id = c.queue_id
+SELECT c.id, c.agent_id, c.channel, q.wrap_up_seconds FROM changed c LEFT JOIN queues q ON q.id = c.queue_id
 """
 CLOSE_MANY = _CLOSE.format(pairs="unnest($1::uuid[], $2::uuid[])")
 CLOSE = _CLOSE.format(pairs="(VALUES ($1::uuid, $2::uuid))")
@@ -213,6 +214,14 @@ class ReplyRoute:
 
 
 @dataclass(frozen=True)
+class Closed:
+    """A conversation an agent completed: its channel, and its queue's wrap-up time (None: the queue sets none)."""
+
+    channel: Channel
+    wrap_up_seconds: int | None
+
+
+@dataclass(frozen=True)
 class Rehomed:
     """Where an interaction found in a closed conversation went: the client's open conversation (with its agent,
     if one has it) or a new one waiting in `queue_id` (None when no queue serves the channel)."""
@@ -235,8 +244,8 @@ class Conversations:
             _each_alone_on_failure(self._record_many_bare), lanes=LANES
         )
         self._reading: Batcher[uuid.UUID, InteractionInContext] = Batcher(self._read_many, lanes=LANES)
-        self._assigning: Batcher[Assignment, None] = Batcher(_each_alone_on_failure(self._assign_many), lanes=LANES)
-        self._closing: Batcher[Assignment, int | None] = Batcher(_each_alone_on_failure(self._close_many), lanes=LANES)
+        self._assigning: Batcher[Assignment, Channel] = Batcher(_each_alone_on_failure(self._assign_many), lanes=LANES)
+        self._closing: Batcher[Assignment, Closed] = Batcher(_each_alone_on_failure(self._close_many), lanes=LANES)
 
     async def record_inbound(
         self, interaction: Interaction, sender: Identity, *, with_card: bool = True
@@ -323,39 +332,38 @@ class Conversations:
             for n in interaction_ids
         ]
 
-    async def assign(self, conversation_id: uuid.UUID, agent_id: uuid.UUID) -> None:
-        await self._assigning.call((conversation_id, agent_id))
+    async def assign(self, conversation_id: uuid.UUID, agent_id: uuid.UUID) -> Channel:
+        """Give the open conversation to the agent; answer its channel."""
+        return await self._assigning.call((conversation_id, agent_id))
 
-    async def _assign_many(self, calls: list[Assignment]) -> list[NotFound | None]:
-        changed = await self._changed(ASSIGN, ASSIGN_MANY, calls)
+    async def _assign_many(self, calls: list[Assignment]) -> list[NotFound | Channel]:
+        rows = await self._for_pairs(ASSIGN, ASSIGN_MANY, calls)
+        channels = {(row["id"], row["agent_id"]): Channel(row["channel"]) for row in rows}
         return [
-            None if call in changed else NotFound(f"conversation {call[0]} is not open", field="conversation_id")
+            channels[call]
+            if call in channels
+            else NotFound(f"conversation {call[0]} is not open", field="conversation_id")
             for call in calls
         ]
 
-    async def close(self, conversation_id: uuid.UUID, agent_id: uuid.UUID) -> int | None:
-        """Close the agent's conversation; its queue's wrap-up time (None: the queue sets none)."""
+    async def close(self, conversation_id: uuid.UUID, agent_id: uuid.UUID) -> Closed:
+        """Close the agent's conversation; answer its channel and its queue's wrap-up time."""
         return await self._closing.call((conversation_id, agent_id))
 
-    async def _close_many(self, calls: list[Assignment]) -> list[NotFound | int | None]:
-        if len(calls) == 1:
-            rows = await self._pool.fetch(CLOSE, *calls[0])
-        else:
-            rows = await self._pool.fetch(CLOSE_MANY, [c for c, _ in calls], [a for _, a in calls])
-        wrap_ups = {(row["id"], row["agent_id"]): row["wrap_up_seconds"] for row in rows}
+    async def _close_many(self, calls: list[Assignment]) -> list[NotFound | Closed]:
+        rows = await self._for_pairs(CLOSE, CLOSE_MANY, calls)
+        closed = {(row["id"], row["agent_id"]): Closed(Channel(row["channel"]), row["wrap_up_seconds"]) for row in rows}
         return [
-            wrap_ups[call]
-            if call in wrap_ups
+            closed[call]
+            if call in closed
             else NotFound(f"conversation {call[0]} is not open and assigned to you", field="conversation_id")
             for call in calls
         ]
 
-    async def _changed(self, one: str, many: str, calls: list[Assignment]) -> set[Assignment]:
+    async def _for_pairs(self, one: str, many: str, calls: list[Assignment]) -> list[asyncpg.Record]:
         if len(calls) == 1:
-            rows = await self._pool.fetch(one, *calls[0])
-        else:
-            rows = await self._pool.fetch(many, [c for c, _ in calls], [a for _, a in calls])
-        return {(row["id"], row["agent_id"]) for row in rows}
+            return await self._pool.fetch(one, *calls[0])
+        return await self._pool.fetch(many, [c for c, _ in calls], [a for _, a in calls])
 
     async def reply_route(self, conversation_id: uuid.UUID, agent_id: uuid.UUID) -> ReplyRoute:
         row = await self._pool.fetchrow(REPLY_ROUTE, conversation_id, agent_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -153,3 +154,75 @@ async def test_the_card_costs_the_same_when_visitors_and_open_conversations_outg
     assert busy <= quiet + 10, (quiet, busy)
     card = json.loads(await Cards(pool).by_id(client_id) or "")
     assert card["open_conversations"] == [] and card["claims"] == []
+
+
+# A client whose history is mostly of one channel: `$2` voice entries, and before them 100 SMS.
+CLIENT_OF_ONE_CHANNEL = """
+WITH c AS (INSERT INTO clients (id) VALUES ($1) RETURNING id),
+     v AS (INSERT INTO conversations (id, client_id, channel, state)
+           SELECT gen_random_uuid(), id, 'voice', 'closed' FROM c RETURNING id, client_id)
+INSERT INTO interactions (id, channel, direction, provider_id, client_id, conversation_id, from_address, to_address,
+                          from_verified, body, received_at)
+SELECT gen_random_uuid(), CASE WHEN n <= 100 THEN 'sms' ELSE 'voice' END, 'inbound', 'Q' || $1 || n, v.client_id,
+       v.id, '+14155550195', '+15005550006', true, 'entry ' || n, timestamptz '2026-01-01' + make_interval(secs => n)
+FROM v, generate_series(1, $2) AS n
+"""
+TIMELINE_PAGE_OF = "SELECT cc_timeline_page(ARRAY[$1::uuid], $2, $3, $4, $5)::text"
+
+
+async def test_each_timeline_page_is_planned_once_per_connection_and_reads_the_page_only(pool: asyncpg.Pool) -> None:
+    """A page's plan is made once per connection (a generic plan: its conditions on the parameters, not on the
+    values of the call), and whatever the case — one channel or all, from the newest or from a cursor deep in
+    the history — that plan reads the index from where the page starts and stops after it: the SMS page of a
+    client of 10,000 calls does not read the calls, the page after a cursor does not read what is newer."""
+    client_id = uuid.uuid4()
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("ALTER TABLE interactions DISABLE TRIGGER interactions_counted")
+        await conn.execute(CLIENT_OF_ONE_CHANNEL, client_id, 10_000)
+        await conn.execute("ALTER TABLE interactions ENABLE TRIGGER interactions_counted")
+    await pool.execute("ANALYZE interactions")
+    middle = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=5_000)
+    among_sms = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=80)
+    cases = {
+        "all, newest": (None, None, None),
+        "sms, newest": (None, None, "sms"),
+        "all, after a cursor": (middle, uuid.UUID(int=0), None),
+        "sms, after a cursor": (among_sms, uuid.UUID(int=0), "sms"),
+    }
+    async with pool.acquire() as conn:
+        for name, (before_at, before_id, channel) in cases.items():
+            for _ in range(8):  # past the plan cache's first five plans, made for their values
+                await conn.fetchval(TIMELINE_PAGE_OF, client_id, TIMELINE_LIMIT, before_at, before_id, channel)
+            plans = await _plans_reading_interactions(
+                conn, TIMELINE_PAGE_OF, client_id, TIMELINE_LIMIT, before_at, before_id, channel
+            )
+            assert plans, name
+            for plan in plans:
+                assert str(client_id) not in json.dumps(plan), (name, "planned for this call's values", plan)
+            touched = sum(_buffers(plan["Plan"]) for plan in plans)
+            assert touched <= 20, (name, touched, plans)
+
+
+async def _plans_reading_interactions(conn: Any, query: str, *args: object) -> list[dict[str, Any]]:
+    """The plans (auto_explain, JSON) of the statements nested in `query` that read the interactions."""
+    logged: list[str] = []
+
+    def listen(_conn: object, message: Any) -> None:
+        logged.append(message.message)
+
+    conn.add_log_listener(listen)
+    # Verbose: a plan made for the call's values shows them (`unnest('{…}'::uuid[])`), a generic one `$1`.
+    await conn.execute(
+        "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; SET auto_explain.log_analyze = on;"
+        " SET auto_explain.log_buffers = on; SET auto_explain.log_nested_statements = on;"
+        " SET auto_explain.log_verbose = on; SET auto_explain.log_format = json; SET client_min_messages = log"
+    )
+    try:
+        await conn.fetchval(query, *args)
+    finally:
+        await conn.execute(
+            "RESET client_min_messages; RESET auto_explain.log_min_duration; RESET auto_explain.log_verbose"
+        )
+        conn.remove_log_listener(listen)
+    plans = [json.loads(text[text.index("{") :]) for text in logged]
+    return [plan for plan in plans if '"Relation Name": "interactions"' in json.dumps(plan["Plan"])]

@@ -17,7 +17,7 @@ from contactcenter.errors import NotFound
 from contactcenter.identities import Identity
 from contactcenter.store import open_pool
 from contactcenter.store.cards import Cards
-from contactcenter.store.conversations import Conversations
+from contactcenter.store.conversations import Closed, Conversations
 from contactcenter.store.migrate import migrate
 from contactcenter.store.privacy import Privacy
 from schema import Channel, ClientCard, IdentityKind, Interaction
@@ -139,7 +139,8 @@ async def test_assigning_and_closing_together_answer_each_conversation_alone(poo
         conversations.close(recorded[0].conversation_id, agents[0]),
         return_exceptions=True,
     )
-    assert [type(r).__name__ for r in results] == ["NotFound"] * 6 + ["NoneType"]
+    assert [type(r).__name__ for r in results] == ["NotFound"] * 6 + ["Closed"]
+    assert results[-1] == Closed(Channel.SMS, None)  # its channel, and no wrap-up time set by its queue
     assert await pool.fetchval("SELECT count(*) FROM conversations WHERE state = 'closed'") == 1
     with pytest.raises(NotFound):
         await conversations.assign(recorded[0].conversation_id, agents[1])
