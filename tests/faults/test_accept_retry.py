@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from contactcenter.settings import Settings
-from contactcenter.store.conversations import Conversations
+from contactcenter.store.conversations import Closed, Conversations
 from tests.running import run_service
 
 
@@ -54,11 +54,12 @@ async def test_a_complete_whose_answer_postgresql_lost_can_be_retried_and_frees_
     close = Conversations.close
     lost: list[uuid.UUID] = []
 
-    async def answer_lost_once(self: Conversations, conversation_id: uuid.UUID, agent_id: uuid.UUID) -> None:
-        await close(self, conversation_id, agent_id)
+    async def answer_lost_once(self: Conversations, conversation_id: uuid.UUID, agent_id: uuid.UUID) -> Closed:
+        closed = await close(self, conversation_id, agent_id)
         if not lost:
             lost.append(conversation_id)
             raise ConnectionResetError("the connection was reset before the answer came")
+        return closed
 
     monkeypatch.setattr(Conversations, "close", answer_lost_once)
     async with run_service(service_settings) as service:
