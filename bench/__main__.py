@@ -47,6 +47,7 @@ from bench.traffic import (
 )
 from bench.twilio_stand_in import TwilioStandIn
 from contactcenter.events import outbox
+from schema import Channel
 
 # After the load, how long the queue may take to empty (every conversation with an agent) before the run
 # reports what still waits: a service far behind its load shows it as `waiting_for_agent_at_end`.
@@ -126,7 +127,7 @@ def _progress(message: str) -> None:
 
 async def _admin(http: aiohttp.ClientSession, base_url: str, token: str, agents: int) -> list[str]:
     headers = {"Authorization": f"Bearer {token}"}
-    queue = {"name": "bench", "channels": ["sms", "voice", "email", "chat"]}
+    queue = {"name": "bench", "channels": [channel.value for channel in Channel]}  # a new channel's traffic too
     async with http.post(f"{base_url}/api/v1/queues", json=queue, headers=headers):
         pass
     # The number's menu: a call's webhook answers it, the key 1 chooses the bench's queue.

@@ -1,9 +1,9 @@
-"""Channel adapters, one package per provider or channel (`twilio/`; later `email/`, `webchat/`), and the seam
+"""Channel adapters, one package per provider or channel (`twilio/`, `email/`, `webchat/`), and the seam
 between a channel and the host that runs it.
 
 A channel package exposes one `ChannelAdapter`: its HTTP operations (for the API's document, whichever role
 serves them) and, given what the host lends it (`ChannelContext`), the parts it adds to the service
-(`ChannelParts`: routes, servers it runs, reply senders). The host registers channels from one list
+(`ChannelParts`: routes, servers and intakes it runs, reply senders, ...). The host registers channels from one list
 (`contactcenter.host.app.CHANNELS`) and never switches on a channel's name. Channels never import each other;
 what they share but none owns lives in `intake/`.
 """

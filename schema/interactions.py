@@ -59,8 +59,9 @@ class Interaction(BaseModel):
 # The sender's kind of an interaction that does not say it: one published by an adapter before `sender_kind`
 # existed (in flight during a rolling upgrade), or one stored in PostgreSQL, whose interactions table does not
 # keep it. Remove the first use when no such message can be in flight; the second goes with a column (see
-# docs/adding-a-channel.md). The one place that maps a channel's name to its sender's kind: a new channel
-# sets `sender_kind` itself and never appears here.
+# docs/adding-a-channel.md). The one place that maps a channel's name to its sender's kind: an adapter sets
+# `sender_kind` itself, but a new word of `Channel` needs its line here until the column exists (a unit test,
+# tests/unit/test_channel_seam.py, says so before its stored contacts fail to read back).
 SENDER_KINDS_BEFORE_ISSUE_14 = MappingProxyType(
     {
         Channel.VOICE: IdentityKind.PHONE,

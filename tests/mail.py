@@ -76,7 +76,7 @@ class Relay:
         assert self._server is not None
         return f"smtp://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 — aiosmtpd's hook name
         if self.refuse is not None:
             return self.refuse
         message = message_from_bytes(envelope.original_content or b"", policy=policy.default)

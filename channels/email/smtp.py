@@ -69,7 +69,7 @@ class MailIntake:
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 — aiosmtpd's hook name
         raw = envelope.original_content or b""
         with self._metrics.webhook(Channel.EMAIL):
             try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from enum import StrEnum
 
 from aiohttp import web
@@ -71,6 +71,7 @@ from routing.placement import ContactPlacement
 from routing.recovery import LiveStateRecovery
 from routing.router import Router
 from routing.sweeper import ReservationSweeper
+from schema import Channel
 
 log = logging.getLogger(__name__)
 
@@ -313,7 +314,25 @@ def _open_channels(
         rate_limit=rate_limit,
         proved_identities=ProvedIdentities(services.pool),
     )
-    return [channel.parts(context) for channel in CHANNELS]
+    parts = [channel.parts(context) for channel in CHANNELS]
+    _one_package_per_channel(parts)
+    return parts
+
+
+def _one_package_per_channel(parts: list[ChannelParts]) -> None:
+    """A conversation channel's replies (and its answer to an accept, and its live presence) come from one
+    package: with two, the order of `CHANNELS` would choose which one an agent's reply leaves by, unsaid."""
+    for what in ("senders", "answerers", "parties"):
+        served_by: dict[Channel, str] = {}
+        for adapter, added in zip(CHANNELS, parts, strict=True):
+            serves: Mapping[Channel, object] = getattr(added, what)
+            for channel in serves:
+                if channel in served_by:
+                    raise ValueError(
+                        f"two channel packages serve the {what} of {channel}: "
+                        f"{served_by[channel]} and {type(adapter).__name__} (contactcenter.host.app.CHANNELS)"
+                    )
+                served_by[channel] = type(adapter).__name__
 
 
 def http_operations() -> list[Operation]:

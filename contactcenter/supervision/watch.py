@@ -8,8 +8,8 @@ by the broker, in id order — every `follow_seconds` one query for the events o
 midnight (UTC) — contacts that waited overnight, today's counts — up to the cursor, and follows on from there.
 
 It was a queue on the events exchange (every event delivered to every API process and read there: the API's CPU
-per contact doubled with events on, its watch fell thousands of events behind at 300 contacts a second, and the
-intake in the same process refused webhooks), with gap detection against the log for what the queue lost. The
+per contact grew with every event, its watch fell behind at load, and the intake in the same process refused
+webhooks: docs/performance.md, the tenth session), with gap detection against the log for what the queue lost. The
 log is the stream's source and its truth, and the cursor says what the stream has carried: read in id order up
 to it, nothing can be missed or folded twice, whatever happens to the broker, and events the relay has stamped
 and not yet published wait for it as they would on the exchange.

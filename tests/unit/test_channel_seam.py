@@ -3,15 +3,17 @@ nothing outside its package decides either from the channel's name."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import aiohttp
 import pytest
 from pydantic import ValidationError
 
-from channels import ChannelAdapter
+from channels import ChannelAdapter, ChannelContext, ChannelParts
 from channels.twilio import TwilioChannel
 from channels.twilio.rest import TwilioSmsSender
 from contactcenter.agents.outbound import OutboundMessage
@@ -21,6 +23,7 @@ from contactcenter.host.app import CHANNELS, http_operations
 from contactcenter.identities import sender_identity
 from schema import Channel, IdentityKind, Interaction, ReplyCommand
 from schema.desktop import AGENT_COMMAND
+from schema.interactions import SENDER_KINDS_BEFORE_ISSUE_14
 
 
 def _interaction(channel: Channel, kind: IdentityKind, sender: str) -> Interaction:
@@ -94,3 +97,33 @@ def test_the_twilio_package_brings_its_webhook_operations_and_the_host_registers
     assert any(isinstance(registered, TwilioChannel) for registered in CHANNELS)
     registered = [(op.method, op.path) for op in http_operations()]
     assert all(operation in registered for operation in contract)
+
+
+ADDING_A_CHANNEL = Path(__file__).resolve().parents[2] / "docs" / "adding-a-channel.md"
+
+
+def test_the_recipe_names_everything_the_host_lends_and_a_channel_adds() -> None:
+    # The page a newcomer reads to add a channel: what it does not name, a newcomer does not know is there.
+    page = ADDING_A_CHANNEL.read_text(encoding="utf-8")
+    unnamed = [
+        f"{seam.__name__}.{part.name}"
+        for seam in (ChannelContext, ChannelParts)
+        for part in dataclasses.fields(seam)
+        if f"`{part.name}`" not in page
+    ]
+    assert unnamed == []
+
+
+def test_the_recipe_lists_every_module_of_its_worked_example_and_the_hosts_list_as_it_is() -> None:
+    page = ADDING_A_CHANNEL.read_text(encoding="utf-8")
+    example = Path(__file__).resolve().parents[2] / "channels" / "twilio"
+    unlisted = [module.name for module in sorted(example.glob("*.py")) if f"  {module.name} " not in page]
+    assert unlisted == []
+    [line] = [line for line in page.splitlines() if line.startswith("CHANNELS: ")]
+    assert line in (example.parents[1] / "contactcenter" / "host" / "app.py").read_text(encoding="utf-8")
+
+
+def test_every_channel_has_the_sender_kind_its_stored_interactions_are_read_back_with() -> None:
+    # The interactions table does not keep `sender_kind` (docs/adding-a-channel.md, "What reaches outside the
+    # folder"): a new word in `Channel` without its line there would fail reading its contacts back, not here.
+    assert set(SENDER_KINDS_BEFORE_ISSUE_14) == set(Channel)
