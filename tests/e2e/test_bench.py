@@ -214,6 +214,19 @@ async def test_the_benchmark_runs_a_relay_process_and_measures_events_without_th
     assert all(process["cpu_ms_per_interaction"] > 0 for process in result["processes"])
 
 
+async def test_the_outbox_commits_bench_measures_both_ways_and_leaves_no_schema() -> None:
+    _, result = await _bench(
+        "--writers", "2", "--events", "2", "--seconds", "0.5", "--rounds", "1", module="bench.outbox_commits"
+    )
+    assert len(result["commits_per_s_notifying"]) == len(result["commits_per_s_not_notifying"]) == 1
+    assert result["commits_per_s_notifying"][0] > 0 and result["commits_per_s_not_notifying"][0] > 0
+    conn = await asyncpg.connect(DATABASE_URL)
+    try:
+        assert not await conn.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'bench_commits_%'")
+    finally:
+        await conn.close()
+
+
 async def test_the_card_bench_keeps_its_load_and_measures_it_again_and_the_bench_runs_on_it() -> None:
     """`bench.cards --keep` loads once; `--loaded-schema` measures the same schema again without a load; and
     `python -m bench --database-schema` runs the service on it, its customers the loaded clients: every
