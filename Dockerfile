@@ -1,4 +1,4 @@
-# Production image: one image, every role (`--role api|router|all`), configured by CC_* variables.
+# Production image: one image, every role (`--role api|router|smtp|relay|all`), configured by CC_* variables.
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./

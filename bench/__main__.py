@@ -80,6 +80,13 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--hold", type=float, default=0.1, help="seconds an agent keeps a conversation")
     parser.add_argument("--routers", type=int, default=1, help="router processes (production layout)")
     parser.add_argument(
+        "--relays",
+        type=int,
+        default=0,
+        help="event relay processes (`--role relay`; the routers then do not relay: CC_ROUTER_RELAYS=false). "
+        "0: the routers relay, as a layout without relay processes does",
+    )
+    parser.add_argument(
         "--apis",
         type=int,
         default=1,
@@ -93,13 +100,24 @@ def _arguments() -> argparse.Namespace:
         help="run the service with CC_EVENTS=false (no outbox, relay or webhooks): the comparison the events' "
         "cost is measured against",
     )
+    parser.add_argument(
+        "--no-lag-consumer",
+        action="store_true",
+        help="events on and published to the exchange, but no lag consumer bound to it: the ceiling with events "
+        "measures the service's outbox and relay, not the bench's integrator sharing the host's cores (the events "
+        "then reach no queue). Measure the lag at 300/s, with the consumer",
+    )
     parser.add_argument("--skip-raw", action="store_true", help="do not measure the raw limits")
     parser.add_argument("--profile", type=Path, help="write a py-spy flame graph of each process into this folder")
     args = parser.parse_args()
     if args.rate <= 0 or args.duration <= 0:
         parser.error("--rate and --duration must be above zero")
-    if args.routers < 1 or args.apis < 1:
-        parser.error("--routers and --apis must be at least 1")
+    if args.routers < 1 or args.apis < 1 or args.relays < 0:
+        parser.error("--routers and --apis must be at least 1, --relays at least 0")
+    if args.embedded and args.relays:
+        parser.error("--embedded runs one process: --relays does not apply")
+    if args.no_events and args.no_lag_consumer:
+        parser.error("--no-lag-consumer measures events without their consumer: not with --no-events")
     if args.embedded and args.apis > 1:
         parser.error("--embedded runs one process: --apis does not apply")
     if args.customers < 1 or args.history < 0:
@@ -278,7 +296,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             "CC_AMQP_URL": AMQP_URL,
             "CC_NAMESPACE": namespace,
         }
-        roles = ["api"] * args.apis + ["router"] * args.routers
+        roles = ["api"] * args.apis + ["router"] * args.routers + ["relay"] * args.relays
+        if args.relays:
+            env["CC_ROUTER_RELAYS"] = "false"
         database_url = DATABASE_URL
         namespace_schema = args.database_schema or namespace
         env["CC_DATABASE_SCHEMA"] = namespace_schema
@@ -308,7 +328,11 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     # The lag of events to an integrator's queue, bound before any work (the embedded mode's bus is in-process:
     # nothing to bind).
     event_lag: dict[str, object] | None = None
-    lag = None if args.no_events or args.embedded else EventLagConsumer(AMQP_URL, f"{namespace}.events")
+    lag = (
+        None
+        if args.no_events or args.embedded or args.no_lag_consumer
+        else EventLagConsumer(AMQP_URL, f"{namespace}.events")
+    )
     try:
         if lag is not None:
             await lag.start()
@@ -342,9 +366,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             await agents.accepts_done(within=30)
             await asyncio.wait_for(stand_in.settled(), 30)
             calls = await _voice_outcomes(database_url, namespace_schema) if "voice" in parse_mix(args.mix) else None
-            if lag is not None:
+            if not args.no_events and not args.embedded:
                 events = await _wait_published(database_url, namespace_schema, within=60)
-                event_lag = await lag.figures() | {
+                event_lag = (await lag.figures() if lag is not None else {"received": None}) | {
                     "in_outbox": events[0] - events_before,
                     "unpublished_at_end": events[1],
                 }

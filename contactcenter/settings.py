@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     event_linger_seconds: float = Field(default=0.02, ge=0, le=10)
     event_batch: int = Field(default=500, ge=1, le=10_000)
     event_retention_days: int = Field(default=30, ge=1, le=36_500)
+    # Whether a router process (and `--role all`) runs the event relay too. False where `--role relay` processes
+    # do it (docs/events.md, "The relay"): the relay then shares no event loop with the router's work.
+    router_relays: bool = True
     # Webhooks (contactcenter/webhooks): deliveries reach only public addresses unless private ones are allowed
     # (tests, a receiver on the premises). A receiver answers within the timeout or the try failed; a failed
     # delivery is tried again after `retries` more backoffs (base doubling up to max, full jitter), then parked.

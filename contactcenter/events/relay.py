@@ -8,9 +8,14 @@ and a few full rounds written ahead of their confirms, carries more than the ser
 is one cursor (migration 028), moved over each round's confirmed prefix. Every relay moves live state's stream
 into the outbox.
 
-Woken by the outbox's NOTIFY (migration 010), with a sweep every `sweep_seconds` as a backstop; the stream's
-mover by a blocking read of the stream. When the broker does not confirm, the cursor stays: the events wait,
-and go out in order when it is back.
+Busy, the publishing relay comes back every `linger_seconds` (counted from the start of its last cycle, not its
+end): each cycle moves live state's stream into the outbox, then stamps and writes what is committed, and settles
+the confirms that came meanwhile — a round's confirms are not awaited before the next round is stamped (up to
+`ROUNDS_IN_FLIGHT` rounds wait for theirs), so an event committed just after a stamp waits for the next cycle,
+not for the broker's disk as well. Idle, it listens for the outbox's NOTIFY, which the changes send only then
+(migration 037: a notifying commit takes a lock every other notifying commit waits for), with a sweep every
+`sweep_seconds` as a backstop; the stream's mover then reads the stream blocking. When the broker does not
+confirm, the cursor stays: the events wait, and go out in order when it is back.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,6 +44,11 @@ log = logging.getLogger(__name__)
 CHANNEL = "cc_events"
 TRY_LOCK = "SELECT pg_try_advisory_lock(hashtext('contactcenter.events.relay.' || current_schema()))"
 UNLOCK = "SELECT pg_advisory_unlock_all()"
+# Whether the changes notify the relay (migration 037): only while the publishing relay is idle, listening.
+NOTIFYING = "UPDATE events_relay SET notify = $1 WHERE notify IS DISTINCT FROM $1"
+# After it began to listen, the idle relay looks once more this soon (then every sweep): a change that read the
+# switch just before it turned on commits without a notification.
+FIRST_LOOK_SECONDS = 0.1
 Connection = PoolConnectionProxy | asyncpg.Connection
 # Full rounds written before the first of them is confirmed: the broker's round trip, not the relay's work, bounded
 # how fast a backlog went out while each round waited for the last one's confirms.
@@ -82,7 +93,13 @@ class EventRelay:
         # While publishing: the cursor as this relay last moved it (None: read it again), and whether events
         # stamped before may wait beyond it.
         self._published_up_to: int | None = None
+        self._written_up_to = 0
         self._stamped_before = True
+        # Rounds written and not yet settled, in id order.
+        self._rounds: collections.deque[_Round] = collections.deque()
+        # Set while the stream's own mover runs: not while the publishing relay is busy and moves it each cycle.
+        self._mover_free = asyncio.Event()
+        self._mover_free.set()
 
     def start(self) -> None:
         self._tasks = [
@@ -93,14 +110,18 @@ class EventRelay:
     async def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
+        self._mover_free.set()
         await asyncio.gather(*self._tasks)
 
     async def _move_stream(self) -> None:
-        """Live state's events into the outbox as they come; their insert wakes the publisher."""
+        """Live state's events into the outbox as they come, while no busy publisher moves them in its cycle;
+        their insert wakes an idle publisher."""
         while not self._stopping.is_set():
             try:
+                await self._mover_free.wait()
+                started = time.monotonic()
                 await self._stream.move(wait_seconds=STREAM_WAIT_SECONDS)
-                await self._linger()
+                await self._linger(started)
             except FAILURES as exc:
                 log.warning("moving live state's events failed, trying again: %s", exc)
                 with contextlib.suppress(TimeoutError):
@@ -116,26 +137,46 @@ class EventRelay:
                 await self._pause()
 
     async def _serve(self, conn: Connection) -> None:
-        """Publish while there is work, coming back after each linger; listen for the outbox's notifications
-        only when idle. Under load no notification is sent to the relay at all (one per committing change was
-        a wake-up of the relay's backend and process each), and a standby relay tries the lock at each sweep."""
+        """Publish while there is work, a cycle every linger; listen for the outbox's notifications only when
+        idle. Under load the changes notify nobody (migration 037) and the relay comes back untold; a standby
+        relay tries the lock at each sweep."""
         listening = False
+        notified: bool | None = None  # what the relay last told the changes: notify, or not (None: unknown)
+        looked = True  # looked again shortly after it began to listen
         try:
             while not self._stopping.is_set():
-                published = await self._relay(conn)
-                if published is None or not self.publishing:
+                started = time.monotonic()
+                written = await self._relay(conn)
+                if written is None or not self.publishing:
                     # The broker refused, or another relay publishes: try again after a sweep.
+                    self._mover_free.set()
                     listening = await self._listen(conn, listening, False)
                     await self._sweep()
-                elif published:
+                elif written or self._rounds:
+                    self._mover_free.clear()
                     listening = await self._listen(conn, listening, False)
-                    await self._linger()
+                    if notified is not False:
+                        await conn.execute(NOTIFYING, False)
+                        notified = False
+                    await self._linger(started)
                 elif not listening:
-                    # Once more after listening: what committed before the LISTEN told nobody.
+                    # Told to notify, listening, then once more: what committed before the LISTEN told nobody.
+                    self._mover_free.set()
+                    await conn.execute(NOTIFYING, True)
+                    notified, looked = True, False
                     listening = await self._listen(conn, listening, True)
+                elif not looked:
+                    # A change that read the switch before it turned, and committed after that look, told
+                    # nobody either: it is seen here, soon after, rather than at the sweep.
+                    looked = True
+                    await self._pause(FIRST_LOOK_SECONDS)
                 else:
                     await self._pause()
+            if self.publishing:
+                await self._settle_all(conn)
         finally:
+            self._forget_rounds()
+            self._mover_free.set()
             self.publishing = False
             await self._let_go(conn)
 
@@ -170,25 +211,37 @@ class EventRelay:
         if payload == self._schema:
             self._wake.set()
 
-    async def _linger(self) -> None:
-        """Let what comes meanwhile gather: under load a round then carries many events, and the hot path's
-        statements do not queue behind a round per change (two cores, shared with PostgreSQL)."""
-        if self._linger_seconds:
+    async def _linger(self, since: float) -> None:
+        """Let what comes meanwhile gather, until `linger_seconds` after `since` (the cycle's start): under load
+        a round then carries many events, and the hot path's statements do not queue behind a round per change
+        (two cores, shared with PostgreSQL). Counted from the cycle's start, the cycle's own work (the stamp, the
+        write, PostgreSQL's and the broker's round trips) is not added to the wait of what comes next."""
+        remaining = self._linger_seconds - (time.monotonic() - since)
+        if remaining > 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._linger_seconds)
+                await asyncio.wait_for(self._stopping.wait(), remaining)
 
-    async def _pause(self) -> None:
+    async def _pause(self, seconds: float | None = None) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self._sweep_seconds)
+            await asyncio.wait_for(self._wake.wait(), self._sweep_seconds if seconds is None else seconds)
         self._wake.clear()
 
     async def relay_once(self, conn: Connection) -> bool:
-        """Holding the lock (taking it if free), stamp and publish until nothing waits. False when the broker
-        did not confirm everything (the cursor is moved over what it confirmed in order)."""
-        return await self._relay(conn) is not None
+        """Holding the lock (taking it if free), move the stream, stamp and publish until nothing waits. False
+        when the broker did not confirm everything (the cursor is moved over what it confirmed in order)."""
+        while True:
+            written = await self._relay(conn)
+            if written is None:
+                return False
+            if not written:
+                if not self._rounds:
+                    return True
+                await asyncio.wait({self._rounds[0].outcomes})
 
     async def _relay(self, conn: Connection) -> int | None:
-        """`relay_once`: how many events it published, None when the broker did not confirm them all."""
+        """One cycle: the rounds confirmed meanwhile settled, live state's stream moved, then committed events
+        stamped and written, up to `ROUNDS_IN_FLIGHT` rounds ahead of their confirms. How many events it wrote
+        (nothing written with rounds unsettled is still busy); None when the broker did not confirm them all."""
         if not self.publishing:
             self.publishing = bool(await conn.fetchval(TRY_LOCK))
             if not self.publishing:
@@ -196,33 +249,70 @@ class EventRelay:
             self._published_up_to = None
         if self._published_up_to is None:
             # Taking over, or after a failure: what was stamped and not confirmed goes out first, again.
+            self._forget_rounds()
             self._published_up_to = await outbox.published_up_to(conn)
+            self._written_up_to = self._published_up_to
             self._stamped_before = True
-        rounds: collections.deque[_Round] = collections.deque()
-        published = 0
+        written = 0
         try:
-            written_up_to = self._published_up_to
+            if not await self._settle_done(conn):
+                await self._refused(conn)
+                return None
+            await self._move_stream_now()
             while True:
-                events = await self._next_round(conn, written_up_to)
+                events = await self._next_round(conn, self._written_up_to)
                 if events:
-                    rounds.append(_Round(events, await self._write(events)))
-                    written_up_to = events[-1].id
+                    self._rounds.append(_Round(events, await self._write(events)))
+                    self._written_up_to = events[-1].id
+                    written += len(events)
                 # A full round says more is waiting: write it while the broker confirms this one, up to a few
-                # rounds ahead. A partial one is the last for now: what comes meanwhile wakes the relay again.
-                while rounds and (len(events) < self._batch or len(rounds) >= ROUNDS_IN_FLIGHT):
-                    settled = rounds.popleft()
-                    if not await self._settle(conn, settled):
-                        self._published_up_to = None
-                        # The log serves every committed event to consumers catching up, broker or not.
-                        while len(await outbox.stamp(conn, self._batch)) == self._batch:
-                            pass
+                # rounds ahead. A partial one is the last for this cycle: its confirms are settled by a next one.
+                while len(self._rounds) >= ROUNDS_IN_FLIGHT:
+                    if not await self._settle(conn, self._rounds.popleft()):
+                        await self._refused(conn)
                         return None
-                    published += len(settled.events)
                 if len(events) < self._batch:
-                    return published
-        finally:
-            for unsettled in rounds:  # after a failure: they go out again after the cursor
-                unsettled.outcomes.cancel()
+                    return written
+        except BaseException:
+            self._forget_rounds()  # after a failure: they go out again after the cursor
+            self._published_up_to = None
+            raise
+
+    async def _refused(self, conn: Connection) -> None:
+        """The broker did not confirm a round: the rounds after it go out again with it, after the cursor."""
+        self._forget_rounds()
+        self._published_up_to = None
+        # The log serves every committed event to consumers catching up, broker or not.
+        while len(await outbox.stamp(conn, self._batch)) == self._batch:
+            pass
+
+    async def _settle_done(self, conn: Connection) -> bool:
+        """Settle the rounds whose confirms came, in order; False when the broker refused one."""
+        while self._rounds and self._rounds[0].outcomes.done():
+            if not await self._settle(conn, self._rounds.popleft()):
+                return False
+        return True
+
+    async def _settle_all(self, conn: Connection) -> None:
+        """Stopping: what was written is settled before the connection goes, so the next relay does not send it
+        again. A failure here leaves it for the next relay (it goes out again, with its ids)."""
+        with contextlib.suppress(*FAILURES):
+            while self._rounds:
+                if not await self._settle(conn, self._rounds.popleft()):
+                    return
+
+    def _forget_rounds(self) -> None:
+        for unsettled in self._rounds:
+            unsettled.outcomes.cancel()
+        self._rounds.clear()
+
+    async def _move_stream_now(self) -> None:
+        """The publisher moves live state's stream itself, just before it stamps: those events then wait for one
+        cycle, not for the mover's and then the relay's. Redis failing does not hold up the outbox's events."""
+        try:
+            await self._stream.move()
+        except RedisError as exc:
+            log.warning("moving live state's events failed, publishing the outbox's: %s", exc)
 
     async def _next_round(self, conn: Connection, written_up_to: int) -> list[StoredEvent]:
         """The next events in id order: first those stamped before (by a relay that died, or a round the broker

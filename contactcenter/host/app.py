@@ -80,6 +80,9 @@ class Role(StrEnum):
     API = "api"
     ROUTER = "router"
     SMTP = "smtp"
+    # The event relay (and the event log's retention) in a process of its own: its work leaves the router's event
+    # loop. Routers relay too unless CC_ROUTER_RELAYS=false (one publishes at a time: an advisory lock).
+    RELAY = "relay"
     ALL = "all"
 
 
@@ -151,16 +154,25 @@ def _role_context(role: Role) -> Callable[[web.Application], AsyncIterator[None]
             metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
             app.router.add_routes(MetricsEndpoint(metrics, services, metrics_token).routes())
             auth = _authenticator(settings, services)
-            channels = _open_channels(app, settings, services, auth) if role is not Role.ROUTER else []
+            apart = role in (Role.ROUTER, Role.RELAY)
+            channels = _open_channels(app, settings, services, auth) if not apart else []
             if role in (Role.API, Role.ALL):
                 await _start_api(app, settings, services, auth, channels, stack)
             if role in (Role.SMTP, Role.ALL):
                 await _start_channel_intakes(app, channels, stack)
             if role in (Role.ROUTER, Role.ALL):
                 await _start_router(settings, services, metrics, stack)
+            if settings.events and _relays(role, settings):
+                await _start_events(settings, services, stack)
             yield
 
     return context
+
+
+def _relays(role: Role, settings: Settings) -> bool:
+    """Whether this process runs the event relay: a relay does, and a router (or the one process) unless told
+    not to — an existing layout keeps relaying without a relay process."""
+    return role is Role.RELAY or (role in (Role.ROUTER, Role.ALL) and settings.router_relays)
 
 
 async def _start_api(
@@ -367,12 +379,12 @@ async def _start_router(
         job.start()
         stack.push_async_callback(job.stop)
     if settings.events:
-        await _start_events(settings, services, stack)
         await _start_webhook_dispatcher(settings, services, metrics, stack)
 
 
 async def _start_events(settings: Settings, services: Services, stack: contextlib.AsyncExitStack) -> None:
-    """The outbox relay and the event log's retention: routers' work, as they run wherever the service does."""
+    """The outbox relay and the event log's retention: a relay's work, and a router's unless told otherwise
+    (CC_ROUTER_RELAYS=false), as routers run wherever the service does."""
     relay = EventRelay(
         services.pool,
         await stack.enter_async_context(open_events_bus(settings, services)),

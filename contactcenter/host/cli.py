@@ -1,4 +1,4 @@
-"""`contactcenter serve [--role api|router|smtp|all]`, `contactcenter migrate`, `contactcenter demo` (load the
+"""`contactcenter serve [--role api|router|smtp|relay|all]`, `contactcenter migrate`, `contactcenter demo` (load the
 demo center), `contactcenter simulate` (traffic for it)."""
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def serve(settings: Settings, role: Role) -> None:
         settings = settings.model_copy(update={"admin_token": SecretStr(token)})
         # Shown once so a newcomer can use the API; production sets CC_ADMIN_TOKEN.
         print(f"CC_ADMIN_TOKEN was not set; this run's admin token: {token}", flush=True)
-    if role is not Role.ROUTER and not settings.twilio_auth_token.get_secret_value():
+    if role not in (Role.ROUTER, Role.RELAY) and not settings.twilio_auth_token.get_secret_value():
         log.warning("CC_TWILIO_AUTH_TOKEN is not set: every Twilio webhook will be refused (403)")
     loop = _event_loop()
     asyncio.set_event_loop(loop)

@@ -20,7 +20,7 @@ from contactcenter.bus.memory import MemoryBus
 from contactcenter.clock import now_ms
 from contactcenter.errors import Unavailable
 from contactcenter.events import outbox
-from contactcenter.events.relay import EventRelay
+from contactcenter.events.relay import NOTIFYING, EventRelay
 from contactcenter.events.stream import LiveEventStream, moved_event
 from contactcenter.identities import Identity
 from contactcenter.live.state import LiveState
@@ -491,6 +491,10 @@ async def test_a_running_relay_publishes_what_comes_while_it_is_busy_and_is_woke
             await write_events(pool, 7)
         await events_queue.wait_for_count(260, timeout=30)
         await outbox_settled(pool)
+        async with asyncio.timeout(30):  # idle, it tells the changes to notify it (migration 037)
+            while not await pool.fetchval("SELECT notify FROM events_relay"):
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # past its first look: from now on only a notification wakes it
         await write_events(pool, 3)  # to an idle relay
         await events_queue.wait_for_count(263, timeout=30)
     finally:
@@ -503,3 +507,125 @@ async def outbox_settled(pool: asyncpg.Pool) -> None:
     async with asyncio.timeout(30):
         while await outbox.waiting(pool):
             await asyncio.sleep(0.02)
+
+
+class HeldConfirms:
+    """The real bus, its messages written and routed at once but their confirms held until `release`: a broker
+    whose disk is slow. Notes each round it was given."""
+
+    def __init__(self, bus: Bus) -> None:
+        self._bus = bus
+        self.rounds: list[int] = []
+        self.released = asyncio.Event()
+        self._holding: set[asyncio.Task[None]] = set()
+
+    async def write_many(
+        self, exchange: str, messages: Sequence[Outgoing], *, content_type: str = "application/json"
+    ) -> asyncio.Future[list[Unavailable | None]]:
+        confirmed = await self._bus.write_many(exchange, messages, content_type=content_type)
+        self.rounds.append(len(messages))
+        held: asyncio.Future[list[Unavailable | None]] = asyncio.get_running_loop().create_future()
+
+        async def hold() -> None:
+            await self.released.wait()
+            outcomes = await confirmed
+            if not held.done():
+                held.set_result(outcomes)
+
+        task = asyncio.create_task(hold())
+        self._holding.add(task)
+        task.add_done_callback(self._holding.discard)
+        return held
+
+
+async def test_the_relay_stamps_and_writes_the_next_round_while_the_last_ones_confirms_are_pending(
+    pool: asyncpg.Pool,
+    bus: UnsteadyBus,
+    redis_client: aioredis.Redis,
+    namespace: str,
+    database_schema: str,
+    events_queue: EventsQueue,
+) -> None:
+    """An event committed just after a stamp waits for the next cycle, not for the broker's confirms of the
+    last round as well; the cursor moves only over what the broker confirmed, in order."""
+    held = HeldConfirms(bus)
+    relaying = EventRelay(
+        pool,
+        held,  # type: ignore[arg-type]  # only write_many is used by a relay
+        f"{namespace}.events",
+        LiveEventStream(redis_client, namespace, pool),
+        schema=database_schema,
+        sweep_seconds=60.0,
+        batch=50,
+        linger_seconds=0.01,
+    )
+    relaying.start()
+    try:
+        await write_events(pool, 10)
+        await events_queue.wait_for_count(10, timeout=30)
+        await write_events(pool, 10)  # the first round's confirms still held
+        await events_queue.wait_for_count(20, timeout=30)
+        assert sum(held.rounds) == 20 and len(held.rounds) >= 2
+        assert await outbox.published_up_to(pool) == 0, "nothing was confirmed yet"
+        held.released.set()
+        await outbox_settled(pool)
+        assert await outbox.published_up_to(pool) == 20
+    finally:
+        held.released.set()
+        await relaying.stop()
+    await assert_every_event_came_in_order(pool, events_queue)
+    assert len(events_queue.received) == 20
+
+
+async def test_the_publishing_relay_moves_live_states_stream_itself_before_it_stamps(
+    pool: asyncpg.Pool,
+    bus: UnsteadyBus,
+    redis_client: aioredis.Redis,
+    namespace: str,
+    database_schema: str,
+    events_queue: EventsQueue,
+) -> None:
+    """Live state's events wait for one cycle of the publisher, not for the mover's and then the publisher's."""
+    live = LiveState(redis_client, namespace=namespace, reservation_ttl_ms=30_000)
+    agent = uuid.uuid4()
+    await live.set_agent_state(agent, "available", [uuid.uuid4()], now_ms())
+    await write_events(pool, 3)
+    publisher = relay(pool, bus, redis_client, namespace, database_schema)
+    async with pool.acquire() as conn:
+        try:
+            assert await publisher.relay_once(conn)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock_all()")
+    assert await redis_client.xlen(f"{namespace}:events") == 0
+    events = await events_queue.wait_for_count(4)
+    assert [event["type"] for event in events].count("org.contactcenter.agent.state_changed") == 1
+    await assert_every_event_came_in_order(pool, events_queue)
+
+
+async def test_the_changes_notify_the_relay_only_while_it_says_it_listens(
+    pool: asyncpg.Pool, database_schema: str
+) -> None:
+    """A notifying commit waits for every other notifying commit's (PostgreSQL's lock on the notification
+    queue): a busy relay, coming back each linger untold, has the changes notify nobody (migration 037)."""
+    heard: asyncio.Queue[object] = asyncio.Queue()
+
+    def notified(_conn: object, _pid: int, _channel: str, payload: object) -> None:
+        if payload == database_schema:  # other tests' schemas notify on the same channel
+            heard.put_nowait(payload)
+
+    one_event = (
+        "INSERT INTO events (type, subject, partition_key, data) VALUES ('client.created', 'c', 'client:c', '{}')"
+    )
+    async with pool.acquire() as listener:
+        await listener.add_listener("cc_events", notified)
+        try:
+            assert await pool.fetchval("SELECT notify FROM events_relay"), "told to notify until a relay is busy"
+            await pool.execute(NOTIFYING, False)  # a busy relay
+            await pool.execute(one_event)
+            await pool.execute(NOTIFYING, True)  # idle again, listening
+            await pool.execute(one_event)
+            # Notifications come in commit order: the first write's would have come before this one.
+            await asyncio.wait_for(heard.get(), 15)
+            assert heard.empty()
+        finally:
+            await listener.remove_listener("cc_events", notified)

@@ -12,9 +12,16 @@ import pytest
 from contactcenter.events import outbox
 from contactcenter.store.migrate import migrate
 
-# The table as migrations 010-027 left it, for the rows a database had before 028.
+# The table as migrations 010-027 left it, for the rows a database had before 028 (and the outbox's trigger
+# function as 010 wrote it: migration 037's reads the cursor's table).
 BEFORE_028 = """
 DELETE FROM schema_migrations WHERE version = 28;
+CREATE OR REPLACE FUNCTION cc_events_written() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('cc_events', current_schema());
+    RETURN NULL;
+END
+$$;
 DROP TABLE events_relay;
 ALTER TABLE events ADD COLUMN published_at timestamptz;
 CREATE INDEX events_unpublished ON events (id) WHERE published_at IS NULL AND id IS NOT NULL;

@@ -198,6 +198,35 @@ async def test_the_benchmark_runs_the_service_without_events_for_the_comparison(
     assert result["waiting_for_agent_at_end"] == 0 and result["service_cpu_ms_per_interaction"] > 0
 
 
+async def test_the_benchmark_runs_a_relay_process_and_measures_events_without_their_consumer() -> None:
+    """`--relays 1`: the relay in a process of its own (the router told not to relay) publishes every event;
+    `--no-lag-consumer`: events on, but no consumer of the bench's on the exchange sharing the cores."""
+    _, result = await _bench(
+        "--rate", "20", "--duration", "2", "--agents", "5", "--customers", "50", "--skip-raw",
+        "--relays", "1", "--no-lag-consumer",
+    )  # fmt: skip
+    assert sorted(process["role"] for process in result["processes"]) == ["api", "relay", "router"]
+    assert result["acknowledged"] == 40 and result["lost"] == 0 and result["waiting_for_agent_at_end"] == 0
+    assert result["events"] is True
+    events = result["event_lag_ms"]
+    assert events["received"] is None, "no lag consumer ran"
+    assert events["in_outbox"] >= 40 * 4 and events["unpublished_at_end"] == 0
+    assert all(process["cpu_ms_per_interaction"] > 0 for process in result["processes"])
+
+
+async def test_the_outbox_commits_bench_measures_both_ways_and_leaves_no_schema() -> None:
+    _, result = await _bench(
+        "--writers", "2", "--events", "2", "--seconds", "0.5", "--rounds", "1", module="bench.outbox_commits"
+    )
+    assert len(result["commits_per_s_notifying"]) == len(result["commits_per_s_not_notifying"]) == 1
+    assert result["commits_per_s_notifying"][0] > 0 and result["commits_per_s_not_notifying"][0] > 0
+    conn = await asyncpg.connect(DATABASE_URL)
+    try:
+        assert not await conn.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'bench_commits_%'")
+    finally:
+        await conn.close()
+
+
 async def test_the_card_bench_keeps_its_load_and_measures_it_again_and_the_bench_runs_on_it() -> None:
     """`bench.cards --keep` loads once; `--loaded-schema` measures the same schema again without a load; and
     `python -m bench --database-schema` runs the service on it, its customers the loaded clients: every

@@ -1,5 +1,6 @@
 """Production layout: the API and two routers as separate service instances (own connections each) on the
-same RabbitMQ, PostgreSQL and Redis. No interaction is stored twice and no agent is booked twice."""
+same RabbitMQ, PostgreSQL and Redis. No interaction is stored twice and no agent is booked twice. A relay process
+publishes the events when the routers are told not to."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from contactcenter.errors import Unavailable
 from contactcenter.host.app import Role
 from contactcenter.settings import Settings
 from tests.conftest import DATABASE_URL
+from tests.events_queue import EventsQueue
 from tests.running import AgentDesktop, run_service
 
 CLIENTS = 12
@@ -126,3 +128,56 @@ async def test_an_agent_whose_first_connection_could_not_be_heard_gets_offers_on
         offer = await desktop.receive("offer", timeout=10)
         assert offer["reservation"]["interaction"]["body"] == "is anyone there to hear me?"
         await desktop.close()
+
+
+async def test_a_relay_process_publishes_the_events_while_the_routers_are_told_not_to(
+    service_settings: Settings, namespace: str
+) -> None:
+    """`--role relay`: the relay in a process of its own, the router (CC_ROUTER_RELAYS=false) without one — every
+    event of a contact still reaches a consumer of the exchange, in order, and the router's process holds no relay."""
+    consumer = EventsQueue()
+    await consumer.open(f"{namespace}.events")
+    routing = service_settings.model_copy(update={"router_relays": False})
+    try:
+        async with (
+            run_service(service_settings, Role.API) as api,
+            run_service(routing, Role.ROUTER),
+            run_service(routing, Role.RELAY),
+        ):
+            await api.create_queue("sales", ["sms"])
+            response = await api.post_sms(sender="+14155550100", body="hello", message_sid="SM" + "1" * 32)
+            assert response.status == 200
+            events = await consumer.wait_for(
+                "interaction.received", "client.created", "conversation.opened", "interaction.routed", timeout=30
+            )
+        ids = [int(event["id"]) for event in events]
+        assert ids == sorted(ids)
+    finally:
+        await consumer.close()
+    conn = await asyncpg.connect(DATABASE_URL, server_settings={"search_path": service_settings.database_schema})
+    try:
+        assert await conn.fetchval("SELECT published_up_to FROM events_relay") >= len(events)
+    finally:
+        await conn.close()
+
+
+async def test_a_router_told_not_to_relay_and_no_relay_process_leave_the_events_in_the_log(
+    service_settings: Settings,
+) -> None:
+    """The switch is the router's: with CC_ROUTER_RELAYS=false and no relay process, nothing publishes (the
+    events wait in the log, as with the broker down); an existing layout's router, not told, relays."""
+    routing = service_settings.model_copy(update={"router_relays": False})
+    async with run_service(service_settings, Role.API) as api, run_service(routing, Role.ROUTER):
+        await api.create_queue("sales", ["sms"])
+        response = await api.post_sms(sender="+14155550101", body="hello", message_sid="SM" + "2" * 32)
+        assert response.status == 200
+        await _wait_for_stored(service_settings, 1)
+        conn = await asyncpg.connect(DATABASE_URL, server_settings={"search_path": service_settings.database_schema})
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM events WHERE id IS NULL") > 0
+            async with run_service(service_settings, Role.ROUTER):
+                async with asyncio.timeout(30):
+                    while await conn.fetchval("SELECT count(*) FROM events WHERE id IS NULL"):
+                        await asyncio.sleep(0.05)
+        finally:
+            await conn.close()
