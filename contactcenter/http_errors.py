@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -38,8 +37,12 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
 async def read_body(request: web.Request, model: type[Model]) -> Model:
     try:
         raw = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise Invalid("the body is not valid JSON", field="body") from exc
+    except (LookupError, UnicodeEncodeError):
+        # aiohttp decodes the body with the Content-Type's `charset=`, which may name no codec at all.
+        raise Invalid("the Content-Type names a charset we cannot read; send UTF-8", field="Content-Type") from None
+    except ValueError:
+        # Bad JSON, bytes that are not the charset's, and a number past Python's 4,300 digits (a plain ValueError).
+        raise Invalid("the body is not valid JSON", field="body") from None
     except RecursionError:
         raise Invalid("the body is nested too deep", field="body") from None
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zoneinfo
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -224,6 +225,31 @@ class Settings(BaseSettings):
                 parts = urlsplit(url.strip())
                 if parts.scheme not in ("imap", "imaps") or not parts.hostname or not parts.username:
                     raise ValueError("each must be imap://user:password@host:port/Folder (or imaps://)")
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _web_origins(cls, value: list[str]) -> list[str]:
+        # Each is compared as an origin (`contactcenter.origins`): one that is none would be dropped silently,
+        # and the site it meant would find its sockets refused.
+        for origin in value:
+            try:
+                parts = urlsplit(origin)
+                port = parts.port  # raises on a port that is not a number in range
+            except ValueError:
+                port = -1
+            if port == -1 or parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+                # `null` too: the origin of sandboxed pages and files, which anyone can make, is never allowed.
+                raise ValueError(f"each must be an origin such as https://desk.example.com, not {origin!r}")
+        return value
+
+    @field_validator("chat_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError("must be an IANA time zone such as Europe/Paris") from None
         return value
 
     @field_validator("mail_domains")

@@ -144,6 +144,7 @@ def query_limit(raw: str | None, default: int, most: int) -> int:
     """A `?limit=` from 1 to `most` in ASCII digits, `default` when none is given; else 400 naming `limit`."""
     if raw is None or raw == "":
         return default
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= most:
+    # The length first: Python will not read an integer of more than 4,300 digits (a ValueError, a 500).
+    if not raw.isascii() or not raw.isdigit() or len(raw) > len(str(most)) or not 1 <= int(raw) <= most:
         raise Invalid(f"an integer from 1 to {most}", field="limit")
     return int(raw)

@@ -15,6 +15,7 @@ from pathlib import Path
 from aiohttp import web
 from pydantic import SecretStr, ValidationError
 
+from channels.webchat.hours import OpeningHours
 from contactcenter.answers import SERVICE_ERRORS
 from contactcenter.errors import Unavailable
 from contactcenter.host.app import SERVICES, Role, create_app
@@ -56,6 +57,8 @@ def main(argv: list[str] | None = None) -> None:
         # Name the variable, not pydantic's model: the operator set CC_..., not `Settings.webhook_concurrency`.
         problems = "; ".join(f"CC_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
         sys.exit(f"contactcenter: bad configuration: {problems}")
+    if problem := _channel_setting_problem(settings):
+        sys.exit(f"contactcenter: bad configuration: {problem}")
     configure_logging(
         choose_format(settings.log_format, embedded=settings.embedded, stream=sys.stderr), settings.log_level
     )
@@ -67,6 +70,16 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_simulate(settings, args.url, args.per_minute, args.duration))
     else:
         serve(settings, Role(args.role))
+
+
+def _channel_setting_problem(settings: Settings) -> str | None:
+    """A channel's setting whose grammar is the channel's own (settings may not import channels): read here, so a
+    bad one stops the command as the others do, not with a traceback once the services are open."""
+    try:
+        OpeningHours.parse(settings.chat_hours, settings.chat_timezone)
+    except ValueError as exc:
+        return f"CC_CHAT_HOURS: {exc}"
+    return None
 
 
 # Connections the kernel holds for us until we accept them. aiohttp's default (128) overflowed under a burst

@@ -238,7 +238,8 @@ class SupervisorApi:
         text = request.headers.get("Last-Event-ID")
         if text is None or text == "":
             return None
-        if not text.isascii() or not text.isdigit() or int(text) > MAX_EVENT_ID:
+        # The length first: Python will not read an integer of more than 4,300 digits (a ValueError, a 500).
+        if not text.isascii() or not text.isdigit() or len(text) > len(str(MAX_EVENT_ID)) or int(text) > MAX_EVENT_ID:
             raise Invalid("Last-Event-ID must be an id this stream gave", field="Last-Event-ID")
         return int(text)
 

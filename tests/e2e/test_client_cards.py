@@ -189,6 +189,7 @@ async def test_bad_card_edits_are_400_naming_the_field(service: RunningService) 
         ("POST", f"{path}/merge", {"from": client_id}, "from"),
         ("GET", f"{path}/timeline?cursor=garbage", None, "cursor"),
         ("GET", f"{path}/timeline?limit=0", None, "limit"),
+        ("GET", f"{path}/timeline?limit={'9' * 5000}", None, "limit"),  # past the digits Python reads as an int
         ("GET", f"{path}/timeline?channel=fax", None, "channel"),
     ]
     for method, url, body, field in cases:

@@ -8,6 +8,7 @@ import smtplib
 import socket
 import ssl
 import subprocess
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -88,6 +89,49 @@ async def test_connections_past_the_bound_of_all_clients_together_are_refused_wi
         writer.close()
         for _, held_writer in held:
             held_writer.close()
+
+
+async def _smtp_session(port: int, sender: bytes, recipient: bytes) -> list[bytes]:
+    """One mail sent byte for byte (smtplib refuses to write these addresses): each reply's first line."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        replies = [await reader.readline()]
+        for line in (b"EHLO client.example", b"MAIL FROM:" + sender, b"RCPT TO:" + recipient, b"DATA"):
+            writer.write(line + b"\r\n")
+            reply = await reader.readline()
+            while reply[3:4] == b"-":  # a multi-line reply (EHLO's)
+                reply = await reader.readline()
+            replies.append(reply)
+        if replies[-1].startswith(b"354"):
+            message_id = f"<{uuid.uuid4().hex}@client.example>".encode()
+            writer.write(b"Subject: envelope only\r\nMessage-ID: " + message_id + b"\r\n\r\nhello\r\n.\r\n")
+            replies.append(await reader.readline())
+        return replies
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize(
+    ("sender", "recipient"),
+    [
+        (b"<a\x00b@customer.example>", b"<support@shop.example>"),
+        (b"<\xff\xfe@customer.example>", b"<support@shop.example>"),
+        (b"<ann@customer.example>", b"<sup\x00port@shop.example>"),
+        (b"<ann@customer.example>", b"<sup\xffport@shop.example>"),
+        (b"<ann@customer.example>", b"<support+\x1b@shop.example>"),
+    ],
+    ids=["nul-sender", "bytes-sender", "nul-recipient", "bytes-recipient", "escape-recipient"],
+)
+async def test_odd_bytes_in_the_envelope_are_taken_in_and_stored_never_answered_try_later(
+    mail_service: RunningService, sender: bytes, recipient: bytes
+) -> None:
+    """A mail without a From header is filed by its envelope's sender: what PostgreSQL cannot hold there must not
+    make every retry of the sending server fail (451 for ever). Answered 250 once stored (kept, offered to no
+    one: a mail without a From is no one's to answer)."""
+    replies = await _smtp_session(smtp_port(mail_service), sender, recipient)
+    assert replies[-1].startswith(b"250"), replies
+    stored = "SELECT count(*) FROM email_messages WHERE direction = 'inbound' AND subject = 'envelope only'"
+    assert await mail_service.services.pool.fetchval(stored) == 1
 
 
 def _endless_line(port: int) -> tuple[int, bytes]:

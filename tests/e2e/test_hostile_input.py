@@ -22,7 +22,7 @@ from contactcenter.identities import sender_identity
 from contactcenter.settings import Settings
 from contactcenter.store.cards import Cards
 from schema import ClientCard, IdentityKind
-from tests.running import TWILIO_AUTH_TOKEN, RunningService, run_service
+from tests.running import ADMIN_TOKEN, TWILIO_AUTH_TOKEN, RunningService, run_service
 
 SMS_PATH = "/channels/twilio/sms"
 
@@ -292,6 +292,35 @@ async def test_json_nested_very_deep_is_400_naming_the_body(service: RunningServ
     ) as response:
         assert response.status == 400
         assert (await response.json())["error"]["field"] == "body"
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["1" * 5000, '{"name": ' + "9" * 5000 + ', "queues": ["sales"]}'],
+    ids=["bare-number", "number-in-a-field"],
+)
+async def test_json_with_a_number_past_pythons_digit_limit_is_400_naming_the_body(
+    service: RunningService, body: str
+) -> None:
+    """Python refuses to read an integer of more than 4,300 digits with a plain ValueError, not the JSON error."""
+    async with service.http.post(
+        f"{service.base_url}/api/v1/agents", data=body, headers=service.admin_headers()
+    ) as response:
+        assert response.status == 400
+        assert (await response.json())["error"]["field"] == "body"
+
+
+@pytest.mark.parametrize("charset", [b"klingon", b"\xff", b"rot13"])
+async def test_a_json_body_in_a_charset_we_cannot_read_is_400_naming_the_content_type(
+    service: RunningService, charset: bytes
+) -> None:
+    head = (
+        b"POST /api/v1/queues HTTP/1.1\r\nContent-Type: application/json; charset=" + charset + b"\r\n"
+        b"Authorization: Bearer " + ADMIN_TOKEN.encode()
+    )
+    status, _, payload = await _raw(service, head, b'{"name": "sales", "channels": ["sms"]}')
+    assert status == 400
+    assert _error(payload)["field"] == "Content-Type"
 
 
 async def test_unknown_queues_are_named_briefly(service: RunningService) -> None:

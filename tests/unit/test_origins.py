@@ -32,9 +32,7 @@ def test_without_a_public_url_the_service_is_its_loopback_address_in_each_spelli
 
 
 def test_a_public_url_replaces_the_listening_address_and_the_allow_list_adds_to_it() -> None:
-    settings = Settings(
-        _env_file=None, public_url="https://cc.example.com/", allowed_origins="https://desk.example, null"
-    )
+    settings = Settings(_env_file=None, public_url="https://cc.example.com/", allowed_origins="https://desk.example")
     assert web_origins(settings) == {"https://cc.example.com:443", "https://desk.example:443"}
 
 

@@ -73,6 +73,13 @@ def _must_not_serve(*args: object) -> None:
         ("CC_LOG_LEVEL", "verbose"),
         ("CC_DEFAULT_REGION", "XX"),
         ("CC_DATABASE_SCHEMA", "public; drop table clients"),
+        ("CC_CHAT_TIMEZONE", "Mars/Olympus"),
+        ("CC_CHAT_HOURS", "weekdays 9 to 5"),  # read by the chat channel's own grammar
+        ("CC_CHAT_HOURS", "mon-fri 17:00-09:00"),
+        ("CC_ALLOWED_ORIGINS", "desk.example.com"),  # no scheme: no origin, which was dropped without a word
+        ("CC_ALLOWED_ORIGINS", "https://desk.example, ftp://files.example"),
+        ("CC_ALLOWED_ORIGINS", "https://desk.example:99999"),
+        ("CC_ALLOWED_ORIGINS", "https://desk.example, null"),  # sandboxed pages and files: never allowed
     ],
 )
 def test_a_bad_setting_stops_the_command_naming_the_variable(
@@ -110,6 +117,9 @@ def test_a_bad_service_url_is_refused_without_showing_it(monkeypatch: pytest.Mon
         ("CC_LOG_LEVEL", "debug"),
         ("CC_DEFAULT_REGION", "fr"),
         ("CC_DELIVERY_LIMIT", "0"),
+        ("CC_CHAT_TIMEZONE", "Europe/Paris"),
+        ("CC_CHAT_HOURS", "mon-fri 09:00-17:00; sat 10:00-14:00"),
+        ("CC_ALLOWED_ORIGINS", "https://desk.example:8443, http://localhost:3000"),
     ],
 )
 def test_sensible_settings_are_taken(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
