@@ -23,7 +23,9 @@ from contactcenter.store.releases import PendingReleases
 from schema import Channel, IdentityKind, Interaction
 from tests.conftest import DATABASE_URL
 from tests.e2e.test_client_cards import _card_of
-from tests.running import RunningService, run_service
+from tests.e2e.test_voice import MENU, VOICE, call, call_to_queue, put_menu
+from tests.running import FakeTwilioApi, RunningService, run_service
+from tests.visitors import ChatVisitor
 
 DANA = "+14155550461"
 DANA_AGAIN = "+14155550462"
@@ -296,6 +298,80 @@ async def test_what_an_erasure_left_in_live_state_when_its_process_died_is_relea
     assert (await desktop.receive("offer"))["reservation"]["interaction"]["body"] == "waiting behind"
     assert await _sql(service, "SELECT 1 FROM live_releases") == []
     await sweep.sweep()  # nothing left: nothing told twice
+    await desktop.close()
+
+
+async def test_a_call_in_progress_on_an_erased_card_stays_up_and_occupies_its_agent_until_it_ends(
+    service: RunningService, fake_twilio: FakeTwilioApi
+) -> None:
+    """Decided: the erasure closes the call's conversation and tells the agent (`closed`), but does not hang up
+    (the caller may be asking for the erasure on that very call): the call occupies the agent on every channel
+    until its final status, as every call does, and its record keeps no caller number."""
+    queue = await service.create_queue("service", ["voice", "sms"])
+    await put_menu(service, MENU)
+    desktop = await service.available_agent("Cy", ("service",))
+    sid = "CA" + uuid.uuid4().hex
+    await call_to_queue(service, sid, "2")
+    offer = await desktop.receive("offer")
+    await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+    live, agent = service.services.live, uuid.UUID(desktop.agent_id)
+    async with asyncio.timeout(10):
+        while (await live.agent_line(agent)).call_sid != sid:
+            await asyncio.sleep(0.05)
+    connected = list(fake_twilio.calls)
+
+    status, _ = await _call(service, "DELETE", f"/api/v1/clients/{offer['card']['client']['id']}")
+    assert status == 200
+    closed = await desktop.receive("closed")
+    assert (closed["conversation_id"], closed["reason"]) == (offer["reservation"]["conversation_id"], "erased")
+    assert fake_twilio.calls == connected, "the call was not touched at Twilio"
+    assert (await live.agent_line(agent)).call_sid == sid and (await live.agent_status(agent)).load == 0
+    [row] = await _sql(service, "SELECT from_number FROM voice_calls WHERE call_sid = $1", sid)
+    assert row["from_number"] == ""
+
+    # Another contact waits for the agent while the call goes on, and is offered once it ends.
+    await service.post_sms(sender=DANA_AGAIN, body="waiting for Cy")
+    async with asyncio.timeout(10):
+        while await live.queue_length(uuid.UUID(queue["id"])) != 1:
+            await asyncio.sleep(0.05)
+    await call(service, f"{VOICE}/status", sid, status="completed", CallDuration="42")
+    assert (await desktop.receive("offer"))["reservation"]["interaction"]["body"] == "waiting for Cy"
+    [row] = await _sql(service, "SELECT from_number, status FROM voice_calls WHERE call_sid = $1", sid)
+    assert (row["from_number"], row["status"]) == ("", "completed")
+    await desktop.close()
+
+
+async def test_a_chat_visitor_still_connected_when_its_card_is_erased_writes_on_as_a_stranger(
+    service: RunningService,
+) -> None:
+    """Decided: the visitor's socket stays open and it is told nothing (its next frame is the ack of what it writes
+    next); the agent is told (`closed`). What the visitor writes next is a contact received after the erasure: a
+    new card's, nothing of the erased one in it."""
+    await service.create_queue("web", ["chat"])
+    desktop = await service.available_agent("Bo", ("web",))
+    visitor = ChatVisitor(service.http, service.base_url)
+    await visitor.connect()
+    await visitor.send({"type": "identify", "name": "Dana", "email": "dana@example.com"})
+    await visitor.receive("identified")
+    await visitor.say("I am Dana: erase what you hold about me")
+    offer = await desktop.receive("offer")
+    erased = offer["card"]["client"]["id"]
+    await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+    assert (await desktop.receive("claims"))["name"] == "Dana"
+    assert (await visitor.receive("agent"))["activity"] == "joined"
+
+    status, _ = await _call(service, "DELETE", f"/api/v1/clients/{erased}")
+    assert status == 200
+    assert (await desktop.receive("closed"))["reason"] == "erased"
+    await visitor.say("are you still there?")
+    offer = await desktop.receive("offer")
+    card = offer["card"]
+    assert card["client"]["id"] != erased
+    assert [entry["body"] for entry in card["timeline"]] == ["are you still there?"]
+    assert card["claims"] == [] and card["possible_matches"] == []
+    status, before = await _call(service, "GET", f"/api/v1/clients/{erased}")
+    assert status == 200 and [entry["body"] for entry in before["timeline"]] == [""]
+    await visitor.close()
     await desktop.close()
 
 
