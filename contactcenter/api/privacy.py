@@ -76,6 +76,6 @@ class PrivacyApi:
         await self._auth.require_admin(request)
         erased = await self._privacy.erase(client_id_of(request), actor="admin")
         # Nobody works on an erased card: its conversations closed with it; their work leaves live state now. A
-        # failure here answers 503, and a router's sweep finishes it (`live_releases`).
+        # failure here answers 503; erasing again, or a router's sweep, finishes it (`live_releases`).
         await self._releases.release(erased.released)
         return card_response(await self._cards.by_id(erased.client_id))
