@@ -14,7 +14,15 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from schema.api import ErrorDetail
 from schema.cards import ClientCard
 from schema.interactions import Channel, Interaction
-from schema.offers import CallNotice, CustomerClaims, CustomerPresence, InboundMessage, Offer, Revoked
+from schema.offers import (
+    CallNotice,
+    ConversationClosed,
+    CustomerClaims,
+    CustomerPresence,
+    InboundMessage,
+    Offer,
+    Revoked,
+)
 from schema.text import StorableText
 
 
@@ -171,6 +179,7 @@ ServerFrame = Annotated[
     | Offer
     | InboundMessage
     | Revoked
+    | ConversationClosed
     | CustomerPresence
     | CustomerClaims
     | CallNotice

@@ -135,12 +135,15 @@ class ConversationClosedV1(EventData):
     conversation_id: uuid.UUID
     client_id: uuid.UUID
     channel: Channel
-    agent_id: uuid.UUID | None = Field(description="the agent who completed it; null when nobody took it")
+    agent_id: uuid.UUID | None = Field(
+        description="the agent who completed it, or who held it when its card was erased; null when nobody took it"
+    )
     closed_at: datetime
-    reason: Literal["completed", "abandoned", "withdrawn"] = Field(
+    reason: Literal["completed", "abandoned", "withdrawn", "erased"] = Field(
         default="completed",
         description="completed: by its agent; abandoned: the customer gave up before any agent took it (a caller"
-        " who hung up while waiting); withdrawn: it left for other work first (a caller gone to voicemail)",
+        " who hung up while waiting); withdrawn: it left for other work first (a caller gone to voicemail);"
+        " erased: its card was erased, whether it waited or an agent held it",
     )
 
 
@@ -172,6 +175,16 @@ class IdentityAddedV1(EventData):
     kind: IdentityKind
     value: str = Field(description="normalised: E.164 phone, lower-cased email, chat visitor id")
     verified: bool
+
+
+class IdentifierQuarantinedV1(EventData):
+    kind: IdentityKind
+    digest: str = Field(
+        description="hex SHA-256 of `<kind>:<value>` (the value normalised as on the card), never the value: a"
+        " system holding the number can match it; emptied when a card that held it or was seen with it is erased"
+    )
+    reason: str = Field(description="`placeholder` (a withheld caller id, a mail robot) or `seen on <n> cards`")
+    cards: int | None = Field(description="the distinct cards it was met on; null for a placeholder")
 
 
 class ClientUpdatedV1(EventData):
@@ -369,7 +382,8 @@ EVENT_KINDS = (
     EventKind(
         "conversation.closed",
         ConversationClosedV1,
-        "the conversation closed: its agent completed it, or the customer left before any agent took it",
+        "the conversation closed: its agent completed it, the customer left before any agent took it, or its"
+        " card was erased",
         "conversation",
     ),
     EventKind("message.sent", MessageSentV1, "an agent's reply left on the conversation's channel", "conversation"),
@@ -382,6 +396,13 @@ EVENT_KINDS = (
     ),
     EventKind("client.created", ClientCreatedV1, "a contact from an unknown identity made a new card", "client"),
     EventKind("identity.added", IdentityAddedV1, "an identity (phone, email, visitor) joined a card", "client"),
+    EventKind(
+        "identifier.quarantined",
+        IdentifierQuarantinedV1,
+        "an identifier became a shared one: it still reaches its card, never merges (a placeholder, or met on more"
+        " cards than the policy allows)",
+        "identifier",
+    ),
     EventKind("client.updated", ClientUpdatedV1, "an agent edited a card's profile or tags", "client"),
     EventKind("client.note_added", ClientNoteAddedV1, "an agent added a note to a card", "client"),
     EventKind("client.merged", ClientMergedV1, "a card was merged into another", "client"),

@@ -66,6 +66,8 @@ class RevokeReason(StrEnum):
     AGENT_UNAVAILABLE = "agent_unavailable"
     # The contact left before the agent took it (a caller who hung up while waiting).
     WITHDRAWN = "withdrawn"
+    # The contact's card was erased (`DELETE /api/v1/clients/{id}`): nobody works on it any more.
+    ERASED = "erased"
 
 
 class Revoked(BaseModel):
@@ -75,6 +77,24 @@ class Revoked(BaseModel):
     agent_id: uuid.UUID
     reservation_id: uuid.UUID
     reason: RevokeReason
+
+
+class ClosedReason(StrEnum):
+    # The conversation's card was erased (`DELETE /api/v1/clients/{id}`): nothing of the customer is left to work on.
+    ERASED = "erased"
+
+
+class ConversationClosed(BaseModel):
+    """A conversation the agent held was closed without it: the desktop drops it — there is nothing to complete,
+    and the agent is free of it (a call on its line still occupies it until the call ends). A desktop that was
+    not connected finds it gone from its next `hello`."""
+
+    model_config = _WRITTEN_WHOLE
+
+    type: Literal["closed"] = "closed"
+    agent_id: uuid.UUID
+    conversation_id: uuid.UUID
+    reason: ClosedReason
 
 
 class CustomerActivity(StrEnum):
@@ -145,7 +165,8 @@ class CallNotice(BaseModel):
 CALL_NOTICE_HEAD = b'{"type":"call",'
 
 AgentNotice = Annotated[
-    Offer | InboundMessage | Revoked | CustomerPresence | CustomerClaims | CallNotice, Field(discriminator="type")
+    Offer | InboundMessage | Revoked | ConversationClosed | CustomerPresence | CustomerClaims | CallNotice,
+    Field(discriminator="type"),
 ]
 AGENT_NOTICE: TypeAdapter[AgentNotice] = TypeAdapter(AgentNotice)
 

@@ -1,7 +1,8 @@
 """Tells agents what live state decided: an offer with the whole card (the screen pop), a revocation, a new
-message in an accepted conversation. Notices travel through the relay (`agents.relay`, Redis pub/sub) to
-whichever gateway holds the agent's socket — unless this process holds it itself (a gateway handing out the
-work an agent's `complete` freed): then the notice goes straight to the socket, without a round trip."""
+message in an accepted conversation, a conversation closed under them (an erased card's). Notices travel
+through the relay (`agents.relay`, Redis pub/sub) to whichever gateway holds the agent's socket — unless this
+process holds it itself (a gateway handing out the work an agent's `complete` freed): then the notice goes
+straight to the socket, without a round trip."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from schema import Interaction, OfferedReservation
 from schema.desktop import StateChanged
 from schema.offers import (
     CallNotice,
+    ConversationClosed,
     CustomerActivity,
     CustomerClaims,
     CustomerPresence,
@@ -105,6 +107,13 @@ class AgentNotices:
         """What the customer does (typing, ended) in a conversation the agent holds; missed if it is away."""
         notice = CustomerPresence(agent_id=agent_id, conversation_id=conversation_id, activity=activity)
         await self._send(agent_id, notice.model_dump_json().encode())
+
+    async def closed(self, notice: ConversationClosed) -> None:
+        """A conversation the agent held was closed without it (its card erased); missed if it is away: its next
+        `hello` no longer lists it."""
+        with log_context(conversation_id=notice.conversation_id, agent_id=notice.agent_id):
+            await self._send(notice.agent_id, notice.model_dump_json().encode())
+            log.info("the agent was told its conversation closed (%s)", notice.reason)
 
     async def call(self, notice: CallNotice) -> None:
         await self._send(notice.agent_id, notice.model_dump_json().encode())

@@ -1,8 +1,10 @@
 """A client's personal data (admin): `GET /api/v1/clients/{id}/export`, `DELETE /api/v1/clients/{id}` (erase: the
-database first, then the card's contacts waiting in live state are taken back, their offers revoked)."""
+database first, its open conversations closed with it, then their work taken out of live state — a waiting
+contact's offer revoked, an agent who held one told and freed)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from aiohttp import web
@@ -12,13 +14,14 @@ from contactcenter.api.operations import Access, Answer, Operation, failures
 from contactcenter.auth import Authenticator
 from contactcenter.store.cards import Cards
 from contactcenter.store.privacy import Privacy
-from schema import Channel, ClientCard
+from contactcenter.store.releases import LiveRelease
+from schema import ClientCard
 
 
-class WaitingWithdrawal(Protocol):
-    """Takes a waiting contact out of live state, its pending offer revoked (`contactcenter.agents.Withdrawals`)."""
+class Releases(Protocol):
+    """Takes the work of conversations the database closed out of live state (`contactcenter.agents.releases`)."""
 
-    async def withdraw(self, channel: Channel, provider_id: str, *, abandoned: bool) -> object: ...
+    async def release(self, releases: Sequence[LiveRelease]) -> None: ...
 
 
 EXPORT = Operation(
@@ -40,7 +43,8 @@ ERASE = Operation(
     "DELETE",
     "/api/v1/clients/{client_id}",
     "eraseClient",
-    "Erase a client's personal data from every table and the events kept; its counts stay; audited",
+    "Erase a client's personal data from every table and the events kept; its counts stay; its open conversations"
+    " are closed (an agent holding one is told and freed); audited",
     {200: Answer("the card as it is now: erased, its counts kept", ClientCard), **failures(400, 401, 403, 404, 503)},
     access=Access.ADMIN,
     parameters=(CLIENT_ID,),
@@ -50,11 +54,11 @@ ERASE = Operation(
 class PrivacyApi:
     OPERATIONS = (EXPORT, ERASE)
 
-    def __init__(self, auth: Authenticator, cards: Cards, privacy: Privacy, withdrawals: WaitingWithdrawal) -> None:
+    def __init__(self, auth: Authenticator, cards: Cards, privacy: Privacy, releases: Releases) -> None:
         self._auth = auth
         self._cards = cards
         self._privacy = privacy
-        self._withdrawals = withdrawals
+        self._releases = releases
 
     def routes(self) -> list[web.RouteDef]:
         return [EXPORT.route(self.export), ERASE.route(self.erase)]
@@ -71,8 +75,7 @@ class PrivacyApi:
     async def erase(self, request: web.Request) -> web.Response:
         await self._auth.require_admin(request)
         erased = await self._privacy.erase(client_id_of(request), actor="admin")
-        # No agent is offered an erased card's contact: each waiting one leaves live state, as a contact that
-        # left for other work does (not abandoned). A failure here answers 503; erasing again finishes it.
-        for channel, provider_id in erased.waiting:
-            await self._withdrawals.withdraw(Channel(channel), provider_id, abandoned=False)
+        # Nobody works on an erased card: its conversations closed with it; their work leaves live state now. A
+        # failure here answers 503; erasing again, or a router's sweep, finishes it (`live_releases`).
+        await self._releases.release(erased.released)
         return card_response(await self._cards.by_id(erased.client_id))

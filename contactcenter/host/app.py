@@ -21,6 +21,7 @@ from contactcenter.agents.calls import AgentCalls
 from contactcenter.agents.gateway import AgentGateway
 from contactcenter.agents.presence import AgentPresence
 from contactcenter.agents.relay import NoticeRelay
+from contactcenter.agents.releases import LiveReleases
 from contactcenter.agents.replies import Replies
 from contactcenter.agents.staffing import Staffing
 from contactcenter.agents.withdrawal import Withdrawals
@@ -52,6 +53,7 @@ from contactcenter.store.integrations import Integrations
 from contactcenter.store.merges import Merges
 from contactcenter.store.privacy import Privacy
 from contactcenter.store.proofs import ProvedIdentities
+from contactcenter.store.releases import PendingReleases
 from contactcenter.store.shared_identifiers import SharedIdentifierList
 from contactcenter.store.waiting import WaitingContacts
 from contactcenter.supervision.actions import SupervisorActions
@@ -111,6 +113,8 @@ HTTP_APIS = (
 
 # How often the retention job runs (contactcenter/events/retention.py: bounded batches, a bounded number each run).
 RETENTION_CHECK_SECONDS = 600.0
+# How often routers look for the live state an erasure's process left to take back (contactcenter/agents/releases.py).
+RELEASE_SWEEP_SECONDS = 5.0
 
 SETTINGS = web.AppKey("settings", Settings)
 SERVICES = web.AppKey("services", Services)
@@ -211,7 +215,7 @@ async def _start_api(
     stack.push_async_callback(restore_states.stop)
     supervisors = await _start_supervision(settings, services, auth, stack)
     app[DISCONNECTS].extend([supervisors.end_streams, *(close for parts in channels for close in parts.disconnects)])
-    withdrawals = Withdrawals(WaitingContacts(services.pool), services.live, services.notices)
+    releases = LiveReleases(PendingReleases(services.pool), services.live, services.notices)
     for server in (server for parts in channels for server in parts.servers):
         await server.start()
         stack.push_async_callback(server.stop)
@@ -224,7 +228,7 @@ async def _start_api(
                 auth, services.cards, CardEdits(services.pool), ProvedIdentities(services.pool), settings.default_region
             ).routes(),
             *MergesApi(auth, services.cards, Merges(services.pool)).routes(),
-            *PrivacyApi(auth, services.cards, Privacy(services.pool), withdrawals).routes(),
+            *PrivacyApi(auth, services.cards, Privacy(services.pool), releases).routes(),
             *SharedIdentifiersApi(auth, SharedIdentifierList(services.pool)).routes(),
             *gateway.routes(),
             *EventsApi(auth, services.pool, settings.namespace).routes(),
@@ -372,9 +376,11 @@ async def _start_router(
     recovery = LiveStateRecovery(
         services.live, services.conversations, services.notices, CallOccupations(services.pool)
     )
+    releases = LiveReleases(PendingReleases(services.pool), services.live, services.notices)
     for job in (
         Periodic("live-state recovery", recovery.check, every_seconds=settings.live_check_seconds),
         Periodic("reservation sweep", sweeper.sweep, every_seconds=1.0),
+        Periodic("live releases left", releases.sweep, every_seconds=RELEASE_SWEEP_SECONDS),
     ):
         job.start()
         stack.push_async_callback(job.stop)

@@ -148,10 +148,11 @@
         break;
       }
       case "completed":
+      case "closed": // closed without the agent (its card was erased): nothing to complete
         conversations.delete(frame.conversation_id);
         if (current === frame.conversation_id) { current = null; $("conversation").classList.add("hidden"); $("card").classList.add("hidden"); }
         drawConversations();
-        notice("wrapped up");
+        notice(frame.type === "closed" ? "the conversation was closed (" + frame.reason + ")" : "wrapped up");
         break;
       case "error":
         if (phone && phone.state === "connecting") { phone.state = "ringing"; drawPhone(); } // accept again

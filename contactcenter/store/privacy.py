@@ -1,7 +1,8 @@
 """A client's personal data: exported as one JSON document, or erased (migrations 017 and 026: `cc_export_client`,
 `cc_erase_client`) — from every table (chat transcripts and claims, stored mail and attachments included) and
 from the event payloads kept, the counts kept, audited in `client_erasures` and told as `client.erased`. The
-erasure answers the card's contacts still waiting for an agent, for the caller to take them out of live state."""
+erasure closes the card's open conversations (migration 038) and answers them, for the caller to take their work
+out of live state (`contactcenter.agents.releases`)."""
 
 from __future__ import annotations
 
@@ -11,17 +12,10 @@ from dataclasses import dataclass
 import asyncpg
 
 from contactcenter.errors import NotFound
+from contactcenter.store.releases import LiveRelease, releases_of_card
 
 EXPORT = "SELECT cc_export_client($1)"
 ERASE = "SELECT cc_erase_client($1, $2)"
-# The card's conversations waiting for an agent (open, nobody holds them), read in the erasure's transaction.
-WAITING = """
-SELECT v.channel, x.provider_id FROM conversations v
-CROSS JOIN LATERAL (SELECT provider_id FROM interactions
-                    WHERE conversation_id = v.id AND direction = 'inbound'
-                    ORDER BY received_at DESC, id DESC LIMIT 1) x
-WHERE v.client_id = ANY (cc_card_members(cc_card_root($1))) AND v.state = 'open' AND v.agent_id IS NULL
-"""
 
 
 # Tombstones past their retention (`CC_IDENTITY_TOMBSTONE_RETENTION_HOURS`), a bounded batch at a time, rows
@@ -43,7 +37,7 @@ async def forget_tombstones(pool: asyncpg.Pool, seconds: float, batch: int) -> i
 @dataclass(frozen=True)
 class Erased:
     client_id: uuid.UUID  # the card erased (the one the id given answers as)
-    waiting: list[tuple[str, str]]  # its contacts waiting for an agent: (channel, provider id) of each
+    released: list[LiveRelease]  # its conversations the erasure closed, whose work live state may hold
 
 
 class Privacy:
@@ -59,8 +53,8 @@ class Privacy:
     async def erase(self, client_id: uuid.UUID, *, actor: str) -> Erased:
         """Erase the card `client_id` answers as, with every card merged into it."""
         async with self._pool.acquire() as conn, conn.transaction():
-            waiting = await conn.fetch(WAITING, client_id)
             root: uuid.UUID | None = await conn.fetchval(ERASE, client_id, actor)
-        if root is None:
-            raise NotFound("no such client", field="client_id")
-        return Erased(root, [(row["channel"], row["provider_id"]) for row in waiting])
+            if root is None:
+                raise NotFound("no such client", field="client_id")
+            released = await releases_of_card(conn, root)
+        return Erased(root, released)

@@ -6,6 +6,7 @@ and attachments, and the contacts still in flight (a tombstone)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ import pytest
 
 from channels.webchat.transcript import Transcript
 from contactcenter.agents.outbound import Claims
+from contactcenter.events import outbox
 from contactcenter.identities import Identity
 from contactcenter.store.card_edits import CardEdits, NewIdentity
 from contactcenter.store.cards import Cards
@@ -25,6 +27,7 @@ from contactcenter.store.privacy import Privacy
 from contactcenter.store.proofs import ProvedIdentities
 from contactcenter.store.shared_identifiers import SharedIdentifierList
 from schema import Channel, IdentityKind, Interaction
+from schema.events import IdentifierQuarantinedV1
 
 PHONE = IdentityKind.PHONE
 EMAIL = IdentityKind.EMAIL
@@ -362,3 +365,85 @@ async def test_a_contact_received_before_the_erasure_and_recorded_after_it_bring
     later = await _contact(pool, PHONE, phone, body="I am new here")
     assert later != card
     assert [e["body"] for e in (await _card(pool, later))["timeline"]] == ["I am new here"]
+
+
+def _digest(kind: str, value: str) -> str:
+    return hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()
+
+
+async def _quarantines(pool: asyncpg.Pool) -> list[tuple[str, str, dict[str, Any]]]:
+    rows = await pool.fetch(
+        "SELECT subject, partition_key, data FROM events WHERE type = 'identifier.quarantined' ORDER BY seq"
+    )
+    return [(row["subject"], row["partition_key"], row["data"]) for row in rows]
+
+
+async def _quarantine_landline(pool: asyncpg.Pool, landline: str) -> tuple[uuid.UUID, list[uuid.UUID]]:
+    """The landline's card, and three more it is seen on: past the policy's three."""
+    holder = await _contact(pool, PHONE, landline)
+    others = [await _contact(pool, PHONE, f"{landline[:-1]}{n}") for n in range(1, 4)]
+    for other in others:
+        await ProvedIdentities(pool).sighted(PHONE, landline, other, "agent_claim")
+    return holder, others
+
+
+async def test_a_quarantine_is_told_with_the_identifier_s_digest_never_its_value(pool: asyncpg.Pool) -> None:
+    landline = "+14155550350"
+    await _quarantine_landline(pool, landline)
+    await _contact(pool, PHONE, "Restricted", channel=Channel.VOICE)
+    digest, placeholder = _digest("phone", landline), _digest("phone", "Restricted")
+    assert await _quarantines(pool) == [
+        (digest, f"identifier:{digest}", {"kind": "phone", "digest": digest, "reason": "seen on 4 cards", "cards": 4}),
+        (
+            placeholder,
+            f"identifier:{placeholder}",
+            {"kind": "phone", "digest": placeholder, "reason": "placeholder", "cards": None},
+        ),
+    ]
+    told = await pool.fetchval("SELECT string_agg(data::text, ' ') FROM events WHERE type = 'identifier.quarantined'")
+    assert "4155550350" not in told and "Restricted" not in told
+    assert set(IdentifierQuarantinedV1.model_fields) == {"kind", "digest", "reason", "cards"}
+    # Told once: meeting it on more cards changes nothing.
+    await ProvedIdentities(pool).sighted(PHONE, landline, await _contact(pool, PHONE, "+14155550359"), "agent_claim")
+    assert len(await _quarantines(pool)) == 2
+
+
+@pytest.mark.parametrize("erased", ["holder", "seen_on"], ids=["the-card-holding-it", "a-card-it-was-seen-on"])
+async def test_erasing_a_card_empties_the_digest_of_its_identifiers_quarantines_and_their_webhook_copies(
+    pool: asyncpg.Pool, erased: str
+) -> None:
+    landline = "+14155550360"
+    holder, others = await _quarantine_landline(pool, landline)
+    await _quarantine_landline(pool, "+14155550370")  # another card's: left as it is
+    webhook_id = uuid.uuid4()
+    await pool.execute(
+        "INSERT INTO webhooks (id, url, types, types_regex, secret)"
+        " VALUES ($1, 'https://erp.example/hook', '{#}', '', 'secret')",
+        webhook_id,
+    )
+    async with pool.acquire() as conn:
+        for event in await outbox.stamp(conn, 1000):
+            await conn.execute(
+                "INSERT INTO webhook_deliveries (webhook_id, event_id, event_sequence, body) VALUES ($1, $2, $3, $4)",
+                webhook_id,
+                str(event.id),
+                event.id,
+                event.body(),
+            )
+
+    await Privacy(pool).erase(holder if erased == "holder" else others[0], actor="admin")
+    mine, theirs = _digest("phone", landline), _digest("phone", "+14155550370")
+    assert await _quarantines(pool) == [
+        ("", "identifier:", {"kind": "phone", "digest": "", "reason": "seen on 4 cards", "cards": 4}),
+        (theirs, f"identifier:{theirs}", {"kind": "phone", "digest": theirs, "reason": "seen on 4 cards", "cards": 4}),
+    ]
+    copies = [
+        json.loads(row["body"])
+        for row in await pool.fetch("SELECT body FROM webhook_deliveries ORDER BY event_sequence")
+    ]
+    quarantines = [c for c in copies if c["type"] == "org.contactcenter.identifier.quarantined"]
+    assert [(c["subject"], c["partitionkey"], c["data"]["digest"]) for c in quarantines] == [
+        ("", "identifier:", ""),
+        (theirs, f"identifier:{theirs}", theirs),
+    ]
+    assert mine not in json.dumps(copies)

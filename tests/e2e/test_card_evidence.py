@@ -8,18 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
+from contactcenter.agents.releases import LiveReleases
 from contactcenter.bus.interactions import inbound_message
 from contactcenter.host.app import Role
 from contactcenter.settings import Settings
+from contactcenter.store.privacy import Privacy
+from contactcenter.store.releases import PendingReleases
 from schema import Channel, IdentityKind, Interaction
 from tests.conftest import DATABASE_URL
 from tests.e2e.test_client_cards import _card_of
-from tests.running import RunningService, run_service
+from tests.e2e.test_voice import MENU, VOICE, call, call_to_queue, put_menu
+from tests.running import FakeTwilioApi, RunningService, run_service
+from tests.visitors import ChatVisitor
 
 DANA = "+14155550461"
 DANA_AGAIN = "+14155550462"
@@ -200,7 +206,7 @@ async def test_erasing_a_card_takes_its_waiting_contact_out_of_live_state_and_re
     status, erased = await _call(service, "DELETE", f"/api/v1/clients/{dana}")
     assert status == 200 and erased["client"]["erased"]
     revoked = await desktop.receive("revoked")
-    assert revoked["reservation_id"] == offer["reservation"]["id"]
+    assert (revoked["reservation_id"], revoked["reason"]) == (offer["reservation"]["id"], "erased")
     # Freed, the agent is offered the contact that waited behind.
     next_offer = await desktop.receive("offer")
     assert next_offer["card"]["client"]["id"] == other["client"]["id"]
@@ -208,6 +214,165 @@ async def test_erasing_a_card_takes_its_waiting_contact_out_of_live_state_and_re
     assert await redis.exists(f"{prefix}task:{waiting['id']}") == 1
     [closed] = await _sql(service, "SELECT state FROM conversations WHERE id = $1", dana_conversation["id"])
     assert closed["state"] == "closed"
+    [told] = await _events(service, "conversation.closed")
+    assert (told["conversation_id"], told["agent_id"], told["reason"]) == (str(dana_conversation["id"]), None, "erased")
+    assert await _sql(service, "SELECT 1 FROM live_releases") == []
+    await desktop.close()
+
+
+async def test_erasing_a_card_closes_the_conversation_an_agent_on_another_api_process_holds_and_frees_the_agent(
+    service_settings: Settings,
+) -> None:
+    """The agent's socket on one API process, the erasure on another: the conversation the agent accepted is
+    closed in the erasure's transaction (`conversation.closed`, reason `erased`, naming the agent), the agent is
+    told (`closed`) and freed: it is offered the contact that waited behind."""
+    async with (
+        run_service(service_settings, Role.ROUTER),
+        run_service(service_settings, Role.API) as agents_side,
+        run_service(service_settings, Role.API) as admin_side,
+    ):
+        await admin_side.create_queue("sales", ["sms"])
+        agent = await admin_side.create_agent("Ann", ["sales"])
+        desktop = await agents_side.agent_desktop(agent["token"])
+        await desktop.command({"type": "state", "state": "available"}, "state")
+        await admin_side.post_sms(sender=DANA, body="please erase everything you hold about me")
+        offer = await desktop.receive("offer")
+        dana, conversation = offer["card"]["client"]["id"], offer["reservation"]["conversation_id"]
+        await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+        await admin_side.post_sms(sender=DANA_AGAIN, body="someone else, waiting behind")
+        other = await _card_of(admin_side, DANA_AGAIN)
+
+        status, erased = await _call(admin_side, "DELETE", f"/api/v1/clients/{dana}")
+        assert status == 200 and erased["client"]["erased"] and erased["open_conversations"] == []
+        closed = await desktop.receive("closed")
+        assert closed == {
+            "type": "closed",
+            "agent_id": desktop.agent_id,
+            "conversation_id": conversation,
+            "reason": "erased",
+        }
+        next_offer = await desktop.receive("offer")
+        assert next_offer["card"]["client"]["id"] == other["client"]["id"]
+
+        [told] = await _events(admin_side, "conversation.closed")
+        assert (told["conversation_id"], told["agent_id"], told["reason"]) == (conversation, desktop.agent_id, "erased")
+        [row] = await _sql(admin_side, "SELECT state FROM conversations WHERE id = $1::uuid", conversation)
+        assert row["state"] == "closed"
+        assert await _sql(admin_side, "SELECT 1 FROM live_releases") == []
+        # Nothing of it is left to work on: a reply is refused, and a desktop connecting again no longer lists it.
+        refused = await desktop.command({"type": "reply", "conversation_id": conversation, "text": "hi"}, "error")
+        assert refused["error"]["code"] == "not_found"
+        await desktop.close()
+        again = await agents_side.http.ws_connect(f"{agents_side.base_url}/api/v1/agents/ws?token={agent['token']}")
+        try:
+            hello = json.loads((await again.receive()).data)
+            assert [held["id"] for held in hello["conversations"]] == []
+        finally:
+            await again.close()
+
+
+async def test_what_an_erasure_left_in_live_state_when_its_process_died_is_released_by_a_router(
+    service: RunningService,
+) -> None:
+    """The erasure committed, and its process died before touching Redis: the agent still counts as busy with the
+    closed conversation. The row the erasure wrote (`live_releases`) is found by a router's sweep, which frees the
+    agent and tells it."""
+    await service.create_queue("sales", ["sms"])
+    desktop = await service.available_agent("Ann", ("sales",))
+    await service.post_sms(sender=DANA, body="please erase me")
+    offer = await desktop.receive("offer")
+    dana, conversation = offer["card"]["client"]["id"], offer["reservation"]["conversation_id"]
+    await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+    await service.post_sms(sender=DANA_AGAIN, body="waiting behind")
+
+    services = service.services
+    await Privacy(services.pool).erase(uuid.UUID(dana), actor="admin")  # the database's part, and no more
+    status = await services.live.agent_status(uuid.UUID(desktop.agent_id))
+    assert status.load == 1, "the database alone frees nobody"
+    [left] = await _sql(service, "SELECT conversation_id, agent_id FROM live_releases")
+    assert (str(left["conversation_id"]), str(left["agent_id"])) == (conversation, desktop.agent_id)
+
+    sweep = LiveReleases(PendingReleases(services.pool), services.live, services.notices, overdue_seconds=0)
+    await sweep.sweep()
+    closed = await desktop.receive("closed")
+    assert (closed["conversation_id"], closed["reason"]) == (conversation, "erased")
+    assert (await desktop.receive("offer"))["reservation"]["interaction"]["body"] == "waiting behind"
+    assert await _sql(service, "SELECT 1 FROM live_releases") == []
+    await sweep.sweep()  # nothing left: nothing told twice
+    await desktop.close()
+
+
+async def test_a_call_in_progress_on_an_erased_card_stays_up_and_occupies_its_agent_until_it_ends(
+    service: RunningService, fake_twilio: FakeTwilioApi
+) -> None:
+    """Decided: the erasure closes the call's conversation and tells the agent (`closed`), but does not hang up
+    (the caller may be asking for the erasure on that very call): the call occupies the agent on every channel
+    until its final status, as every call does, and its record keeps no caller number."""
+    queue = await service.create_queue("service", ["voice", "sms"])
+    await put_menu(service, MENU)
+    desktop = await service.available_agent("Cy", ("service",))
+    sid = "CA" + uuid.uuid4().hex
+    await call_to_queue(service, sid, "2")
+    offer = await desktop.receive("offer")
+    await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+    live, agent = service.services.live, uuid.UUID(desktop.agent_id)
+    async with asyncio.timeout(10):
+        while (await live.agent_line(agent)).call_sid != sid:
+            await asyncio.sleep(0.05)
+    connected = list(fake_twilio.calls)
+
+    status, _ = await _call(service, "DELETE", f"/api/v1/clients/{offer['card']['client']['id']}")
+    assert status == 200
+    closed = await desktop.receive("closed")
+    assert (closed["conversation_id"], closed["reason"]) == (offer["reservation"]["conversation_id"], "erased")
+    assert fake_twilio.calls == connected, "the call was not touched at Twilio"
+    assert (await live.agent_line(agent)).call_sid == sid and (await live.agent_status(agent)).load == 0
+    [row] = await _sql(service, "SELECT from_number FROM voice_calls WHERE call_sid = $1", sid)
+    assert row["from_number"] == ""
+
+    # Another contact waits for the agent while the call goes on, and is offered once it ends.
+    await service.post_sms(sender=DANA_AGAIN, body="waiting for Cy")
+    async with asyncio.timeout(10):
+        while await live.queue_length(uuid.UUID(queue["id"])) != 1:
+            await asyncio.sleep(0.05)
+    await call(service, f"{VOICE}/status", sid, status="completed", CallDuration="42")
+    assert (await desktop.receive("offer"))["reservation"]["interaction"]["body"] == "waiting for Cy"
+    [row] = await _sql(service, "SELECT from_number, status FROM voice_calls WHERE call_sid = $1", sid)
+    assert (row["from_number"], row["status"]) == ("", "completed")
+    await desktop.close()
+
+
+async def test_a_chat_visitor_still_connected_when_its_card_is_erased_writes_on_as_a_stranger(
+    service: RunningService,
+) -> None:
+    """Decided: the visitor's socket stays open and it is told nothing (its next frame is the ack of what it writes
+    next); the agent is told (`closed`). What the visitor writes next is a contact received after the erasure: a
+    new card's, nothing of the erased one in it."""
+    await service.create_queue("web", ["chat"])
+    desktop = await service.available_agent("Bo", ("web",))
+    visitor = ChatVisitor(service.http, service.base_url)
+    await visitor.connect()
+    await visitor.send({"type": "identify", "name": "Dana", "email": "dana@example.com"})
+    await visitor.receive("identified")
+    await visitor.say("I am Dana: erase what you hold about me")
+    offer = await desktop.receive("offer")
+    erased = offer["card"]["client"]["id"]
+    await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+    assert (await desktop.receive("claims"))["name"] == "Dana"
+    assert (await visitor.receive("agent"))["activity"] == "joined"
+
+    status, _ = await _call(service, "DELETE", f"/api/v1/clients/{erased}")
+    assert status == 200
+    assert (await desktop.receive("closed"))["reason"] == "erased"
+    await visitor.say("are you still there?")
+    offer = await desktop.receive("offer")
+    card = offer["card"]
+    assert card["client"]["id"] != erased
+    assert [entry["body"] for entry in card["timeline"]] == ["are you still there?"]
+    assert card["claims"] == [] and card["possible_matches"] == []
+    status, before = await _call(service, "GET", f"/api/v1/clients/{erased}")
+    assert status == 200 and [entry["body"] for entry in before["timeline"]] == [""]
+    await visitor.close()
     await desktop.close()
 
 

@@ -102,6 +102,11 @@ async def test_every_frame_a_desktop_gets_is_a_server_frame_its_model_writes_bac
     await seen.receive(chat_desktop, "customer")
     await visitor.send({"type": "identify", "email": "bo@example.com"})
     await seen.receive(chat_desktop, "claims")
+    # The visitor's card erased while Bo holds the chat: closed under Bo.
+    erase = f"{service.base_url}/api/v1/clients/{offer['card']['client']['id']}"
+    async with service.http.delete(erase, headers=service.admin_headers()) as response:
+        assert response.status == 200
+    assert (await seen.receive(chat_desktop, "closed"))["reason"] == "erased"
     await visitor.close()
     await chat_desktop.close()
 

@@ -29,7 +29,16 @@ from schema.desktop import (
     hello_json,
 )
 from schema.interactions import Channel, Direction, IdentityKind, Interaction
-from schema.offers import InboundMessage, Offer, OfferedReservation, Revoked, RevokeReason, offer_json
+from schema.offers import (
+    ClosedReason,
+    ConversationClosed,
+    InboundMessage,
+    Offer,
+    OfferedReservation,
+    Revoked,
+    RevokeReason,
+    offer_json,
+)
 from tests.frames import server_frame
 
 AGENT, RESERVATION, CONVERSATION = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
@@ -128,6 +137,16 @@ def test_a_revocation_says_why() -> None:
     }
 
 
+def test_a_conversation_closed_under_the_agent_says_which_and_why() -> None:
+    frame = ConversationClosed(agent_id=AGENT, conversation_id=CONVERSATION, reason=ClosedReason.ERASED)
+    assert written(frame) == {
+        "type": "closed",
+        "agent_id": str(AGENT),
+        "conversation_id": str(CONVERSATION),
+        "reason": "erased",
+    }
+
+
 def test_the_answers_to_commands() -> None:
     assert written(StateChanged(state=AgentState.AWAY)) == {"type": "state", "state": "away"}
     assert written(Accepted(reservation_id=RESERVATION, conversation_id=CONVERSATION)) == {
@@ -173,6 +192,7 @@ def test_both_directions_give_a_json_schema_to_generate_the_socket_s_document_fr
         "offer",
         "message",
         "revoked",
+        "closed",
         "customer",
         "claims",
         "call",
