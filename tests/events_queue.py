@@ -79,6 +79,17 @@ class EventsQueue:
                 await asyncio.sleep(0.02)
         return self.events()
 
+    async def wait_for_event(self, type_: str, timeout: float = 15.0, **data: object) -> list[dict[str, Any]]:
+        """Wait for one event of this type whose data holds these values (e.g. an agent's `state="offline"`)."""
+        async with asyncio.timeout(timeout):
+            while not any(
+                event["type"].removeprefix(TYPE_PREFIX) == type_
+                and all(event["data"].get(key) == value for key, value in data.items())
+                for event in self.events()
+            ):
+                await asyncio.sleep(0.02)
+        return self.events()
+
     def ids_by_entity(self) -> dict[str, list[int]]:
         """Each entity's event ids in the order they first came (a repeat is a message seen before)."""
         entities: dict[str, list[int]] = {}
