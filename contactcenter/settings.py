@@ -138,7 +138,8 @@ class Settings(BaseSettings):
     identity_tombstone_retention_hours: float = Field(default=72.0, gt=0, le=876_000)
     # Email (channels/email): the largest message taken in (552 past it, before the rest is read), the
     # recipients one message may name, the SMTP connections one client address (and all together) may hold at
-    # once, STARTTLS
+    # once, the longest one connection may last whatever it sends (a NOOP every few minutes restarts the idle
+    # clock: without it ten addresses could hold every connection for ever), STARTTLS
     # when a certificate and its key are given, the authserv-id of the relay whose Authentication-Results
     # header we trust (DMARC pass there verifies the sender's address; unset: every address is a claim), the
     # largest attachment kept (a larger one is listed, not stored) and the tries of a reply on a relay that
@@ -147,6 +148,7 @@ class Settings(BaseSettings):
     smtp_max_recipients: int = Field(default=50, ge=1, le=10_000)
     smtp_connections_per_client: int = Field(default=20, ge=1, le=100_000)
     smtp_max_connections: int = Field(default=200, ge=1, le=100_000)
+    smtp_session_seconds: float = Field(default=1800.0, ge=1.0, le=86_400.0)
     smtp_tls_cert: Path | None = None
     smtp_tls_key: Path | None = None
     mail_trusted_authserv_id: str = ""

@@ -138,6 +138,8 @@ class ConnectionBounds:
 
     per_client: int
     total: int
+    # The longest one connection lasts, whatever it sends: then 421 and closed (a sender's server tries again).
+    session_seconds: float
 
 
 class _GuardedSmtp(SMTP):
@@ -152,6 +154,7 @@ class _GuardedSmtp(SMTP):
         self._connections = connections
         self._bounds = bounds
         self._client: str | None = None
+        self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._client is None and self._original_transport is None:
@@ -164,11 +167,23 @@ class _GuardedSmtp(SMTP):
                 return
             self._connections[client] += 1
             self._client = client
+            self._deadline = asyncio.get_running_loop().call_later(
+                self._bounds.session_seconds, self._session_over, transport
+            )
         super().connection_made(transport)
+
+    def _session_over(self, transport: asyncio.BaseTransport) -> None:
+        """The connection outlasted its session: what it sent since its last mail is dropped, told as temporary."""
+        if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+            transport.write(b"421 4.4.2 session too long; closing\r\n")
+        transport.close()
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._client is None:
             return  # refused before it started
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
         self._connections[self._client] -= 1
         if not self._connections[self._client]:
             del self._connections[self._client]
@@ -197,7 +212,11 @@ class SmtpServer:
         return _GuardedSmtp(
             self._handler,
             self._connections,
-            ConnectionBounds(self._settings.smtp_connections_per_client, self._settings.smtp_max_connections),
+            ConnectionBounds(
+                self._settings.smtp_connections_per_client,
+                self._settings.smtp_max_connections,
+                self._settings.smtp_session_seconds,
+            ),
             data_size_limit=self._settings.smtp_max_message_bytes,
             enable_SMTPUTF8=True,
             decode_data=False,

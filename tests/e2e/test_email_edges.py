@@ -45,6 +45,28 @@ def _rcpt_codes(port: int, recipients: list[str]) -> list[int]:
         return [client.rcpt(address)[0] for address in recipients]
 
 
+async def test_a_client_that_keeps_its_connection_alive_with_noop_is_closed_at_the_session_bound(
+    mail_settings: Settings,
+) -> None:
+    """aiosmtpd restarts its idle clock at every command: a NOOP now and then held a connection slot for ever,
+    and a few addresses could hold them all. The session's bound closes it, and the slot serves the next."""
+    async with run_service(mail_settings.model_copy(update={"smtp_session_seconds": 1.5})) as service:
+        port = smtp_port(service)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert (await reader.readline()).startswith(b"220")
+        answers: list[bytes] = []
+        async with asyncio.timeout(30):
+            while not reader.at_eof():
+                writer.write(b"NOOP\r\n")
+                answer = await reader.readline()
+                if answer:
+                    answers.append(answer)
+                await asyncio.sleep(0.2)
+        writer.close()
+        assert answers[0].startswith(b"250") and answers[-1].startswith(b"421"), answers
+        assert await send_mail(port, customer_mail(subject="after"), sender="ann@customer.example") == {}
+
+
 async def test_recipients_past_the_bound_are_refused_for_now(mail_service: RunningService) -> None:
     recipients = [f"r{n}@{OUR_DOMAIN}" for n in range(5)]
     codes = await asyncio.to_thread(_rcpt_codes, smtp_port(mail_service), recipients)
