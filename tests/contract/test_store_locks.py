@@ -146,8 +146,8 @@ async def test_a_router_records_into_a_conversation_an_agent_is_closing_without_
     finally:
         await side_connection.execute("COMMIT")
         await asyncio.wait_for(recording, WAIT_S)
-    # Read before the close committed, the conversation was open: the contact joined it (the gateway's complete
-    # finds it there afterwards and routes it again, `cc_rehome_inbound`).
+    # Read before the close committed, the conversation was open: the contact joined it, as it always could (a
+    # contact left in a conversation closed meanwhile is routed again: tests/e2e/test_sms_spine.py).
     assert (await recording).conversation_id == conversation
 
 
@@ -159,7 +159,7 @@ async def test_two_closes_of_one_conversation_at_once_write_its_closed_event_onc
     conversations, conversation, agent = await _assigned_conversation(pool)
     await side_connection.execute("BEGIN")
     await side_connection.execute("SELECT 1 FROM conversations WHERE id = $1 FOR NO KEY UPDATE", conversation)
-    # Two stores, two batchers: two statements in flight at once, both behind the lock held here.
+    # Three stores, three batchers: three statements in flight at once, all behind the lock held here.
     closes = [asyncio.create_task(Conversations(pool).close(conversation, agent)) for _ in range(2)]
     closes.append(asyncio.create_task(conversations.close(conversation, agent)))
     try:
