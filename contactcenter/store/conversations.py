@@ -145,12 +145,15 @@ ASSIGN = "UPDATE conversations SET agent_id = $2 WHERE id = $1 AND state = 'open
 # events (answered, completed) come from live state, as its offer's do, so that they keep their order.
 # Closing again what the same agent closed changes nothing, writes no second event, and succeeds: when the
 # answer of a committed close is lost (a connection reset), the desktop's retry must still free the agent in
-# live state. (The row lock makes a concurrent close see the first one's result: only one writes the event.)
+# live state. (The row lock makes a concurrent close see the first one's result: only one writes the event.) The
+# lock is the one the UPDATE takes anyway, NO KEY UPDATE: FOR UPDATE would also wait for, and block, the `KEY SHARE`
+# that each interaction a router records into the conversation holds until its batch commits — closes and recording
+# batches took turns, and in opposite orders deadlocked (tests/contract/test_store_locks.py).
 _CLOSE = """
 WITH target AS (
     SELECT v.id, v.state = 'open' AS was_open
     FROM conversations v JOIN {pairs} AS u(id, agent_id) ON v.id = u.id AND v.agent_id = u.agent_id
-    FOR UPDATE OF v
+    FOR NO KEY UPDATE OF v
 ), changed AS (
     UPDATE conversations v SET state = 'closed', closed_at = coalesce(v.closed_at, now())
     FROM target t
