@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import zoneinfo
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -11,6 +10,8 @@ from urllib.parse import urlsplit
 import phonenumbers
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from schema.text import TimeZoneName
 
 # A list given in the environment as "a.example, b.example" (a JSON list works too).
 CommaList = Annotated[list[str], NoDecode]
@@ -182,7 +183,7 @@ class Settings(BaseSettings):
     # When the chat is open, e.g. `mon-fri 09:00-17:00; sat 10:00-14:00` (unset: always), in this time zone.
     # Outside them the widget says so and offers to leave a message (channels/webchat/hours.py reads them).
     chat_hours: str | None = Field(default=None, max_length=500)
-    chat_timezone: str = Field(default="UTC", max_length=64)
+    chat_timezone: TimeZoneName = Field(default="UTC", max_length=64)
     log_level: str = "INFO"
     # `json` (one object per line, for a log collector) or `text` (for a person); unset: text in embedded mode
     # or at a terminal, JSON otherwise.
@@ -243,15 +244,6 @@ class Settings(BaseSettings):
             if port == -1 or parts.scheme.lower() not in ("http", "https") or not parts.hostname:
                 # `null` too: the origin of sandboxed pages and files, which anyone can make, is never allowed.
                 raise ValueError(f"each must be an origin such as https://desk.example.com, not {origin!r}")
-        return value
-
-    @field_validator("chat_timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError("must be an IANA time zone such as Europe/Paris") from None
         return value
 
     @field_validator("mail_domains")

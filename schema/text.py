@@ -9,6 +9,7 @@ Messages never repeat the value: it may be a customer's words.
 from __future__ import annotations
 
 import re
+import zoneinfo
 from typing import Annotated
 
 from pydantic import AfterValidator
@@ -39,6 +40,14 @@ def _not_blank(value: str) -> str:
     return value
 
 
+def _known_zone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError("must be an IANA time zone such as Europe/Paris") from None
+    return value
+
+
 def storable(value: str) -> str:
     """`value` with each NUL replaced by U+FFFD, the replacement character: a customer's words are kept
     rather than refused for a byte their phone sent. Lone surrogates stay: `StorableText` refuses them."""
@@ -53,3 +62,6 @@ Identifier = Annotated[str, AfterValidator(_identifier)]
 
 DisplayName = Annotated[str, AfterValidator(_storable), AfterValidator(_not_blank)]
 """A name a person reads: storable and not only whitespace."""
+
+TimeZoneName = Annotated[str, AfterValidator(_known_zone)]
+"""The name of an IANA time zone this machine knows (`Europe/Paris`)."""
