@@ -48,36 +48,23 @@ RECORD_INBOUND_MANY = _RECORD_INBOUND_MANY.format(timeline_limit=", $12")
 # wait in its queue, whose offer reads the card when an agent is free for it.
 RECORD_INBOUND_BARE = "SELECT * FROM cc_record_inbound($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 RECORD_INBOUND_BARE_MANY = _RECORD_INBOUND_MANY.format(timeline_limit="")
-# An agent's reply, stored with its event (message.sent) in the same statement.
-INSERT_INTERACTION = """
-WITH sent AS (
+# An agent's reply stored with its event in the same statement: `message.sent`, or for a reply the provider did not
+# take `message.failed` (on the timeline, its body says so; the channel wrote its own failure event).
+_STORE_REPLY = """
+WITH r AS (
     INSERT INTO interactions (id, channel, direction, provider_id, client_id, conversation_id,
                               from_address, to_address, from_verified, body, received_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
     RETURNING id, channel, client_id, conversation_id, received_at
 )
 INSERT INTO events (type, subject, partition_key, data)
-SELECT 'message.sent', s.id, 'conversation:' || s.conversation_id,
-       jsonb_build_object('interaction_id', s.id, 'conversation_id', s.conversation_id, 'client_id', s.client_id,
-                          'channel', s.channel, 'agent_id', $12::uuid, 'sent_at', s.received_at)
-FROM sent s
+SELECT '{event}', r.id, 'conversation:' || r.conversation_id,
+       jsonb_build_object('interaction_id', r.id, 'conversation_id', r.conversation_id, 'client_id', r.client_id,
+                          'channel', r.channel, 'agent_id', $12::uuid, {fields})
+FROM r
 """
-# An agent's reply the provider did not take: on the timeline (its body says so), without `message.sent` (the
-# channel wrote its own failure event).
-INSERT_UNSENT = """
-WITH unsent AS (
-    INSERT INTO interactions (id, channel, direction, provider_id, client_id, conversation_id,
-                              from_address, to_address, from_verified, body, received_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-    RETURNING id, channel, client_id, conversation_id, received_at
-)
-INSERT INTO events (type, subject, partition_key, data)
-SELECT 'message.failed', u.id, 'conversation:' || u.conversation_id,
-       jsonb_build_object('interaction_id', u.id, 'conversation_id', u.conversation_id, 'client_id', u.client_id,
-                          'channel', u.channel, 'agent_id', $12::uuid, 'reason', $13::text,
-                          'failed_at', u.received_at)
-FROM unsent u
-"""
+INSERT_INTERACTION = _STORE_REPLY.format(event="message.sent", fields="'sent_at', r.received_at")
+INSERT_UNSENT = _STORE_REPLY.format(event="message.failed", fields="'reason', $13::text, 'failed_at', r.received_at")
 # An interaction with what an offer needs beside it: the queue's name and the client's whole card.
 _IN_CONTEXT = f"""
 SELECT x.id, x.channel, x.direction, x.provider_id, x.from_address, x.to_address, x.from_verified, x.body,
