@@ -153,3 +153,8 @@ class ChannelAdapter(Protocol):
         """Its routes, servers and reply senders, built on what the host lends. Opens nothing: servers start
         when the host starts them."""
         ...
+
+    def settings_problem(self, settings: Settings) -> str | None:
+        """What is wrong with a setting whose grammar is the channel's own (`CC_NAME: why`), None when nothing:
+        the command stops on it before opening anything, as on any other bad setting."""
+        ...

@@ -13,6 +13,7 @@ from channels.email.mailbox import PostgresMailStore
 from channels.email.relay import RelaySender
 from channels.email.smtp import MailIntake, SmtpServer
 from contactcenter.api.operations import Operation
+from contactcenter.settings import Settings
 from schema import Channel
 
 
@@ -22,6 +23,9 @@ class EmailChannel:
     @property
     def operations(self) -> Sequence[Operation]:
         return AttachmentDownloads.OPERATIONS
+
+    def settings_problem(self, settings: Settings) -> str | None:
+        return None  # its settings are checked where they are declared
 
     def parts(self, context: ChannelContext) -> ChannelParts:
         settings = context.settings

@@ -15,6 +15,7 @@ from channels.twilio.voice_connect import CallConnector, TwilioCalls
 from channels.twilio.voice_outbound import ClickToCall
 from channels.twilio.voice_store import VoiceStore
 from contactcenter.api.operations import Operation
+from contactcenter.settings import Settings
 from schema import Channel
 
 
@@ -25,6 +26,9 @@ class TwilioChannel:
     @property
     def operations(self) -> Sequence[Operation]:
         return (*SmsWebhook.OPERATIONS, *VoiceWebhook.OPERATIONS, *VoiceAdminApi.OPERATIONS, *ClickToCall.OPERATIONS)
+
+    def settings_problem(self, settings: Settings) -> str | None:
+        return None  # its settings are checked where they are declared
 
     def parts(self, context: ChannelContext) -> ChannelParts:
         settings = context.settings

@@ -32,6 +32,13 @@ class WebChatChannel:
     def operations(self) -> Sequence[Operation]:
         return (*WidgetFiles.OPERATIONS, *VisitorSockets.OPERATIONS)
 
+    def settings_problem(self, settings: Settings) -> str | None:
+        try:
+            OpeningHours.parse(settings.chat_hours, settings.chat_timezone)
+        except ValueError as exc:
+            return f"CC_CHAT_HOURS: {exc}"
+        return None
+
     def parts(self, context: ChannelContext) -> ChannelParts:
         settings = context.settings
         if settings.chat_secret is None:

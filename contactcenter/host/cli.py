@@ -15,10 +15,9 @@ from pathlib import Path
 from aiohttp import web
 from pydantic import SecretStr, ValidationError
 
-from channels.webchat.hours import OpeningHours
 from contactcenter.answers import SERVICE_ERRORS
 from contactcenter.errors import Unavailable
-from contactcenter.host.app import SERVICES, Role, create_app
+from contactcenter.host.app import CHANNELS, SERVICES, Role, create_app
 from contactcenter.host.connections import guarded_runner, guarded_site
 from contactcenter.host.demo import describe, keep_people, load_demo, read_people
 from contactcenter.host.services import Services, open_services
@@ -73,13 +72,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _channel_setting_problem(settings: Settings) -> str | None:
-    """A channel's setting whose grammar is the channel's own (settings may not import channels): read here, so a
-    bad one stops the command as the others do, not with a traceback once the services are open."""
-    try:
-        OpeningHours.parse(settings.chat_hours, settings.chat_timezone)
-    except ValueError as exc:
-        return f"CC_CHAT_HOURS: {exc}"
-    return None
+    """A channel's setting whose grammar is the channel's own (settings may not import channels): each channel
+    reads its own here, so a bad one stops the command as the others do, not once the services are open."""
+    return next((problem for channel in CHANNELS if (problem := channel.settings_problem(settings))), None)
 
 
 # Connections the kernel holds for us until we accept them. aiohttp's default (128) overflowed under a burst

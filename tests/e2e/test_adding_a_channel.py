@@ -73,6 +73,9 @@ class PigeonChannel:
     def operations(self) -> Sequence[Operation]:
         return (PIGEON_MESSAGES,)
 
+    def settings_problem(self, settings: Settings) -> str | None:
+        return None
+
     def parts(self, context: ChannelContext) -> ChannelParts:
         async def receive(request: web.Request) -> web.Response:
             message = await read_body(request, PigeonMessage)
