@@ -14,7 +14,7 @@ import logging
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -161,9 +161,7 @@ class _GuardedSmtp(SMTP):
             peer = transport.get_extra_info("peername")
             client = str(peer[0]) if peer else ""
             if self._connections[client] >= self._bounds.per_client or self._connections.total() >= self._bounds.total:
-                assert isinstance(transport, asyncio.WriteTransport)
-                transport.write(b"421 4.7.0 too many connections; try again later\r\n")
-                transport.close()
+                _refuse(transport, b"421 4.7.0 too many connections; try again later\r\n")
                 return
             self._connections[client] += 1
             self._client = client
@@ -174,9 +172,8 @@ class _GuardedSmtp(SMTP):
 
     def _session_over(self, transport: asyncio.BaseTransport) -> None:
         """The connection outlasted its session: what it sent since its last mail is dropped, told as temporary."""
-        if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
-            transport.write(b"421 4.4.2 session too long; closing\r\n")
-        transport.close()
+        if not transport.is_closing():
+            _refuse(transport, b"421 4.4.2 session too long; closing\r\n")
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._client is None:
@@ -189,6 +186,13 @@ class _GuardedSmtp(SMTP):
             del self._connections[self._client]
         self._client = None
         super().connection_lost(error)
+
+
+def _refuse(transport: asyncio.BaseTransport, answer: bytes) -> None:
+    """Answer and close. The transport is a stream's, which writes — but not always an `asyncio.WriteTransport`:
+    uvloop's, which the service runs on, derives from none of asyncio's transport classes."""
+    cast(asyncio.WriteTransport, transport).write(answer)
+    transport.close()
 
 
 class SmtpServer:

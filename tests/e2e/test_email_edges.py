@@ -11,9 +11,12 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import cast
 
 import pytest
+import uvloop
 
+from channels.email.smtp import MailIntake, SmtpServer
 from contactcenter.host.app import CHANNEL_INTAKES, Role
 from contactcenter.settings import Settings
 from tests.mail import OUR_DOMAIN, SUPPORT, customer_mail, send_mail, smtp_port
@@ -253,3 +256,34 @@ async def test_no_mail_domains_no_listener(service_settings: Settings) -> None:
             assert service.app[CHANNEL_INTAKES] == []
     finally:
         port_taken.close()
+
+
+def test_the_listeners_421s_reach_the_client_on_uvloop_the_loop_the_service_runs_on() -> None:
+    """`contactcenter serve` runs on uvloop, whose transports derive from none of asyncio's classes: an `isinstance`
+    on one held there only — a connection past the bound got a traceback and no 421, a session past its bound was
+    closed without its 421. The suite's own loop is asyncio's, so this runs the listener on uvloop itself."""
+
+    async def scenario() -> tuple[bytes, bytes]:
+        settings = Settings(
+            mail_domains=[OUR_DOMAIN], smtp_port=0, smtp_connections_per_client=1, smtp_session_seconds=1.0
+        )
+        server = SmtpServer(settings, cast(MailIntake, object()))  # nothing reaches the handler: no mail is sent
+        await server.start()
+        writers: list[asyncio.StreamWriter] = []
+        try:
+            first, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writers.append(writer)
+            assert (await first.readline()).startswith(b"220")
+            second, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writers.append(writer)
+            async with asyncio.timeout(10):
+                return await second.readline(), await first.readline()
+        finally:
+            for writer in writers:
+                writer.close()
+                await writer.wait_closed()
+            await server.stop()
+
+    refused, session_over = uvloop.run(scenario())
+    assert refused.startswith(b"421 4.7.0"), refused
+    assert session_over.startswith(b"421 4.4.2"), session_over
