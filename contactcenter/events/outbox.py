@@ -19,6 +19,7 @@ from schema.events import BY_NAME, SOURCE, TYPE_PREFIX, CloudEvent
 # no particular order: `stamp` sorts them). Only the relay holding the publishing lock runs it: the ids it gives
 # only grow, so `?after=` never passes over a row, and a round's events are all past the ones before it.
 # `nextval` runs as the ordered subquery's rows come (no ORDER BY after it, which could sort after numbering).
+# The unstamped rows are found by their own index, `events_unstamped` (migration 039).
 STAMP = """
 UPDATE events e SET id = s.id
 FROM (SELECT seq, nextval('events_public_id') AS id

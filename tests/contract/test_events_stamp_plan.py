@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from contactcenter.events import outbox
+from contactcenter.store.migrate import migrate
 
 WRITE = """
 INSERT INTO events (type, subject, partition_key, data)
@@ -67,3 +68,42 @@ async def test_paging_after_an_id_reads_the_id_index(migrated_pool: asyncpg.Pool
     # Ids stay unique: the relay stamping one again is refused.
     with pytest.raises(asyncpg.UniqueViolationError):
         await pool.execute("UPDATE events SET id = 1 WHERE id = 2")
+
+
+# The log as migrations 010-038 left it.
+BEFORE_039 = """
+DELETE FROM schema_migrations WHERE version = 39;
+DROP INDEX events_by_id;
+DROP INDEX events_unstamped;
+ALTER TABLE events ADD CONSTRAINT events_id_key UNIQUE (id);
+"""
+PREBUILT = (
+    "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS events_by_id ON events (id) WHERE id IS NOT NULL",
+    "CREATE INDEX CONCURRENTLY IF NOT EXISTS events_unstamped ON events (seq) WHERE id IS NULL",
+)
+INDEXES = """
+SELECT c.relname, i.indisvalid, pg_get_expr(i.indpred, i.indrelid) AS predicate FROM pg_index i
+JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid
+WHERE t.relname = 'events' AND t.relnamespace = current_schema()::regnamespace AND c.relname LIKE 'events_%'
+  AND c.relname NOT IN ('events_pkey', 'events_by_stream_entry', 'events_by_time')
+"""
+
+
+@pytest.mark.parametrize("prebuilt", [False, True], ids=["built-by-the-migration", "built-concurrently-before"])
+async def test_039_upgrades_a_log_with_events_stamped_and_not(migrated_pool: asyncpg.Pool, prebuilt: bool) -> None:
+    """As `docs/events.md` tells an operator with a large log: the indexes built concurrently first, or by the
+    migration; either way the log keeps its ids and the relay stamps what waits."""
+    pool = migrated_pool
+    await pool.execute(BEFORE_039)
+    await pool.execute(WRITE, 30)
+    await outbox.stamp(pool, 20)
+    if prebuilt:
+        for statement in PREBUILT:
+            await pool.execute(statement)  # outside a transaction, as CONCURRENTLY must be
+
+    assert await migrate(pool) == ["039_events_unstamped_index.sql"]
+
+    indexes = {row["relname"]: (row["indisvalid"], row["predicate"]) for row in await pool.fetch(INDEXES)}
+    assert indexes == {"events_by_id": (True, "(id IS NOT NULL)"), "events_unstamped": (True, "(id IS NULL)")}
+    assert [e.id for e in await outbox.stamp(pool, 100)] == list(range(21, 31))
+    assert [e.id for e in await outbox.page(pool, 0, 100)] == list(range(1, 31))
