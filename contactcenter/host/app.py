@@ -58,6 +58,7 @@ from contactcenter.store.shared_identifiers import SharedIdentifierList
 from contactcenter.store.waiting import WaitingContacts
 from contactcenter.supervision.actions import SupervisorActions
 from contactcenter.supervision.api import SupervisorApi
+from contactcenter.supervision.feed import WatchFeed
 from contactcenter.supervision.figures import Figures
 from contactcenter.supervision.pages import Pages
 from contactcenter.supervision.watch import QueueWatch
@@ -270,6 +271,9 @@ async def _start_supervision(
             default_goal=0.8,
         ),
         follow_seconds=settings.supervisor_follow_seconds,
+        feed=WatchFeed(
+            services.redis, settings.namespace, lease_seconds=max(3.0, 10 * settings.supervisor_follow_seconds)
+        ),
     )
     await watch.start()
     stack.push_async_callback(watch.stop)

@@ -6,6 +6,8 @@ It follows the event log itself, up to the relay's cursor (migration 028): what 
 by the broker, in id order — every `follow_seconds` one query for the events of the types the figures fold
 (`figures.FOLDED_TYPES`) after the last it folded, up to the cursor. At start it replays the log from yesterday's
 midnight (UTC) — contacts that waited overnight, today's counts — up to the cursor, and follows on from there.
+Of a deployment's watches, one reads the log while it runs and hands what it folded to the others (`feed.py`):
+the log is read once, however many API processes there are.
 
 It was a queue on the events exchange (every event delivered to every API process and read there: the API's CPU
 per contact grew with every event, its watch fell behind at load, and the intake in the same process refused
@@ -23,6 +25,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +35,7 @@ import asyncpg
 from contactcenter.errors import ContactCenterError
 from contactcenter.live.state import LiveState
 from contactcenter.store.directory import Directory
+from contactcenter.supervision.feed import Batch, Row, WatchFeed, rows_after
 from contactcenter.supervision.figures import DAY_MS, FOLDED_TYPES, AgentInfo, Figures, QueueInfo
 
 log = logging.getLogger(__name__)
@@ -88,8 +92,12 @@ class QueueWatch:
         live: LiveState,
         figures: Figures,
         follow_seconds: float = 0.1,
+        feed: WatchFeed | None = None,
     ) -> None:
+        """`feed`: one watch of the deployment reads the log and hands the others what it folded (`feed.py`);
+        without it, this watch reads the log itself."""
         self._pool = pool
+        self._feed = feed
         self._follow_seconds = follow_seconds
         self._folded_up_to = 0  # every event of a folded type up to this id is folded
         self._directory = directory
@@ -119,6 +127,8 @@ class QueueWatch:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self._feed is not None:
+            await self._feed.release()  # another watch reads the log at its next look
         self._wake.set()
 
     async def reload_directory(self) -> None:
@@ -147,30 +157,49 @@ class QueueWatch:
     async def _follow(self) -> None:
         while not self._stopping.is_set():
             try:
-                while await self.follow_once():
-                    pass
+                if self._feed is None or await self._feed.reads_the_log():
+                    while await self.follow_once(hand_over=self._feed is not None):
+                        pass
+                else:
+                    await self._fold_handed(self._feed)
             except FAILURES as exc:
                 log.warning("queue watch could not read the event log: %s", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._follow_seconds)
 
-    async def follow_once(self) -> bool:
-        """Fold the log's events of the folded types the relay has published since the last folded; True when
-        there are more (a full page)."""
+    async def follow_once(self, *, hand_over: bool = False) -> bool:
+        """Fold the log's events of the folded types the relay has published since the last folded, and with
+        `hand_over` give them to the other watches (`feed`); True when there are more (a full page)."""
+        before = self._folded_up_to
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(FOLLOW, self._folded_up_to, FOLLOW_PAGE, FOLDED_TYPES)
-        changed = False
-        for row in rows:
-            if row["id"] is None:
-                continue
-            data = data_of(row)
-            changed = self.figures.apply(row["id"], row["type"], row["time_ms"], data) or changed
-            self._learn(data)
+            rows = await conn.fetch(FOLLOW, before, FOLLOW_PAGE, FOLDED_TYPES)
+        folded = [(row["id"], row["type"], row["time_ms"], data_of(row)) for row in rows if row["id"] is not None]
         full = len(rows) == FOLLOW_PAGE
-        self._advance(rows[-1]["id"] if full else rows[0]["up_to"])
+        self._fold(folded, rows[-1]["id"] if full else rows[0]["up_to"])
+        if hand_over and self._feed is not None and self._folded_up_to > before:
+            await self._feed.hand_over(Batch(before, self._folded_up_to, folded))
+        return full
+
+    async def _fold_handed(self, feed: WatchFeed) -> None:
+        """Fold what the watch reading the log handed over; a gap before a batch is read from the log."""
+        for batch in await feed.handed():
+            if batch.up_to <= self._folded_up_to:
+                continue
+            if batch.after > self._folded_up_to:
+                while await self.follow_once():
+                    pass
+                if batch.up_to <= self._folded_up_to:
+                    continue
+            self._fold(rows_after(batch, self._folded_up_to), batch.up_to)
+
+    def _fold(self, rows: Sequence[Row], up_to: int) -> None:
+        changed = False
+        for event_id, kind, time_ms, data in rows:
+            changed = self.figures.apply(event_id, kind, time_ms, data) or changed
+            self._learn(data)
+        self._advance(up_to)
         if changed:
             self._bump()
-        return full
 
     def _advance(self, up_to: int) -> None:
         self._folded_up_to = max(self._folded_up_to, up_to)
