@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import Any, cast
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -58,6 +60,7 @@ class Health:
     async def _redis(self) -> bool:
         try:
             async with asyncio.timeout(CHECK_TIMEOUT):
-                return bool(await self._redis_client.ping())
+                # Cast: redis-py 7 and 8 type the asyncio client's replies differently.
+                return bool(await cast("Awaitable[Any]", self._redis_client.ping()))
         except (OSError, TimeoutError, RedisError):
             return False

@@ -9,9 +9,10 @@ Time is passed in (`now_ms`), so tests control the clock and every router agrees
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
@@ -247,7 +248,8 @@ class LiveState:
 
     async def task_queue(self, conversation_id: uuid.UUID) -> uuid.UUID | None:
         """The queue a conversation's work is in, if any."""
-        queue = await self._redis.hget(f"{self._prefix}task:{conversation_id}", "queue")
+        # Cast: redis-py 7 and 8 type the asyncio client's replies differently.
+        queue = await cast("Awaitable[Any]", self._redis.hget(f"{self._prefix}task:{conversation_id}", "queue"))
         return uuid.UUID(_text(queue)) if queue else None
 
     async def expire_reservations(self, now_ms: int) -> LiveChanges:
@@ -307,8 +309,9 @@ class LiveState:
 
     async def agent_line(self, agent_id: uuid.UUID) -> AgentLine:
         """The agent's wrap-up and call, as live state holds them (one read)."""
-        state, wrap_until, call, call_since = await self._redis.hmget(
-            f"{self._prefix}agent:{agent_id}", "state", "wrap_until", "call", "call_since"
+        state, wrap_until, call, call_since = await cast(
+            "Awaitable[list[Any]]",
+            self._redis.hmget(f"{self._prefix}agent:{agent_id}", ["state", "wrap_until", "call", "call_since"]),
         )
         return AgentLine(
             state=_text(state) if state else "offline",
@@ -321,7 +324,7 @@ class LiveState:
         """Many agents' states in one round trip."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for agent_id in agent_ids:
-                pipe.hmget(f"{self._prefix}agent:{agent_id}", "state", "load", "capacity")
+                pipe.hmget(f"{self._prefix}agent:{agent_id}", ["state", "load", "capacity"])
             rows = await pipe.execute()
         return [
             AgentStatus(state=_text(state) if state else "offline", load=int(load or 0), capacity=int(capacity or 1))

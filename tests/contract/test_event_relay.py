@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
+from typing import cast
 
 import asyncpg
 import pytest
@@ -225,7 +226,9 @@ async def test_live_states_events_moved_twice_are_stored_once_and_leave_the_stre
     agent = uuid.uuid4()
     await live.set_agent_state(agent, "available", [uuid.uuid4()], now_ms())
     await live.set_agent_state(agent, "away", [], now_ms())
-    entries: list[tuple[bytes, dict[bytes, bytes]]] = await redis_client.xrange(f"{namespace}:events")  # type: ignore[assignment]  # bytes: no decode_responses
+    entries: list[tuple[bytes, dict[bytes, bytes]]] = cast(
+        "list[tuple[bytes, dict[bytes, bytes]]]", await redis_client.xrange(f"{namespace}:events")
+    )  # bytes: no decode_responses; cast: redis-py 7 and 8 type replies differently
     assert len(entries) == 2
     # A relay that stored them and died before deleting them from the stream; the next moves them again.
     first = await outbox.move(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from typing import cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -35,7 +36,9 @@ class Stream:
         self._key = f"{namespace}:events"
 
     async def taken(self) -> list[tuple[str, str, dict[str, str]]]:
-        entries: list[tuple[bytes, dict[bytes, bytes]]] = await self._redis.xrange(self._key)  # type: ignore[assignment]  # bytes: no decode_responses
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = cast(
+            "list[tuple[bytes, dict[bytes, bytes]]]", await self._redis.xrange(self._key)
+        )  # bytes: no decode_responses; cast: redis-py 7 and 8 type replies differently
         await self._redis.delete(self._key)
         events = []
         for entry_id, fields in entries:
