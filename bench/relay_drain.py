@@ -129,7 +129,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             pool,
             bus,
             f"{namespace}.events",
-            LiveEventStream(redis, namespace, pool),
+            LiveEventStream(redis, namespace),
             schema=namespace,
             sweep_seconds=1.0,
             batch=args.batch,

@@ -1,6 +1,7 @@
 """The outbox and event log in PostgreSQL (migrations 010 and 028): what the relay stamps and publishes, what a
-consumer pages through, what the retention job deletes. Rows are written by the changes themselves; what is
-published is every stamped event up to the relay's cursor (`events_relay`)."""
+consumer pages through, what the retention job deletes. Rows are written by the changes themselves (stamped by
+the relay) and by the relay moving live state's stream (with their ids); what is published is every event with
+an id up to the relay's cursor (`events_relay`)."""
 
 from __future__ import annotations
 
@@ -35,14 +36,18 @@ PAGE = """
 SELECT id, type, subject, partition_key, occurred_at, data::text AS data FROM events
 WHERE id > $1 ORDER BY id LIMIT $2
 """
-# Entries of live state's stream (contactcenter/events/stream.py): a move repeated after a crash adds nothing.
+# Entries of live state's stream (contactcenter/events/stream.py), written by the publishing relay with their ids,
+# in stream order, after its stamp: every committed event then has a smaller id, and ids only grow as the stamp's
+# do — so the row is written once, never stamped (a second write of the row, an entry in each of its indexes).
+# A move repeated after a crash adds nothing (the entry id is unique); the id it took is skipped.
 MOVE = """
-INSERT INTO events (type, subject, partition_key, occurred_at, data, stream_id)
-SELECT type, subject, partition_key, occurred_at, data::jsonb, stream_id
-FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[]) WITH ORDINALITY
-    AS m(type, subject, partition_key, occurred_at, data, stream_id, n)
-ORDER BY m.n
+INSERT INTO events (id, type, subject, partition_key, occurred_at, data, stream_id)
+SELECT nextval('events_public_id'), o.type, o.subject, o.partition_key, o.occurred_at, o.data::jsonb, o.stream_id
+FROM (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[])
+          WITH ORDINALITY AS m(type, subject, partition_key, occurred_at, data, stream_id, n)
+      ORDER BY m.n) o
 ON CONFLICT (stream_id) WHERE stream_id IS NOT NULL DO NOTHING
+RETURNING id, type, subject, partition_key, occurred_at, data::text AS data
 """
 # Published events older than the retention, a bounded batch at a time (`events.retention` runs it again for the
 # rest); rows another process is deleting are skipped, not waited for.
@@ -149,8 +154,10 @@ async def page(conn: Runner, after: int, limit: int) -> list[StoredEvent]:
     return [_stored(row) for row in await conn.fetch(PAGE, after, limit)]
 
 
-async def move(conn: Runner, moved: Sequence[MovedEvent]) -> None:
-    await conn.execute(
+async def move(conn: Runner, moved: Sequence[MovedEvent]) -> list[StoredEvent]:
+    """Write live state's events with their ids (only the relay holding the publishing lock); those written now,
+    in id order (an entry moved before is not written again)."""
+    rows = await conn.fetch(
         MOVE,
         [m.type for m in moved],
         [m.subject for m in moved],
@@ -159,6 +166,7 @@ async def move(conn: Runner, moved: Sequence[MovedEvent]) -> None:
         [m.data_json for m in moved],
         [m.stream_id for m in moved],
     )
+    return sorted((_stored(row) for row in rows), key=lambda event: event.id)
 
 
 async def forget_older_than(conn: Runner, days: int, batch: int) -> int:

@@ -5,17 +5,17 @@ over when that connection ends). A partition per entity with `FOR UPDATE SKIP LO
 publish at once, but it needs each relay to own whole partitions to keep per-entity order, and the public id
 must be given in one place anyway (`outbox.STAMP`); one publisher, its confirms awaited together for each round
 and a few full rounds written ahead of their confirms, carries more than the service makes. What it published
-is one cursor (migration 028), moved over each round's confirmed prefix. Every relay moves live state's stream
-into the outbox.
+is one cursor (migration 028), moved over each round's confirmed prefix. The publishing relay also moves live
+state's stream into the outbox, after each stamp: those events are written with their ids, never stamped.
 
 Busy, the publishing relay comes back every `linger_seconds` (counted from the start of its last cycle, not its
-end): each cycle moves live state's stream into the outbox, then stamps and writes what is committed, and settles
+end): each cycle stamps what is committed, moves live state's stream in after it, writes them, and settles
 the confirms that came meanwhile — a round's confirms are not awaited before the next round is stamped (up to
 `ROUNDS_IN_FLIGHT` rounds wait for theirs), so an event committed just after a stamp waits for the next cycle,
 not for the broker's disk as well. Idle, it listens for the outbox's NOTIFY, which the changes send only then
 (migration 037: a notifying commit takes a lock every other notifying commit waits for), with a sweep every
-`sweep_seconds` as a backstop; the stream's mover then reads the stream blocking. When the broker does not
-confirm, the cursor stays: the events wait, and go out in order when it is back.
+`sweep_seconds` as a backstop, and a watch on the stream wakes it when live state's events come. When the broker
+does not confirm, the cursor stays: the events wait, and go out in order when it is back.
 """
 
 from __future__ import annotations
@@ -97,33 +97,36 @@ class EventRelay:
         self._stamped_before = True
         # Rounds written and not yet settled, in id order.
         self._rounds: collections.deque[_Round] = collections.deque()
-        # Set while the stream's own mover runs: not while the publishing relay is busy and moves it each cycle.
-        self._mover_free = asyncio.Event()
-        self._mover_free.set()
+        # Set while the relay is idle (or not publishing): the stream's watch then wakes it for live state's events.
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self._run(), name="event relay"),
-            asyncio.create_task(self._move_stream(), name="event stream mover"),
+            asyncio.create_task(self._watch_stream(), name="event stream watch"),
         ]
 
     async def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
-        self._mover_free.set()
+        self._idle.set()
         await asyncio.gather(*self._tasks)
 
-    async def _move_stream(self) -> None:
-        """Live state's events into the outbox as they come, while no busy publisher moves them in its cycle;
-        their insert wakes an idle publisher."""
+    async def _watch_stream(self) -> None:
+        """While the publishing relay is idle, wake it when live state's stream holds an entry: it moves the
+        entries itself, in its cycle, where they are given their ids."""
         while not self._stopping.is_set():
             try:
-                await self._mover_free.wait()
-                started = time.monotonic()
-                await self._stream.move(wait_seconds=STREAM_WAIT_SECONDS)
-                await self._linger(started)
+                await self._idle.wait()
+                if self.publishing and await self._stream.arrived(STREAM_WAIT_SECONDS):
+                    self._wake.set()
+                    await self._linger(time.monotonic())
+                elif not self.publishing:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), STREAM_WAIT_SECONDS)
             except FAILURES as exc:
-                log.warning("moving live state's events failed, trying again: %s", exc)
+                log.warning("watching live state's events failed, trying again: %s", exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self._sweep_seconds)
 
@@ -149,11 +152,11 @@ class EventRelay:
                 written = await self._relay(conn)
                 if written is None or not self.publishing:
                     # The broker refused, or another relay publishes: try again after a sweep.
-                    self._mover_free.set()
+                    self._idle.set()
                     listening = await self._listen(conn, listening, False)
                     await self._sweep()
                 elif written or self._rounds:
-                    self._mover_free.clear()
+                    self._idle.clear()
                     listening = await self._listen(conn, listening, False)
                     if notified is not False:
                         await conn.execute(NOTIFYING, False)
@@ -161,7 +164,7 @@ class EventRelay:
                     await self._linger(started)
                 elif not listening:
                     # Told to notify, listening, then once more: what committed before the LISTEN told nobody.
-                    self._mover_free.set()
+                    self._idle.set()
                     await conn.execute(NOTIFYING, True)
                     notified, looked = True, False
                     listening = await self._listen(conn, listening, True)
@@ -176,7 +179,7 @@ class EventRelay:
                 await self._settle_all(conn)
         finally:
             self._forget_rounds()
-            self._mover_free.set()
+            self._idle.set()
             self.publishing = False
             await self._let_go(conn)
 
@@ -258,7 +261,6 @@ class EventRelay:
             if not await self._settle_done(conn):
                 await self._refused(conn)
                 return None
-            await self._move_stream_now()
             while True:
                 events = await self._next_round(conn, self._written_up_to)
                 if events:
@@ -306,24 +308,28 @@ class EventRelay:
             unsettled.outcomes.cancel()
         self._rounds.clear()
 
-    async def _move_stream_now(self) -> None:
-        """The publisher moves live state's stream itself, just before it stamps: those events then wait for one
-        cycle, not for the mover's and then the relay's. Redis failing does not hold up the outbox's events."""
+    async def _move_stream_now(self, conn: Connection, limit: int) -> list[StoredEvent]:
+        """Live state's events, moved in after the stamp with their ids. Redis failing does not hold up the
+        outbox's events."""
         try:
-            await self._stream.move()
+            return await self._stream.move(conn, limit)
         except RedisError as exc:
             log.warning("moving live state's events failed, publishing the outbox's: %s", exc)
+            return []
 
     async def _next_round(self, conn: Connection, written_up_to: int) -> list[StoredEvent]:
-        """The next events in id order: first those stamped before (by a relay that died, or a round the broker
-        refused), then committed ones given their ids now."""
+        """The next events in id order: first those given their ids before (by a relay that died, or a round the
+        broker refused), then committed ones given their ids now, then live state's moved in."""
         events: list[StoredEvent] = []
         if self._stamped_before:
             events = await outbox.page(conn, written_up_to, self._batch)
             if len(events) == self._batch:
                 return events
             self._stamped_before = False
-        return events + await outbox.stamp(conn, self._batch - len(events))
+        events += await outbox.stamp(conn, self._batch - len(events))
+        if len(events) < self._batch:
+            events += await self._move_stream_now(conn, self._batch - len(events))
+        return events
 
     async def _write(self, events: Sequence[StoredEvent]) -> asyncio.Future[list[Unavailable | None]]:
         """Write the round's events in id order on the one publishing channel, their confirms awaited together

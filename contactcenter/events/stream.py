@@ -1,8 +1,8 @@
 """Live state's events on their way to the outbox. Redis has no transaction with PostgreSQL: each Lua script
 that changes what other systems are told of appends the event to the stream `<namespace>:events` in the same
-atomic run (`live/scripts/_lib.lua`), and this moves the entries into the outbox, keyed by entry id, then
-deletes them — so a crash anywhere loses nothing (the entry stays until it is stored) and repeats nothing (a
-second move of an entry is a no-op)."""
+atomic run (`live/scripts/_lib.lua`), and the publishing relay moves the entries into the outbox, keyed by entry
+id and given their public ids as they are written, then deletes them — so a crash anywhere loses nothing (the
+entry stays until it is stored) and repeats nothing (a second move of an entry is a no-op)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ import json
 import logging
 from datetime import UTC, datetime
 
-import asyncpg
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
 from contactcenter.events import outbox
-from contactcenter.events.outbox import MovedEvent
+from contactcenter.events.outbox import MovedEvent, StoredEvent
 from schema.events import BY_NAME
 
 log = logging.getLogger(__name__)
@@ -49,44 +48,46 @@ def moved_event(entry_id: str, fields: dict[str, str]) -> MovedEvent:
 
 
 class LiveEventStream:
-    def __init__(self, redis: aioredis.Redis, namespace: str, pool: asyncpg.Pool, *, batch: int = 1000) -> None:
+    def __init__(self, redis: aioredis.Redis, namespace: str, *, batch: int = 1000) -> None:
         self._redis = redis
         self._key = f"{namespace}:events"
-        self._pool = pool
         self._batch = batch
+        self._moved: list[str] = []  # in the outbox, to delete from the stream with the next read
 
-    async def move(self, wait_seconds: float = 0.0) -> int:
-        """Move what the stream holds into the outbox (in stream order); the number of entries moved. With
-        `wait_seconds`, an empty stream is waited on that long for its first entry. Each batch is one read (the
-        blocking read returns the entries themselves), one insert, and its deletion — sent with the next read
-        when there is more."""
-        total = 0
-        stored: list[str] = []  # in the outbox, to delete from the stream
-        block_ms = max(1, int(wait_seconds * 1000)) if wait_seconds > 0 else None
-        while True:
-            entries = await self._read(stored, block_ms)
-            block_ms = None
-            if not entries:
-                return total
-            moved = [
-                moved_event(entry_id, {_text(k): _text(v) for k, v in fields.items()})
-                for entry_id, fields in entries
-                if fields  # an entry Redis answers without fields was deleted meanwhile
-            ]
-            if moved:
-                await outbox.move(self._pool, moved)
-            stored = [entry_id for entry_id, _ in entries]
-            total += len(moved)
-            if len(entries) < self._batch:
-                await self._redis.xdel(self._key, *stored)
-                return total
+    async def move(self, conn: outbox.Runner, limit: int) -> list[StoredEvent]:
+        """Move up to `limit` of the stream's oldest entries into the outbox, in stream order, with their ids —
+        only the relay holding the publishing lock, on its connection; the events written, in id order. One read
+        (which deletes the entries moved before) and one insert; the entries are deleted with the next read, or
+        at once when the stream held no more."""
+        count = min(limit, self._batch)
+        entries = await self._read(self._moved, count)
+        self._moved = []
+        if not entries:
+            return []
+        moved = [
+            moved_event(entry_id, {_text(k): _text(v) for k, v in fields.items()})
+            for entry_id, fields in entries
+            if fields  # an entry Redis answers without fields was deleted meanwhile
+        ]
+        written = await outbox.move(conn, moved) if moved else []
+        read = [entry_id for entry_id, _ in entries]
+        if len(entries) < count:
+            await self._redis.xdel(self._key, *read)
+        else:
+            self._moved = read
+        return written
 
-    async def _read(self, stored: list[str], block_ms: int | None) -> list[tuple[str, dict[bytes | str, bytes | str]]]:
-        """Delete what is stored, then read the oldest entries — one round trip."""
+    async def arrived(self, wait_seconds: float) -> bool:
+        """Whether the stream holds an entry, waiting up to `wait_seconds` for the first."""
+        streams = await self._redis.xread({self._key: "0-0"}, count=1, block=max(1, int(wait_seconds * 1000)))
+        return bool(streams)
+
+    async def _read(self, moved: list[str], count: int) -> list[tuple[str, dict[bytes | str, bytes | str]]]:
+        """Delete what is in the outbox, then read the oldest entries — one round trip."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            if stored:
-                pipe.xdel(self._key, *stored)
-            pipe.xread({self._key: "0-0"}, count=self._batch, block=block_ms)
+            if moved:
+                pipe.xdel(self._key, *moved)
+            pipe.xread({self._key: "0-0"}, count=count)
             *_, streams = await pipe.execute()
         if not streams:
             return []

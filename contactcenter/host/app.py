@@ -399,7 +399,7 @@ async def _start_events(settings: Settings, services: Services, stack: contextli
         services.pool,
         await stack.enter_async_context(open_events_bus(settings, services)),
         services.topology.events,
-        LiveEventStream(services.redis, settings.namespace, services.pool),
+        LiveEventStream(services.redis, settings.namespace),
         schema=settings.database_schema,
         sweep_seconds=settings.event_sweep_seconds,
         batch=settings.event_batch,

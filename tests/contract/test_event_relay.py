@@ -125,7 +125,7 @@ async def events_queue(namespace: str) -> AsyncIterator[EventsQueue]:
 
 
 def relay(pool: asyncpg.Pool, bus: Bus, redis: aioredis.Redis, namespace: str, schema: str) -> EventRelay:
-    stream = LiveEventStream(redis, namespace, pool)
+    stream = LiveEventStream(redis, namespace)
     return EventRelay(pool, bus, f"{namespace}.events", stream, schema=schema, sweep_seconds=1.0, batch=50)
 
 
@@ -230,13 +230,14 @@ async def test_live_states_events_moved_twice_are_stored_once_and_leave_the_stre
         "list[tuple[bytes, dict[bytes, bytes]]]", await redis_client.xrange(f"{namespace}:events")
     )  # bytes: no decode_responses; cast: redis-py 7 and 8 type replies differently
     assert len(entries) == 2
-    # A mover that stored them and died before deleting them from the stream; the next moves them again.
-    await outbox.move(
+    # A relay that stored them and died before deleting them from the stream; the next moves them again.
+    first = await outbox.move(
         pool, [moved_event(i.decode(), {k.decode(): v.decode() for k, v in f.items()}) for i, f in entries]
     )
-    assert await LiveEventStream(redis_client, namespace, pool).move() == 2
+    assert [event.id for event in first] == [1, 2]
+    assert await LiveEventStream(redis_client, namespace).move(pool, 1000) == []
     assert await redis_client.xlen(f"{namespace}:events") == 0
-    rows = await pool.fetch("SELECT type, data FROM events ORDER BY seq")
+    rows = await pool.fetch("SELECT type, data FROM events ORDER BY id")
     assert [(row["type"], row["data"]["state"], row["data"]["previous"]) for row in rows] == [
         ("agent.state_changed", "available", "offline"),
         ("agent.state_changed", "away", "available"),
@@ -445,7 +446,7 @@ async def test_with_events_off_the_changes_write_none_and_the_same_changes_with_
     assert told[True] == (["interaction.received"], 1)
 
 
-async def test_the_mover_takes_a_stream_longer_than_its_batch_in_order_and_waits_for_the_next_entry(
+async def test_the_stream_is_moved_in_order_beyond_its_batch_and_a_new_entry_is_seen_at_once(
     pool: asyncpg.Pool, redis_client: aioredis.Redis, namespace: str
 ) -> None:
     live = LiveState(redis_client, namespace=namespace, reservation_ttl_ms=30_000)
@@ -453,16 +454,21 @@ async def test_the_mover_takes_a_stream_longer_than_its_batch_in_order_and_waits
     states = ["available", "away"] * 4
     for state in states[:7]:
         await live.set_agent_state(agent, state, [uuid.uuid4()], now_ms())
-    stream = LiveEventStream(redis_client, namespace, pool, batch=3)
-    assert await stream.move() == 7
+    stream = LiveEventStream(redis_client, namespace, batch=3)
+    moved = []
+    while written := await stream.move(pool, 1000):
+        moved += written
+    assert [event.id for event in moved] == list(range(1, 8)), "given their ids in stream order"
     assert await redis_client.xlen(f"{namespace}:events") == 0
-    # Waiting on an empty stream: an entry that comes meanwhile is moved at once.
-    waiting = asyncio.ensure_future(stream.move(wait_seconds=5))
+    # Watching an empty stream: an entry that comes meanwhile is seen at once.
+    waiting = asyncio.ensure_future(stream.arrived(5))
     await asyncio.sleep(0.1)
     assert not waiting.done()
     await live.set_agent_state(agent, states[7], [uuid.uuid4()], now_ms())
-    assert await asyncio.wait_for(waiting, 5) == 1
-    rows = await pool.fetch("SELECT data FROM events ORDER BY seq")
+    assert await asyncio.wait_for(waiting, 5)
+    assert [event.id for event in await stream.move(pool, 1000)] == [8]
+    assert not await stream.arrived(0.05)
+    rows = await pool.fetch("SELECT data FROM events ORDER BY id")
     assert [row["data"]["state"] for row in rows] == states
 
 
@@ -476,7 +482,7 @@ async def test_a_running_relay_publishes_what_comes_while_it_is_busy_and_is_woke
 ) -> None:
     """Busy, the relay comes back after each linger without being told; idle, it listens for the outbox's
     notification. Its sweep is longer than the test's patience: only the notification can wake it."""
-    stream = LiveEventStream(redis_client, namespace, pool)
+    stream = LiveEventStream(redis_client, namespace)
     relaying = EventRelay(
         pool,
         bus,
@@ -556,7 +562,7 @@ async def test_the_relay_stamps_and_writes_the_next_round_while_the_last_ones_co
         pool,
         held,  # type: ignore[arg-type]  # only write_many is used by a relay
         f"{namespace}.events",
-        LiveEventStream(redis_client, namespace, pool),
+        LiveEventStream(redis_client, namespace),
         schema=database_schema,
         sweep_seconds=60.0,
         batch=50,
@@ -580,7 +586,7 @@ async def test_the_relay_stamps_and_writes_the_next_round_while_the_last_ones_co
     assert len(events_queue.received) == 20
 
 
-async def test_the_publishing_relay_moves_live_states_stream_itself_before_it_stamps(
+async def test_the_publishing_relay_moves_live_states_stream_itself_after_it_stamps(
     pool: asyncpg.Pool,
     bus: UnsteadyBus,
     redis_client: aioredis.Redis,
@@ -588,7 +594,9 @@ async def test_the_publishing_relay_moves_live_states_stream_itself_before_it_st
     database_schema: str,
     events_queue: EventsQueue,
 ) -> None:
-    """Live state's events wait for one cycle of the publisher, not for the mover's and then the publisher's."""
+    """Live state's events wait for one cycle of the publisher, and are written with their ids, after the
+    committed events the cycle stamped: never stamped themselves."""
+    await pool.execute(REWRITES_COUNTED)
     live = LiveState(redis_client, namespace=namespace, reservation_ttl_ms=30_000)
     agent = uuid.uuid4()
     await live.set_agent_state(agent, "available", [uuid.uuid4()], now_ms())
@@ -601,8 +609,23 @@ async def test_the_publishing_relay_moves_live_states_stream_itself_before_it_st
             await conn.execute("SELECT pg_advisory_unlock_all()")
     assert await redis_client.xlen(f"{namespace}:events") == 0
     events = await events_queue.wait_for_count(4)
-    assert [event["type"] for event in events].count("org.contactcenter.agent.state_changed") == 1
+    assert [event["type"] for event in events][-1] == "org.contactcenter.agent.state_changed"
     await assert_every_event_came_in_order(pool, events_queue)
+    assert await pool.fetchval("SELECT count(*) FROM rewritten WHERE from_stream") == 0, "never stamped"
+    assert await pool.fetchval("SELECT count(*) FROM rewritten WHERE NOT from_stream") == 3
+
+
+# Which event rows were written a second time (the stamp), by where they came from.
+REWRITES_COUNTED = """
+CREATE TABLE rewritten (from_stream boolean);
+CREATE FUNCTION count_rewrite() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO rewritten VALUES (OLD.stream_id IS NOT NULL);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER counted BEFORE UPDATE ON events FOR EACH ROW EXECUTE FUNCTION count_rewrite();
+"""
 
 
 async def test_the_changes_notify_the_relay_only_while_it_says_it_listens(
