@@ -11,11 +11,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from contactcenter.supervision.feed import Batch, WatchFeed
-from contactcenter.supervision.figures import Figures
 from contactcenter.supervision.watch import QueueWatch
 from tests.conftest import REDIS_URL
 from tests.e2e.test_supervisors import until
-from tests.faults.test_supervisor_resync import FOLLOW_SECONDS, folded_all, sales, service, subscribed, watch_shows
+from tests.faults.test_supervisor_resync import folded_all, new_watch, sales, service, subscribed, watch_shows
 from tests.running import RunningService
 
 __all__ = ["service", "subscribed"]  # the fixtures, shared
@@ -77,15 +76,7 @@ async def watches(service: RunningService, feeds: Feeds, feed_namespace: str) ->
     async def start(feed: WatchFeed | None, *, after_the_lease: bool = True) -> QueueWatch:
         if started and after_the_lease:
             await until(leased, "the first watch holds the lease", within=10.0)
-        services = service.services
-        watch = QueueWatch(
-            pool=services.pool,
-            directory=services.directory,
-            live=services.live,
-            figures=Figures(short_abandon_seconds=5.0, default_target_seconds=20.0, default_goal=0.8),
-            follow_seconds=FOLLOW_SECONDS,
-            feed=feed,
-        )
+        watch = new_watch(service, feed)
         await watch.start()
         started.append(watch)
         return watch

@@ -14,6 +14,7 @@ import pytest
 from contactcenter.bus import QueueSpec
 from contactcenter.bus.amqp import AmqpBus
 from contactcenter.settings import Settings
+from contactcenter.supervision.feed import WatchFeed
 from contactcenter.supervision.figures import Figures
 from contactcenter.supervision.watch import QueueWatch
 from tests.e2e.test_supervisors import until
@@ -42,17 +43,23 @@ async def service(subscribed: list[QueueSpec], service_settings: Settings) -> As
         yield running
 
 
-@pytest.fixture
-async def watch(service: RunningService) -> AsyncIterator[QueueWatch]:
-    """A watch as the service runs one."""
+def new_watch(service: RunningService, feed: WatchFeed | None = None) -> QueueWatch:
+    """A watch as the service runs one, on its database (with `feed`, one of a deployment's watches)."""
     services = service.services
-    watch = QueueWatch(
+    return QueueWatch(
         pool=services.pool,
         directory=services.directory,
         live=services.live,
         figures=Figures(short_abandon_seconds=5.0, default_target_seconds=20.0, default_goal=0.8),
         follow_seconds=FOLLOW_SECONDS,
+        feed=feed,
     )
+
+
+@pytest.fixture
+async def watch(service: RunningService) -> AsyncIterator[QueueWatch]:
+    """A watch as the service runs one, reading the log itself."""
+    watch = new_watch(service)
     await watch.start()
     try:
         yield watch
