@@ -148,9 +148,7 @@ class QueueWatch:
         async with self._pool.acquire() as conn:
             relayed: int = await conn.fetchval(RELAYED)
             rows = await conn.fetch(REPLAY, since, relayed, FOLDED_TYPES)
-        for row in rows:
-            self.figures.apply(row["id"], row["type"], row["time_ms"], data_of(row))
-        self._advance(relayed)
+        self._fold([row_of(row) for row in rows], relayed)
         self._bump()
         log.info("queue watch replayed %d events", len(rows))
 
@@ -173,7 +171,7 @@ class QueueWatch:
         before = self._folded_up_to
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(FOLLOW, before, FOLLOW_PAGE, FOLDED_TYPES)
-        folded = [(row["id"], row["type"], row["time_ms"], data_of(row)) for row in rows if row["id"] is not None]
+        folded = [row_of(row) for row in rows if row["id"] is not None]
         full = len(rows) == FOLLOW_PAGE
         self._fold(folded, rows[-1]["id"] if full else rows[0]["up_to"])
         if hand_over and self._feed is not None and self._folded_up_to > before:
@@ -262,9 +260,10 @@ class QueueWatch:
         return self.figures.snapshot(now_ms(), visible)
 
 
-def data_of(row: asyncpg.Record) -> dict[str, str]:
-    """The fields of an event's data the figures read, from a row of REPLAY or FOLLOW."""
-    return {name: row[name] for name in FIELDS if row[name] is not None}
+def row_of(record: asyncpg.Record) -> Row:
+    """An event of REPLAY or FOLLOW as the figures fold it: id, type, time, and the fields of its data they read."""
+    data = {name: record[name] for name in FIELDS if record[name] is not None}
+    return record["id"], record["type"], record["time_ms"], data
 
 
 def _uuid_or_none(value: object) -> uuid.UUID | None:

@@ -17,7 +17,7 @@ from contactcenter.store.directory import Directory
 from contactcenter.store.migrate import migrate
 from contactcenter.supervision.figures import FOLDED_TYPES, AgentInfo, Figures, QueueInfo
 from contactcenter.supervision.history import as_csv, history
-from contactcenter.supervision.watch import REPLAY, data_of
+from contactcenter.supervision.watch import REPLAY, row_of
 from schema import QueueCreate
 from tests.conftest import DATABASE_URL
 
@@ -119,7 +119,7 @@ async def test_a_known_day_replayed_gives_the_figures_postgresql_computes_and_th
         [AgentInfo(ann, "Ann", frozenset({sales})), AgentInfo(bob, "Bob", frozenset({sales, service}))],
     )
     for row in await pool.fetch(REPLAY, DAY - timedelta(days=1), 2**63 - 1, FOLDED_TYPES):
-        figures.apply(row["id"], row["type"], row["time_ms"], data_of(row))
+        figures.apply(*row_of(row))
     end_of_day_ms = int((DAY + timedelta(hours=23, minutes=59)).timestamp() * 1000)
     live = figures.snapshot(end_of_day_ms)
     by_name = {q["name"]: q for q in live["queues"]}
