@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
 
 import asyncpg
+
+from bench.ports import free_port
 
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -14,12 +14,8 @@ AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
 def free_ports(count: int) -> list[int]:
-    """Ports free now, one per process (all probed at once, so none is handed out twice)."""
-    with contextlib.ExitStack() as stack:
-        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [int(probe.getsockname()[1]) for probe in probes]
+    """Ports for the processes a run starts (bench/ports.py: why not the kernel's free ports)."""
+    return [free_port() for _ in range(count)]
 
 
 async def clean_up(namespace: str) -> None:

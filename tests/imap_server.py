@@ -10,11 +10,12 @@ import imaplib
 import os
 import shutil
 import signal
-import socket
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from bench.ports import free_port
 
 DOVECOT = "/usr/sbin/dovecot"
 # Mail is stored as nobody: dovecot will not run a mail process as root.
@@ -95,12 +96,6 @@ class ImapServer:
         await asyncio.to_thread(self._recreate, folder)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _prepared() -> tuple[Path, int]:
     """A folder with dovecot's configuration, its users and the mail's home; the port it will listen on."""
     assert os.path.exists(DOVECOT), "dovecot is not installed: apt-get install dovecot-imapd (.ci/run does)"
@@ -109,7 +104,7 @@ def _prepared() -> tuple[Path, int]:
     (root / "home").mkdir()
     os.chown(root / "home", MAIL_UID, MAIL_GID)
     (root / "users").write_text(f"{USER}:{{PLAIN}}{PASSWORD}\n")
-    port = _free_port()
+    port = free_port()
     (root / "dovecot.conf").write_text(CONFIG.format(root=root, port=port, uid=MAIL_UID, gid=MAIL_GID))
     return root, port
 

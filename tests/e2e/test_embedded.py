@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -14,21 +13,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bench.ports import free_port
 from contactcenter.settings import Settings
 from tests.e2e.test_supervisors import until
 from tests.running import ADMIN_TOKEN, TWILIO_AUTH_TOKEN, RunningService, wait_ready
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 async def embedded_service(tmp_path: Path) -> AsyncIterator[RunningService]:
-    port = _free_port()
+    port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("CC_")}
     env |= {
         "CC_HTTP_PORT": str(port),
@@ -69,7 +62,7 @@ async def test_embedded_mode_runs_the_whole_spine_in_one_process(embedded_servic
 async def test_the_ready_line_comes_when_the_service_answers_and_a_missing_twilio_token_is_warned_of(
     tmp_path: Path,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("CC_")}
     env |= {"CC_HTTP_PORT": str(port), "CC_DATA_DIR": str(tmp_path / "var"), "CC_ADMIN_TOKEN": ADMIN_TOKEN}
     errors = await _serve_until_ready(tmp_path, port, env)
@@ -78,7 +71,7 @@ async def test_the_ready_line_comes_when_the_service_answers_and_a_missing_twili
 
 async def test_a_start_without_a_login_session_prints_no_library_warning(tmp_path: Path) -> None:
     """A container or a CI runner has no XDG_RUNTIME_DIR: the operator still sees only our own messages."""
-    port = _free_port()
+    port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("CC_") and key != "XDG_RUNTIME_DIR"}
     env |= {
         "CC_HTTP_PORT": str(port),
@@ -91,7 +84,7 @@ async def test_a_start_without_a_login_session_prints_no_library_warning(tmp_pat
 
 
 async def test_the_first_start_on_an_empty_database_loads_the_demo_and_prints_its_pages(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("CC_")}
     env |= {"CC_HTTP_PORT": str(port), "CC_DATA_DIR": str(tmp_path / "var"), "CC_ADMIN_TOKEN": ADMIN_TOKEN}
     printed: list[str] = []
@@ -121,7 +114,7 @@ async def test_the_first_start_on_an_empty_database_loads_the_demo_and_prints_it
 
 
 async def test_the_demo_is_not_loaded_when_turned_off(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("CC_")}
     env |= {
         "CC_HTTP_PORT": str(port),

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -20,6 +19,7 @@ import asyncpg
 import psutil
 import pytest
 
+from bench.ports import free_port
 from contactcenter.host.embedded import start_postgres
 from contactcenter.settings import Settings
 from tests.running import ADMIN_TOKEN, TWILIO_AUTH_TOKEN, RunningService, wait_ready
@@ -27,17 +27,10 @@ from tests.running import ADMIN_TOKEN, TWILIO_AUTH_TOKEN, RunningService, wait_r
 BURST = 40
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @asynccontextmanager
 async def _embedded(home: Path) -> AsyncIterator[tuple[RunningService, asyncio.subprocess.Process]]:
     """The service in embedded layout as its own process, on `home`'s data dir; the caller ends it."""
-    port = _free_port()
+    port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("CC_")}
     env |= {
         "CC_HTTP_PORT": str(port),

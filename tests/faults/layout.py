@@ -14,8 +14,8 @@ from typing import BinaryIO
 
 import aiohttp
 
+from bench.ports import free_port
 from contactcenter.settings import Settings
-from tests.faults.private import free_port
 
 READY_SECONDS = 90.0
 

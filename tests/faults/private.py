@@ -8,21 +8,15 @@ import asyncio
 import contextlib
 import os
 import shutil
-import socket
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from bench.ports import free_port
+
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 BOOT_SECONDS = 90.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 async def wait_for_port(port: int, what: str, seconds: float = BOOT_SECONDS) -> None:

@@ -9,10 +9,10 @@ from urllib.parse import urlparse
 
 import pytest
 
+from bench.ports import free_port
 from contactcenter.settings import Settings
 from tests.faults.conftest import faulty
 from tests.faults.layout import ServiceProcess, service_environment
-from tests.faults.private import free_port
 from tests.faults.proxy import FaultProxy
 
 URL_SETTING = {"postgresql": "database_url", "redis": "redis_url", "rabbitmq": "amqp_url"}

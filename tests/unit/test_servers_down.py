@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = "tests/unit/test_origins.py"
 
@@ -28,15 +30,9 @@ def _suite(redis_port: int, *options: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.mark.parametrize("workers", ["0", "2"])
 def test_a_redis_that_does_not_answer_stops_the_run_before_any_test(workers: str) -> None:
-    port = _closed_port()
+    port = free_port()
     done = _suite(port, "-n", workers)
     assert done.returncode == 3, done.stdout[-2000:]
     assert f"Redis at 127.0.0.1:{port} does not answer" in done.stdout + done.stderr
