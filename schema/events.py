@@ -166,6 +166,27 @@ class MessageFailedV1(EventData):
     failed_at: datetime
 
 
+class MessageDeliveredV1(EventData):
+    interaction_id: uuid.UUID = Field(description="the reply's entry on the timeline (its `message.sent`)")
+    conversation_id: uuid.UUID
+    client_id: uuid.UUID
+    channel: Channel
+    delivered_at: datetime = Field(description="when the provider reported it delivered")
+
+
+class MessageUndeliveredV1(EventData):
+    interaction_id: uuid.UUID = Field(description="the reply's entry on the timeline (its `message.sent`)")
+    conversation_id: uuid.UUID
+    client_id: uuid.UUID
+    channel: Channel
+    status: Literal["undelivered", "failed"] = Field(
+        description="the provider's word: the carrier refused it (`undelivered`), or the provider could not send it"
+        " after taking it (`failed`)"
+    )
+    error_code: str | None = Field(description="the provider's error code (Twilio's, e.g. `30003`), if it gave one")
+    reported_at: datetime
+
+
 class ClientCreatedV1(EventData):
     client_id: uuid.UUID
 
@@ -394,6 +415,19 @@ EVENT_KINDS = (
         "the timeline, marked not sent; sending it again is a new reply",
         "conversation",
     ),
+    EventKind(
+        "message.delivered",
+        MessageDeliveredV1,
+        "the provider reported an agent's reply delivered to the customer (SMS: Twilio's status callback)",
+        "conversation",
+    ),
+    EventKind(
+        "message.undelivered",
+        MessageUndeliveredV1,
+        "the provider reported that an agent's reply, which left, did not reach the customer (SMS: the carrier"
+        " refused it); the agent may send it again",
+        "conversation",
+    ),
     EventKind("client.created", ClientCreatedV1, "a contact from an unknown identity made a new card", "client"),
     EventKind("identity.added", IdentityAddedV1, "an identity (phone, email, visitor) joined a card", "client"),
     EventKind(
@@ -454,11 +488,7 @@ EVENT_KINDS = (
 )
 BY_NAME = {kind.name: kind for kind in EVENT_KINDS}
 # Named now so that consumers can bind to them; they come with the issues that build them.
-RESERVED_NAMES = (
-    "conversation.transferred",
-    "message.delivered",
-    "message.failed",
-)
+RESERVED_NAMES = ("conversation.transferred",)
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:

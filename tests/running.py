@@ -235,6 +235,8 @@ class FakeTwilioApi:
         self.calls_status = 200
         # Run with the CallSid before a call update is answered (the caller hangs up at that very moment).
         self.before_call_update: Callable[[str], Awaitable[None]] | None = None
+        # Run with the form and the new message's SID before a message is answered (its status callback first).
+        self.before_message_answered: Callable[[dict[str, str], str], Awaitable[None]] | None = None
         # Run with the new CallSid and the form before a placed call is answered (it ends at once).
         self.before_call_placed: Callable[[str, dict[str, str]], Awaitable[None]] | None = None
         self.base_url = ""
@@ -250,6 +252,8 @@ class FakeTwilioApi:
             return web.json_response({"code": 21211, "message": "Invalid 'To' Phone Number"}, status=400)
         self.sent.append(form)
         sid = "SM" + uuid.uuid4().hex
+        if self.before_message_answered is not None:
+            await self.before_message_answered(form, sid)
         return web.json_response({"sid": sid, "status": "queued", **form}, status=201)
 
     async def _call(self, request: web.Request) -> web.Response:

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from channels import ChannelContext, ChannelParts
 from channels.twilio.rest import TwilioSmsSender
 from channels.twilio.sms import SmsWebhook
+from channels.twilio.sms_deliveries import SmsDeliveries
+from channels.twilio.sms_status import SmsStatusWebhook, status_callback
 from channels.twilio.voice import VoiceWebhook
 from channels.twilio.voice_admin import VoiceAdminApi
 from channels.twilio.voice_connect import CallConnector, TwilioCalls
@@ -25,7 +27,13 @@ class TwilioChannel:
 
     @property
     def operations(self) -> Sequence[Operation]:
-        return (*SmsWebhook.OPERATIONS, *VoiceWebhook.OPERATIONS, *VoiceAdminApi.OPERATIONS, *ClickToCall.OPERATIONS)
+        return (
+            *SmsWebhook.OPERATIONS,
+            *SmsStatusWebhook.OPERATIONS,
+            *VoiceWebhook.OPERATIONS,
+            *VoiceAdminApi.OPERATIONS,
+            *ClickToCall.OPERATIONS,
+        )
 
     def settings_problem(self, settings: Settings) -> str | None:
         return None  # its settings are checked where they are declared
@@ -38,6 +46,7 @@ class TwilioChannel:
             "auth_token": settings.twilio_auth_token.get_secret_value(),
         }
         sms = SmsWebhook(settings, context.publisher, context.admission, context.metrics)
+        sms_status = SmsStatusWebhook(settings, SmsDeliveries(context.pool))
         store = VoiceStore(context.pool)
         voice = VoiceWebhook(
             settings, store, context.publisher, context.admission, context.metrics, context.withdrawals, context.calls
@@ -46,7 +55,11 @@ class TwilioChannel:
         calls = TwilioCalls(context.http, **account)
         click_to_call = ClickToCall(settings, context.gatekeeper, store, calls, context.calls)
         return ChannelParts(
-            routes=[*sms.routes(), *voice.routes(), *admin.routes(), *click_to_call.routes()],
-            senders={Channel.SMS: TwilioSmsSender(context.http, **account)},
+            routes=[*sms.routes(), *sms_status.routes(), *voice.routes(), *admin.routes(), *click_to_call.routes()],
+            senders={
+                Channel.SMS: TwilioSmsSender(
+                    context.http, **account, status_callback=status_callback(settings.public_url)
+                )
+            },
             answerers={Channel.VOICE: CallConnector(calls, store, context.calls, settings.public_url)},
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Mapping
 
 import aiohttp
 
@@ -32,15 +33,25 @@ class TwilioSmsSender:
     max_length = 1600
     address_kind = IdentityKind.PHONE
 
-    def __init__(self, http: aiohttp.ClientSession, *, api_base: str, account_sid: str, auth_token: str) -> None:
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        *,
+        api_base: str,
+        account_sid: str,
+        auth_token: str,
+        status_callback: Mapping[str, str] | None = None,
+    ) -> None:
         self._http = http
         self._url = f"{account_url(api_base, account_sid)}/Messages.json"
         self._headers = basic_auth(account_sid, auth_token)
+        # Asks Twilio to report whether each message was delivered (`channels.twilio.sms_status`).
+        self._status_callback = dict(status_callback or {})
 
     async def send(self, message: OutboundMessage) -> str:
         if len(message.body) > self.max_length:
             raise Invalid(f"an SMS carries at most {self.max_length} characters", field="text")
-        form = {"To": message.to_address, "From": message.from_address, "Body": message.body}
+        form = {"To": message.to_address, "From": message.from_address, "Body": message.body, **self._status_callback}
         try:
             async with self._http.post(self._url, data=form, headers=self._headers, timeout=SEND_TIMEOUT) as response:
                 answer = await response.json(content_type=None)
