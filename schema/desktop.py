@@ -23,7 +23,7 @@ from schema.offers import (
     Offer,
     Revoked,
 )
-from schema.text import StorableText
+from schema.text import Identifier, StorableText
 
 
 class AgentState(StrEnum):
@@ -63,6 +63,15 @@ class CompleteCommand(_Command):
     conversation_id: uuid.UUID
 
 
+class TransferCommand(_Command):
+    """Hand a conversation the agent accepted to a queue (its own too, for another agent): it waits there at the
+    place its first arrival gave it, and an agent of the queue is offered it with the whole card."""
+
+    type: Literal["transfer"]
+    conversation_id: uuid.UUID
+    queue: Identifier = Field(min_length=1, max_length=200, description="the queue's name")
+
+
 class TypingCommand(_Command):
     """The agent is writing in the conversation: shown to the customer on channels with a live presence (web
     chat), ignored on others. Not answered."""
@@ -72,7 +81,7 @@ class TypingCommand(_Command):
 
 
 AgentCommand = Annotated[
-    StateCommand | AcceptCommand | RejectCommand | ReplyCommand | CompleteCommand | TypingCommand,
+    StateCommand | AcceptCommand | RejectCommand | ReplyCommand | CompleteCommand | TransferCommand | TypingCommand,
     Field(discriminator="type"),
 ]
 AGENT_COMMAND: TypeAdapter[AgentCommand] = TypeAdapter(AgentCommand)
@@ -151,6 +160,14 @@ class Completed(_Answer):
     conversation_id: uuid.UUID
 
 
+class Transferred(_Answer):
+    """Answers `transfer`: the conversation is no longer the agent's; it waits in the queue named."""
+
+    type: Literal["transferred"] = "transferred"
+    conversation_id: uuid.UUID
+    queue: str
+
+
 class Replied(_Answer):
     """Answers `reply`: the reply as sent and stored, the conversation's newest interaction."""
 
@@ -172,7 +189,7 @@ class ErrorFrame(_Answer):
 
 
 # What the gateway writes itself; offers, messages and revocations come as notices (`schema.offers`).
-CommandAnswer = StateChanged | Accepted | Rejected | Completed | Replied | ErrorFrame
+CommandAnswer = StateChanged | Accepted | Rejected | Completed | Transferred | Replied | ErrorFrame
 
 ServerFrame = Annotated[
     Hello
@@ -187,6 +204,7 @@ ServerFrame = Annotated[
     | Accepted
     | Rejected
     | Completed
+    | Transferred
     | Replied
     | ErrorFrame,
     Field(discriminator="type"),

@@ -334,6 +334,23 @@ class InteractionMovedV1(EventData):
     previous_queue_id: uuid.UUID
 
 
+class InteractionTransferredV1(EventData):
+    interaction_id: uuid.UUID = Field(description="the contact the work was offered for")
+    conversation_id: uuid.UUID
+    queue_id: uuid.UUID = Field(description="the queue it waits in now")
+    previous_queue_id: uuid.UUID
+    agent_id: uuid.UUID = Field(description="the agent who handed it over")
+
+
+class ConversationTransferredV1(EventData):
+    conversation_id: uuid.UUID
+    client_id: uuid.UUID
+    channel: Channel
+    from_agent_id: uuid.UUID = Field(description="the agent who held it; nobody holds it until the next accepts")
+    queue_id: uuid.UUID = Field(description="the queue it waits in now")
+    previous_queue_id: uuid.UUID | None = Field(description="the queue it was in (null: none)")
+
+
 class SupervisorActedV1(EventData):
     action_id: uuid.UUID = Field(description="the audit record's id")
     supervisor_id: uuid.UUID | None = Field(description="null when the admin acted")
@@ -407,6 +424,12 @@ EVENT_KINDS = (
         " card was erased",
         "conversation",
     ),
+    EventKind(
+        "conversation.transferred",
+        ConversationTransferredV1,
+        "the agent who held the conversation handed it to a queue (its own too): an agent of that queue is offered it",
+        "conversation",
+    ),
     EventKind("message.sent", MessageSentV1, "an agent's reply left on the conversation's channel", "conversation"),
     EventKind(
         "message.failed",
@@ -477,6 +500,12 @@ EVENT_KINDS = (
         "interaction.moved", InteractionMovedV1, "a supervisor moved its waiting work to another queue", "interaction"
     ),
     EventKind(
+        "interaction.transferred",
+        InteractionTransferredV1,
+        "the agent who had accepted its work handed it to a queue; it waits there again (live state)",
+        "interaction",
+    ),
+    EventKind(
         "supervisor.acted",
         SupervisorActedV1,
         "a supervisor (or the admin) set an agent's state or moved waiting work; the audit record",
@@ -487,8 +516,6 @@ EVENT_KINDS = (
     EventKind("chat.ended", ChatEndedV1, "the web chat visitor ended the chat", "chat"),
 )
 BY_NAME = {kind.name: kind for kind in EVENT_KINDS}
-# Named now so that consumers can bind to them; they come with the issues that build them.
-RESERVED_NAMES = ("conversation.transferred",)
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:

@@ -36,6 +36,7 @@ from contactcenter.logs import log_context
 from contactcenter.origins import origin_of
 from contactcenter.store.conversations import Conversations
 from contactcenter.store.directory import AgentProfile
+from contactcenter.store.transfers import ConversationTransfers
 from schema import Channel
 from schema.desktop import (
     AGENT_COMMAND,
@@ -55,6 +56,8 @@ from schema.desktop import (
     SocketErrorDetail,
     StateChanged,
     StateCommand,
+    TransferCommand,
+    Transferred,
     TypingCommand,
     hello_json,
 )
@@ -157,6 +160,7 @@ class AgentGateway:
         notices: AgentNotices,
         placement: PlacementPort,
         replies: Replies,
+        transfers: ConversationTransfers,
         allowed_origins: frozenset[str],
         answerers: Mapping[Channel, AnswerPort] | None = None,
         parties: Mapping[Channel, ConversationParty] | None = None,
@@ -169,6 +173,7 @@ class AgentGateway:
         self._notices = notices
         self._placement = placement
         self._replies = replies
+        self._transfers = transfers
         self._allowed_origins = allowed_origins
         self._wrap_up_ms = wrap_up_seconds * 1000  # for conversations whose queue sets no wrap-up time of its own
         # What each channel does on the provider's side when an agent accepts its contact (connect a call).
@@ -370,6 +375,8 @@ class AgentGateway:
                 wrap_up_ms = self._wrap_up_ms if closed.wrap_up_seconds is None else closed.wrap_up_seconds * 1000
                 changes = await self._live.complete(agent.id, conversation_id, now_ms(), wrap_up_ms=wrap_up_ms)
                 return Completed(conversation_id=conversation_id), _Performed(changes, closed.channel)
+            case TransferCommand(conversation_id=conversation_id, queue=queue):
+                return await self._transfer(agent, conversation_id, queue)
             case ReplyCommand(conversation_id=conversation_id, text=text):
                 interaction = await self._replies.reply(agent.id, conversation_id, text)
                 return Replied(conversation_id=conversation_id, interaction=interaction), _Performed()
@@ -377,6 +384,21 @@ class AgentGateway:
                 await self._tell_party(conversation_id, agent, AgentActivity.TYPING)
                 return None, _Performed()
         raise AssertionError(f"unhandled command {command!r}")
+
+    async def _transfer(
+        self, agent: AgentProfile, conversation_id: uuid.UUID, queue: str
+    ) -> tuple[CommandAnswer, _Performed]:
+        """Live state hands the work over first (it knows for certain who holds it, and offers it at once); the
+        customer is shown the agent leaving; then PostgreSQL records it with `conversation.transferred`."""
+        handoff = await self._transfers.check(agent.id, conversation_id, queue)
+        previous, changes = await self._live.transfer(agent.id, conversation_id, handoff.queue_id, now_ms())
+        await self._tell_party(conversation_id, agent, AgentActivity.LEFT, handoff.channel)
+        with log_context(conversation_id=conversation_id):
+            if await self._transfers.record(agent.id, conversation_id, handoff.queue_id):
+                log.info("agent transferred the conversation from queue %s to %s", previous, handoff.queue_id)
+            else:
+                log.warning("agent transferred the conversation, which PostgreSQL no longer gave it")
+        return Transferred(conversation_id=conversation_id, queue=queue), _Performed(changes)
 
     async def _answer_on_channel(self, agent_id: uuid.UUID, interaction_id: uuid.UUID, channel: Channel) -> None:
         """Tell the contact's channel (its conversation's) that the agent took it (a call is connected to the

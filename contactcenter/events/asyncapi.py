@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from schema import Interaction
-from schema.events import CONTENT_TYPE, EVENT_KINDS, RESERVED_NAMES, TYPE_PREFIX, CloudEvent, EventKind
+from schema.events import CONTENT_TYPE, EVENT_KINDS, TYPE_PREFIX, CloudEvent, EventKind
 
 AMQP_BINDING_VERSION = "0.3.0"
 
@@ -83,8 +83,7 @@ def asyncapi_document(namespace: str = "cc") -> dict[str, Any]:
             "title": "contactcenter events",
             "version": version("contactcenter"),
             "description": "CloudEvents 1.0 (structured JSON) on the events topic exchange: routing key = the type "
-            f"without `{TYPE_PREFIX}`; `id` ascending, per `partitionkey` in order; deduplicate by `id`. "
-            f"Reserved for later: {', '.join(RESERVED_NAMES)}.",
+            f"without `{TYPE_PREFIX}`; `id` ascending, per `partitionkey` in order; deduplicate by `id`.",
         },
         "defaultContentType": CONTENT_TYPE,
         "servers": {

@@ -55,6 +55,7 @@ from contactcenter.store.privacy import Privacy
 from contactcenter.store.proofs import ProvedIdentities
 from contactcenter.store.releases import PendingReleases
 from contactcenter.store.shared_identifiers import SharedIdentifierList
+from contactcenter.store.transfers import ConversationTransfers
 from contactcenter.store.waiting import WaitingContacts
 from contactcenter.supervision.actions import SupervisorActions
 from contactcenter.supervision.api import SupervisorApi
@@ -202,6 +203,7 @@ async def _start_api(
         notices=services.notices,
         placement=ContactPlacement(services.live, services.conversations, services.notices),
         replies=Replies(services.conversations, senders),
+        transfers=ConversationTransfers(services.pool),
         allowed_origins=web_origins(settings),
         answerers=answerers,
         parties=parties,

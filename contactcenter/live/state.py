@@ -100,6 +100,7 @@ class LiveState:
                 "restore",
                 "withdraw",
                 "move",
+                "transfer",
                 "occupy",
                 "release",
             )
@@ -225,6 +226,16 @@ class LiveState:
             )
         if status == "same":
             raise Conflict("the conversation waits in that queue already", field="queue")
+        return uuid.UUID(_text(extra[0])), changes
+
+    async def transfer(
+        self, agent_id: uuid.UUID, conversation_id: uuid.UUID, queue_id: uuid.UUID, now_ms: int
+    ) -> tuple[uuid.UUID, LiveChanges]:
+        """The agent hands the conversation it accepted to a queue, where it waits at its first arrival's place;
+        the agent is free at once (no wrap-up). The queue it was in. NotFound when the agent does not hold it."""
+        status, changes, extra = await self._run("transfer", now_ms, str(agent_id), str(conversation_id), str(queue_id))
+        if status == "not_found":
+            raise NotFound(f"conversation {conversation_id} is not assigned to you", field="conversation_id")
         return uuid.UUID(_text(extra[0])), changes
 
     async def occupy(self, agent_id: uuid.UUID, call_sid: str, until_ms: int, now_ms: int) -> bool:

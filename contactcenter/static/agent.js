@@ -148,11 +148,13 @@
         break;
       }
       case "completed":
+      case "transferred":
       case "closed": // closed without the agent (its card was erased): nothing to complete
         conversations.delete(frame.conversation_id);
         if (current === frame.conversation_id) { current = null; $("conversation").classList.add("hidden"); $("card").classList.add("hidden"); }
         drawConversations();
-        notice(frame.type === "closed" ? "the conversation was closed (" + frame.reason + ")" : "wrapped up");
+        notice(frame.type === "closed" ? "the conversation was closed (" + frame.reason + ")"
+          : frame.type === "transferred" ? "transferred to " + frame.queue : "wrapped up");
         break;
       case "error":
         if (phone && phone.state === "connecting") { phone.state = "ringing"; drawPhone(); } // accept again
@@ -205,6 +207,10 @@
   });
   $("reply").addEventListener("keydown", (event) => { if (event.key === "Enter" && event.ctrlKey) $("send").click(); });
   $("complete").addEventListener("click", () => { if (current) send({ type: "complete", conversation_id: current }); });
+  $("transfer").addEventListener("click", () => {
+    const queue = $("transfer-queue").value.trim();
+    if (current && queue) { send({ type: "transfer", conversation_id: current, queue }); $("transfer-queue").value = ""; }
+  });
   document.addEventListener("keydown", (event) => {
     if (!pending || event.target instanceof HTMLTextAreaElement || event.target instanceof HTMLInputElement) return;
     if (event.key === "a" || event.key === "A") $("accept").click();

@@ -296,6 +296,26 @@ class Figures:
                 counts.handle_ms += time_ms - contact.answered_ms
         return True
 
+    def _transferred(self, time_ms: int, data: Mapping[str, Any]) -> bool:
+        """The agent's part ends as a completion does (handled, its handle time in the queue it answered in); the
+        work is then offered anew in the queue it was handed to, waiting from now."""
+        interaction, conversation, queue, agent = (
+            _uuid(data, n) for n in ("interaction_id", "conversation_id", "queue_id", "agent_id")
+        )
+        if not (interaction and conversation and queue):
+            return False
+        if agent:
+            now = self.agents.setdefault(agent, AgentNow())
+            now.working.discard(conversation)
+            if self._today(time_ms):
+                now.handled_today += 1
+        contact = self.contacts.pop(interaction, None)
+        if contact is not None and contact.answered_ms is not None:
+            for counts in self._count(contact.queue_id, contact.channel, time_ms):
+                counts.completed += 1
+                counts.handle_ms += time_ms - contact.answered_ms
+        return self._routed(time_ms, data)
+
     def _conversation_closed(self, _time_ms: int, data: Mapping[str, Any]) -> bool:
         conversation, agent = _uuid(data, "conversation_id"), _uuid(data, "agent_id")
         if conversation and agent and agent in self.agents:
@@ -442,6 +462,7 @@ _HANDLERS = {
     "interaction.received": Figures._conversation_channel,
     "interaction.routed": Figures._routed,
     "interaction.moved": Figures._moved,
+    "interaction.transferred": Figures._transferred,
     "interaction.offered": Figures._offered,
     "reservation.rejected": Figures._offer_gone,
     "reservation.expired": Figures._offer_gone,

@@ -83,7 +83,11 @@ async def test_every_frame_a_desktop_gets_is_a_server_frame_its_model_writes_bac
     await seen.command(desktop, {"type": "complete", "conversation_id": conversation}, "completed")
 
     await service.post_sms(sender=SENDER, body="One more thing")
-    await seen.receive(desktop, "offer")
+    offer = await seen.receive(desktop, "offer")
+    accepted = await seen.command(desktop, {"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+    transfer = {"type": "transfer", "conversation_id": accepted["conversation_id"], "queue": "sales"}
+    await seen.command(desktop, transfer, "transferred")
+    await seen.receive(desktop, "offer")  # nobody else takes sales: back to Ann
     await seen.command(desktop, {"type": "state", "state": "away"}, "state")
     await seen.receive(desktop, "revoked")
     await desktop.close()

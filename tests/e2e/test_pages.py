@@ -104,6 +104,35 @@ async def test_the_console_accepts_an_sms_offer_with_the_card_and_the_wallboard_
     assert wallboard.errors == [] and console.errors == []
 
 
+async def test_the_console_transfers_a_conversation_to_another_queue_and_the_wallboard_shows_it_waiting_there(
+    service: RunningService, browser: Browser
+) -> None:
+    await service.create_queue("sales", ["sms"])
+    await service.create_queue("service", ["sms"])
+    agent = await service.create_agent("Ann", ["sales"])
+    boss = await service.create_supervisor("Sue", ["sales", "service"])
+    wallboard = await open_page(browser, f"{service.base_url}/supervisor")
+    await sign_in(wallboard.page, boss["token"])
+    waiting = wallboard.page.locator('[data-queue="service"] [data-figure="waiting"]')
+    await expect(waiting).to_have_text("0", timeout=15_000)
+
+    console = await open_page(browser, f"{service.base_url}/agent")
+    await sign_in(console.page, agent["token"])
+    await expect(console.page.locator("#connection")).to_have_text("connected", timeout=15_000)
+    await console.page.get_by_role("button", name="Available").click()
+    assert (await service.post_sms(sender=SENDER, body="My brakes squeal.")).status == 200
+    await expect(console.page.get_by_role("alertdialog")).to_contain_text("My brakes squeal.", timeout=15_000)
+    await console.page.keyboard.press("a")
+    await expect(console.page.locator("#messages")).to_contain_text("My brakes squeal.")
+
+    await console.page.get_by_label("Transfer to queue").fill("service")
+    await console.page.get_by_role("button", name="Transfer").click()
+    await expect(console.page.locator("#notice")).to_have_text("transferred to service", timeout=15_000)
+    await expect(console.page.locator("#conversation")).to_be_hidden()
+    await expect(waiting).to_have_text("1", timeout=15_000)
+    assert wallboard.errors == [] and console.errors == []
+
+
 async def test_the_console_shows_a_phone_calls_state_and_the_wallboard_the_agent_on_it_then_in_wrap_up(
     service_settings: Settings, fake_twilio: FakeTwilioApi, browser: Browser
 ) -> None:

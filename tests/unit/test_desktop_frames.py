@@ -200,6 +200,7 @@ def test_both_directions_give_a_json_schema_to_generate_the_socket_s_document_fr
         "accepted",
         "rejected",
         "completed",
+        "transferred",
         "replied",
         "error",
     }
@@ -208,4 +209,12 @@ def test_both_directions_give_a_json_schema_to_generate_the_socket_s_document_fr
             assert "type" in definition["required"], f"{name} is always written with its type"
     assert "field" not in frames["$defs"]["SocketErrorDetail"]["required"]
     commands = AGENT_COMMAND.json_schema()
-    assert set(commands["discriminator"]["mapping"]) == {"state", "accept", "reject", "reply", "complete", "typing"}
+    assert set(commands["discriminator"]["mapping"]) == {
+        "state",
+        "accept",
+        "reject",
+        "reply",
+        "complete",
+        "transfer",
+        "typing",
+    }
