@@ -14,7 +14,7 @@ import pytest
 
 from contactcenter.settings import Settings
 from tests.e2e.test_supervisors import until
-from tests.running import FakeTwilioApi, RunningService, run_service
+from tests.running import AgentDesktop, FakeTwilioApi, RunningService, run_service
 
 PUBLIC_URL = "https://cc.example.com"
 STATUS = "/channels/twilio/sms/status"
@@ -28,14 +28,20 @@ async def public_service(service_settings: Settings) -> AsyncIterator[RunningSer
         yield running
 
 
-async def _replied(service: RunningService, text: str) -> dict[str, Any]:
-    """An agent's reply to a customer's SMS: the `replied` frame (its interaction's provider_id is the SID)."""
+async def _accepted(service: RunningService) -> tuple[AgentDesktop, str]:
+    """An agent's desktop holding a customer's SMS conversation, and the conversation's id."""
     await service.create_queue("sales", ["sms"])
     desktop = await service.available_agent()
     await service.post_sms(sender=CUSTOMER, body="Is my car ready?")
     offer = await desktop.receive("offer")
     await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
-    conversation_id = offer["reservation"]["conversation_id"]
+    conversation_id: str = offer["reservation"]["conversation_id"]
+    return desktop, conversation_id
+
+
+async def _replied(service: RunningService, text: str) -> dict[str, Any]:
+    """An agent's reply to a customer's SMS: the `replied` frame (its interaction's provider_id is the SID)."""
+    desktop, conversation_id = await _accepted(service)
     replied = await desktop.command({"type": "reply", "conversation_id": conversation_id, "text": text}, "replied")
     await desktop.close()
     return replied
@@ -136,11 +142,7 @@ async def test_a_report_that_comes_before_its_reply_is_stored_is_told_once_the_r
     public_service: RunningService, fake_twilio: FakeTwilioApi
 ) -> None:
     """Twilio's callback may overtake the REST answer that names the message: the report waits for it."""
-    await public_service.create_queue("sales", ["sms"])
-    desktop = await public_service.available_agent()
-    await public_service.post_sms(sender=CUSTOMER, body="Is my car ready?")
-    offer = await desktop.receive("offer")
-    await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+    desktop, conversation_id = await _accepted(public_service)
     early: list[asyncio.Task[Any]] = []
 
     async def report_first(form: dict[str, str], sid: str) -> None:
@@ -150,7 +152,6 @@ async def test_a_report_that_comes_before_its_reply_is_stored_is_told_once_the_r
         await asyncio.sleep(0.3)
 
     fake_twilio.before_message_answered = report_first
-    conversation_id = offer["reservation"]["conversation_id"]
     await desktop.command({"type": "reply", "conversation_id": conversation_id, "text": "Yes."}, "replied")
     await desktop.close()
     [response] = await asyncio.gather(*early)
@@ -162,11 +163,7 @@ async def test_a_report_that_comes_before_its_reply_is_stored_is_told_once_the_r
 async def test_a_report_for_a_message_not_stored_in_time_is_kept_and_told_when_twilio_repeats_it(
     public_service: RunningService, fake_twilio: FakeTwilioApi
 ) -> None:
-    await public_service.create_queue("sales", ["sms"])
-    desktop = await public_service.available_agent()
-    await public_service.post_sms(sender=CUSTOMER, body="Is my car ready?")
-    offer = await desktop.receive("offer")
-    await desktop.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+    desktop, conversation_id = await _accepted(public_service)
     sids: list[str] = []
 
     async def report_and_wait(form: dict[str, str], sid: str) -> None:
@@ -176,7 +173,6 @@ async def test_a_report_for_a_message_not_stored_in_time_is_kept_and_told_when_t
         assert response.status == 200
 
     fake_twilio.before_message_answered = report_and_wait
-    conversation_id = offer["reservation"]["conversation_id"]
     await desktop.command({"type": "reply", "conversation_id": conversation_id, "text": "Yes."}, "replied")
     await desktop.close()
     assert await _written(public_service, "message.delivered") == 0
