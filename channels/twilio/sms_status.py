@@ -28,9 +28,9 @@ log = logging.getLogger(__name__)
 
 STATUS_PATH = "/channels/twilio/sms/status"
 FINAL_STATUSES = frozenset({"delivered", "undelivered", "failed"})
-# How long a callback waits for the reply it names to be stored, and how often it looks.
-REPLY_WAIT_SECONDS = 3.0
-REPLY_LOOK_SECONDS = 0.1
+# When a callback looks again for the reply it names, if it was not stored yet: soon, then less and less often —
+# seven lookups in about three seconds.
+REPLY_LOOKS_SECONDS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2)
 
 
 class SmsStatusForm(BaseModel):
@@ -98,9 +98,10 @@ class SmsStatusWebhook:
         sid = report.MessageSid.strip()
         with log_context(provider_id=sid):
             told = await self._deliveries.report(sid, status, report.ErrorCode.strip())
-            deadline = asyncio.get_running_loop().time() + REPLY_WAIT_SECONDS
-            while not told and asyncio.get_running_loop().time() < deadline:
-                await asyncio.sleep(REPLY_LOOK_SECONDS)
+            for pause in REPLY_LOOKS_SECONDS:
+                if told:
+                    break
+                await asyncio.sleep(pause)
                 told = await self._deliveries.tell(sid)
             if told:
                 log.info("sms status %s told", status)
