@@ -301,6 +301,12 @@ class CallConnectedV1(EventData):
     queue: str | None = Field(description="the queue the caller waited in; null when it chose none")
 
 
+class CallTransferredV1(EventData):
+    call_sid: str
+    agent_id: uuid.UUID = Field(description="the agent who handed the call over; off the call from now")
+    queue: str = Field(description="the queue the caller waits in again; its next `call.connected` names who took it")
+
+
 class CallAbandonedV1(EventData):
     call_sid: str
     queue: str | None
@@ -492,6 +498,12 @@ EVENT_KINDS = (
     EventKind("mail.sent", MailSentV1, "the relay took an agent's reply", "mail"),
     EventKind("mail.failed", MailFailedV1, "the relay refused an agent's reply, or could not be reached", "mail"),
     EventKind("call.connected", CallConnectedV1, "a waiting call was connected to the agent who accepted it", "call"),
+    EventKind(
+        "call.transferred",
+        CallTransferredV1,
+        "the agent on the call handed it to a queue: the caller waits there again, connected to nobody",
+        "call",
+    ),
     EventKind("call.abandoned", CallAbandonedV1, "the caller hung up while waiting, before any agent took it", "call"),
     EventKind("call.ended", CallEndedV1, "Twilio told the call's final status (once, whatever it repeats)", "call"),
     EventKind("call.placed", CallPlacedV1, "an agent called a client from its card (click to call)", "call"),

@@ -36,6 +36,7 @@ from channels.twilio.voice_twiml import (
     CALLBACK_KEY,
     CALLING_BACK,
     CLOSED,
+    DEFAULT_MAX_WAIT_SECONDS,
     LEAVE_PATH,
     MENU_PATH,
     NOBODY_FREE,
@@ -65,8 +66,6 @@ log = logging.getLogger(__name__)
 
 # The Twilio queue of a call whose number has no menu: the router puts its contact in the oldest voice queue.
 DEFAULT_QUEUE = "contactcenter"
-# When no menu says otherwise.
-DEFAULT_MAX_WAIT_SECONDS = 600
 _FORM_FIELDS = {"provider_id": "CallSid", "from_address": "From", "to_address": "To", "body": "RecordingUrl"}
 # The fields that are stored or published: identifiers (no control character, NUL included; bounded), checked
 # before anything reaches PostgreSQL or the bus.

@@ -12,7 +12,16 @@ import aiohttp
 
 from channels.twilio.rest import SEND_TIMEOUT, account_url, basic_auth
 from channels.twilio.voice_store import FINAL_RANK, VoiceStore
-from channels.twilio.voice_twiml import PLACED_QUERY, STATUS_PATH, client_identity, dial, dial_number, endpoint_address
+from channels.twilio.voice_twiml import (
+    DEFAULT_MAX_WAIT_SECONDS,
+    PLACED_QUERY,
+    STATUS_PATH,
+    VoiceTwiml,
+    client_identity,
+    dial,
+    dial_number,
+    endpoint_address,
+)
 from contactcenter.agents import AgentCallsPort
 from contactcenter.errors import Invalid, Unavailable
 from schema import Channel, Interaction
@@ -95,6 +104,7 @@ class CallConnector:
         self._store = store
         self._agents = agents
         self._status_callback = status_callback(public_url)
+        self._twiml = VoiceTwiml(public_url)
 
     async def answered(self, agent_id: uuid.UUID, interaction: Interaction) -> None:
         """Connect the waiting call to the agent, once: a call connected already (the desktop's retry of its
@@ -116,6 +126,22 @@ class CallConnector:
             raise Unavailable(f"the call could not be connected: {exc.message}") from exc
         await connect_agent(self._store, self._agents, call_sid, agent_id)
         log.info("call connected to agent %s", agent_id)
+
+    async def handed_off(self, agent_id: uuid.UUID, conversation_id: uuid.UUID, queue: str) -> None:
+        """The agent transfers the conversation of the call it is on: Twilio takes the caller from the agent back
+        into a queue (the queue's name: its wait music and place, its longest wait), and the call no longer
+        occupies the agent. No call in progress there (a voicemail, a call over): nothing to do on Twilio's side."""
+        call_sid = await self._store.call_of_agent(conversation_id, agent_id)
+        if call_sid is None:
+            return
+        try:
+            await self._calls.redirect(call_sid, self._twiml.enqueue(queue, max_wait_seconds=DEFAULT_MAX_WAIT_SECONDS))
+        except Invalid as exc:
+            # Twilio refuses to redirect a call that ended meanwhile: its status callback follows.
+            raise Unavailable(f"the call could not be transferred: {exc.message}") from exc
+        if await self._store.call_handed_off(call_sid, agent_id, queue):
+            await self._agents.ended(call_sid)
+        log.info("call handed from agent %s to queue %s", agent_id, queue)
 
     async def _call_back(self, call_sid: str, caller: str, ours: str, agent_id: uuid.UUID) -> None:
         """The caller who asked to be called back, now: the agent's endpoint rings, then the caller's number. The

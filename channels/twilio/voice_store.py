@@ -83,6 +83,28 @@ SELECT 'call.connected', call_sid, 'call:' || call_sid,
        jsonb_build_object('call_sid', call_sid, 'agent_id', agent_id, 'queue', queue_name)
 FROM changed
 """
+# The call an agent is on in a conversation (connected to it, not over): the one its transfer hands off.
+CALL_OF_AGENT = """
+SELECT c.call_sid FROM interactions x
+JOIN voice_calls c ON c.call_sid = x.provider_id
+WHERE x.conversation_id = $1 AND x.channel = 'voice' AND x.direction = 'inbound'
+  AND c.agent_id = $2 AND c.connected_at IS NOT NULL AND c.rank < 3
+ORDER BY c.connected_at DESC LIMIT 1
+"""
+# The agent handed the call to a queue: it waits there again, connected to nobody, so the next accept connects it
+# and a hang-up before that is an abandon (CALL_STATUS). `call.transferred` in the same statement.
+CALL_HANDED_OFF = """
+WITH changed AS (
+    UPDATE voice_calls SET connected_at = NULL, agent_id = NULL, queue_name = $3, enqueued_at = now()
+    WHERE call_sid = $1 AND agent_id = $2 AND connected_at IS NOT NULL AND rank < 3
+    RETURNING call_sid, queue_name
+)
+INSERT INTO events (type, subject, partition_key, data)
+SELECT 'call.transferred', call_sid, 'call:' || call_sid,
+       jsonb_build_object('call_sid', call_sid, 'agent_id', $2::uuid, 'queue', queue_name)
+FROM changed
+RETURNING subject
+"""
 # The contact's departure lock (migration 030): a departure is written holding it, so that the router's recording
 # of the call either sees the departure or is committed before it (and the call's withdrawal then finds it).
 DEPARTURE_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('departure:voice:' || $1, 0))"
@@ -285,6 +307,15 @@ class VoiceStore:
 
     async def call_connected(self, call_sid: str, agent_id: uuid.UUID) -> None:
         await self._pool.execute(CALL_CONNECTED, call_sid, agent_id)
+
+    async def call_of_agent(self, conversation_id: uuid.UUID, agent_id: uuid.UUID) -> str | None:
+        """The CallSid of the call the agent is on in the conversation; None when it is on none there."""
+        sid: str | None = await self._pool.fetchval(CALL_OF_AGENT, conversation_id, agent_id)
+        return sid
+
+    async def call_handed_off(self, call_sid: str, agent_id: uuid.UUID, queue_name: str) -> bool:
+        """The call waits in the queue again, the agent's no more; False when it was not the agent's call."""
+        return await self._pool.fetchval(CALL_HANDED_OFF, call_sid, agent_id, queue_name) is not None
 
     async def call_status(self, call_sid: str, status: str, duration: int | None) -> bool:
         """Move the call forward to `status`; True when this made it abandoned (the first final status of a

@@ -27,6 +27,8 @@ VOICEMAIL_KEY = "*"
 CALLBACK_KEY = "#"
 # Seconds of hold between two announcements of the caller's place.
 WAIT_PAUSE_SECONDS = 20
+# The longest a caller waits in a queue when no menu says otherwise.
+DEFAULT_MAX_WAIT_SECONDS = 600
 MENU_TIMEOUT_SECONDS = 5
 VOICEMAIL_MAX_SECONDS = 120
 SORRY = "Sorry, that is not one of the choices."

@@ -119,8 +119,14 @@ class AgentCallsPort(Protocol):
 
 class AnswerPort(Protocol):
     """What a channel does when an agent accepts one of its contacts (a call: connect the caller to the
-    agent). Handed to the agent gateway by the host, per channel."""
+    agent), and when the agent hands it to another queue. Handed to the agent gateway by the host, per channel."""
 
     async def answered(self, agent_id: uuid.UUID, interaction: Interaction) -> None:
         """Raise `Unavailable` when the provider cannot be told: the desktop may accept again (idempotent)."""
+        ...
+
+    async def handed_off(self, agent_id: uuid.UUID, conversation_id: uuid.UUID, queue: str) -> None:
+        """The agent transfers the conversation to the queue named: undo on the provider's side what `answered`
+        did (a call goes back to waiting), before the work moves. Raise `Unavailable` when the provider cannot be
+        told: nothing moved, the desktop may transfer again."""
         ...

@@ -388,9 +388,14 @@ class AgentGateway:
     async def _transfer(
         self, agent: AgentProfile, conversation_id: uuid.UUID, queue: str
     ) -> tuple[CommandAnswer, _Performed]:
-        """Live state hands the work over first (it knows for certain who holds it, and offers it at once); the
-        customer is shown the agent leaving; then PostgreSQL records it with `conversation.transferred`."""
+        """The channel undoes what the accept did on the provider's side first (a call goes back to waiting; when
+        the provider cannot be told, nothing moved); then live state hands the work over (it knows for certain
+        who holds it, and offers it at once); the customer is shown the agent leaving; then PostgreSQL records it
+        with `conversation.transferred`."""
         handoff = await self._transfers.check(agent.id, conversation_id, queue)
+        answerer = self._answerers.get(handoff.channel)
+        if answerer is not None:
+            await answerer.handed_off(agent.id, conversation_id, queue)
         previous, changes = await self._live.transfer(agent.id, conversation_id, handoff.queue_id, now_ms())
         await self._tell_party(conversation_id, agent, AgentActivity.LEFT, handoff.channel)
         with log_context(conversation_id=conversation_id):

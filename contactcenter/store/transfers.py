@@ -34,8 +34,6 @@ SELECT 'conversation.transferred', c.id, 'conversation:' || c.id,
 FROM changed c
 RETURNING 1
 """
-# A call is connected to the agent's phone: moving it needs the provider's call control, not built yet.
-_NOT_TRANSFERRED = frozenset({Channel.VOICE})
 
 
 @dataclass(frozen=True)
@@ -50,13 +48,11 @@ class ConversationTransfers:
 
     async def check(self, agent_id: uuid.UUID, conversation_id: uuid.UUID, queue_name: str) -> Handoff:
         """The conversation's channel and the queue's id; NotFound when the agent does not hold the conversation,
-        Invalid naming `queue` when no such queue takes the channel, naming `conversation_id` for a call."""
+        Invalid naming `queue` when no such queue takes the channel."""
         row = await self._pool.fetchrow(_CHECK, conversation_id, agent_id, queue_name)
         if row is None:
             raise NotFound(f"conversation {conversation_id} is not open and assigned to you", field="conversation_id")
         channel = Channel(row["channel"])
-        if channel in _NOT_TRANSFERRED:
-            raise Invalid("a call cannot be transferred from the desktop yet", field="conversation_id")
         if row["queue_id"] is None:
             raise Invalid(f"no queue named {queue_name!r}", field="queue")
         if not row["serves"]:

@@ -144,18 +144,78 @@ async def test_nobody_transfers_a_conversation_another_agent_holds(service: Runn
         await desktop.close()
 
 
-async def test_a_call_is_not_transferred_from_the_desktop(service: RunningService, fake_twilio: FakeTwilioApi) -> None:
-    """A call is connected to the agent's phone: moving it needs Twilio's call control, not built yet."""
+async def _on_a_call(service: RunningService, fake_twilio: FakeTwilioApi) -> tuple[AgentDesktop, str, str]:
+    """Ann (sales) on a call she accepted; `service` has nobody yet. Her desktop, the call's SID, the
+    conversation."""
     await service.create_queue("sales", ["voice"])
     await service.create_queue("service", ["voice"])
     ann = await service.available_agent("Ann", ("sales",))
-    await service.post_twilio("/channels/twilio/voice", service.call_form("CA" + uuid.uuid4().hex, CUSTOMER))
+    sid = "CA" + uuid.uuid4().hex
+    await service.post_twilio("/channels/twilio/voice", service.call_form(sid, CUSTOMER))
     offer = await ann.receive("offer")
     await ann.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
-    command = {"type": "transfer", "conversation_id": offer["reservation"]["conversation_id"], "queue": "service"}
-    error = await ann.command(command, "error")
-    assert (error["error"]["field"], error["error"]["message"]) == (
-        "conversation_id",
-        "a call cannot be transferred from the desktop yet",
-    )
+    assert [update["CallSid"] for update in fake_twilio.calls] == [sid]  # the caller is put through to Ann
+    return ann, sid, offer["reservation"]["conversation_id"]
+
+
+async def _call_events(service: RunningService, sid: str) -> list[tuple[str, dict[str, Any]]]:
+    async with service.services.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT type, data::text FROM events WHERE subject = $1 ORDER BY seq", sid)
+    return [(row["type"], json.loads(row["data"])) for row in rows]
+
+
+async def test_a_transferred_call_waits_in_the_other_queue_and_is_put_through_to_the_agent_who_accepts_it(
+    service: RunningService, fake_twilio: FakeTwilioApi
+) -> None:
+    ann, sid, conversation_id = await _on_a_call(service, fake_twilio)
+    await ann.command({"type": "transfer", "conversation_id": conversation_id, "queue": "service"}, "transferred")
+    # Twilio takes the caller from Ann back into a queue: the `service` one, with its wait music.
+    [_, back] = fake_twilio.calls
+    assert back["CallSid"] == sid and ">service</Enqueue>" in back["Twiml"], back
+    await queue_shows(service, "service", waiting=1)
+
+    bob = await service.available_agent("Bob", ("service",))
+    offer = await bob.receive("offer")
+    assert offer["reservation"]["conversation_id"] == conversation_id
+    await bob.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+    [_, _, through] = fake_twilio.calls
+    assert through["CallSid"] == sid and bob.agent_id in through["Twiml"], through  # Bob's phone rings
+    kinds = [(kind, data.get("agent_id")) for kind, data in await _call_events(service, sid)]
+    assert [k for k in kinds if k[0] != "call.ended"] == [
+        ("call.connected", ann.agent_id),
+        ("call.transferred", ann.agent_id),
+        ("call.connected", bob.agent_id),
+    ]
+    # Ann is off the call: she is offered the next contact at once.
+    another = "CA" + uuid.uuid4().hex
+    await service.post_twilio("/channels/twilio/voice", service.call_form(another, "+14155550199"))
+    assert (await ann.receive("offer"))["reservation"]["interaction"]["provider_id"] == another
+    for desktop in (ann, bob):
+        await desktop.close()
+
+
+async def test_a_caller_who_hangs_up_after_a_transfer_while_waiting_has_abandoned_the_other_queue(
+    service: RunningService, fake_twilio: FakeTwilioApi
+) -> None:
+    ann, sid, conversation_id = await _on_a_call(service, fake_twilio)
+    await ann.command({"type": "transfer", "conversation_id": conversation_id, "queue": "service"}, "transferred")
+    await queue_shows(service, "service", waiting=1)
+    ended = service.call_form(sid, CUSTOMER, status="completed", CallDuration="40")
+    assert (await service.post_twilio("/channels/twilio/voice/status", ended)).status == 200
+    await queue_shows(service, "service", waiting=0, abandoned=1)
+    assert "call.abandoned" in [kind for kind, _ in await _call_events(service, sid)]
+    await ann.close()
+
+
+async def test_a_call_twilio_cannot_be_told_to_move_stays_with_its_agent(
+    service: RunningService, fake_twilio: FakeTwilioApi
+) -> None:
+    ann, _, conversation_id = await _on_a_call(service, fake_twilio)
+    fake_twilio.calls_status = 500
+    transfer = {"type": "transfer", "conversation_id": conversation_id, "queue": "service"}
+    assert (await ann.command(transfer, "error"))["error"]["code"] == "unavailable"
+    fake_twilio.calls_status = 200
+    await queue_shows(service, "service", waiting=0)
+    await ann.command(transfer, "transferred")  # told again, it goes
+    await queue_shows(service, "service", waiting=1)
     await ann.close()
