@@ -11,6 +11,7 @@ import pytest
 
 from tests.e2e.test_supervisors import queue_shows, until
 from tests.running import AgentDesktop, FakeTwilioApi, RunningService
+from tests.visitors import ChatVisitor
 
 CUSTOMER = "+14155550134"
 
@@ -219,3 +220,31 @@ async def test_a_call_twilio_cannot_be_told_to_move_stays_with_its_agent(
     await ann.command(transfer, "transferred")  # told again, it goes
     await queue_shows(service, "service", waiting=1)
     await ann.close()
+
+
+async def test_a_chat_visitor_sees_the_agent_leave_on_a_transfer_and_the_next_one_join(service: RunningService) -> None:
+    await service.create_queue("web", ["chat"])
+    await service.create_queue("billing", ["chat"])
+    ann = await service.available_agent("Ann", ("web",))
+    visitor = ChatVisitor(service.http, service.base_url)
+    await visitor.connect()
+    await visitor.say("Why was I charged twice?")
+    offer = await ann.receive("offer")
+    await ann.command({"type": "accept", "reservation_id": offer["reservation"]["id"]}, "accepted")
+    assert (await visitor.receive("agent"))["activity"] == "joined"
+    transfer = {"type": "transfer", "conversation_id": offer["reservation"]["conversation_id"], "queue": "billing"}
+    await ann.command(transfer, "transferred")
+    assert await visitor.receive("agent") == {"type": "agent", "activity": "left", "name": "Ann"}
+
+    bob = await service.available_agent("Bob", ("billing",))
+    handed = await bob.receive("offer")
+    assert [entry["body"] for entry in handed["card"]["timeline"]] == ["Why was I charged twice?"]
+    await bob.command({"type": "accept", "reservation_id": handed["reservation"]["id"]}, "accepted")
+    assert await visitor.receive("agent") == {"type": "agent", "activity": "joined", "name": "Bob"}
+    await bob.command(
+        {"type": "reply", "conversation_id": handed["reservation"]["conversation_id"], "text": "Refunded."}, "replied"
+    )
+    assert (await visitor.receive("message"))["text"] == "Refunded."
+    await visitor.close()
+    for desktop in (ann, bob):
+        await desktop.close()
