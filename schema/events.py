@@ -208,6 +208,15 @@ class IdentifierQuarantinedV1(EventData):
     cards: int | None = Field(description="the distinct cards it was met on; null for a placeholder")
 
 
+class IdentifierReleasedV1(EventData):
+    kind: IdentityKind
+    digest: str = Field(
+        description="the same digest as its `identifier.quarantined`; emptied as that one's is when a card that held"
+        " it or was seen with it is erased"
+    )
+    released_by: str = Field(description="`admin`")
+
+
 class ClientUpdatedV1(EventData):
     client_id: uuid.UUID
     fields: list[str] = Field(description="what changed: `profile.<field>` or `tags` (names only, no values)")
@@ -464,6 +473,12 @@ EVENT_KINDS = (
         IdentifierQuarantinedV1,
         "an identifier became a shared one: it still reaches its card, never merges (a placeholder, or met on more"
         " cards than the policy allows)",
+        "identifier",
+    ),
+    EventKind(
+        "identifier.released",
+        IdentifierReleasedV1,
+        "an admin took a shared identifier out of quarantine: it may merge again, and detection leaves it alone",
         "identifier",
     ),
     EventKind("client.updated", ClientUpdatedV1, "an agent edited a card's profile or tags", "client"),

@@ -371,10 +371,10 @@ def _digest(kind: str, value: str) -> str:
     return hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()
 
 
-async def _quarantines(pool: asyncpg.Pool) -> list[tuple[str, str, dict[str, Any]]]:
-    rows = await pool.fetch(
-        "SELECT subject, partition_key, data FROM events WHERE type = 'identifier.quarantined' ORDER BY seq"
-    )
+async def _quarantines(
+    pool: asyncpg.Pool, kind: str = "identifier.quarantined"
+) -> list[tuple[str, str, dict[str, Any]]]:
+    rows = await pool.fetch("SELECT subject, partition_key, data FROM events WHERE type = $1 ORDER BY seq", kind)
     return [(row["subject"], row["partition_key"], row["data"]) for row in rows]
 
 
@@ -407,6 +407,14 @@ async def test_a_quarantine_is_told_with_the_identifier_s_digest_never_its_value
     await ProvedIdentities(pool).sighted(PHONE, landline, await _contact(pool, PHONE, "+14155550359"), "agent_claim")
     assert len(await _quarantines(pool)) == 2
 
+    # Its release is told the same way, in the identifier's order.
+    await SharedIdentifierList(pool).release("phone", landline, actor="admin")
+    assert await _quarantines(pool, "identifier.released") == [
+        (digest, f"identifier:{digest}", {"kind": "phone", "digest": digest, "released_by": "admin"})
+    ]
+    released = await pool.fetchval("SELECT data::text FROM events WHERE type = 'identifier.released'")
+    assert "4155550350" not in released
+
 
 @pytest.mark.parametrize("erased", ["holder", "seen_on"], ids=["the-card-holding-it", "a-card-it-was-seen-on"])
 async def test_erasing_a_card_empties_the_digest_of_its_identifiers_quarantines_and_their_webhook_copies(
@@ -415,6 +423,8 @@ async def test_erasing_a_card_empties_the_digest_of_its_identifiers_quarantines_
     landline = "+14155550360"
     holder, others = await _quarantine_landline(pool, landline)
     await _quarantine_landline(pool, "+14155550370")  # another card's: left as it is
+    for released in (landline, "+14155550370"):  # released, told so: emptied the same way
+        await SharedIdentifierList(pool).release("phone", released, actor="admin")
     webhook_id = uuid.uuid4()
     await pool.execute(
         "INSERT INTO webhooks (id, url, types, types_regex, secret)"
@@ -441,9 +451,11 @@ async def test_erasing_a_card_empties_the_digest_of_its_identifiers_quarantines_
         json.loads(row["body"])
         for row in await pool.fetch("SELECT body FROM webhook_deliveries ORDER BY event_sequence")
     ]
-    quarantines = [c for c in copies if c["type"] == "org.contactcenter.identifier.quarantined"]
-    assert [(c["subject"], c["partitionkey"], c["data"]["digest"]) for c in quarantines] == [
-        ("", "identifier:", ""),
-        (theirs, f"identifier:{theirs}", theirs),
-    ]
+    for kind in ("identifier.quarantined", "identifier.released"):
+        told = [c for c in copies if c["type"] == f"org.contactcenter.{kind}"]
+        assert [(c["subject"], c["partitionkey"], c["data"]["digest"]) for c in told] == [
+            ("", "identifier:", ""),
+            (theirs, f"identifier:{theirs}", theirs),
+        ], kind
+    assert [data["digest"] for _, _, data in await _quarantines(pool, "identifier.released")] == ["", theirs]
     assert mine not in json.dumps(copies)
