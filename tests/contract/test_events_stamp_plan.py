@@ -84,8 +84,8 @@ PREBUILT = (
 INDEXES = """
 SELECT c.relname, i.indisvalid, pg_get_expr(i.indpred, i.indrelid) AS predicate FROM pg_index i
 JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid
-WHERE t.relname = 'events' AND t.relnamespace = current_schema()::regnamespace AND c.relname LIKE 'events_%'
-  AND c.relname NOT IN ('events_pkey', 'events_by_stream_entry', 'events_by_time')
+WHERE t.relname = 'events' AND t.relnamespace = current_schema()::regnamespace
+  AND c.relname IN ('events_by_id', 'events_unstamped', 'events_id_key')
 """
 
 
