@@ -399,10 +399,17 @@ class AgentGateway:
         previous, changes = await self._live.transfer(agent.id, conversation_id, handoff.queue_id, now_ms())
         await self._tell_party(conversation_id, agent, AgentActivity.LEFT, handoff.channel)
         with log_context(conversation_id=conversation_id):
-            if await self._transfers.record(agent.id, conversation_id, handoff.queue_id):
-                log.info("agent transferred the conversation from queue %s to %s", previous, handoff.queue_id)
+            try:
+                recorded = await self._transfers.record(agent.id, conversation_id, handoff.queue_id)
+            except LEAVING_ERRORS as exc:
+                # The work has moved: its offer must still be told (an agent never told would hold it until it
+                # expired). PostgreSQL names the agent until the next one's accept gives it the conversation.
+                log.warning("agent transferred the conversation; PostgreSQL could not record it: %s", exc)
             else:
-                log.warning("agent transferred the conversation, which PostgreSQL no longer gave it")
+                if recorded:
+                    log.info("agent transferred the conversation from queue %s to %s", previous, handoff.queue_id)
+                else:
+                    log.warning("agent transferred the conversation, which PostgreSQL no longer gave it")
         return Transferred(conversation_id=conversation_id, queue=queue), _Performed(changes)
 
     async def _answer_on_channel(self, agent_id: uuid.UUID, interaction_id: uuid.UUID, channel: Channel) -> None:

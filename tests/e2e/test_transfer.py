@@ -7,8 +7,10 @@ import json
 import uuid
 from typing import Any
 
+import asyncpg
 import pytest
 
+from contactcenter.store.transfers import ConversationTransfers
 from tests.e2e.test_supervisors import queue_shows, until
 from tests.running import AgentDesktop, FakeTwilioApi, RunningService
 from tests.visitors import ChatVisitor
@@ -246,5 +248,29 @@ async def test_a_chat_visitor_sees_the_agent_leave_on_a_transfer_and_the_next_on
     )
     assert (await visitor.receive("message"))["text"] == "Refunded."
     await visitor.close()
+    for desktop in (ann, bob):
+        await desktop.close()
+
+
+async def test_a_transfer_postgresql_cannot_record_still_reaches_the_next_agent(
+    service: RunningService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Live state has moved the work: its offer is told even when the record of the hand-over fails, and the next
+    agent's accept gives it the conversation."""
+    await service.create_queue("sales", ["sms"])
+    await service.create_queue("service", ["sms"])
+    ann = await service.available_agent("Ann", ("sales",))
+    offer = await _accepted(service, ann, "Hello")
+    conversation_id = offer["reservation"]["conversation_id"]
+    bob = await service.available_agent("Bob", ("service",))
+
+    async def fails(*_: object) -> bool:
+        raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+
+    monkeypatch.setattr(ConversationTransfers, "record", fails)
+    await ann.command({"type": "transfer", "conversation_id": conversation_id, "queue": "service"}, "transferred")
+    handed = await bob.receive("offer")
+    await bob.command({"type": "accept", "reservation_id": handed["reservation"]["id"]}, "accepted")
+    await bob.command({"type": "reply", "conversation_id": conversation_id, "text": "Bob here."}, "replied")
     for desktop in (ann, bob):
         await desktop.close()
