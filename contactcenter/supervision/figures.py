@@ -297,24 +297,21 @@ class Figures:
         return True
 
     def _transferred(self, time_ms: int, data: Mapping[str, Any]) -> bool:
-        """The agent's part ends as a completion does (handled, its handle time in the queue it answered in); the
-        work is then offered anew in the queue it was handed to, waiting from now."""
+        """The work waits again, in the queue it was handed to, from now; the contact counts there from now on,
+        as a moved one does (its first answer stays its answer: the history's SQL reads each contact's first
+        routing, answer and completion, and the two agree)."""
         interaction, conversation, queue, agent = (
             _uuid(data, n) for n in ("interaction_id", "conversation_id", "queue_id", "agent_id")
         )
         if not (interaction and conversation and queue):
             return False
         if agent:
-            now = self.agents.setdefault(agent, AgentNow())
-            now.working.discard(conversation)
-            if self._today(time_ms):
-                now.handled_today += 1
-        contact = self.contacts.pop(interaction, None)
-        if contact is not None and contact.answered_ms is not None:
-            for counts in self._count(contact.queue_id, contact.channel, time_ms):
-                counts.completed += 1
-                counts.handle_ms += time_ms - contact.answered_ms
-        return self._routed(time_ms, data)
+            self.agents.setdefault(agent, AgentNow()).working.discard(conversation)
+        contact = self.contacts.get(interaction)
+        if contact is not None:
+            contact.queue_id = queue
+        self.waiting[conversation] = Waiting(queue, interaction, time_ms)
+        return True
 
     def _conversation_closed(self, _time_ms: int, data: Mapping[str, Any]) -> bool:
         conversation, agent = _uuid(data, "conversation_id"), _uuid(data, "agent_id")

@@ -109,6 +109,16 @@ async def test_a_known_day_replayed_gives_the_figures_postgresql_computes_and_th
     day.contact(sales, at(9, 0), channel="email", agent=bob, answered=at(9, 0, 50), completed=at(9, 2, 50),
                 moved=(at(9, 0, 10), service))  # fmt: skip
     day.contact(service, at(11, 0), channel="email")
+    # Answered in sales by Ann after 10 s, transferred by her to service, answered there by Bob, completed by him:
+    # offered and answered in sales (its first routing and answer), completed in service (its handle time from the
+    # first answer), handled by Bob.
+    ids = {"interaction_id": uuid.uuid4(), "conversation_id": uuid.uuid4()}
+    day.add("conversation.opened", at(13, 0), conversation_id=ids["conversation_id"], channel="sms", queue_id=sales)
+    day.add("interaction.routed", at(13, 0), **ids, queue_id=sales)
+    day.add("interaction.answered", at(13, 0, 10), **ids, queue_id=sales, agent_id=ann)
+    day.add("interaction.transferred", at(13, 2, 10), **ids, queue_id=service, previous_queue_id=sales, agent_id=ann)
+    day.add("interaction.answered", at(13, 2, 40), **ids, queue_id=service, agent_id=bob)
+    day.add("interaction.completed", at(13, 7, 40), **ids, queue_id=service, agent_id=bob)
     day.add("agent.state_changed", at(12, 0), agent_id=ann, state="away", previous="available")
     await day.write(pool)
 
@@ -126,22 +136,23 @@ async def test_a_known_day_replayed_gives_the_figures_postgresql_computes_and_th
 
     # By hand, from the formulas.
     assert {k: by_name["sales"][k] for k in ("offered", "answered", "answered_within_target", "abandoned")} == {
-        "offered": 6,  # five today, and the one moved to service, offered to sales
-        "answered": 4,  # 10 s, 30 s, 5 s, and the overnight one (50 s)
-        "answered_within_target": 2,
+        "offered": 7,  # six today, and the one moved to service, offered to sales
+        "answered": 5,  # 10 s, 30 s, 5 s, the overnight one (50 s), the transferred one (10 s)
+        "answered_within_target": 3,
         "abandoned": 2,
     }
     assert by_name["sales"]["short_abandoned"] == 1 and by_name["sales"]["abandoned_after_target"] == 1
-    assert by_name["sales"]["service_level"] == round(2 / (4 + 1), 4)
-    assert by_name["sales"]["asa_seconds"] == round((10 + 30 + 5 + 50) / 4, 3)
+    assert by_name["sales"]["service_level"] == round(3 / (5 + 1), 4)
+    assert by_name["sales"]["asa_seconds"] == round((10 + 30 + 5 + 50 + 10) / 5, 3)
     assert by_name["sales"]["aht_seconds"] == round((300 + 120 + 600) / 3, 3)
     assert by_name["sales"]["channels"]["chat"]["answered"] == 1
     assert (by_name["service"]["offered"], by_name["service"]["answered"], by_name["service"]["waiting"]) == (1, 1, 1)
-    assert by_name["service"]["service_level"] == 1.0 and by_name["service"]["aht_seconds"] == 120
-    assert live["overall"]["waiting"] == 1 and live["overall"]["answered"] == 5
+    assert by_name["service"]["completed"] == 2  # the moved one, and the transferred one
+    assert by_name["service"]["service_level"] == 1.0 and by_name["service"]["aht_seconds"] == (120 + 450) / 2
+    assert live["overall"]["waiting"] == 1 and live["overall"]["answered"] == 6
     agents = {a["name"]: a for a in live["agents"]}
     assert (agents["Ann"]["state"], agents["Ann"]["handled_today"]) == ("away", 2)
-    assert (agents["Bob"]["state"], agents["Bob"]["handled_today"]) == ("busy", 2)  # the overnight one is open
+    assert (agents["Bob"]["state"], agents["Bob"]["handled_today"]) == ("busy", 3)  # the overnight one is open
 
     # What PostgreSQL computes from the log, per day and per interval.
     per_day = await history(
@@ -181,4 +192,4 @@ async def test_a_known_day_replayed_gives_the_figures_postgresql_computes_and_th
 
     csv_text = as_csv(per_day)
     assert csv_text.splitlines()[0].startswith("start,queue,offered,answered")
-    assert "2026-03-10T00:00:00Z,sales,6,4,2,2,1,1,3,0.4,23.75,340.0" in csv_text.splitlines()
+    assert "2026-03-10T00:00:00Z,sales,7,5,3,2,1,1,3,0.5,21.0,340.0" in csv_text.splitlines()
