@@ -16,27 +16,6 @@ from contactcenter.store.releases import LiveRelease, releases_of_card
 
 EXPORT = "SELECT cc_export_client($1)"
 ERASE = "SELECT cc_erase_client($1, $2)"
-# `identifier.released` (written since migration 038's erasure) names an identifier by its digest, as
-# `identifier.quarantined` does: emptied the same way, with its stored webhook copies, for the identifiers the card
-# held or was seen with. Run in the erasure's transaction, before it (the identities and sightings are gone after).
-FORGET_RELEASES = """
-WITH members AS (
-    SELECT unnest(cc_card_members(cc_card_root($1))) AS client_id
-), digests AS (
-    SELECT encode(cc_identity_digest(kind, value), 'hex') AS digest FROM (
-        SELECT kind, value FROM identities WHERE client_id IN (SELECT client_id FROM members)
-        UNION SELECT kind, value FROM identifier_sightings WHERE client_id IN (SELECT client_id FROM members)) i
-), erased AS (
-    UPDATE events SET data = data || '{"digest": ""}'::jsonb, subject = '', partition_key = 'identifier:'
-     WHERE type = 'identifier.released' AND data ->> 'digest' IN (SELECT digest FROM digests)
-    RETURNING id, subject, partition_key, data
-)
-UPDATE webhook_deliveries d
-   SET body = convert_to(jsonb_set(jsonb_set(jsonb_set(
-                  convert_from(d.body, 'UTF8')::jsonb, '{data}', e.data), '{subject}', to_jsonb(e.subject)),
-                  '{partitionkey}', to_jsonb(e.partition_key))::text, 'UTF8')
-  FROM erased e WHERE e.id IS NOT NULL AND d.event_id = e.id::text
-"""
 
 
 # Tombstones past their retention (`CC_IDENTITY_TOMBSTONE_RETENTION_HOURS`), a bounded batch at a time, rows
@@ -74,7 +53,6 @@ class Privacy:
     async def erase(self, client_id: uuid.UUID, *, actor: str) -> Erased:
         """Erase the card `client_id` answers as, with every card merged into it."""
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(FORGET_RELEASES, client_id)
             root: uuid.UUID | None = await conn.fetchval(ERASE, client_id, actor)
             if root is None:
                 raise NotFound("no such client", field="client_id")

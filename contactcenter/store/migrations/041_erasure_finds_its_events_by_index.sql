@@ -1,6 +1,6 @@
--- An erasure empties the personal data in the events kept (cc_erase_client, migration 038; identifier.released,
--- contactcenter/store/privacy.py): until now by reading the whole log, about a second per two million events
--- (`CC_EVENT_RETENTION_DAYS` of a busy contact center is tens of millions) — and twice, once for the releases.
+-- An erasure empties the personal data in the events kept (cc_erase_client, migrations 038 and 042): until now by
+-- reading the whole log, about a second per two million events (`CC_EVENT_RETENTION_DAYS` of a busy contact
+-- center is tens of millions).
 -- These indexes hold only the events an erasure looks for, by what it looks for them with: a card's
 -- `identity.added` and `client.merged` (one of each per new identity or merge, not per contact), and the rare
 -- events naming an identifier's digest.
